@@ -1,0 +1,309 @@
+//! One-to-one messages: `s_across_single_text`, `msg_recv_v2`, `get_conversations`
+//! (protocol.md 5, 7.2).
+
+use super::model::{ConvKey, Message, SyncEntry, Target, UserKey};
+use super::{Backend, ConnId, Outcome};
+use crate::protocol::{Args, Code, Failure};
+use serde_json::{json, Map, Value};
+
+/// The message size limit: the `content` object, as JSON, in bytes (protocol.md 11.11).
+pub const MAX_CONTENT_BYTES: usize = 7 * 1024;
+
+const MSG_TYPES: &[&str] = &["text", "image", "file", "location", "custom", "voice", "video"];
+
+/// Checks a message content envelope (protocol.md 5.1/5.2).
+pub(crate) fn check_content(content: &Map<String, Value>) -> Result<(), Failure> {
+    let c = Args(content);
+    let msg_type = c.str("msg_type").map_err(|f| Failure::new(f.code, format!("content.{}", f.message)))?;
+    if !MSG_TYPES.contains(&msg_type) {
+        return Err(Failure::new(Code::InvalidValue, format!("unknown content.msg_type {msg_type}")));
+    }
+    let body = c.obj("msg_body").map_err(|f| Failure::new(f.code, format!("content.{}", f.message)))?;
+    let b = Args(body);
+    let need: &[&str] = match msg_type {
+        "text" => &["text"],
+        "image" => &["media_id"],
+        "file" => &["media_id"],
+        "location" => &["latitude", "longitude"],
+        _ => &[],
+    };
+    for k in need {
+        if b.get(k).is_none() {
+            return Err(Failure::new(Code::Missing, format!("content.msg_body.{k} is required for {msg_type}")));
+        }
+    }
+    if msg_type == "text" && !matches!(b.get("text"), Some(Value::String(_))) {
+        return Err(Failure::new(Code::InvalidType, "content.msg_body.text must be a string"));
+    }
+    let size = serde_json::to_vec(content).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_CONTENT_BYTES {
+        return Err(Failure::new(Code::MsgTooLong, format!("content is {size} bytes; the limit is {MAX_CONTENT_BYTES}")));
+    }
+    Ok(())
+}
+
+impl Backend {
+    /// Whether users of `from` may message users of `to`.
+    fn cross_app_allowed(&self, from: &str, to: &str) -> bool {
+        from == to
+            || self
+                .apps
+                .get(from)
+                .is_some_and(|a| a.cross_app.as_ref().is_none_or(|l| l.iter().any(|k| k == to)))
+    }
+
+    pub(super) fn send_single(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
+        let me = self.me(conn)?;
+        let content = a.obj("content")?;
+        let target_name = match a.opt_id("target_id")? {
+            Some(t) => t,
+            None => Args(content)
+                .opt_id("target_id")?
+                .ok_or_else(|| Failure::new(Code::Missing, "target_id is required"))?,
+        };
+        let target_appkey = a
+            .opt_str("appkey")?
+            .or(Args(content).opt_str("target_appkey")?)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&me.appkey)
+            .to_owned();
+        check_content(content)?;
+        let no_offline = a.opt_bool("no_offline")?.unwrap_or(false);
+        let need_receipt = a.opt_bool("need_receipt")?.unwrap_or(false);
+        let custom_notification = a.opt_obj("custom_notification")?.cloned();
+        let target = UserKey::new(target_appkey.clone(), target_name.clone());
+        if !self.users.contains_key(&target) {
+            return Err(Failure::new(Code::TargetUserNotExist, format!("user {target_name} does not exist in {target_appkey}")));
+        }
+        if !self.cross_app_allowed(&me.appkey, &target.appkey) {
+            return Err(Failure::new(Code::TargetUserNotExist, format!("app {} may not message app {}", me.appkey, target.appkey)));
+        }
+        let sender = self.users.get(&me).ok_or_else(|| Failure::from(Code::UserNotExist))?;
+        let (from_uid, sui_mtime) = (sender.uid, sender.mtime_s);
+        let now = self.now_ms();
+        let msg_id = self.ids.next_msg();
+        let mut content = content.clone();
+        content.insert("from_id".into(), json!(me.username));
+        content.insert("from_appkey".into(), json!(me.appkey));
+        content.insert("target_id".into(), json!(target.username));
+        content.insert("target_appkey".into(), json!(target.appkey));
+        content.insert("target_type".into(), json!("single"));
+        content.insert("sui_mtime".into(), json!(sui_mtime));
+        let mut wire = json!({
+            "msg_id": msg_id,
+            "msg_type": 3,
+            "from_uid": from_uid,
+            "from_gid": 0,
+            "ctime_ms": now,
+            "msg_level": if me.appkey == target.appkey { 0 } else { 1 },
+            "need_receipt": need_receipt,
+            "content": content,
+        });
+        if let (Some(cn), Some(m)) = (custom_notification, wire.as_object_mut()) {
+            m.insert("custom_notification".into(), Value::Object(cn));
+        }
+        let message = Message {
+            msg_id,
+            from: me.clone(),
+            target: Target::User(target.clone()),
+            ctime_ms: now,
+            wire: wire.clone(),
+        };
+        // Recipients: every session of the target, and the sender's other sessions.
+        let mut to: Vec<ConnId> = self.conns_of(&target);
+        for c in self.conns_of(&me) {
+            if c != conn && !to.contains(&c) {
+                to.push(c);
+            }
+        }
+        to.retain(|c| *c != conn);
+        let target_live: Vec<ConnId> = self.conns_of(&target).into_iter().filter(|c| *c != conn).collect();
+        // 2.4.0 builds never confirm with msg_recv_v2: a live push to one counts as delivered.
+        let delivered_live = target_live.iter().any(|c| {
+            self.conns
+                .get(c)
+                .and_then(|c| c.login.as_ref())
+                .is_some_and(|l| l.version.starts_with("2.4"))
+        });
+        if !no_offline {
+            self.messages.insert(msg_id, message);
+            self.record(&target, ConvKey::Single(me.clone()), msg_id, now, delivered_live);
+            if target != me {
+                self.record(&me, ConvKey::Single(target.clone()), msg_id, now, true);
+            }
+        }
+        let mut out = Outcome::ok(
+            json!({
+                "msg_id": msg_id,
+                "ctime_ms": now,
+                "target_username": target.username,
+                "appkey": target.appkey,
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        );
+        out.push(to, "msg_sync", json!({ "messages": [wire] }));
+        Ok(out)
+    }
+
+    /// Appends a message to a user's sync log and conversation.
+    pub(super) fn record(&mut self, user: &UserKey, conv: ConvKey, msg_id: u64, now: i64, delivered: bool) {
+        let mb = self.mailboxes.entry(user.clone()).or_default();
+        mb.head += 1;
+        let seq = mb.head;
+        mb.log.push_back(SyncEntry { seq, msg_id, conv: conv.clone(), delivered });
+        let c = mb.conversations.entry(conv).or_default();
+        c.mtime_ms = now;
+        c.msg_ids.push(msg_id);
+    }
+
+    pub(super) fn msg_recv(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
+        let me = self.me(conn)?;
+        let msg_id = a
+            .opt_i64("msg_id")?
+            .ok_or_else(|| Failure::new(Code::Missing, "msg_id is required"))?;
+        if let Some(mb) = self.mailboxes.get_mut(&me) {
+            for e in mb.log.iter_mut().filter(|e| e.msg_id as i64 == msg_id) {
+                e.delivered = true;
+            }
+        }
+        Ok(Outcome::ok_empty())
+    }
+
+    pub(super) fn get_conversations(&mut self, conn: ConnId) -> Result<Outcome, Failure> {
+        let me = self.me(conn)?;
+        let mut list: Vec<(i64, Value)> = Vec::new();
+        if let Some(mb) = self.mailboxes.get(&me) {
+            for (key, conv) in &mb.conversations {
+                let ConvKey::Single(peer) = key else { continue };
+                let Some(u) = self.users.get(peer) else { continue };
+                list.push((
+                    conv.mtime_ms,
+                    json!({
+                        "key": u.uid,
+                        "type": 3,
+                        "appkey": u.key.appkey,
+                        "username": u.key.username,
+                        "nickname": u.nickname,
+                        "name": u.nickname,
+                        "avatar": u.avatar,
+                        "mtime": conv.mtime_ms,
+                        "utime": u.mtime_s * 1000,
+                    }),
+                ));
+            }
+        }
+        list.sort_by(|a, b| b.0.cmp(&a.0));
+        let mut f = Map::new();
+        f.insert("conversations".into(), Value::Array(list.into_iter().map(|(_, v)| v).collect()));
+        Ok(Outcome::ok(f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::md5_hex;
+    use super::super::test_support::*;
+    use super::*;
+    use rstest::rstest;
+
+    fn send(h: &mut Harness, conn: u64, to: &str, content: Value) -> crate::backend::Outcome {
+        h.req(conn, "s_across_single_text", json!({"target_id": to, "content": content, "no_offline": false, "no_notification": false}))
+    }
+
+    #[rstest]
+    #[case::text(json!({"msg_type": "text", "msg_body": {"text": "hi 你好 😀", "extras": {"a": 1}}}))]
+    #[case::image(json!({"msg_type": "image", "msg_body": {"media_id": "qiniu/image/x", "media_crc32": 1, "width": 2, "height": 3, "format": "png", "fsize": 4}}))]
+    #[case::file(json!({"msg_type": "file", "msg_body": {"media_id": "qiniu/file/y", "media_crc32": 1, "hash": "h", "fsize": 9, "fname": "a.txt"}}))]
+    #[case::location(json!({"msg_type": "location", "msg_body": {"latitude": 1.5, "longitude": 2.5, "scale": 1, "label": "here"}}))]
+    #[case::custom(json!({"msg_type": "custom", "msg_body": {"anything": [1, 2]}}))]
+    fn every_content_type_is_delivered(#[case] content: Value) {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        h.user(2, "bobby");
+        let o = send(&mut h, 1, "bobby", content.clone());
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        let r = resp(&o);
+        assert_eq!(r["target_username"], json!("bobby"));
+        assert_eq!(r["appkey"], json!(APP));
+        assert!(r["msg_id"].as_u64().is_some());
+        assert_eq!(r["ctime_ms"], json!(T0));
+        assert_eq!(o.pushes.len(), 1);
+        assert_eq!(o.pushes[0].to, vec![2]);
+        let msg = &o.pushes[0].payload["messages"][0];
+        assert_eq!(msg["msg_id"], r["msg_id"]);
+        assert_eq!(msg["msg_type"], json!(3));
+        assert_eq!(msg["content"]["from_appkey"], json!(APP));
+        assert_eq!(msg["content"]["from_id"], json!("alice"));
+        assert_eq!(msg["content"]["msg_body"], content["msg_body"]);
+    }
+
+    #[test]
+    fn send_failures() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        let text = json!({"msg_type": "text", "msg_body": {"text": "x"}});
+        assert_eq!(send(&mut h, 1, "nobody", text.clone()).code(), Some(880203));
+        h.user(2, "bobby");
+        let big = json!({"msg_type": "text", "msg_body": {"text": "x".repeat(7200)}});
+        assert_eq!(send(&mut h, 1, "bobby", big).code(), Some(880206));
+        assert_eq!(send(&mut h, 1, "bobby", json!({"msg_type": "weird", "msg_body": {}})).code(), Some(880003));
+        assert_eq!(send(&mut h, 1, "bobby", json!({"msg_type": "text"})).code(), Some(880001));
+        assert_eq!(h.req(1, "s_across_single_text", json!({"target_id": "bobby"})).code(), Some(880001));
+        assert_eq!(h.req(1, "s_across_single_text", json!({"target_id": "bobby", "content": "x"})).code(), Some(880004));
+    }
+
+    #[test]
+    fn cross_app_sends_fill_both_appkeys_and_respect_permissions() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        // A user in APP2 (which may message nobody else).
+        h.init(2, APP2, "s2");
+        h.req(2, "register", json!({"username": "zed1", "password": md5_hex("pw")}));
+        h.req(2, "login", json!({"username": "zed1", "password": md5_hex("pw")}));
+        let o = h.req(1, "s_across_single_text", json!({"target_id": "zed1", "appkey": APP2, "content": {"msg_type": "text", "msg_body": {"text": "x"}, "target_appkey": APP2, "from_appkey": APP}}));
+        assert_eq!(o.code(), Some(0));
+        assert_eq!(resp(&o)["appkey"], json!(APP2));
+        let msg = &o.pushes[0].payload["messages"][0];
+        assert_eq!(msg["msg_level"], json!(1));
+        assert_eq!(msg["content"]["target_appkey"], json!(APP2));
+        assert_eq!(msg["content"]["from_appkey"], json!(APP));
+        let back = h.req(2, "s_across_single_text", json!({"target_id": "alice", "appkey": APP, "content": {"msg_type": "text", "msg_body": {"text": "x"}}}));
+        assert_eq!(back.code(), Some(880203));
+    }
+
+    #[test]
+    fn sender_other_sessions_get_a_copy_and_no_offline_is_not_stored() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        h.init(3, APP, SECRET);
+        h.req(3, "login", json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}));
+        h.user(2, "bobby");
+        let o = send(&mut h, 1, "bobby", json!({"msg_type": "text", "msg_body": {"text": "x"}}));
+        let mut to = o.pushes[0].to.clone();
+        to.sort();
+        assert_eq!(to, vec![2, 3]);
+        let n = h.b.message_count();
+        let o = h.req(1, "s_across_single_text", json!({"target_id": "bobby", "no_offline": true, "content": {"msg_type": "text", "msg_body": {"text": "x"}}}));
+        assert_eq!(o.code(), Some(0));
+        assert_eq!(h.b.message_count(), n);
+    }
+
+    #[test]
+    fn conversations_list_peers_newest_first() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        h.user(2, "bobby");
+        h.user(3, "carol");
+        send(&mut h, 1, "bobby", json!({"msg_type": "text", "msg_body": {"text": "x"}}));
+        h.clock.advance_ms(10);
+        send(&mut h, 3, "alice", json!({"msg_type": "text", "msg_body": {"text": "y"}}));
+        let o = h.req(1, "get_conversations", json!({}));
+        let list = resp(&o)["conversations"].as_array().cloned().unwrap();
+        let names: Vec<_> = list.iter().map(|c| c["username"].clone()).collect();
+        assert_eq!(names, vec![json!("carol"), json!("bobby")]);
+        assert_eq!(list[0]["type"], json!(3));
+        assert!(list[0]["key"].as_u64().is_some());
+    }
+}

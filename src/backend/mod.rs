@@ -1,0 +1,498 @@
+//! The fake IM service as plain, deterministic state: `handle(conn, request) ->
+//! (response, pushes)`. No I/O; time and ids are injected. Most behaviour tests run
+//! against this module directly.
+//!
+//! Every request goes through [`Backend::handle`], which applies the envelope rules
+//! (dedupe of retried rids, session preconditions, unknown events) before the handler
+//! of the event runs. Handlers live in one file per area.
+
+mod chat;
+pub mod clock;
+pub mod dedupe;
+pub mod model;
+mod session;
+mod sync;
+mod users;
+
+pub use clock::{Clock, Ids, ManualClock, SystemClock};
+pub use model::{AppConfig, ConnId, UserKey};
+
+use crate::protocol::events::Needs;
+use crate::protocol::{success, Args, Code, Event, Failure, Rid};
+use dedupe::{Dedupe, Scope};
+use model::{Conn, Mailbox, Message, User};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// A push to deliver: one payload, encoded once, sent to every listed connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Push {
+    pub to: Vec<ConnId>,
+    pub event: &'static str,
+    pub payload: Value,
+}
+
+/// What handling one request produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// The response body without `rid`; `None` = ack only.
+    pub response: Option<Map<String, Value>>,
+    /// Pushes, sent after the response, in order.
+    pub pushes: Vec<Push>,
+}
+
+impl Outcome {
+    pub fn ok(fields: Map<String, Value>) -> Self {
+        Self {
+            response: Some(success(fields)),
+            pushes: Vec::new(),
+        }
+    }
+
+    pub fn ok_empty() -> Self {
+        Self::ok(Map::new())
+    }
+
+    pub fn fail(f: &Failure) -> Self {
+        Self {
+            response: Some(f.to_body()),
+            pushes: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, to: Vec<ConnId>, event: &'static str, payload: Value) {
+        if !to.is_empty() {
+            self.pushes.push(Push { to, event, payload });
+        }
+    }
+
+    /// The response code (0 for success), if there is a response.
+    pub fn code(&self) -> Option<i64> {
+        self.response
+            .as_ref()
+            .and_then(|r| r.get("code"))
+            .and_then(Value::as_i64)
+    }
+}
+
+/// A user to create at start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSeed {
+    pub appkey: String,
+    pub username: String,
+    /// Plain-text password (hashed on load).
+    pub password: String,
+    #[serde(default)]
+    pub nickname: String,
+    #[serde(default)]
+    pub signature: String,
+    #[serde(default)]
+    pub gender: i64,
+    #[serde(default)]
+    pub region: String,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub birthday: String,
+    #[serde(default)]
+    pub extras: Map<String, Value>,
+}
+
+/// The initial state of a backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+    #[serde(default)]
+    pub users: Vec<UserSeed>,
+    /// How long a `c_init` signature stays valid (default 10 minutes, the guide's rule).
+    #[serde(default = "default_signature_ttl")]
+    pub signature_ttl_ms: i64,
+}
+
+fn default_signature_ttl() -> i64 {
+    10 * 60 * 1000
+}
+
+/// Lower-case hex MD5 of a string.
+pub fn md5_hex(s: &str) -> String {
+    use md5::{Digest, Md5};
+    hex::encode(Md5::digest(s.as_bytes()))
+}
+
+/// The c_init signature for an app (protocol.md 3.1).
+pub fn signature(appkey: &str, timestamp: &str, random_str: &str, secret: &str) -> String {
+    md5_hex(&format!(
+        "appkey={appkey}&timestamp={timestamp}&random_str={random_str}&key={secret}"
+    ))
+}
+
+/// The service state.
+#[derive(Debug)]
+pub struct Backend {
+    clock: Arc<dyn Clock>,
+    ids: Ids,
+    signature_ttl_ms: i64,
+    apps: BTreeMap<String, AppConfig>,
+    users: HashMap<UserKey, User>,
+    uids: HashMap<u64, UserKey>,
+    conns: BTreeMap<ConnId, Conn>,
+    messages: HashMap<u64, Message>,
+    mailboxes: HashMap<UserKey, Mailbox>,
+    dedupe: Dedupe,
+}
+
+impl Backend {
+    /// A backend with the given state, clock and id source.
+    pub fn new(config: BackendConfig, clock: Arc<dyn Clock>) -> Self {
+        let mut b = Self {
+            clock,
+            ids: Ids::default(),
+            signature_ttl_ms: config.signature_ttl_ms,
+            apps: BTreeMap::new(),
+            users: HashMap::new(),
+            uids: HashMap::new(),
+            conns: BTreeMap::new(),
+            messages: HashMap::new(),
+            mailboxes: HashMap::new(),
+            dedupe: Dedupe::default(),
+        };
+        for app in config.apps {
+            b.apps.insert(app.appkey.clone(), app);
+        }
+        for u in config.users {
+            b.seed_user(u);
+        }
+        b
+    }
+
+    fn seed_user(&mut self, u: UserSeed) {
+        let key = UserKey::new(u.appkey, u.username);
+        let now = self.now_ms();
+        let uid = self.ids.next_uid();
+        let user = User {
+            uid,
+            key: key.clone(),
+            password_md5: md5_hex(&u.password),
+            nickname: u.nickname,
+            avatar: String::new(),
+            birthday: u.birthday,
+            gender: u.gender,
+            signature: u.signature,
+            region: u.region,
+            address: u.address,
+            extras: u.extras,
+            mtime_s: now / 1000,
+            ctime_ms: now,
+            disabled: false,
+        };
+        self.uids.insert(uid, key.clone());
+        self.users.insert(key, user);
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The apps, by appkey.
+    pub fn apps(&self) -> impl Iterator<Item = &AppConfig> {
+        self.apps.values()
+    }
+
+    /// A user's profile.
+    pub fn user(&self, key: &UserKey) -> Option<&User> {
+        self.users.get(key)
+    }
+
+    /// Number of stored messages.
+    pub fn message_count(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// The logged-in user of a connection.
+    pub fn conn_user(&self, conn: ConnId) -> Option<&UserKey> {
+        self.conns.get(&conn)?.login.as_ref().map(|l| &l.user)
+    }
+
+    /// A transport connection opened.
+    pub fn connect(&mut self, conn: ConnId) {
+        self.conns.insert(conn, Conn::default());
+    }
+
+    /// A transport connection closed: its login ends.
+    pub fn disconnect(&mut self, conn: ConnId) {
+        self.conns.remove(&conn);
+    }
+
+    /// Live connections logged in as `user`.
+    fn conns_of(&self, user: &UserKey) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.login.as_ref().is_some_and(|l| &l.user == user))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn scopes(&self, conn: ConnId) -> Vec<Scope> {
+        let mut s = vec![Scope::Conn(conn)];
+        if let Some(u) = self.conn_user(conn) {
+            s.push(Scope::User(u.clone()));
+        }
+        s
+    }
+
+    /// Handles one request. `payload` is the request object (its `rid` is ignored here).
+    pub fn handle(&mut self, conn: ConnId, event: &str, rid: &Rid, payload: &Map<String, Value>) -> Outcome {
+        let now = self.now_ms();
+        self.dedupe.expire(now);
+        if !self.conns.contains_key(&conn) {
+            self.connect(conn);
+        }
+        let known = Event::from_wire(event);
+        let ack_only = known.is_some_and(Event::ack_only);
+        let before = self.scopes(conn);
+        if let Some(answer) = self.dedupe.get(&before, event, rid.key()) {
+            tracing::debug!(conn, event, rid = rid.key(), "retried rid answered from cache");
+            return Outcome {
+                response: if ack_only { None } else { answer },
+                pushes: Vec::new(),
+            };
+        }
+        let logged_in = self.conn_user(conn).is_some();
+        if !logged_in
+            && known.is_some_and(|e| e.needs() == Needs::Login)
+            && self.dedupe.seen_anywhere(event, rid.key())
+        {
+            // An old retry replayed on a fresh connection (protocol.md 1.7): ack only, so
+            // the original call is neither failed nor executed twice.
+            tracing::debug!(conn, event, rid = rid.key(), "retry on an unauthenticated connection: ack only");
+            return Outcome::default();
+        }
+        let result = match known {
+            None => Err(Failure::new(Code::InvalidParameter, format!("unknown event {event}"))),
+            Some(e) => self.check_needs(conn, e).and_then(|()| self.dispatch(conn, e, Args(payload))),
+        };
+        let mut outcome = match result {
+            Ok(o) => o,
+            Err(f) => Outcome::fail(&f),
+        };
+        if ack_only {
+            outcome.response = None;
+        }
+        let mut scopes = before;
+        for s in self.scopes(conn) {
+            if !scopes.contains(&s) {
+                scopes.push(s);
+            }
+        }
+        self.dedupe.put(now, &scopes, event, rid.key(), outcome.response.clone());
+        outcome
+    }
+
+    fn check_needs(&self, conn: ConnId, e: Event) -> Result<(), Failure> {
+        let c = self.conns.get(&conn);
+        match e.needs() {
+            Needs::Nothing => Ok(()),
+            Needs::Init if c.and_then(|c| c.appkey.as_ref()).is_some() => Ok(()),
+            Needs::Login if c.and_then(|c| c.login.as_ref()).is_some() => Ok(()),
+            Needs::Init => Err(Failure::new(Code::InvalidAuthorization, "call init (c_init) first")),
+            Needs::Login => Err(Failure::new(Code::InvalidAuthorization, "not logged in")),
+        }
+    }
+
+    fn dispatch(&mut self, conn: ConnId, e: Event, a: Args<'_>) -> Result<Outcome, Failure> {
+        match e {
+            Event::CInit => self.c_init(conn, a),
+            Event::Register => self.register(conn, a),
+            Event::Login => self.login(conn, a),
+            Event::GetAcrossUserInfo => self.get_user_info(conn, a),
+            Event::UpdateUserInf => self.update_user_info(conn, a),
+            Event::UpdateUserPwd => self.update_user_pwd(conn, a),
+            Event::SAcrossSingleText => self.send_single(conn, a),
+            Event::MsgRecvV2 => self.msg_recv(conn, a),
+            Event::GetConversations => self.get_conversations(conn),
+            Event::SyncCheck => self.sync_check(conn, a),
+            Event::SyncConversationAck => self.sync_conversation_ack(conn, a),
+            Event::SyncEventAck | Event::SyncReceiptAck => Ok(Outcome::ok_empty()),
+            Event::EventNotification => Ok(Outcome::default()),
+            other => Err(Failure::new(
+                Code::InvalidParameter,
+                format!("{} is not implemented by this server yet", other.wire()),
+            )),
+        }
+    }
+
+    /// The logged-in user of `conn` (handlers run only after `check_needs`).
+    fn me(&self, conn: ConnId) -> Result<UserKey, Failure> {
+        self.conn_user(conn)
+            .cloned()
+            .ok_or_else(|| Failure::new(Code::InvalidAuthorization, "not logged in"))
+    }
+
+    /// A new `event_notification` object with id and times filled in.
+    fn new_event(&mut self, event_type: i64, fields: Value) -> Value {
+        let now = self.now_ms();
+        let mut ev = json!({
+            "event_id": self.ids.next_event(),
+            "event_type": event_type,
+            "ctime": now / 1000,
+            "ctime_ms": now,
+        });
+        if let (Some(m), Value::Object(f)) = (ev.as_object_mut(), fields) {
+            m.extend(f);
+        }
+        ev
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use serde_json::json;
+
+    pub const APP: &str = "testappkey0000000000000a";
+    pub const SECRET: &str = "testsecret00000000000000";
+    pub const APP2: &str = "otherappkey000000000000b";
+    pub const T0: i64 = 1_800_000_000_000;
+
+    pub struct Harness {
+        pub b: Backend,
+        pub clock: ManualClock,
+        next_rid: u64,
+    }
+
+    impl Harness {
+        pub fn new() -> Self {
+            let clock = ManualClock::new(T0);
+            let cfg = BackendConfig {
+                apps: vec![
+                    AppConfig { appkey: APP.into(), secret: SECRET.into(), name: "t".into(), cross_app: None, max_users: None },
+                    AppConfig { appkey: APP2.into(), secret: "s2".into(), name: "t2".into(), cross_app: Some(vec![]), max_users: Some(1) },
+                ],
+                users: vec![],
+                signature_ttl_ms: default_signature_ttl(),
+            };
+            Self { b: Backend::new(cfg, Arc::new(clock.clone())), clock, next_rid: 0 }
+        }
+
+        pub fn req(&mut self, conn: ConnId, event: &str, payload: Value) -> Outcome {
+            self.next_rid += 1;
+            let rid = self.next_rid;
+            self.req_rid(conn, event, rid, payload)
+        }
+
+        pub fn req_rid(&mut self, conn: ConnId, event: &str, rid: u64, payload: Value) -> Outcome {
+            let mut m = payload.as_object().cloned().unwrap_or_default();
+            m.insert("rid".into(), json!(rid));
+            let rid = Rid::from_payload(&m).expect("rid");
+            self.b.handle(conn, event, &rid, &m)
+        }
+
+        pub fn init(&mut self, conn: ConnId, appkey: &str, secret: &str) -> Outcome {
+            let ts = self.clock.now_ms().to_string();
+            let rs = "0123456789abcdefghij";
+            self.req(conn, "c_init", json!({"appkey": appkey, "random_str": rs, "timestamp": ts,
+                "signature": signature(appkey, &ts, rs, secret), "flag": 0, "fromPlatForm": "j"}))
+        }
+
+        /// init + register + login as `name` on `conn` (app APP).
+        pub fn user(&mut self, conn: ConnId, name: &str) {
+            assert_eq!(self.init(conn, APP, SECRET).code(), Some(0));
+            let r = self.req(conn, "register", json!({"username": name, "password": md5_hex("pw")}));
+            assert!(matches!(r.code(), Some(0) | Some(898001)), "{r:?}");
+            let l = self.req(conn, "login", json!({"username": name, "password": md5_hex("pw"), "version": "2.5.0"}));
+            assert_eq!(l.code(), Some(0), "{l:?}");
+        }
+    }
+
+    pub fn resp(o: &Outcome) -> &Map<String, Value> {
+        o.response.as_ref().expect("a response")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+
+    #[test]
+    fn unknown_event_is_an_error_not_a_panic() {
+        let mut h = Harness::new();
+        let o = h.req(1, "no_such_event", json!({}));
+        assert_eq!(o.code(), Some(880002));
+    }
+
+    #[test]
+    fn requests_before_init_or_login_are_rejected() {
+        let mut h = Harness::new();
+        assert_eq!(h.req(1, "login", json!({"username": "a", "password": "x"})).code(), Some(882004));
+        assert_eq!(h.req(1, "register", json!({"username": "a", "password": "x"})).code(), Some(882004));
+        assert_eq!(h.req(1, "get_conversations", json!({})).code(), Some(882004));
+        h.init(1, APP, SECRET);
+        assert_eq!(h.req(1, "get_conversations", json!({})).code(), Some(882004));
+    }
+
+    #[test]
+    fn event_notification_echo_is_ack_only() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        let o = h.req(1, "event_notification", json!({"event_id": 1, "event_type": 1}));
+        assert_eq!(o, Outcome::default());
+    }
+
+    #[test]
+    fn retried_rid_is_answered_from_cache_without_side_effects() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        h.user(2, "bobby");
+        let send = json!({"target_id": "bobby", "content": {"msg_type": "text", "msg_body": {"text": "hi"}, "target_id": "bobby", "from_id": "alice"}});
+        let first = h.req_rid(1, "s_across_single_text", 77, send.clone());
+        assert_eq!(first.code(), Some(0));
+        assert_eq!(first.pushes.len(), 1);
+        for _ in 0..4 {
+            let again = h.req_rid(1, "s_across_single_text", 77, send.clone());
+            assert_eq!(again.response, first.response);
+            assert!(again.pushes.is_empty());
+        }
+        assert_eq!(h.b.message_count(), 1);
+        // The same rid from alice's new connection after a reconnect + login hits too.
+        h.b.disconnect(1);
+        h.init(3, APP, SECRET);
+        // Before login: an old retry is acked only.
+        assert_eq!(h.req_rid(3, "s_across_single_text", 77, send.clone()), Outcome::default());
+        h.req(3, "login", json!({"username": "alice", "password": md5_hex("pw")}));
+        let after = h.req_rid(3, "s_across_single_text", 77, send);
+        assert_eq!(after.response, first.response);
+        assert_eq!(h.b.message_count(), 1);
+    }
+
+    #[test]
+    fn login_retry_on_same_connection_is_not_already_logged_in() {
+        let mut h = Harness::new();
+        h.init(1, APP, SECRET);
+        h.req(1, "register", json!({"username": "alice", "password": md5_hex("pw")}));
+        let l1 = h.req_rid(1, "login", 500, json!({"username": "alice", "password": md5_hex("pw")}));
+        let l2 = h.req_rid(1, "login", 500, json!({"username": "alice", "password": md5_hex("pw")}));
+        assert_eq!(l1.code(), Some(0));
+        assert_eq!(l1.response, l2.response);
+        // A new rid is a second login on the same connection.
+        let l3 = h.req(1, "login", json!({"username": "alice", "password": md5_hex("pw")}));
+        assert_eq!(l3.code(), Some(880107));
+    }
+
+    #[test]
+    fn dedupe_expires_after_five_minutes() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        let o1 = h.req_rid(1, "get_conversations", 9, json!({}));
+        h.clock.advance_ms(5 * 60 * 1000);
+        let o2 = h.req_rid(1, "get_conversations", 9, json!({}));
+        assert_eq!(o1.code(), Some(0));
+        assert_eq!(o2.code(), Some(0));
+        assert_eq!(h.b.dedupe.len(), 2); // re-executed and re-stored (conn + user scopes)
+    }
+}

@@ -1,0 +1,159 @@
+//! The backend's data: apps, users, connections, messages, conversations, sync logs.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, VecDeque};
+
+/// A transport connection id (one Engine.IO session).
+pub type ConnId = u64;
+
+/// A user is identified by app and username.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct UserKey {
+    pub appkey: String,
+    pub username: String,
+}
+
+impl UserKey {
+    pub fn new(appkey: impl Into<String>, username: impl Into<String>) -> Self {
+        Self {
+            appkey: appkey.into(),
+            username: username.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for UserKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.appkey, self.username)
+    }
+}
+
+/// An application (appkey + master secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    pub appkey: String,
+    pub secret: String,
+    #[serde(default)]
+    pub name: String,
+    /// Apps whose users this app's users may message. `None`: every app on the server.
+    #[serde(default)]
+    pub cross_app: Option<Vec<String>>,
+    /// Most users `register` may create (880007 beyond it). `None`: unlimited.
+    #[serde(default)]
+    pub max_users: Option<usize>,
+}
+
+/// A user's profile and credentials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub uid: u64,
+    pub key: UserKey,
+    /// Lower-case hex MD5 of the password, as the SDK sends it.
+    pub password_md5: String,
+    pub nickname: String,
+    pub avatar: String,
+    pub birthday: String,
+    pub gender: i64,
+    pub signature: String,
+    pub region: String,
+    pub address: String,
+    pub extras: Map<String, Value>,
+    /// Profile modification time, seconds.
+    pub mtime_s: i64,
+    pub ctime_ms: i64,
+    pub disabled: bool,
+}
+
+impl User {
+    /// The public profile (`user_info` of get_across_user_info).
+    pub fn info(&self) -> Value {
+        json!({
+            "uid": self.uid,
+            "username": self.key.username,
+            "appkey": self.key.appkey,
+            "nickname": self.nickname,
+            "avatar": self.avatar,
+            "birthday": self.birthday,
+            "gender": self.gender,
+            "signature": self.signature,
+            "region": self.region,
+            "address": self.address,
+            "mtime": self.mtime_s,
+            "extras": self.extras,
+        })
+    }
+}
+
+/// A logged-in connection's identity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoginState {
+    pub user: UserKey,
+    /// `web` for the SDK; reference clients may declare `pc`, `Android`, `ios`.
+    pub platform: String,
+    /// `login.version` as sent (2.4.0 builds send no `msg_recv_v2`).
+    pub version: String,
+    pub since_ms: i64,
+}
+
+/// One transport connection as the backend sees it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Conn {
+    /// Set by a successful `c_init`.
+    pub appkey: Option<String>,
+    /// The init `flag`: 1 = roaming.
+    pub sync_type: i64,
+    pub login: Option<LoginState>,
+}
+
+/// Who a message was sent to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    User(UserKey),
+    Group(u64),
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub msg_id: u64,
+    pub from: UserKey,
+    pub target: Target,
+    pub ctime_ms: i64,
+    /// The message object exactly as pushed in `msg_sync` (protocol.md 7.2).
+    pub wire: Value,
+}
+
+/// A conversation as one user sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConvKey {
+    Single(UserKey),
+    Group(u64),
+}
+
+/// Per-user conversation state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Conversation {
+    pub mtime_ms: i64,
+    pub msg_ids: Vec<u64>,
+}
+
+/// One entry of a user's sync log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncEntry {
+    pub seq: i64,
+    pub msg_id: u64,
+    pub conv: ConvKey,
+    /// Confirmed by a device (`msg_recv_v2`, `sync_conversation_ack`).
+    pub delivered: bool,
+}
+
+/// A user's mailbox: the sync log and conversations.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Mailbox {
+    /// Highest sync key issued.
+    pub head: i64,
+    pub log: VecDeque<SyncEntry>,
+    pub conversations: BTreeMap<ConvKey, Conversation>,
+}

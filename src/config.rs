@@ -1,0 +1,181 @@
+//! Server configuration: the embedded default app and demo users, and the optional
+//! YAML config file (`--config`).
+
+use crate::backend::{AppConfig, BackendConfig, UserSeed};
+use serde::Deserialize;
+use std::path::Path;
+
+/// The embedded default app: usable with no configuration at all.
+pub const DEFAULT_APPKEY: &str = "6b4c1fe2d0a8e5f3a9c7b1d2";
+/// The embedded default app's master secret.
+pub const DEFAULT_SECRET: &str = "jmessage-mock-dev-secret";
+/// Default port of `serve`.
+pub const DEFAULT_PORT: u16 = 8787;
+/// Password of every demo user.
+pub const DEMO_PASSWORD: &str = "123456";
+/// The demo users seeded into the default app.
+pub const DEMO_USERS: &[(&str, &str)] = &[
+    ("alice", "Alice"),
+    ("bobby", "Bobby"),
+    ("carol", "Carol"),
+    ("david", "David"),
+];
+
+/// The YAML config file. Every key is optional.
+///
+/// ```yaml
+/// apps:
+///   - appkey: 6b4c1fe2d0a8e5f3a9c7b1d2
+///     secret: my-secret
+/// users:
+///   - appkey: 6b4c1fe2d0a8e5f3a9c7b1d2
+///     username: alice
+///     password: "123456"
+/// demo_users: false
+/// signature_ttl_ms: 600000
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+    #[serde(default)]
+    pub users: Vec<UserSeed>,
+    /// Seed the demo users into the first app (default true).
+    #[serde(default)]
+    pub demo_users: Option<bool>,
+    #[serde(default)]
+    pub signature_ttl_ms: Option<i64>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+/// A config file that could not be used, with its location.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+}
+
+impl ConfigFile {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, path: &str) -> Result<Self, ConfigError> {
+        serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// The demo users of an app.
+pub fn demo_users(appkey: &str) -> Vec<UserSeed> {
+    DEMO_USERS
+        .iter()
+        .map(|(name, nick)| UserSeed {
+            appkey: appkey.to_owned(),
+            username: (*name).to_owned(),
+            password: DEMO_PASSWORD.to_owned(),
+            nickname: (*nick).to_owned(),
+            signature: String::new(),
+            gender: 0,
+            region: String::new(),
+            address: String::new(),
+            birthday: String::new(),
+            extras: Default::default(),
+        })
+        .collect()
+}
+
+/// Builds the backend state from an optional file and the command-line overrides of the
+/// first app.
+pub fn backend_config(
+    file: Option<&ConfigFile>,
+    appkey: Option<&str>,
+    secret: Option<&str>,
+) -> BackendConfig {
+    let mut apps = file.map(|f| f.apps.clone()).unwrap_or_default();
+    if apps.is_empty() {
+        apps.push(AppConfig {
+            appkey: DEFAULT_APPKEY.into(),
+            secret: DEFAULT_SECRET.into(),
+            name: "jmessage-mock default app".into(),
+            cross_app: None,
+            max_users: None,
+        });
+    }
+    if let Some(k) = appkey {
+        apps[0].appkey = k.to_owned();
+    }
+    if let Some(s) = secret {
+        apps[0].secret = s.to_owned();
+    }
+    let mut users = file.map(|f| f.users.clone()).unwrap_or_default();
+    if file.and_then(|f| f.demo_users).unwrap_or(true) {
+        let first = apps[0].appkey.clone();
+        for u in demo_users(&first) {
+            if !users
+                .iter()
+                .any(|x| x.appkey == u.appkey && x.username == u.username)
+            {
+                users.push(u);
+            }
+        }
+    }
+    BackendConfig {
+        apps,
+        users,
+        signature_ttl_ms: file
+            .and_then(|f| f.signature_ttl_ms)
+            .unwrap_or(10 * 60 * 1000),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_have_an_app_and_demo_users() {
+        let c = backend_config(None, None, None);
+        assert_eq!(c.apps[0].appkey, DEFAULT_APPKEY);
+        assert_eq!(c.users.len(), DEMO_USERS.len());
+        let c = backend_config(None, Some("k"), Some("s"));
+        assert_eq!(c.apps[0].appkey, "k");
+        assert_eq!(c.users[0].appkey, "k");
+    }
+
+    #[test]
+    fn file_errors_have_locations() {
+        let err = ConfigFile::parse("apps:\n  - appkey: a\n    secrt: b\n", "x.yaml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("x.yaml: "), "{msg}");
+        assert!(msg.contains("secrt"), "{msg}");
+        assert!(msg.contains('3'), "line number expected: {msg}");
+    }
+
+    #[test]
+    fn file_parses() {
+        let f = ConfigFile::parse(
+            "apps:\n  - appkey: a\n    secret: b\nusers:\n  - {appkey: a, username: zed1, password: p}\ndemo_users: false\n",
+            "x.yaml",
+        )
+        .unwrap();
+        let c = backend_config(Some(&f), None, None);
+        assert_eq!(c.users.len(), 1);
+        assert_eq!(c.apps[0].secret, "b");
+    }
+}

@@ -1,0 +1,206 @@
+//! The `jmessage-mock` command line.
+
+use clap::{Parser, Subcommand};
+use jmessage_mock::backend::signature;
+use jmessage_mock::config::{self, ConfigFile};
+use jmessage_mock::server::{self, ServerConfig};
+use jmessage_mock::transport::TransportConfig;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "jmessage-mock", version, about = "A fake JMessage (Jiguang IM) backend for the Web SDK V2")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a JMessage backend for the Web SDK (embedded default app and demo users).
+    Serve(ServeArgs),
+    /// Print a valid c_init auth payload (appkey, random_str, timestamp, signature) as JSON.
+    Sign(SignArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to bind (loopback by default).
+    #[arg(long, env = "JMM_HOST")]
+    host: Option<IpAddr>,
+    /// Port to bind; 0 picks a free one.
+    #[arg(long, short, env = "JMM_PORT")]
+    port: Option<u16>,
+    /// Appkey of the default app.
+    #[arg(long, env = "JMM_APPKEY")]
+    appkey: Option<String>,
+    /// Master secret of the default app.
+    #[arg(long, env = "JMM_SECRET")]
+    secret: Option<String>,
+    /// YAML config file (apps, users, ...).
+    #[arg(long, short, env = "JMM_CONFIG")]
+    config: Option<PathBuf>,
+    /// Engine.IO ping interval in ms.
+    #[arg(long, default_value_t = 25_000)]
+    ping_interval: u64,
+    /// Engine.IO ping timeout in ms.
+    #[arg(long, default_value_t = 60_000)]
+    ping_timeout: u64,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+#[derive(clap::Args)]
+struct SignArgs {
+    #[arg(long, env = "JMM_APPKEY")]
+    appkey: Option<String>,
+    #[arg(long, env = "JMM_SECRET")]
+    secret: Option<String>,
+    #[arg(long, short, env = "JMM_CONFIG")]
+    config: Option<PathBuf>,
+    /// Timestamp in ms (default: now).
+    #[arg(long)]
+    timestamp: Option<i64>,
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Option<ConfigFile>, String> {
+    path.map(|p| ConfigFile::load(p).map_err(|e| e.to_string()))
+        .transpose()
+}
+
+fn random_str() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::new();
+    while out.len() < 32 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(out.len());
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out.truncate(32);
+    out
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Sign(a) => sign(a),
+        Command::Serve(a) => serve(a),
+    }
+}
+
+fn sign(a: SignArgs) -> ExitCode {
+    let file = match load(a.config.as_ref()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cfg = config::backend_config(file.as_ref(), a.appkey.as_deref(), a.secret.as_deref());
+    let app = &cfg.apps[0];
+    let ts = a
+        .timestamp
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0)
+        })
+        .to_string();
+    let rs = random_str();
+    let payload = serde_json::json!({
+        "appkey": app.appkey,
+        "random_str": rs,
+        "timestamp": ts,
+        "signature": signature(&app.appkey, &ts, &rs, &app.secret),
+    });
+    println!("{payload}");
+    ExitCode::SUCCESS
+}
+
+fn serve(a: ServeArgs) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("JMM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if a.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let file = match load(a.config.as_ref()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let host = a
+        .host
+        .or_else(|| file.as_ref().and_then(|f| f.host.as_deref()?.parse().ok()))
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let port = a
+        .port
+        .or_else(|| file.as_ref().and_then(|f| f.port))
+        .unwrap_or(config::DEFAULT_PORT);
+    let backend = config::backend_config(file.as_ref(), a.appkey.as_deref(), a.secret.as_deref());
+    let transport = TransportConfig {
+        ping_interval: Duration::from_millis(a.ping_interval),
+        ping_timeout: Duration::from_millis(a.ping_timeout),
+        ..TransportConfig::default()
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let apps = backend.apps.clone();
+        let demo: Vec<String> = backend.users.iter().map(|u| u.username.clone()).collect();
+        let server = match server::start(ServerConfig { backend, transport }, SocketAddr::new(host, port)).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot listen on {host}:{port}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("jmessage-mock {} listening on {}", env!("CARGO_PKG_VERSION"), server.http_url());
+        println!("  address:     {}   (new JMessage({{address, upload_file}}))", server.ws_url());
+        println!("  upload_file: {}", server.upload_url());
+        for app in &apps {
+            println!("  appkey:      {}", app.appkey);
+            println!("  secret:      {}", app.secret);
+        }
+        if !demo.is_empty() {
+            println!("  users:       {} (demo password: {})", demo.join(", "), config::DEMO_PASSWORD);
+        }
+        println!("  sign:        jmessage-mock sign --appkey {} --secret {}", apps[0].appkey, apps[0].secret);
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

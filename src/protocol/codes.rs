@@ -1,0 +1,119 @@
+//! JMessage error codes (protocol.md 9) and their messages.
+//!
+//! The SDK never interprets a code; apps show `message`. Codes are sent as JSON numbers.
+
+use serde_json::{json, Map, Value};
+
+macro_rules! codes {
+    ($($name:ident = $num:literal, $msg:literal;)*) => {
+        /// A documented JMessage error code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code { $($name,)* }
+
+        impl Code {
+            /// The numeric code.
+            pub fn number(self) -> u32 { match self { $(Self::$name => $num,)* } }
+            /// The default message.
+            pub fn message(self) -> &'static str { match self { $(Self::$name => $msg,)* } }
+            /// Every code, for documentation and tests.
+            pub const ALL: &'static [Code] = &[$(Self::$name,)*];
+            /// Looks a numeric code up.
+            pub fn from_number(n: u32) -> Option<Self> {
+                match n { $($num => Some(Self::$name),)* _ => None }
+            }
+        }
+    };
+}
+
+codes! {
+    Missing = 880001, "missing parameter";
+    InvalidParameter = 880002, "invalid parameter";
+    InvalidValue = 880003, "invalid parameter value";
+    InvalidType = 880004, "invalid parameter type";
+    FileNotExist = 880005, "file does not exist";
+    LogoutBeforeRegister = 880006, "log out before register";
+    RegisterLimit = 880007, "register limit reached";
+    MsgIdInvalid = 880008, "msg_id invalid";
+    AppkeyNotExist = 880101, "appkey does not exist";
+    SignatureFail = 880102, "signature verification failed";
+    UserNotExist = 880103, "user does not exist";
+    InvalidPassword = 880104, "invalid password";
+    SignatureExpired = 880106, "signature expired";
+    AlreadyLogin = 880107, "user already logged in";
+    RepetitiveOperation = 880109, "repetitive operation";
+    MultiChannel = 880110, "multi channel online error";
+    UserDisabled = 880111, "user disabled";
+    TargetUserNotExist = 880203, "target user does not exist";
+    TargetGroupNotExist = 880204, "target group does not exist";
+    NotInGroup = 880205, "user is not in the group";
+    MsgTooLong = 880206, "message exceeds 7 KB";
+    Blacklisted = 880207, "you are in the target's blacklist";
+    Sensitive = 880208, "message contains sensitive words";
+    TooFrequent = 880209, "message sending too frequently";
+    FileTooLarge = 880210, "file size exceeds the limit";
+    Silenced = 880212, "you are silenced in this group";
+    Internal = 882001, "internal error";
+    SystemInvalidParameter = 882003, "invalid parameter";
+    InvalidAuthorization = 882004, "invalid authorization";
+    Busy = 882005, "server busy";
+    ServerInternal = 898000, "server internal error";
+    UserExists = 898001, "user already exists";
+    NoSuchUser = 898002, "user does not exist";
+    ParameterInvalid = 898003, "parameter invalid";
+}
+
+/// An error answer: a code plus a message specific to the failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub code: Code,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: Code, detail: impl Into<String>) -> Self {
+        Self { code, message: detail.into() }
+    }
+
+    /// The response body `{code, message}` (without rid).
+    pub fn to_body(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("code".into(), json!(self.code.number()));
+        m.insert("message".into(), json!(self.message));
+        m
+    }
+}
+
+impl From<Code> for Failure {
+    fn from(code: Code) -> Self {
+        Self { code, message: code.message().to_owned() }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.code.number(), self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_look_up() {
+        let mut seen = std::collections::HashSet::new();
+        for c in Code::ALL {
+            assert!(seen.insert(c.number()), "duplicate {}", c.number());
+            assert_eq!(Code::from_number(c.number()), Some(*c));
+            assert!(!c.message().is_empty());
+        }
+        assert_eq!(Code::from_number(1), None);
+    }
+
+    #[test]
+    fn failure_body_has_numeric_code() {
+        let b = Failure::new(Code::UserExists, "user alice exists").to_body();
+        assert_eq!(b["code"], json!(898001));
+        assert_eq!(b["message"], json!("user alice exists"));
+    }
+}

@@ -1,0 +1,77 @@
+//! ASCII-only JSON encoding for everything the server writes on the wire.
+//!
+//! Every non-ASCII character is written as a `\uXXXX` escape (UTF-16 surrogate pairs
+//! above the BMP). The JSON value is unchanged, but the frame becomes pure ASCII, so its
+//! byte length, its UTF-16 length and its "byte string" length are all equal. That makes
+//! one encoding correct for websocket frames and for both polling framings
+//! (protocol.md 1.6), so a push is encoded once and shared by all its recipients
+//! whatever their transport.
+
+use serde_json::ser::{CharEscape, Formatter, Serializer};
+use serde_json::Value;
+use std::io;
+
+struct AsciiFormatter;
+
+impl Formatter for AsciiFormatter {
+    fn write_string_fragment<W>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()>
+    where
+        W: ?Sized + io::Write,
+    {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if c.is_ascii() {
+                continue;
+            }
+            writer.write_all(&fragment.as_bytes()[start..i])?;
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                write!(writer, "\\u{:04x}", u)?;
+            }
+            start = i + c.len_utf8();
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+
+    fn write_char_escape<W>(&mut self, writer: &mut W, escape: CharEscape) -> io::Result<()>
+    where
+        W: ?Sized + io::Write,
+    {
+        serde_json::ser::CompactFormatter.write_char_escape(writer, escape)
+    }
+}
+
+/// Appends `value` to `out` as compact, ASCII-only JSON.
+pub fn write_ascii(out: &mut String, value: &Value) {
+    let mut buf = Vec::with_capacity(128);
+    let mut ser = Serializer::with_formatter(&mut buf, AsciiFormatter);
+    // Serializing a `Value` into a Vec cannot fail.
+    if serde::Serialize::serialize(value, &mut ser).is_ok() {
+        // The formatter only ever emits ASCII.
+        out.push_str(&String::from_utf8_lossy(&buf));
+    }
+}
+
+/// `value` as compact, ASCII-only JSON.
+pub fn to_ascii_string(value: &Value) -> String {
+    let mut s = String::new();
+    write_ascii(&mut s, value);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn escapes_non_ascii_and_round_trips() {
+        let v = json!({"k": "a\"b\\c\n é 你 😀", "n": 1, "é": [true, null]});
+        let s = to_ascii_string(&v);
+        assert!(s.is_ascii(), "{s}");
+        assert!(s.contains(r"\ud83d\ude00"));
+        assert!(s.contains(r#"a\"b\\c\n"#));
+        let back: Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, v);
+    }
+}

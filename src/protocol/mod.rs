@@ -1,0 +1,99 @@
+//! The JMessage envelope on top of Socket.IO events (protocol.md 2): requests carry a
+//! `rid`; the server answers `ack {rid}` first and then an event of the same name with
+//! the same `rid`, `code` and `message`. Pushes never carry a `rid`.
+
+pub mod args;
+pub mod codes;
+pub mod events;
+pub mod json;
+
+pub use args::Args;
+pub use codes::{Code, Failure};
+pub use events::Event;
+
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+/// A request id as the client sent it. Echoed back verbatim; compared by its canonical
+/// text so that `7` and `"7"` are the same request (the SDK matches both).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rid {
+    raw: Value,
+    key: Arc<str>,
+}
+
+impl Rid {
+    /// Reads `rid` from a payload: an integer or a non-empty string of at most 64 chars.
+    pub fn from_payload(payload: &Map<String, Value>) -> Option<Rid> {
+        let raw = payload.get("rid")?;
+        let key: Arc<str> = match raw {
+            Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string().into(),
+            Value::String(s) if !s.is_empty() && s.len() <= 64 => s.trim().into(),
+            _ => return None,
+        };
+        Some(Rid { raw: raw.clone(), key })
+    }
+
+    /// The value to echo.
+    pub fn raw(&self) -> &Value {
+        &self.raw
+    }
+
+    /// The canonical text, used for dedupe keys.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// The `ack` frame for a request: `42["ack",{"rid":<rid>}]`.
+pub fn ack_frame(rid: &Rid) -> String {
+    crate::transport::socketio::encode_event_frame("ack", &json!({ "rid": rid.raw() }))
+}
+
+/// A success body `{code:0, message:"success", ...fields}` (rid is added when sent).
+pub fn success(fields: Map<String, Value>) -> Map<String, Value> {
+    let mut m = Map::with_capacity(fields.len() + 2);
+    m.insert("code".into(), json!(0));
+    m.insert("message".into(), json!("success"));
+    m.extend(fields);
+    m
+}
+
+/// The response frame: `body` plus `rid`, under the request's event name.
+pub fn response_frame(event: &str, rid: &Rid, body: &Map<String, Value>) -> String {
+    let mut m = body.clone();
+    m.insert("rid".into(), rid.raw().clone());
+    crate::transport::socketio::encode_event_frame(event, &Value::Object(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn rid_accepts_numbers_and_strings() {
+        let r = Rid::from_payload(&map(json!({"rid": 2147483647}))).unwrap();
+        assert_eq!(r.key(), "2147483647");
+        let s = Rid::from_payload(&map(json!({"rid": "2147483647"}))).unwrap();
+        assert_eq!(s.key(), r.key());
+        assert_eq!(s.raw(), &json!("2147483647"));
+        for bad in [json!({}), json!({"rid": null}), json!({"rid": 1.5}), json!({"rid": ""}), json!({"rid": [1]})] {
+            assert!(Rid::from_payload(&map(bad.clone())).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn frames() {
+        let rid = Rid::from_payload(&map(json!({"rid": 42}))).unwrap();
+        assert_eq!(ack_frame(&rid), r#"42["ack",{"rid":42}]"#);
+        let body = success(map(json!({"msg_id": 9})));
+        assert_eq!(
+            response_frame("login", &rid, &body),
+            r#"42["login",{"code":0,"message":"success","msg_id":9,"rid":42}]"#
+        );
+    }
+}

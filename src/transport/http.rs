@@ -1,0 +1,379 @@
+//! The HTTP side of the transport: `GET`/`POST`/`OPTIONS /socket.io/` for long-polling,
+//! the websocket upgrade (fresh or from polling), CORS, and Engine.IO's HTTP errors.
+
+use super::engineio::{self, PacketType};
+use super::session::{CloseReason, Engine, Outbound, Socket, TransportKind};
+use axum::body::{Body, Bytes};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures_util::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Engine.IO's HTTP error codes (sent as `{"code":N,"message":...}` with status 400).
+#[derive(Debug, Clone, Copy)]
+pub enum EioHttpError {
+    UnknownTransport = 0,
+    UnknownSid = 1,
+    BadHandshakeMethod = 2,
+    BadRequest = 3,
+    Forbidden = 4,
+    UnsupportedProtocolVersion = 5,
+}
+
+impl EioHttpError {
+    fn message(self) -> &'static str {
+        match self {
+            Self::UnknownTransport => "Transport unknown",
+            Self::UnknownSid => "Session ID unknown",
+            Self::BadHandshakeMethod => "Bad handshake method",
+            Self::BadRequest => "Bad request",
+            Self::Forbidden => "Forbidden",
+            Self::UnsupportedProtocolVersion => "Unsupported protocol version",
+        }
+    }
+}
+
+/// Routes for `/socket.io/` (with and without the trailing slash).
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route(
+            "/socket.io/",
+            get(handle_get).post(handle_post).options(handle_options),
+        )
+        .route(
+            "/socket.io",
+            get(handle_get).post(handle_post).options(handle_options),
+        )
+        .with_state(engine)
+}
+
+fn cors(headers: &HeaderMap, resp: &mut Response) {
+    let h = resp.headers_mut();
+    match headers.get(header::ORIGIN) {
+        Some(origin) => {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+            h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        }
+        None => {
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+        }
+    }
+}
+
+fn eio_error(headers: &HeaderMap, err: EioHttpError) -> Response {
+    let body = serde_json::json!({"code": err as u8, "message": err.message()}).to_string();
+    let mut resp = (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    cors(headers, &mut resp);
+    resp
+}
+
+fn text_response(headers: &HeaderMap, status: StatusCode, body: String) -> Response {
+    let mut resp = (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=UTF-8")],
+        body,
+    )
+        .into_response();
+    cors(headers, &mut resp);
+    resp
+}
+
+async fn handle_options(headers: HeaderMap) -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    cors(&headers, &mut resp);
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    let allow = headers
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("Content-Type"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allow);
+    resp
+}
+
+/// Checks `EIO` and `transport`; returns the transport or the error to send.
+fn check_query(q: &HashMap<String, String>) -> Result<TransportKind, EioHttpError> {
+    match q.get("EIO").map(String::as_str) {
+        Some("3") => {}
+        _ => return Err(EioHttpError::UnsupportedProtocolVersion),
+    }
+    if q.contains_key("j") {
+        // JSONP polling: no client of this server uses it (protocol.md 1.6).
+        return Err(EioHttpError::BadRequest);
+    }
+    match q.get("transport").map(String::as_str) {
+        Some("polling") => Ok(TransportKind::Polling),
+        Some("websocket") => Ok(TransportKind::Websocket),
+        _ => Err(EioHttpError::UnknownTransport),
+    }
+}
+
+async fn handle_get(
+    State(engine): State<Arc<Engine>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let transport = match check_query(&q) {
+        Ok(t) => t,
+        Err(e) => return eio_error(&headers, e),
+    };
+    let sid = q.get("sid").cloned();
+    match transport {
+        TransportKind::Websocket => {
+            let Ok(ws) = ws else {
+                return eio_error(&headers, EioHttpError::BadRequest);
+            };
+            let upgrade_of = match sid {
+                Some(sid) => match engine.get(&sid) {
+                    Some(s) if s.transport() == TransportKind::Polling => Some(s),
+                    _ => return eio_error(&headers, EioHttpError::UnknownSid),
+                },
+                None => None,
+            };
+            let max = engine.config.max_payload;
+            ws.max_message_size(max)
+                .max_frame_size(max)
+                .on_upgrade(move |socket| async move {
+                    match upgrade_of {
+                        None => run_websocket(engine, socket, remote).await,
+                        Some(s) => run_upgrade(engine, s, socket).await,
+                    }
+                })
+        }
+        TransportKind::Polling => {
+            let socket = match sid {
+                None => engine.open(TransportKind::Polling, Some(remote)),
+                Some(sid) => match engine.get(&sid) {
+                    Some(s) => s,
+                    None => return eio_error(&headers, EioHttpError::UnknownSid),
+                },
+            };
+            poll(&engine, &socket, &headers).await
+        }
+    }
+}
+
+/// A long-polling GET: waits for queued frames (or holds, then answers `noop`).
+async fn poll(engine: &Arc<Engine>, socket: &Arc<Socket>, headers: &HeaderMap) -> Response {
+    if socket.transport() != TransportKind::Polling {
+        return eio_error(headers, EioHttpError::BadRequest);
+    }
+    let Some(mut rx) = socket.take_rx() else {
+        // Two GETs at once: engine.io treats this as a broken client.
+        engine.close(socket, CloseReason::ProtocolError("overlapping GET".into()), true);
+        return eio_error(headers, EioHttpError::BadRequest);
+    };
+    let mut frames: Vec<Arc<str>> = Vec::new();
+    let mut closing = false;
+    let first = tokio::select! {
+        item = rx.recv() => item,
+        _ = socket.cancel_token().cancelled() => None,
+        _ = tokio::time::sleep(engine.config.poll_hold) => Some(Outbound::Frame("6".into())),
+    };
+    let mut next = first;
+    loop {
+        match next {
+            Some(Outbound::Frame(f)) => frames.push(f),
+            Some(Outbound::Close { .. }) | None => {
+                closing = true;
+                break;
+            }
+        }
+        match rx.try_recv() {
+            Ok(item) => next = Some(item),
+            Err(_) => break,
+        }
+    }
+    socket.put_rx(rx);
+    if closing {
+        frames.push(engineio::encode_packet(PacketType::Close, "").into());
+    }
+    text_response(headers, StatusCode::OK, engineio::encode_payload(&frames))
+}
+
+async fn handle_post(
+    State(engine): State<Arc<Engine>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    method: Method,
+    body: Bytes,
+) -> Response {
+    match check_query(&q) {
+        Ok(TransportKind::Polling) => {}
+        Ok(TransportKind::Websocket) => return eio_error(&headers, EioHttpError::BadRequest),
+        Err(e) => return eio_error(&headers, e),
+    }
+    let Some(sid) = q.get("sid") else {
+        return eio_error(&headers, EioHttpError::BadHandshakeMethod);
+    };
+    let Some(socket) = engine.get(sid) else {
+        return eio_error(&headers, EioHttpError::UnknownSid);
+    };
+    debug_assert_eq!(method, Method::POST);
+    if body.len() > engine.config.max_payload {
+        engine.close(
+            &socket,
+            CloseReason::ProtocolError("payload too large".into()),
+            false,
+        );
+        let mut resp = (StatusCode::PAYLOAD_TOO_LARGE, Body::empty()).into_response();
+        cors(&headers, &mut resp);
+        return resp;
+    }
+    let text = match std::str::from_utf8(&body) {
+        Ok(t) => t,
+        Err(_) => return eio_error(&headers, EioHttpError::BadRequest),
+    };
+    match engineio::decode_payload(text) {
+        Ok(packets) => {
+            for p in packets {
+                engine.on_frame(&socket, &p);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(conn = socket.id, error = %e, "bad polling payload");
+            engine.close(&socket, CloseReason::ProtocolError(e.to_string()), false);
+            return eio_error(&headers, EioHttpError::BadRequest);
+        }
+    }
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html")],
+        "ok".to_string(),
+    )
+        .into_response();
+    cors(&headers, &mut resp);
+    resp
+}
+
+/// A session that starts on a websocket.
+async fn run_websocket(engine: Arc<Engine>, ws: WebSocket, remote: SocketAddr) {
+    let socket = engine.open(TransportKind::Websocket, Some(remote));
+    let (sink, stream) = ws.split();
+    let Some(rx) = socket.take_rx() else {
+        return;
+    };
+    tokio::spawn(write_loop(socket.clone(), sink, rx));
+    read_loop(&engine, &socket, stream).await;
+}
+
+/// A websocket that upgrades an existing polling session (`2probe`/`3probe`/`5`).
+async fn run_upgrade(engine: Arc<Engine>, socket: Arc<Socket>, ws: WebSocket) {
+    if !socket.begin_upgrade() {
+        return;
+    }
+    let (mut sink, mut stream) = ws.split();
+    let limit = engine.config.ping_timeout;
+    let upgraded = async {
+        loop {
+            let msg = tokio::time::timeout(limit, stream.next()).await.ok()??.ok()?;
+            let Message::Text(text) = msg else {
+                continue;
+            };
+            match text.as_str() {
+                "2probe" => {
+                    sink.send(Message::Text("3probe".into())).await.ok()?;
+                    // Release the pending GET so the client can pause polling.
+                    socket.send_frame(engineio::encode_packet(PacketType::Noop, "").into());
+                }
+                "5" => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+    .await
+    .is_some();
+    if !upgraded {
+        socket.finish_upgrade(false);
+        return;
+    }
+    socket.finish_upgrade(true);
+    let Some(rx) = socket.take_rx_wait(Duration::from_secs(5)).await else {
+        engine.close(&socket, CloseReason::ProtocolError("upgrade stalled".into()), true);
+        return;
+    };
+    tokio::spawn(write_loop(socket.clone(), sink, rx));
+    read_loop(&engine, &socket, stream).await;
+}
+
+type WsSink = futures_util::stream::SplitSink<WebSocket, Message>;
+type WsStream = futures_util::stream::SplitStream<WebSocket>;
+
+/// The one writer task of a websocket session.
+async fn write_loop(
+    socket: Arc<Socket>,
+    mut sink: WsSink,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Outbound>,
+) {
+    loop {
+        let item = tokio::select! {
+            item = rx.recv() => item,
+            _ = socket.cancel_token().cancelled() => None,
+        };
+        match item {
+            Some(Outbound::Frame(f)) => {
+                if sink.send(Message::Text((&*f).into())).await.is_err() {
+                    break;
+                }
+            }
+            Some(Outbound::Close { abrupt: false }) => {
+                let _ = sink.send(Message::Close(None)).await;
+                break;
+            }
+            Some(Outbound::Close { abrupt: true }) | None => break,
+        }
+    }
+    // Dropping the sink here (abrupt) closes the TCP connection without a close frame.
+}
+
+async fn read_loop(engine: &Arc<Engine>, socket: &Arc<Socket>, mut stream: WsStream) {
+    loop {
+        let msg = tokio::select! {
+            msg = stream.next() => msg,
+            _ = socket.cancel_token().cancelled() => return,
+        };
+        match msg {
+            Some(Ok(Message::Text(t))) => engine.on_frame(socket, t.as_str()),
+            Some(Ok(Message::Binary(_))) => {
+                tracing::debug!(conn = socket.id, "binary websocket frame ignored");
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Close(_))) | None => {
+                engine.close(socket, CloseReason::TransportClose, true);
+                return;
+            }
+            Some(Err(e)) => {
+                engine.close(
+                    socket,
+                    CloseReason::ProtocolError(format!("websocket: {e}")),
+                    true,
+                );
+                return;
+            }
+        }
+    }
+}

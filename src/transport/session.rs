@@ -1,0 +1,369 @@
+//! Engine.IO sessions: one [`Socket`] per `sid`, whatever carries it (a websocket, or
+//! polling requests, or polling upgraded to a websocket).
+//!
+//! Outbound frames go into one unbounded queue per session. Exactly one consumer holds
+//! the queue's receiver at a time: the websocket writer task, or the polling GET that is
+//! in flight. Nothing here holds a lock across an `.await`.
+
+use super::engineio::{self, Handshake, PacketType};
+use super::socketio::{self, SioPacket};
+use super::{SocketHandler, TransportConfig};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Which transport currently carries a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    Polling,
+    Websocket,
+}
+
+impl TransportKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Polling => "polling",
+            Self::Websocket => "websocket",
+        }
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client sent a Socket.IO DISCONNECT (`41`) or an Engine.IO close (`1`).
+    ClientDisconnect,
+    /// The websocket closed or failed, or a polling request broke.
+    TransportClose,
+    /// No ping within `ping_interval + ping_timeout`.
+    PingTimeout,
+    /// The server closed it (shutdown, kick, fault).
+    ServerClose,
+    /// A frame could not be decoded or broke a limit.
+    ProtocolError(String),
+}
+
+/// An item of a session's outbound queue.
+#[derive(Debug, Clone)]
+pub(crate) enum Outbound {
+    /// A whole Engine.IO packet, e.g. `3` or `42[...]`. Shared between recipients.
+    Frame(Arc<str>),
+    /// Close the transport; `abrupt` drops the connection without a close frame.
+    Close { abrupt: bool },
+}
+
+struct State {
+    transport: TransportKind,
+    last_ping: Instant,
+    upgrading: bool,
+}
+
+/// One Engine.IO session.
+pub struct Socket {
+    /// Process-unique numeric id, used by the layers above as the connection id.
+    pub id: u64,
+    /// The Engine.IO session id sent in the open packet.
+    pub sid: Arc<str>,
+    /// Peer address, when known.
+    pub remote: Option<SocketAddr>,
+    tx: mpsc::UnboundedSender<Outbound>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<Outbound>>>,
+    rx_returned: Notify,
+    state: Mutex<State>,
+    closed: CancellationToken,
+    close_once: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means another thread panicked mid-update; the data here is
+    // always left consistent, so keep serving.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Socket {
+    /// Queues a whole Engine.IO frame (`42[...]`, `3`, ...) for the client.
+    pub fn send_frame(&self, frame: Arc<str>) {
+        let _ = self.tx.send(Outbound::Frame(frame));
+    }
+
+    /// Queues a Socket.IO event.
+    pub fn emit(&self, event: &str, payload: &serde_json::Value) {
+        self.send_frame(socketio::encode_event_frame(event, payload).into());
+    }
+
+    /// The transport carrying the session now.
+    pub fn transport(&self) -> TransportKind {
+        lock(&self.state).transport
+    }
+
+    /// True once the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// Resolves when the session ends.
+    pub async fn closed(&self) {
+        self.closed.cancelled().await
+    }
+
+    pub(crate) fn take_rx(&self) -> Option<mpsc::UnboundedReceiver<Outbound>> {
+        lock(&self.rx).take()
+    }
+
+    pub(crate) fn put_rx(&self, rx: mpsc::UnboundedReceiver<Outbound>) {
+        *lock(&self.rx) = Some(rx);
+        self.rx_returned.notify_waiters();
+    }
+
+    /// Waits (bounded) until no polling GET holds the queue, then takes it.
+    pub(crate) async fn take_rx_wait(
+        &self,
+        limit: Duration,
+    ) -> Option<mpsc::UnboundedReceiver<Outbound>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let notified = self.rx_returned.notified();
+            if let Some(rx) = self.take_rx() {
+                return Some(rx);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.take_rx();
+            }
+        }
+    }
+
+    pub(crate) fn cancel_token(&self) -> &CancellationToken {
+        &self.closed
+    }
+
+    pub(crate) fn begin_upgrade(&self) -> bool {
+        let mut s = lock(&self.state);
+        if s.transport != TransportKind::Polling || s.upgrading {
+            return false;
+        }
+        s.upgrading = true;
+        true
+    }
+
+    pub(crate) fn finish_upgrade(&self, ok: bool) {
+        let mut s = lock(&self.state);
+        s.upgrading = false;
+        if ok {
+            s.transport = TransportKind::Websocket;
+        }
+    }
+
+    fn touch_ping(&self) {
+        lock(&self.state).last_ping = Instant::now();
+    }
+
+    fn last_ping(&self) -> Instant {
+        lock(&self.state).last_ping
+    }
+}
+
+/// All live sessions plus the handler they report to.
+pub struct Engine {
+    pub config: TransportConfig,
+    sessions: Mutex<HashMap<Arc<str>, Arc<Socket>>>,
+    handler: Arc<dyn SocketHandler>,
+    next_id: AtomicU64,
+    sid_seed: u64,
+}
+
+impl Engine {
+    pub fn new(config: TransportConfig, handler: Arc<dyn SocketHandler>) -> Arc<Self> {
+        let sid_seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9e37_79b9);
+        Arc::new(Self {
+            config,
+            sessions: Mutex::new(HashMap::new()),
+            handler,
+            next_id: AtomicU64::new(1),
+            sid_seed,
+        })
+    }
+
+    /// Number of live sessions.
+    pub fn session_count(&self) -> usize {
+        lock(&self.sessions).len()
+    }
+
+    pub fn get(&self, sid: &str) -> Option<Arc<Socket>> {
+        lock(&self.sessions).get(sid).cloned()
+    }
+
+    /// Every live session.
+    pub fn sockets(&self) -> Vec<Arc<Socket>> {
+        lock(&self.sessions).values().cloned().collect()
+    }
+
+    fn make_sid(&self, id: u64) -> Arc<str> {
+        // splitmix64 of (seed, id): unique per process, unguessable enough for a mock.
+        let mut z = self.sid_seed.wrapping_add(id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        format!("{z:016x}{id:04x}").into()
+    }
+
+    /// Creates a session, queues its open packet and `40`, and reports it.
+    pub(crate) fn open(
+        self: &Arc<Self>,
+        transport: TransportKind,
+        remote: Option<SocketAddr>,
+    ) -> Arc<Socket> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let sid = self.make_sid(id);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let socket = Arc::new(Socket {
+            id,
+            sid: sid.clone(),
+            remote,
+            tx,
+            rx: Mutex::new(Some(rx)),
+            rx_returned: Notify::new(),
+            state: Mutex::new(State {
+                transport,
+                last_ping: Instant::now(),
+                upgrading: false,
+            }),
+            closed: CancellationToken::new(),
+            close_once: AtomicBool::new(false),
+        });
+        let upgrades: &[&str] = if transport == TransportKind::Polling && self.config.allow_upgrades
+        {
+            &["websocket"]
+        } else {
+            &[]
+        };
+        let open = Handshake {
+            sid: &sid,
+            upgrades,
+            ping_interval_ms: self.config.ping_interval.as_millis() as u64,
+            ping_timeout_ms: self.config.ping_timeout.as_millis() as u64,
+        }
+        .to_string();
+        socket.send_frame(open.into());
+        socket.send_frame(socketio::CONNECT_FRAME.into());
+        lock(&self.sessions).insert(sid, socket.clone());
+        tracing::debug!(conn = id, transport = transport.name(), "session opened");
+        self.handler.on_connect(&socket);
+        self.spawn_heartbeat(socket.clone());
+        socket
+    }
+
+    fn spawn_heartbeat(self: &Arc<Self>, socket: Arc<Socket>) {
+        let engine = Arc::downgrade(self);
+        let grace = self.config.ping_interval + self.config.ping_timeout;
+        tokio::spawn(async move {
+            loop {
+                let deadline = socket.last_ping() + grace;
+                tokio::select! {
+                    _ = socket.closed.cancelled() => return,
+                    _ = tokio::time::sleep_until(deadline) => {}
+                }
+                if Instant::now() >= socket.last_ping() + grace {
+                    if let Some(engine) = engine.upgrade() {
+                        engine.close(&socket, CloseReason::PingTimeout, true);
+                    }
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Ends a session: reports it once, and tells its writer to close the transport.
+    pub fn close(&self, socket: &Arc<Socket>, reason: CloseReason, abrupt: bool) {
+        if socket.close_once.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        lock(&self.sessions).remove(&socket.sid);
+        let _ = socket.tx.send(Outbound::Close { abrupt });
+        tracing::debug!(conn = socket.id, ?reason, "session closed");
+        self.handler.on_close(socket, reason);
+        // Give a writer the chance to flush the close before tasks stop.
+        let token = socket.closed.clone();
+        if abrupt {
+            token.cancel();
+        } else {
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                token.cancel();
+            });
+        }
+    }
+
+    /// Closes every session (server shutdown).
+    pub fn close_all(&self) {
+        for s in self.sockets() {
+            self.close(&s, CloseReason::ServerClose, false);
+        }
+    }
+
+    /// Handles one inbound Engine.IO frame from any transport.
+    pub(crate) fn on_frame(&self, socket: &Arc<Socket>, frame: &str) {
+        let packet = match engineio::decode_packet(frame) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(conn = socket.id, error = %e, "bad engine.io frame");
+                self.close(socket, CloseReason::ProtocolError(e.to_string()), false);
+                return;
+            }
+        };
+        match packet.kind {
+            PacketType::Ping => {
+                socket.touch_ping();
+                socket.send_frame(engineio::encode_packet(PacketType::Pong, packet.data).into());
+            }
+            PacketType::Message => self.on_message(socket, packet.data),
+            PacketType::Close => self.close(socket, CloseReason::ClientDisconnect, false),
+            PacketType::Open | PacketType::Pong | PacketType::Upgrade | PacketType::Noop => {}
+        }
+    }
+
+    fn on_message(&self, socket: &Arc<Socket>, data: &str) {
+        let packet = match socketio::decode(data) {
+            Ok(p) => p,
+            Err(e) => {
+                // A socket.io decode error carries no rid to answer; drop the frame and
+                // keep the session (one bad frame must not cost the client its login).
+                tracing::warn!(conn = socket.id, error = %e, frame = %truncate(data), "bad socket.io packet ignored");
+                return;
+            }
+        };
+        match packet {
+            SioPacket::Event { nsp, data, .. } if nsp == "/" => {
+                if let Some((event, payload)) = socketio::event_parts(data) {
+                    self.handler.on_event(socket, event, payload);
+                }
+            }
+            SioPacket::Connect { nsp } if nsp == "/" => {
+                socket.send_frame(socketio::CONNECT_FRAME.into());
+            }
+            SioPacket::Connect { nsp } => {
+                socket.send_frame(socketio::namespace_error_frame(&nsp).into());
+            }
+            SioPacket::Disconnect { nsp } if nsp == "/" => {
+                self.close(socket, CloseReason::ClientDisconnect, false);
+            }
+            other => {
+                tracing::debug!(conn = socket.id, packet = ?other, "socket.io packet ignored");
+            }
+        }
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(200) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}

@@ -1,0 +1,210 @@
+//! Socket.IO protocol revision 4 packets, carried inside Engine.IO `message` packets.
+//!
+//! Text form: `<type>[<nsp>,][<id>][<json>]`, e.g. `2["ack",{"rid":1}]`, `0`, `1/chat,`.
+//! Binary events (types 5 and 6) are recognised but not supported: no peer of this server
+//! sends binary data (protocol.md 1.5). Pure code, no I/O.
+
+use serde_json::Value;
+
+/// A decoded Socket.IO packet.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SioPacket {
+    Connect { nsp: String },
+    Disconnect { nsp: String },
+    Event { nsp: String, id: Option<u64>, data: Value },
+    Ack { nsp: String, id: Option<u64>, data: Value },
+    Error { nsp: String, data: Value },
+    BinaryEvent { nsp: String },
+    BinaryAck { nsp: String },
+}
+
+/// Why a Socket.IO packet could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SioError {
+    #[error("empty socket.io packet")]
+    Empty,
+    #[error("unknown socket.io packet type {0:?}")]
+    UnknownType(char),
+    #[error("socket.io packet id out of range")]
+    BadId,
+    #[error("socket.io packet data is not JSON: {0}")]
+    BadJson(String),
+    #[error("socket.io event data must be an array starting with the event name")]
+    BadEvent,
+}
+
+/// Decodes the data of an Engine.IO `message` packet.
+pub fn decode(text: &str) -> Result<SioPacket, SioError> {
+    let mut chars = text.char_indices();
+    let (_, t) = chars.next().ok_or(SioError::Empty)?;
+    let mut rest = &text[t.len_utf8()..];
+    // Binary packets carry an attachment count `<n>-` first.
+    if matches!(t, '5' | '6') {
+        if let Some(dash) = rest.find('-') {
+            rest = &rest[dash + 1..];
+        }
+    }
+    let mut nsp = String::from("/");
+    if rest.starts_with('/') {
+        let end = rest.find(',').unwrap_or(rest.len());
+        nsp = rest[..end].to_owned();
+        rest = rest.get(end + 1..).unwrap_or("");
+    }
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let id = if digits > 0 {
+        Some(rest[..digits].parse::<u64>().map_err(|_| SioError::BadId)?)
+    } else {
+        None
+    };
+    rest = &rest[digits..];
+    let data = if rest.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(rest).map_err(|e| SioError::BadJson(e.to_string()))?
+    };
+    Ok(match t {
+        '0' => SioPacket::Connect { nsp },
+        '1' => SioPacket::Disconnect { nsp },
+        '2' => {
+            if !matches!(&data, Value::Array(a) if matches!(a.first(), Some(Value::String(_)))) {
+                return Err(SioError::BadEvent);
+            }
+            SioPacket::Event { nsp, id, data }
+        }
+        '3' => SioPacket::Ack { nsp, id, data },
+        '4' => SioPacket::Error { nsp, data },
+        '5' => SioPacket::BinaryEvent { nsp },
+        '6' => SioPacket::BinaryAck { nsp },
+        c => return Err(SioError::UnknownType(c)),
+    })
+}
+
+/// Splits an `Event` packet's data into its name and its first argument.
+pub fn event_parts(data: Value) -> Option<(String, Value)> {
+    let Value::Array(items) = data else {
+        return None;
+    };
+    let mut it = items.into_iter();
+    let Some(Value::String(name)) = it.next() else {
+        return None;
+    };
+    Some((name, it.next().unwrap_or(Value::Null)))
+}
+
+/// Encodes `["<event>",<payload>]` as the full Engine.IO frame `42[...]`, with every
+/// non-ASCII character escaped (see [`crate::protocol::json`]).
+pub fn encode_event_frame(event: &str, payload: &Value) -> String {
+    let mut out = String::with_capacity(64);
+    out.push_str("42[");
+    crate::protocol::json::write_ascii(&mut out, &Value::String(event.to_owned()));
+    out.push(',');
+    crate::protocol::json::write_ascii(&mut out, payload);
+    out.push(']');
+    out
+}
+
+/// The Engine.IO frame for a root-namespace CONNECT (`40`) sent by the server.
+pub const CONNECT_FRAME: &str = "40";
+/// The Engine.IO frame for a root-namespace DISCONNECT (`41`): a server-side kick.
+pub const DISCONNECT_FRAME: &str = "41";
+
+/// The frame refusing a namespace other than `/`.
+pub fn namespace_error_frame(nsp: &str) -> String {
+    let mut out = String::from("44");
+    out.push_str(nsp);
+    out.push(',');
+    crate::protocol::json::write_ascii(&mut out, &Value::String("Invalid namespace".into()));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn decodes_every_packet_type() {
+        assert_eq!(decode("0").unwrap(), SioPacket::Connect { nsp: "/".into() });
+        assert_eq!(
+            decode("0/chat,").unwrap(),
+            SioPacket::Connect { nsp: "/chat".into() }
+        );
+        assert_eq!(decode("1").unwrap(), SioPacket::Disconnect { nsp: "/".into() });
+        assert_eq!(
+            decode(r#"2["c_init",{"rid":7}]"#).unwrap(),
+            SioPacket::Event {
+                nsp: "/".into(),
+                id: None,
+                data: json!(["c_init", {"rid": 7}])
+            }
+        );
+        assert_eq!(
+            decode(r#"2/x,12["e",1]"#).unwrap(),
+            SioPacket::Event {
+                nsp: "/x".into(),
+                id: Some(12),
+                data: json!(["e", 1])
+            }
+        );
+        assert_eq!(
+            decode("35[]").unwrap(),
+            SioPacket::Ack {
+                nsp: "/".into(),
+                id: Some(5),
+                data: json!([])
+            }
+        );
+        assert_eq!(
+            decode(r#"4"boom""#).unwrap(),
+            SioPacket::Error {
+                nsp: "/".into(),
+                data: json!("boom")
+            }
+        );
+        assert_eq!(
+            decode(r#"51-["e",{"_placeholder":true,"num":0}]"#).unwrap(),
+            SioPacket::BinaryEvent { nsp: "/".into() }
+        );
+        assert_eq!(
+            decode("61-3[]").unwrap(),
+            SioPacket::BinaryAck { nsp: "/".into() }
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_packets() {
+        assert_eq!(decode(""), Err(SioError::Empty));
+        assert_eq!(decode("9"), Err(SioError::UnknownType('9')));
+        assert!(matches!(decode("2[\"e\""), Err(SioError::BadJson(_))));
+        assert_eq!(decode("2{}"), Err(SioError::BadEvent));
+        assert_eq!(decode("2[1,2]"), Err(SioError::BadEvent));
+        assert_eq!(decode("299999999999999999999999[]"), Err(SioError::BadId));
+    }
+
+    #[test]
+    fn event_parts_splits_name_and_payload() {
+        assert_eq!(
+            event_parts(json!(["login", {"rid": 1}])),
+            Some(("login".into(), json!({"rid": 1})))
+        );
+        assert_eq!(event_parts(json!(["x"])), Some(("x".into(), Value::Null)));
+        assert_eq!(event_parts(json!({})), None);
+    }
+
+    #[test]
+    fn event_frames_are_ascii() {
+        let f = encode_event_frame("msg_sync", &json!({"text": "你好😀"}));
+        assert_eq!(f, r#"42["msg_sync",{"text":"\u4f60\u597d\ud83d\ude00"}]"#);
+        assert!(f.is_ascii());
+        let back = decode(&f[1..]).unwrap();
+        let SioPacket::Event { data, .. } = back else {
+            panic!("not an event")
+        };
+        assert_eq!(data, json!(["msg_sync", {"text": "你好😀"}]));
+    }
+
+    #[test]
+    fn namespace_error() {
+        assert_eq!(namespace_error_frame("/x"), r#"44/x,"Invalid namespace""#);
+    }
+}
