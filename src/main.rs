@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "jmessage-mock", version, about = "A fake JMessage (Jiguang IM) backend for the Web SDK V2")]
+#[command(
+    name = "jmessage-mock",
+    version,
+    about = "A fake JMessage (Jiguang IM) backend for the Web SDK V2"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -163,24 +167,43 @@ fn serve(a: ServeArgs) -> ExitCode {
     runtime.block_on(async move {
         let apps = backend.apps.clone();
         let demo: Vec<String> = backend.users.iter().map(|u| u.username.clone()).collect();
-        let server = match server::start(ServerConfig { backend, transport }, SocketAddr::new(host, port)).await {
+        let server = match server::start(
+            ServerConfig { backend, transport },
+            SocketAddr::new(host, port),
+        )
+        .await
+        {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: cannot listen on {host}:{port}: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        println!("jmessage-mock {} listening on {}", env!("CARGO_PKG_VERSION"), server.http_url());
-        println!("  address:     {}   (new JMessage({{address, upload_file}}))", server.ws_url());
+        println!(
+            "jmessage-mock {} listening on {}",
+            env!("CARGO_PKG_VERSION"),
+            server.http_url()
+        );
+        println!(
+            "  address:     {}   (new JMessage({{address, upload_file}}))",
+            server.ws_url()
+        );
         println!("  upload_file: {}", server.upload_url());
         for app in &apps {
             println!("  appkey:      {}", app.appkey);
             println!("  secret:      {}", app.secret);
         }
         if !demo.is_empty() {
-            println!("  users:       {} (demo password: {})", demo.join(", "), config::DEMO_PASSWORD);
+            println!(
+                "  users:       {} (demo password: {})",
+                demo.join(", "),
+                config::DEMO_PASSWORD
+            );
         }
-        println!("  sign:        jmessage-mock sign --appkey {} --secret {}", apps[0].appkey, apps[0].secret);
+        println!(
+            "  sign:        jmessage-mock sign --appkey {} --secret {}",
+            apps[0].appkey, apps[0].secret
+        );
         let _ = std::io::Write::flush(&mut std::io::stdout());
         shutdown_signal().await;
         tracing::info!("shutting down");

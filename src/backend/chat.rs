@@ -9,16 +9,25 @@ use serde_json::{json, Map, Value};
 /// The message size limit: the `content` object, as JSON, in bytes (protocol.md 11.11).
 pub const MAX_CONTENT_BYTES: usize = 7 * 1024;
 
-const MSG_TYPES: &[&str] = &["text", "image", "file", "location", "custom", "voice", "video"];
+const MSG_TYPES: &[&str] = &[
+    "text", "image", "file", "location", "custom", "voice", "video",
+];
 
 /// Checks a message content envelope (protocol.md 5.1/5.2).
 pub(crate) fn check_content(content: &Map<String, Value>) -> Result<(), Failure> {
     let c = Args(content);
-    let msg_type = c.str("msg_type").map_err(|f| Failure::new(f.code, format!("content.{}", f.message)))?;
+    let msg_type = c
+        .str("msg_type")
+        .map_err(|f| Failure::new(f.code, format!("content.{}", f.message)))?;
     if !MSG_TYPES.contains(&msg_type) {
-        return Err(Failure::new(Code::InvalidValue, format!("unknown content.msg_type {msg_type}")));
+        return Err(Failure::new(
+            Code::InvalidValue,
+            format!("unknown content.msg_type {msg_type}"),
+        ));
     }
-    let body = c.obj("msg_body").map_err(|f| Failure::new(f.code, format!("content.{}", f.message)))?;
+    let body = c
+        .obj("msg_body")
+        .map_err(|f| Failure::new(f.code, format!("content.{}", f.message)))?;
     let b = Args(body);
     let need: &[&str] = match msg_type {
         "text" => &["text"],
@@ -29,15 +38,26 @@ pub(crate) fn check_content(content: &Map<String, Value>) -> Result<(), Failure>
     };
     for k in need {
         if b.get(k).is_none() {
-            return Err(Failure::new(Code::Missing, format!("content.msg_body.{k} is required for {msg_type}")));
+            return Err(Failure::new(
+                Code::Missing,
+                format!("content.msg_body.{k} is required for {msg_type}"),
+            ));
         }
     }
     if msg_type == "text" && !matches!(b.get("text"), Some(Value::String(_))) {
-        return Err(Failure::new(Code::InvalidType, "content.msg_body.text must be a string"));
+        return Err(Failure::new(
+            Code::InvalidType,
+            "content.msg_body.text must be a string",
+        ));
     }
-    let size = serde_json::to_vec(content).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(content)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_CONTENT_BYTES {
-        return Err(Failure::new(Code::MsgTooLong, format!("content is {size} bytes; the limit is {MAX_CONTENT_BYTES}")));
+        return Err(Failure::new(
+            Code::MsgTooLong,
+            format!("content is {size} bytes; the limit is {MAX_CONTENT_BYTES}"),
+        ));
     }
     Ok(())
 }
@@ -46,10 +66,11 @@ impl Backend {
     /// Whether users of `from` may message users of `to`.
     fn cross_app_allowed(&self, from: &str, to: &str) -> bool {
         from == to
-            || self
-                .apps
-                .get(from)
-                .is_some_and(|a| a.cross_app.as_ref().is_none_or(|l| l.iter().any(|k| k == to)))
+            || self.apps.get(from).is_some_and(|a| {
+                a.cross_app
+                    .as_ref()
+                    .is_none_or(|l| l.iter().any(|k| k == to))
+            })
     }
 
     pub(super) fn send_single(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
@@ -73,12 +94,21 @@ impl Backend {
         let custom_notification = a.opt_obj("custom_notification")?.cloned();
         let target = UserKey::new(target_appkey.clone(), target_name.clone());
         if !self.users.contains_key(&target) {
-            return Err(Failure::new(Code::TargetUserNotExist, format!("user {target_name} does not exist in {target_appkey}")));
+            return Err(Failure::new(
+                Code::TargetUserNotExist,
+                format!("user {target_name} does not exist in {target_appkey}"),
+            ));
         }
         if !self.cross_app_allowed(&me.appkey, &target.appkey) {
-            return Err(Failure::new(Code::TargetUserNotExist, format!("app {} may not message app {}", me.appkey, target.appkey)));
+            return Err(Failure::new(
+                Code::TargetUserNotExist,
+                format!("app {} may not message app {}", me.appkey, target.appkey),
+            ));
         }
-        let sender = self.users.get(&me).ok_or_else(|| Failure::from(Code::UserNotExist))?;
+        let sender = self
+            .users
+            .get(&me)
+            .ok_or_else(|| Failure::from(Code::UserNotExist))?;
         let (from_uid, sui_mtime) = (sender.uid, sender.mtime_s);
         let now = self.now_ms();
         let msg_id = self.ids.next_msg();
@@ -117,7 +147,11 @@ impl Backend {
             }
         }
         to.retain(|c| *c != conn);
-        let target_live: Vec<ConnId> = self.conns_of(&target).into_iter().filter(|c| *c != conn).collect();
+        let target_live: Vec<ConnId> = self
+            .conns_of(&target)
+            .into_iter()
+            .filter(|c| *c != conn)
+            .collect();
         // 2.4.0 builds never confirm with msg_recv_v2: a live push to one counts as delivered.
         let delivered_live = target_live.iter().any(|c| {
             self.conns
@@ -127,7 +161,13 @@ impl Backend {
         });
         if !no_offline {
             self.messages.insert(msg_id, message);
-            self.record(&target, ConvKey::Single(me.clone()), msg_id, now, delivered_live);
+            self.record(
+                &target,
+                ConvKey::Single(me.clone()),
+                msg_id,
+                now,
+                delivered_live,
+            );
             if target != me {
                 self.record(&me, ConvKey::Single(target.clone()), msg_id, now, true);
             }
@@ -148,11 +188,23 @@ impl Backend {
     }
 
     /// Appends a message to a user's sync log and conversation.
-    pub(super) fn record(&mut self, user: &UserKey, conv: ConvKey, msg_id: u64, now: i64, delivered: bool) {
+    pub(super) fn record(
+        &mut self,
+        user: &UserKey,
+        conv: ConvKey,
+        msg_id: u64,
+        now: i64,
+        delivered: bool,
+    ) {
         let mb = self.mailboxes.entry(user.clone()).or_default();
         mb.head += 1;
         let seq = mb.head;
-        mb.log.push_back(SyncEntry { seq, msg_id, conv: conv.clone(), delivered });
+        mb.log.push_back(SyncEntry {
+            seq,
+            msg_id,
+            conv: conv.clone(),
+            delivered,
+        });
         let c = mb.conversations.entry(conv).or_default();
         c.mtime_ms = now;
         c.msg_ids.push(msg_id);
@@ -177,7 +229,9 @@ impl Backend {
         if let Some(mb) = self.mailboxes.get(&me) {
             for (key, conv) in &mb.conversations {
                 let ConvKey::Single(peer) = key else { continue };
-                let Some(u) = self.users.get(peer) else { continue };
+                let Some(u) = self.users.get(peer) else {
+                    continue;
+                };
                 list.push((
                     conv.mtime_ms,
                     json!({
@@ -194,9 +248,12 @@ impl Backend {
                 ));
             }
         }
-        list.sort_by(|a, b| b.0.cmp(&a.0));
+        list.sort_by_key(|(mtime, _)| std::cmp::Reverse(*mtime));
         let mut f = Map::new();
-        f.insert("conversations".into(), Value::Array(list.into_iter().map(|(_, v)| v).collect()));
+        f.insert(
+            "conversations".into(),
+            Value::Array(list.into_iter().map(|(_, v)| v).collect()),
+        );
         Ok(Outcome::ok(f))
     }
 }
@@ -248,10 +305,34 @@ mod tests {
         h.user(2, "bobby");
         let big = json!({"msg_type": "text", "msg_body": {"text": "x".repeat(7200)}});
         assert_eq!(send(&mut h, 1, "bobby", big).code(), Some(880206));
-        assert_eq!(send(&mut h, 1, "bobby", json!({"msg_type": "weird", "msg_body": {}})).code(), Some(880003));
-        assert_eq!(send(&mut h, 1, "bobby", json!({"msg_type": "text"})).code(), Some(880001));
-        assert_eq!(h.req(1, "s_across_single_text", json!({"target_id": "bobby"})).code(), Some(880001));
-        assert_eq!(h.req(1, "s_across_single_text", json!({"target_id": "bobby", "content": "x"})).code(), Some(880004));
+        assert_eq!(
+            send(
+                &mut h,
+                1,
+                "bobby",
+                json!({"msg_type": "weird", "msg_body": {}})
+            )
+            .code(),
+            Some(880003)
+        );
+        assert_eq!(
+            send(&mut h, 1, "bobby", json!({"msg_type": "text"})).code(),
+            Some(880001)
+        );
+        assert_eq!(
+            h.req(1, "s_across_single_text", json!({"target_id": "bobby"}))
+                .code(),
+            Some(880001)
+        );
+        assert_eq!(
+            h.req(
+                1,
+                "s_across_single_text",
+                json!({"target_id": "bobby", "content": "x"})
+            )
+            .code(),
+            Some(880004)
+        );
     }
 
     #[test]
@@ -260,8 +341,16 @@ mod tests {
         h.user(1, "alice");
         // A user in APP2 (which may message nobody else).
         h.init(2, APP2, "s2");
-        h.req(2, "register", json!({"username": "zed1", "password": md5_hex("pw")}));
-        h.req(2, "login", json!({"username": "zed1", "password": md5_hex("pw")}));
+        h.req(
+            2,
+            "register",
+            json!({"username": "zed1", "password": md5_hex("pw")}),
+        );
+        h.req(
+            2,
+            "login",
+            json!({"username": "zed1", "password": md5_hex("pw")}),
+        );
         let o = h.req(1, "s_across_single_text", json!({"target_id": "zed1", "appkey": APP2, "content": {"msg_type": "text", "msg_body": {"text": "x"}, "target_appkey": APP2, "from_appkey": APP}}));
         assert_eq!(o.code(), Some(0));
         assert_eq!(resp(&o)["appkey"], json!(APP2));
@@ -278,9 +367,18 @@ mod tests {
         let mut h = Harness::new();
         h.user(1, "alice");
         h.init(3, APP, SECRET);
-        h.req(3, "login", json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}));
+        h.req(
+            3,
+            "login",
+            json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}),
+        );
         h.user(2, "bobby");
-        let o = send(&mut h, 1, "bobby", json!({"msg_type": "text", "msg_body": {"text": "x"}}));
+        let o = send(
+            &mut h,
+            1,
+            "bobby",
+            json!({"msg_type": "text", "msg_body": {"text": "x"}}),
+        );
         let mut to = o.pushes[0].to.clone();
         to.sort();
         assert_eq!(to, vec![2, 3]);
@@ -296,9 +394,19 @@ mod tests {
         h.user(1, "alice");
         h.user(2, "bobby");
         h.user(3, "carol");
-        send(&mut h, 1, "bobby", json!({"msg_type": "text", "msg_body": {"text": "x"}}));
+        send(
+            &mut h,
+            1,
+            "bobby",
+            json!({"msg_type": "text", "msg_body": {"text": "x"}}),
+        );
         h.clock.advance_ms(10);
-        send(&mut h, 3, "alice", json!({"msg_type": "text", "msg_body": {"text": "y"}}));
+        send(
+            &mut h,
+            3,
+            "alice",
+            json!({"msg_type": "text", "msg_body": {"text": "y"}}),
+        );
         let o = h.req(1, "get_conversations", json!({}));
         let list = resp(&o)["conversations"].as_array().cloned().unwrap();
         let names: Vec<_> = list.iter().map(|c| c["username"].clone()).collect();

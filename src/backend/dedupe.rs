@@ -52,7 +52,12 @@ impl Default for Dedupe {
 impl Dedupe {
     /// The stored answer for the first scope that has one. `Some(None)` means the
     /// request was handled and has no response (ack-only events).
-    pub fn get(&self, scopes: &[Scope], event: &str, rid: &str) -> Option<Option<Map<String, Value>>> {
+    pub fn get(
+        &self,
+        scopes: &[Scope],
+        event: &str,
+        rid: &str,
+    ) -> Option<Option<Map<String, Value>>> {
         scopes.iter().find_map(|s| {
             self.entries
                 .get(&Key {
@@ -70,7 +75,14 @@ impl Dedupe {
     }
 
     /// Stores an answer under every given scope.
-    pub fn put(&mut self, now_ms: i64, scopes: &[Scope], event: &str, rid: &str, answer: Option<Map<String, Value>>) {
+    pub fn put(
+        &mut self,
+        now_ms: i64,
+        scopes: &[Scope],
+        event: &str,
+        rid: &str,
+        answer: Option<Map<String, Value>>,
+    ) {
         self.expire(now_ms);
         let event: Arc<str> = event.into();
         let rid: Arc<str> = rid.into();
@@ -137,10 +149,16 @@ mod tests {
 
     #[test]
     fn stores_under_every_scope_and_expires() {
-        let mut d = Dedupe { ttl_ms: 1000, ..Default::default() };
+        let mut d = Dedupe {
+            ttl_ms: 1000,
+            ..Default::default()
+        };
         let body = Some(Map::new());
         d.put(0, &[Scope::Conn(1), user()], "login", "7", body.clone());
-        assert_eq!(d.get(&[Scope::Conn(2), user()], "login", "7"), Some(body.clone()));
+        assert_eq!(
+            d.get(&[Scope::Conn(2), user()], "login", "7"),
+            Some(body.clone())
+        );
         assert_eq!(d.get(&[Scope::Conn(1)], "login", "7"), Some(body));
         assert_eq!(d.get(&[user()], "login", "8"), None);
         assert_eq!(d.get(&[user()], "sync_check", "7"), None);
@@ -154,7 +172,10 @@ mod tests {
 
     #[test]
     fn bounded() {
-        let mut d = Dedupe { max_entries: 3, ..Default::default() };
+        let mut d = Dedupe {
+            max_entries: 3,
+            ..Default::default()
+        };
         for i in 0..10 {
             d.put(i, &[Scope::Conn(1)], "e", &i.to_string(), None);
         }

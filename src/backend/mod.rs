@@ -246,7 +246,13 @@ impl Backend {
     }
 
     /// Handles one request. `payload` is the request object (its `rid` is ignored here).
-    pub fn handle(&mut self, conn: ConnId, event: &str, rid: &Rid, payload: &Map<String, Value>) -> Outcome {
+    pub fn handle(
+        &mut self,
+        conn: ConnId,
+        event: &str,
+        rid: &Rid,
+        payload: &Map<String, Value>,
+    ) -> Outcome {
         let now = self.now_ms();
         self.dedupe.expire(now);
         if !self.conns.contains_key(&conn) {
@@ -256,7 +262,12 @@ impl Backend {
         let ack_only = known.is_some_and(Event::ack_only);
         let before = self.scopes(conn);
         if let Some(answer) = self.dedupe.get(&before, event, rid.key()) {
-            tracing::debug!(conn, event, rid = rid.key(), "retried rid answered from cache");
+            tracing::debug!(
+                conn,
+                event,
+                rid = rid.key(),
+                "retried rid answered from cache"
+            );
             return Outcome {
                 response: if ack_only { None } else { answer },
                 pushes: Vec::new(),
@@ -269,12 +280,22 @@ impl Backend {
         {
             // An old retry replayed on a fresh connection (protocol.md 1.7): ack only, so
             // the original call is neither failed nor executed twice.
-            tracing::debug!(conn, event, rid = rid.key(), "retry on an unauthenticated connection: ack only");
+            tracing::debug!(
+                conn,
+                event,
+                rid = rid.key(),
+                "retry on an unauthenticated connection: ack only"
+            );
             return Outcome::default();
         }
         let result = match known {
-            None => Err(Failure::new(Code::InvalidParameter, format!("unknown event {event}"))),
-            Some(e) => self.check_needs(conn, e).and_then(|()| self.dispatch(conn, e, Args(payload))),
+            None => Err(Failure::new(
+                Code::InvalidParameter,
+                format!("unknown event {event}"),
+            )),
+            Some(e) => self
+                .check_needs(conn, e)
+                .and_then(|()| self.dispatch(conn, e, Args(payload))),
         };
         let mut outcome = match result {
             Ok(o) => o,
@@ -289,7 +310,8 @@ impl Backend {
                 scopes.push(s);
             }
         }
-        self.dedupe.put(now, &scopes, event, rid.key(), outcome.response.clone());
+        self.dedupe
+            .put(now, &scopes, event, rid.key(), outcome.response.clone());
         outcome
     }
 
@@ -299,7 +321,10 @@ impl Backend {
             Needs::Nothing => Ok(()),
             Needs::Init if c.and_then(|c| c.appkey.as_ref()).is_some() => Ok(()),
             Needs::Login if c.and_then(|c| c.login.as_ref()).is_some() => Ok(()),
-            Needs::Init => Err(Failure::new(Code::InvalidAuthorization, "call init (c_init) first")),
+            Needs::Init => Err(Failure::new(
+                Code::InvalidAuthorization,
+                "call init (c_init) first",
+            )),
             Needs::Login => Err(Failure::new(Code::InvalidAuthorization, "not logged in")),
         }
     }
@@ -370,13 +395,29 @@ pub(crate) mod test_support {
             let clock = ManualClock::new(T0);
             let cfg = BackendConfig {
                 apps: vec![
-                    AppConfig { appkey: APP.into(), secret: SECRET.into(), name: "t".into(), cross_app: None, max_users: None },
-                    AppConfig { appkey: APP2.into(), secret: "s2".into(), name: "t2".into(), cross_app: Some(vec![]), max_users: Some(1) },
+                    AppConfig {
+                        appkey: APP.into(),
+                        secret: SECRET.into(),
+                        name: "t".into(),
+                        cross_app: None,
+                        max_users: None,
+                    },
+                    AppConfig {
+                        appkey: APP2.into(),
+                        secret: "s2".into(),
+                        name: "t2".into(),
+                        cross_app: Some(vec![]),
+                        max_users: Some(1),
+                    },
                 ],
                 users: vec![],
                 signature_ttl_ms: default_signature_ttl(),
             };
-            Self { b: Backend::new(cfg, Arc::new(clock.clone())), clock, next_rid: 0 }
+            Self {
+                b: Backend::new(cfg, Arc::new(clock.clone())),
+                clock,
+                next_rid: 0,
+            }
         }
 
         pub fn req(&mut self, conn: ConnId, event: &str, payload: Value) -> Outcome {
@@ -395,16 +436,28 @@ pub(crate) mod test_support {
         pub fn init(&mut self, conn: ConnId, appkey: &str, secret: &str) -> Outcome {
             let ts = self.clock.now_ms().to_string();
             let rs = "0123456789abcdefghij";
-            self.req(conn, "c_init", json!({"appkey": appkey, "random_str": rs, "timestamp": ts,
-                "signature": signature(appkey, &ts, rs, secret), "flag": 0, "fromPlatForm": "j"}))
+            self.req(
+                conn,
+                "c_init",
+                json!({"appkey": appkey, "random_str": rs, "timestamp": ts,
+                "signature": signature(appkey, &ts, rs, secret), "flag": 0, "fromPlatForm": "j"}),
+            )
         }
 
         /// init + register + login as `name` on `conn` (app APP).
         pub fn user(&mut self, conn: ConnId, name: &str) {
             assert_eq!(self.init(conn, APP, SECRET).code(), Some(0));
-            let r = self.req(conn, "register", json!({"username": name, "password": md5_hex("pw")}));
+            let r = self.req(
+                conn,
+                "register",
+                json!({"username": name, "password": md5_hex("pw")}),
+            );
             assert!(matches!(r.code(), Some(0) | Some(898001)), "{r:?}");
-            let l = self.req(conn, "login", json!({"username": name, "password": md5_hex("pw"), "version": "2.5.0"}));
+            let l = self.req(
+                conn,
+                "login",
+                json!({"username": name, "password": md5_hex("pw"), "version": "2.5.0"}),
+            );
             assert_eq!(l.code(), Some(0), "{l:?}");
         }
     }
@@ -429,18 +482,36 @@ mod tests {
     #[test]
     fn requests_before_init_or_login_are_rejected() {
         let mut h = Harness::new();
-        assert_eq!(h.req(1, "login", json!({"username": "a", "password": "x"})).code(), Some(882004));
-        assert_eq!(h.req(1, "register", json!({"username": "a", "password": "x"})).code(), Some(882004));
-        assert_eq!(h.req(1, "get_conversations", json!({})).code(), Some(882004));
+        assert_eq!(
+            h.req(1, "login", json!({"username": "a", "password": "x"}))
+                .code(),
+            Some(882004)
+        );
+        assert_eq!(
+            h.req(1, "register", json!({"username": "a", "password": "x"}))
+                .code(),
+            Some(882004)
+        );
+        assert_eq!(
+            h.req(1, "get_conversations", json!({})).code(),
+            Some(882004)
+        );
         h.init(1, APP, SECRET);
-        assert_eq!(h.req(1, "get_conversations", json!({})).code(), Some(882004));
+        assert_eq!(
+            h.req(1, "get_conversations", json!({})).code(),
+            Some(882004)
+        );
     }
 
     #[test]
     fn event_notification_echo_is_ack_only() {
         let mut h = Harness::new();
         h.user(1, "alice");
-        let o = h.req(1, "event_notification", json!({"event_id": 1, "event_type": 1}));
+        let o = h.req(
+            1,
+            "event_notification",
+            json!({"event_id": 1, "event_type": 1}),
+        );
         assert_eq!(o, Outcome::default());
     }
 
@@ -463,8 +534,15 @@ mod tests {
         h.b.disconnect(1);
         h.init(3, APP, SECRET);
         // Before login: an old retry is acked only.
-        assert_eq!(h.req_rid(3, "s_across_single_text", 77, send.clone()), Outcome::default());
-        h.req(3, "login", json!({"username": "alice", "password": md5_hex("pw")}));
+        assert_eq!(
+            h.req_rid(3, "s_across_single_text", 77, send.clone()),
+            Outcome::default()
+        );
+        h.req(
+            3,
+            "login",
+            json!({"username": "alice", "password": md5_hex("pw")}),
+        );
         let after = h.req_rid(3, "s_across_single_text", 77, send);
         assert_eq!(after.response, first.response);
         assert_eq!(h.b.message_count(), 1);
@@ -474,13 +552,31 @@ mod tests {
     fn login_retry_on_same_connection_is_not_already_logged_in() {
         let mut h = Harness::new();
         h.init(1, APP, SECRET);
-        h.req(1, "register", json!({"username": "alice", "password": md5_hex("pw")}));
-        let l1 = h.req_rid(1, "login", 500, json!({"username": "alice", "password": md5_hex("pw")}));
-        let l2 = h.req_rid(1, "login", 500, json!({"username": "alice", "password": md5_hex("pw")}));
+        h.req(
+            1,
+            "register",
+            json!({"username": "alice", "password": md5_hex("pw")}),
+        );
+        let l1 = h.req_rid(
+            1,
+            "login",
+            500,
+            json!({"username": "alice", "password": md5_hex("pw")}),
+        );
+        let l2 = h.req_rid(
+            1,
+            "login",
+            500,
+            json!({"username": "alice", "password": md5_hex("pw")}),
+        );
         assert_eq!(l1.code(), Some(0));
         assert_eq!(l1.response, l2.response);
         // A new rid is a second login on the same connection.
-        let l3 = h.req(1, "login", json!({"username": "alice", "password": md5_hex("pw")}));
+        let l3 = h.req(
+            1,
+            "login",
+            json!({"username": "alice", "password": md5_hex("pw")}),
+        );
         assert_eq!(l3.code(), Some(880107));
     }
 

@@ -19,7 +19,10 @@ pub(crate) fn valid_username(s: &str) -> bool {
 }
 
 fn too_long(field: &str, max: usize) -> Failure {
-    Failure::new(Code::InvalidValue, format!("{field} is longer than {max} bytes"))
+    Failure::new(
+        Code::InvalidValue,
+        format!("{field} is longer than {max} bytes"),
+    )
 }
 
 /// Profile fields shared by `register` and `update_user_inf`, validated.
@@ -67,15 +70,40 @@ impl ProfilePatch {
     }
 
     pub fn apply(self, u: &mut User) {
-        let Self { nickname, avatar, birthday, gender, signature, region, address, extras } = self;
-        if let Some(v) = nickname { u.nickname = v; }
-        if let Some(v) = avatar { u.avatar = v; }
-        if let Some(v) = birthday { u.birthday = v; }
-        if let Some(v) = gender { u.gender = v; }
-        if let Some(v) = signature { u.signature = v; }
-        if let Some(v) = region { u.region = v; }
-        if let Some(v) = address { u.address = v; }
-        if let Some(v) = extras { u.extras = v; }
+        let Self {
+            nickname,
+            avatar,
+            birthday,
+            gender,
+            signature,
+            region,
+            address,
+            extras,
+        } = self;
+        if let Some(v) = nickname {
+            u.nickname = v;
+        }
+        if let Some(v) = avatar {
+            u.avatar = v;
+        }
+        if let Some(v) = birthday {
+            u.birthday = v;
+        }
+        if let Some(v) = gender {
+            u.gender = v;
+        }
+        if let Some(v) = signature {
+            u.signature = v;
+        }
+        if let Some(v) = region {
+            u.region = v;
+        }
+        if let Some(v) = address {
+            u.address = v;
+        }
+        if let Some(v) = extras {
+            u.extras = v;
+        }
     }
 }
 
@@ -94,32 +122,51 @@ impl Backend {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
             None => return Err(Failure::new(Code::Missing, "timestamp is required")),
-            Some(_) => return Err(Failure::new(Code::InvalidType, "timestamp must be a string of milliseconds")),
+            Some(_) => {
+                return Err(Failure::new(
+                    Code::InvalidType,
+                    "timestamp must be a string of milliseconds",
+                ))
+            }
         };
         let flag = a.opt_i64("flag")?.unwrap_or(0);
-        let app = self
-            .apps
-            .get(appkey)
-            .ok_or_else(|| Failure::new(Code::AppkeyNotExist, format!("appkey {appkey} does not exist")))?;
+        let app = self.apps.get(appkey).ok_or_else(|| {
+            Failure::new(
+                Code::AppkeyNotExist,
+                format!("appkey {appkey} does not exist"),
+            )
+        })?;
         let expected = signature(appkey, &timestamp, random_str, &app.secret);
         if !expected.eq_ignore_ascii_case(sig) {
-            return Err(Failure::new(Code::SignatureFail, "signature does not match md5(appkey=..&timestamp=..&random_str=..&key=secret)"));
+            return Err(Failure::new(
+                Code::SignatureFail,
+                "signature does not match md5(appkey=..&timestamp=..&random_str=..&key=secret)",
+            ));
         }
-        let ts: i64 = timestamp
-            .trim()
-            .parse()
-            .map_err(|_| Failure::new(Code::InvalidValue, "timestamp must be milliseconds since the epoch"))?;
+        let ts: i64 = timestamp.trim().parse().map_err(|_| {
+            Failure::new(
+                Code::InvalidValue,
+                "timestamp must be milliseconds since the epoch",
+            )
+        })?;
         let now = self.now_ms();
         if now - ts > self.signature_ttl_ms || ts - now > self.signature_ttl_ms {
             return Err(Failure::new(
                 Code::SignatureExpired,
-                format!("signature timestamp is {}s away from server time (limit {}s)", (now - ts) / 1000, self.signature_ttl_ms / 1000),
+                format!(
+                    "signature timestamp is {}s away from server time (limit {}s)",
+                    (now - ts) / 1000,
+                    self.signature_ttl_ms / 1000
+                ),
             ));
         }
         let c = self.conns.entry(conn).or_default();
         if let Some(login) = &c.login {
             if login.user.appkey != appkey {
-                return Err(Failure::new(Code::RepetitiveOperation, "connection is logged in under another appkey"));
+                return Err(Failure::new(
+                    Code::RepetitiveOperation,
+                    "connection is logged in under another appkey",
+                ));
             }
         }
         c.appkey = Some(appkey.to_owned());
@@ -144,7 +191,10 @@ impl Backend {
         let patch = ProfilePatch::parse(a, "media_id")?;
         let key = UserKey::new(appkey.clone(), username);
         if self.users.contains_key(&key) {
-            return Err(Failure::new(Code::UserExists, format!("user {username} already exists")));
+            return Err(Failure::new(
+                Code::UserExists,
+                format!("user {username} already exists"),
+            ));
         }
         if let Some(max) = self.apps.get(&appkey).and_then(|app| app.max_users) {
             if self.users.keys().filter(|k| k.appkey == appkey).count() >= max {
@@ -187,13 +237,20 @@ impl Backend {
         let platform = match a.opt_str("platform")? {
             None => "web",
             Some(p) if PLATFORMS.contains(&p) => p,
-            Some(p) => return Err(Failure::new(Code::InvalidValue, format!("unknown platform {p}"))),
+            Some(p) => {
+                return Err(Failure::new(
+                    Code::InvalidValue,
+                    format!("unknown platform {p}"),
+                ))
+            }
         };
         let key = UserKey::new(appkey, username);
-        let user = self
-            .users
-            .get(&key)
-            .ok_or_else(|| Failure::new(Code::UserNotExist, format!("user {username} does not exist")))?;
+        let user = self.users.get(&key).ok_or_else(|| {
+            Failure::new(
+                Code::UserNotExist,
+                format!("user {username} does not exist"),
+            )
+        })?;
         if user.disabled {
             return Err(Code::UserDisabled.into());
         }
@@ -217,14 +274,22 @@ impl Backend {
         }
         for (id, l) in &kicked {
             online.push(json!({"platform": l.platform, "mtime": l.since_ms, "isOnline": false, "isLogin": false, "flag": true}));
-            let ev = self.new_event(1, json!({"from_username": "", "from_appkey": "", "gid": 0, "extra": 0}));
+            let ev = self.new_event(
+                1,
+                json!({"from_username": "", "from_appkey": "", "gid": 0, "extra": 0}),
+            );
             out.push(vec![*id], "event_notification", ev);
             if let Some(k) = self.conns.get_mut(id) {
                 k.login = None;
             }
         }
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.login = Some(LoginState { user: key, platform: platform.to_owned(), version, since_ms: now });
+            c.login = Some(LoginState {
+                user: key,
+                platform: platform.to_owned(),
+                version,
+                since_ms: now,
+            });
         }
         let mut fields = Map::new();
         fields.insert("online_list".into(), Value::Array(online));
@@ -252,7 +317,10 @@ mod tests {
         assert_eq!(init_with(&mut h, T0, "wrong", APP), Some(880102));
         assert_eq!(init_with(&mut h, T0 - 600_001, SECRET, APP), Some(880106));
         assert_eq!(init_with(&mut h, T0 - 600_000, SECRET, APP), Some(0));
-        assert_eq!(h.req(1, "c_init", json!({"appkey": APP})).code(), Some(880001));
+        assert_eq!(
+            h.req(1, "c_init", json!({"appkey": APP})).code(),
+            Some(880001)
+        );
     }
 
     #[test]
@@ -283,18 +351,35 @@ mod tests {
         assert_eq!(u.nickname, "Alice");
         assert_eq!(u.gender, 2);
         assert_eq!(u.extras["k"], json!("v"));
-        let dup = h.req(1, "register", json!({"username": "alice", "password": md5_hex("pw")}));
+        let dup = h.req(
+            1,
+            "register",
+            json!({"username": "alice", "password": md5_hex("pw")}),
+        );
         assert_eq!(dup.code(), Some(898001));
         for (payload, code) in [
             (json!({"password": "x"}), 880001),
             (json!({"username": "ab", "password": "x"}), 880002),
             (json!({"username": "_bad", "password": "x"}), 880002),
-            (json!({"username": "bob1", "password": "x", "gender": 5}), 880003),
-            (json!({"username": "bob1", "password": "x", "extras": "no"}), 880004),
+            (
+                json!({"username": "bob1", "password": "x", "gender": 5}),
+                880003,
+            ),
+            (
+                json!({"username": "bob1", "password": "x", "extras": "no"}),
+                880004,
+            ),
             (json!({"username": "bob1"}), 880001),
-            (json!({"username": "bob1", "password": "x", "nickname": "n".repeat(65)}), 880003),
+            (
+                json!({"username": "bob1", "password": "x", "nickname": "n".repeat(65)}),
+                880003,
+            ),
         ] {
-            assert_eq!(h.req(1, "register", payload.clone()).code(), Some(code), "{payload}");
+            assert_eq!(
+                h.req(1, "register", payload.clone()).code(),
+                Some(code),
+                "{payload}"
+            );
         }
     }
 
@@ -302,22 +387,58 @@ mod tests {
     fn register_limit_per_app() {
         let mut h = Harness::new();
         h.init(1, APP2, "s2");
-        assert_eq!(h.req(1, "register", json!({"username": "u001", "password": "x"})).code(), Some(0));
-        assert_eq!(h.req(1, "register", json!({"username": "u002", "password": "x"})).code(), Some(880007));
+        assert_eq!(
+            h.req(1, "register", json!({"username": "u001", "password": "x"}))
+                .code(),
+            Some(0)
+        );
+        assert_eq!(
+            h.req(1, "register", json!({"username": "u002", "password": "x"}))
+                .code(),
+            Some(880007)
+        );
     }
 
     #[test]
     fn login_errors() {
         let mut h = Harness::new();
         h.init(1, APP, SECRET);
-        h.req(1, "register", json!({"username": "alice", "password": md5_hex("pw")}));
-        assert_eq!(h.req(1, "login", json!({"username": "nobody", "password": md5_hex("pw")})).code(), Some(880103));
-        assert_eq!(h.req(1, "login", json!({"username": "alice", "password": md5_hex("no")})).code(), Some(880104));
+        h.req(
+            1,
+            "register",
+            json!({"username": "alice", "password": md5_hex("pw")}),
+        );
+        assert_eq!(
+            h.req(
+                1,
+                "login",
+                json!({"username": "nobody", "password": md5_hex("pw")})
+            )
+            .code(),
+            Some(880103)
+        );
+        assert_eq!(
+            h.req(
+                1,
+                "login",
+                json!({"username": "alice", "password": md5_hex("no")})
+            )
+            .code(),
+            Some(880104)
+        );
         // is_md5 apps may send upper case.
-        let ok = h.req(1, "login", json!({"username": "alice", "password": md5_hex("pw").to_uppercase(), "is_md5": true}));
+        let ok = h.req(
+            1,
+            "login",
+            json!({"username": "alice", "password": md5_hex("pw").to_uppercase(), "is_md5": true}),
+        );
         assert_eq!(ok.code(), Some(0));
         assert_eq!(resp(&ok)["online_list"], json!([]));
-        assert_eq!(h.req(1, "register", json!({"username": "carol", "password": "x"})).code(), Some(880006));
+        assert_eq!(
+            h.req(1, "register", json!({"username": "carol", "password": "x"}))
+                .code(),
+            Some(880006)
+        );
     }
 
     #[test]
@@ -325,7 +446,11 @@ mod tests {
         let mut h = Harness::new();
         h.user(1, "alice");
         h.init(2, APP, SECRET);
-        let o = h.req(2, "login", json!({"username": "alice", "password": md5_hex("pw")}));
+        let o = h.req(
+            2,
+            "login",
+            json!({"username": "alice", "password": md5_hex("pw")}),
+        );
         assert_eq!(o.code(), Some(0));
         assert_eq!(o.pushes.len(), 1);
         assert_eq!(o.pushes[0].to, vec![1]);
@@ -336,7 +461,11 @@ mod tests {
         assert!(h.b.conn_user(1).is_none());
         // A pc login does not kick the web one and shows up in online_list.
         h.init(3, APP, SECRET);
-        let pc = h.req(3, "login", json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}));
+        let pc = h.req(
+            3,
+            "login",
+            json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}),
+        );
         assert!(pc.pushes.is_empty());
         assert_eq!(resp(&pc)["online_list"][0]["platform"], json!("web"));
         assert_eq!(resp(&pc)["online_list"][0]["isOnline"], json!(true));

@@ -73,18 +73,29 @@ impl Backend {
         }
         let pending = !messages.is_empty();
         let mut f = Map::new();
-        f.insert("sync_key".into(), json!(if pending { key } else { mb.head.max(key) }));
+        f.insert(
+            "sync_key".into(),
+            json!(if pending { key } else { mb.head.max(key) }),
+        );
         f.insert("sync_type".into(), json!(sync_type));
         f.insert("sync_event_key".into(), json!(event_key));
         f.insert("msg_receipt_key".into(), json!(receipt_key));
         let mut out = Outcome::ok(f);
         if pending {
-            out.push(vec![conn], "sync_conversation", json!({"sync_key": mb.head, "messages": messages}));
+            out.push(
+                vec![conn],
+                "sync_conversation",
+                json!({"sync_key": mb.head, "messages": messages}),
+            );
         }
         Ok(out)
     }
 
-    pub(super) fn sync_conversation_ack(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
+    pub(super) fn sync_conversation_ack(
+        &mut self,
+        conn: ConnId,
+        a: Args<'_>,
+    ) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
         let key = a.opt_i64("sync_key")?.unwrap_or(0);
         if let Some(mb) = self.mailboxes.get_mut(&me) {
@@ -114,7 +125,11 @@ mod tests {
     use serde_json::json;
 
     fn text(h: &mut Harness, conn: u64, to: &str, t: &str) -> u64 {
-        let o = h.req(conn, "s_across_single_text", json!({"target_id": to, "content": {"msg_type": "text", "msg_body": {"text": t}}}));
+        let o = h.req(
+            conn,
+            "s_across_single_text",
+            json!({"target_id": to, "content": {"msg_type": "text", "msg_body": {"text": t}}}),
+        );
         resp(&o)["msg_id"].as_u64().expect("msg_id")
     }
 
@@ -131,7 +146,11 @@ mod tests {
         let m1 = text(&mut h, 1, "bobby", "one");
         let m2 = text(&mut h, 1, "bobby", "two");
         h.init(3, APP, SECRET);
-        h.req(3, "login", json!({"username": "bobby", "password": md5_hex("pw")}));
+        h.req(
+            3,
+            "login",
+            json!({"username": "bobby", "password": md5_hex("pw")}),
+        );
         let o = check(&mut h, 3, 0, 0);
         let r = resp(&o);
         assert_eq!(r["sync_key"], json!(0));
@@ -144,7 +163,12 @@ mod tests {
         assert_eq!(conv["from_username"], json!("alice"));
         assert_eq!(conv["from_appkey"], json!(APP));
         assert_eq!(conv["unsync_count"], json!(2));
-        let ids: Vec<_> = conv["msgs"].as_array().unwrap().iter().map(|m| m["msg_id"].as_u64().unwrap()).collect();
+        let ids: Vec<_> = conv["msgs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["msg_id"].as_u64().unwrap())
+            .collect();
         assert_eq!(ids, vec![m1, m2]);
         let key = p.payload["sync_key"].as_i64().unwrap();
         // Not acked yet: a re-check sends them again.
@@ -163,7 +187,11 @@ mod tests {
         let m = text(&mut h, 1, "bobby", "live");
         let unconfirmed = check(&mut h, 2, 0, 0);
         assert_eq!(unconfirmed.pushes.len(), 1);
-        h.req(2, "msg_recv_v2", json!({"msg_id": m, "msg_type": 3, "from_uid": 1}));
+        h.req(
+            2,
+            "msg_recv_v2",
+            json!({"msg_id": m, "msg_type": 3, "from_uid": 1}),
+        );
         assert!(check(&mut h, 2, 0, 0).pushes.is_empty());
     }
 
@@ -178,10 +206,19 @@ mod tests {
         // bobby on a new device with roaming on.
         h.b.disconnect(2);
         h.init(4, APP, SECRET);
-        h.req(4, "login", json!({"username": "bobby", "password": md5_hex("pw")}));
+        h.req(
+            4,
+            "login",
+            json!({"username": "bobby", "password": md5_hex("pw")}),
+        );
         let o = check(&mut h, 4, 0, 1);
         let conv = &o.pushes[0].payload["messages"][0];
-        let ids: Vec<_> = conv["msgs"].as_array().unwrap().iter().map(|m| m["msg_id"].as_u64().unwrap()).collect();
+        let ids: Vec<_> = conv["msgs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["msg_id"].as_u64().unwrap())
+            .collect();
         assert_eq!(ids, vec![a, b]);
         assert_eq!(conv["unsync_count"], json!(0));
         assert_eq!(resp(&o)["sync_type"], json!(1));

@@ -10,12 +10,17 @@ impl Backend {
     pub(super) fn get_user_info(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
         let username = a.str("username")?;
-        let appkey = a.opt_str("appkey")?.filter(|s| !s.is_empty()).unwrap_or(&me.appkey);
+        let appkey = a
+            .opt_str("appkey")?
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&me.appkey);
         let key = UserKey::new(appkey, username);
-        let user = self
-            .users
-            .get(&key)
-            .ok_or_else(|| Failure::new(Code::NoSuchUser, format!("user {username} does not exist in {appkey}")))?;
+        let user = self.users.get(&key).ok_or_else(|| {
+            Failure::new(
+                Code::NoSuchUser,
+                format!("user {username} does not exist in {appkey}"),
+            )
+        })?;
         let mut f = Map::new();
         f.insert("user_info".into(), user.info());
         // The guide reads `data.extras`; keep it at the top level too (protocol.md 4.1).
@@ -23,30 +28,51 @@ impl Backend {
         Ok(Outcome::ok(f))
     }
 
-    pub(super) fn update_user_info(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
+    pub(super) fn update_user_info(
+        &mut self,
+        conn: ConnId,
+        a: Args<'_>,
+    ) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
         let patch = ProfilePatch::parse(a, "avatar")?;
         let now_s = self.now_ms() / 1000;
-        let user = self.users.get_mut(&me).ok_or_else(|| Failure::from(Code::UserNotExist))?;
+        let user = self
+            .users
+            .get_mut(&me)
+            .ok_or_else(|| Failure::from(Code::UserNotExist))?;
         patch.apply(user);
         // Keep mtime strictly increasing so `sui_mtime` comparisons see every change.
         user.mtime_s = now_s.max(user.mtime_s + 1);
         Ok(Outcome::ok_empty())
     }
 
-    pub(super) fn update_user_pwd(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
+    pub(super) fn update_user_pwd(
+        &mut self,
+        conn: ConnId,
+        a: Args<'_>,
+    ) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
         let old = password_field(a, "old_pwd")?;
         let new = password_field(a, "new_pwd")?;
-        let user = self.users.get_mut(&me).ok_or_else(|| Failure::from(Code::UserNotExist))?;
+        let user = self
+            .users
+            .get_mut(&me)
+            .ok_or_else(|| Failure::from(Code::UserNotExist))?;
         if user.password_md5 != old {
             return Err(Failure::new(Code::InvalidPassword, "old password is wrong"));
         }
         user.password_md5 = new;
-        let others: Vec<ConnId> = self.conns_of(&me).into_iter().filter(|c| *c != conn).collect();
+        let others: Vec<ConnId> = self
+            .conns_of(&me)
+            .into_iter()
+            .filter(|c| *c != conn)
+            .collect();
         let mut out = Outcome::ok_empty();
         if !others.is_empty() {
-            let ev = self.new_event(2, json!({"from_username": me.username, "from_appkey": me.appkey}));
+            let ev = self.new_event(
+                2,
+                json!({"from_username": me.username, "from_appkey": me.appkey}),
+            );
             out.push(others.clone(), "event_notification", ev);
             // The SDK logs out on event 2; the server ends those logins too.
             for c in others {
@@ -70,7 +96,11 @@ mod tests {
         let mut h = Harness::new();
         h.user(1, "alice");
         h.user(2, "bobby");
-        let upd = h.req(1, "update_user_inf", json!({"nickname": "Al", "extras": {"x": 1}, "avatar": "media-1"}));
+        let upd = h.req(
+            1,
+            "update_user_inf",
+            json!({"nickname": "Al", "extras": {"x": 1}, "avatar": "media-1"}),
+        );
         assert_eq!(upd.code(), Some(0));
         let o = h.req(2, "get_across_user_info", json!({"username": "alice"}));
         let info = &resp(&o)["user_info"];
@@ -79,9 +109,19 @@ mod tests {
         assert_eq!(info["appkey"], json!(APP));
         assert!(info["uid"].as_u64().is_some());
         assert_eq!(resp(&o)["extras"], json!({"x": 1}));
-        assert_eq!(h.req(2, "get_across_user_info", json!({"username": "nobody"})).code(), Some(898002));
-        assert_eq!(h.req(2, "get_across_user_info", json!({})).code(), Some(880001));
-        assert_eq!(h.req(1, "update_user_inf", json!({"gender": "x"})).code(), Some(880004));
+        assert_eq!(
+            h.req(2, "get_across_user_info", json!({"username": "nobody"}))
+                .code(),
+            Some(898002)
+        );
+        assert_eq!(
+            h.req(2, "get_across_user_info", json!({})).code(),
+            Some(880001)
+        );
+        assert_eq!(
+            h.req(1, "update_user_inf", json!({"gender": "x"})).code(),
+            Some(880004)
+        );
     }
 
     #[test]
@@ -89,17 +129,45 @@ mod tests {
         let mut h = Harness::new();
         h.user(1, "alice");
         h.init(2, APP, SECRET);
-        h.req(2, "login", json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}));
-        let bad = h.req(1, "update_user_pwd", json!({"old_pwd": md5_hex("nope"), "new_pwd": md5_hex("new")}));
+        h.req(
+            2,
+            "login",
+            json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}),
+        );
+        let bad = h.req(
+            1,
+            "update_user_pwd",
+            json!({"old_pwd": md5_hex("nope"), "new_pwd": md5_hex("new")}),
+        );
         assert_eq!(bad.code(), Some(880104));
-        let o = h.req(1, "update_user_pwd", json!({"old_pwd": md5_hex("pw"), "new_pwd": md5_hex("new")}));
+        let o = h.req(
+            1,
+            "update_user_pwd",
+            json!({"old_pwd": md5_hex("pw"), "new_pwd": md5_hex("new")}),
+        );
         assert_eq!(o.code(), Some(0));
         assert_eq!(o.pushes.len(), 1);
         assert_eq!(o.pushes[0].to, vec![2]);
         assert_eq!(o.pushes[0].payload["event_type"], json!(2));
         assert!(h.b.conn_user(2).is_none());
         h.init(3, APP, SECRET);
-        assert_eq!(h.req(3, "login", json!({"username": "alice", "password": md5_hex("pw")})).code(), Some(880104));
-        assert_eq!(h.req(3, "login", json!({"username": "alice", "password": md5_hex("new")})).code(), Some(0));
+        assert_eq!(
+            h.req(
+                3,
+                "login",
+                json!({"username": "alice", "password": md5_hex("pw")})
+            )
+            .code(),
+            Some(880104)
+        );
+        assert_eq!(
+            h.req(
+                3,
+                "login",
+                json!({"username": "alice", "password": md5_hex("new")})
+            )
+            .code(),
+            Some(0)
+        );
     }
 }

@@ -1,1 +1,572 @@
-//! placeholder
+//! A Rust reference client with the official SDK's request semantics (protocol.md 2.2):
+//! random `rid` in `[1, 2^31-1]`, an ack timer per transmission (5 s) that re-sends the
+//! identical frame, a response timer (30 s) that re-sends too, and at most 5
+//! transmissions in all. Tests, the built-in conformance driver and the load generator
+//! use it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use jmessage_mock::client::{Client, ClientConfig};
+//! let c = Client::connect("http://127.0.0.1:8787", ClientConfig::default()).await?;
+//! c.init("appkey", "secret", 0).await?.ok()?;
+//! c.login("alice", "123456").await?.ok()?;
+//! # Ok(()) }
+//! ```
+
+mod transport;
+
+pub use transport::{OpenInfo, Transport, TransportError};
+
+use crate::backend::{md5_hex, signature};
+use crate::transport::engineio::{self, PacketType};
+use crate::transport::socketio::{self, SioPacket};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+use transport::Outgoing;
+
+/// Client settings; defaults are the SDK's constants.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub transport: Transport,
+    pub ack_timeout: Duration,
+    /// `None`: wait for the response forever (the SDK without `onTimeout`).
+    pub response_timeout: Option<Duration>,
+    /// Transmissions in all, the first one included.
+    pub retry_times: u32,
+    pub connect_timeout: Duration,
+    /// Answer `msg_sync` with `msg_recv_v2` and sync pushes with their acks, as the
+    /// 2.5.0+ SDK does.
+    pub auto_confirm: bool,
+    /// Send Engine.IO pings on the server's interval.
+    pub heartbeat: bool,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            transport: Transport::Websocket,
+            ack_timeout: Duration::from_millis(5_000),
+            response_timeout: Some(Duration::from_millis(30_000)),
+            retry_times: 5,
+            connect_timeout: Duration::from_secs(20),
+            auto_confirm: true,
+            heartbeat: true,
+        }
+    }
+}
+
+/// A server push (any event that is not a response to a pending request).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Push {
+    pub event: String,
+    pub payload: Value,
+}
+
+/// The answer to a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// The response object, `rid` removed.
+    pub body: Map<String, Value>,
+    /// How many times the request was transmitted.
+    pub sends: u32,
+    /// Whether an `ack` arrived.
+    pub acked: bool,
+}
+
+impl Reply {
+    /// The response code (0 when absent, as the SDK reads it).
+    pub fn code(&self) -> i64 {
+        self.body.get("code").and_then(Value::as_i64).unwrap_or(0)
+    }
+
+    /// `Ok(self)` for code 0, otherwise an error carrying the body.
+    pub fn ok(self) -> Result<Reply, RequestError> {
+        if self.code() == 0 {
+            Ok(self)
+        } else {
+            Err(RequestError::Failed(self.body))
+        }
+    }
+
+    pub fn get(&self, key: &str) -> &Value {
+        self.body.get(key).unwrap_or(&Value::Null)
+    }
+}
+
+/// Why a request did not produce a reply.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RequestError {
+    /// No ack after `retry_times` transmissions (`onTimeout`, `response_timeout: false`).
+    #[error("no ack after {sends} sends")]
+    AckTimeout {
+        sends: u32,
+        response: Option<Map<String, Value>>,
+    },
+    /// Acked, but no response after `retry_times` transmissions (`response_timeout: true`).
+    #[error("no response after {sends} sends")]
+    ResponseTimeout { sends: u32 },
+    /// The server answered with a non-zero code.
+    #[error("failed: {0:?}")]
+    Failed(Map<String, Value>),
+    #[error("connection closed")]
+    Closed,
+}
+
+struct Pending {
+    event: String,
+    acked: Arc<Notify>,
+    ack_seen: bool,
+    resp: Option<oneshot::Sender<Map<String, Value>>>,
+}
+
+struct Inner {
+    out: mpsc::UnboundedSender<Outgoing>,
+    pending: Mutex<HashMap<u64, Pending>>,
+    closed: CancellationToken,
+    rid_state: AtomicU64,
+    config: ClientConfig,
+    /// Every frame sent, in order (tests inspect retries).
+    sent: Mutex<Vec<String>>,
+}
+
+/// A connected reference client.
+pub struct Client {
+    inner: Arc<Inner>,
+    pushes: tokio::sync::Mutex<mpsc::UnboundedReceiver<Push>>,
+    pub open: OpenInfo,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    fn send_frame(&self, frame: String) {
+        lock(&self.sent).push(frame.clone());
+        let _ = self.out.send(Outgoing::Frame(frame));
+    }
+
+    /// A new rid in [1, 2^31-1] not pending (xorshift; the SDK uses Math.random).
+    fn new_rid(&self) -> u64 {
+        loop {
+            let mut x = self.rid_state.load(Ordering::Relaxed);
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.rid_state.store(x, Ordering::Relaxed);
+            let rid = (x % 2_147_483_647) + 1;
+            if !lock(&self.pending).contains_key(&rid) {
+                return rid;
+            }
+        }
+    }
+
+    fn on_frame(&self, frame: &str, pushes: &mpsc::UnboundedSender<Push>, pong: &Notify) {
+        let Ok(p) = engineio::decode_packet(frame) else {
+            return;
+        };
+        match p.kind {
+            PacketType::Pong => pong.notify_one(),
+            PacketType::Message => {
+                let Ok(SioPacket::Event { data, .. }) = socketio::decode(p.data) else {
+                    return;
+                };
+                let Some((event, payload)) = socketio::event_parts(data) else {
+                    return;
+                };
+                self.on_event(event, payload, pushes);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_event(&self, event: String, payload: Value, pushes: &mpsc::UnboundedSender<Push>) {
+        let rid = payload.get("rid").and_then(|r| {
+            r.as_u64()
+                .or_else(|| r.as_str().and_then(|s| s.parse().ok()))
+        });
+        if event == "ack" {
+            if let Some(p) = rid.and_then(|r| {
+                lock(&self.pending).get_mut(&r).map(|p| {
+                    p.ack_seen = true;
+                    p.acked.clone()
+                })
+            }) {
+                p.notify_one();
+            }
+            return;
+        }
+        if let (Some(rid), Value::Object(mut body)) = (rid, payload.clone()) {
+            let mut pending = lock(&self.pending);
+            if let Some(p) = pending.get_mut(&rid) {
+                if p.event == event {
+                    body.remove("rid");
+                    if let Some(tx) = p.resp.take() {
+                        let _ = tx.send(body);
+                    }
+                    return;
+                }
+            }
+        }
+        if self.config.auto_confirm {
+            self.confirm(&event, &payload);
+        }
+        let _ = pushes.send(Push { event, payload });
+    }
+
+    /// The SDK's automatic replies to pushes (fire and forget).
+    fn confirm(&self, event: &str, payload: &Value) {
+        let fire = |ev: &str, mut body: Value| {
+            let rid = self.new_rid();
+            if let Some(m) = body.as_object_mut() {
+                m.insert("rid".into(), json!(rid));
+            }
+            self.send_frame(socketio::encode_event_frame(ev, &body));
+        };
+        match event {
+            "msg_sync" => {
+                for m in payload
+                    .get("messages")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let mut b = json!({"msg_id": m["msg_id"], "msg_type": m["msg_type"], "from_uid": m["from_uid"]});
+                    if let Some(g) = m.get("from_gid").filter(|g| !g.is_null()) {
+                        b["from_gid"] = g.clone();
+                    }
+                    fire("msg_recv_v2", b);
+                }
+            }
+            "sync_conversation" | "sync_event" | "sync_receipt" => {
+                fire(
+                    &format!("{event}_ack"),
+                    json!({"sync_key": payload["sync_key"]}),
+                );
+            }
+            "event_notification" if payload["event_type"] == json!(1) => {
+                fire(
+                    "event_notification",
+                    json!({"event_id": payload["event_id"], "event_type": 1, "from_uid": payload.get("from_uid").cloned().unwrap_or(json!(0)), "gid": payload.get("gid").cloned().unwrap_or(json!(0))}),
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Client {
+    /// Connects to a server at `http://host:port` and waits for its `40`.
+    pub async fn connect(base: &str, config: ClientConfig) -> Result<Client, TransportError> {
+        let conn = transport::connect(base, config.transport, config.connect_timeout).await?;
+        let transport::Connection {
+            open,
+            mut inbound,
+            outbound,
+            closed,
+        } = conn;
+        let seed = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write(open.sid.as_bytes());
+            h.finish() | 1
+        };
+        let inner = Arc::new(Inner {
+            out: outbound,
+            pending: Mutex::new(HashMap::new()),
+            closed: closed.clone(),
+            rid_state: AtomicU64::new(seed),
+            config: config.clone(),
+            sent: Mutex::new(Vec::new()),
+        });
+        let (push_tx, push_rx) = mpsc::unbounded_channel();
+        let (conn_tx, conn_rx) = oneshot::channel::<()>();
+        let pong = Arc::new(Notify::new());
+        // Reader task.
+        let (r_inner, r_pong) = (inner.clone(), pong.clone());
+        tokio::spawn(async move {
+            let mut conn_tx = Some(conn_tx);
+            loop {
+                let frame = tokio::select! {
+                    f = inbound.recv() => f,
+                    _ = r_inner.closed.cancelled() => None,
+                };
+                let Some(frame) = frame else { break };
+                if frame == "40" {
+                    if let Some(tx) = conn_tx.take() {
+                        let _ = tx.send(());
+                    }
+                    continue;
+                }
+                if frame == "41" || frame.starts_with('1') {
+                    break;
+                }
+                r_inner.on_frame(&frame, &push_tx, &r_pong);
+            }
+            r_inner.closed.cancel();
+        });
+        // Heartbeat task: ping every interval, give up when a pong does not come.
+        if config.heartbeat {
+            let (h_inner, interval, timeout) =
+                (inner.clone(), open.ping_interval, open.ping_timeout);
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(interval) => {}
+                        _ = h_inner.closed.cancelled() => return,
+                    }
+                    let _ = h_inner.out.send(Outgoing::Frame("2".into()));
+                    tokio::select! {
+                        _ = pong.notified() => {}
+                        _ = tokio::time::sleep(timeout) => { h_inner.closed.cancel(); return; }
+                        _ = h_inner.closed.cancelled() => return,
+                    }
+                }
+            });
+        }
+        tokio::time::timeout(config.connect_timeout, conn_rx)
+            .await
+            .map_err(|_| TransportError::Handshake("no 40 from the server".into()))?
+            .map_err(|_| TransportError::Handshake("closed before 40".into()))?;
+        Ok(Client {
+            inner,
+            pushes: tokio::sync::Mutex::new(push_rx),
+            open,
+        })
+    }
+
+    /// Sends a request and waits for its reply with the SDK's ack/response timers.
+    pub async fn request(&self, event: &str, payload: Value) -> Result<Reply, RequestError> {
+        let inner = &self.inner;
+        let cfg = &inner.config;
+        let rid = inner.new_rid();
+        let mut body = match payload {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        body.insert("rid".into(), json!(rid));
+        let frame = socketio::encode_event_frame(event, &Value::Object(body));
+        let acked = Arc::new(Notify::new());
+        let (tx, mut rx) = oneshot::channel();
+        lock(&inner.pending).insert(
+            rid,
+            Pending {
+                event: event.to_owned(),
+                acked: acked.clone(),
+                ack_seen: false,
+                resp: Some(tx),
+            },
+        );
+        let result = self.run(rid, &frame, &acked, &mut rx, cfg).await;
+        lock(&inner.pending).remove(&rid);
+        result
+    }
+
+    async fn run(
+        &self,
+        rid: u64,
+        frame: &str,
+        acked: &Notify,
+        rx: &mut oneshot::Receiver<Map<String, Value>>,
+        cfg: &ClientConfig,
+    ) -> Result<Reply, RequestError> {
+        let inner = &self.inner;
+        let mut sends = 1;
+        inner.send_frame(frame.to_owned());
+        let mut response: Option<Map<String, Value>> = None;
+        // Phase 1: the ack timer (not stopped by a response, as in the SDK).
+        loop {
+            let ack_seen = lock(&inner.pending).get(&rid).is_some_and(|p| p.ack_seen);
+            if ack_seen {
+                break;
+            }
+            tokio::select! {
+                _ = acked.notified() => break,
+                r = &mut *rx, if response.is_none() => match r {
+                    Ok(body) => response = Some(body),
+                    Err(_) => return Err(RequestError::Closed),
+                },
+                _ = tokio::time::sleep(cfg.ack_timeout) => {
+                    if sends < cfg.retry_times {
+                        sends += 1;
+                        inner.send_frame(frame.to_owned());
+                    } else {
+                        return Err(RequestError::AckTimeout { sends, response });
+                    }
+                }
+                _ = inner.closed.cancelled() => return Err(RequestError::Closed),
+            }
+        }
+        if let Some(body) = response {
+            return Ok(Reply {
+                body,
+                sends,
+                acked: true,
+            });
+        }
+        // Phase 2: the response timer.
+        loop {
+            let limit = cfg.response_timeout;
+            tokio::select! {
+                r = &mut *rx => return match r {
+                    Ok(body) => Ok(Reply { body, sends, acked: true }),
+                    Err(_) => Err(RequestError::Closed),
+                },
+                _ = async { match limit { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {
+                    if sends < cfg.retry_times {
+                        sends += 1;
+                        inner.send_frame(frame.to_owned());
+                    } else {
+                        return Err(RequestError::ResponseTimeout { sends });
+                    }
+                }
+                _ = inner.closed.cancelled() => return Err(RequestError::Closed),
+            }
+        }
+    }
+
+    /// Sends a raw Engine.IO frame (tests of malformed input).
+    pub fn send_raw(&self, frame: &str) {
+        self.inner.send_frame(frame.to_owned());
+    }
+
+    /// Every frame this client sent, in order.
+    pub fn sent_frames(&self) -> Vec<String> {
+        lock(&self.inner.sent).clone()
+    }
+
+    /// The next push, whatever its event, within `limit`.
+    pub async fn next_push(&self, limit: Duration) -> Option<Push> {
+        let mut rx = self.pushes.lock().await;
+        tokio::time::timeout(limit, rx.recv()).await.ok().flatten()
+    }
+
+    /// The next push named `event` within `limit`; other pushes before it are dropped.
+    pub async fn expect_push(&self, event: &str, limit: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut rx = self.pushes.lock().await;
+        loop {
+            let p = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .ok()
+                .flatten()?;
+            if p.event == event {
+                return Some(p.payload);
+            }
+        }
+    }
+
+    /// Pushes already received, without waiting.
+    pub async fn drain_pushes(&self) -> Vec<Push> {
+        let mut rx = self.pushes.lock().await;
+        let mut out = Vec::new();
+        while let Ok(p) = rx.try_recv() {
+            out.push(p);
+        }
+        out
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.is_cancelled()
+    }
+
+    /// Resolves when the connection is gone.
+    pub async fn closed(&self) {
+        self.inner.closed.cancelled().await
+    }
+
+    /// The SDK's `loginOut`: Socket.IO disconnect (`41`), then close.
+    pub fn disconnect(&self) {
+        let _ = self.inner.out.send(Outgoing::Frame("41".into()));
+        let _ = self.inner.out.send(Outgoing::Close { abrupt: false });
+    }
+
+    /// Drops the connection without any goodbye (network loss).
+    pub fn drop_connection(&self) {
+        let _ = self.inner.out.send(Outgoing::Close { abrupt: true });
+        self.inner.closed.cancel();
+    }
+
+    // ---- SDK-shaped helpers ----
+
+    /// `init` with a freshly computed signature; `flag` 1 turns roaming on.
+    pub async fn init(&self, appkey: &str, secret: &str, flag: i64) -> Result<Reply, RequestError> {
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+            .to_string();
+        let rs = format!("{:020}", self.inner.new_rid());
+        self.request(
+            "c_init",
+            json!({"appkey": appkey, "random_str": rs, "timestamp": ts,
+                   "signature": signature(appkey, &ts, &rs, secret), "flag": flag, "fromPlatForm": "j"}),
+        )
+        .await
+    }
+
+    /// `register` with a plain-text password (hashed as the SDK does).
+    pub async fn register(&self, username: &str, password: &str) -> Result<Reply, RequestError> {
+        self.request(
+            "register",
+            json!({"username": username, "password": md5_hex(password)}),
+        )
+        .await
+    }
+
+    /// `login` with a plain-text password; then `sync_check` like the SDK.
+    pub async fn login(&self, username: &str, password: &str) -> Result<Reply, RequestError> {
+        let r = self
+            .request(
+                "login",
+                json!({"username": username, "password": md5_hex(password), "version": "2.5.0"}),
+            )
+            .await?;
+        if r.code() == 0 {
+            self.request(
+                "sync_check",
+                json!({"sync_key": 0, "sync_type": 0, "sync_event_key": 0, "msg_receipt_key": 0}),
+            )
+            .await?;
+        }
+        Ok(r)
+    }
+
+    /// `sendSingleMsg` with a text body, shaped as the SDK builds it.
+    pub async fn send_text(&self, me: &str, to: &str, text: &str) -> Result<Reply, RequestError> {
+        self.request(
+            "s_across_single_text",
+            single_msg(me, to, "text", json!({"text": text})),
+        )
+        .await
+    }
+}
+
+/// The SDK's `s_across_single_text` request for a content type (protocol.md 5.3).
+pub fn single_msg(me: &str, to: &str, msg_type: &str, msg_body: Value) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    json!({
+        "content": {
+            "version": 1, "target_type": "single", "from_platform": "web",
+            "target_id": to, "from_id": me, "create_time": now,
+            "msg_type": msg_type, "msg_body": msg_body,
+        },
+        "no_offline": false,
+        "no_notification": false,
+        "target_id": to,
+    })
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.inner.closed.cancel();
+    }
+}

@@ -71,7 +71,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(code: Code, detail: impl Into<String>) -> Self {
-        Self { code, message: detail.into() }
+        Self {
+            code,
+            message: detail.into(),
+        }
     }
 
     /// The response body `{code, message}` (without rid).
@@ -85,7 +88,10 @@ impl Failure {
 
 impl From<Code> for Failure {
     fn from(code: Code) -> Self {
-        Self { code, message: code.message().to_owned() }
+        Self {
+            code,
+            message: code.message().to_owned(),
+        }
     }
 }
 

@@ -31,7 +31,10 @@ impl Rid {
             Value::String(s) if !s.is_empty() && s.len() <= 64 => s.trim().into(),
             _ => return None,
         };
-        Some(Rid { raw: raw.clone(), key })
+        Some(Rid {
+            raw: raw.clone(),
+            key,
+        })
     }
 
     /// The value to echo.
@@ -81,7 +84,13 @@ mod tests {
         let s = Rid::from_payload(&map(json!({"rid": "2147483647"}))).unwrap();
         assert_eq!(s.key(), r.key());
         assert_eq!(s.raw(), &json!("2147483647"));
-        for bad in [json!({}), json!({"rid": null}), json!({"rid": 1.5}), json!({"rid": ""}), json!({"rid": [1]})] {
+        for bad in [
+            json!({}),
+            json!({"rid": null}),
+            json!({"rid": 1.5}),
+            json!({"rid": ""}),
+            json!({"rid": [1]}),
+        ] {
             assert!(Rid::from_payload(&map(bad.clone())).is_none(), "{bad}");
         }
     }

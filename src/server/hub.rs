@@ -56,7 +56,11 @@ impl Hub {
             for id in push.to {
                 match self.socket(id) {
                     Some(s) => s.send_frame(frame.clone()),
-                    None => tracing::debug!(conn = id, event = push.event, "push to a closed connection dropped"),
+                    None => tracing::debug!(
+                        conn = id,
+                        event = push.event,
+                        "push to a closed connection dropped"
+                    ),
                 }
             }
         }
@@ -80,7 +84,11 @@ impl SocketHandler for Hub {
         };
         let Some(rid) = Rid::from_payload(&payload) else {
             tracing::warn!(conn = socket.id, event, "request without a valid rid");
-            let body = Failure::new(Code::InvalidParameter, "rid must be an integer or a non-empty string").to_body();
+            let body = Failure::new(
+                Code::InvalidParameter,
+                "rid must be an integer or a non-empty string",
+            )
+            .to_body();
             socket.emit(&event, &Value::Object(body));
             return;
         };
@@ -108,6 +116,9 @@ impl SocketHandler for Hub {
 impl Hub {
     /// The engine this hub serves, while it runs.
     pub fn engine(&self) -> Option<Arc<Engine>> {
-        self.engine.read().unwrap_or_else(|e| e.into_inner()).upgrade()
+        self.engine
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .upgrade()
     }
 }

@@ -11,6 +11,7 @@ pub use hub::Hub;
 
 use crate::backend::{Backend, BackendConfig, Clock, SystemClock};
 use crate::transport::{http as eio_http, Engine, TransportConfig};
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -77,6 +78,11 @@ pub async fn start_with_clock(
     let stopped = stop.clone();
     let task = tokio::spawn(async move {
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        // Small frames back to back (ack, then response): without TCP_NODELAY the second
+        // one waits for the peer's delayed ACK (~40 ms).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let result = axum::serve(listener, service)
             .with_graceful_shutdown(async move { stopped.cancelled().await })
             .await;

@@ -286,7 +286,10 @@ mod tests {
         assert_eq!(js_len(pkt), 14);
         let body = encode_payload(&[pkt, "2"]);
         assert!(body.starts_with("14:"));
-        assert_eq!(decode_payload(&body).unwrap(), vec![pkt.to_owned(), "2".into()]);
+        assert_eq!(
+            decode_payload(&body).unwrap(),
+            vec![pkt.to_owned(), "2".into()]
+        );
     }
 
     #[test]

@@ -184,7 +184,11 @@ async fn poll(engine: &Arc<Engine>, socket: &Arc<Socket>, headers: &HeaderMap) -
     }
     let Some(mut rx) = socket.take_rx() else {
         // Two GETs at once: engine.io treats this as a broken client.
-        engine.close(socket, CloseReason::ProtocolError("overlapping GET".into()), true);
+        engine.close(
+            socket,
+            CloseReason::ProtocolError("overlapping GET".into()),
+            true,
+        );
         return eio_error(headers, EioHttpError::BadRequest);
     };
     let mut frames: Vec<Arc<str>> = Vec::new();
@@ -290,7 +294,10 @@ async fn run_upgrade(engine: Arc<Engine>, socket: Arc<Socket>, ws: WebSocket) {
     let limit = engine.config.ping_timeout;
     let upgraded = async {
         loop {
-            let msg = tokio::time::timeout(limit, stream.next()).await.ok()??.ok()?;
+            let msg = tokio::time::timeout(limit, stream.next())
+                .await
+                .ok()??
+                .ok()?;
             let Message::Text(text) = msg else {
                 continue;
             };
@@ -313,7 +320,11 @@ async fn run_upgrade(engine: Arc<Engine>, socket: Arc<Socket>, ws: WebSocket) {
     }
     socket.finish_upgrade(true);
     let Some(rx) = socket.take_rx_wait(Duration::from_secs(5)).await else {
-        engine.close(&socket, CloseReason::ProtocolError("upgrade stalled".into()), true);
+        engine.close(
+            &socket,
+            CloseReason::ProtocolError("upgrade stalled".into()),
+            true,
+        );
         return;
     };
     tokio::spawn(write_loop(socket.clone(), sink, rx));

@@ -207,7 +207,9 @@ impl Engine {
 
     fn make_sid(&self, id: u64) -> Arc<str> {
         // splitmix64 of (seed, id): unique per process, unguessable enough for a mock.
-        let mut z = self.sid_seed.wrapping_add(id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut z = self
+            .sid_seed
+            .wrapping_add(id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^= z >> 31;

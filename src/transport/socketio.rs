@@ -9,13 +9,32 @@ use serde_json::Value;
 /// A decoded Socket.IO packet.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SioPacket {
-    Connect { nsp: String },
-    Disconnect { nsp: String },
-    Event { nsp: String, id: Option<u64>, data: Value },
-    Ack { nsp: String, id: Option<u64>, data: Value },
-    Error { nsp: String, data: Value },
-    BinaryEvent { nsp: String },
-    BinaryAck { nsp: String },
+    Connect {
+        nsp: String,
+    },
+    Disconnect {
+        nsp: String,
+    },
+    Event {
+        nsp: String,
+        id: Option<u64>,
+        data: Value,
+    },
+    Ack {
+        nsp: String,
+        id: Option<u64>,
+        data: Value,
+    },
+    Error {
+        nsp: String,
+        data: Value,
+    },
+    BinaryEvent {
+        nsp: String,
+    },
+    BinaryAck {
+        nsp: String,
+    },
 }
 
 /// Why a Socket.IO packet could not be decoded.
@@ -127,9 +146,14 @@ mod tests {
         assert_eq!(decode("0").unwrap(), SioPacket::Connect { nsp: "/".into() });
         assert_eq!(
             decode("0/chat,").unwrap(),
-            SioPacket::Connect { nsp: "/chat".into() }
+            SioPacket::Connect {
+                nsp: "/chat".into()
+            }
         );
-        assert_eq!(decode("1").unwrap(), SioPacket::Disconnect { nsp: "/".into() });
+        assert_eq!(
+            decode("1").unwrap(),
+            SioPacket::Disconnect { nsp: "/".into() }
+        );
         assert_eq!(
             decode(r#"2["c_init",{"rid":7}]"#).unwrap(),
             SioPacket::Event {

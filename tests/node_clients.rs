@@ -1,0 +1,120 @@
+//! Third-party clients against the real server: the npm `socket.io-client@2` (always in
+//! CI) and the official Web SDK (when `JMESSAGE_SDK` points at a build).
+//!
+//! Node scripts live in `tests/node/` and `adapters/jmessage-web/`; their npm
+//! dependencies are installed by `scripts/test` (`npm ci`). When they are missing these
+//! tests fail if `JMM_REQUIRE_NODE=1` (CI), and otherwise skip with a message.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `Some(reason)` when the Node side cannot run here.
+fn node_missing(dir: &Path) -> Option<String> {
+    let node_ok = std::process::Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !node_ok {
+        return Some("node is not installed".into());
+    }
+    if !dir.join("node_modules").is_dir() {
+        return Some(format!(
+            "{}/node_modules is missing (run `npm ci --prefix {}`)",
+            dir.display(),
+            dir.display()
+        ));
+    }
+    None
+}
+
+fn skip_or_fail(why: &str) {
+    if std::env::var("JMM_REQUIRE_NODE").as_deref() == Ok("1") {
+        panic!("JMM_REQUIRE_NODE=1 but {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+}
+
+async fn run_node(
+    dir: &Path,
+    script: &str,
+    envs: &[(&str, String)],
+    limit: Duration,
+) -> (bool, String) {
+    let mut cmd = Command::new("node");
+    cmd.arg(script)
+        .current_dir(dir)
+        .kill_on_drop(true)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("node starts");
+    match tokio::time::timeout(limit, child.wait_with_output()).await {
+        Ok(Ok(out)) => {
+            let text = format!(
+                "--- stdout\n{}\n--- stderr\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (out.status.success(), text)
+        }
+        Ok(Err(e)) => (false, format!("node failed: {e}")),
+        Err(_) => (false, format!("{script} did not finish within {limit:?}")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_io_client_v2_over_websocket_polling_and_upgrade() {
+    let dir = root().join("tests/node");
+    if let Some(why) = node_missing(&dir) {
+        return skip_or_fail(&why);
+    }
+    let s = common::start().await;
+    let envs = [
+        ("JMM_ADDRESS", s.http_url()),
+        ("JMM_APPKEY", common::APPKEY.to_owned()),
+        ("JMM_SECRET", common::SECRET.to_owned()),
+    ];
+    let (ok, out) = run_node(&dir, "socketio_smoke.js", &envs, Duration::from_secs(90)).await;
+    println!("{out}");
+    assert!(ok, "socket.io-client@2 smoke failed:\n{out}");
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_sdk_inits_logs_in_sends_and_receives() {
+    let Ok(paths) = std::env::var("JMESSAGE_SDK") else {
+        eprintln!("SKIPPED: JMESSAGE_SDK is not set (point it at an official Web SDK build; ':' separates several)");
+        return;
+    };
+    let dir = root().join("adapters/jmessage-web");
+    if let Some(why) = node_missing(&dir) {
+        panic!("JMESSAGE_SDK is set but {why}");
+    }
+    let s = common::start().await;
+    for sdk in paths.split(':').filter(|p| !p.is_empty()) {
+        let envs = [
+            ("JMESSAGE_SDK", sdk.to_owned()),
+            ("JMM_ADDRESS", s.ws_url()),
+            ("JMM_UPLOAD", s.upload_url()),
+            ("JMM_APPKEY", common::APPKEY.to_owned()),
+            ("JMM_SECRET", common::SECRET.to_owned()),
+        ];
+        let (ok, out) = run_node(&dir, "smoke.js", &envs, Duration::from_secs(60)).await;
+        println!("{sdk}:\n{out}");
+        assert!(ok, "official SDK {sdk} failed:\n{out}");
+    }
+    s.shutdown().await;
+}
