@@ -1,7 +1,7 @@
 //! Server configuration: the embedded default app and demo users, and the optional
 //! YAML config file (`--config`).
 
-use crate::backend::{AppConfig, BackendConfig, UserSeed};
+use crate::backend::{AppConfig, BackendConfig, FriendSeed, GroupSeed, RoomSeed, UserSeed};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -41,7 +41,14 @@ pub struct ConfigFile {
     pub apps: Vec<AppConfig>,
     #[serde(default)]
     pub users: Vec<UserSeed>,
-    /// Seed the demo users into the first app (default true).
+    #[serde(default)]
+    pub groups: Vec<GroupSeed>,
+    /// Chat rooms; two demo rooms when empty.
+    #[serde(default)]
+    pub rooms: Vec<RoomSeed>,
+    #[serde(default)]
+    pub friends: Vec<FriendSeed>,
+    /// Seed the demo users, group and friendship into the first app (default true).
     #[serde(default)]
     pub demo_users: Option<bool>,
     #[serde(default)]
@@ -135,9 +142,49 @@ pub fn backend_config(
             }
         }
     }
+    let first = apps[0].appkey.clone();
+    let demo = file.and_then(|f| f.demo_users).unwrap_or(true);
+    let mut groups = file.map(|f| f.groups.clone()).unwrap_or_default();
+    let mut rooms = file.map(|f| f.rooms.clone()).unwrap_or_default();
+    let mut friends = file.map(|f| f.friends.clone()).unwrap_or_default();
+    if demo {
+        groups.push(GroupSeed {
+            appkey: first.clone(),
+            gid: None,
+            name: "Demo Group".into(),
+            desc: "alice, bobby, carol and david".into(),
+            owner: "alice".into(),
+            admins: vec!["bobby".into()],
+            members: vec!["carol".into(), "david".into()],
+            silenced: vec![],
+            public: false,
+            max_members: 500,
+        });
+        friends.push(FriendSeed {
+            appkey: first.clone(),
+            users: ["alice".into(), "bobby".into()],
+        });
+    }
+    if rooms.is_empty() {
+        for (name, description) in [
+            ("Lobby", "Everyone is welcome"),
+            ("Random", "Off-topic chat"),
+        ] {
+            rooms.push(RoomSeed {
+                appkey: first.clone(),
+                id: None,
+                name: name.into(),
+                description: description.into(),
+                max_member_count: 1000,
+            });
+        }
+    }
     BackendConfig {
         apps,
         users,
+        groups,
+        rooms,
+        friends,
         signature_ttl_ms: file
             .and_then(|f| f.signature_ttl_ms)
             .unwrap_or(10 * 60 * 1000),

@@ -159,6 +159,16 @@ impl Backend {
                 .and_then(|c| c.login.as_ref())
                 .is_some_and(|l| l.version.starts_with("2.4"))
         });
+        if need_receipt && target != me {
+            self.receipts.insert(
+                msg_id,
+                super::model::ReceiptState {
+                    sender: Some(me.clone()),
+                    unread: [target.clone()].into_iter().collect(),
+                    read: Default::default(),
+                },
+            );
+        }
         if !no_offline {
             self.messages.insert(msg_id, message);
             self.record(

@@ -9,18 +9,21 @@
 mod chat;
 pub mod clock;
 pub mod dedupe;
+mod events;
 pub mod model;
+pub mod seed;
 mod session;
 mod sync;
 mod users;
 
 pub use clock::{Clock, Ids, ManualClock, SystemClock};
 pub use model::{AppConfig, ConnId, UserKey};
+pub use seed::{FriendSeed, GroupSeed, RoomSeed};
 
 use crate::protocol::events::Needs;
 use crate::protocol::{success, Args, Code, Event, Failure, Rid};
 use dedupe::{Dedupe, Scope};
-use model::{Conn, Mailbox, Message, User};
+use model::{Conn, Group, Mailbox, Message, ReceiptState, Room, Social, User};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -109,6 +112,12 @@ pub struct BackendConfig {
     pub apps: Vec<AppConfig>,
     #[serde(default)]
     pub users: Vec<UserSeed>,
+    #[serde(default)]
+    pub groups: Vec<GroupSeed>,
+    #[serde(default)]
+    pub rooms: Vec<RoomSeed>,
+    #[serde(default)]
+    pub friends: Vec<FriendSeed>,
     /// How long a `c_init` signature stays valid (default 10 minutes, the guide's rule).
     #[serde(default = "default_signature_ttl")]
     pub signature_ttl_ms: i64,
@@ -143,12 +152,36 @@ pub struct Backend {
     conns: BTreeMap<ConnId, Conn>,
     messages: HashMap<u64, Message>,
     mailboxes: HashMap<UserKey, Mailbox>,
+    groups: BTreeMap<u64, Group>,
+    rooms: BTreeMap<u64, Room>,
+    social: HashMap<UserKey, Social>,
+    /// Messages sent with `need_receipt`, by msg_id.
+    receipts: HashMap<u64, ReceiptState>,
     dedupe: Dedupe,
 }
 
 impl Backend {
-    /// A backend with the given state, clock and id source.
+    /// A backend with the given state and clock. Seeds that name unknown users are
+    /// skipped with a warning; [`Backend::try_new`] reports them instead.
     pub fn new(config: BackendConfig, clock: Arc<dyn Clock>) -> Self {
+        let (b, errors) = Self::build(config, clock);
+        for e in errors {
+            tracing::warn!(error = %e, "seed skipped");
+        }
+        b
+    }
+
+    /// A backend with the given state and clock, or every seeding error.
+    pub fn try_new(config: BackendConfig, clock: Arc<dyn Clock>) -> Result<Self, Vec<String>> {
+        let (b, errors) = Self::build(config, clock);
+        if errors.is_empty() {
+            Ok(b)
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn build(config: BackendConfig, clock: Arc<dyn Clock>) -> (Self, Vec<String>) {
         let mut b = Self {
             clock,
             ids: Ids::default(),
@@ -159,6 +192,10 @@ impl Backend {
             conns: BTreeMap::new(),
             messages: HashMap::new(),
             mailboxes: HashMap::new(),
+            groups: BTreeMap::new(),
+            rooms: BTreeMap::new(),
+            social: HashMap::new(),
+            receipts: HashMap::new(),
             dedupe: Dedupe::default(),
         };
         for app in config.apps {
@@ -167,7 +204,23 @@ impl Backend {
         for u in config.users {
             b.seed_user(u);
         }
-        b
+        let mut errors = Vec::new();
+        for g in config.groups {
+            if let Err(e) = b.seed_group(g) {
+                errors.push(e);
+            }
+        }
+        for r in config.rooms {
+            if let Err(e) = b.seed_room(r) {
+                errors.push(e);
+            }
+        }
+        for f in config.friends {
+            if let Err(e) = b.seed_friends(f) {
+                errors.push(e);
+            }
+        }
+        (b, errors)
     }
 
     fn seed_user(&mut self, u: UserSeed) {
@@ -342,7 +395,8 @@ impl Backend {
             Event::GetConversations => self.get_conversations(conn),
             Event::SyncCheck => self.sync_check(conn, a),
             Event::SyncConversationAck => self.sync_conversation_ack(conn, a),
-            Event::SyncEventAck | Event::SyncReceiptAck => Ok(Outcome::ok_empty()),
+            Event::SyncEventAck => self.sync_event_ack(conn, a),
+            Event::SyncReceiptAck => Ok(Outcome::ok_empty()),
             Event::EventNotification => Ok(Outcome::default()),
             other => Err(Failure::new(
                 Code::InvalidParameter,
@@ -411,6 +465,9 @@ pub(crate) mod test_support {
                     },
                 ],
                 users: vec![],
+                groups: vec![],
+                rooms: vec![],
+                friends: vec![],
                 signature_ttl_ms: default_signature_ttl(),
             };
             Self {

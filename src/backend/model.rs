@@ -156,4 +156,147 @@ pub struct Mailbox {
     pub head: i64,
     pub log: VecDeque<SyncEntry>,
     pub conversations: BTreeMap<ConvKey, Conversation>,
+    /// Highest event sync key issued.
+    pub event_head: i64,
+    /// Events for `sync_event`, oldest first.
+    pub events: VecDeque<EventEntry>,
+}
+
+/// A group member's role (`flag` in `member_list`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Member,
+    Owner,
+    Admin,
+}
+
+impl Role {
+    /// The wire `flag`: 0 member, 1 owner, 2 admin.
+    pub fn flag(self) -> i64 {
+        match self {
+            Role::Member => 0,
+            Role::Owner => 1,
+            Role::Admin => 2,
+        }
+    }
+}
+
+/// One member of a group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub role: Role,
+    pub silenced: bool,
+    /// When the member joined, ms.
+    pub joined_ms: i64,
+}
+
+/// A group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub gid: u64,
+    pub appkey: String,
+    pub name: String,
+    pub desc: String,
+    pub avatar: String,
+    /// The wire `flag` (→ `group_type`): 2 public, 0/1 private.
+    pub flag: i64,
+    pub ctime_ms: i64,
+    pub mtime_ms: i64,
+    pub max_members: usize,
+    pub members: BTreeMap<UserKey, Member>,
+}
+
+impl Group {
+    pub fn owner(&self) -> Option<&UserKey> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.role == Role::Owner)
+            .map(|(k, _)| k)
+    }
+
+    pub fn is_public(&self) -> bool {
+        self.flag == 2
+    }
+
+    /// `{gid, name, desc, appkey, ctime, mtime, avatar, flag}` as in group lists.
+    pub fn brief(&self) -> Value {
+        json!({
+            "gid": self.gid,
+            "name": self.name,
+            "desc": self.desc,
+            "appkey": self.appkey,
+            "ctime": self.ctime_ms / 1000,
+            "mtime": self.mtime_ms / 1000,
+            "avatar": self.avatar,
+            "flag": self.flag,
+        })
+    }
+}
+
+/// A chat room.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Room {
+    pub id: u64,
+    pub appkey: String,
+    pub name: String,
+    pub description: String,
+    pub max_member_count: usize,
+    pub members: std::collections::BTreeSet<UserKey>,
+    pub ctime_ms: i64,
+}
+
+impl Room {
+    /// `{id, name, description, appkey, total_member_count, max_member_count}`.
+    pub fn info(&self) -> Value {
+        json!({
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "appkey": self.appkey,
+            "total_member_count": self.members.len(),
+            "max_member_count": self.max_member_count,
+            "ctime": self.ctime_ms / 1000,
+        })
+    }
+}
+
+/// One friend of a user.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Friend {
+    pub memo_name: String,
+    pub memo_others: String,
+    /// When the friendship started or last changed, seconds.
+    pub mtime_s: i64,
+}
+
+/// A user's social settings: friends, blacklist, no-disturb, shields.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Social {
+    pub friends: BTreeMap<UserKey, Friend>,
+    /// Invitations received and not yet answered: inviter → (event id, reason).
+    pub invitations: BTreeMap<UserKey, (u64, String)>,
+    pub blacklist: std::collections::BTreeSet<UserKey>,
+    pub nodisturb_users: std::collections::BTreeSet<UserKey>,
+    pub nodisturb_groups: std::collections::BTreeSet<u64>,
+    pub nodisturb_global: bool,
+    pub shield_groups: std::collections::BTreeSet<u64>,
+}
+
+/// One entry of a user's event log (for `sync_event`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventEntry {
+    pub seq: i64,
+    pub event: Value,
+    pub delivered: bool,
+}
+
+/// Read-receipt state of a message sent with `need_receipt` (protocol.md 8).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReceiptState {
+    pub sender: Option<UserKey>,
+    /// Recipients who have not read it yet.
+    pub unread: std::collections::BTreeSet<UserKey>,
+    /// Recipients who have read it.
+    pub read: std::collections::BTreeSet<UserKey>,
 }

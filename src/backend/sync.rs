@@ -72,6 +72,8 @@ impl Backend {
             }));
         }
         let pending = !messages.is_empty();
+        let (events, event_key) = self.pending_events(&me, event_key);
+        let (receipts, receipt_key) = self.pending_receipts(&me, receipt_key);
         let mut f = Map::new();
         f.insert(
             "sync_key".into(),
@@ -87,6 +89,12 @@ impl Backend {
                 "sync_conversation",
                 json!({"sync_key": mb.head, "messages": messages}),
             );
+        }
+        if let Some(ev) = events {
+            out.push(vec![conn], "sync_event", ev);
+        }
+        if let Some(r) = receipts {
+            out.push(vec![conn], "sync_receipt", r);
         }
         Ok(out)
     }
@@ -104,6 +112,16 @@ impl Backend {
             }
         }
         Ok(Outcome::ok_empty())
+    }
+
+    /// Receipt changes after `key` for `sync_check` (`sync_receipt`): `(push, response key)`.
+    /// Filled in by the receipts area; until then nothing is pending.
+    pub(super) fn pending_receipts(
+        &self,
+        _user: &super::UserKey,
+        key: i64,
+    ) -> (Option<Value>, i64) {
+        (None, key)
     }
 
     /// Every message in a user's sync log, oldest first (tests, admin views).

@@ -43,7 +43,15 @@ impl Backend {
         patch.apply(user);
         // Keep mtime strictly increasing so `sui_mtime` comparisons see every change.
         user.mtime_s = now_s.max(user.mtime_s + 1);
-        Ok(Outcome::ok_empty())
+        let mtime = user.mtime_s;
+        // Event 40 to the user's other sessions (and their event log for later devices).
+        let mut out = Outcome::ok_empty();
+        let ev = self.new_event(
+            40,
+            json!({"from_username": me.username, "from_appkey": me.appkey, "mtime": mtime}),
+        );
+        self.notify(&mut out, std::slice::from_ref(&me), ev, Some(conn));
+        Ok(out)
     }
 
     pub(super) fn update_user_pwd(

@@ -44,6 +44,9 @@ pub fn backend_config() -> BackendConfig {
             birthday: String::new(),
             extras: Default::default(),
         }],
+        groups: vec![],
+        rooms: vec![],
+        friends: vec![],
         signature_ttl_ms: 600_000,
     }
 }

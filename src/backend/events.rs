@@ -1,0 +1,128 @@
+//! Business events (`event_notification`, protocol.md 7.3) and their offline log
+//! (`sync_event`, 7.5).
+//!
+//! [`Backend::notify`] pushes one event object to every live session of the given users
+//! (encoded once by the hub) and records it in each user's event log. A user with no live
+//! session gets it later through `sync_event` at the next `sync_check`; `sync_event_ack`
+//! confirms it.
+
+use super::model::{EventEntry, UserKey};
+use super::{Backend, ConnId, Outcome};
+use crate::protocol::{Args, Failure};
+use serde_json::{json, Value};
+
+impl Backend {
+    /// Sends `event` to `users` (each once), skipping the connection `skip` (the sender's
+    /// own session for multi-end events).
+    pub(crate) fn notify(
+        &mut self,
+        out: &mut Outcome,
+        users: &[UserKey],
+        event: Value,
+        skip: Option<ConnId>,
+    ) {
+        let mut to = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for u in users {
+            if !seen.insert(u.clone()) || !self.users.contains_key(u) {
+                continue;
+            }
+            let live: Vec<ConnId> = self
+                .conns_of(u)
+                .into_iter()
+                .filter(|c| Some(*c) != skip)
+                .collect();
+            let mb = self.mailboxes.entry(u.clone()).or_default();
+            mb.event_head += 1;
+            let seq = mb.event_head;
+            mb.events.push_back(EventEntry {
+                seq,
+                event: event.clone(),
+                delivered: !live.is_empty(),
+            });
+            to.extend(live);
+        }
+        out.push(to, "event_notification", event);
+    }
+
+    /// Undelivered events after `key` for `sync_check`: `(push payload, response key)`.
+    pub(super) fn pending_events(&self, user: &UserKey, key: i64) -> (Option<Value>, i64) {
+        let Some(mb) = self.mailboxes.get(user) else {
+            return (None, key);
+        };
+        let events: Vec<Value> = mb
+            .events
+            .iter()
+            .filter(|e| e.seq > key && !e.delivered)
+            .map(|e| e.event.clone())
+            .collect();
+        if events.is_empty() {
+            (None, mb.event_head.max(key))
+        } else {
+            (
+                Some(json!({"sync_key": mb.event_head, "events": events})),
+                key,
+            )
+        }
+    }
+
+    pub(super) fn sync_event_ack(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
+        let me = self.me(conn)?;
+        let key = a.opt_i64("sync_key")?.unwrap_or(0);
+        if let Some(mb) = self.mailboxes.get_mut(&me) {
+            for e in mb.events.iter_mut().filter(|e| e.seq <= key) {
+                e.delivered = true;
+            }
+        }
+        Ok(Outcome::ok_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::super::UserKey;
+    use super::*;
+
+    #[test]
+    fn offline_users_get_events_through_sync_event_once() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        h.user(2, "bobby");
+        h.b.disconnect(2);
+        let mut out = Outcome::default();
+        let ev = h.b.new_event(6, json!({"from_username": "alice"}));
+        let users = [
+            UserKey::new(APP, "alice"),
+            UserKey::new(APP, "bobby"),
+            UserKey::new(APP, "bobby"),
+        ];
+        h.b.notify(&mut out, &users, ev.clone(), None);
+        assert_eq!(out.pushes.len(), 1);
+        assert_eq!(out.pushes[0].to, vec![1], "only alice is online");
+        // bobby logs in and checks.
+        h.init(3, APP, SECRET);
+        h.req(
+            3,
+            "login",
+            json!({"username": "bobby", "password": crate::backend::md5_hex("pw")}),
+        );
+        let o = h.req(3, "sync_check", json!({"sync_key": 0, "sync_event_key": 0}));
+        assert_eq!(resp(&o)["sync_event_key"], json!(0));
+        let p = o
+            .pushes
+            .iter()
+            .find(|p| p.event == "sync_event")
+            .expect("sync_event");
+        assert_eq!(p.payload["events"], json!([ev]));
+        let key = p.payload["sync_key"].as_i64().unwrap();
+        h.req(3, "sync_event_ack", json!({"sync_key": key}));
+        let o = h.req(
+            3,
+            "sync_check",
+            json!({"sync_key": 0, "sync_event_key": key}),
+        );
+        assert!(o.pushes.iter().all(|p| p.event != "sync_event"));
+        assert_eq!(resp(&o)["sync_event_key"], json!(key));
+    }
+}

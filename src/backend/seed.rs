@@ -1,0 +1,175 @@
+//! Initial state beyond apps and users: groups, chat rooms and friendships, as config
+//! files and scenario fixtures describe them.
+
+use super::model::{Friend, Group, Member, Role, Room, UserKey};
+use super::Backend;
+use serde::{Deserialize, Serialize};
+
+fn default_max_members() -> usize {
+    500
+}
+
+fn default_room_max() -> usize {
+    1000
+}
+
+/// A group to create at start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSeed {
+    pub appkey: String,
+    /// Fixed gid; allocated when absent.
+    #[serde(default)]
+    pub gid: Option<u64>,
+    pub name: String,
+    #[serde(default)]
+    pub desc: String,
+    pub owner: String,
+    #[serde(default)]
+    pub admins: Vec<String>,
+    #[serde(default)]
+    pub members: Vec<String>,
+    #[serde(default)]
+    pub silenced: Vec<String>,
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default = "default_max_members")]
+    pub max_members: usize,
+}
+
+/// A chat room to create at start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomSeed {
+    pub appkey: String,
+    #[serde(default)]
+    pub id: Option<u64>,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "default_room_max")]
+    pub max_member_count: usize,
+}
+
+/// Two users who are friends at start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FriendSeed {
+    pub appkey: String,
+    pub users: [String; 2],
+}
+
+impl Backend {
+    fn existing(&self, appkey: &str, username: &str) -> Result<UserKey, String> {
+        let k = UserKey::new(appkey, username);
+        if self.users.contains_key(&k) {
+            Ok(k)
+        } else {
+            Err(format!("user {username} does not exist in app {appkey}"))
+        }
+    }
+
+    /// Creates a group; returns its gid.
+    pub fn seed_group(&mut self, g: GroupSeed) -> Result<u64, String> {
+        let now = self.now_ms();
+        let owner = self.existing(&g.appkey, &g.owner)?;
+        let gid = match g.gid {
+            Some(id) if self.groups.contains_key(&id) => {
+                return Err(format!("gid {id} is used twice"))
+            }
+            Some(id) => {
+                self.ids.gid = self.ids.gid.max(id);
+                id
+            }
+            None => self.ids.next_gid(),
+        };
+        let mut members = std::collections::BTreeMap::new();
+        members.insert(
+            owner,
+            Member {
+                role: Role::Owner,
+                silenced: false,
+                joined_ms: now,
+            },
+        );
+        for (names, role) in [(&g.admins, Role::Admin), (&g.members, Role::Member)] {
+            for n in names {
+                let k = self.existing(&g.appkey, n)?;
+                members.entry(k).or_insert(Member {
+                    role,
+                    silenced: false,
+                    joined_ms: now,
+                });
+            }
+        }
+        for n in &g.silenced {
+            let k = self.existing(&g.appkey, n)?;
+            members
+                .get_mut(&k)
+                .ok_or_else(|| format!("silenced user {n} is not a member of {}", g.name))?
+                .silenced = true;
+        }
+        self.groups.insert(
+            gid,
+            Group {
+                gid,
+                appkey: g.appkey,
+                name: g.name,
+                desc: g.desc,
+                avatar: String::new(),
+                flag: if g.public { 2 } else { 1 },
+                ctime_ms: now,
+                mtime_ms: now,
+                max_members: g.max_members,
+                members,
+            },
+        );
+        Ok(gid)
+    }
+
+    /// Creates a chat room; returns its id.
+    pub fn seed_room(&mut self, r: RoomSeed) -> Result<u64, String> {
+        let id = match r.id {
+            Some(id) if self.rooms.contains_key(&id) => {
+                return Err(format!("room id {id} is used twice"))
+            }
+            Some(id) => {
+                self.ids.gid = self.ids.gid.max(id);
+                id
+            }
+            None => self.ids.next_gid(),
+        };
+        let now = self.now_ms();
+        self.rooms.insert(
+            id,
+            Room {
+                id,
+                appkey: r.appkey,
+                name: r.name,
+                description: r.description,
+                max_member_count: r.max_member_count,
+                members: Default::default(),
+                ctime_ms: now,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Makes two users friends.
+    pub fn seed_friends(&mut self, f: FriendSeed) -> Result<(), String> {
+        let a = self.existing(&f.appkey, &f.users[0])?;
+        let b = self.existing(&f.appkey, &f.users[1])?;
+        let now_s = self.now_ms() / 1000;
+        let friend = Friend {
+            mtime_s: now_s,
+            ..Friend::default()
+        };
+        self.social
+            .entry(a.clone())
+            .or_default()
+            .friends
+            .insert(b.clone(), friend.clone());
+        self.social.entry(b).or_default().friends.insert(a, friend);
+        Ok(())
+    }
+}
