@@ -185,6 +185,7 @@ pub fn backend_config(
         groups,
         rooms,
         friends,
+        messages: Vec::new(),
         signature_ttl_ms: file
             .and_then(|f| f.signature_ttl_ms)
             .unwrap_or(10 * 60 * 1000),

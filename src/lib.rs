@@ -11,6 +11,8 @@
 pub mod backend;
 pub mod client;
 pub mod config;
+pub mod faults;
 pub mod protocol;
+pub mod scenario;
 pub mod server;
 pub mod transport;

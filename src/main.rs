@@ -27,6 +27,16 @@ enum Command {
     Serve(ServeArgs),
     /// Print a valid c_init auth payload (appkey, random_str, timestamp, signature) as JSON.
     Sign(SignArgs),
+    /// Validate scenario and fixture files (files or directories). Exit code 1 on errors.
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Files or directories (every .yaml/.yml below them). Files under a `fixtures`
+    /// directory are checked as fixtures, the rest as scenarios.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -55,6 +65,17 @@ struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
+    /// Start from a scenario file: its fixtures replace the demo data and its faults are
+    /// active (steps and expectations are for `run`).
+    #[arg(long, env = "JMM_SCENARIO")]
+    scenario: Option<PathBuf>,
+    /// Do not serve the admin API at /__admin/ (it is served by default, and only when
+    /// bound to a loopback address unless --admin is given).
+    #[arg(long, conflicts_with = "admin")]
+    no_admin: bool,
+    /// Serve the admin API even on a non-loopback address.
+    #[arg(long)]
+    admin: bool,
 }
 
 #[derive(clap::Args)]
@@ -92,6 +113,48 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Sign(a) => sign(a),
         Command::Serve(a) => serve(a),
+        Command::Check(a) => check(a),
+    }
+}
+
+fn check(a: CheckArgs) -> ExitCode {
+    let mut files = Vec::new();
+    for p in &a.paths {
+        match jmessage_mock::scenario::collect_files(p) {
+            Ok(f) if !f.is_empty() => files.extend(f),
+            Ok(_) => {
+                eprintln!("{}: no .yaml files", p.display());
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", p.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let mut bad = 0;
+    for f in &files {
+        let result = if jmessage_mock::scenario::is_fixture_file(f) {
+            jmessage_mock::scenario::check_fixture_file(f)
+        } else {
+            jmessage_mock::scenario::load(f).map(|_| ())
+        };
+        match result {
+            Ok(()) => println!("ok    {}", f.display()),
+            Err(errors) => {
+                bad += 1;
+                println!("FAIL  {}", f.display());
+                for e in errors {
+                    eprintln!("{e}");
+                }
+            }
+        }
+    }
+    println!("{} files checked, {} with errors", files.len(), bad);
+    if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -151,12 +214,30 @@ fn serve(a: ServeArgs) -> ExitCode {
         .port
         .or_else(|| file.as_ref().and_then(|f| f.port))
         .unwrap_or(config::DEFAULT_PORT);
-    let backend = config::backend_config(file.as_ref(), a.appkey.as_deref(), a.secret.as_deref());
+    let mut backend =
+        config::backend_config(file.as_ref(), a.appkey.as_deref(), a.secret.as_deref());
+    let mut faults = Vec::new();
+    if let Some(path) = &a.scenario {
+        match jmessage_mock::scenario::load(path) {
+            Ok(sc) => {
+                backend = sc.backend_config();
+                faults = sc.faults();
+                eprintln!("scenario: {} ({} fault rules)", sc.name, faults.len());
+            }
+            Err(errors) => {
+                for e in errors {
+                    eprintln!("{e}");
+                }
+                return ExitCode::from(2);
+            }
+        }
+    }
     let transport = TransportConfig {
         ping_interval: Duration::from_millis(a.ping_interval),
         ping_timeout: Duration::from_millis(a.ping_timeout),
         ..TransportConfig::default()
     };
+    let admin = !a.no_admin && (a.admin || host.is_loopback());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -167,15 +248,15 @@ fn serve(a: ServeArgs) -> ExitCode {
     runtime.block_on(async move {
         let apps = backend.apps.clone();
         let demo: Vec<String> = backend.users.iter().map(|u| u.username.clone()).collect();
-        let server = match server::start(
-            ServerConfig { backend, transport },
-            SocketAddr::new(host, port),
-        )
-        .await
-        {
+        let config = ServerConfig {
+            faults,
+            admin,
+            ..ServerConfig::new(backend, transport)
+        };
+        let server = match server::start(config, SocketAddr::new(host, port)).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("error: cannot listen on {host}:{port}: {e}");
+                eprintln!("error: {host}:{port}: {e}");
                 return ExitCode::FAILURE;
             }
         };
@@ -204,6 +285,9 @@ fn serve(a: ServeArgs) -> ExitCode {
             "  sign:        jmessage-mock sign --appkey {} --secret {}",
             apps[0].appkey, apps[0].secret
         );
+        if admin {
+            println!("  admin:       {}/__admin/state", server.http_url());
+        }
         let _ = std::io::Write::flush(&mut std::io::stdout());
         shutdown_signal().await;
         tracing::info!("shutting down");

@@ -46,6 +46,32 @@ impl Clock for ManualClock {
     }
 }
 
+/// The real clock plus an offset that only grows: virtual time for a live server (the
+/// admin API and scenarios jump forward without waiting).
+#[derive(Debug, Clone, Default)]
+pub struct OffsetClock(Arc<AtomicI64>);
+
+impl OffsetClock {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Moves time forward by `ms` (negative values are ignored).
+    pub fn advance_ms(&self, ms: i64) {
+        self.0.fetch_add(ms.max(0), Ordering::SeqCst);
+    }
+
+    pub fn offset_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> i64 {
+        SystemClock.now_ms() + self.offset_ms()
+    }
+}
+
 /// Deterministic id counters. Bases make ids of different kinds easy to tell apart in
 /// transcripts.
 #[derive(Debug, Clone)]

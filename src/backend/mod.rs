@@ -10,15 +10,16 @@ mod chat;
 pub mod clock;
 pub mod dedupe;
 mod events;
+mod inspect;
 pub mod model;
 pub mod seed;
 mod session;
 mod sync;
 mod users;
 
-pub use clock::{Clock, Ids, ManualClock, SystemClock};
+pub use clock::{Clock, Ids, ManualClock, OffsetClock, SystemClock};
 pub use model::{AppConfig, ConnId, UserKey};
-pub use seed::{FriendSeed, GroupSeed, RoomSeed};
+pub use seed::{FriendSeed, GroupSeed, MessageSeed, RoomSeed};
 
 use crate::protocol::events::Needs;
 use crate::protocol::{success, Args, Code, Event, Failure, Rid};
@@ -84,6 +85,8 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserSeed {
+    /// App of the user (empty: the first app).
+    #[serde(default)]
     pub appkey: String,
     pub username: String,
     /// Plain-text password (hashed on load).
@@ -118,6 +121,9 @@ pub struct BackendConfig {
     pub rooms: Vec<RoomSeed>,
     #[serde(default)]
     pub friends: Vec<FriendSeed>,
+    /// History sent through the real send path at start.
+    #[serde(default)]
+    pub messages: Vec<MessageSeed>,
     /// How long a `c_init` signature stays valid (default 10 minutes, the guide's rule).
     #[serde(default = "default_signature_ttl")]
     pub signature_ttl_ms: i64,
@@ -217,6 +223,11 @@ impl Backend {
         }
         for f in config.friends {
             if let Err(e) = b.seed_friends(f) {
+                errors.push(e);
+            }
+        }
+        for m in &config.messages {
+            if let Err(e) = b.seed_message(m) {
                 errors.push(e);
             }
         }
@@ -405,6 +416,34 @@ impl Backend {
         }
     }
 
+    /// Runs a request as `user` on a temporary connection that no client holds
+    /// (fixtures, admin actions). Pushes to live sessions are returned as usual.
+    pub fn act_as(&mut self, user: &UserKey, event: &str, payload: Value) -> Outcome {
+        let conn = u64::MAX - self.ids.next_event();
+        let now = self.now_ms();
+        self.conns.insert(
+            conn,
+            Conn {
+                appkey: Some(user.appkey.clone()),
+                sync_type: 0,
+                login: Some(model::LoginState {
+                    user: user.clone(),
+                    platform: "fixture".into(),
+                    version: String::new(),
+                    since_ms: now,
+                }),
+            },
+        );
+        let mut m = payload.as_object().cloned().unwrap_or_default();
+        m.insert("rid".into(), json!(conn));
+        let out = match Rid::from_payload(&m) {
+            Some(rid) => self.handle(conn, event, &rid, &m),
+            None => Outcome::fail(&Failure::from(Code::Internal)),
+        };
+        self.conns.remove(&conn);
+        out
+    }
+
     /// The logged-in user of `conn` (handlers run only after `check_needs`).
     fn me(&self, conn: ConnId) -> Result<UserKey, Failure> {
         self.conn_user(conn)
@@ -468,6 +507,7 @@ pub(crate) mod test_support {
                 groups: vec![],
                 rooms: vec![],
                 friends: vec![],
+                messages: vec![],
                 signature_ttl_ms: default_signature_ttl(),
             };
             Self {

@@ -17,6 +17,8 @@ fn default_room_max() -> usize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupSeed {
+    /// Empty: the first app.
+    #[serde(default)]
     pub appkey: String,
     /// Fixed gid; allocated when absent.
     #[serde(default)]
@@ -41,6 +43,8 @@ pub struct GroupSeed {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoomSeed {
+    /// Empty: the first app.
+    #[serde(default)]
     pub appkey: String,
     #[serde(default)]
     pub id: Option<u64>,
@@ -51,10 +55,29 @@ pub struct RoomSeed {
     pub max_member_count: usize,
 }
 
+/// A message that exists before the scenario starts (history, offline messages).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageSeed {
+    /// App of sender and recipient (default: the first app).
+    #[serde(default)]
+    pub appkey: String,
+    pub from: String,
+    /// Recipient username (one-to-one).
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Recipient group (by gid).
+    #[serde(default)]
+    pub group: Option<u64>,
+    pub text: String,
+}
+
 /// Two users who are friends at start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FriendSeed {
+    /// Empty: the first app.
+    #[serde(default)]
     pub appkey: String,
     pub users: [String; 2],
 }
@@ -171,5 +194,38 @@ impl Backend {
             .insert(b.clone(), friend.clone());
         self.social.entry(b).or_default().friends.insert(a, friend);
         Ok(())
+    }
+}
+
+impl Backend {
+    /// Sends a fixture message through the real send path, as its sender.
+    pub fn seed_message(&mut self, m: &MessageSeed) -> Result<(), String> {
+        let from = self.existing(&m.appkey, &m.from)?;
+        let (event, payload) = match (&m.to, m.group) {
+            (Some(to), None) => (
+                "s_across_single_text",
+                serde_json::json!({"target_id": to, "appkey": m.appkey, "no_offline": false, "no_notification": false,
+                    "content": {"version": 1, "target_type": "single", "from_platform": "web", "target_id": to,
+                                "from_id": m.from, "create_time": self.now_ms(), "msg_type": "text", "msg_body": {"text": m.text}}}),
+            ),
+            (None, Some(gid)) => (
+                "send_group_msg",
+                serde_json::json!({"target_gid": gid.to_string(), "no_offline": false, "no_notification": false,
+                    "content": {"version": 1, "target_type": "group", "from_platform": "web", "target_id": gid.to_string(),
+                                "from_id": m.from, "create_time": self.now_ms(), "msg_type": "text", "msg_body": {"text": m.text}}}),
+            ),
+            _ => return Err("a message needs exactly one of `to` and `group`".into()),
+        };
+        let out = self.act_as(&from, event, payload);
+        match out.code() {
+            Some(0) => Ok(()),
+            _ => Err(format!(
+                "fixture message from {} failed: {}",
+                m.from,
+                out.response
+                    .map(|r| serde_json::Value::Object(r).to_string())
+                    .unwrap_or_default()
+            )),
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::backend::{Backend, ConnId, Outcome};
 use crate::protocol::{self, Code, Failure, Rid};
-use crate::transport::{CloseReason, Engine, Socket, SocketHandler};
+use crate::transport::{CloseReason, Engine, FrameKind, FrameTag, Socket, SocketHandler};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
@@ -45,17 +45,19 @@ impl Hub {
     }
 
     /// Sends an outcome: the response (if any) on `socket`, then every push.
-    fn deliver(&self, socket: &Socket, event: &str, rid: &Rid, outcome: Outcome) {
+    fn deliver(&self, socket: &Arc<Socket>, event: &str, rid: &Rid, outcome: Outcome) {
         if let Some(body) = &outcome.response {
-            socket.send_frame(protocol::response_frame(event, rid, body).into());
+            let tag = FrameTag::event(FrameKind::Response, event, Some(rid.key()));
+            socket.send_tagged(protocol::response_frame(event, rid, body).into(), &tag);
         }
         for push in outcome.pushes {
             // Encoded once, shared by every recipient.
             let frame: Arc<str> =
                 crate::transport::socketio::encode_event_frame(push.event, &push.payload).into();
+            let tag = FrameTag::event(FrameKind::Push, push.event, None);
             for id in push.to {
                 match self.socket(id) {
-                    Some(s) => s.send_frame(frame.clone()),
+                    Some(s) => s.send_tagged(frame.clone(), &tag),
                     None => tracing::debug!(
                         conn = id,
                         event = push.event,
@@ -89,10 +91,12 @@ impl SocketHandler for Hub {
                 "rid must be an integer or a non-empty string",
             )
             .to_body();
-            socket.emit(&event, &Value::Object(body));
+            let tag = FrameTag::event(FrameKind::Response, &event, None);
+            socket.emit_tagged(&event, &Value::Object(body), &tag);
             return;
         };
-        socket.send_frame(protocol::ack_frame(&rid).into());
+        let tag = FrameTag::event(FrameKind::Ack, &event, Some(rid.key()));
+        socket.send_tagged(protocol::ack_frame(&rid).into(), &tag);
         // Deliver while the backend is locked: queues are filled in the backend's order,
         // so a push can never overtake the login response it depends on. Sending into a
         // queue never waits.
@@ -100,7 +104,11 @@ impl SocketHandler for Hub {
         let outcome = backend.handle(socket.id, &event, &rid, &payload);
         tracing::debug!(conn = socket.id, event, rid = rid.key(), code = ?outcome.code(), pushes = outcome.pushes.len(), "request handled");
         self.deliver(socket, &event, &rid, outcome);
+        let user = backend.conn_user(socket.id).map(|u| u.username.clone());
         drop(backend);
+        if user.as_deref() != socket.label().as_deref() {
+            socket.set_label(user.as_deref());
+        }
     }
 
     fn on_close(&self, socket: &Arc<Socket>, reason: CloseReason) {
@@ -114,6 +122,17 @@ impl SocketHandler for Hub {
 }
 
 impl Hub {
+    /// Replaces the whole backend state (admin reset, scenario load). Every session is
+    /// dropped first: their logins belong to the old state.
+    pub fn replace_backend(&self, backend: Backend) {
+        if let Some(engine) = self.engine() {
+            for s in engine.sockets() {
+                engine.close(&s, CloseReason::ServerClose, true);
+            }
+        }
+        *self.lock() = backend;
+    }
+
     /// The engine this hub serves, while it runs.
     pub fn engine(&self) -> Option<Arc<Engine>> {
         self.engine

@@ -3,14 +3,16 @@
 //! [`Hub`] is the transport's [`SocketHandler`]: for each request it sends `ack` at once,
 //! runs the backend under a short synchronous lock (never held across `.await`), then
 //! sends the response and fans pushes out, each push encoded once and shared by all its
-//! recipients.
+//! recipients. Every frame passes through the [`FaultLayer`].
 
+mod admin;
 mod hub;
 
 pub use hub::Hub;
 
-use crate::backend::{Backend, BackendConfig, Clock, SystemClock};
-use crate::transport::{http as eio_http, Engine, TransportConfig};
+use crate::backend::{Backend, BackendConfig, Clock, OffsetClock};
+use crate::faults::{FaultLayer, FaultSpec};
+use crate::transport::{http as eio_http, Engine, Interceptor, TransportConfig};
 use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +24,24 @@ use tokio_util::sync::CancellationToken;
 pub struct ServerConfig {
     pub backend: BackendConfig,
     pub transport: TransportConfig,
+    /// Fault rules active from the start.
+    pub faults: Vec<FaultSpec>,
+    /// Journal entries kept (0: no journal).
+    pub journal_capacity: usize,
+    /// Serve the admin API at `/__admin/`.
+    pub admin: bool,
+}
+
+impl ServerConfig {
+    pub fn new(backend: BackendConfig, transport: TransportConfig) -> Self {
+        Self {
+            backend,
+            transport,
+            faults: Vec::new(),
+            journal_capacity: 10_000,
+            admin: true,
+        }
+    }
 }
 
 /// A running server. Dropping it does not stop it; call [`RunningServer::shutdown`].
@@ -29,6 +49,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     pub hub: Arc<Hub>,
     pub engine: Arc<Engine>,
+    pub faults: Arc<FaultLayer>,
+    pub clock: OffsetClock,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -57,23 +79,44 @@ impl RunningServer {
     }
 }
 
-/// Binds `addr` and serves until shutdown, with the system clock.
-pub async fn start(config: ServerConfig, addr: SocketAddr) -> std::io::Result<RunningServer> {
-    start_with_clock(config, addr, Arc::new(SystemClock)).await
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("bad fault rule: {0}")]
+    Fault(#[from] crate::faults::RuleError),
+    #[error("bad initial state: {0}")]
+    Seed(String),
 }
 
-/// Binds `addr` and serves until shutdown, with the given clock.
-pub async fn start_with_clock(
-    config: ServerConfig,
-    addr: SocketAddr,
-    clock: Arc<dyn Clock>,
-) -> std::io::Result<RunningServer> {
+/// Binds `addr` and serves until shutdown. Time is the system clock plus an offset that
+/// the admin API and scenarios can advance.
+pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServer, StartError> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let hub = Arc::new(Hub::new(Backend::new(config.backend, clock)));
-    let engine = Engine::new(config.transport, hub.clone());
+    let clock = OffsetClock::new();
+    let shared: Arc<dyn Clock> = Arc::new(clock.clone());
+    let backend = Backend::try_new(config.backend.clone(), shared.clone())
+        .map_err(|e| StartError::Seed(e.join("; ")))?;
+    let hub = Arc::new(Hub::new(backend));
+    let faults = FaultLayer::new(config.journal_capacity);
+    faults.replace(config.faults.clone())?;
+    let interceptor: Arc<dyn Interceptor> = faults.clone();
+    let engine = Engine::with_interceptor(config.transport.clone(), hub.clone(), Some(interceptor));
     hub.attach(&engine);
-    let app = eio_http::router(engine.clone()).fallback(not_found);
+    faults.attach(&engine);
+    let mut app = eio_http::router(engine.clone());
+    if config.admin {
+        app = app.merge(admin::router(admin::AdminState {
+            hub: hub.clone(),
+            faults: faults.clone(),
+            clock: clock.clone(),
+            shared_clock: shared,
+            initial: Arc::new(config.clone()),
+        }));
+    }
+    let app = app.fallback(not_found);
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let task = tokio::spawn(async move {
@@ -94,6 +137,8 @@ pub async fn start_with_clock(
         addr,
         hub,
         engine,
+        faults,
+        clock,
         stop,
         task,
     })

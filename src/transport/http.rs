@@ -142,6 +142,11 @@ async fn handle_get(
         Err(e) => return eio_error(&headers, e),
     };
     let sid = q.get("sid").cloned();
+    if !engine.accepts(transport, sid.is_some()) {
+        let mut resp = (StatusCode::SERVICE_UNAVAILABLE, "refused by a fault rule").into_response();
+        cors(&headers, &mut resp);
+        return resp;
+    }
     match transport {
         TransportKind::Websocket => {
             let Ok(ws) = ws else {

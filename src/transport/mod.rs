@@ -8,9 +8,11 @@
 
 pub mod engineio;
 pub mod http;
+pub mod intercept;
 mod session;
 pub mod socketio;
 
+pub use intercept::{Action, FrameKind, FrameTag, Interceptor};
 pub use session::{CloseReason, Engine, Socket, TransportKind};
 
 use serde_json::Value;

@@ -6,12 +6,13 @@
 //! in flight. Nothing here holds a lock across an `.await`.
 
 use super::engineio::{self, Handshake, PacketType};
+use super::intercept::{Action, FrameKind, FrameTag, Interceptor};
 use super::socketio::{self, SioPacket};
 use super::{SocketHandler, TransportConfig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
@@ -77,6 +78,28 @@ pub struct Socket {
     state: Mutex<State>,
     closed: CancellationToken,
     close_once: AtomicBool,
+    engine: Weak<Engine>,
+    interceptor: Option<Arc<dyn Interceptor>>,
+    /// Set by the layer above (the logged-in username), for matching and journals.
+    label: Mutex<Option<Arc<str>>>,
+    /// Outbound frames delayed by faults are released in order, not before this.
+    delay_until: Mutex<Instant>,
+    /// A frame held back by a reorder fault.
+    held: Mutex<Option<Arc<str>>>,
+}
+
+/// The tag of a frame the engine itself sends.
+fn transport_tag(frame: &str) -> FrameTag {
+    let kind = match frame.as_bytes() {
+        [b'0', ..] => FrameKind::Open,
+        [b'3', ..] => FrameKind::Pong,
+        [b'6', ..] => FrameKind::Noop,
+        [b'1', ..] => FrameKind::Close,
+        [b'4', b'0', ..] => FrameKind::Connect,
+        [b'4', b'1', ..] => FrameKind::Disconnect,
+        _ => FrameKind::Other,
+    };
+    FrameTag::of(kind)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -86,14 +109,103 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Socket {
-    /// Queues a whole Engine.IO frame (`42[...]`, `3`, ...) for the client.
-    pub fn send_frame(&self, frame: Arc<str>) {
+    /// Sends a transport-level frame (`3`, `40`, `6`, ...), tagged by its type.
+    pub fn send_frame(self: &Arc<Self>, frame: Arc<str>) {
+        let tag = transport_tag(&frame);
+        self.send_tagged(frame, &tag);
+    }
+
+    /// Sends a whole Engine.IO frame (`42[...]`) with its tag, through the interceptor.
+    pub fn send_tagged(self: &Arc<Self>, frame: Arc<str>, tag: &FrameTag) {
+        let action = match &self.interceptor {
+            None => Action::Pass,
+            Some(i) => i.outbound(self, &frame, tag),
+        };
+        match action {
+            Action::Pass => self.enqueue(frame),
+            Action::Drop => {}
+            Action::Replace(text) => self.enqueue(text),
+            Action::Duplicate(n) => {
+                for _ in 0..=n {
+                    self.enqueue(frame.clone());
+                }
+            }
+            Action::Delay(d) => {
+                let at = {
+                    let mut until = lock(&self.delay_until);
+                    let at = (Instant::now() + d).max(*until);
+                    *until = at;
+                    at
+                };
+                let me = self.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at) => me.enqueue(frame),
+                        _ = me.closed.cancelled() => {}
+                    }
+                });
+            }
+            Action::Hold => {
+                let previous = lock(&self.held).replace(frame);
+                if let Some(p) = previous {
+                    self.enqueue_raw(p);
+                }
+                // Never lose a held frame when nothing follows it.
+                let me = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let held = lock(&me.held).take();
+                    if let Some(h) = held {
+                        me.enqueue_raw(h);
+                    }
+                });
+            }
+            Action::Close { abrupt, after } => {
+                if after {
+                    self.enqueue(frame);
+                }
+                self.close(abrupt);
+            }
+            Action::Kick => {
+                self.enqueue(socketio::DISCONNECT_FRAME.into());
+                self.close(false);
+            }
+            Action::Respond(_) => self.enqueue(frame),
+        }
+    }
+
+    fn enqueue(&self, frame: Arc<str>) {
+        self.enqueue_raw(frame);
+        let held = lock(&self.held).take();
+        if let Some(h) = held {
+            self.enqueue_raw(h);
+        }
+    }
+
+    fn enqueue_raw(&self, frame: Arc<str>) {
         let _ = self.tx.send(Outbound::Frame(frame));
     }
 
-    /// Queues a Socket.IO event.
-    pub fn emit(&self, event: &str, payload: &serde_json::Value) {
-        self.send_frame(socketio::encode_event_frame(event, payload).into());
+    /// Sends a Socket.IO event with a tag.
+    pub fn emit_tagged(self: &Arc<Self>, event: &str, payload: &serde_json::Value, tag: &FrameTag) {
+        self.send_tagged(socketio::encode_event_frame(event, payload).into(), tag);
+    }
+
+    /// Closes the session (cleanly, or dropping the connection without a close frame).
+    pub fn close(self: &Arc<Self>, abrupt: bool) {
+        if let Some(engine) = self.engine.upgrade() {
+            engine.close(self, CloseReason::ServerClose, abrupt);
+        }
+    }
+
+    /// Labels the session (the layer above sets the logged-in username).
+    pub fn set_label(&self, label: Option<&str>) {
+        *lock(&self.label) = label.map(Into::into);
+    }
+
+    /// The session's label.
+    pub fn label(&self) -> Option<Arc<str>> {
+        lock(&self.label).clone()
     }
 
     /// The transport carrying the session now.
@@ -172,12 +284,22 @@ pub struct Engine {
     pub config: TransportConfig,
     sessions: Mutex<HashMap<Arc<str>, Arc<Socket>>>,
     handler: Arc<dyn SocketHandler>,
+    interceptor: Option<Arc<dyn Interceptor>>,
     next_id: AtomicU64,
     sid_seed: u64,
 }
 
 impl Engine {
     pub fn new(config: TransportConfig, handler: Arc<dyn SocketHandler>) -> Arc<Self> {
+        Self::with_interceptor(config, handler, None)
+    }
+
+    /// An engine whose frames all pass through `interceptor`.
+    pub fn with_interceptor(
+        config: TransportConfig,
+        handler: Arc<dyn SocketHandler>,
+        interceptor: Option<Arc<dyn Interceptor>>,
+    ) -> Arc<Self> {
         let sid_seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -186,6 +308,7 @@ impl Engine {
             config,
             sessions: Mutex::new(HashMap::new()),
             handler,
+            interceptor,
             next_id: AtomicU64::new(1),
             sid_seed,
         })
@@ -239,6 +362,11 @@ impl Engine {
             }),
             closed: CancellationToken::new(),
             close_once: AtomicBool::new(false),
+            engine: Arc::downgrade(self),
+            interceptor: self.interceptor.clone(),
+            label: Mutex::new(None),
+            delay_until: Mutex::new(Instant::now()),
+            held: Mutex::new(None),
         });
         let upgrades: &[&str] = if transport == TransportKind::Polling && self.config.allow_upgrades
         {
@@ -290,6 +418,9 @@ impl Engine {
         lock(&self.sessions).remove(&socket.sid);
         let _ = socket.tx.send(Outbound::Close { abrupt });
         tracing::debug!(conn = socket.id, ?reason, "session closed");
+        if let Some(i) = &self.interceptor {
+            i.closed(socket);
+        }
         self.handler.on_close(socket, reason);
         // Give a writer the chance to flush the close before tasks stop.
         let token = socket.closed.clone();
@@ -310,8 +441,57 @@ impl Engine {
         }
     }
 
-    /// Handles one inbound Engine.IO frame from any transport.
-    pub(crate) fn on_frame(&self, socket: &Arc<Socket>, frame: &str) {
+    /// Whether the interceptor lets a new session (or an upgrade) in.
+    pub(crate) fn accepts(&self, transport: TransportKind, upgrade: bool) -> bool {
+        self.interceptor
+            .as_ref()
+            .is_none_or(|i| i.accept(transport, upgrade))
+    }
+
+    /// Handles one inbound Engine.IO frame from any transport, through the interceptor.
+    pub(crate) fn on_frame(self: &Arc<Self>, socket: &Arc<Socket>, frame: &str) {
+        let action = match &self.interceptor {
+            None => Action::Pass,
+            Some(i) => i.inbound(socket, frame),
+        };
+        match action {
+            Action::Pass | Action::Hold => self.process(socket, frame),
+            Action::Drop => {}
+            Action::Replace(text) => self.process(socket, &text),
+            Action::Duplicate(n) => {
+                for _ in 0..=n {
+                    self.process(socket, frame);
+                }
+            }
+            Action::Delay(d) => {
+                let (engine, socket, frame) = (self.clone(), socket.clone(), frame.to_owned());
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = tokio::time::sleep(d) => engine.process(&socket, &frame),
+                        _ = socket.closed.cancelled() => {}
+                    }
+                });
+            }
+            Action::Close { abrupt, after } => {
+                if after {
+                    self.process(socket, frame);
+                }
+                self.close(socket, CloseReason::ServerClose, abrupt);
+            }
+            Action::Kick => {
+                socket.enqueue(socketio::DISCONNECT_FRAME.into());
+                self.close(socket, CloseReason::ServerClose, false);
+            }
+            Action::Respond(frames) => {
+                for (text, tag) in frames {
+                    socket.send_tagged(text, &tag);
+                }
+            }
+        }
+    }
+
+    /// Processes one inbound frame (after interception).
+    fn process(&self, socket: &Arc<Socket>, frame: &str) {
         let packet = match engineio::decode_packet(frame) {
             Ok(p) => p,
             Err(e) => {

@@ -47,6 +47,7 @@ pub fn backend_config() -> BackendConfig {
         groups: vec![],
         rooms: vec![],
         friends: vec![],
+        messages: vec![],
         signature_ttl_ms: 600_000,
     }
 }
@@ -57,10 +58,7 @@ pub async fn start() -> RunningServer {
 
 pub async fn start_with(transport: TransportConfig) -> RunningServer {
     server::start(
-        ServerConfig {
-            backend: backend_config(),
-            transport,
-        },
+        ServerConfig::new(backend_config(), transport),
         "127.0.0.1:0".parse().expect("addr"),
     )
     .await

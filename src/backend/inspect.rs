@@ -1,0 +1,49 @@
+//! Read-only views of the state, for the admin API and scenario expectations.
+
+use super::Backend;
+use serde_json::{json, Value};
+
+impl Backend {
+    /// Users, groups, rooms, sessions and message counts as JSON.
+    pub fn snapshot(&self) -> Value {
+        let mut users: Vec<&super::model::User> = self.users.values().collect();
+        users.sort_by_key(|u| u.uid);
+        let sessions: Vec<Value> = self
+            .conns
+            .iter()
+            .map(|(id, c)| {
+                json!({
+                    "conn": id,
+                    "appkey": c.appkey,
+                    "user": c.login.as_ref().map(|l| &l.user.username),
+                    "platform": c.login.as_ref().map(|l| &l.platform),
+                    "version": c.login.as_ref().map(|l| &l.version),
+                })
+            })
+            .collect();
+        json!({
+            "now_ms": self.now_ms(),
+            "apps": self.apps.values().map(|a| json!({"appkey": a.appkey, "name": a.name})).collect::<Vec<_>>(),
+            "users": users.iter().map(|u| {
+                let mut v = u.info();
+                v["online"] = json!(self.conns_of(&u.key).len());
+                v
+            }).collect::<Vec<_>>(),
+            "groups": self.groups.values().map(|g| {
+                let mut v = g.brief();
+                v["members"] = json!(g.members.iter().map(|(k, m)| json!({"username": k.username, "appkey": k.appkey, "flag": m.role.flag(), "keep_silence": m.silenced})).collect::<Vec<_>>());
+                v
+            }).collect::<Vec<_>>(),
+            "rooms": self.rooms.values().map(|r| r.info()).collect::<Vec<_>>(),
+            "sessions": sessions,
+            "messages": self.messages.len(),
+        })
+    }
+
+    /// Every stored message object (as pushed), oldest first.
+    pub fn messages(&self) -> Vec<Value> {
+        let mut m: Vec<&super::model::Message> = self.messages.values().collect();
+        m.sort_by_key(|m| m.msg_id);
+        m.into_iter().map(|m| m.wire.clone()).collect()
+    }
+}

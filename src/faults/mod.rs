@@ -1,0 +1,677 @@
+//! Weak-network faults applied at the transport boundary, and the wire journal.
+//!
+//! [`FaultLayer`] is the transport's [`Interceptor`]: it classifies each frame (kind,
+//! event, rid, user), checks the rules in order, and returns what the transport must do
+//! (drop, delay, duplicate, reorder, replace, close, kick, answer with an error). Delays
+//! are timers, never a blocked worker. Random choices use a per-rule seeded generator, so
+//! a scenario run repeats.
+
+pub mod journal;
+pub mod spec;
+
+pub use journal::{Entry, Journal};
+pub use spec::{
+    ActionSpec, CloseSpec, DelayDist, DelaySpec, Direction, FaultSpec, KindSpec, MatchSpec,
+};
+
+use crate::protocol::{self, Code, Failure, Rid};
+use crate::transport::{Action, Engine, FrameKind, FrameTag, Interceptor, Socket, TransportKind};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A small deterministic generator (SplitMix64).
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box-Muller).
+    fn normal(&mut self) -> f64 {
+        let u1 = self.unit().max(f64::MIN_POSITIVE);
+        let u2 = self.unit();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
+/// A rule and its counters.
+#[derive(Debug, Clone)]
+struct RuleState {
+    spec: FaultSpec,
+    id: Arc<str>,
+    matched: u32,
+    fired: u32,
+    rng: Rng,
+}
+
+/// A rule's public view (admin API).
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleView {
+    #[serde(flatten)]
+    pub spec: FaultSpec,
+    pub matched: u32,
+    pub fired: u32,
+}
+
+/// Why a rule could not be added.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    #[error("a fault with id {0:?} exists already")]
+    Duplicate(String),
+    #[error("no fault with id {0:?}")]
+    Unknown(String),
+    #[error("fault {0:?}: {1}")]
+    Invalid(String, String),
+}
+
+/// Checks a rule for values serde cannot reject.
+pub fn validate(spec: &FaultSpec) -> Result<(), String> {
+    if spec.id.trim().is_empty() {
+        return Err("id must not be empty".into());
+    }
+    if let Some(p) = spec.probability {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(format!("probability must be within 0..=1, not {p}"));
+        }
+    }
+    if spec.nth.contains(&0) {
+        return Err("nth counts from 1".into());
+    }
+    match &spec.action {
+        ActionSpec::Delay(DelaySpec::Dist(DelayDist::Uniform([a, b]))) if a > b => Err(format!(
+            "uniform delay bounds must be ascending, got [{a}, {b}]"
+        )),
+        ActionSpec::Delay(DelaySpec::Dist(DelayDist::Lognormal { sigma, .. }))
+            if !(*sigma >= 0.0) =>
+        {
+            Err("lognormal sigma must be >= 0".into())
+        }
+        ActionSpec::Throttle(0) => Err("throttle needs a rate above 0 bytes/s".into()),
+        ActionSpec::Error(code) if *code == 0 => Err("error code must not be 0".into()),
+        _ => Ok(()),
+    }
+}
+
+/// What the layer knows about a frame.
+struct Seen<'a> {
+    dir: Direction,
+    kind: FrameKind,
+    event: Option<Arc<str>>,
+    rid: Option<Arc<str>>,
+    user: Option<Arc<str>>,
+    frame: &'a str,
+}
+
+fn kind_matches(spec: KindSpec, kind: FrameKind) -> bool {
+    matches!(
+        (spec, kind),
+        (KindSpec::Handshake, FrameKind::Open)
+            | (KindSpec::Connect, FrameKind::Connect)
+            | (
+                KindSpec::Disconnect,
+                FrameKind::Disconnect | FrameKind::Close
+            )
+            | (KindSpec::Ping, FrameKind::Ping)
+            | (KindSpec::Pong, FrameKind::Pong)
+            | (KindSpec::Noop, FrameKind::Noop)
+            | (KindSpec::Request, FrameKind::Request)
+            | (KindSpec::Ack, FrameKind::Ack)
+            | (KindSpec::Response, FrameKind::Response)
+            | (KindSpec::Push, FrameKind::Push)
+    )
+}
+
+impl RuleState {
+    fn matches(&self, s: &Seen<'_>) -> bool {
+        let w = &self.spec.when;
+        // Shorthands imply their own match.
+        let (dir, kind) = match self.spec.action {
+            ActionSpec::StopPings => (Some(Direction::Out), Some(KindSpec::Pong)),
+            ActionSpec::NeverAnswer => (Some(Direction::Out), Some(KindSpec::Response)),
+            ActionSpec::Error(_) => (Some(Direction::In), Some(KindSpec::Request)),
+            _ => (w.direction, w.kind),
+        };
+        dir.is_none_or(|d| d == s.dir)
+            && kind.is_none_or(|k| kind_matches(k, s.kind))
+            && (w.event.is_empty()
+                || s.event
+                    .as_deref()
+                    .is_some_and(|e| w.event.iter().any(|x| x == e)))
+            && w.user
+                .as_deref()
+                .is_none_or(|u| s.user.as_deref() == Some(u))
+    }
+
+    /// Counts a match and decides whether the rule acts on it.
+    fn fires(&mut self) -> bool {
+        self.matched += 1;
+        let n = self.matched;
+        let spec = &self.spec;
+        if !spec.nth.is_empty() && !spec.nth.contains(&n) {
+            return false;
+        }
+        if spec.after.is_some_and(|a| n <= a) {
+            return false;
+        }
+        if spec.times.is_some_and(|t| self.fired >= t) {
+            return false;
+        }
+        if let Some(p) = spec.probability {
+            if self.rng.unit() >= p {
+                return false;
+            }
+        }
+        self.fired += 1;
+        true
+    }
+
+    fn delay(&mut self, d: &DelaySpec) -> Duration {
+        let ms = match d {
+            DelaySpec::Fixed(ms) | DelaySpec::Dist(DelayDist::Fixed(ms)) => *ms as f64,
+            DelaySpec::Dist(DelayDist::Uniform([a, b])) => {
+                *a as f64 + self.rng.unit() * (*b - *a) as f64
+            }
+            DelaySpec::Dist(DelayDist::Lognormal { median, sigma }) => {
+                (*median as f64) * (sigma * self.rng.normal()).exp()
+            }
+        };
+        Duration::from_millis(ms.clamp(0.0, 3_600_000.0) as u64)
+    }
+}
+
+/// Per-connection throttle state: when its link is free again.
+type Links = HashMap<u64, Instant>;
+
+/// The fault layer: rules, journal, and the handshake gate.
+pub struct FaultLayer {
+    /// False while there are no rules and no journal: frames pass untouched, unparsed.
+    active: std::sync::atomic::AtomicBool,
+    journal_on: bool,
+    rules: Mutex<Vec<RuleState>>,
+    journal: Mutex<Journal>,
+    links: Mutex<Links>,
+    started: Instant,
+    down_until: Mutex<Option<Instant>>,
+    engine: OnceLock<Weak<Engine>>,
+}
+
+impl FaultLayer {
+    /// A layer keeping at most `journal_capacity` journal entries (0: no journal).
+    pub fn new(journal_capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            active: std::sync::atomic::AtomicBool::new(journal_capacity > 0),
+            journal_on: journal_capacity > 0,
+            rules: Mutex::new(Vec::new()),
+            journal: Mutex::new(Journal::new(journal_capacity)),
+            links: Mutex::new(HashMap::new()),
+            started: Instant::now(),
+            down_until: Mutex::new(None),
+            engine: OnceLock::new(),
+        })
+    }
+
+    /// Lets `restart` faults reach the engine.
+    pub fn attach(&self, engine: &Arc<Engine>) {
+        let _ = self.engine.set(Arc::downgrade(engine));
+    }
+
+    /// Adds a rule at the end.
+    pub fn add(&self, spec: FaultSpec) -> Result<(), RuleError> {
+        validate(&spec).map_err(|e| RuleError::Invalid(spec.id.clone(), e))?;
+        let mut rules = lock(&self.rules);
+        if rules.iter().any(|r| r.spec.id == spec.id) {
+            return Err(RuleError::Duplicate(spec.id));
+        }
+        let seed = spec.seed.unwrap_or_else(|| {
+            spec.id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+            })
+        });
+        rules.push(RuleState {
+            id: spec.id.as_str().into(),
+            spec,
+            matched: 0,
+            fired: 0,
+            rng: Rng(seed),
+        });
+        self.refresh(&rules);
+        Ok(())
+    }
+
+    /// Replaces every rule.
+    pub fn replace(&self, specs: Vec<FaultSpec>) -> Result<(), RuleError> {
+        for s in &specs {
+            validate(s).map_err(|e| RuleError::Invalid(s.id.clone(), e))?;
+        }
+        self.clear();
+        for s in specs {
+            self.add(s)?;
+        }
+        Ok(())
+    }
+
+    /// Switches a rule on or off.
+    pub fn set_enabled(&self, id: &str, on: bool) -> Result<(), RuleError> {
+        let mut rules = lock(&self.rules);
+        let r = rules
+            .iter_mut()
+            .find(|r| r.spec.id == id)
+            .ok_or_else(|| RuleError::Unknown(id.to_owned()))?;
+        r.spec.enabled = on;
+        Ok(())
+    }
+
+    pub fn remove(&self, id: &str) -> Result<(), RuleError> {
+        let mut rules = lock(&self.rules);
+        let before = rules.len();
+        rules.retain(|r| r.spec.id != id);
+        self.refresh(&rules);
+        if rules.len() == before {
+            return Err(RuleError::Unknown(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    pub fn clear(&self) {
+        let mut rules = lock(&self.rules);
+        rules.clear();
+        self.refresh(&rules);
+    }
+
+    fn refresh(&self, rules: &[RuleState]) {
+        self.active.store(
+            self.journal_on || !rules.is_empty(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    fn is_active(&self) -> bool {
+        self.active.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn rules(&self) -> Vec<RuleView> {
+        lock(&self.rules)
+            .iter()
+            .map(|r| RuleView {
+                spec: r.spec.clone(),
+                matched: r.matched,
+                fired: r.fired,
+            })
+            .collect()
+    }
+
+    /// Journal entries after `since`.
+    pub fn journal(&self, since: u64) -> Vec<Entry> {
+        lock(&self.journal).since(since)
+    }
+
+    pub fn clear_journal(&self) {
+        lock(&self.journal).clear();
+    }
+
+    fn record(&self, s: &Seen<'_>, conn: u64, fault: Option<(&Arc<str>, &'static str)>) {
+        let mut j = lock(&self.journal);
+        j.push(Entry {
+            seq: 0,
+            t_ms: self.started.elapsed().as_millis() as u64,
+            conn,
+            user: s.user.clone(),
+            dir: match s.dir {
+                Direction::In => "in",
+                Direction::Out => "out",
+            },
+            kind: s.kind.name(),
+            event: s.event.clone(),
+            rid: s.rid.clone(),
+            fault: fault.map(|f| f.0.clone()),
+            action: fault.map(|f| f.1),
+            frame: s.frame.into(),
+        });
+    }
+
+    /// The first enabled, firing rule's decision for a frame.
+    fn decide(&self, socket: &Socket, s: &Seen<'_>) -> Action {
+        let mut rules = lock(&self.rules);
+        let mut chosen = None;
+        for r in rules.iter_mut() {
+            if !r.spec.enabled || r.spec.action.is_handshake_refusal() || !r.matches(s) {
+                continue;
+            }
+            if r.fires() {
+                chosen = Some(self.act(r, socket, s));
+                break;
+            }
+        }
+        drop(rules);
+        match chosen {
+            Some((action, id, name)) => {
+                self.record(s, socket.id, Some((&id, name)));
+                action
+            }
+            None => {
+                self.record(s, socket.id, None);
+                Action::Pass
+            }
+        }
+    }
+
+    fn act(
+        &self,
+        r: &mut RuleState,
+        socket: &Socket,
+        s: &Seen<'_>,
+    ) -> (Action, Arc<str>, &'static str) {
+        let name = r.spec.action.name();
+        let action = match r.spec.action.clone() {
+            ActionSpec::Drop | ActionSpec::StopPings | ActionSpec::NeverAnswer => Action::Drop,
+            ActionSpec::Duplicate => Action::Duplicate(1),
+            ActionSpec::Reorder => Action::Hold,
+            ActionSpec::Kick => Action::Kick,
+            ActionSpec::Corrupt => Action::Replace(corrupt(s.frame).into()),
+            ActionSpec::Delay(d) => Action::Delay(r.delay(&d)),
+            ActionSpec::Close(c) => Action::Close {
+                abrupt: c.abrupt,
+                after: c.after,
+            },
+            ActionSpec::Throttle(rate) => {
+                let mut links = lock(&self.links);
+                let now = Instant::now();
+                let free = links.get(&socket.id).copied().unwrap_or(now).max(now);
+                let cost = Duration::from_secs_f64(s.frame.len() as f64 / rate as f64);
+                let done = free + cost;
+                links.insert(socket.id, done);
+                Action::Delay(done - now)
+            }
+            ActionSpec::Error(code) => match (&s.event, &s.rid) {
+                (Some(event), Some(rid)) if s.dir == Direction::In => {
+                    let failure = match Code::from_number(code) {
+                        Some(c) => Failure::from(c),
+                        None => Failure {
+                            code: Code::Internal,
+                            message: format!("injected error {code}"),
+                        },
+                    };
+                    let mut body = failure.to_body();
+                    body.insert("code".into(), serde_json::json!(code));
+                    let rid_value = serde_json::from_str(rid)
+                        .unwrap_or_else(|_| serde_json::json!(rid.to_string()));
+                    let mut m = serde_json::Map::new();
+                    m.insert("rid".into(), rid_value);
+                    let rid_parsed = Rid::from_payload(&m);
+                    match rid_parsed {
+                        Some(rp) => Action::Respond(vec![
+                            (
+                                protocol::ack_frame(&rp).into(),
+                                FrameTag::event(FrameKind::Ack, event, Some(rid)),
+                            ),
+                            (
+                                protocol::response_frame(event, &rp, &body).into(),
+                                FrameTag::event(FrameKind::Response, event, Some(rid)),
+                            ),
+                        ]),
+                        None => Action::Pass,
+                    }
+                }
+                _ => Action::Pass,
+            },
+            ActionSpec::Restart { down_ms } => {
+                *lock(&self.down_until) = Some(Instant::now() + Duration::from_millis(down_ms));
+                if let Some(engine) = self.engine.get().and_then(Weak::upgrade) {
+                    // Outside the rules lock's caller: close every session on a task.
+                    tokio::spawn(async move {
+                        for s in engine.sockets() {
+                            engine.close(&s, crate::transport::CloseReason::ServerClose, true);
+                        }
+                    });
+                }
+                Action::Drop
+            }
+            ActionSpec::RefuseWebsocket | ActionSpec::RefuseUpgrade | ActionSpec::RefusePolling => {
+                Action::Pass
+            }
+        };
+        (action, r.id.clone(), name)
+    }
+}
+
+/// A frame cut in the middle of its JSON (or an unknown packet type if it has none).
+fn corrupt(frame: &str) -> String {
+    match frame.find('[') {
+        Some(i) => {
+            let cut = i + (frame.len() - i) / 2;
+            let mut end = cut.max(i + 1);
+            while !frame.is_char_boundary(end) {
+                end += 1;
+            }
+            frame[..end].to_owned()
+        }
+        None => format!("9{frame}"),
+    }
+}
+
+/// Classifies an inbound frame: kind, event, rid.
+fn classify_inbound(frame: &str) -> (FrameKind, Option<Arc<str>>, Option<Arc<str>>) {
+    match frame.as_bytes() {
+        [b'2', ..] => (FrameKind::Ping, None, None),
+        [b'1', ..] => (FrameKind::Close, None, None),
+        [b'5', ..] => (FrameKind::Upgrade, None, None),
+        [b'6', ..] => (FrameKind::Noop, None, None),
+        [b'4', b'1', ..] => (FrameKind::Disconnect, None, None),
+        [b'4', b'0', ..] => (FrameKind::Connect, None, None),
+        [b'4', b'2', ..] => {
+            let parsed: Option<(String, serde_json::Value)> =
+                serde_json::from_str(&frame[2..]).ok();
+            match parsed {
+                Some((event, payload)) => {
+                    let rid = payload
+                        .as_object()
+                        .and_then(Rid::from_payload)
+                        .map(|r| Arc::from(r.key()));
+                    let kind = if rid.is_some() {
+                        FrameKind::Request
+                    } else {
+                        FrameKind::Other
+                    };
+                    (kind, Some(event.into()), rid)
+                }
+                None => (FrameKind::Other, None, None),
+            }
+        }
+        _ => (FrameKind::Other, None, None),
+    }
+}
+
+impl Interceptor for FaultLayer {
+    fn outbound(&self, socket: &Socket, frame: &str, tag: &FrameTag) -> Action {
+        if !self.is_active() {
+            return Action::Pass;
+        }
+        let s = Seen {
+            dir: Direction::Out,
+            kind: tag.kind,
+            event: tag.event.clone(),
+            rid: tag.rid.clone(),
+            user: socket.label(),
+            frame,
+        };
+        self.decide(socket, &s)
+    }
+
+    fn inbound(&self, socket: &Socket, frame: &str) -> Action {
+        if !self.is_active() {
+            return Action::Pass;
+        }
+        let (kind, event, rid) = classify_inbound(frame);
+        let s = Seen {
+            dir: Direction::In,
+            kind,
+            event,
+            rid,
+            user: socket.label(),
+            frame,
+        };
+        self.decide(socket, &s)
+    }
+
+    fn accept(&self, transport: TransportKind, upgrade: bool) -> bool {
+        if lock(&self.down_until).is_some_and(|t| Instant::now() < t) {
+            return false;
+        }
+        let mut rules = lock(&self.rules);
+        for r in rules.iter_mut().filter(|r| r.spec.enabled) {
+            let applies = match r.spec.action {
+                ActionSpec::RefuseWebsocket => transport == TransportKind::Websocket && !upgrade,
+                ActionSpec::RefuseUpgrade => transport == TransportKind::Websocket && upgrade,
+                ActionSpec::RefusePolling => transport == TransportKind::Polling && !upgrade,
+                _ => false,
+            };
+            if applies && r.fires() {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn closed(&self, socket: &Socket) {
+        lock(&self.links).remove(&socket.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> FaultSpec {
+        serde_saphyr::from_str(yaml).expect("valid spec")
+    }
+
+    #[test]
+    fn specs_parse_from_yaml() {
+        let s = spec("id: a\nwhen: {direction: out, kind: ack, event: [s_across_single_text], user: alice}\naction: drop\nnth: [1, 2]\n");
+        assert_eq!(s.action, ActionSpec::Drop);
+        assert_eq!(s.nth, vec![1, 2]);
+        assert_eq!(s.when.kind, Some(KindSpec::Ack));
+        let s = spec("id: b\naction: {delay: {lognormal: {median: 200, sigma: 0.4}}}\n");
+        assert!(matches!(
+            s.action,
+            ActionSpec::Delay(DelaySpec::Dist(DelayDist::Lognormal { .. }))
+        ));
+        let s = spec("id: c\naction: {delay: 150}\n");
+        assert_eq!(s.action, ActionSpec::Delay(DelaySpec::Fixed(150)));
+        let s = spec("id: d\naction: {close: {abrupt: true}}\n");
+        assert_eq!(
+            s.action,
+            ActionSpec::Close(CloseSpec {
+                abrupt: true,
+                after: false
+            })
+        );
+        let s = spec("id: e\naction: {error: 880209}\ntimes: 1\n");
+        assert_eq!(s.action, ActionSpec::Error(880209));
+        let s = spec("id: f\naction: {restart: {down_ms: 500}}\n");
+        assert_eq!(s.action, ActionSpec::Restart { down_ms: 500 });
+        assert!(serde_saphyr::from_str::<FaultSpec>("id: g\naction: explode\n").is_err());
+        assert!(
+            serde_saphyr::from_str::<FaultSpec>("id: g\naction: drop\nwhen: {dir: in}\n").is_err()
+        );
+    }
+
+    #[test]
+    fn counters_nth_after_times_and_probability() {
+        let mut r = RuleState {
+            spec: spec("id: a\naction: drop\nnth: [2, 4]\n"),
+            id: "a".into(),
+            matched: 0,
+            fired: 0,
+            rng: Rng(1),
+        };
+        let fired: Vec<bool> = (0..5).map(|_| r.fires()).collect();
+        assert_eq!(fired, vec![false, true, false, true, false]);
+        let mut r = RuleState {
+            spec: spec("id: a\naction: drop\nafter: 1\ntimes: 2\n"),
+            id: "a".into(),
+            matched: 0,
+            fired: 0,
+            rng: Rng(1),
+        };
+        let fired: Vec<bool> = (0..5).map(|_| r.fires()).collect();
+        assert_eq!(fired, vec![false, true, true, false, false]);
+        let mut r = RuleState {
+            spec: spec("id: a\naction: drop\nprobability: 0.3\n"),
+            id: "a".into(),
+            matched: 0,
+            fired: 0,
+            rng: Rng(42),
+        };
+        let n = (0..10_000).filter(|_| r.fires()).count();
+        assert!((2_700..3_300).contains(&n), "{n}");
+    }
+
+    #[test]
+    fn validation_catches_values_serde_cannot() {
+        assert!(validate(&spec("id: a\naction: drop\nprobability: 1.5\n")).is_err());
+        assert!(validate(&spec("id: a\naction: drop\nnth: [0]\n")).is_err());
+        assert!(validate(&spec("id: a\naction: {delay: {uniform: [5, 1]}}\n")).is_err());
+        assert!(validate(&spec("id: a\naction: {throttle: 0}\n")).is_err());
+        assert!(validate(&spec("id: ' '\naction: drop\n")).is_err());
+        assert!(validate(&spec("id: a\naction: {delay: {uniform: [1, 5]}}\n")).is_ok());
+    }
+
+    #[test]
+    fn delays_follow_their_distribution() {
+        let mut r = RuleState {
+            spec: spec("id: a\naction: drop\n"),
+            id: "a".into(),
+            matched: 0,
+            fired: 0,
+            rng: Rng(7),
+        };
+        for _ in 0..100 {
+            let d = r.delay(&DelaySpec::Dist(DelayDist::Uniform([10, 20])));
+            assert!((10..=20).contains(&(d.as_millis() as u64)));
+        }
+        let mut v: Vec<u128> = (0..1001)
+            .map(|_| {
+                r.delay(&DelaySpec::Dist(DelayDist::Lognormal {
+                    median: 100,
+                    sigma: 0.5,
+                }))
+                .as_millis()
+            })
+            .collect();
+        v.sort();
+        assert!((85..=115).contains(&v[500]), "median {}", v[500]);
+    }
+
+    #[test]
+    fn inbound_classification_and_corruption() {
+        let (k, e, r) = classify_inbound(r#"42["login",{"rid":5}]"#);
+        assert_eq!(
+            (k, e.as_deref(), r.as_deref()),
+            (FrameKind::Request, Some("login"), Some("5"))
+        );
+        assert_eq!(classify_inbound("2").0, FrameKind::Ping);
+        assert_eq!(classify_inbound("41").0, FrameKind::Disconnect);
+        assert_eq!(classify_inbound(r#"42["x",null]"#).0, FrameKind::Other);
+        let c = corrupt(r#"42["msg_sync",{"messages":[]}]"#);
+        assert!(serde_json::from_str::<serde_json::Value>(&c[2..]).is_err());
+        assert_eq!(corrupt("3"), "93");
+    }
+}

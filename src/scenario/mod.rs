@@ -1,0 +1,719 @@
+//! Scenario files: load (with fixture includes), validate with file/line/column
+//! diagnostics, and turn into server state and fault rules. Nothing in a bad file is
+//! half-applied: [`load`] returns either a whole [`Scenario`] or every error.
+
+pub mod model;
+
+pub use model::{Expectation, FrameFilter, Outcome, ScenarioFile, Step, TransportSpec};
+
+use crate::backend::{
+    AppConfig, BackendConfig, FriendSeed, GroupSeed, MessageSeed, RoomSeed, UserSeed,
+};
+use crate::config;
+use crate::faults::{self, FaultSpec};
+use crate::protocol::Event;
+use model::Fixtures;
+use serde_saphyr::Spanned;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A problem in a file, at a position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: String,
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )?;
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A loaded, valid scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub id: Option<String>,
+    pub name: String,
+    pub description: String,
+    pub spec: Option<String>,
+    pub file: String,
+    pub apps: Vec<AppConfig>,
+    pub users: Vec<UserSeed>,
+    pub groups: Vec<GroupSeed>,
+    pub rooms: Vec<RoomSeed>,
+    pub friends: Vec<FriendSeed>,
+    pub messages: Vec<MessageSeed>,
+    pub fault_specs: Vec<FaultSpec>,
+    pub time_scale: f64,
+    pub steps: Vec<Step>,
+    pub expect: Vec<Expectation>,
+}
+
+impl Scenario {
+    /// The server state the scenario starts from.
+    pub fn backend_config(&self) -> BackendConfig {
+        BackendConfig {
+            apps: self.apps.clone(),
+            users: self.users.clone(),
+            groups: self.groups.clone(),
+            rooms: self.rooms.clone(),
+            friends: self.friends.clone(),
+            messages: self.messages.clone(),
+            signature_ttl_ms: 10 * 60 * 1000,
+        }
+    }
+
+    /// The fault rules the scenario starts with.
+    pub fn faults(&self) -> Vec<FaultSpec> {
+        self.fault_specs.clone()
+    }
+}
+
+/// Names of server pushes (valid `event` values in fault rules besides request events).
+pub const PUSH_EVENTS: &[&str] = &[
+    "ack",
+    "msg_sync",
+    "event_notification",
+    "sync_conversation",
+    "sync_event",
+    "sync_receipt",
+    "receipt_change",
+    "trans_msg_rec",
+    "room_msg_sync",
+    "room_msg_sync_his",
+];
+
+fn diag(
+    file: &str,
+    loc: &serde_saphyr::Location,
+    message: impl Into<String>,
+    hint: Option<String>,
+) -> Diagnostic {
+    Diagnostic {
+        file: file.to_owned(),
+        line: loc.line(),
+        column: loc.column(),
+        message: message.into(),
+        hint,
+    }
+}
+
+fn parse_error(file: &str, e: &serde_saphyr::Error) -> Diagnostic {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((1, 1));
+    // The library's message may repeat the snippet; keep its first line.
+    let text = e.to_string();
+    let message = text.lines().next().unwrap_or("invalid YAML").to_owned();
+    Diagnostic {
+        file: file.to_owned(),
+        line,
+        column,
+        message,
+        hint: None,
+    }
+}
+
+/// Edit distance, for "did you mean" hints.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j + 1] + 1).min(cur[j] + 1).min(prev[j] + cost));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn suggest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut all: Vec<&str> = known.into_iter().collect();
+    all.sort();
+    all.dedup();
+    let best = all.iter().map(|k| (distance(word, k), *k)).min();
+    match best {
+        Some((d, k)) if d <= 3.max(word.len() / 3) => Some(format!("did you mean {k:?}?")),
+        _ if all.is_empty() => None,
+        _ if all.len() <= 12 => Some(format!("known: {}", all.join(", "))),
+        _ => None,
+    }
+}
+
+/// Finds `needle` at or after `loc` in `text`, for a precise position of a value inside
+/// a located node.
+fn locate(text: &str, loc: &serde_saphyr::Location, needle: &str) -> (u64, u64) {
+    let start = loc.line().max(1) as usize;
+    for (i, line) in text.lines().enumerate().skip(start - 1) {
+        if let Some(c) = line.find(needle) {
+            return (i as u64 + 1, line[..c].chars().count() as u64 + 1);
+        }
+    }
+    (loc.line(), loc.column())
+}
+
+struct Loader {
+    errors: Vec<Diagnostic>,
+    visiting: Vec<PathBuf>,
+}
+
+/// Reads and validates a scenario file (and the fixture files it includes).
+pub fn load(path: &Path) -> Result<Scenario, Vec<Diagnostic>> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Diagnostic {
+            file: file.clone(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read: {e}"),
+            hint: None,
+        }]
+    })?;
+    parse_at(&text, &file, path.parent())
+}
+
+/// Parses and validates scenario text; includes are resolved from the current directory.
+pub fn parse(text: &str, file: &str) -> Result<Scenario, Vec<Diagnostic>> {
+    parse_at(text, file, None)
+}
+
+fn parse_at(text: &str, file: &str, dir: Option<&Path>) -> Result<Scenario, Vec<Diagnostic>> {
+    let sf: ScenarioFile = serde_saphyr::from_str(text).map_err(|e| vec![parse_error(file, &e)])?;
+    let mut l = Loader {
+        errors: Vec::new(),
+        visiting: Vec::new(),
+    };
+    let mut fx = Fixtures::default();
+    for inc in &sf.include {
+        l.include(file, dir, inc, &mut fx);
+    }
+    l.merge(&mut fx, sf.fixtures.clone());
+    let scenario = l.check_scenario(text, file, sf, fx);
+    if l.errors.is_empty() {
+        Ok(scenario)
+    } else {
+        Err(l.errors)
+    }
+}
+
+/// Validates a fixture file on its own (the `check` command).
+pub fn check_fixture_file(path: &Path) -> Result<(), Vec<Diagnostic>> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Diagnostic {
+            file: file.clone(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read: {e}"),
+            hint: None,
+        }]
+    })?;
+    let f: Fixtures = serde_saphyr::from_str(&text).map_err(|e| vec![parse_error(&file, &e)])?;
+    let mut l = Loader {
+        errors: Vec::new(),
+        visiting: vec![path.to_path_buf()],
+    };
+    let mut fx = Fixtures::default();
+    for inc in &f.include {
+        l.include(&file, path.parent(), inc, &mut fx);
+    }
+    l.merge(&mut fx, f);
+    l.resolve_fixtures(&text, &file, &mut fx);
+    if l.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(l.errors)
+    }
+}
+
+impl Loader {
+    fn include(
+        &mut self,
+        file: &str,
+        dir: Option<&Path>,
+        inc: &Spanned<String>,
+        into: &mut Fixtures,
+    ) {
+        let path = dir
+            .map(|d| d.join(&inc.value))
+            .unwrap_or_else(|| PathBuf::from(&inc.value));
+        if self.visiting.contains(&path) {
+            self.errors.push(diag(
+                file,
+                &inc.referenced,
+                format!("include cycle through {}", inc.value),
+                None,
+            ));
+            return;
+        }
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                self.errors.push(diag(
+                    file,
+                    &inc.referenced,
+                    format!("cannot include {}: {e}", inc.value),
+                    Some("paths are relative to the including file".into()),
+                ));
+                return;
+            }
+        };
+        let inc_file = path.display().to_string();
+        match serde_saphyr::from_str::<Fixtures>(&text) {
+            Ok(f) => {
+                self.visiting.push(path.clone());
+                for nested in &f.include {
+                    self.include(&inc_file, path.parent(), nested, into);
+                }
+                self.visiting.pop();
+                self.merge(into, f);
+            }
+            Err(e) => self.errors.push(parse_error(&inc_file, &e)),
+        }
+    }
+
+    fn merge(&mut self, into: &mut Fixtures, f: Fixtures) {
+        into.apps.extend(f.apps);
+        into.users.extend(f.users);
+        into.groups.extend(f.groups);
+        into.rooms.extend(f.rooms);
+        into.friends.extend(f.friends);
+        into.messages.extend(f.messages);
+    }
+
+    /// Fills default appkeys and checks every reference between fixtures.
+    fn resolve_fixtures(&mut self, text: &str, file: &str, fx: &mut Fixtures) {
+        if fx.apps.is_empty() {
+            fx.apps.push(AppConfig {
+                appkey: config::DEFAULT_APPKEY.into(),
+                secret: config::DEFAULT_SECRET.into(),
+                name: "jmessage-mock default app".into(),
+                cross_app: None,
+                max_users: None,
+            });
+        }
+        let first = fx.apps[0].appkey.clone();
+        let apps: BTreeSet<String> = fx.apps.iter().map(|a| a.appkey.clone()).collect();
+        let mut users: BTreeSet<(String, String)> = BTreeSet::new();
+        for u in &mut fx.users {
+            if u.value.appkey.is_empty() {
+                u.value.appkey = first.clone();
+            }
+            if !apps.contains(&u.value.appkey) {
+                let (line, column) = locate(text, &u.referenced, &u.value.appkey);
+                self.errors.push(Diagnostic {
+                    file: file.into(),
+                    line,
+                    column,
+                    message: format!(
+                        "user {} is in app {}, which no fixture defines",
+                        u.value.username, u.value.appkey
+                    ),
+                    hint: suggest(&u.value.appkey, apps.iter().map(String::as_str)),
+                });
+            }
+            if !users.insert((u.value.appkey.clone(), u.value.username.clone())) {
+                let (line, column) = locate(text, &u.referenced, &u.value.username);
+                self.errors.push(Diagnostic {
+                    file: file.into(),
+                    line,
+                    column,
+                    message: format!("user {} is defined twice", u.value.username),
+                    hint: None,
+                });
+            }
+        }
+        let known = |app: &str| {
+            users
+                .iter()
+                .filter(move |(a, _)| a == app)
+                .map(|(_, u)| u.as_str())
+                .collect::<Vec<_>>()
+        };
+        let check_user = |errors: &mut Vec<Diagnostic>,
+                          loc: &serde_saphyr::Location,
+                          app: &str,
+                          name: &str,
+                          what: &str| {
+            if !users.contains(&(app.to_owned(), name.to_owned())) {
+                let (line, column) = locate(text, loc, name);
+                errors.push(Diagnostic {
+                    file: file.into(),
+                    line,
+                    column,
+                    message: format!("{what} names user {name:?}, which no fixture defines"),
+                    hint: suggest(name, known(app)),
+                });
+            }
+        };
+        for g in &mut fx.groups {
+            if g.value.appkey.is_empty() {
+                g.value.appkey = first.clone();
+            }
+            let v = &g.value;
+            for n in std::iter::once(&v.owner)
+                .chain(&v.admins)
+                .chain(&v.members)
+                .chain(&v.silenced)
+            {
+                check_user(
+                    &mut self.errors,
+                    &g.referenced,
+                    &v.appkey,
+                    n,
+                    &format!("group {:?}", v.name),
+                );
+            }
+        }
+        for r in &mut fx.rooms {
+            if r.appkey.is_empty() {
+                r.appkey = first.clone();
+            }
+        }
+        for f in &mut fx.friends {
+            if f.value.appkey.is_empty() {
+                f.value.appkey = first.clone();
+            }
+            for n in &f.value.users {
+                check_user(
+                    &mut self.errors,
+                    &f.referenced,
+                    &f.value.appkey,
+                    n,
+                    "friendship",
+                );
+            }
+        }
+        for m in &mut fx.messages {
+            if m.value.appkey.is_empty() {
+                m.value.appkey = first.clone();
+            }
+            let v = m.value.clone();
+            check_user(
+                &mut self.errors,
+                &m.referenced,
+                &v.appkey,
+                &v.from,
+                "message",
+            );
+            match (&v.to, v.group) {
+                (Some(to), None) => {
+                    check_user(&mut self.errors, &m.referenced, &v.appkey, to, "message")
+                }
+                (None, Some(_)) => {}
+                _ => self.errors.push(diag(
+                    file,
+                    &m.referenced,
+                    "a message needs exactly one of `to` and `group`",
+                    None,
+                )),
+            }
+        }
+    }
+
+    fn check_scenario(
+        &mut self,
+        text: &str,
+        file: &str,
+        sf: ScenarioFile,
+        mut fx: Fixtures,
+    ) -> Scenario {
+        if sf.demo_data {
+            let app = fx
+                .apps
+                .first()
+                .map(|a| a.appkey.clone())
+                .unwrap_or_else(|| config::DEFAULT_APPKEY.to_owned());
+            let demo = config::backend_config(
+                None,
+                Some(&app),
+                fx.apps.first().map(|a| a.secret.as_str()),
+            );
+            let loc = serde_saphyr::Location::UNKNOWN;
+            for u in demo.users {
+                fx.users.push(Spanned::new(u, loc, loc));
+            }
+            for g in demo.groups {
+                fx.groups.push(Spanned::new(g, loc, loc));
+            }
+            fx.rooms.extend(demo.rooms);
+            for f in demo.friends {
+                fx.friends.push(Spanned::new(f, loc, loc));
+            }
+        }
+        self.resolve_fixtures(text, file, &mut fx);
+        let mut usernames: BTreeSet<String> =
+            fx.users.iter().map(|u| u.value.username.clone()).collect();
+        for s in &sf.steps {
+            if let Step::Register { username, .. } = &s.value {
+                usernames.insert(username.clone());
+            }
+        }
+        let events: Vec<&str> = Event::ALL
+            .iter()
+            .map(|e| e.wire())
+            .chain(PUSH_EVENTS.iter().copied())
+            .collect();
+        let mut fault_ids = BTreeSet::new();
+        for f in &sf.faults {
+            let v = &f.value;
+            if !fault_ids.insert(v.id.clone()) {
+                let (line, column) = locate(text, &f.referenced, &v.id);
+                self.errors.push(Diagnostic {
+                    file: file.into(),
+                    line,
+                    column,
+                    message: format!("fault id {:?} is used twice", v.id),
+                    hint: None,
+                });
+            }
+            if let Err(e) = faults::validate(v) {
+                self.errors.push(diag(
+                    file,
+                    &f.referenced,
+                    format!("fault {:?}: {e}", v.id),
+                    None,
+                ));
+            }
+            if let Some(u) = &v.when.user {
+                if !usernames.contains(u) {
+                    let (line, column) = locate(text, &f.referenced, u);
+                    self.errors.push(Diagnostic { file: file.into(), line, column, message: format!("fault {:?} names user {u:?}, which no fixture or register step defines", v.id), hint: suggest(u, usernames.iter().map(String::as_str)) });
+                }
+            }
+            for e in &v.when.event {
+                if !events.contains(&e.as_str()) {
+                    let (line, column) = locate(text, &f.referenced, e);
+                    self.errors.push(Diagnostic {
+                        file: file.into(),
+                        line,
+                        column,
+                        message: format!(
+                            "fault {:?} names event {e:?}, which the protocol does not have",
+                            v.id
+                        ),
+                        hint: suggest(e, events.iter().copied()),
+                    });
+                }
+            }
+        }
+        let mut clients = BTreeSet::new();
+        for s in &sf.steps {
+            let client = match &s.value {
+                Step::Connect { client, .. } => {
+                    clients.insert(client.clone());
+                    None
+                }
+                Step::Init { client, .. }
+                | Step::Register { client, .. }
+                | Step::Login { client, .. }
+                | Step::SendText { client, .. }
+                | Step::Request { client, .. }
+                | Step::ExpectPush { client, .. }
+                | Step::NoPush { client, .. }
+                | Step::Disconnect { client, .. }
+                | Step::ExpectClosed { client, .. } => Some(client),
+                Step::FaultOn(id) | Step::FaultOff(id) => {
+                    if !fault_ids.contains(id) {
+                        let (line, column) = locate(text, &s.referenced, id);
+                        self.errors.push(Diagnostic {
+                            file: file.into(),
+                            line,
+                            column,
+                            message: format!(
+                                "step switches fault {id:?}, which this scenario does not define"
+                            ),
+                            hint: suggest(id, fault_ids.iter().map(String::as_str)),
+                        });
+                    }
+                    None
+                }
+                Step::AdvanceClock(_) | Step::WaitMs(_) => None,
+            };
+            if let Some(c) = client {
+                if !clients.contains(c) {
+                    let (line, column) = locate(text, &s.referenced, c);
+                    self.errors.push(Diagnostic {
+                        file: file.into(),
+                        line,
+                        column,
+                        message: format!("client {c:?} is used before a connect step opens it"),
+                        hint: suggest(c, clients.iter().map(String::as_str)),
+                    });
+                }
+            }
+            match &s.value {
+                Step::Request { event, .. }
+                | Step::ExpectPush { event, .. }
+                | Step::NoPush { event, .. }
+                    if !events.contains(&event.as_str()) =>
+                {
+                    let (line, column) = locate(text, &s.referenced, event);
+                    self.errors.push(Diagnostic {
+                        file: file.into(),
+                        line,
+                        column,
+                        message: format!("unknown event {event:?}"),
+                        hint: suggest(event, events.iter().copied()),
+                    });
+                }
+                Step::SendText { to, .. } if !usernames.contains(to) => {
+                    let (line, column) = locate(text, &s.referenced, to);
+                    self.errors.push(Diagnostic {
+                        file: file.into(),
+                        line,
+                        column,
+                        message: format!(
+                            "send_text to user {to:?}, which no fixture or register step defines"
+                        ),
+                        hint: suggest(to, usernames.iter().map(String::as_str)),
+                    });
+                }
+                _ => {}
+            }
+        }
+        if let Some(t) = sf.time_scale {
+            if !(t > 0.0 && t <= 10.0) {
+                self.errors.push(Diagnostic {
+                    file: file.into(),
+                    line: 1,
+                    column: 1,
+                    message: format!("time_scale must be in (0, 10], not {t}"),
+                    hint: None,
+                });
+            }
+        }
+        Scenario {
+            id: sf.id,
+            name: sf.name,
+            description: sf.description,
+            spec: sf.spec,
+            file: file.to_owned(),
+            apps: fx.apps,
+            users: fx.users.into_iter().map(|u| u.value).collect(),
+            groups: fx.groups.into_iter().map(|g| g.value).collect(),
+            rooms: fx.rooms,
+            friends: fx.friends.into_iter().map(|f| f.value).collect(),
+            messages: fx.messages.into_iter().map(|m| m.value).collect(),
+            fault_specs: sf.faults.into_iter().map(|f| f.value).collect(),
+            time_scale: sf.time_scale.unwrap_or(1.0),
+            steps: sf.steps.into_iter().map(|s| s.value).collect(),
+            expect: sf.expect.into_iter().map(|e| e.value).collect(),
+        }
+    }
+}
+
+/// Every `.yaml`/`.yml` file under `path` (or `path` itself).
+pub fn collect_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    if path.is_dir() {
+        let mut entries: Vec<_> = std::fs::read_dir(path)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.path());
+        for e in entries {
+            out.extend(collect_files(&e.path())?);
+        }
+    } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") || path.is_file() {
+        out.push(path.to_path_buf());
+    }
+    Ok(out)
+}
+
+/// Whether a file is a fixture file (it lives in a `fixtures` directory).
+pub fn is_fixture_file(path: &Path) -> bool {
+    path.components().any(|c| c.as_os_str() == "fixtures")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<Diagnostic> {
+        parse(text, "t.yaml").expect_err("should fail")
+    }
+
+    #[test]
+    fn a_valid_scenario_loads() {
+        let sc = parse(
+            "name: ok\nfixtures:\n  users:\n    - {username: alice, password: pw}\n    - {username: bobby, password: pw}\nfaults:\n  - id: drop-ack\n    when: {direction: out, kind: ack, event: [s_across_single_text], user: alice}\n    action: drop\n    nth: [1]\nsteps:\n  - connect: {client: a}\n  - init: {client: a}\n  - login: {client: a, username: alice, password: pw}\n  - send_text: {client: a, to: bobby, text: hi}\n  - fault_off: drop-ack\n  - advance_clock: 600000\nexpect:\n  - count: {dir: in, event: s_across_single_text, equals: 2}\n  - messages_stored: 1\n",
+            "t.yaml",
+        )
+        .expect("valid");
+        assert_eq!(sc.users.len(), 2);
+        assert_eq!(sc.users[0].appkey, config::DEFAULT_APPKEY);
+        assert_eq!(sc.fault_specs.len(), 1);
+        assert_eq!(sc.steps.len(), 6);
+        assert_eq!(sc.expect.len(), 2);
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_have_positions() {
+        let e = errors("name: x\nfaults:\n  - id: a\n    action: drop\n    whne: {}\n");
+        assert_eq!((e[0].line, e[0].file.as_str()), (5, "t.yaml"), "{e:?}");
+        assert!(e[0].message.contains("whne"), "{}", e[0]);
+        let e = errors("name: x\nfaults:\n  - id: a\n    action: drop\n    times: many\n");
+        assert_eq!(e[0].line, 5, "{e:?}");
+    }
+
+    #[test]
+    fn bad_references_point_at_the_value() {
+        let e = errors("name: x\nfixtures:\n  users:\n    - {username: alice, password: pw}\nfaults:\n  - id: f\n    when:\n      user: alcie\n    action: drop\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].line, e[0].column), (8, 13));
+        assert_eq!(e[0].hint.as_deref(), Some("did you mean \"alice\"?"));
+        let e = errors("name: x\nfaults:\n  - id: f\n    when: {event: [s_acros_single_text]}\n    action: drop\nsteps:\n  - fault_on: g\n  - init: {client: nobody}\n");
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert_eq!(e[0].line, 4);
+        assert!(e[0]
+            .hint
+            .as_deref()
+            .is_some_and(|h| h.contains("s_across_single_text")));
+        assert_eq!((e[1].line, e[1].column), (7, 15));
+        assert_eq!(e[2].line, 8);
+    }
+
+    #[test]
+    fn fixtures_are_cross_checked() {
+        let e = errors("name: x\nfixtures:\n  users:\n    - {username: alice, password: pw}\n  groups:\n    - {name: g, owner: alice, members: [bobby]}\n  messages:\n    - {from: alice, text: hi}\n");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert_eq!(e[0].line, 6);
+        assert!(e[0].message.contains("bobby"));
+        assert!(e[1].message.contains("exactly one"));
+    }
+
+    #[test]
+    fn duplicate_fault_ids_and_bad_values() {
+        let e = errors("name: x\nfaults:\n  - {id: a, action: drop}\n  - {id: a, action: drop, probability: 2}\n");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e.iter().any(|d| d.message.contains("twice") && d.line == 4));
+        assert!(e.iter().any(|d| d.message.contains("probability")));
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(distance("kitten", "sitting"), 3);
+        assert_eq!(
+            suggest("alcie", ["alice", "bobby"]).as_deref(),
+            Some("did you mean \"alice\"?")
+        );
+        assert_eq!(
+            suggest("zzzzzzzz", ["alice", "bobby"]).as_deref(),
+            Some("known: alice, bobby")
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! The scenario and fixture file formats (documented in `docs/scenarios.md`).
+
+use crate::backend::{AppConfig, FriendSeed, GroupSeed, MessageSeed, RoomSeed, UserSeed};
+use crate::faults::FaultSpec;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_saphyr::Spanned;
+
+/// Reusable state: apps, users, groups, rooms, friendships, messages.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fixtures {
+    #[serde(default)]
+    pub include: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+    #[serde(default)]
+    pub users: Vec<Spanned<UserSeed>>,
+    #[serde(default)]
+    pub groups: Vec<Spanned<GroupSeed>>,
+    #[serde(default)]
+    pub rooms: Vec<RoomSeed>,
+    #[serde(default)]
+    pub friends: Vec<Spanned<FriendSeed>>,
+    #[serde(default)]
+    pub messages: Vec<Spanned<MessageSeed>>,
+}
+
+/// Which transport a scripted client uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportSpec {
+    #[default]
+    Websocket,
+    Polling,
+}
+
+/// What a request step expects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A response with this code (0 = success).
+    Code(i64),
+    /// No ack after all sends (`onTimeout`, `response_timeout: false`).
+    AckTimeout,
+    /// Acked, never answered (`onTimeout`, `response_timeout: true`).
+    ResponseTimeout,
+    /// The connection closed before an answer.
+    Closed,
+}
+
+/// One step of a scenario, run by the conformance runner (the builtin driver is the
+/// Rust reference client).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Open a client connection named `client`.
+    Connect {
+        client: String,
+        #[serde(default)]
+        transport: TransportSpec,
+    },
+    /// `init` with a valid signature for `appkey` (default: the first app).
+    Init {
+        client: String,
+        #[serde(default)]
+        appkey: Option<String>,
+        #[serde(default)]
+        flag: Option<i64>,
+        #[serde(default)]
+        expect: Option<Outcome>,
+    },
+    Register {
+        client: String,
+        username: String,
+        password: String,
+        #[serde(default)]
+        expect: Option<Outcome>,
+    },
+    Login {
+        client: String,
+        username: String,
+        password: String,
+        #[serde(default)]
+        expect: Option<Outcome>,
+    },
+    /// `sendSingleMsg` with a text body.
+    SendText {
+        client: String,
+        to: String,
+        text: String,
+        #[serde(default)]
+        expect: Option<Outcome>,
+    },
+    /// Any request event with a payload.
+    Request {
+        client: String,
+        event: String,
+        #[serde(default)]
+        payload: Value,
+        #[serde(default)]
+        expect: Option<Outcome>,
+    },
+    /// Wait for a push.
+    ExpectPush {
+        client: String,
+        event: String,
+        #[serde(default = "default_within")]
+        within_ms: u64,
+        /// Fields the push must contain (a JSON subset match).
+        #[serde(default)]
+        fields: Option<Value>,
+    },
+    /// Assert that no push of this event arrives within the window.
+    NoPush {
+        client: String,
+        event: String,
+        #[serde(default = "default_quiet")]
+        within_ms: u64,
+    },
+    /// Close a client: `41` + close, or drop the TCP connection.
+    Disconnect {
+        client: String,
+        #[serde(default)]
+        abrupt: bool,
+    },
+    /// Wait until the client's connection is gone (e.g. after a ping stall).
+    ExpectClosed {
+        client: String,
+        #[serde(default = "default_within")]
+        within_ms: u64,
+    },
+    /// Move the server's virtual clock forward.
+    AdvanceClock(u64),
+    /// Real time passes (scaled like the client timers).
+    WaitMs(u64),
+    FaultOn(String),
+    FaultOff(String),
+}
+
+fn default_within() -> u64 {
+    5_000
+}
+
+fn default_quiet() -> u64 {
+    300
+}
+
+/// A check on the journal at the end of a run.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expectation {
+    /// How many frames match.
+    Count {
+        #[serde(flatten)]
+        frames: FrameFilter,
+        equals: usize,
+    },
+    /// All matching frames carry one and the same rid (retries).
+    SameRid(FrameFilter),
+    /// How many messages the server stored.
+    MessagesStored(usize),
+}
+
+/// Selects journal entries.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct FrameFilter {
+    #[serde(default)]
+    pub dir: Option<crate::faults::Direction>,
+    #[serde(default)]
+    pub kind: Option<crate::faults::KindSpec>,
+    #[serde(default)]
+    pub event: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+/// A scenario file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Stable id, e.g. `JMC-2.2-001`.
+    #[serde(default)]
+    pub id: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// The section of the guide or protocol.md this case is about.
+    #[serde(default)]
+    pub spec: Option<String>,
+    #[serde(default)]
+    pub include: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub fixtures: Fixtures,
+    /// Seed the embedded demo users, group, friendship and rooms.
+    #[serde(default)]
+    pub demo_data: bool,
+    #[serde(default)]
+    pub faults: Vec<Spanned<FaultSpec>>,
+    /// Client timers and waits are multiplied by this (0.01 runs the SDK's 5 s ack
+    /// timeout in 50 ms).
+    #[serde(default)]
+    pub time_scale: Option<f64>,
+    #[serde(default)]
+    pub steps: Vec<Spanned<Step>>,
+    #[serde(default)]
+    pub expect: Vec<Spanned<Expectation>>,
+}

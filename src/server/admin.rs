@@ -1,0 +1,212 @@
+//! The admin HTTP API at `/__admin/` (see `docs/admin-api.md`): fault rules, the wire
+//! journal, state, virtual time, reset and scenario loading.
+
+use super::{Hub, ServerConfig};
+use crate::backend::{Backend, Clock, OffsetClock};
+use crate::faults::{FaultLayer, FaultSpec, RuleError};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub(crate) struct AdminState {
+    pub hub: Arc<Hub>,
+    pub faults: Arc<FaultLayer>,
+    pub clock: OffsetClock,
+    pub shared_clock: Arc<dyn Clock>,
+    pub initial: Arc<ServerConfig>,
+}
+
+pub(crate) fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/__admin/health", get(health))
+        .route("/__admin/state", get(snapshot))
+        .route("/__admin/messages", get(messages))
+        .route(
+            "/__admin/faults",
+            get(list_faults).post(add_fault).delete(clear_faults),
+        )
+        .route("/__admin/faults/{id}", axum::routing::delete(remove_fault))
+        .route("/__admin/faults/{id}/enable", post(enable_fault))
+        .route("/__admin/faults/{id}/disable", post(disable_fault))
+        .route("/__admin/journal", get(journal).delete(clear_journal))
+        .route("/__admin/clock", get(clock).post(advance_clock))
+        .route("/__admin/reset", post(reset))
+        .route("/__admin/scenario", post(load_scenario))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+fn rule_error(e: RuleError) -> Response {
+    let status = match e {
+        RuleError::Unknown(_) => StatusCode::NOT_FOUND,
+        RuleError::Duplicate(_) => StatusCode::CONFLICT,
+        RuleError::Invalid(..) => StatusCode::BAD_REQUEST,
+    };
+    error(status, e.to_string())
+}
+
+async fn health(State(s): State<AdminState>) -> Json<Value> {
+    let sessions = s.hub.engine().map(|e| e.session_count()).unwrap_or(0);
+    Json(json!({"ok": true, "sessions": sessions}))
+}
+
+async fn snapshot(State(s): State<AdminState>) -> Json<Value> {
+    Json(s.hub.with_backend(|b| b.snapshot()))
+}
+
+async fn messages(State(s): State<AdminState>) -> Json<Value> {
+    Json(Value::Array(s.hub.with_backend(|b| b.messages())))
+}
+
+async fn list_faults(State(s): State<AdminState>) -> Json<Value> {
+    Json(json!(s.faults.rules()))
+}
+
+async fn add_fault(State(s): State<AdminState>, body: axum::body::Bytes) -> Response {
+    let spec: FaultSpec = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad fault rule: {e}")),
+    };
+    match s.faults.add(spec) {
+        Ok(()) => (StatusCode::CREATED, Json(json!(s.faults.rules()))).into_response(),
+        Err(e) => rule_error(e),
+    }
+}
+
+async fn clear_faults(State(s): State<AdminState>) -> StatusCode {
+    s.faults.clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn remove_fault(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
+    match s.faults.remove(&id) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => rule_error(e),
+    }
+}
+
+async fn enable_fault(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
+    match s.faults.set_enabled(&id, true) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => rule_error(e),
+    }
+}
+
+async fn disable_fault(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
+    match s.faults.set_enabled(&id, false) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => rule_error(e),
+    }
+}
+
+async fn journal(
+    State(s): State<AdminState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let since = match q.get("since").map(|v| v.parse::<u64>()) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "since must be a journal sequence number",
+            )
+        }
+    };
+    let entries = s.faults.journal(since);
+    let filtered: Vec<_> = entries
+        .into_iter()
+        .filter(|e| q.get("conn").is_none_or(|c| c == &e.conn.to_string()))
+        .filter(|e| {
+            q.get("user")
+                .is_none_or(|u| e.user.as_deref() == Some(u.as_str()))
+        })
+        .filter(|e| {
+            q.get("event")
+                .is_none_or(|v| e.event.as_deref() == Some(v.as_str()))
+        })
+        .filter(|e| q.get("dir").is_none_or(|v| e.dir == v))
+        .filter(|e| q.get("kind").is_none_or(|v| e.kind == v))
+        .collect();
+    Json(json!(filtered)).into_response()
+}
+
+async fn clear_journal(State(s): State<AdminState>) -> StatusCode {
+    s.faults.clear_journal();
+    StatusCode::NO_CONTENT
+}
+
+async fn clock(State(s): State<AdminState>) -> Json<Value> {
+    Json(json!({"now_ms": s.shared_clock.now_ms(), "offset_ms": s.clock.offset_ms()}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Advance {
+    advance_ms: i64,
+}
+
+async fn advance_clock(State(s): State<AdminState>, body: axum::body::Bytes) -> Response {
+    let a: Advance = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"advance_ms\": N}}: {e}"),
+            )
+        }
+    };
+    if a.advance_ms < 0 {
+        return error(StatusCode::BAD_REQUEST, "time only moves forward");
+    }
+    s.clock.advance_ms(a.advance_ms);
+    Json(json!({"now_ms": s.shared_clock.now_ms(), "offset_ms": s.clock.offset_ms()}))
+        .into_response()
+}
+
+async fn reset(State(s): State<AdminState>) -> Response {
+    let backend = match Backend::try_new(s.initial.backend.clone(), s.shared_clock.clone()) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.join("; ")),
+    };
+    if let Err(e) = s.faults.replace(s.initial.faults.clone()) {
+        return rule_error(e);
+    }
+    s.hub.replace_backend(backend);
+    s.faults.clear_journal();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn load_scenario(State(s): State<AdminState>, body: String) -> Response {
+    let scenario = match crate::scenario::parse(&body, "<request body>") {
+        Ok(sc) => sc,
+        Err(errors) => {
+            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "invalid scenario", "errors": list})),
+            )
+                .into_response();
+        }
+    };
+    let backend = match Backend::try_new(scenario.backend_config(), s.shared_clock.clone()) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.join("; ")),
+    };
+    if let Err(e) = s.faults.replace(scenario.faults()) {
+        return rule_error(e);
+    }
+    s.hub.replace_backend(backend);
+    s.faults.clear_journal();
+    Json(json!({"loaded": scenario.name})).into_response()
+}

@@ -1,0 +1,112 @@
+//! The hook where faults reach single frames. An [`Interceptor`] sees every frame in and
+//! out of every session, labelled with a [`FrameTag`], and decides what happens to it.
+//! The transport only executes the decision; it never knows why.
+
+use super::session::{Socket, TransportKind};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a frame is. Transport frames are tagged by the engine; application frames by the
+/// layer that sends them (inbound ones are classified by the interceptor itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FrameKind {
+    Open,
+    Connect,
+    Disconnect,
+    Ping,
+    Pong,
+    Noop,
+    Close,
+    Upgrade,
+    /// A client event carrying a `rid`.
+    Request,
+    Ack,
+    Response,
+    /// A server event without `rid`.
+    Push,
+    Other,
+}
+
+impl FrameKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Connect => "connect",
+            Self::Disconnect => "disconnect",
+            Self::Ping => "ping",
+            Self::Pong => "pong",
+            Self::Noop => "noop",
+            Self::Close => "close",
+            Self::Upgrade => "upgrade",
+            Self::Request => "request",
+            Self::Ack => "ack",
+            Self::Response => "response",
+            Self::Push => "push",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// A frame's label: kind, event name (for an ack: the acked request's event) and rid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameTag {
+    pub kind: FrameKind,
+    pub event: Option<Arc<str>>,
+    pub rid: Option<Arc<str>>,
+}
+
+impl FrameTag {
+    pub fn of(kind: FrameKind) -> Self {
+        Self {
+            kind,
+            event: None,
+            rid: None,
+        }
+    }
+
+    pub fn event(kind: FrameKind, event: &str, rid: Option<&str>) -> Self {
+        Self {
+            kind,
+            event: Some(event.into()),
+            rid: rid.map(Into::into),
+        }
+    }
+}
+
+/// The fate of one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Pass,
+    Drop,
+    /// Deliver later (outbound frames delayed this way stay in order among themselves).
+    Delay(Duration),
+    /// Deliver `1 + n` times.
+    Duplicate(u32),
+    /// Deliver this text instead.
+    Replace(Arc<str>),
+    /// Close the session, before or after delivering the frame.
+    Close {
+        abrupt: bool,
+        after: bool,
+    },
+    /// Send a Socket.IO disconnect (`41`) and close (a server kick).
+    Kick,
+    /// Hold the frame and deliver it after the next one (reordering).
+    Hold,
+    /// Inbound only: do not process the frame; send these frames back instead.
+    Respond(Vec<(Arc<str>, FrameTag)>),
+}
+
+/// Receives every frame and every new session.
+pub trait Interceptor: Send + Sync + 'static {
+    /// A frame the server is about to send.
+    fn outbound(&self, socket: &Socket, frame: &str, tag: &FrameTag) -> Action;
+    /// A frame the server received, before it is processed.
+    fn inbound(&self, socket: &Socket, frame: &str) -> Action;
+    /// Whether to accept a new session (`upgrade`: a polling session's websocket).
+    fn accept(&self, _transport: TransportKind, _upgrade: bool) -> bool {
+        true
+    }
+    /// A session ended.
+    fn closed(&self, _socket: &Socket) {}
+}
