@@ -130,10 +130,11 @@ impl Backend {
         for (i, v) in list.iter().enumerate() {
             let key = match v {
                 Value::String(s) if !s.is_empty() => UserKey::new(me.appkey.clone(), s.clone()),
-                Value::Object(m) => Self::target_arg(&Args(m), me, "username", "appkey")
-                    .map_err(|f| {
+                Value::Object(m) => {
+                    Self::target_arg(&Args(m), me, "username", "appkey").map_err(|f| {
                         Failure::new(f.code, format!("member_usernames[{i}].{}", f.message))
-                    })?,
+                    })?
+                }
                 _ => {
                     return Err(Failure::new(
                         Code::InvalidType,
@@ -253,7 +254,10 @@ impl Backend {
                 format!("unknown users: {}", unknown.join(", ")),
             ));
         }
-        if let Some(u) = users.iter().find(|u| !self.app_reaches(&g.appkey, &u.appkey)) {
+        if let Some(u) = users
+            .iter()
+            .find(|u| !self.app_reaches(&g.appkey, &u.appkey))
+        {
             return Err(no_permission(format!(
                 "users of app {} may not join groups of app {}",
                 u.appkey, g.appkey
@@ -306,7 +310,10 @@ impl Backend {
     /// The caller's role, or `not_member` if they are not in the group.
     fn role_in(g: &Group, me: &UserKey, not_member: Code) -> Result<Role, Failure> {
         g.members.get(me).map(|m| m.role).ok_or_else(|| {
-            Failure::new(not_member, format!("{me} is not a member of group {}", g.gid))
+            Failure::new(
+                not_member,
+                format!("{me} is not a member of group {}", g.gid),
+            )
         })
     }
 
@@ -316,7 +323,10 @@ impl Backend {
         if name.len() > MAX_NAME_BYTES {
             return Err(Failure::new(
                 Code::GroupNameTooLong,
-                format!("group_name is {} bytes; the limit is {MAX_NAME_BYTES}", name.len()),
+                format!(
+                    "group_name is {} bytes; the limit is {MAX_NAME_BYTES}",
+                    name.len()
+                ),
             ));
         }
         let desc = a.opt_str("group_description")?.unwrap_or("");
@@ -555,12 +565,18 @@ impl Backend {
             ));
         }
         if name == Some("") {
-            return Err(Failure::new(Code::InvalidValue, "group_name may not be empty"));
+            return Err(Failure::new(
+                Code::InvalidValue,
+                "group_name may not be empty",
+            ));
         }
         if let Some(n) = name.filter(|n| n.len() > MAX_NAME_BYTES) {
             return Err(Failure::new(
                 Code::UpdateGroupNameTooLong,
-                format!("group_name is {} bytes; the limit is {MAX_NAME_BYTES}", n.len()),
+                format!(
+                    "group_name is {} bytes; the limit is {MAX_NAME_BYTES}",
+                    n.len()
+                ),
             ));
         }
         if let Some(d) = desc.filter(|d| d.len() > MAX_DESC_BYTES) {
@@ -708,7 +724,10 @@ impl Backend {
         let mut changed = Vec::new();
         for u in &users {
             let m = g.members.get(u).ok_or_else(|| {
-                Failure::new(Code::NotInGroup, format!("{u} is not a member of group {gid}"))
+                Failure::new(
+                    Code::NotInGroup,
+                    format!("{u} is not a member of group {gid}"),
+                )
             })?;
             match (m.role, add) {
                 (Role::Owner, _) => {
@@ -757,7 +776,10 @@ impl Backend {
             return Err(no_permission("only the owner may transfer the group"));
         }
         if target == me {
-            return Err(Failure::new(Code::InvalidValue, "you already own this group"));
+            return Err(Failure::new(
+                Code::InvalidValue,
+                "you already own this group",
+            ));
         }
         if !g.members.contains_key(&target) {
             return Err(Failure::new(
@@ -888,7 +910,13 @@ impl Backend {
             self.add_members(gid, std::slice::from_ref(&target));
             let all = Self::members_of(self.group_by_id(gid)?);
             let adder = if req.by_self { &me } else { &req.from };
-            let ev = self.group_event(10, &gref, Some(adder), std::slice::from_ref(&target), json!({}));
+            let ev = self.group_event(
+                10,
+                &gref,
+                Some(adder),
+                std::slice::from_ref(&target),
+                json!({}),
+            );
             self.notify(&mut out, &all, ev, None);
         } else {
             let ev = self.group_event(
@@ -948,5 +976,831 @@ impl Backend {
         Ok(Outcome::ok(obj(json!({
             "result": {"total": public.len(), "start": start, "groups": page}
         }))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::md5_hex;
+    use super::super::test_support::*;
+    use super::super::{GroupSeed, Outcome, Push};
+    use super::*;
+    use rstest::rstest;
+
+    /// alice(1), bobby(2), carol(3), dave(4), all in APP.
+    fn four() -> Harness {
+        let mut h = Harness::new();
+        for (c, n) in [(1, "alice"), (2, "bobby"), (3, "carol"), (4, "dave")] {
+            h.user(c, n);
+        }
+        h
+    }
+
+    fn seed(h: &mut Harness, owner: &str, admins: &[&str], members: &[&str], public: bool) -> u64 {
+        h.b.seed_group(GroupSeed {
+            appkey: APP.into(),
+            gid: None,
+            name: "g".into(),
+            desc: String::new(),
+            owner: owner.into(),
+            admins: admins.iter().map(|s| s.to_string()).collect(),
+            members: members.iter().map(|s| s.to_string()).collect(),
+            silenced: vec![],
+            public,
+            max_members: 500,
+        })
+        .expect("seed")
+    }
+
+    fn k(name: &str) -> UserKey {
+        UserKey::new(APP, name)
+    }
+
+    fn names(list: &[&str]) -> Value {
+        Value::Array(list.iter().map(|n| json!({"username": n})).collect())
+    }
+
+    /// The single event_notification push of `event_type` in an outcome.
+    fn ev(o: &Outcome, event_type: i64) -> &Push {
+        let found: Vec<&Push> = o
+            .pushes
+            .iter()
+            .filter(|p| {
+                p.event == "event_notification" && p.payload["event_type"] == json!(event_type)
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "one event {event_type} in {o:?}");
+        found[0]
+    }
+
+    fn sorted(mut v: Vec<u64>) -> Vec<u64> {
+        v.sort();
+        v
+    }
+
+    fn role(h: &Harness, gid: u64, name: &str) -> Option<Role> {
+        h.b.groups.get(&gid)?.members.get(&k(name)).map(|m| m.role)
+    }
+
+    fn user_names(v: &Value) -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|u| u["username"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn create_group_answers_and_sends_event_8_to_the_creator() {
+        let mut h = four();
+        let o = h.req(
+            1,
+            "create_group",
+            json!({"group_name": "team", "group_description": "d", "media_id": "qiniu/image/g"}),
+        );
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        let r = resp(&o);
+        let gid = r["gid"].as_u64().expect("gid");
+        assert_eq!(r["group_name"], json!("team"));
+        assert_eq!(r["group_description"], json!("d"));
+        let p = ev(&o, 8);
+        assert_eq!(p.to, vec![1]);
+        let e = &p.payload;
+        assert_eq!(e["gid"], json!(gid));
+        assert_eq!(e["group_name"], json!("team"));
+        assert_eq!(e["media_id"], json!("qiniu/image/g"));
+        assert_eq!(e["from_username"], json!("alice"));
+        assert_eq!(e["from_appkey"], json!(APP));
+        assert_eq!(
+            e["to_usernames"],
+            json!([{"username": "alice", "appkey": APP, "nickname": ""}])
+        );
+        assert!(e["event_id"].as_u64().is_some());
+        assert_eq!(e["ctime_ms"], json!(T0));
+        let l = h.req(1, "get_groups_list", json!({}));
+        let list = resp(&l)["group_list"].as_array().cloned().unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0]["gid"], json!(gid));
+        assert_eq!(list[0]["desc"], json!("d"));
+        assert_eq!(list[0]["avatar"], json!("qiniu/image/g"));
+        assert_eq!(list[0]["flag"], json!(1));
+        assert_eq!(
+            resp(&h.req(2, "get_groups_list", json!({})))["group_list"],
+            json!([])
+        );
+        let i = h.req(2, "get_group_info", json!({"gid": gid.to_string()}));
+        assert_eq!(resp(&i)["group_info"], list[0]);
+    }
+
+    #[rstest]
+    #[case::missing_name(json!({}), 880001)]
+    #[case::name_not_string(json!({"group_name": 5}), 880004)]
+    #[case::name_too_long(json!({"group_name": "n".repeat(65)}), 880404)]
+    #[case::multibyte_name_too_long(json!({"group_name": "群".repeat(22)}), 880404)]
+    #[case::desc_too_long(json!({"group_name": "n", "group_description": "d".repeat(251)}), 880405)]
+    #[case::bad_is_limit(json!({"group_name": "n", "is_limit": [1]}), 880004)]
+    #[case::longest_ok(json!({"group_name": "n".repeat(64), "group_description": "d".repeat(250)}), 0)]
+    fn create_group_validates(#[case] req: Value, #[case] code: i64) {
+        let mut h = four();
+        let o = h.req(1, "create_group", req);
+        assert_eq!(o.code(), Some(code), "{o:?}");
+        if code != 0 {
+            assert!(o.pushes.is_empty());
+            assert!(h.b.groups.is_empty());
+        }
+    }
+
+    #[rstest]
+    #[case::default(json!({}), 1)]
+    #[case::limit_true(json!({"is_limit": true}), 2)]
+    #[case::limit_false(json!({"is_limit": false}), 1)]
+    #[case::limit_two(json!({"is_limit": 2}), 2)]
+    #[case::flag_two(json!({"flag": 2}), 2)]
+    fn is_limit_makes_a_public_group(#[case] extra: Value, #[case] flag: i64) {
+        let mut h = four();
+        let mut req = json!({"group_name": "g"});
+        req.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap());
+        let o = h.req(1, "create_group", req);
+        let gid = resp(&o)["gid"].as_u64().unwrap();
+        let i = h.req(1, "get_group_info", json!({"gid": gid}));
+        assert_eq!(resp(&i)["group_info"]["flag"], json!(flag));
+    }
+
+    #[test]
+    fn group_count_limit_applies_to_create_and_add() {
+        let mut h = four();
+        for i in 0..MAX_GROUPS_PER_USER {
+            let o = h.req(1, "create_group", json!({"group_name": format!("g{i}")}));
+            assert_eq!(o.code(), Some(0));
+        }
+        let o = h.req(1, "create_group", json!({"group_name": "one more"}));
+        assert_eq!(o.code(), Some(880403));
+        let gid = resp(&h.req(2, "create_group", json!({"group_name": "b"})))["gid"]
+            .as_u64()
+            .unwrap();
+        let o = h.req(
+            2,
+            "add_across_group_member",
+            json!({"gid": gid, "member_usernames": names(&["alice"])}),
+        );
+        assert_eq!(o.code(), Some(880609));
+    }
+
+    #[rstest]
+    #[case::missing(json!({}), 880001)]
+    #[case::not_numeric(json!({"gid": "abc"}), 898006)]
+    #[case::unknown(json!({"gid": 999_999}), 898006)]
+    #[case::wrong_type(json!({"gid": [1]}), 880004)]
+    fn get_group_info_rejects_bad_gids(#[case] req: Value, #[case] code: i64) {
+        let mut h = four();
+        assert_eq!(h.req(1, "get_group_info", req).code(), Some(code));
+    }
+
+    #[test]
+    fn owner_exit_hands_over_to_earliest_member_and_event_9_reaches_everyone() {
+        let mut h = four();
+        let gid = resp(&h.req(1, "create_group", json!({"group_name": "g"})))["gid"]
+            .as_u64()
+            .unwrap();
+        h.clock.advance_ms(10);
+        h.req(
+            1,
+            "add_across_group_member",
+            json!({"gid": gid, "member_usernames": names(&["carol"])}),
+        );
+        h.clock.advance_ms(10);
+        h.req(
+            1,
+            "add_across_group_member",
+            json!({"gid": gid, "member_usernames": names(&["bobby"])}),
+        );
+        let o = h.req(1, "exit_group", json!({"gid": gid.to_string()}));
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        assert_eq!(resp(&o)["gid"], json!(gid));
+        assert_eq!(resp(&o)["group_name"], json!("g"));
+        let p = ev(&o, 9);
+        assert_eq!(sorted(p.to.clone()), vec![1, 2, 3]);
+        assert_eq!(p.payload["from_username"], json!("alice"));
+        assert_eq!(p.payload["gid"], json!(gid));
+        assert_eq!(user_names(&p.payload["to_usernames"]), vec!["alice"]);
+        assert_eq!(
+            p.payload["new_owner"],
+            json!({"appkey": APP, "username": "carol"})
+        );
+        assert_eq!(role(&h, gid, "carol"), Some(Role::Owner));
+        assert_eq!(role(&h, gid, "alice"), None);
+        // A member leaving: no new owner.
+        let o = h.req(2, "exit_group", json!({"gid": gid}));
+        let p = ev(&o, 9);
+        assert_eq!(sorted(p.to.clone()), vec![2, 3]);
+        assert!(p.payload.get("new_owner").is_none());
+        // Not a member any more.
+        assert_eq!(
+            h.req(2, "exit_group", json!({"gid": gid})).code(),
+            Some(880502)
+        );
+        // The last member leaving deletes the group.
+        let o = h.req(3, "exit_group", json!({"gid": gid}));
+        assert_eq!(ev(&o, 9).to, vec![3]);
+        assert!(!h.b.groups.contains_key(&gid));
+        assert_eq!(
+            h.req(3, "exit_group", json!({"gid": gid})).code(),
+            Some(898006)
+        );
+    }
+
+    #[test]
+    fn add_members_sends_event_10_to_all_including_new_ones() {
+        let mut h = four();
+        let gid = seed(&mut h, "alice", &[], &["bobby"], false);
+        // Any member of a private group may add.
+        let o = h.req(
+            2,
+            "add_across_group_member",
+            json!({"gid": gid, "member_usernames": [{"username": "carol"}, {"username": "dave", "appkey": APP}, {"username": "carol"}]}),
+        );
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        let p = ev(&o, 10);
+        assert_eq!(sorted(p.to.clone()), vec![1, 2, 3, 4]);
+        assert_eq!(p.payload["from_username"], json!("bobby"));
+        assert_eq!(p.payload["gid"], json!(gid));
+        assert_eq!(p.payload["group_name"], json!("g"));
+        assert_eq!(p.payload["media_id"], json!(""));
+        assert_eq!(
+            user_names(&p.payload["to_usernames"]),
+            vec!["carol", "dave"]
+        );
+        assert_eq!(role(&h, gid, "dave"), Some(Role::Member));
+    }
+
+    #[rstest]
+    #[case::empty(1, json!([]), 880602)]
+    #[case::missing_list(1, Value::Null, 880001)]
+    #[case::bad_entry(1, json!([7]), 880004)]
+    #[case::caller_not_member(3, names(&["dave"]), 880603)]
+    #[case::unknown_user(1, names(&["dave", "nobody"]), 880606)]
+    #[case::already_member(1, names(&["dave", "bobby"]), 880607)]
+    #[case::member_limit(1, names(&["carol", "dave"]), 880608)]
+    fn add_members_failures(#[case] conn: u64, #[case] list: Value, #[case] code: i64) {
+        let mut h = four();
+        let gid =
+            h.b.seed_group(GroupSeed {
+                appkey: APP.into(),
+                gid: None,
+                name: "g".into(),
+                desc: String::new(),
+                owner: "alice".into(),
+                admins: vec![],
+                members: vec!["bobby".into()],
+                silenced: vec![],
+                public: false,
+                max_members: 3,
+            })
+            .unwrap();
+        let o = h.req(
+            conn,
+            "add_across_group_member",
+            json!({"gid": gid, "member_usernames": list}),
+        );
+        assert_eq!(o.code(), Some(code), "{o:?}");
+        assert!(o.pushes.is_empty());
+        assert_eq!(h.b.groups[&gid].members.len(), 2);
+    }
+
+    #[test]
+    fn cross_app_members_follow_the_app_cross_app_list() {
+        let mut h = four();
+        h.init(5, APP2, "s2");
+        h.req(
+            5,
+            "register",
+            json!({"username": "zed1", "password": md5_hex("pw")}),
+        );
+        h.req(
+            5,
+            "login",
+            json!({"username": "zed1", "password": md5_hex("pw")}),
+        );
+        let gid = seed(&mut h, "alice", &[], &[], false);
+        let o = h.req(
+            1,
+            "add_across_group_member",
+            json!({"gid": gid, "member_usernames": [{"username": "zed1", "appkey": APP2}]}),
+        );
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        assert_eq!(sorted(ev(&o, 10).to.clone()), vec![1, 5]);
+        let m = h.req(5, "get_group_members", json!({"gid": gid}));
+        let list = resp(&m)["member_list"].as_array().cloned().unwrap();
+        assert_eq!(list[1]["appkey"], json!(APP2));
+        // APP2 may reach no other app: its groups cannot hold APP users.
+        let g2 = resp(&h.req(5, "create_group", json!({"group_name": "z"})))["gid"]
+            .as_u64()
+            .unwrap();
+        let o = h.req(
+            5,
+            "add_across_group_member",
+            json!({"gid": g2, "member_usernames": [{"username": "alice", "appkey": APP}]}),
+        );
+        assert_eq!(o.code(), Some(880604));
+    }
+
+    #[test]
+    fn del_members_sends_event_11_to_all_including_removed() {
+        let mut h = four();
+        let gid = seed(&mut h, "alice", &["bobby"], &["carol", "dave"], false);
+        let o = h.req(
+            2,
+            "del_across_group_member",
+            json!({"gid": gid, "member_usernames": names(&["carol"])}),
+        );
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        let p = ev(&o, 11);
+        assert_eq!(sorted(p.to.clone()), vec![1, 2, 3, 4]);
+        assert_eq!(p.payload["from_username"], json!("bobby"));
+        assert_eq!(p.payload["gid"], json!(gid));
+        assert_eq!(user_names(&p.payload["to_usernames"]), vec!["carol"]);
+        assert_eq!(role(&h, gid, "carol"), None);
+    }
+
+    #[rstest]
+    #[case::caller_not_member(3, &["dave"], 880703)]
+    #[case::target_not_member(1, &["carol"], 880703)]
+    #[case::ordinary_member(4, &["bobby"], 880704)]
+    #[case::admin_removes_admin(2, &["erin"], 880704)]
+    #[case::owner_removed(2, &["alice"], 880705)]
+    #[case::empty(1, &[], 880001)]
+    fn del_members_failures(#[case] conn: u64, #[case] list: &[&str], #[case] code: i64) {
+        let mut h = four();
+        h.user(5, "erin");
+        let gid = seed(&mut h, "alice", &["bobby", "erin"], &["dave"], false);
+        let o = h.req(
+            conn,
+            "del_across_group_member",
+            json!({"gid": gid, "member_usernames": names(list)}),
+        );
+        assert_eq!(o.code(), Some(code), "{o:?}");
+        assert_eq!(h.b.groups[&gid].members.len(), 4);
+    }
+
+    #[test]
+    fn update_group_info_changes_fields_and_sends_event_12() {
+        let mut h = four();
+        let gid = seed(&mut h, "alice", &[], &["bobby"], false);
+        h.clock.advance_ms(5_000);
+        let o = h.req(
+            2,
+            "update_group_info",
+            json!({"gid": gid, "group_name": "new", "media_id": "qiniu/image/a"}),
+        );
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        let p = ev(&o, 12);
+        assert_eq!(sorted(p.to.clone()), vec![1, 2]);
+        assert_eq!(p.payload["gid"], json!(gid));
+        assert_eq!(p.payload["from_username"], json!("bobby"));
+        assert_eq!(user_names(&p.payload["to_usernames"]), vec!["bobby"]);
+        assert!(p.payload.get("group_name").is_none());
+        let i = h.req(1, "get_group_info", json!({"gid": gid}));
+        let info = &resp(&i)["group_info"];
+        assert_eq!(info["name"], json!("new"));
+        assert_eq!(info["desc"], json!(""));
+        assert_eq!(info["avatar"], json!("qiniu/image/a"));
+        assert_eq!(info["mtime"], json!((T0 + 5_000) / 1000));
+    }
+
+    #[rstest]
+    #[case::nothing(2, json!({}), 880001)]
+    #[case::empty_name(2, json!({"group_name": ""}), 880003)]
+    #[case::long_name(2, json!({"group_name": "x".repeat(65)}), 880803)]
+    #[case::long_desc(2, json!({"group_description": "x".repeat(251)}), 880804)]
+    #[case::not_member(3, json!({"group_name": "x"}), 880205)]
+    fn update_group_info_failures(#[case] conn: u64, #[case] extra: Value, #[case] code: i64) {
+        let mut h = four();
+        let gid = seed(&mut h, "alice", &[], &["bobby"], false);
+        let mut req = json!({"gid": gid});
+        req.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap());
+        let o = h.req(conn, "update_group_info", req);
+        assert_eq!(o.code(), Some(code), "{o:?}");
+        assert_eq!(h.b.groups[&gid].name, "g");
+    }
+
+    #[test]
+    fn get_group_members_lists_roles_and_silence() {
+        let mut h = four();
+        h.req(3, "update_user_inf", json!({"nickname": "Caz"}));
+        let gid =
+            h.b.seed_group(GroupSeed {
+                appkey: APP.into(),
+                gid: None,
+                name: "g".into(),
+                desc: String::new(),
+                owner: "alice".into(),
+                admins: vec!["bobby".into()],
+                members: vec!["carol".into()],
+                silenced: vec!["carol".into()],
+                public: false,
+                max_members: 500,
+            })
+            .unwrap();
+        let o = h.req(3, "get_group_members", json!({"gid": gid}));
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        let list = resp(&o)["member_list"].as_array().cloned().unwrap();
+        assert_eq!(
+            user_names(&Value::Array(list.clone())),
+            vec!["alice", "bobby", "carol"]
+        );
+        let flags: Vec<_> = list.iter().map(|m| m["flag"].clone()).collect();
+        assert_eq!(flags, vec![json!(1), json!(2), json!(0)]);
+        assert_eq!(list[2]["keep_silence"], json!(true));
+        assert_eq!(list[0]["keep_silence"], json!(false));
+        let carol = h.b.user(&k("carol")).unwrap();
+        assert_eq!(list[2]["uid"], json!(carol.uid));
+        assert_eq!(list[2]["mtime"], json!(carol.mtime_s * 1000));
+        assert_eq!(list[2]["appkey"], json!(APP));
+        assert_eq!(list[2]["avatar"], json!(""));
+        // Private groups: members only. Public groups: anyone.
+        assert_eq!(
+            h.req(4, "get_group_members", json!({"gid": gid})).code(),
+            Some(880205)
+        );
+        let pub_gid = seed(&mut h, "alice", &[], &[], true);
+        assert_eq!(
+            h.req(4, "get_group_members", json!({"gid": pub_gid}))
+                .code(),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn silence_sends_event_65_and_blocks_group_messages() {
+        let mut h = four();
+        let gid = seed(&mut h, "alice", &["bobby"], &["carol"], false);
+        let text = json!({"target_gid": gid.to_string(), "content": {"msg_type": "text", "msg_body": {"text": "x"}}});
+        let o = h.req(
+            2,
+            "group_mem_silence",
+            json!({"gid": gid, "target_username": "carol", "keep_silence": true}),
+        );
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        let p = ev(&o, 65);
+        assert_eq!(sorted(p.to.clone()), vec![1, 2, 3]);
+        assert_eq!(p.payload["extra"], json!(1));
+        assert_eq!(p.payload["from_gid"], json!(gid));
+        assert_eq!(p.payload["from_username"], json!("bobby"));
+        assert_eq!(p.payload["group_name"], json!("g"));
+        assert_eq!(user_names(&p.payload["to_usernames"]), vec!["carol"]);
+        assert!(p.payload.get("gid").is_none());
+        assert_eq!(
+            h.req(3, "send_group_msg", text.clone()).code(),
+            Some(880212)
+        );
+        // Unchanged: no event.
+        let again = h.req(1, "group_mem_silence", json!({"gid": gid, "target_username": "carol", "target_appkey": APP, "keep_silence": true}));
+        assert_eq!(again.code(), Some(0));
+        assert!(again.pushes.is_empty());
+        let o = h.req(
+            1,
+            "group_mem_silence",
+            json!({"gid": gid, "target_username": "carol", "keep_silence": false}),
+        );
+        assert_eq!(ev(&o, 65).payload["extra"], json!(2));
+        assert_eq!(h.req(3, "send_group_msg", text).code(), Some(0));
+    }
+
+    #[rstest]
+    #[case::member_caller(3, json!({"target_username": "dave", "keep_silence": true}), 880604)]
+    #[case::non_member_caller(4, json!({"target_username": "carol", "keep_silence": true}), 880205)]
+    #[case::target_not_member(1, json!({"target_username": "dave", "keep_silence": true}), 880205)]
+    #[case::admin_silences_owner(2, json!({"target_username": "alice", "keep_silence": true}), 880604)]
+    #[case::missing_flag(1, json!({"target_username": "carol"}), 880001)]
+    #[case::missing_target(1, json!({"keep_silence": true}), 880001)]
+    fn silence_failures(#[case] conn: u64, #[case] extra: Value, #[case] code: i64) {
+        let mut h = four();
+        let gid = seed(&mut h, "alice", &["bobby"], &["carol"], false);
+        let mut req = json!({"gid": gid});
+        req.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap());
+        assert_eq!(h.req(conn, "group_mem_silence", req).code(), Some(code));
+    }
+
+    #[test]
+    fn keepers_are_added_and_removed_by_the_owner_with_event_80() {
+        let mut h = four();
+        let gid = seed(&mut h, "alice", &[], &["bobby", "carol"], false);
+        let o = h.req(
+            1,
+            "add_group_keeper",
+            json!({"gid": gid, "member_usernames": names(&["bobby", "carol"])}),
+        );
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        let p = ev(&o, 80);
+        assert_eq!(sorted(p.to.clone()), vec![1, 2, 3]);
+        assert_eq!(p.payload["extra"], json!(1));
+        assert_eq!(p.payload["from_gid"], json!(gid));
+        assert_eq!(
+            user_names(&p.payload["to_usernames"]),
+            vec!["bobby", "carol"]
+        );
+        assert_eq!(role(&h, gid, "carol"), Some(Role::Admin));
+        let o = h.req(
+            1,
+            "del_group_keeper",
+            json!({"gid": gid, "member_usernames": names(&["carol"])}),
+        );
+        let p = ev(&o, 80);
+        assert_eq!(p.payload["extra"], json!(2));
+        assert_eq!(user_names(&p.payload["to_usernames"]), vec!["carol"]);
+        assert_eq!(role(&h, gid, "carol"), Some(Role::Member));
+        assert_eq!(role(&h, gid, "bobby"), Some(Role::Admin));
+    }
+
+    #[rstest]
+    #[case::admin_caller(2, "add_group_keeper", &["carol"], 880604)]
+    #[case::non_member_caller(4, "add_group_keeper", &["carol"], 880205)]
+    #[case::target_not_member(1, "add_group_keeper", &["dave"], 880205)]
+    #[case::owner_target(1, "del_group_keeper", &["alice"], 880003)]
+    #[case::empty(1, "add_group_keeper", &[], 880001)]
+    fn keeper_failures(
+        #[case] conn: u64,
+        #[case] event: &str,
+        #[case] list: &[&str],
+        #[case] code: i64,
+    ) {
+        let mut h = four();
+        let gid = seed(&mut h, "alice", &["bobby"], &["carol"], false);
+        let o = h.req(
+            conn,
+            event,
+            json!({"gid": gid, "member_usernames": names(list)}),
+        );
+        assert_eq!(o.code(), Some(code), "{o:?}");
+    }
+
+    #[test]
+    fn change_group_admin_transfers_ownership_with_event_82() {
+        let mut h = four();
+        let gid = seed(&mut h, "alice", &[], &["bobby", "carol"], false);
+        assert_eq!(
+            h.req(
+                2,
+                "change_group_admin",
+                json!({"gid": gid, "target_username": "carol"})
+            )
+            .code(),
+            Some(880604)
+        );
+        assert_eq!(
+            h.req(
+                1,
+                "change_group_admin",
+                json!({"gid": gid, "target_username": "dave"})
+            )
+            .code(),
+            Some(880205)
+        );
+        assert_eq!(
+            h.req(
+                1,
+                "change_group_admin",
+                json!({"gid": gid, "target_username": "alice"})
+            )
+            .code(),
+            Some(880003)
+        );
+        let o = h.req(
+            1,
+            "change_group_admin",
+            json!({"gid": gid, "target_username": "bobby", "target_appkey": APP}),
+        );
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        let p = ev(&o, 82);
+        assert_eq!(sorted(p.to.clone()), vec![1, 2, 3]);
+        assert_eq!(p.payload["from_username"], json!("alice"));
+        assert_eq!(p.payload["from_gid"], json!(gid));
+        assert_eq!(user_names(&p.payload["to_usernames"]), vec!["bobby"]);
+        assert_eq!(role(&h, gid, "bobby"), Some(Role::Owner));
+        assert_eq!(role(&h, gid, "alice"), Some(Role::Member));
+    }
+
+    #[test]
+    fn dissolve_group_sends_event_9_extra_69_and_removes_the_group() {
+        let mut h = four();
+        let gid = seed(&mut h, "alice", &["bobby"], &["carol"], false);
+        assert_eq!(
+            h.req(2, "dissolve_group", json!({"gid": gid})).code(),
+            Some(880604)
+        );
+        assert_eq!(
+            h.req(4, "dissolve_group", json!({"gid": gid})).code(),
+            Some(880205)
+        );
+        let o = h.req(1, "dissolve_group", json!({"gid": gid}));
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        let p = ev(&o, 9);
+        assert_eq!(sorted(p.to.clone()), vec![1, 2, 3]);
+        assert_eq!(p.payload["extra"], json!(69));
+        assert_eq!(p.payload["from_username"], json!(""));
+        assert_eq!(p.payload["from_appkey"], json!(""));
+        assert_eq!(p.payload["gid"], json!(gid));
+        assert_eq!(user_names(&p.payload["to_usernames"]).len(), 3);
+        assert_eq!(
+            h.req(1, "get_group_info", json!({"gid": gid})).code(),
+            Some(898006)
+        );
+        assert_eq!(
+            resp(&h.req(2, "get_groups_list", json!({})))["group_list"],
+            json!([])
+        );
+    }
+
+    #[test]
+    fn apply_join_group_then_approve() {
+        let mut h = four();
+        let gid = seed(&mut h, "alice", &["bobby"], &["carol"], true);
+        let o = h.req(
+            4,
+            "apply_join_group",
+            json!({"gid": gid, "reason": "let me in"}),
+        );
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        let p = ev(&o, 56);
+        assert_eq!(sorted(p.to.clone()), vec![1, 2], "owner and admins");
+        assert_eq!(p.payload["extra"], json!(59));
+        assert_eq!(p.payload["from_gid"], json!(gid));
+        assert_eq!(p.payload["from_username"], json!("dave"));
+        assert_eq!(p.payload["description"], json!("let me in"));
+        assert_eq!(p.payload["group_name"], json!("g"));
+        let event_id = p.payload["event_id"].as_u64().unwrap();
+        let answer = json!({"gid": gid, "event_id": event_id, "from_username": "dave", "target_username": "dave", "result": 0});
+        // Ordinary members may not answer.
+        assert_eq!(
+            h.req(3, "admin_add_group_member", answer.clone()).code(),
+            Some(880604)
+        );
+        let o = h.req(2, "admin_add_group_member", answer.clone());
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        let p = ev(&o, 10);
+        assert_eq!(sorted(p.to.clone()), vec![1, 2, 3, 4]);
+        assert_eq!(user_names(&p.payload["to_usernames"]), vec!["dave"]);
+        assert_eq!(p.payload["from_username"], json!("bobby"));
+        let p = ev(&o, 58);
+        assert_eq!(sorted(p.to.clone()), vec![1, 2]);
+        assert_eq!(p.payload["from_eventid"], json!(event_id));
+        assert_eq!(p.payload["from_gid"], json!(gid));
+        assert_eq!(role(&h, gid, "dave"), Some(Role::Member));
+        // The request is settled.
+        assert_eq!(
+            h.req(1, "admin_add_group_member", answer).code(),
+            Some(880003)
+        );
+        // Members cannot apply again.
+        assert_eq!(
+            h.req(4, "apply_join_group", json!({"gid": gid})).code(),
+            Some(880607)
+        );
+    }
+
+    #[test]
+    fn refused_application_sends_event_57_to_the_applicant() {
+        let mut h = four();
+        let gid = seed(&mut h, "alice", &["bobby"], &[], true);
+        let o = h.req(4, "apply_join_group", json!({"gid": gid}));
+        let event_id = ev(&o, 56).payload["event_id"].as_u64().unwrap();
+        let o = h.req(1, "admin_add_group_member", json!({"gid": gid, "event_id": event_id.to_string(), "from_username": "dave", "from_appkey": APP, "target_username": "dave", "target_appkey": APP, "result": 2, "reason": "no"}));
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        let p = ev(&o, 57);
+        assert_eq!(p.to, vec![4]);
+        assert_eq!(p.payload["description"], json!("no"));
+        assert_eq!(p.payload["from_username"], json!("alice"));
+        assert_eq!(user_names(&p.payload["to_usernames"]), vec!["dave"]);
+        let p = ev(&o, 58);
+        assert_eq!(sorted(p.to.clone()), vec![1, 2]);
+        assert_eq!(p.payload["description"], json!("no"));
+        assert!(o
+            .pushes
+            .iter()
+            .all(|p| p.payload["event_type"] != json!(10)));
+        assert_eq!(role(&h, gid, "dave"), None);
+    }
+
+    #[rstest]
+    #[case::private_group(false, json!({}), 880604)]
+    #[case::unknown_group(true, json!({"gid": 424242}), 898006)]
+    #[case::reason_type(true, json!({"reason": 1}), 880004)]
+    fn apply_join_group_failures(#[case] public: bool, #[case] extra: Value, #[case] code: i64) {
+        let mut h = four();
+        let gid = seed(&mut h, "alice", &[], &[], public);
+        let mut req = json!({"gid": gid});
+        req.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap());
+        assert_eq!(h.req(4, "apply_join_group", req).code(), Some(code));
+    }
+
+    #[test]
+    fn member_invitation_into_a_public_group_needs_approval() {
+        let mut h = four();
+        let gid = seed(&mut h, "alice", &["bobby"], &["carol"], true);
+        let o = h.req(
+            3,
+            "add_across_group_member",
+            json!({"gid": gid, "member_usernames": names(&["dave"])}),
+        );
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        let p = ev(&o, 56);
+        assert_eq!(sorted(p.to.clone()), vec![1, 2]);
+        assert_eq!(p.payload["extra"], json!(10));
+        assert_eq!(p.payload["from_username"], json!("carol"));
+        assert_eq!(user_names(&p.payload["to_usernames"]), vec!["dave"]);
+        assert_eq!(role(&h, gid, "dave"), None);
+        let event_id = p.payload["event_id"].as_u64().unwrap();
+        // Wrong inviter: no such request.
+        let bad = json!({"gid": gid, "event_id": event_id, "from_username": "alice", "target_username": "dave", "result": 0});
+        assert_eq!(h.req(1, "admin_add_group_member", bad).code(), Some(880003));
+        let o = h.req(1, "admin_add_group_member", json!({"gid": gid, "event_id": event_id, "from_username": "carol", "target_username": "dave", "result": 0}));
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        let p = ev(&o, 10);
+        assert_eq!(p.payload["from_username"], json!("carol"));
+        assert_eq!(sorted(p.to.clone()), vec![1, 2, 3, 4]);
+        // The owner adds directly.
+        h.user(5, "erin");
+        let o = h.req(
+            1,
+            "add_across_group_member",
+            json!({"gid": gid, "member_usernames": names(&["erin"])}),
+        );
+        assert_eq!(ev(&o, 10).payload["from_username"], json!("alice"));
+    }
+
+    #[test]
+    fn public_group_list_pages_by_twenty() {
+        let mut h = four();
+        for i in 0..25 {
+            let o = h.req(
+                1,
+                "create_group",
+                json!({"group_name": format!("p{i}"), "is_limit": true}),
+            );
+            assert_eq!(o.code(), Some(0));
+        }
+        h.req(1, "create_group", json!({"group_name": "private"}));
+        let o = h.req(2, "public_group_list", json!({"start": 0}));
+        let r = &resp(&o)["result"];
+        assert_eq!(r["total"], json!(25));
+        assert_eq!(r["start"], json!(0));
+        assert_eq!(r["groups"].as_array().unwrap().len(), PUBLIC_PAGE_SIZE);
+        assert_eq!(r["groups"][0]["flag"], json!(2));
+        assert_eq!(r["groups"][0]["name"], json!("p0"));
+        let o = h.req(
+            2,
+            "public_group_list",
+            json!({"start": "20", "appkey": APP}),
+        );
+        let r = &resp(&o)["result"];
+        assert_eq!(r["groups"].as_array().unwrap().len(), 5);
+        assert_eq!(r["groups"][0]["name"], json!("p20"));
+        let o = h.req(2, "public_group_list", json!({"start": 0, "appkey": APP2}));
+        assert_eq!(resp(&o)["result"]["total"], json!(0));
+        assert_eq!(
+            h.req(2, "public_group_list", json!({"start": -1})).code(),
+            Some(880003)
+        );
+        assert_eq!(
+            h.req(2, "public_group_list", json!({"start": "x"})).code(),
+            Some(880004)
+        );
+    }
+
+    #[test]
+    fn offline_members_get_group_events_through_sync_event() {
+        let mut h = four();
+        let gid = seed(&mut h, "alice", &[], &["bobby"], false);
+        h.b.disconnect(2);
+        let o = h.req(
+            1,
+            "add_across_group_member",
+            json!({"gid": gid, "member_usernames": names(&["carol"])}),
+        );
+        assert_eq!(sorted(ev(&o, 10).to.clone()), vec![1, 3]);
+        h.init(6, APP, SECRET);
+        h.req(
+            6,
+            "login",
+            json!({"username": "bobby", "password": md5_hex("pw")}),
+        );
+        let o = h.req(6, "sync_check", json!({"sync_key": 0, "sync_event_key": 0}));
+        let p = o
+            .pushes
+            .iter()
+            .find(|p| p.event == "sync_event")
+            .expect("sync_event");
+        assert_eq!(p.payload["events"][0]["event_type"], json!(10));
+        assert_eq!(p.payload["events"][0]["gid"], json!(gid));
     }
 }
