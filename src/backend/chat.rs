@@ -238,7 +238,25 @@ impl Backend {
         let mut list: Vec<(i64, Value)> = Vec::new();
         if let Some(mb) = self.mailboxes.get(&me) {
             for (key, conv) in &mb.conversations {
-                let ConvKey::Single(peer) = key else { continue };
+                let peer = match key {
+                    ConvKey::Single(peer) => peer,
+                    ConvKey::Group(gid) => {
+                        // Groups the user has messages in (while the group exists).
+                        if let Some(g) = self.groups.get(gid) {
+                            list.push((
+                                conv.mtime_ms,
+                                json!({
+                                    "key": g.gid,
+                                    "type": 4,
+                                    "name": g.name,
+                                    "avatar": g.avatar,
+                                    "mtime": conv.mtime_ms,
+                                }),
+                            ));
+                        }
+                        continue;
+                    }
+                };
                 let Some(u) = self.users.get(peer) else {
                     continue;
                 };

@@ -10,6 +10,8 @@ mod chat;
 pub mod clock;
 pub mod dedupe;
 mod events;
+mod group_chat;
+mod groups;
 mod inspect;
 pub mod model;
 pub mod seed;
@@ -163,6 +165,8 @@ pub struct Backend {
     social: HashMap<UserKey, Social>,
     /// Messages sent with `need_receipt`, by msg_id.
     receipts: HashMap<u64, ReceiptState>,
+    /// Pending group join requests (event 56), by event id.
+    join_requests: BTreeMap<u64, groups::JoinRequest>,
     dedupe: Dedupe,
 }
 
@@ -202,6 +206,7 @@ impl Backend {
             rooms: BTreeMap::new(),
             social: HashMap::new(),
             receipts: HashMap::new(),
+            join_requests: BTreeMap::new(),
             dedupe: Dedupe::default(),
         };
         for app in config.apps {
@@ -409,6 +414,23 @@ impl Backend {
             Event::SyncEventAck => self.sync_event_ack(conn, a),
             Event::SyncReceiptAck => Ok(Outcome::ok_empty()),
             Event::EventNotification => Ok(Outcome::default()),
+            Event::SendGroupMsg => self.send_group_msg(conn, a),
+            Event::CreateGroup => self.create_group(conn, a),
+            Event::ExitGroup => self.exit_group(conn, a),
+            Event::GetGroupsList => self.get_groups_list(conn),
+            Event::GetGroupInfo => self.get_group_info(conn, a),
+            Event::UpdateGroupInfo => self.update_group_info(conn, a),
+            Event::GetGroupMembers => self.get_group_members(conn, a),
+            Event::AddAcrossGroupMember => self.add_group_members(conn, a),
+            Event::DelAcrossGroupMember => self.del_group_members(conn, a),
+            Event::ApplyJoinGroup => self.apply_join_group(conn, a),
+            Event::AdminAddGroupMember => self.admin_add_group_member(conn, a),
+            Event::GroupMemSilence => self.group_mem_silence(conn, a),
+            Event::DissolveGroup => self.dissolve_group(conn, a),
+            Event::AddGroupKeeper => self.group_keepers(conn, a, true),
+            Event::DelGroupKeeper => self.group_keepers(conn, a, false),
+            Event::ChangeGroupAdmin => self.change_group_admin(conn, a),
+            Event::PublicGroupList => self.public_group_list(conn, a),
             other => Err(Failure::new(
                 Code::InvalidParameter,
                 format!("{} is not implemented by this server yet", other.wire()),

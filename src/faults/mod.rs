@@ -99,7 +99,7 @@ pub fn validate(spec: &FaultSpec) -> Result<(), String> {
             "uniform delay bounds must be ascending, got [{a}, {b}]"
         )),
         ActionSpec::Delay(DelaySpec::Dist(DelayDist::Lognormal { sigma, .. }))
-            if !(*sigma >= 0.0) =>
+            if sigma.is_nan() || *sigma < 0.0 =>
         {
             Err("lognormal sigma must be >= 0".into())
         }
