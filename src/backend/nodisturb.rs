@@ -211,7 +211,10 @@ impl Backend {
         let on = op == Op::Add;
         if s.nodisturb_global == on {
             return Err(if on {
-                Failure::new(Code::NoDisturbGlobalAlready, "global no-disturb is already on")
+                Failure::new(
+                    Code::NoDisturbGlobalAlready,
+                    "global no-disturb is already on",
+                )
             } else {
                 Failure::new(Code::NoDisturbGlobalNot, "global no-disturb is not on")
             });
@@ -319,9 +322,8 @@ mod tests {
         );
         h.user(2, "bobby");
         h.user(3, "carol");
-        let g = h
-            .b
-            .seed_group(GroupSeed {
+        let g =
+            h.b.seed_group(GroupSeed {
                 appkey: APP.into(),
                 gid: None,
                 name: "g".into(),
@@ -334,9 +336,8 @@ mod tests {
                 max_members: 500,
             })
             .unwrap();
-        let hg = h
-            .b
-            .seed_group(GroupSeed {
+        let hg =
+            h.b.seed_group(GroupSeed {
                 appkey: APP.into(),
                 gid: None,
                 name: "h".into(),
@@ -497,7 +498,10 @@ mod tests {
         let (mut h, _, _) = setup();
         let o = h.req(2, "add_msg_no_disturb_global", json!({}));
         assert_eq!(o.code(), Some(0));
-        assert!(o.pushes.is_empty(), "the calling session gets only the response");
+        assert!(
+            o.pushes.is_empty(),
+            "the calling session gets only the response"
+        );
         h.init(4, APP, SECRET);
         h.req(
             4,

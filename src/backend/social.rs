@@ -149,7 +149,10 @@ impl Backend {
         {
             return Err(Failure::new(
                 Code::FriendUserNotExist,
-                format!("user {} does not exist in {}", target.username, target.appkey),
+                format!(
+                    "user {} does not exist in {}",
+                    target.username, target.appkey
+                ),
             ));
         }
         if target == me {
@@ -239,10 +242,13 @@ impl Backend {
                 mtime_s: now_s,
                 ..Friend::default()
             };
+            // Already friends (e.g. both invited each other): memos are kept.
             let mine = self.social_mut(&me);
-            mine.friends.insert(inviter.clone(), friend.clone());
+            mine.friends
+                .entry(inviter.clone())
+                .or_insert(friend.clone());
             let theirs = self.social_mut(&inviter);
-            theirs.friends.insert(me.clone(), friend);
+            theirs.friends.entry(me.clone()).or_insert(friend);
             // A cross invitation (both invited each other) is settled too.
             theirs.invitations.remove(&me);
         }
@@ -416,8 +422,9 @@ impl Backend {
                     format!("member_usernames[{i}] must be an object"),
                 ));
             };
-            let k = Self::named_user(me, Args(m), "username", "appkey")
-                .map_err(|f| Failure::new(f.code, format!("member_usernames[{i}].{}", f.message)))?;
+            let k = Self::named_user(me, Args(m), "username", "appkey").map_err(|f| {
+                Failure::new(f.code, format!("member_usernames[{i}].{}", f.message))
+            })?;
             if !out.contains(&k) {
                 out.push(k);
             }
@@ -607,6 +614,48 @@ mod tests {
     }
 
     #[test]
+    fn cross_invitations_settle_with_one_accept_and_keep_memos() {
+        let mut h = setup();
+        for (conn, target) in [(1, "bobby"), (2, "alice")] {
+            let o = h.req(
+                conn,
+                "add_friend",
+                json!({"target_name": target, "why": "hi", "from_type": 1}),
+            );
+            assert_eq!(o.code(), Some(0));
+        }
+        assert_eq!(
+            h.req(
+                1,
+                "add_friend",
+                json!({"target_name": "bobby", "why": "yes", "from_type": 2})
+            )
+            .code(),
+            Some(0)
+        );
+        // bobby's invitation from alice was settled by the same accept.
+        assert_eq!(
+            h.req(
+                2,
+                "add_friend",
+                json!({"target_name": "alice", "why": "yes", "from_type": 2})
+            )
+            .code(),
+            Some(881305)
+        );
+        // Re-inviting a friend is 881302.
+        assert_eq!(
+            h.req(
+                2,
+                "add_friend",
+                json!({"target_name": "alice", "why": "hi", "from_type": 1})
+            )
+            .code(),
+            Some(881302)
+        );
+    }
+
+    #[test]
     fn declining_tells_the_inviter_with_a_reason() {
         let mut h = setup();
         h.req(
@@ -697,7 +746,8 @@ mod tests {
         let l = h.req(2, "get_friend_list", json!({}));
         assert_eq!(resp(&l)["friend_list"], json!([]));
         assert_eq!(
-            h.req(1, "del_friend", json!({"target_name": "bobby"})).code(),
+            h.req(1, "del_friend", json!({"target_name": "bobby"}))
+                .code(),
             Some(881303)
         );
         assert_eq!(h.req(1, "del_friend", json!({})).code(), Some(880001));
@@ -707,7 +757,11 @@ mod tests {
     fn memo_update_shows_in_the_list_and_multi_end_description_is_a_json_string() {
         let mut h = setup();
         friends(&mut h, "alice", "bobby");
-        h.req(2, "update_user_inf", json!({"nickname": "Bob", "gender": 1}));
+        h.req(
+            2,
+            "update_user_inf",
+            json!({"nickname": "Bob", "gender": 1}),
+        );
         h.clock.advance_ms(5_000);
         let o = h.req(
             1,
@@ -740,7 +794,10 @@ mod tests {
             json!({"target_name": "bobby", "memo_name": "Bo"}),
         );
         let l = h.req(1, "get_friend_list", json!({}));
-        assert_eq!(resp(&l)["friend_list"][0]["memo_others"], json!("from work"));
+        assert_eq!(
+            resp(&l)["friend_list"][0]["memo_others"],
+            json!("from work")
+        );
         assert_eq!(resp(&l)["friend_list"][0]["memo_name"], json!("Bo"));
         // bobby's own view is untouched.
         let l = h.req(2, "get_friend_list", json!({}));
@@ -782,8 +839,17 @@ mod tests {
         let list = &resp(&l)["black_list"];
         assert_eq!(names(list), vec!["bobby", "carol"]);
         for k in [
-            "uid", "username", "appkey", "nickname", "avatar", "birthday", "gender", "signature",
-            "region", "address", "mtime",
+            "uid",
+            "username",
+            "appkey",
+            "nickname",
+            "avatar",
+            "birthday",
+            "gender",
+            "signature",
+            "region",
+            "address",
+            "mtime",
         ] {
             assert!(list[0].get(k).is_some(), "black_list entry lacks {k}");
         }
@@ -826,10 +892,7 @@ mod tests {
         assert!(o.pushes.is_empty());
         let l = h.req(1, "get_black_list", json!({}));
         assert_eq!(names(&resp(&l)["black_list"]), vec!["carol"]);
-        assert_eq!(
-            h.req(1, "add_black_list", json!({})).code(),
-            Some(880001)
-        );
+        assert_eq!(h.req(1, "add_black_list", json!({})).code(), Some(880001));
     }
 
     #[test]

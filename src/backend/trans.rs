@@ -49,8 +49,8 @@ impl Backend {
         } else {
             "target_name"
         };
-        let target = Self::named_user(&me, a, name_key, "target_appkey")
-            .map_err(|f| match f.code {
+        let target =
+            Self::named_user(&me, a, name_key, "target_appkey").map_err(|f| match f.code {
                 Code::Missing => Failure::new(Code::Missing, "target_username is required"),
                 _ => f,
             })?;
@@ -203,9 +203,8 @@ mod tests {
         h.user(3, "carol");
         h.user(4, "david");
         h.b.disconnect(4);
-        let g = h
-            .b
-            .seed_group(GroupSeed {
+        let g =
+            h.b.seed_group(GroupSeed {
                 appkey: APP.into(),
                 gid: None,
                 name: "g".into(),
@@ -284,7 +283,11 @@ mod tests {
     #[test]
     fn group_goes_to_other_members_live_sessions_except_shielders() {
         let (mut h, g) = setup();
-        let o = h.req(1, "trans_msg_group", json!({"gid": g.to_string(), "cmd": "c"}));
+        let o = h.req(
+            1,
+            "trans_msg_group",
+            json!({"gid": g.to_string(), "cmd": "c"}),
+        );
         assert_eq!(o.code(), Some(0), "{o:?}");
         let p = &o.pushes[0];
         assert_eq!(p.event, "trans_msg_rec");
