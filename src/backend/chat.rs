@@ -64,7 +64,7 @@ pub(crate) fn check_content(content: &Map<String, Value>) -> Result<(), Failure>
 
 impl Backend {
     /// Whether users of `from` may message users of `to`.
-    fn cross_app_allowed(&self, from: &str, to: &str) -> bool {
+    pub(super) fn cross_app_allowed(&self, from: &str, to: &str) -> bool {
         from == to
             || self.apps.get(from).is_some_and(|a| {
                 a.cross_app
@@ -103,6 +103,12 @@ impl Backend {
             return Err(Failure::new(
                 Code::TargetUserNotExist,
                 format!("app {} may not message app {}", me.appkey, target.appkey),
+            ));
+        }
+        if self.is_blacklisted(&target, &me) {
+            return Err(Failure::new(
+                Code::Blacklisted,
+                format!("{} has blacklisted you", target.username),
             ));
         }
         let sender = self

@@ -72,7 +72,12 @@ impl Backend {
             ));
         }
         let group_app = g.appkey.clone();
-        let members: Vec<UserKey> = g.members.keys().cloned().collect();
+        let all: Vec<UserKey> = g.members.keys().cloned().collect();
+        // Members who shield the group get nothing from it, live or synced.
+        let members: Vec<UserKey> = all
+            .into_iter()
+            .filter(|u| *u == me || !self.is_group_shielded(u, gid))
+            .collect();
         let sender = self
             .users
             .get(&me)
@@ -258,6 +263,25 @@ mod tests {
             assert_eq!(hist[0].target, Target::Group(gid));
         }
         assert!(h.b.history(&UserKey::new(APP, "dave")).is_empty());
+    }
+
+    #[test]
+    fn members_who_shield_the_group_receive_nothing() {
+        let (mut h, gid) = setup();
+        let o = h.req(2, "add_msg_shield_group", json!({"gid": gid}));
+        assert_eq!(o.code(), Some(0));
+        let o = send(&mut h, 1, json!(gid.to_string()), json!({}));
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        let to = &o
+            .pushes
+            .iter()
+            .find(|p| p.event == "msg_sync")
+            .expect("msg_sync")
+            .to;
+        assert!(!to.contains(&2), "shielded member got the push: {to:?}");
+        assert!(to.contains(&3));
+        let sync = h.req(2, "sync_check", json!({"sync_key": 0}));
+        assert!(sync.pushes.iter().all(|p| p.event != "sync_conversation"));
     }
 
     #[test]

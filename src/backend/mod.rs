@@ -14,9 +14,12 @@ mod group_chat;
 mod groups;
 mod inspect;
 pub mod model;
+mod nodisturb;
 pub mod seed;
 mod session;
+mod social;
 mod sync;
+mod trans;
 mod users;
 
 pub use clock::{Clock, Ids, ManualClock, OffsetClock, SystemClock};
@@ -431,6 +434,26 @@ impl Backend {
             Event::DelGroupKeeper => self.group_keepers(conn, a, false),
             Event::ChangeGroupAdmin => self.change_group_admin(conn, a),
             Event::PublicGroupList => self.public_group_list(conn, a),
+            Event::GetFriendList => self.get_friend_list(conn),
+            Event::AddFriend => self.add_friend(conn, a),
+            Event::DelFriend => self.del_friend(conn, a),
+            Event::UpdateFriendMemo => self.update_friend_memo(conn, a),
+            Event::GetBlackList => self.get_black_list(conn, a),
+            Event::AddBlackList => self.add_black_list(conn, a),
+            Event::DelBlackList => self.del_black_list(conn, a),
+            Event::NoDisturb => self.no_disturb(conn, a),
+            Event::AddMsgNoDisturbSingle => self.add_nodisturb_single(conn, a),
+            Event::DeleteMsgNoDisturbSingle => self.del_nodisturb_single(conn, a),
+            Event::AddMsgNoDisturbGroup => self.add_nodisturb_group(conn, a),
+            Event::DeleteMsgNoDisturbGroup => self.del_nodisturb_group(conn, a),
+            Event::AddMsgNoDisturbGlobal => self.add_nodisturb_global(conn, a),
+            Event::DeleteMsgNoDisturbGlobal => self.del_nodisturb_global(conn, a),
+            Event::ListShieldGroup => self.list_shield_group(conn),
+            Event::AddMsgShieldGroup => self.add_shield_group(conn, a),
+            Event::DelMsgShieldGroup => self.del_shield_group(conn, a),
+            Event::TransMsgSingle => self.trans_msg_single(conn, a),
+            Event::TransMsgGroup => self.trans_msg_group(conn, a),
+            Event::TransMsgPlatform => self.trans_msg_platform(conn, a),
             other => Err(Failure::new(
                 Code::InvalidParameter,
                 format!("{} is not implemented by this server yet", other.wire()),
