@@ -10,7 +10,11 @@ mod chat;
 pub mod clock;
 pub mod dedupe;
 mod events;
+pub mod media;
 pub mod model;
+mod receipts;
+mod retract;
+mod rooms;
 pub mod seed;
 mod session;
 mod sync;
@@ -158,6 +162,12 @@ pub struct Backend {
     /// Messages sent with `need_receipt`, by msg_id.
     receipts: HashMap<u64, ReceiptState>,
     dedupe: Dedupe,
+    /// Upload tokens and stored media.
+    media: media::MediaState,
+    /// Receipt changes per sender, for `sync_receipt`.
+    receipt_logs: HashMap<UserKey, receipts::ReceiptLog>,
+    /// Retracted messages, out of `messages`, by msg_id.
+    retracted: HashMap<u64, Message>,
 }
 
 impl Backend {
@@ -197,6 +207,9 @@ impl Backend {
             social: HashMap::new(),
             receipts: HashMap::new(),
             dedupe: Dedupe::default(),
+            media: media::MediaState::default(),
+            receipt_logs: HashMap::new(),
+            retracted: HashMap::new(),
         };
         for app in config.apps {
             b.apps.insert(app.appkey.clone(), app);
@@ -278,7 +291,11 @@ impl Backend {
 
     /// A transport connection closed: its login ends.
     pub fn disconnect(&mut self, conn: ConnId) {
+        let user = self.conn_user(conn).cloned();
         self.conns.remove(&conn);
+        if let Some(u) = user {
+            self.leave_rooms_if_offline(&u);
+        }
     }
 
     /// Live connections logged in as `user`.
@@ -396,7 +413,20 @@ impl Backend {
             Event::SyncCheck => self.sync_check(conn, a),
             Event::SyncConversationAck => self.sync_conversation_ack(conn, a),
             Event::SyncEventAck => self.sync_event_ack(conn, a),
-            Event::SyncReceiptAck => Ok(Outcome::ok_empty()),
+            Event::SyncReceiptAck => self.sync_receipt_ack(conn, a),
+            Event::GetUploadToken => self.get_upload_token(conn, a),
+            Event::GetResource => self.get_resource(conn, a),
+            Event::RoomList => self.room_list(conn, a),
+            Event::RoomListSelf => self.room_list_self(conn),
+            Event::RoomInfo => self.room_info(conn, a),
+            Event::JoinRoom => self.join_room(conn, a),
+            Event::ExitRoom => self.exit_room(conn, a),
+            Event::SendRoomMsg => self.send_room_msg(conn, a),
+            Event::ReceiptReport => self.receipt_report(conn, a),
+            Event::MsgUnreadList => self.msg_unread_list(conn, a),
+            Event::UnreadSingleCount => self.unread_single_count(conn, a),
+            Event::UnreadGroupCount => self.unread_group_count(conn, a),
+            Event::MsgRetract => self.msg_retract(conn, a),
             Event::EventNotification => Ok(Outcome::default()),
             other => Err(Failure::new(
                 Code::InvalidParameter,
