@@ -6,6 +6,7 @@
 //! recipients.
 
 mod hub;
+mod media;
 
 pub use hub::Hub;
 
@@ -70,10 +71,20 @@ pub async fn start_with_clock(
 ) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let hub = Arc::new(Hub::new(Backend::new(config.backend, clock)));
+    let mut backend = Backend::new(config.backend, clock);
+    // get_resource URLs; a wildcard bind is reached on loopback (override with
+    // `hub.with_backend(|b| b.set_public_url(..))`).
+    let mut public = addr;
+    if public.ip().is_unspecified() {
+        public.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    backend.set_public_url(&format!("http://{public}"));
+    let hub = Arc::new(Hub::new(backend));
     let engine = Engine::new(config.transport, hub.clone());
     hub.attach(&engine);
-    let app = eio_http::router(engine.clone()).fallback(not_found);
+    let app = eio_http::router(engine.clone())
+        .merge(media::router(hub.clone()))
+        .fallback(not_found);
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let task = tokio::spawn(async move {
