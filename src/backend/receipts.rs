@@ -279,6 +279,18 @@ impl Backend {
         }
     }
 
+    /// `receipt_msgs` of a `sync_conversation` entry: the user's own need-receipt
+    /// messages among `ids` with their current unread counts.
+    pub(super) fn receipt_msgs_of(&self, me: &UserKey, ids: &[u64]) -> Vec<Value> {
+        ids.iter()
+            .filter_map(|id| {
+                let m = self.messages.get(id).filter(|m| &m.from == me)?;
+                let st = self.receipts.get(id)?;
+                Some(json!({"msg_id": id, "unread_count": st.unread.len(), "mtime": m.ctime_ms}))
+            })
+            .collect()
+    }
+
     pub(super) fn msg_unread_list(
         &mut self,
         conn: ConnId,
@@ -590,6 +602,20 @@ pub(crate) mod tests {
         );
         assert!(o.pushes.iter().all(|p| p.event != "sync_receipt"));
         assert_eq!(resp(&o)["msg_receipt_key"], json!(key));
+    }
+
+    #[test]
+    fn roaming_lists_own_need_receipt_messages_with_unread_counts() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        h.user(2, "bobby");
+        let m = send_receipt(&mut h, 1, "bobby");
+        let o = h.req(1, "sync_check", json!({"sync_key": 0, "sync_type": 1}));
+        let conv = &o.pushes[0].payload["messages"][0];
+        assert_eq!(
+            conv["receipt_msgs"],
+            json!([{"msg_id": m, "unread_count": 1, "mtime": T0}])
+        );
     }
 
     #[test]

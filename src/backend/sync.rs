@@ -69,7 +69,7 @@ impl Backend {
                 "from_username": from_username,
                 "from_gid": from_gid,
                 "unsync_count": unsync,
-                "receipt_msgs": [],
+                "receipt_msgs": self.receipt_msgs_of(&me, &ids),
                 "msgs": msgs,
             }));
         }
