@@ -357,6 +357,28 @@ pub(crate) mod tests {
         v
     }
 
+    pub fn bmp(w: i32, h: i32) -> Vec<u8> {
+        let mut v = b"BM".to_vec();
+        v.extend_from_slice(&[0; 12]);
+        v.extend_from_slice(&40u32.to_le_bytes());
+        v.extend_from_slice(&w.to_le_bytes());
+        v.extend_from_slice(&h.to_le_bytes());
+        v.extend_from_slice(&[1, 0, 24, 0]);
+        v.extend_from_slice(&[0; 24]);
+        v
+    }
+
+    pub fn webp(w: u32, h: u32) -> Vec<u8> {
+        let mut v = b"RIFF".to_vec();
+        v.extend_from_slice(&30u32.to_le_bytes());
+        v.extend_from_slice(b"WEBPVP8X");
+        v.extend_from_slice(&10u32.to_le_bytes());
+        v.extend_from_slice(&[0; 4]);
+        v.extend_from_slice(&(w - 1).to_le_bytes()[..3]);
+        v.extend_from_slice(&(h - 1).to_le_bytes()[..3]);
+        v
+    }
+
     fn token(h: &mut Harness, conn: u64) -> String {
         let o = h.req(conn, "get_upload_token", json!({}));
         assert_eq!(o.code(), Some(0), "{o:?}");
@@ -411,6 +433,8 @@ pub(crate) mod tests {
     #[case::png(png(3, 2), 3, 2, "png", "image/png")]
     #[case::gif(gif(17, 9), 17, 9, "gif", "image/gif")]
     #[case::jpeg(jpeg(640, 480), 640, 480, "jpg", "image/jpeg")]
+    #[case::bmp(bmp(31, 7), 31, 7, "bmp", "image/bmp")]
+    #[case::webp(webp(300, 200), 300, 200, "webp", "image/webp")]
     fn image_uploads_report_real_dimensions_and_crc(
         #[case] bytes: Vec<u8>,
         #[case] w: u64,

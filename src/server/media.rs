@@ -122,6 +122,18 @@ async fn upload(
     }
 }
 
+/// Whether a body error is the read limit (anywhere in its source chain).
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 async fn do_upload(
     hub: &Hub,
     q: &HashMap<String, String>,
@@ -166,9 +178,13 @@ async fn do_upload(
             return Err(too_large(len.to_string()));
         }
     }
-    let bytes = axum::body::to_bytes(body, read_limit)
-        .await
-        .map_err(|_| too_large("more than".to_owned() + &format!(" {read_limit}")))?;
+    let bytes = axum::body::to_bytes(body, read_limit).await.map_err(|e| {
+        if is_length_limit(&e) {
+            too_large(format!("more than {read_limit}"))
+        } else {
+            UploadError::Invalid(format!("could not read the body: {e}"))
+        }
+    })?;
     let (data, ctype, name) = match boundary {
         Some(b) => read_multipart(bytes, b).await?,
         None => (
@@ -205,5 +221,33 @@ async fn serve(State(hub): State<Arc<Hub>>, method: Method, Path(id): Path<Strin
             StatusCode::NOT_FOUND,
             &json!({"error": {"code": 880005, "message": format!("media {id} does not exist")}}),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_over_limit_body_is_recognised_as_such() {
+        let e = axum::body::to_bytes(Body::from(vec![0u8; 10]), 5)
+            .await
+            .expect_err("over the limit");
+        assert!(is_length_limit(&e));
+    }
+
+    #[tokio::test]
+    async fn multipart_prefers_the_part_with_a_file_name() {
+        let body = "--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nplain\r\n\
+                    --b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\n\
+                    Content-Type: application/x-thing\r\n\r\nDATA\r\n--b--\r\n";
+        let (data, ctype, name) = read_multipart(bytes::Bytes::from(body), "b".into())
+            .await
+            .expect("parsed");
+        assert_eq!(data, b"DATA");
+        assert_eq!(ctype.as_deref(), Some("application/x-thing"));
+        assert_eq!(name.as_deref(), Some("a.bin"));
+        let bad = read_multipart(bytes::Bytes::from("garbage"), "b".into()).await;
+        assert!(matches!(bad, Err(UploadError::Invalid(_))));
     }
 }
