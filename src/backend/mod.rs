@@ -13,8 +13,12 @@ mod events;
 mod group_chat;
 mod groups;
 mod inspect;
+pub mod media;
 pub mod model;
 mod nodisturb;
+mod receipts;
+mod retract;
+mod rooms;
 pub mod seed;
 mod session;
 mod social;
@@ -171,6 +175,12 @@ pub struct Backend {
     /// Pending group join requests (event 56), by event id.
     join_requests: BTreeMap<u64, groups::JoinRequest>,
     dedupe: Dedupe,
+    /// Upload tokens and stored media.
+    media: media::MediaState,
+    /// Receipt changes per sender, for `sync_receipt`.
+    receipt_logs: HashMap<UserKey, receipts::ReceiptLog>,
+    /// Retracted messages, out of `messages`, by msg_id.
+    retracted: HashMap<u64, Message>,
 }
 
 impl Backend {
@@ -211,6 +221,9 @@ impl Backend {
             receipts: HashMap::new(),
             join_requests: BTreeMap::new(),
             dedupe: Dedupe::default(),
+            media: media::MediaState::default(),
+            receipt_logs: HashMap::new(),
+            retracted: HashMap::new(),
         };
         for app in config.apps {
             b.apps.insert(app.appkey.clone(), app);
@@ -297,7 +310,11 @@ impl Backend {
 
     /// A transport connection closed: its login ends.
     pub fn disconnect(&mut self, conn: ConnId) {
+        let user = self.conn_user(conn).cloned();
         self.conns.remove(&conn);
+        if let Some(u) = user {
+            self.leave_rooms_if_offline(&u);
+        }
     }
 
     /// Live connections logged in as `user`.
@@ -415,7 +432,20 @@ impl Backend {
             Event::SyncCheck => self.sync_check(conn, a),
             Event::SyncConversationAck => self.sync_conversation_ack(conn, a),
             Event::SyncEventAck => self.sync_event_ack(conn, a),
-            Event::SyncReceiptAck => Ok(Outcome::ok_empty()),
+            Event::SyncReceiptAck => self.sync_receipt_ack(conn, a),
+            Event::GetUploadToken => self.get_upload_token(conn, a),
+            Event::GetResource => self.get_resource(conn, a),
+            Event::RoomList => self.room_list(conn, a),
+            Event::RoomListSelf => self.room_list_self(conn),
+            Event::RoomInfo => self.room_info(conn, a),
+            Event::JoinRoom => self.join_room(conn, a),
+            Event::ExitRoom => self.exit_room(conn, a),
+            Event::SendRoomMsg => self.send_room_msg(conn, a),
+            Event::ReceiptReport => self.receipt_report(conn, a),
+            Event::MsgUnreadList => self.msg_unread_list(conn, a),
+            Event::UnreadSingleCount => self.unread_single_count(conn, a),
+            Event::UnreadGroupCount => self.unread_group_count(conn, a),
+            Event::MsgRetract => self.msg_retract(conn, a),
             Event::EventNotification => Ok(Outcome::default()),
             Event::SendGroupMsg => self.send_group_msg(conn, a),
             Event::CreateGroup => self.create_group(conn, a),
@@ -454,10 +484,6 @@ impl Backend {
             Event::TransMsgSingle => self.trans_msg_single(conn, a),
             Event::TransMsgGroup => self.trans_msg_group(conn, a),
             Event::TransMsgPlatform => self.trans_msg_platform(conn, a),
-            other => Err(Failure::new(
-                Code::InvalidParameter,
-                format!("{} is not implemented by this server yet", other.wire()),
-            )),
         }
     }
 

@@ -57,6 +57,8 @@ impl Backend {
             if msgs.is_empty() {
                 continue;
             }
+            // Retracted messages are gone from the store: never count more than we send.
+            let unsync = unsync.min(msgs.len());
             let (msg_type, from_appkey, from_username, from_gid) = match &ck {
                 ConvKey::Single(peer) => (3, peer.appkey.clone(), peer.username.clone(), 0),
                 ConvKey::Group(gid) => (4, String::new(), String::new(), *gid),
@@ -67,7 +69,7 @@ impl Backend {
                 "from_username": from_username,
                 "from_gid": from_gid,
                 "unsync_count": unsync,
-                "receipt_msgs": [],
+                "receipt_msgs": self.receipt_msgs_of(&me, &ids),
                 "msgs": msgs,
             }));
         }
@@ -115,13 +117,8 @@ impl Backend {
     }
 
     /// Receipt changes after `key` for `sync_check` (`sync_receipt`): `(push, response key)`.
-    /// Filled in by the receipts area; until then nothing is pending.
-    pub(super) fn pending_receipts(
-        &self,
-        _user: &super::UserKey,
-        key: i64,
-    ) -> (Option<Value>, i64) {
-        (None, key)
+    pub(super) fn pending_receipts(&self, user: &super::UserKey, key: i64) -> (Option<Value>, i64) {
+        self.receipt_pending(user, key)
     }
 
     /// Every message in a user's sync log, oldest first (tests, admin views).

@@ -21,6 +21,8 @@ pub(crate) struct AdminState {
     pub clock: OffsetClock,
     pub shared_clock: Arc<dyn Clock>,
     pub initial: Arc<ServerConfig>,
+    /// Base URL for `get_resource`, set on every backend this API builds.
+    pub public_url: String,
 }
 
 pub(crate) fn router(state: AdminState) -> Router {
@@ -175,13 +177,14 @@ async fn advance_clock(State(s): State<AdminState>, body: axum::body::Bytes) -> 
 }
 
 async fn reset(State(s): State<AdminState>) -> Response {
-    let backend = match Backend::try_new(s.initial.backend.clone(), s.shared_clock.clone()) {
+    let mut backend = match Backend::try_new(s.initial.backend.clone(), s.shared_clock.clone()) {
         Ok(b) => b,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.join("; ")),
     };
     if let Err(e) = s.faults.replace(s.initial.faults.clone()) {
         return rule_error(e);
     }
+    backend.set_public_url(&s.public_url);
     s.hub.replace_backend(backend);
     s.faults.clear_journal();
     StatusCode::NO_CONTENT.into_response()
@@ -199,13 +202,14 @@ async fn load_scenario(State(s): State<AdminState>, body: String) -> Response {
                 .into_response();
         }
     };
-    let backend = match Backend::try_new(scenario.backend_config(), s.shared_clock.clone()) {
+    let mut backend = match Backend::try_new(scenario.backend_config(), s.shared_clock.clone()) {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.join("; ")),
     };
     if let Err(e) = s.faults.replace(scenario.faults()) {
         return rule_error(e);
     }
+    backend.set_public_url(&s.public_url);
     s.hub.replace_backend(backend);
     s.faults.clear_journal();
     Json(json!({"loaded": scenario.name})).into_response()

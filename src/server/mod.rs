@@ -7,6 +7,7 @@
 
 mod admin;
 mod hub;
+mod media;
 
 pub use hub::Hub;
 
@@ -97,8 +98,15 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
     let addr = listener.local_addr()?;
     let clock = OffsetClock::new();
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-    let backend = Backend::try_new(config.backend.clone(), shared.clone())
+    let mut backend = Backend::try_new(config.backend.clone(), shared.clone())
         .map_err(|e| StartError::Seed(e.join("; ")))?;
+    // get_resource URLs; a wildcard bind is reached on loopback.
+    let mut public = addr;
+    if public.ip().is_unspecified() {
+        public.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let public_url = format!("http://{public}");
+    backend.set_public_url(&public_url);
     let hub = Arc::new(Hub::new(backend));
     let faults = FaultLayer::new(config.journal_capacity);
     faults.replace(config.faults.clone())?;
@@ -106,7 +114,7 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
     let engine = Engine::with_interceptor(config.transport.clone(), hub.clone(), Some(interceptor));
     hub.attach(&engine);
     faults.attach(&engine);
-    let mut app = eio_http::router(engine.clone());
+    let mut app = eio_http::router(engine.clone()).merge(media::router(hub.clone()));
     if config.admin {
         app = app.merge(admin::router(admin::AdminState {
             hub: hub.clone(),
@@ -114,6 +122,7 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
             clock: clock.clone(),
             shared_clock: shared,
             initial: Arc::new(config.clone()),
+            public_url,
         }));
     }
     let app = app.fallback(not_found);

@@ -1,0 +1,253 @@
+//! HTTP side of media (protocol.md 6): `POST /resource?type=image|file` (the SDK's
+//! `upload_file`), its CORS preflight, and `GET /media/<media_id>` serving stored bytes.
+//!
+//! The body is `multipart/form-data` (any field name; the first part that carries a file
+//! name wins, else the first part) or the raw bytes. Errors are JSON
+//! `{"error":{"code","message"}}`: 401 bad credentials, 413 too large (898061), 400 bad
+//! request, 404 unknown media.
+
+use super::Hub;
+use crate::backend::media::{MediaKind, UploadError};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Room for multipart framing on top of the size limit when reading the body.
+const MULTIPART_SLACK: usize = 64 * 1024;
+
+/// `/resource` and `/media/{*id}`.
+pub fn router(hub: Arc<Hub>) -> Router {
+    Router::new()
+        .route("/resource", post(upload).options(preflight))
+        .route("/resource/", post(upload).options(preflight))
+        .route("/media/{*id}", get(serve).options(preflight))
+        .with_state(hub)
+}
+
+fn with_cors(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    resp
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    with_cors(
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            body.to_string(),
+        )
+            .into_response(),
+    )
+}
+
+fn error_response(e: &UploadError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    json_response(status, &e.body())
+}
+
+async fn preflight() -> Response {
+    let mut resp = with_cors(StatusCode::NO_CONTENT.into_response());
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, GET, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("X-App-Key, jm-channel, Authorization, Content-Type"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    resp
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The uploaded file: `(bytes, content type, file name)`.
+type Upload = (Vec<u8>, Option<String>, Option<String>);
+
+async fn read_multipart(body: bytes::Bytes, boundary: String) -> Result<Upload, UploadError> {
+    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    let mut mp = multer::Multipart::new(stream, boundary);
+    let mut first: Option<Upload> = None;
+    loop {
+        let field = mp
+            .next_field()
+            .await
+            .map_err(|e| UploadError::Invalid(format!("bad multipart body: {e}")))?;
+        let Some(field) = field else { break };
+        let name = field.file_name().map(str::to_owned);
+        let ctype = field.content_type().map(|m| m.to_string());
+        let has_file = name.is_some();
+        let data = field
+            .bytes()
+            .await
+            .map_err(|e| UploadError::Invalid(format!("bad multipart body: {e}")))?;
+        let part = (data.to_vec(), ctype, name);
+        if has_file {
+            return Ok(part);
+        }
+        if first.is_none() {
+            first = Some(part);
+        }
+    }
+    first.ok_or_else(|| UploadError::Invalid("the multipart body has no part".into()))
+}
+
+async fn upload(
+    State(hub): State<Arc<Hub>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match do_upload(&hub, &q, &headers, body).await {
+        Ok(v) => json_response(StatusCode::OK, &v),
+        Err(e) => {
+            tracing::debug!(error = ?e, "upload refused");
+            error_response(&e)
+        }
+    }
+}
+
+/// Whether a body error is the read limit (anywhere in its source chain).
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+async fn do_upload(
+    hub: &Hub,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Value, UploadError> {
+    let kind_str = q.get("type").map(String::as_str).unwrap_or("file");
+    let kind = MediaKind::parse(kind_str).ok_or_else(|| {
+        UploadError::Invalid(format!("type must be image or file, not {kind_str}"))
+    })?;
+    let appkey = header_str(headers, "x-app-key");
+    let auth = header_str(headers, "authorization");
+    let (owner, limit) = hub.with_backend(|b| {
+        b.check_upload_auth(appkey, auth)
+            .map(|o| (o, b.media_limit(kind)))
+    })?;
+    let too_large = |n: String| {
+        UploadError::TooLarge(format!(
+            "{n} bytes exceed the {kind_str} limit of {limit} bytes"
+        ))
+    };
+    let content_type = header_str(headers, "content-type").map(str::to_owned);
+    let boundary = content_type
+        .as_deref()
+        .filter(|c| {
+            c.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/")
+        })
+        .map(|c| {
+            multer::parse_boundary(c)
+                .map_err(|e| UploadError::Invalid(format!("bad multipart Content-Type: {e}")))
+        })
+        .transpose()?;
+    let read_limit = if boundary.is_some() {
+        limit.saturating_add(MULTIPART_SLACK)
+    } else {
+        limit
+    };
+    if let Some(len) = header_str(headers, "content-length").and_then(|l| l.parse::<usize>().ok()) {
+        if len > read_limit {
+            return Err(too_large(len.to_string()));
+        }
+    }
+    let bytes = axum::body::to_bytes(body, read_limit).await.map_err(|e| {
+        if is_length_limit(&e) {
+            too_large(format!("more than {read_limit}"))
+        } else {
+            UploadError::Invalid(format!("could not read the body: {e}"))
+        }
+    })?;
+    let (data, ctype, name) = match boundary {
+        Some(b) => read_multipart(bytes, b).await?,
+        None => (
+            bytes.to_vec(),
+            content_type,
+            q.get("name").cloned().or_else(|| q.get("fname").cloned()),
+        ),
+    };
+    hub.with_backend(|b| b.store_upload(owner, kind, data, ctype.as_deref(), name.as_deref()))
+}
+
+async fn serve(State(hub): State<Arc<Hub>>, method: Method, Path(id): Path<String>) -> Response {
+    let found = hub.with_backend(|b| {
+        b.media(&id)
+            .map(|m| (m.bytes.clone(), m.content_type.clone()))
+    });
+    match found {
+        Some((bytes, ctype)) => {
+            let len = bytes.len();
+            let body = if method == Method::HEAD {
+                Body::empty()
+            } else {
+                Body::from(bytes::Bytes::from_owner(bytes))
+            };
+            let mut resp = with_cors(body.into_response());
+            let h = resp.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&ctype) {
+                h.insert(header::CONTENT_TYPE, v);
+            }
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            resp
+        }
+        None => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": {"code": 880005, "message": format!("media {id} does not exist")}}),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_over_limit_body_is_recognised_as_such() {
+        let e = axum::body::to_bytes(Body::from(vec![0u8; 10]), 5)
+            .await
+            .expect_err("over the limit");
+        assert!(is_length_limit(&e));
+    }
+
+    #[tokio::test]
+    async fn multipart_prefers_the_part_with_a_file_name() {
+        let body = "--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nplain\r\n\
+                    --b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\n\
+                    Content-Type: application/x-thing\r\n\r\nDATA\r\n--b--\r\n";
+        let (data, ctype, name) = read_multipart(bytes::Bytes::from(body), "b".into())
+            .await
+            .expect("parsed");
+        assert_eq!(data, b"DATA");
+        assert_eq!(ctype.as_deref(), Some("application/x-thing"));
+        assert_eq!(name.as_deref(), Some("a.bin"));
+        let bad = read_multipart(bytes::Bytes::from("garbage"), "b".into()).await;
+        assert!(matches!(bad, Err(UploadError::Invalid(_))));
+    }
+}
