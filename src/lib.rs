@@ -11,6 +11,7 @@
 pub mod backend;
 pub mod client;
 pub mod config;
+pub mod conformance;
 pub mod faults;
 pub mod protocol;
 pub mod scenario;

@@ -29,6 +29,28 @@ enum Command {
     Sign(SignArgs),
     /// Validate scenario and fixture files (files or directories). Exit code 1 on errors.
     Check(CheckArgs),
+    /// Run scenarios against a client (the builtin Rust reference client) and check them.
+    /// Exit codes: 0 all passed, 1 some failed, 2 invalid input.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Scenario files or directories.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// The client to drive: `builtin` (the Rust reference client).
+    #[arg(long, default_value = "builtin")]
+    client: String,
+    /// Only scenarios whose id, name or file contains this text.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Scenarios run at once, each with its own server.
+    #[arg(long, short, default_value_t = 2)]
+    jobs: usize,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    junit: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -114,6 +136,100 @@ fn main() -> ExitCode {
         Command::Sign(a) => sign(a),
         Command::Serve(a) => serve(a),
         Command::Check(a) => check(a),
+        Command::Run(a) => run(a),
+    }
+}
+
+fn run(a: RunArgs) -> ExitCode {
+    if a.client != "builtin" {
+        eprintln!(
+            "error: unknown client {:?} (this build drives `builtin`)",
+            a.client
+        );
+        return ExitCode::from(2);
+    }
+    let mut scenarios = Vec::new();
+    let mut invalid = false;
+    for p in &a.paths {
+        let files = match jmessage_mock::scenario::collect_files(p) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("{}: {e}", p.display());
+                return ExitCode::from(2);
+            }
+        };
+        for f in files
+            .iter()
+            .filter(|f| !jmessage_mock::scenario::is_fixture_file(f))
+        {
+            match jmessage_mock::scenario::load(f) {
+                Ok(sc) => scenarios.push(sc),
+                Err(errors) => {
+                    invalid = true;
+                    for e in errors {
+                        eprintln!("{e}");
+                    }
+                }
+            }
+        }
+    }
+    if invalid {
+        return ExitCode::from(2);
+    }
+    if let Some(f) = &a.filter {
+        scenarios.retain(|s| {
+            s.name.contains(f.as_str())
+                || s.file.contains(f.as_str())
+                || s.id.as_deref().is_some_and(|i| i.contains(f.as_str()))
+        });
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let total = scenarios.len();
+    let reports = runtime.block_on(async move {
+        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(a.jobs.max(1)));
+        let mut set = tokio::task::JoinSet::new();
+        for (i, sc) in scenarios.into_iter().enumerate() {
+            let sem = sem.clone();
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                (i, jmessage_mock::conformance::run(&sc).await)
+            });
+        }
+        let mut done = Vec::new();
+        while let Some(r) = set.join_next().await {
+            if let Ok((i, report)) = r {
+                match report.failure() {
+                    None => println!("PASS  {} ({} ms)", report.name, report.elapsed.as_millis()),
+                    Some(f) => println!(
+                        "FAIL  {} ({} ms)\n      {f}",
+                        report.name,
+                        report.elapsed.as_millis()
+                    ),
+                }
+                done.push((i, report));
+            }
+        }
+        done.sort_by_key(|(i, _)| *i);
+        done.into_iter().map(|(_, r)| r).collect::<Vec<_>>()
+    });
+    let failed = reports.iter().filter(|r| !r.passed()).count();
+    if let Some(path) = &a.junit {
+        if let Err(e) = std::fs::write(path, jmessage_mock::conformance::junit(&reports)) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    println!("{} passed, {} failed", total - failed, failed);
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

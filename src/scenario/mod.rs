@@ -588,6 +588,36 @@ impl Loader {
                 _ => {}
             }
         }
+        for x in &sf.expect {
+            let filter = match &x.value {
+                Expectation::Count { frames, .. } | Expectation::SameRid(frames) => Some(frames),
+                Expectation::MessagesStored(_) => None,
+            };
+            if let Some(f) = filter {
+                if let Some(id) = f.fault.as_ref().filter(|id| !fault_ids.contains(*id)) {
+                    let (line, column) = locate(text, &x.referenced, id);
+                    self.errors.push(Diagnostic {
+                        file: file.into(),
+                        line,
+                        column,
+                        message: format!(
+                            "expectation names fault {id:?}, which this scenario does not define"
+                        ),
+                        hint: suggest(id, fault_ids.iter().map(String::as_str)),
+                    });
+                }
+                if let Some(e) = f.event.as_ref().filter(|e| !events.contains(&e.as_str())) {
+                    let (line, column) = locate(text, &x.referenced, e);
+                    self.errors.push(Diagnostic {
+                        file: file.into(),
+                        line,
+                        column,
+                        message: format!("expectation names unknown event {e:?}"),
+                        hint: suggest(e, events.iter().copied()),
+                    });
+                }
+            }
+        }
         if let Some(t) = sf.time_scale {
             if !(t > 0.0 && t <= 10.0) {
                 self.errors.push(Diagnostic {
@@ -619,19 +649,34 @@ impl Loader {
     }
 }
 
-/// Every `.yaml`/`.yml` file under `path` (or `path` itself).
+/// Every `.yaml`/`.yml` file under `path`, or `path` itself when it is a file.
 pub fn collect_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
     if path.is_dir() {
-        let mut entries: Vec<_> = std::fs::read_dir(path)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.path());
-        for e in entries {
-            out.extend(collect_files(&e.path())?);
-        }
-    } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") || path.is_file() {
-        out.push(path.to_path_buf());
+        let mut out = Vec::new();
+        collect_dir(path, &mut out)?;
+        Ok(out)
+    } else if path.exists() {
+        Ok(vec![path.to_path_buf()])
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no such file or directory",
+        ))
     }
-    Ok(out)
+}
+
+fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.path());
+    for e in entries {
+        let p = e.path();
+        if p.is_dir() {
+            collect_dir(&p, out)?;
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            out.push(p);
+        }
+    }
+    Ok(())
 }
 
 /// Whether a file is a fixture file (it lives in a `fixtures` directory).

@@ -59,6 +59,9 @@ pub enum Step {
         client: String,
         #[serde(default)]
         transport: TransportSpec,
+        /// Expect the connection to be refused (a handshake fault).
+        #[serde(default)]
+        refused: bool,
     },
     /// `init` with a valid signature for `appkey` (default: the first app).
     Init {
@@ -173,6 +176,9 @@ pub struct FrameFilter {
     pub event: Option<String>,
     #[serde(default)]
     pub user: Option<String>,
+    /// Only frames this fault rule acted on.
+    #[serde(default)]
+    pub fault: Option<String>,
 }
 
 /// A scenario file.

@@ -82,10 +82,17 @@ pub struct Socket {
     interceptor: Option<Arc<dyn Interceptor>>,
     /// Set by the layer above (the logged-in username), for matching and journals.
     label: Mutex<Option<Arc<str>>>,
-    /// Outbound frames delayed by faults are released in order, not before this.
-    delay_until: Mutex<Instant>,
+    /// Outbound frames held back by delay faults, with their release times.
+    link: Mutex<Link>,
     /// A frame held back by a reorder fault.
     held: Mutex<Option<Arc<str>>>,
+}
+
+/// Frames held back by delay faults.
+#[derive(Default)]
+struct Link {
+    queue: std::collections::VecDeque<(Instant, Arc<str>)>,
+    draining: bool,
 }
 
 /// The tag of a frame the engine itself sends.
@@ -130,21 +137,7 @@ impl Socket {
                     self.enqueue(frame.clone());
                 }
             }
-            Action::Delay(d) => {
-                let at = {
-                    let mut until = lock(&self.delay_until);
-                    let at = (Instant::now() + d).max(*until);
-                    *until = at;
-                    at
-                };
-                let me = self.clone();
-                tokio::spawn(async move {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(at) => me.enqueue(frame),
-                        _ = me.closed.cancelled() => {}
-                    }
-                });
-            }
+            Action::Delay(d) => self.delay(frame, d),
             Action::Hold => {
                 let previous = lock(&self.held).replace(frame);
                 if let Some(p) = previous {
@@ -160,25 +153,102 @@ impl Socket {
                     }
                 });
             }
+            // The sender may hold locks (the hub delivers under the backend lock) and
+            // closing reports to the handler: close on a task of its own.
             Action::Close { abrupt, after } => {
                 if after {
                     self.enqueue(frame);
                 }
-                self.close(abrupt);
+                let me = self.clone();
+                tokio::spawn(async move { me.close(abrupt) });
             }
             Action::Kick => {
                 self.enqueue(socketio::DISCONNECT_FRAME.into());
-                self.close(false);
+                let me = self.clone();
+                tokio::spawn(async move { me.close(false) });
             }
             Action::Respond(_) => self.enqueue(frame),
         }
     }
 
-    fn enqueue(&self, frame: Arc<str>) {
+    /// Queues a frame for the client, behind any frame a delay fault holds back: a
+    /// delayed frame delays everything after it, like a slow link (only `reorder`
+    /// changes the order).
+    fn enqueue(self: &Arc<Self>, frame: Arc<str>) {
+        {
+            let mut link = lock(&self.link);
+            if !link.queue.is_empty() {
+                let at = link
+                    .queue
+                    .back()
+                    .map(|(t, _)| *t)
+                    .unwrap_or_else(Instant::now);
+                link.queue.push_back((at, frame));
+                return;
+            }
+        }
+        self.enqueue_now(frame);
+    }
+
+    fn enqueue_now(&self, frame: Arc<str>) {
         self.enqueue_raw(frame);
         let held = lock(&self.held).take();
         if let Some(h) = held {
             self.enqueue_raw(h);
+        }
+    }
+
+    /// Holds a frame back for `d` (and everything queued after it).
+    fn delay(self: &Arc<Self>, frame: Arc<str>, d: Duration) {
+        let start = {
+            let mut link = lock(&self.link);
+            let at = (Instant::now() + d).max(
+                link.queue
+                    .back()
+                    .map(|(t, _)| *t)
+                    .unwrap_or_else(Instant::now),
+            );
+            link.queue.push_back((at, frame));
+            !std::mem::replace(&mut link.draining, true)
+        };
+        if start {
+            let me = self.clone();
+            tokio::spawn(async move { me.drain_link().await });
+        }
+    }
+
+    /// Releases held-back frames when they are due; ends when the queue is empty.
+    async fn drain_link(self: Arc<Self>) {
+        enum Next {
+            Done,
+            Send(Arc<str>),
+            Wait(Instant),
+        }
+        loop {
+            let next = {
+                let mut link = lock(&self.link);
+                match link.queue.front().map(|(t, _)| *t) {
+                    None => {
+                        link.draining = false;
+                        Next::Done
+                    }
+                    Some(t) if t <= Instant::now() => match link.queue.pop_front() {
+                        Some((_, f)) => Next::Send(f),
+                        None => Next::Done,
+                    },
+                    Some(t) => Next::Wait(t),
+                }
+            };
+            match next {
+                Next::Done => return,
+                Next::Send(f) => self.enqueue_now(f),
+                Next::Wait(t) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(t) => {}
+                        _ = self.closed.cancelled() => return,
+                    }
+                }
+            }
         }
     }
 
@@ -365,7 +435,7 @@ impl Engine {
             engine: Arc::downgrade(self),
             interceptor: self.interceptor.clone(),
             label: Mutex::new(None),
-            delay_until: Mutex::new(Instant::now()),
+            link: Mutex::new(Link::default()),
             held: Mutex::new(None),
         });
         let upgrades: &[&str] = if transport == TransportKind::Polling && self.config.allow_upgrades

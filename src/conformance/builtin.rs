@@ -1,0 +1,290 @@
+//! The builtin driver: scenario steps executed with the Rust reference client.
+
+use super::{subset, Check};
+use crate::backend::Clock;
+use crate::client::{Client, ClientConfig, Reply, RequestError, Transport};
+use crate::scenario::{Outcome, Scenario, Step, TransportSpec};
+use crate::server::RunningServer;
+use serde_json::json;
+use std::collections::HashMap;
+use std::time::Duration;
+
+struct Session {
+    client: Client,
+    username: Option<String>,
+}
+
+fn scaled(ms: u64, scale: f64) -> Duration {
+    Duration::from_secs_f64(ms as f64 * scale / 1000.0)
+}
+
+fn client_config(transport: TransportSpec, scale: f64) -> ClientConfig {
+    ClientConfig {
+        transport: match transport {
+            TransportSpec::Websocket => Transport::Websocket,
+            TransportSpec::Polling => Transport::Polling,
+        },
+        ack_timeout: scaled(5_000, scale),
+        response_timeout: Some(scaled(30_000, scale)),
+        connect_timeout: Duration::from_secs(10),
+        ..ClientConfig::default()
+    }
+}
+
+/// What a request produced, compared with what the step expects (default: code 0).
+fn judge(result: &Result<Reply, RequestError>, expect: &Option<Outcome>) -> (bool, String) {
+    let want = expect.clone().unwrap_or(Outcome::Code(0));
+    let got = match result {
+        Ok(r) => Outcome::Code(r.code()),
+        Err(RequestError::AckTimeout { .. }) => Outcome::AckTimeout,
+        Err(RequestError::ResponseTimeout { .. }) => Outcome::ResponseTimeout,
+        Err(RequestError::Failed(b)) => {
+            Outcome::Code(b.get("code").and_then(|c| c.as_i64()).unwrap_or(-1))
+        }
+        Err(RequestError::Closed) => Outcome::Closed,
+    };
+    let sends = match result {
+        Ok(r) => r.sends,
+        Err(RequestError::AckTimeout { sends, .. } | RequestError::ResponseTimeout { sends }) => {
+            *sends
+        }
+        _ => 0,
+    };
+    (
+        got == want,
+        format!("expected {want:?}, got {got:?} after {sends} send(s)"),
+    )
+}
+
+/// Runs every step; stops at the first failing one.
+pub async fn run_steps(server: &RunningServer, sc: &Scenario) -> Vec<Check> {
+    let scale = sc.time_scale;
+    let mut clients: HashMap<String, Session> = HashMap::new();
+    let mut checks = Vec::new();
+    let secret_of = |appkey: &str| {
+        sc.apps
+            .iter()
+            .find(|a| a.appkey == appkey)
+            .map(|a| a.secret.clone())
+    };
+    let first_app = sc
+        .apps
+        .first()
+        .map(|a| a.appkey.clone())
+        .unwrap_or_default();
+    for (i, step) in sc.steps.iter().enumerate() {
+        let what = format!("step {} {}", i + 1, step_name(step));
+        let (ok, detail) = match step {
+            Step::Connect {
+                client,
+                transport,
+                refused,
+            } => {
+                let mut cfg = client_config(*transport, scale);
+                if *refused {
+                    cfg.connect_timeout = Duration::from_secs(2);
+                }
+                match (Client::connect(&server.http_url(), cfg).await, refused) {
+                    (Ok(c), false) => {
+                        clients.insert(
+                            client.clone(),
+                            Session {
+                                client: c,
+                                username: None,
+                            },
+                        );
+                        (true, String::new())
+                    }
+                    (Err(e), false) => (false, format!("connect failed: {e}")),
+                    (Err(e), true) => (true, format!("refused as expected: {e}")),
+                    (Ok(_), true) => (
+                        false,
+                        "connected, but the handshake should have been refused".into(),
+                    ),
+                }
+            }
+            Step::Disconnect { client, abrupt } => match clients.get(client) {
+                Some(s) => {
+                    if *abrupt {
+                        s.client.drop_connection();
+                    } else {
+                        s.client.disconnect();
+                    }
+                    (true, String::new())
+                }
+                None => (false, format!("no client {client}")),
+            },
+            Step::ExpectClosed { client, within_ms } => match clients.get(client) {
+                Some(s) => {
+                    match tokio::time::timeout(scaled(*within_ms, scale), s.client.closed()).await {
+                        Ok(()) => (true, String::new()),
+                        Err(_) => (
+                            false,
+                            format!("still connected after {within_ms} ms (scaled)"),
+                        ),
+                    }
+                }
+                None => (false, format!("no client {client}")),
+            },
+            Step::AdvanceClock(ms) => {
+                server.clock.advance_ms(*ms as i64);
+                (true, format!("server time now {}", server.clock.now_ms()))
+            }
+            Step::WaitMs(ms) => {
+                tokio::time::sleep(scaled(*ms, scale)).await;
+                (true, String::new())
+            }
+            Step::FaultOn(id) | Step::FaultOff(id) => {
+                let on = matches!(step, Step::FaultOn(_));
+                match server.faults.set_enabled(id, on) {
+                    Ok(()) => (true, String::new()),
+                    Err(e) => (false, e.to_string()),
+                }
+            }
+            Step::ExpectPush {
+                client,
+                event,
+                within_ms,
+                fields,
+            } => match clients.get(client) {
+                Some(s) => match s
+                    .client
+                    .expect_push(
+                        event,
+                        scaled(*within_ms, scale).max(Duration::from_millis(50)),
+                    )
+                    .await
+                {
+                    Some(p) => match fields {
+                        Some(f) if !subset(f, &p) => {
+                            (false, format!("{event} did not contain {f}: got {p}"))
+                        }
+                        _ => (true, String::new()),
+                    },
+                    None => (false, format!("no {event} within {within_ms} ms (scaled)")),
+                },
+                None => (false, format!("no client {client}")),
+            },
+            Step::NoPush {
+                client,
+                event,
+                within_ms,
+            } => match clients.get(client) {
+                Some(s) => match s
+                    .client
+                    .expect_push(
+                        event,
+                        scaled(*within_ms, scale).max(Duration::from_millis(50)),
+                    )
+                    .await
+                {
+                    Some(p) => (false, format!("unexpected {event}: {p}")),
+                    None => (true, String::new()),
+                },
+                None => (false, format!("no client {client}")),
+            },
+            Step::Init {
+                client,
+                appkey,
+                flag,
+                expect,
+            } => {
+                let appkey = appkey.clone().unwrap_or_else(|| first_app.clone());
+                let secret = secret_of(&appkey).unwrap_or_default();
+                match clients.get(client) {
+                    Some(s) => judge(
+                        &s.client.init(&appkey, &secret, flag.unwrap_or(0)).await,
+                        expect,
+                    ),
+                    None => (false, format!("no client {client}")),
+                }
+            }
+            Step::Register {
+                client,
+                username,
+                password,
+                expect,
+            } => match clients.get(client) {
+                Some(s) => judge(&s.client.register(username, password).await, expect),
+                None => (false, format!("no client {client}")),
+            },
+            Step::Login {
+                client,
+                username,
+                password,
+                expect,
+            } => match clients.get_mut(client) {
+                Some(s) => {
+                    let r = s.client.login(username, password).await;
+                    if r.as_ref().is_ok_and(|r| r.code() == 0) {
+                        s.username = Some(username.clone());
+                    }
+                    judge(&r, expect)
+                }
+                None => (false, format!("no client {client}")),
+            },
+            Step::SendText {
+                client,
+                to,
+                text,
+                expect,
+            } => match clients.get(client) {
+                Some(s) => {
+                    let me = s.username.clone().unwrap_or_default();
+                    judge(&s.client.send_text(&me, to, text).await, expect)
+                }
+                None => (false, format!("no client {client}")),
+            },
+            Step::Request {
+                client,
+                event,
+                payload,
+                expect,
+            } => match clients.get(client) {
+                Some(s) => {
+                    let payload = if payload.is_null() {
+                        json!({})
+                    } else {
+                        payload.clone()
+                    };
+                    judge(&s.client.request(event, payload).await, expect)
+                }
+                None => (false, format!("no client {client}")),
+            },
+        };
+        checks.push(Check { what, ok, detail });
+        if !ok {
+            break;
+        }
+    }
+    for s in clients.values() {
+        s.client.drop_connection();
+    }
+    checks
+}
+
+fn step_name(s: &Step) -> String {
+    match s {
+        Step::Connect { client, .. } => format!("connect {client}"),
+        Step::Init { client, .. } => format!("init {client}"),
+        Step::Register {
+            client, username, ..
+        } => format!("register {client} as {username}"),
+        Step::Login {
+            client, username, ..
+        } => format!("login {client} as {username}"),
+        Step::SendText { client, to, .. } => format!("send_text {client} -> {to}"),
+        Step::Request { client, event, .. } => format!("request {client} {event}"),
+        Step::ExpectPush { client, event, .. } => format!("expect_push {client} {event}"),
+        Step::NoPush { client, event, .. } => format!("no_push {client} {event}"),
+        Step::Disconnect { client, abrupt } => format!(
+            "disconnect {client}{}",
+            if *abrupt { " (abrupt)" } else { "" }
+        ),
+        Step::ExpectClosed { client, .. } => format!("expect_closed {client}"),
+        Step::AdvanceClock(ms) => format!("advance_clock {ms}"),
+        Step::WaitMs(ms) => format!("wait_ms {ms}"),
+        Step::FaultOn(id) => format!("fault_on {id}"),
+        Step::FaultOff(id) => format!("fault_off {id}"),
+    }
+}

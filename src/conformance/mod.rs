@@ -1,0 +1,286 @@
+//! The scenario runner: starts a server with a scenario's state and faults, drives
+//! clients through its steps, and checks its expectations against what the clients saw
+//! and what crossed the wire (the journal).
+//!
+//! Clients are driven through the [`builtin`] driver (the Rust reference client). Every
+//! wait is bounded; client timers and waits are multiplied by the scenario's
+//! `time_scale`, so the SDK's 5 s / 30 s timers run in milliseconds.
+
+pub mod builtin;
+
+use crate::faults::{Direction, Entry, KindSpec};
+use crate::scenario::{Expectation, FrameFilter, Scenario};
+use crate::server::{self, RunningServer, ServerConfig};
+use crate::transport::TransportConfig;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// The result of one step or expectation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub what: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// The result of one scenario.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub name: String,
+    pub id: Option<String>,
+    pub file: String,
+    pub checks: Vec<Check>,
+    pub elapsed: Duration,
+    /// Set when the run could not even start (server failed, ...).
+    pub error: Option<String>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.error.is_none() && self.checks.iter().all(|c| c.ok)
+    }
+
+    /// The first failure, for summaries.
+    pub fn failure(&self) -> Option<String> {
+        if let Some(e) = &self.error {
+            return Some(e.clone());
+        }
+        self.checks
+            .iter()
+            .find(|c| !c.ok)
+            .map(|c| format!("{}: {}", c.what, c.detail))
+    }
+}
+
+/// `true` when `actual` contains every field of `expected` (recursively; arrays must
+/// match element by element).
+pub fn subset(expected: &Value, actual: &Value) -> bool {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => e
+            .iter()
+            .all(|(k, v)| a.get(k).is_some_and(|av| subset(v, av))),
+        (Value::Array(e), Value::Array(a)) => {
+            e.len() == a.len() && e.iter().zip(a).all(|(x, y)| subset(x, y))
+        }
+        (e, a) => e == a,
+    }
+}
+
+fn entry_matches(f: &FrameFilter, e: &Entry) -> bool {
+    let dir = match f.dir {
+        Some(Direction::In) => e.dir == "in",
+        Some(Direction::Out) => e.dir == "out",
+        None => true,
+    };
+    let kind = f.kind.is_none_or(|k| {
+        let name = match k {
+            KindSpec::Handshake => "open",
+            KindSpec::Connect => "connect",
+            KindSpec::Disconnect => "disconnect",
+            KindSpec::Ping => "ping",
+            KindSpec::Pong => "pong",
+            KindSpec::Noop => "noop",
+            KindSpec::Request => "request",
+            KindSpec::Ack => "ack",
+            KindSpec::Response => "response",
+            KindSpec::Push => "push",
+        };
+        e.kind == name
+    });
+    dir && kind
+        && f.event
+            .as_deref()
+            .is_none_or(|ev| e.event.as_deref() == Some(ev))
+        && f.user
+            .as_deref()
+            .is_none_or(|u| e.user.as_deref() == Some(u))
+        && f.fault
+            .as_deref()
+            .is_none_or(|id| e.fault.as_deref() == Some(id))
+}
+
+fn describe(f: &FrameFilter) -> String {
+    let mut parts = Vec::new();
+    if let Some(d) = f.dir {
+        parts.push(format!(
+            "dir={}",
+            if d == Direction::In { "in" } else { "out" }
+        ));
+    }
+    if let Some(k) = f.kind {
+        parts.push(format!("kind={k:?}").to_lowercase());
+    }
+    if let Some(e) = &f.event {
+        parts.push(format!("event={e}"));
+    }
+    if let Some(u) = &f.user {
+        parts.push(format!("user={u}"));
+    }
+    if let Some(id) = &f.fault {
+        parts.push(format!("fault={id}"));
+    }
+    parts.join(" ")
+}
+
+/// Checks the end-of-run expectations.
+pub fn check_expectations(server: &RunningServer, expect: &[Expectation]) -> Vec<Check> {
+    let journal = server.faults.journal(0);
+    expect
+        .iter()
+        .map(|x| match x {
+            Expectation::Count { frames, equals } => {
+                let n = journal.iter().filter(|e| entry_matches(frames, e)).count();
+                Check {
+                    what: format!("expect count({}) == {equals}", describe(frames)),
+                    ok: n == *equals,
+                    detail: format!("counted {n}"),
+                }
+            }
+            Expectation::SameRid(frames) => {
+                let rids: std::collections::BTreeSet<_> = journal
+                    .iter()
+                    .filter(|e| entry_matches(frames, e))
+                    .map(|e| e.rid.clone())
+                    .collect();
+                Check {
+                    what: format!("expect same_rid({})", describe(frames)),
+                    ok: rids.len() == 1 && rids.iter().all(Option::is_some),
+                    detail: format!("rids seen: {rids:?}"),
+                }
+            }
+            Expectation::MessagesStored(n) => {
+                let got = server.hub.with_backend(|b| b.message_count());
+                Check {
+                    what: format!("expect messages_stored == {n}"),
+                    ok: got == *n,
+                    detail: format!("stored {got}"),
+                }
+            }
+        })
+        .collect()
+}
+
+/// Runs one scenario with the builtin driver.
+pub async fn run(scenario: &Scenario) -> Report {
+    let started = Instant::now();
+    let mut report = Report {
+        name: scenario.name.clone(),
+        id: scenario.id.clone(),
+        file: scenario.file.clone(),
+        checks: Vec::new(),
+        elapsed: Duration::ZERO,
+        error: None,
+    };
+    let scale = scenario.time_scale;
+    let transport = TransportConfig {
+        ping_interval: Duration::from_secs_f64(25.0 * scale),
+        ping_timeout: Duration::from_secs_f64(60.0 * scale),
+        poll_hold: Duration::from_secs_f64(25.0 * scale),
+        ..TransportConfig::default()
+    };
+    let config = ServerConfig {
+        faults: scenario.faults(),
+        journal_capacity: 100_000,
+        admin: false,
+        ..ServerConfig::new(scenario.backend_config(), transport)
+    };
+    let server = match server::start(config, std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            report.error = Some(format!("server did not start: {e}"));
+            return report;
+        }
+    };
+    let limit = Duration::from_secs(120);
+    let steps = builtin::run_steps(&server, scenario);
+    match tokio::time::timeout(limit, steps).await {
+        Ok(checks) => report.checks = checks,
+        Err(_) => report.error = Some(format!("the scenario did not finish within {limit:?}")),
+    }
+    if report.error.is_none() && report.checks.iter().all(|c| c.ok) {
+        report
+            .checks
+            .extend(check_expectations(&server, &scenario.expect));
+    }
+    server.shutdown().await;
+    report.elapsed = started.elapsed();
+    report
+}
+
+/// Escapes text for XML.
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A JUnit XML report of several runs (one testcase per scenario).
+pub fn junit(reports: &[Report]) -> String {
+    let failures = reports.iter().filter(|r| !r.passed()).count();
+    let total: f64 = reports.iter().map(|r| r.elapsed.as_secs_f64()).sum();
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n<testsuite name=\"jmessage-mock\" tests=\"{}\" failures=\"{failures}\" time=\"{total:.3}\">\n",
+        reports.len()
+    );
+    for r in reports {
+        let name = match &r.id {
+            Some(id) => format!("{id} {}", r.name),
+            None => r.name.clone(),
+        };
+        out.push_str(&format!(
+            "  <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\">",
+            xml(&r.file),
+            xml(&name),
+            r.elapsed.as_secs_f64()
+        ));
+        if let Some(f) = r.failure() {
+            out.push_str(&format!("<failure message=\"{}\"/>", xml(&f)));
+        }
+        out.push_str("</testcase>\n");
+    }
+    out.push_str("</testsuite>\n</testsuites>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn subset_matching() {
+        assert!(subset(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
+        assert!(!subset(&json!({"a": 2}), &json!({"a": 1})));
+        assert!(subset(
+            &json!({"m": [{"x": 1}]}),
+            &json!({"m": [{"x": 1, "y": 2}]})
+        ));
+        assert!(!subset(
+            &json!({"m": [{"x": 1}]}),
+            &json!({"m": [{"x": 1}, {"x": 2}]})
+        ));
+        assert!(!subset(&json!({"missing": null}), &json!({})));
+    }
+
+    #[test]
+    fn junit_escapes_and_counts() {
+        let r = |ok: bool| Report {
+            name: "a<b".into(),
+            id: Some("JMC-1".into()),
+            file: "s.yaml".into(),
+            checks: vec![Check {
+                what: "x".into(),
+                ok,
+                detail: "\"bad\" & worse".into(),
+            }],
+            elapsed: Duration::from_millis(5),
+            error: None,
+        };
+        let x = junit(&[r(true), r(false)]);
+        assert!(x.contains(r#"tests="2" failures="1""#), "{x}");
+        assert!(x.contains("JMC-1 a&lt;b"));
+        assert!(x.contains("&quot;bad&quot; &amp; worse"));
+    }
+}

@@ -1,0 +1,168 @@
+//! The shipped scenario library: every file validates, and every scenario passes with the
+//! builtin driver (the Rust reference client) in virtual, scaled time. Also the `check`
+//! and `run` commands as a user calls them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_jmessage-mock"))
+}
+
+#[test]
+fn every_shipped_scenario_and_fixture_is_valid() {
+    let out = bin()
+        .arg("check")
+        .arg(root().join("scenarios"))
+        .arg(root().join("fixtures"))
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(", 0 with errors"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scenario_library_passes_with_the_builtin_driver_in_seconds() {
+    let started = Instant::now();
+    let mut files =
+        jmessage_mock::scenario::collect_files(&root().join("scenarios")).expect("list");
+    files.retain(|f| !jmessage_mock::scenario::is_fixture_file(f));
+    assert!(files.len() >= 15, "the library shrank: {files:?}");
+    let mut failures = Vec::new();
+    for f in &files {
+        let sc =
+            jmessage_mock::scenario::load(f).unwrap_or_else(|e| panic!("{}: {e:?}", f.display()));
+        let report = tokio::time::timeout(
+            Duration::from_secs(60),
+            jmessage_mock::conformance::run(&sc),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{} hung", f.display()));
+        if let Some(why) = report.failure() {
+            failures.push(format!("{}: {why}", f.display()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "failing scenarios:\n{}",
+        failures.join("\n")
+    );
+    // Sanity, not a benchmark: the SDK's minutes of retry timers run scaled.
+    println!("{} scenarios in {:?}", files.len(), started.elapsed());
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    p
+}
+
+#[test]
+fn check_reports_file_line_column_and_hint_and_fails() {
+    let dir = std::env::temp_dir().join(format!("jmm-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let bad = write(
+        &dir,
+        "bad.yaml",
+        "name: broken\nfixtures:\n  users:\n    - {username: alice, password: pw}\nfaults:\n  - id: f\n    when:\n      user: alcie\n    action: drop\n",
+    );
+    let good = write(&dir, "good.yaml", "name: fine\n");
+    let out = bin().arg("check").arg(&dir).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:8:13: fault \"f\" names user \"alcie\"",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: did you mean \"alice\"?"), "{stderr}");
+    assert!(
+        stdout.contains(&format!("ok    {}", good.display())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 files checked, 1 with errors"),
+        "{stdout}"
+    );
+    // A syntax error: located too.
+    let syntax = write(
+        &dir,
+        "bad.yaml",
+        "name: x\nsteps:\n  - connect: {client: a\n",
+    );
+    let out = bin().arg("check").arg(&syntax).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.starts_with(&format!("{}:", syntax.display())),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn run_exit_codes_and_junit() {
+    let dir = std::env::temp_dir().join(format!("jmm-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    write(
+        &dir,
+        "pass.yaml",
+        "name: passes\nfixtures:\n  users: [{username: alice, password: pw}]\ntime_scale: 0.05\nsteps:\n  - connect: {client: a}\n  - init: {client: a}\n  - login: {client: a, username: alice, password: pw}\n",
+    );
+    write(
+        &dir,
+        "fail.yaml",
+        "name: fails\nfixtures:\n  users: [{username: alice, password: pw}]\ntime_scale: 0.05\nsteps:\n  - connect: {client: a}\n  - init: {client: a}\n  - login: {client: a, username: alice, password: wrong}\n",
+    );
+    let junit = dir.join("junit.xml");
+    let out = bin()
+        .arg("run")
+        .arg(&dir)
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("1 passed, 1 failed"), "{stdout}");
+    assert!(
+        stdout.contains("expected Code(0), got Code(880104)"),
+        "{stdout}"
+    );
+    let xml = std::fs::read_to_string(&junit).expect("junit written");
+    assert!(xml.contains(r#"tests="2" failures="1""#), "{xml}");
+    let out = bin()
+        .arg("run")
+        .arg(&dir)
+        .arg("--filter")
+        .arg("passes")
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    write(
+        &dir,
+        "invalid.yaml",
+        "name: x\nsteps:\n  - login: {client: ghost, username: a, password: b}\n",
+    );
+    let out = bin().arg("run").arg(&dir).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
