@@ -82,7 +82,13 @@ fn check(doc: &str, fns: &HashSet<String>) -> Vec<String> {
             table = match row.first().copied() {
                 Some("method") => {
                     seen_methods = true;
-                    let want = ["method", "event", "status", "success tests", "failure tests"];
+                    let want = [
+                        "method",
+                        "event",
+                        "status",
+                        "success tests",
+                        "failure tests",
+                    ];
                     if row != want {
                         errors.push(format!("{DOC}:{n}: method table header must be {want:?}"));
                     }
@@ -97,7 +103,9 @@ fn check(doc: &str, fns: &HashSet<String>) -> Vec<String> {
                     Table::Pushes
                 }
                 _ => {
-                    errors.push(format!("{DOC}:{n}: a table that is neither `method` nor `push`"));
+                    errors.push(format!(
+                        "{DOC}:{n}: a table that is neither `method` nor `push`"
+                    ));
                     Table::None
                 }
             };
@@ -127,7 +135,9 @@ fn check(doc: &str, fns: &HashSet<String>) -> Vec<String> {
                 }
                 let (event, status, ok, fail) = (row[1], row[2], row[3], row[4]);
                 if !STATUSES.contains(&status) {
-                    errors.push(format!("{at}: status `{status}` is not one of {STATUSES:?}"));
+                    errors.push(format!(
+                        "{at}: status `{status}` is not one of {STATUSES:?}"
+                    ));
                 }
                 let n_ok = known_tests(ok, &mut errors);
                 let n_fail = known_tests(fail, &mut errors);
@@ -186,9 +196,7 @@ fn check(doc: &str, fns: &HashSet<String>) -> Vec<String> {
                 let push = match names.as_slice() {
                     [p] if PUSHES.contains(p) => *p,
                     _ => {
-                        errors.push(format!(
-                            "{at}: push must be one of {PUSHES:?} in backticks"
-                        ));
+                        errors.push(format!("{at}: push must be one of {PUSHES:?} in backticks"));
                         continue;
                     }
                 };
@@ -216,10 +224,14 @@ fn check(doc: &str, fns: &HashSet<String>) -> Vec<String> {
         }
     }
     if !seen_methods {
-        errors.push(format!("{DOC}: no method table (header `| method | event | ...`)"));
+        errors.push(format!(
+            "{DOC}: no method table (header `| method | event | ...`)"
+        ));
     }
     if !seen_pushes {
-        errors.push(format!("{DOC}: no push table (header `| push | type | ...`)"));
+        errors.push(format!(
+            "{DOC}: no push table (header `| push | type | ...`)"
+        ));
     }
     for e in Event::ALL {
         if !covered_events.contains(e.wire()) {
@@ -354,7 +366,10 @@ fn synthetic(method_rows: &str, push_rows: &str) -> String {
 }
 
 fn fake_fns() -> HashSet<String> {
-    ["ok_test", "bad_test"].iter().map(|s| s.to_string()).collect()
+    ["ok_test", "bad_test"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 #[test]
@@ -389,10 +404,7 @@ fn checker_names_the_row_of_each_problem() {
             "| `onX` | push `room_msg_sync_his` | implemented | `ok_test` | — |\n",
             "`room_msg_sync_his` is not a push",
         ),
-        (
-            "| `isX` | local | maybe | — | — |\n",
-            "status `maybe`",
-        ),
+        ("| `isX` | local | maybe | — | — |\n", "status `maybe`"),
     ];
     for (row, want) in cases {
         let errors = check(&synthetic(row, ""), &fake_fns());
@@ -421,7 +433,9 @@ fn checker_finds_missing_events_pushes_and_types() {
     );
     let errors = check(&without("| `trans_msg_rec` |"), &fake_fns());
     assert!(
-        errors.iter().any(|e| e.contains("push `trans_msg_rec` has no row")),
+        errors
+            .iter()
+            .any(|e| e.contains("push `trans_msg_rec` has no row")),
         "{errors:?}"
     );
     let errors = check(&without("| 201 |"), &fake_fns());
@@ -433,10 +447,7 @@ fn checker_finds_missing_events_pushes_and_types() {
         &synthetic("", "| `event_notification` | 7 | someone | `ok_test` |\n"),
         &fake_fns(),
     );
-    assert!(
-        errors.iter().any(|e| e.contains("type `7`")),
-        "{errors:?}"
-    );
+    assert!(errors.iter().any(|e| e.contains("type `7`")), "{errors:?}");
 }
 
 #[test]

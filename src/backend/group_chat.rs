@@ -406,7 +406,11 @@ mod tests {
         assert_eq!(o.pushes.len(), 1);
         let p = &o.pushes[0];
         assert_eq!(p.event, "msg_sync");
-        assert_eq!(sorted(p.to.clone()), vec![1, 3], "members but the sender, not dave");
+        assert_eq!(
+            sorted(p.to.clone()),
+            vec![1, 3],
+            "members but the sender, not dave"
+        );
         let c = &p.payload["messages"][0]["content"];
         assert_eq!(c["msg_type"], content["msg_type"]);
         assert_eq!(c["msg_body"], content["msg_body"]);

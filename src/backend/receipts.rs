@@ -770,10 +770,14 @@ pub(crate) mod tests {
         assert_eq!(o.code(), Some(0));
         second_session(&mut h, 3, "alice");
         let pending = |h: &mut Harness| {
-            h.req(3, "sync_check", json!({"sync_key": 0, "msg_receipt_key": 0}))
-                .pushes
-                .into_iter()
-                .find(|p| p.event == "sync_receipt")
+            h.req(
+                3,
+                "sync_check",
+                json!({"sync_key": 0, "msg_receipt_key": 0}),
+            )
+            .pushes
+            .into_iter()
+            .find(|p| p.event == "sync_receipt")
         };
         let sr = pending(&mut h).expect("sync_receipt");
         let key = sr.payload["sync_key"].as_i64().expect("key");

@@ -203,11 +203,10 @@ mod tests {
         assert_eq!(p.payload["from_appkey"], json!(APP));
         assert_eq!(p.payload["ctime_ms"], json!(T0 + 5_000));
         assert!(p.payload["event_id"].as_u64().is_some());
-        let mtime = h
-            .b
-            .user(&super::UserKey::new(APP, "alice"))
-            .map(|u| u.mtime_s)
-            .expect("alice");
+        let mtime =
+            h.b.user(&super::UserKey::new(APP, "alice"))
+                .map(|u| u.mtime_s)
+                .expect("alice");
         assert_eq!(p.payload["mtime"], json!(mtime));
         // A single session gets no live event.
         h.b.disconnect(2);
