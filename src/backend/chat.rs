@@ -448,4 +448,31 @@ mod tests {
         assert_eq!(list[0]["type"], json!(3));
         assert!(list[0]["key"].as_u64().is_some());
     }
+
+    #[test]
+    fn msg_recv_v2_failures_confirm_nothing() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        h.user(2, "bobby");
+        let o = h.req(
+            1,
+            "s_across_single_text",
+            json!({"target_id": "bobby", "content": {"msg_type": "text", "msg_body": {"text": "hi"}}}),
+        );
+        assert_eq!(o.code(), Some(0));
+        assert_eq!(
+            h.req(2, "msg_recv_v2", json!({"msg_type": 3})).code(),
+            Some(880001)
+        );
+        assert_eq!(
+            h.req(2, "msg_recv_v2", json!({"msg_id": "not-a-number"}))
+                .code(),
+            Some(880004)
+        );
+        // Not confirmed: the next sync_check still sends the message.
+        let s = h.req(2, "sync_check", json!({"sync_key": 0}));
+        assert_eq!(s.code(), Some(0));
+        assert_eq!(s.pushes.len(), 1);
+        assert_eq!(s.pushes[0].event, "sync_conversation");
+    }
 }

@@ -125,4 +125,35 @@ mod tests {
         assert!(o.pushes.iter().all(|p| p.event != "sync_event"));
         assert_eq!(resp(&o)["sync_event_key"], json!(key));
     }
+
+    #[test]
+    fn sync_event_ack_with_a_bad_key_confirms_nothing() {
+        let mut h = Harness::new();
+        h.user(1, "bobby");
+        h.b.disconnect(1);
+        let mut out = Outcome::default();
+        let ev = h.b.new_event(6, json!({"from_username": "alice"}));
+        h.b.notify(&mut out, &[UserKey::new(APP, "bobby")], ev.clone(), None);
+        assert!(out.pushes.is_empty(), "bobby is offline");
+        h.init(2, APP, SECRET);
+        h.req(
+            2,
+            "login",
+            json!({"username": "bobby", "password": crate::backend::md5_hex("pw")}),
+        );
+        let check = |h: &mut Harness| {
+            h.req(2, "sync_check", json!({"sync_key": 0, "sync_event_key": 0}))
+                .pushes
+                .into_iter()
+                .find(|p| p.event == "sync_event")
+        };
+        let p = check(&mut h).expect("sync_event");
+        let key = p.payload["sync_key"].as_i64().expect("key");
+        for bad in [json!("later"), json!(true), json!({"k": key})] {
+            let o = h.req(2, "sync_event_ack", json!({ "sync_key": bad }));
+            assert_eq!(o.code(), Some(880004), "{bad}");
+        }
+        let again = check(&mut h).expect("still pending");
+        assert_eq!(again.payload["events"], json!([ev]));
+    }
 }

@@ -392,4 +392,29 @@ mod tests {
             .collect();
         assert_eq!(types, vec![json!(3), json!(4)]);
     }
+
+    /// sendGroupPic / File / Location / Custom: the same event, other content types.
+    #[rstest]
+    #[case::image(json!({"msg_type": "image", "msg_body": {"media_id": "qiniu/image/x", "media_crc32": 1, "width": 2, "height": 3, "format": "png", "fsize": 4}}))]
+    #[case::file(json!({"msg_type": "file", "msg_body": {"media_id": "qiniu/file/y", "media_crc32": 1, "hash": "h", "fsize": 9, "fname": "a.txt"}}))]
+    #[case::location(json!({"msg_type": "location", "msg_body": {"latitude": 1.5, "longitude": 2.5, "scale": 1, "label": "here"}}))]
+    #[case::custom(json!({"msg_type": "custom", "msg_body": {"anything": [1, 2]}}))]
+    fn every_content_type_reaches_the_group(#[case] content: Value) {
+        let (mut h, gid) = setup();
+        let o = send(&mut h, 2, json!(gid), json!({ "content": content.clone() }));
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        assert_eq!(o.pushes.len(), 1);
+        let p = &o.pushes[0];
+        assert_eq!(p.event, "msg_sync");
+        assert_eq!(
+            sorted(p.to.clone()),
+            vec![1, 3],
+            "members but the sender, not dave"
+        );
+        let c = &p.payload["messages"][0]["content"];
+        assert_eq!(c["msg_type"], content["msg_type"]);
+        assert_eq!(c["msg_body"], content["msg_body"]);
+        assert_eq!(c["from_id"], json!("bobby"));
+        assert_eq!(c["from_appkey"], json!(APP));
+    }
 }

@@ -759,4 +759,54 @@ mod tests {
         assert_eq!(o2.code(), Some(0));
         assert_eq!(h.b.dedupe.len(), 2); // re-executed and re-stored (conn + user scopes)
     }
+
+    #[test]
+    fn every_login_event_is_refused_before_login_without_side_effects() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        assert_eq!(h.init(2, APP, SECRET).code(), Some(0));
+        let payload = json!({"target_id": "alice", "target_name": "alice", "target_username": "alice",
+            "gid": 1, "id": 1, "msg_id": 1, "sync_key": 1, "cmd": "x", "platform": "all",
+            "member_usernames": [{"username": "alice"}], "group_name": "g",
+            "content": {"msg_type": "text", "msg_body": {"text": "hi"}}});
+        let mut checked = 0;
+        for e in Event::ALL.iter().filter(|e| e.needs() == Needs::Login) {
+            let o = h.req(2, e.wire(), payload.clone());
+            if e.ack_only() {
+                assert_eq!(o, Outcome::default(), "{} is ack-only", e.wire());
+            } else {
+                assert_eq!(o.code(), Some(882004), "{} before login", e.wire());
+                assert!(o.pushes.is_empty(), "{} pushed before login", e.wire());
+            }
+            checked += 1;
+        }
+        assert!(checked > 50, "only {checked} events need a login");
+        assert_eq!(h.b.message_count(), 0);
+        assert!(h.b.groups.is_empty());
+        assert!(h.b.conn_user(2).is_none());
+    }
+
+    #[test]
+    fn event_notification_echo_is_acked_even_before_login_or_malformed() {
+        let mut h = Harness::new();
+        assert_eq!(h.init(1, APP, SECRET).code(), Some(0));
+        // Before login the echo (a retry after a kick, protocol.md 1.7) is acked only.
+        let o = h.req(
+            1,
+            "event_notification",
+            json!({"event_id": 9, "event_type": 1}),
+        );
+        assert_eq!(o, Outcome::default());
+        h.user(2, "alice");
+        for bad in [
+            json!({}),
+            json!({"event_id": "x", "event_type": [1]}),
+            json!({"event_id": 1, "event_type": 1, "from_uid": {"a": 1}, "gid": "no"}),
+        ] {
+            let o = h.req(2, "event_notification", bad.clone());
+            assert_eq!(o, Outcome::default(), "{bad}");
+        }
+        // The session is still usable.
+        assert_eq!(h.req(2, "get_conversations", json!({})).code(), Some(0));
+    }
 }

@@ -754,4 +754,38 @@ pub(crate) mod tests {
             Some(880205)
         );
     }
+
+    #[test]
+    fn sync_receipt_ack_with_a_bad_key_confirms_nothing() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        h.user(2, "bobby");
+        let (gid, m) = group_msg(&mut h, "alice", &["bobby"], "alice");
+        h.b.disconnect(1);
+        let o = h.req(
+            2,
+            "receipt_report",
+            json!({"sessions": [{"type": 4, "gid": gid, "msg_ids": [m]}]}),
+        );
+        assert_eq!(o.code(), Some(0));
+        second_session(&mut h, 3, "alice");
+        let pending = |h: &mut Harness| {
+            h.req(
+                3,
+                "sync_check",
+                json!({"sync_key": 0, "msg_receipt_key": 0}),
+            )
+            .pushes
+            .into_iter()
+            .find(|p| p.event == "sync_receipt")
+        };
+        let sr = pending(&mut h).expect("sync_receipt");
+        let key = sr.payload["sync_key"].as_i64().expect("key");
+        for bad in [json!("x"), json!([key]), json!(0.5)] {
+            let o = h.req(3, "sync_receipt_ack", json!({ "sync_key": bad }));
+            assert_eq!(o.code(), Some(880004), "{bad}");
+        }
+        let again = pending(&mut h).expect("still pending");
+        assert_eq!(again.payload["receipts"], sr.payload["receipts"]);
+    }
 }

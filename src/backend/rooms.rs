@@ -394,4 +394,33 @@ mod tests {
         h.b.disconnect(2);
         assert!(h.b.rooms.get(&r).is_some_and(|x| x.members.is_empty()));
     }
+
+    /// sendChatroomPic / File / Location / Custom: the same event, other content types.
+    #[rstest::rstest]
+    #[case::image(json!({"msg_type": "image", "msg_body": {"media_id": "qiniu/image/x", "media_crc32": 1, "width": 2, "height": 3, "format": "png", "fsize": 4}}))]
+    #[case::file(json!({"msg_type": "file", "msg_body": {"media_id": "qiniu/file/y", "media_crc32": 1, "hash": "h", "fsize": 9, "fname": "a.txt"}}))]
+    #[case::location(json!({"msg_type": "location", "msg_body": {"latitude": 1.5, "longitude": 2.5, "scale": 1, "label": "here"}}))]
+    #[case::custom(json!({"msg_type": "custom", "msg_body": {"anything": [1, 2]}}))]
+    fn every_content_type_reaches_the_room(#[case] content: Value) {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        h.user(2, "bobby");
+        h.user(3, "carol");
+        let r = room(&mut h, APP, "lobby", 10);
+        h.req(1, "join_room", json!({"id": r}));
+        h.req(2, "join_room", json!({"id": r}));
+        let mut req = text(r, "unused");
+        req["content"]["msg_type"] = content["msg_type"].clone();
+        req["content"]["msg_body"] = content["msg_body"].clone();
+        let o = h.req(2, "send_room_msg", req);
+        assert_eq!(o.code(), Some(0), "{o:?}");
+        assert_eq!(o.pushes.len(), 1);
+        let p = &o.pushes[0];
+        assert_eq!(p.event, "room_msg_sync");
+        assert_eq!(p.to, vec![1], "alice is in the room, carol is not");
+        assert_eq!(p.payload["room_id"], json!(r));
+        assert_eq!(p.payload["content"]["msg_type"], content["msg_type"]);
+        assert_eq!(p.payload["content"]["msg_body"], content["msg_body"]);
+        assert_eq!(p.payload["content"]["from_id"], json!("bobby"));
+    }
 }

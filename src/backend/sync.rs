@@ -238,4 +238,46 @@ mod tests {
         assert_eq!(conv["unsync_count"], json!(0));
         assert_eq!(resp(&o)["sync_type"], json!(1));
     }
+
+    #[rstest::rstest]
+    #[case::sync_key(json!({"sync_key": "abc"}))]
+    #[case::sync_type(json!({"sync_key": 0, "sync_type": [1]}))]
+    #[case::sync_event_key(json!({"sync_key": 0, "sync_event_key": {"k": 1}}))]
+    #[case::msg_receipt_key(json!({"sync_key": 0, "msg_receipt_key": 1.5}))]
+    fn sync_check_rejects_keys_that_are_not_integers(#[case] req: serde_json::Value) {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        h.user(2, "bobby");
+        text(&mut h, 1, "bobby", "pending");
+        let o = h.req(2, "sync_check", req);
+        assert_eq!(o.code(), Some(880004));
+        assert!(o.pushes.is_empty());
+    }
+
+    #[test]
+    fn sync_conversation_ack_with_a_bad_key_confirms_nothing() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        h.user(2, "bobby");
+        text(&mut h, 1, "bobby", "pending");
+        let o = check(&mut h, 2, 0, 0);
+        let key = o.pushes[0].payload["sync_key"].as_i64().expect("key");
+        assert_eq!(
+            h.req(2, "sync_conversation_ack", json!({"sync_key": "soon"}))
+                .code(),
+            Some(880004)
+        );
+        assert_eq!(
+            h.req(2, "sync_conversation_ack", json!({"sync_key": [key]}))
+                .code(),
+            Some(880004)
+        );
+        // A key below the message's confirms nothing either.
+        assert_eq!(
+            h.req(2, "sync_conversation_ack", json!({"sync_key": key - 1}))
+                .code(),
+            Some(0)
+        );
+        assert_eq!(check(&mut h, 2, 0, 0).pushes.len(), 1);
+    }
 }

@@ -178,4 +178,39 @@ mod tests {
             Some(0)
         );
     }
+
+    #[test]
+    fn profile_update_sends_event_40_to_own_other_sessions_only() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        h.user(3, "carol");
+        h.init(2, APP, SECRET);
+        let l = h.req(
+            2,
+            "login",
+            json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}),
+        );
+        assert_eq!(l.code(), Some(0));
+        h.clock.advance_ms(5_000);
+        let o = h.req(1, "update_user_inf", json!({"nickname": "Al"}));
+        assert_eq!(o.code(), Some(0));
+        assert_eq!(o.pushes.len(), 1);
+        let p = &o.pushes[0];
+        assert_eq!(p.event, "event_notification");
+        assert_eq!(p.to, vec![2], "not the changing session, not carol");
+        assert_eq!(p.payload["event_type"], json!(40));
+        assert_eq!(p.payload["from_username"], json!("alice"));
+        assert_eq!(p.payload["from_appkey"], json!(APP));
+        assert_eq!(p.payload["ctime_ms"], json!(T0 + 5_000));
+        assert!(p.payload["event_id"].as_u64().is_some());
+        let mtime =
+            h.b.user(&super::UserKey::new(APP, "alice"))
+                .map(|u| u.mtime_s)
+                .expect("alice");
+        assert_eq!(p.payload["mtime"], json!(mtime));
+        // A single session gets no live event.
+        h.b.disconnect(2);
+        let o = h.req(1, "update_user_inf", json!({"signature": "s"}));
+        assert!(o.pushes.is_empty());
+    }
 }
