@@ -280,6 +280,39 @@ async function step(name, needs, fn, critical) {
   }
 }
 
+// Every C->S request (42[...] with rid) must get an `ack` before its response
+// and must not be re-sent (a re-send means a late or missing ack/response),
+// protocol §2.5.
+function checkAcks(label) {
+  const sb = getSandbox(instances[label]);
+  const sent = new Map();
+  const acked = new Map();
+  const responded = new Map();
+  sb.frames.forEach((f, i) => {
+    if (typeof f.data !== 'string' || !f.data.startsWith('42')) return;
+    let arr;
+    try { arr = JSON.parse(f.data.slice(2)); } catch (_) { return; }
+    if (!Array.isArray(arr)) return;
+    const [event, payload] = arr;
+    if (!payload || typeof payload !== 'object' || payload.rid === undefined) return;
+    const rid = String(payload.rid);
+    if (f.dir === '>') {
+      const e = sent.get(rid) || { event, count: 0 };
+      e.count += 1;
+      sent.set(rid, e);
+    } else if (f.dir === '<') {
+      if (event === 'ack') { if (!acked.has(rid)) acked.set(rid, i); } else if (!responded.has(rid)) responded.set(rid, i);
+    }
+  });
+  const problems = [];
+  for (const [rid, e] of sent) {
+    if (!acked.has(rid)) problems.push(`${e.event} rid=${rid}: no ack`);
+    else if (responded.has(rid) && responded.get(rid) < acked.get(rid)) problems.push(`${e.event} rid=${rid}: response before ack`);
+    if (e.count > 1) problems.push(`${e.event} rid=${rid}: sent ${e.count} times (retry)`);
+  }
+  return { requests: sent.size, problems };
+}
+
 // ---------------------------------------------------------------------------
 
 let cfg;
@@ -712,6 +745,20 @@ async function main() {
   });
 
   // --- final audits ---------------------------------------------------------------
+  await step('audit.acks', [], async () => {
+    // Let in-flight receipts (msg_recv_v2) and their acks land first.
+    await sleep(300);
+    const problems = [];
+    let requests = 0;
+    for (const l of Object.keys(instances)) {
+      const r = checkAcks(l);
+      requests += r.requests;
+      for (const p of r.problems) problems.push(`${l}: ${p}`);
+    }
+    check(problems.length === 0, `request/ack problems: ${problems.join('; ')}`);
+    return { requests };
+  });
+
   await step('audit.sdk_errors', [], async () => {
     const errs = [];
     for (const [l, jim] of Object.entries(instances)) {
