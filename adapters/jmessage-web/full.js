@@ -633,6 +633,16 @@ async function main() {
     check((conv.conversations || []).some((c) => c.type === 4 && String(c.gid) === String(gid)), 'B has no group conversation', plain(conv));
   }));
 
+  await step('trans.transGroupMsg', ['transGroupMsg', 'onTransMsgRec'], needGroup(async () => {
+    const cmd = `group cmd ${suffix}`;
+    const isIt = (p) => p.cmd === cmd;
+    const tb = waitFor('B', 'onTransMsgRec', isIt, 'group transparent message');
+    const tc = waitFor('C', 'onTransMsgRec', isIt, 'group transparent message');
+    await call('A', 'transGroupMsg', { gid, cmd });
+    const [p] = await Promise.all([tb, tc]);
+    check(p.type === 4 && String(p.gid) === String(gid), 'trans_msg_rec type/gid', p);
+  }));
+
   await step('group.addGroupMemSilence', ['addGroupMemSilence', 'delGroupMemSilence'], needGroup(async () => {
     const ev = waitFor('B', 'onEventNotification', (e) => e.event_type === 65 && String(e.from_gid) === String(gid), 'event 65');
     await call('A', 'addGroupMemSilence', { gid, target_username: U.C });
@@ -726,11 +736,15 @@ async function main() {
   });
 
   // --- offline + sync on a new instance ------------------------------------------
-  await step('offline.sync_conversation', ['sendSingleMsg', 'onSyncConversation'], async () => {
+  await step('offline.sync_conversation_and_events', ['sendSingleMsg', 'onSyncConversation'], async () => {
     instances.B.loginOut();
     await sleep(300);
     const texts = [`offline 1 ${suffix}`, `offline 2 ${suffix}`];
     for (const t of texts) await call('A', 'sendSingleMsg', { target_username: U.B, content: t });
+    // An event while B is offline (they are no longer friends): comes back by onSyncEvent.
+    const inviteWhy = `offline invite ${suffix}`;
+    const offlineEvent = has('A', 'addFriend', 'onSyncEvent').length === 0;
+    if (offlineEvent) await call('A', 'addFriend', { target_name: U.B, why: inviteWhy });
     newInstance('B2');
     await call('B2', 'init', initArgs());
     // Listeners before login: sync_conversation arrives right after the login response.
@@ -741,7 +755,14 @@ async function main() {
     const c = conv.find((x) => x.from_username === U.A);
     const order = texts.map((t) => c.msgs.findIndex((m) => m.content.msg_body.text === t));
     check(order[0] < order[1], 'offline messages out of order', order);
-    return { unread_msg_count: c.unread_msg_count, msgs: c.msgs.length };
+    let syncEvent;
+    if (offlineEvent) {
+      const evs = await waitFor('B2', 'onSyncEvent', (list) => (list || []).some((e) => e.event_type === 5 && e.from_username === U.A
+        && e.description === inviteWhy), 'offline friend invitation', 6000);
+      syncEvent = evs.find((e) => e.event_type === 5 && e.description === inviteWhy);
+      check(syncEvent.extra === 1, `offline invitation extra=${syncEvent.extra}`, syncEvent);
+    }
+    return { unread_msg_count: c.unread_msg_count, msgs: c.msgs.length, sync_event: syncEvent };
   });
 
   // --- final audits ---------------------------------------------------------------
