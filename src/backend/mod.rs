@@ -225,6 +225,14 @@ impl Backend {
             receipt_logs: HashMap::new(),
             retracted: HashMap::new(),
         };
+        // Seeds document an empty appkey as "the first app"; resolve it here so every
+        // way of building a backend (config file, scenario, tests) agrees.
+        let first = config
+            .apps
+            .first()
+            .map(|a| a.appkey.clone())
+            .unwrap_or_default();
+        let or_first = |k: String| if k.is_empty() { first.clone() } else { k };
         for app in config.apps {
             b.apps.insert(app.appkey.clone(), app);
         }
@@ -232,23 +240,27 @@ impl Backend {
             b.seed_user(u);
         }
         let mut errors = Vec::new();
-        for g in config.groups {
+        for mut g in config.groups {
+            g.appkey = or_first(g.appkey);
             if let Err(e) = b.seed_group(g) {
                 errors.push(e);
             }
         }
-        for r in config.rooms {
+        for mut r in config.rooms {
+            r.appkey = or_first(r.appkey);
             if let Err(e) = b.seed_room(r) {
                 errors.push(e);
             }
         }
-        for f in config.friends {
+        for mut f in config.friends {
+            f.appkey = or_first(f.appkey);
             if let Err(e) = b.seed_friends(f) {
                 errors.push(e);
             }
         }
-        for m in &config.messages {
-            if let Err(e) = b.seed_message(m) {
+        for mut m in config.messages {
+            m.appkey = or_first(m.appkey);
+            if let Err(e) = b.seed_message(&m) {
                 errors.push(e);
             }
         }
@@ -556,8 +568,12 @@ pub(crate) mod test_support {
 
     impl Harness {
         pub fn new() -> Self {
-            let clock = ManualClock::new(T0);
-            let cfg = BackendConfig {
+            Self::with_config(Self::config())
+        }
+
+        /// The two test apps (APP first), no users or seeds.
+        pub fn config() -> BackendConfig {
+            BackendConfig {
                 apps: vec![
                     AppConfig {
                         appkey: APP.into(),
@@ -580,7 +596,11 @@ pub(crate) mod test_support {
                 friends: vec![],
                 messages: vec![],
                 signature_ttl_ms: default_signature_ttl(),
-            };
+            }
+        }
+
+        pub fn with_config(cfg: BackendConfig) -> Self {
+            let clock = ManualClock::new(T0);
             Self {
                 b: Backend::new(cfg, Arc::new(clock.clone())),
                 clock,
@@ -639,6 +659,69 @@ pub(crate) mod test_support {
 mod tests {
     use super::test_support::*;
     use super::*;
+
+    fn seed_user(name: &str) -> UserSeed {
+        UserSeed {
+            appkey: APP.into(),
+            username: name.into(),
+            password: "pw".into(),
+            nickname: String::new(),
+            signature: String::new(),
+            gender: 0,
+            region: String::new(),
+            address: String::new(),
+            birthday: String::new(),
+            extras: Default::default(),
+        }
+    }
+
+    #[test]
+    fn seeds_with_an_empty_appkey_belong_to_the_first_app() {
+        let mut cfg = Harness::config();
+        cfg.users = vec![seed_user("sam"), seed_user("tina")];
+        cfg.rooms = vec![RoomSeed {
+            appkey: String::new(),
+            id: Some(30_000_001),
+            name: "seeded room".into(),
+            description: String::new(),
+            max_member_count: 10,
+        }];
+        cfg.groups = vec![GroupSeed {
+            appkey: String::new(),
+            gid: None,
+            name: "seeded group".into(),
+            desc: String::new(),
+            owner: "sam".into(),
+            admins: vec![],
+            members: vec!["tina".into()],
+            silenced: vec![],
+            public: false,
+            max_members: 10,
+        }];
+        cfg.friends = vec![FriendSeed {
+            appkey: String::new(),
+            users: ["sam".into(), "tina".into()],
+        }];
+        cfg.messages = vec![MessageSeed {
+            appkey: String::new(),
+            from: "sam".into(),
+            to: Some("tina".into()),
+            group: None,
+            text: "hi".into(),
+        }];
+        let clock = ManualClock::new(T0);
+        let built = Backend::try_new(cfg.clone(), Arc::new(clock));
+        assert!(built.is_ok(), "{:?}", built.err());
+
+        // The room is listed for users of the first app, by room_list and room_info.
+        let mut h = Harness::with_config(cfg);
+        h.user(1, "alice");
+        let o = h.req(1, "room_list", json!({}));
+        let r = &resp(&o)["result"];
+        assert_eq!(r["total"], json!(1), "{r}");
+        assert_eq!(r["rooms"][0]["id"], json!(30_000_001));
+        assert_eq!(r["rooms"][0]["appkey"], json!(APP));
+    }
 
     #[test]
     fn unknown_event_is_an_error_not_a_panic() {
