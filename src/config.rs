@@ -186,6 +186,7 @@ pub fn backend_config(
         rooms,
         friends,
         messages: Vec::new(),
+        media: Vec::new(),
         signature_ttl_ms: file
             .and_then(|f| f.signature_ttl_ms)
             .unwrap_or(10 * 60 * 1000),

@@ -225,6 +225,17 @@ impl Backend {
         }
     }
 
+    /// Gives a stored media a fixed id (fixtures that reference it by name).
+    pub(super) fn rename_media(&mut self, from: &str, to: &str) -> bool {
+        match self.media.blobs.remove(from) {
+            Some(m) => {
+                self.media.blobs.insert(to.to_owned(), m);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Stores an authorised upload and returns the upload response JSON: always the eight
     /// fields `{media_id, media_crc32, width, height, format, fsize, hash, fname}`.
     pub fn store_upload(

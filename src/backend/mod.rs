@@ -28,7 +28,7 @@ mod users;
 
 pub use clock::{Clock, Ids, ManualClock, OffsetClock, SystemClock};
 pub use model::{AppConfig, ConnId, UserKey};
-pub use seed::{FriendSeed, GroupSeed, MessageSeed, RoomSeed};
+pub use seed::{FriendSeed, GroupSeed, MediaSeed, MessageSeed, RoomSeed};
 
 use crate::protocol::events::Needs;
 use crate::protocol::{success, Args, Code, Event, Failure, Rid};
@@ -133,6 +133,9 @@ pub struct BackendConfig {
     /// History sent through the real send path at start.
     #[serde(default)]
     pub messages: Vec<MessageSeed>,
+    /// Media files stored at start.
+    #[serde(default)]
+    pub media: Vec<MediaSeed>,
     /// How long a `c_init` signature stays valid (default 10 minutes, the guide's rule).
     #[serde(default = "default_signature_ttl")]
     pub signature_ttl_ms: i64,
@@ -236,7 +239,8 @@ impl Backend {
         for app in config.apps {
             b.apps.insert(app.appkey.clone(), app);
         }
-        for u in config.users {
+        for mut u in config.users {
+            u.appkey = or_first(u.appkey);
             b.seed_user(u);
         }
         let mut errors = Vec::new();
@@ -255,6 +259,12 @@ impl Backend {
         for mut f in config.friends {
             f.appkey = or_first(f.appkey);
             if let Err(e) = b.seed_friends(f) {
+                errors.push(e);
+            }
+        }
+        for mut m in config.media {
+            m.appkey = or_first(m.appkey);
+            if let Err(e) = b.seed_media(&m) {
                 errors.push(e);
             }
         }
@@ -595,6 +605,7 @@ pub(crate) mod test_support {
                 rooms: vec![],
                 friends: vec![],
                 messages: vec![],
+                media: vec![],
                 signature_ttl_ms: default_signature_ttl(),
             }
         }

@@ -72,6 +72,38 @@ pub struct MessageSeed {
     pub text: String,
 }
 
+/// A media file that exists at start (as if the owner had uploaded it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSeed {
+    /// Empty: the first app.
+    #[serde(default)]
+    pub appkey: String,
+    pub owner: String,
+    /// `image` or `file`.
+    #[serde(default = "default_kind")]
+    pub kind: String,
+    /// Fixed media_id (default: generated like an upload's).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// File name (`fname`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Content as text.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Content as base64.
+    #[serde(default)]
+    pub base64: Option<String>,
+    /// Content from a file, relative to the fixture file (read when the scenario loads).
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+fn default_kind() -> String {
+    "file".into()
+}
+
 /// Two users who are friends at start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -226,6 +258,42 @@ impl Backend {
                     .map(|r| serde_json::Value::Object(r).to_string())
                     .unwrap_or_default()
             )),
+        }
+    }
+}
+
+impl Backend {
+    /// Stores a fixture media file; returns its media_id.
+    pub fn seed_media(&mut self, m: &MediaSeed) -> Result<String, String> {
+        use base64::Engine as _;
+        let owner = self.existing(&m.appkey, &m.owner)?;
+        let kind = super::media::MediaKind::parse(&m.kind)
+            .ok_or_else(|| format!("media kind must be image or file, not {:?}", m.kind))?;
+        let bytes = match (&m.text, &m.base64) {
+            (Some(t), None) => t.as_bytes().to_vec(),
+            (None, Some(b)) => base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .map_err(|e| format!("media {:?}: bad base64: {e}", m.name))?,
+            _ => return Err("a media seed needs exactly one of text, base64 or file".into()),
+        };
+        let stored = self
+            .store_upload(owner, kind, bytes, None, m.name.as_deref())
+            .map_err(|e| {
+                e.body()["error"]["message"]
+                    .as_str()
+                    .unwrap_or("invalid media")
+                    .to_owned()
+            })?;
+        let generated = stored["media_id"].as_str().unwrap_or_default().to_owned();
+        match &m.id {
+            Some(id) if id != &generated => {
+                if self.media(id).is_some() {
+                    return Err(format!("media id {id} is used twice"));
+                }
+                self.rename_media(&generated, id);
+                Ok(id.clone())
+            }
+            _ => Ok(generated),
         }
     }
 }

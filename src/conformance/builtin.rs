@@ -73,6 +73,13 @@ pub async fn run_steps(server: &RunningServer, sc: &Scenario) -> Vec<Check> {
         .map(|a| a.appkey.clone())
         .unwrap_or_default();
     for (i, step) in sc.steps.iter().enumerate() {
+        // Faults with a step window are on exactly inside it.
+        let n = i as u32 + 1;
+        for f in &sc.fault_specs {
+            if let Some([from, to]) = f.steps {
+                let _ = server.faults.set_enabled(&f.id, from <= n && n <= to);
+            }
+        }
         let what = format!("step {} {}", i + 1, step_name(step));
         let (ok, detail) = match step {
             Step::Connect {

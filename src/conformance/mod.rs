@@ -122,6 +122,13 @@ fn describe(f: &FrameFilter) -> String {
     parts.join(" ")
 }
 
+/// The payload of a `42["event",{...}]` frame.
+fn payload(frame: &str) -> Option<Value> {
+    let rest = frame.strip_prefix("42")?;
+    let (_, p): (String, Value) = serde_json::from_str(rest).ok()?;
+    Some(p)
+}
+
 /// Checks the end-of-run expectations.
 pub fn check_expectations(server: &RunningServer, expect: &[Expectation]) -> Vec<Check> {
     let journal = server.faults.journal(0);
@@ -146,6 +153,19 @@ pub fn check_expectations(server: &RunningServer, expect: &[Expectation]) -> Vec
                     what: format!("expect same_rid({})", describe(frames)),
                     ok: rids.len() == 1 && rids.iter().all(Option::is_some),
                     detail: format!("rids seen: {rids:?}"),
+                }
+            }
+            Expectation::Frame { frames, fields } => {
+                let matching: Vec<&Entry> = journal.iter().filter(|e| entry_matches(frames, e)).collect();
+                let found = matching.iter().any(|e| payload(&e.frame).is_some_and(|p| subset(fields, &p)));
+                Check {
+                    what: format!("expect frame({}) with {fields}", describe(frames)),
+                    ok: found,
+                    detail: format!(
+                        "{} matching frame(s){}",
+                        matching.len(),
+                        matching.first().map(|e| format!(", first: {}", e.frame)).unwrap_or_default()
+                    ),
                 }
             }
             Expectation::MessagesStored(n) => {

@@ -94,6 +94,11 @@ pub fn validate(spec: &FaultSpec) -> Result<(), String> {
     if spec.nth.contains(&0) {
         return Err("nth counts from 1".into());
     }
+    if let Some([from, to]) = spec.steps {
+        if from == 0 || from > to {
+            return Err(format!("steps window [{from}, {to}] must count from 1 and ascend"));
+        }
+    }
     match &spec.action {
         ActionSpec::Delay(DelaySpec::Dist(DelayDist::Uniform([a, b]))) if a > b => Err(format!(
             "uniform delay bounds must be ascending, got [{a}, {b}]"

@@ -174,4 +174,8 @@ pub struct FaultSpec {
     /// Whether the rule starts switched on.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Scenarios only: the rule is on exactly during steps `[from, to]` (1-based,
+    /// inclusive); the runner switches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<[u32; 2]>,
 }

@@ -6,6 +6,7 @@ pub mod model;
 
 pub use model::{Expectation, FrameFilter, Outcome, ScenarioFile, Step, TransportSpec};
 
+use crate::backend::MediaSeed;
 use crate::backend::{
     AppConfig, BackendConfig, FriendSeed, GroupSeed, MessageSeed, RoomSeed, UserSeed,
 };
@@ -56,6 +57,7 @@ pub struct Scenario {
     pub rooms: Vec<RoomSeed>,
     pub friends: Vec<FriendSeed>,
     pub messages: Vec<MessageSeed>,
+    pub media: Vec<MediaSeed>,
     pub fault_specs: Vec<FaultSpec>,
     pub time_scale: f64,
     pub steps: Vec<Step>,
@@ -72,6 +74,7 @@ impl Scenario {
             rooms: self.rooms.clone(),
             friends: self.friends.clone(),
             messages: self.messages.clone(),
+            media: self.media.clone(),
             signature_ttl_ms: 10 * 60 * 1000,
         }
     }
@@ -154,6 +157,10 @@ fn suggest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<S
         _ if all.len() <= 12 => Some(format!("known: {}", all.join(", "))),
         _ => None,
     }
+}
+
+fn locate_in(_file: &str, loc: &serde_saphyr::Location) -> (u64, u64) {
+    (loc.line(), loc.column())
 }
 
 /// Finds `needle` at or after `loc` in `text`, for a precise position of a value inside
@@ -276,7 +283,8 @@ impl Loader {
         };
         let inc_file = path.display().to_string();
         match serde_saphyr::from_str::<Fixtures>(&text) {
-            Ok(f) => {
+            Ok(mut f) => {
+                self.read_media(&inc_file, path.parent(), &mut f);
                 self.visiting.push(path.clone());
                 for nested in &f.include {
                     self.include(&inc_file, path.parent(), nested, into);
@@ -295,6 +303,56 @@ impl Loader {
         into.rooms.extend(f.rooms);
         into.friends.extend(f.friends);
         into.messages.extend(f.messages);
+        into.media.extend(f.media);
+    }
+
+    /// Reads `file:` media contents (relative to the file that names them) into base64,
+    /// so a loaded scenario needs no file system.
+    fn read_media(&mut self, file: &str, dir: Option<&Path>, fx: &mut Fixtures) {
+        use base64::Engine as _;
+        for m in &mut fx.media {
+            let sources = [
+                m.value.text.is_some(),
+                m.value.base64.is_some(),
+                m.value.file.is_some(),
+            ];
+            if sources.iter().filter(|s| **s).count() != 1 {
+                self.errors.push(diag(
+                    file,
+                    &m.referenced,
+                    "a media entry needs exactly one of text, base64 or file",
+                    None,
+                ));
+                continue;
+            }
+            if let Some(rel) = m.value.file.take() {
+                let path = dir
+                    .map(|d| d.join(&rel))
+                    .unwrap_or_else(|| PathBuf::from(&rel));
+                match std::fs::read(&path) {
+                    Ok(bytes) => {
+                        m.value.base64 =
+                            Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+                    }
+                    Err(e) => self.errors.push(diag(
+                        file,
+                        &m.referenced,
+                        format!("cannot read media file {rel}: {e}"),
+                        Some("paths are relative to the file that names them".into()),
+                    )),
+                }
+            }
+            if !matches!(m.value.kind.as_str(), "image" | "file") {
+                let (line, column) = locate_in(file, &m.referenced);
+                self.errors.push(Diagnostic {
+                    file: file.into(),
+                    line,
+                    column,
+                    message: format!("media kind must be image or file, not {:?}", m.value.kind),
+                    hint: None,
+                });
+            }
+        }
     }
 
     /// Fills default appkeys and checks every reference between fixtures.
@@ -399,6 +457,19 @@ impl Loader {
                     "friendship",
                 );
             }
+        }
+        for m in &mut fx.media {
+            if m.value.appkey.is_empty() {
+                m.value.appkey = first.clone();
+            }
+            let v = m.value.clone();
+            check_user(
+                &mut self.errors,
+                &m.referenced,
+                &v.appkey,
+                &v.owner,
+                "media",
+            );
         }
         for m in &mut fx.messages {
             if m.value.appkey.is_empty() {
@@ -590,7 +661,7 @@ impl Loader {
         }
         for x in &sf.expect {
             let filter = match &x.value {
-                Expectation::Count { frames, .. } | Expectation::SameRid(frames) => Some(frames),
+                Expectation::Count { frames, .. } | Expectation::SameRid(frames) | Expectation::Frame { frames, .. } => Some(frames),
                 Expectation::MessagesStored(_) => None,
             };
             if let Some(f) = filter {
@@ -641,6 +712,7 @@ impl Loader {
             rooms: fx.rooms,
             friends: fx.friends.into_iter().map(|f| f.value).collect(),
             messages: fx.messages.into_iter().map(|m| m.value).collect(),
+            media: fx.media.into_iter().map(|m| m.value).collect(),
             fault_specs: sf.faults.into_iter().map(|f| f.value).collect(),
             time_scale: sf.time_scale.unwrap_or(1.0),
             steps: sf.steps.into_iter().map(|s| s.value).collect(),

@@ -1,6 +1,8 @@
 //! The scenario and fixture file formats (documented in `docs/scenarios.md`).
 
-use crate::backend::{AppConfig, FriendSeed, GroupSeed, MessageSeed, RoomSeed, UserSeed};
+use crate::backend::{
+    AppConfig, FriendSeed, GroupSeed, MediaSeed, MessageSeed, RoomSeed, UserSeed,
+};
 use crate::faults::FaultSpec;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -24,6 +26,8 @@ pub struct Fixtures {
     pub friends: Vec<Spanned<FriendSeed>>,
     #[serde(default)]
     pub messages: Vec<Spanned<MessageSeed>>,
+    #[serde(default)]
+    pub media: Vec<Spanned<MediaSeed>>,
 }
 
 /// Which transport a scripted client uses.
@@ -163,6 +167,13 @@ pub enum Expectation {
     SameRid(FrameFilter),
     /// How many messages the server stored.
     MessagesStored(usize),
+    /// Some matching frame's JSON payload contains these fields (volatile values such as
+    /// rids and timestamps are simply left out).
+    Frame {
+        #[serde(flatten)]
+        frames: FrameFilter,
+        fields: Value,
+    },
 }
 
 /// Selects journal entries.

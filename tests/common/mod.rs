@@ -48,6 +48,7 @@ pub fn backend_config() -> BackendConfig {
         rooms: vec![],
         friends: vec![],
         messages: vec![],
+        media: vec![],
         signature_ttl_ms: 600_000,
     }
 }
