@@ -1,0 +1,152 @@
+//! The runner's handling of driver subprocesses, against a fake driver that misbehaves on
+//! purpose (tests/drivers/fake_driver.js; needs `node`).
+
+use jmessage_mock::conformance::driver::{DriverError, DriverEvent, SubprocessDriver};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+fn node_ok() -> bool {
+    std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+async fn spawn(mode: &str) -> Result<SubprocessDriver, DriverError> {
+    let script = format!(
+        "{}/tests/drivers/fake_driver.js",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut d =
+        SubprocessDriver::spawn("node", &[script], &[("FAKE_MODE".into(), mode.into())]).await?;
+    d.limit = Duration::from_millis(700);
+    Ok(d)
+}
+
+macro_rules! need_node {
+    () => {
+        if !node_ok() {
+            if std::env::var("JMM_REQUIRE_NODE").as_deref() == Ok("1") {
+                panic!("JMM_REQUIRE_NODE=1 but node is not installed");
+            }
+            eprintln!("SKIPPED: node is not installed");
+            return;
+        }
+    };
+}
+
+#[tokio::test]
+async fn a_good_driver_handshakes_calls_and_delivers_events() {
+    need_node!();
+    let mut d = spawn("good").await.expect("starts");
+    assert_eq!(d.hello.driver, "fake");
+    assert!(d.can("multi_instance"));
+    assert!(!d.can("fake_timers"));
+    d.create("a", "ws://127.0.0.1:1", "http://127.0.0.1:1/resource")
+        .await
+        .expect("create");
+    let reply = d
+        .call(
+            "a",
+            "init",
+            json!([{"appkey": "k"}]),
+            &["onSuccess", "onFail"],
+        )
+        .await
+        .expect("call");
+    assert!(reply.thrown.is_none());
+    match d.next_event(Duration::from_secs(5)).await {
+        Some(DriverEvent::Callback { call, name, args }) => {
+            assert_eq!(call, reply.seq);
+            assert_eq!(name, "onSuccess");
+            assert_eq!(args[0]["echo"], json!([{"appkey": "k"}]));
+        }
+        other => panic!("expected a callback, got {other:?}"),
+    }
+    let thrown = d.call("a", "explode", json!([]), &[]).await.expect("reply");
+    assert_eq!(thrown.thrown.as_deref(), Some("TypeError: boom"));
+    d.listen("a", "onMsgReceive").await.expect("listen");
+    assert!(
+        matches!(d.next_event(Duration::from_secs(5)).await, Some(DriverEvent::Listener { ref listener, .. }) if listener == "onMsgReceive")
+    );
+    let e = d.advance(10).await.expect_err("no fake timers in the fake");
+    assert!(
+        matches!(e, DriverError::Refused { ref cmd, .. } if cmd == "advance"),
+        "{e}"
+    );
+    d.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn misbehaving_drivers_become_clear_errors_within_their_limits() {
+    need_node!();
+    let started = Instant::now();
+    // Exits before hello.
+    match spawn("nohello").await {
+        Err(DriverError::DidNotStart(why)) => assert!(why.contains("giving up at once"), "{why}"),
+        other => panic!("expected DidNotStart, got {:?}", other.err()),
+    }
+    // Wrong protocol version.
+    assert!(matches!(
+        spawn("protocol2").await.err(),
+        Some(DriverError::Protocol(2))
+    ));
+    // Bad JSON.
+    let mut d = spawn("badjson").await.expect("starts");
+    let e = d.create("a", "x", "y").await.expect_err("bad json");
+    assert!(
+        matches!(e, DriverError::BadLine(ref l) if l.contains("this is not json")),
+        "{e}"
+    );
+    // Unknown seq.
+    let mut d = spawn("unknownseq").await.expect("starts");
+    let e = d.create("a", "x", "y").await.expect_err("unknown seq");
+    assert!(matches!(e, DriverError::UnknownSeq(_)), "{e}");
+    // Crash mid-call: the status and the stderr tail are reported.
+    let mut d = spawn("crash").await.expect("starts");
+    d.create("a", "x", "y").await.expect("create");
+    let e = d
+        .call("a", "login", json!([]), &[])
+        .await
+        .expect_err("crash");
+    match e {
+        DriverError::Crashed { status, stderr } => {
+            assert!(
+                status.contains('7') || status.contains("closed"),
+                "{status}"
+            );
+            assert!(
+                stderr.contains("crashing on purpose") || status.contains("closed"),
+                "{stderr}"
+            );
+        }
+        other => panic!("expected Crashed, got {other}"),
+    }
+    // Hang: bounded by the limit, and the driver is killed.
+    let mut d = spawn("hang").await.expect("starts");
+    d.create("a", "x", "y").await.expect("create");
+    let t = Instant::now();
+    let e = d
+        .call("a", "login", json!([]), &[])
+        .await
+        .expect_err("hang");
+    assert!(
+        matches!(e, DriverError::Hung { ref cmd, .. } if cmd == "call"),
+        "{e}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
+    // Later commands fail fast with the same error.
+    assert!(matches!(
+        d.create("b", "x", "y").await,
+        Err(DriverError::Hung { .. })
+    ));
+    // Refusals are errors naming the command.
+    let mut d = spawn("refuse").await.expect("starts");
+    let e = d
+        .call("a", "nope", json!([]), &[])
+        .await
+        .expect_err("refused");
+    assert!(e.to_string().contains("no method nope"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
