@@ -255,9 +255,8 @@ impl SubprocessDriver {
     /// Sends a command and waits (bounded) for its reply; `ok: false` is an error.
     pub async fn command(&mut self, mut cmd: Value, limit: Duration) -> Result<Value, DriverError> {
         let reply = self.command_raw(&mut cmd, limit).await?;
-        if reply.get("ok") == Some(&Value::Bool(true)) {
-            Ok(reply)
-        } else if reply.get("thrown").is_some() {
+        // A synchronous exception is a result of the call, not a driver failure.
+        if reply.get("ok") == Some(&Value::Bool(true)) || reply.get("thrown").is_some() {
             Ok(reply)
         } else {
             Err(DriverError::Refused {
