@@ -63,6 +63,42 @@ pub(crate) fn check_content(content: &Map<String, Value>) -> Result<(), Failure>
 }
 
 impl Backend {
+    /// The content as delivered: the sender's identity and the target filled in from the
+    /// authenticated session (never trusted from the client), plus `sui_mtime` (the
+    /// sender's profile mtime, seconds). Returns the sender's uid too.
+    pub(super) fn stamp_content(
+        &self,
+        me: &UserKey,
+        content: &Map<String, Value>,
+        target_id: &str,
+        target_type: &str,
+    ) -> Result<(u64, Map<String, Value>), Failure> {
+        let sender = self
+            .users
+            .get(me)
+            .ok_or_else(|| Failure::from(Code::UserNotExist))?;
+        let mut content = content.clone();
+        content.insert("from_id".into(), json!(me.username));
+        content.insert("from_appkey".into(), json!(me.appkey));
+        content.insert("target_id".into(), json!(target_id));
+        content.insert("target_type".into(), json!(target_type));
+        content.insert("sui_mtime".into(), json!(sender.mtime_s));
+        Ok((sender.uid, content))
+    }
+
+    /// Whether `user` has a live 2.4.x session (other than `skip`). Those builds never
+    /// confirm with `msg_recv_v2`, so a live push to one counts as delivered.
+    pub(super) fn has_legacy_session(&self, user: &UserKey, skip: Option<ConnId>) -> bool {
+        self.conns_of(user).iter().any(|c| {
+            Some(*c) != skip
+                && self
+                    .conns
+                    .get(c)
+                    .and_then(|c| c.login.as_ref())
+                    .is_some_and(|l| l.version.starts_with("2.4"))
+        })
+    }
+
     /// Whether users of `from` may message users of `to`.
     pub(super) fn cross_app_allowed(&self, from: &str, to: &str) -> bool {
         from == to
@@ -111,20 +147,11 @@ impl Backend {
                 format!("{} has blacklisted you", target.username),
             ));
         }
-        let sender = self
-            .users
-            .get(&me)
-            .ok_or_else(|| Failure::from(Code::UserNotExist))?;
-        let (from_uid, sui_mtime) = (sender.uid, sender.mtime_s);
+        let (from_uid, mut content) =
+            self.stamp_content(&me, content, &target.username, "single")?;
+        content.insert("target_appkey".into(), json!(target.appkey));
         let now = self.now_ms();
         let msg_id = self.ids.next_msg();
-        let mut content = content.clone();
-        content.insert("from_id".into(), json!(me.username));
-        content.insert("from_appkey".into(), json!(me.appkey));
-        content.insert("target_id".into(), json!(target.username));
-        content.insert("target_appkey".into(), json!(target.appkey));
-        content.insert("target_type".into(), json!("single"));
-        content.insert("sui_mtime".into(), json!(sui_mtime));
         let mut wire = json!({
             "msg_id": msg_id,
             "msg_type": 3,
@@ -153,18 +180,7 @@ impl Backend {
             }
         }
         to.retain(|c| *c != conn);
-        let target_live: Vec<ConnId> = self
-            .conns_of(&target)
-            .into_iter()
-            .filter(|c| *c != conn)
-            .collect();
-        // 2.4.0 builds never confirm with msg_recv_v2: a live push to one counts as delivered.
-        let delivered_live = target_live.iter().any(|c| {
-            self.conns
-                .get(c)
-                .and_then(|c| c.login.as_ref())
-                .is_some_and(|l| l.version.starts_with("2.4"))
-        });
+        let delivered_live = self.has_legacy_session(&target, Some(conn));
         if need_receipt && target != me {
             self.receipts.insert(
                 msg_id,

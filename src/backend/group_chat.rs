@@ -78,19 +78,9 @@ impl Backend {
             .into_iter()
             .filter(|u| *u == me || !self.is_group_shielded(u, gid))
             .collect();
-        let sender = self
-            .users
-            .get(&me)
-            .ok_or_else(|| Failure::from(Code::UserNotExist))?;
-        let (from_uid, sui_mtime) = (sender.uid, sender.mtime_s);
+        let (from_uid, content) = self.stamp_content(&me, content, &gid.to_string(), "group")?;
         let now = self.now_ms();
         let msg_id = self.ids.next_msg();
-        let mut content = content.clone();
-        content.insert("from_id".into(), json!(me.username));
-        content.insert("from_appkey".into(), json!(me.appkey));
-        content.insert("target_id".into(), json!(gid.to_string()));
-        content.insert("target_type".into(), json!("group"));
-        content.insert("sui_mtime".into(), json!(sui_mtime));
         let mut wire = json!({
             "msg_id": msg_id,
             "msg_type": 4,
@@ -138,13 +128,7 @@ impl Backend {
             for u in &members {
                 // The sender's copy is delivered; 2.4.0 builds never send msg_recv_v2, so
                 // a live push to one counts as delivered (as for single messages).
-                let delivered = *u == me
-                    || self.conns_of(u).iter().any(|c| {
-                        self.conns
-                            .get(c)
-                            .and_then(|c| c.login.as_ref())
-                            .is_some_and(|l| l.version.starts_with("2.4"))
-                    });
+                let delivered = *u == me || self.has_legacy_session(u, None);
                 self.record(u, ConvKey::Group(gid), msg_id, now, delivered);
             }
         }

@@ -165,13 +165,9 @@ impl Backend {
                 f
             }
         })?;
+        let (_, content) = self.stamp_content(&me, content, &id.to_string(), "chatroom")?;
         let now = self.now_ms();
         let msg_id = self.ids.next_msg();
-        let mut content = content.clone();
-        content.insert("from_id".into(), json!(me.username));
-        content.insert("from_appkey".into(), json!(me.appkey));
-        content.insert("target_id".into(), json!(id.to_string()));
-        content.insert("target_type".into(), json!("chatroom"));
         let push = json!({
             "room_id": id,
             "msg_id": msg_id,
