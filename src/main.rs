@@ -39,7 +39,8 @@ struct RunArgs {
     /// Scenario files or directories.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-    /// The client to drive: `builtin` (the Rust reference client).
+    /// The client to drive: `builtin` (the Rust reference client) or a driver command
+    /// speaking docs/driver-protocol.md, e.g. `node adapters/jmessage-web/driver.js`.
     #[arg(long, default_value = "builtin")]
     client: String,
     /// Only scenarios whose id, name or file contains this text.
@@ -141,13 +142,10 @@ fn main() -> ExitCode {
 }
 
 fn run(a: RunArgs) -> ExitCode {
-    if a.client != "builtin" {
-        eprintln!(
-            "error: unknown client {:?} (this build drives `builtin`)",
-            a.client
-        );
+    let Some(client) = jmessage_mock::conformance::ClientSpec::parse(&a.client) else {
+        eprintln!("error: --client needs `builtin` or a driver command");
         return ExitCode::from(2);
-    }
+    };
     let mut scenarios = Vec::new();
     let mut invalid = false;
     for p in &a.paths {
@@ -196,9 +194,10 @@ fn run(a: RunArgs) -> ExitCode {
         let mut set = tokio::task::JoinSet::new();
         for (i, sc) in scenarios.into_iter().enumerate() {
             let sem = sem.clone();
+            let client = client.clone();
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
-                (i, jmessage_mock::conformance::run(&sc).await)
+                (i, jmessage_mock::conformance::run_with(&sc, &client).await)
             });
         }
         let mut done = Vec::new();

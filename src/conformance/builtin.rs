@@ -1,11 +1,15 @@
 //! The builtin driver: scenario steps executed with the Rust reference client.
 
+use super::portable::{resolve_auth, Portable};
 use super::{subset, Check};
 use crate::backend::Clock;
 use crate::client::{Client, ClientConfig, Reply, RequestError, Transport};
 use crate::scenario::{Outcome, Scenario, Step, TransportSpec};
 use crate::server::RunningServer;
-use serde_json::json;
+use serde_json::{json, Value};
+
+/// Portable steps need a driver for the client under test.
+const NO_PORTABLE: &str = "portable steps (create/call/listen) need a driver: run with --client '<driver command>' (the builtin client runs wire-level steps only)";
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -56,11 +60,18 @@ fn judge(result: &Result<Reply, RequestError>, expect: &Option<Outcome>) -> (boo
     )
 }
 
-/// Runs every step; stops at the first failing one.
-pub async fn run_steps(server: &RunningServer, sc: &Scenario) -> Vec<Check> {
+/// Runs every step; stops at the first failing one. Wire-level steps (`connect`,
+/// `init`, `request`, ...) use reference clients; portable steps (`create`, `call`, ...)
+/// go to `portable`, the driver of the client under test.
+pub async fn run_steps(
+    server: &RunningServer,
+    sc: &Scenario,
+    mut portable: Option<&mut Portable>,
+) -> Vec<Check> {
     let scale = sc.time_scale;
     let mut clients: HashMap<String, Session> = HashMap::new();
     let mut checks = Vec::new();
+    let mut auth_n = 0u64;
     let secret_of = |appkey: &str| {
         sc.apps
             .iter()
@@ -242,6 +253,82 @@ pub async fn run_steps(server: &RunningServer, sc: &Scenario) -> Vec<Check> {
                 }
                 None => (false, format!("no client {client}")),
             },
+            Step::Create { client } => match portable.as_deref_mut() {
+                Some(p) => match p
+                    .driver
+                    .create(client, &server.ws_url(), &server.upload_url())
+                    .await
+                {
+                    Ok(()) => (true, String::new()),
+                    Err(e) => (false, e.to_string()),
+                },
+                None => (false, NO_PORTABLE.into()),
+            },
+            Step::Call {
+                client,
+                method,
+                args,
+                expect,
+                within_ms,
+            } => match portable.as_deref_mut() {
+                Some(p) => {
+                    let args = resolve_auth(
+                        sc,
+                        &Value::Array(args.clone()),
+                        server.clock.now_ms(),
+                        &mut auth_n,
+                    );
+                    match p
+                        .call(
+                            client,
+                            method,
+                            args,
+                            expect,
+                            scaled(*within_ms, scale).max(Duration::from_millis(200)),
+                        )
+                        .await
+                    {
+                        Ok(d) => (true, d),
+                        Err(e) => (false, e),
+                    }
+                }
+                None => (false, NO_PORTABLE.into()),
+            },
+            Step::Listen { client, listener } => match portable.as_deref_mut() {
+                Some(p) => match p.driver.listen(client, listener).await {
+                    Ok(()) => (true, String::new()),
+                    Err(e) => (false, e.to_string()),
+                },
+                None => (false, NO_PORTABLE.into()),
+            },
+            Step::ExpectListener {
+                client,
+                listener,
+                fields,
+                within_ms,
+            } => match portable.as_deref_mut() {
+                Some(p) => match p
+                    .expect_listener(
+                        client,
+                        listener,
+                        fields,
+                        scaled(*within_ms, scale).max(Duration::from_millis(200)),
+                    )
+                    .await
+                {
+                    Ok(d) => (true, d),
+                    Err(e) => (false, e),
+                },
+                None => (false, NO_PORTABLE.into()),
+            },
+            Step::AdvanceTimers(ms) => match portable.as_deref_mut() {
+                Some(p) if p.driver.can("fake_timers") => match p.driver.advance(*ms).await {
+                    Ok(()) => (true, String::new()),
+                    Err(e) => (false, e.to_string()),
+                },
+                Some(_) => (false, "the driver has no fake_timers capability".into()),
+                None => (false, NO_PORTABLE.into()),
+            },
             Step::Request {
                 client,
                 event,
@@ -293,5 +380,12 @@ fn step_name(s: &Step) -> String {
         Step::WaitMs(ms) => format!("wait_ms {ms}"),
         Step::FaultOn(id) => format!("fault_on {id}"),
         Step::FaultOff(id) => format!("fault_off {id}"),
+        Step::Create { client } => format!("create {client}"),
+        Step::Call { client, method, .. } => format!("call {client}.{method}"),
+        Step::Listen { client, listener } => format!("listen {client}.{listener}"),
+        Step::ExpectListener {
+            client, listener, ..
+        } => format!("expect_listener {client}.{listener}"),
+        Step::AdvanceTimers(ms) => format!("advance_timers {ms}"),
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod builtin;
 pub mod driver;
+pub mod portable;
 
 use crate::faults::{Direction, Entry, KindSpec};
 use crate::scenario::{Expectation, FrameFilter, Scenario};
@@ -189,8 +190,37 @@ pub fn check_expectations(server: &RunningServer, expect: &[Expectation]) -> Vec
         .collect()
 }
 
+/// Which client implementation to drive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientSpec {
+    /// The Rust reference client.
+    Builtin,
+    /// A driver subprocess: program and arguments.
+    Command(Vec<String>),
+}
+
+impl ClientSpec {
+    /// `builtin`, or a command line split on whitespace.
+    pub fn parse(s: &str) -> Option<Self> {
+        if s == "builtin" {
+            return Some(Self::Builtin);
+        }
+        let words: Vec<String> = s.split_whitespace().map(str::to_owned).collect();
+        if words.is_empty() {
+            None
+        } else {
+            Some(Self::Command(words))
+        }
+    }
+}
+
 /// Runs one scenario with the builtin driver.
 pub async fn run(scenario: &Scenario) -> Report {
+    run_with(scenario, &ClientSpec::Builtin).await
+}
+
+/// Runs one scenario with the given client.
+pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
     let started = Instant::now();
     let mut report = Report {
         name: scenario.name.clone(),
@@ -221,11 +251,35 @@ pub async fn run(scenario: &Scenario) -> Report {
             return report;
         }
     };
-    let limit = Duration::from_secs(120);
-    let steps = builtin::run_steps(&server, scenario);
+    let mut portable = match client {
+        ClientSpec::Builtin => None,
+        ClientSpec::Command(words) => {
+            match driver::SubprocessDriver::spawn(&words[0], &words[1..], &[]).await {
+                Ok(d) => Some(portable::Portable::new(d)),
+                Err(e) => {
+                    report.error = Some(format!("driver: {e}"));
+                    server.shutdown().await;
+                    report.elapsed = started.elapsed();
+                    return report;
+                }
+            }
+        }
+    };
+    let limit = Duration::from_secs(180);
+    let steps = builtin::run_steps(&server, scenario, portable.as_mut());
     match tokio::time::timeout(limit, steps).await {
         Ok(checks) => report.checks = checks,
         Err(_) => report.error = Some(format!("the scenario did not finish within {limit:?}")),
+    }
+    if let Some(p) = portable {
+        if !p.errors.is_empty() {
+            report.checks.push(Check {
+                what: "no exception escaped the client".into(),
+                ok: false,
+                detail: p.errors.join("; "),
+            });
+        }
+        let _ = p.driver.shutdown().await;
     }
     if report.error.is_none() && report.checks.iter().all(|c| c.ok) {
         report

@@ -587,10 +587,14 @@ impl Loader {
         let mut clients = BTreeSet::new();
         for s in &sf.steps {
             let client = match &s.value {
-                Step::Connect { client, .. } => {
+                Step::Connect { client, .. } | Step::Create { client } => {
                     clients.insert(client.clone());
                     None
                 }
+                Step::Call { client, .. }
+                | Step::Listen { client, .. }
+                | Step::ExpectListener { client, .. } => Some(client),
+                Step::AdvanceTimers(_) => None,
                 Step::Init { client, .. }
                 | Step::Register { client, .. }
                 | Step::Login { client, .. }
@@ -624,7 +628,9 @@ impl Loader {
                         file: file.into(),
                         line,
                         column,
-                        message: format!("client {c:?} is used before a connect step opens it"),
+                        message: format!(
+                            "client {c:?} is used before a connect or create step opens it"
+                        ),
                         hint: suggest(c, clients.iter().map(String::as_str)),
                     });
                 }

@@ -143,6 +143,61 @@ pub enum Step {
     WaitMs(u64),
     FaultOn(String),
     FaultOff(String),
+    /// Portable steps (any driver): create a client instance, i.e. the SDK's
+    /// `new JMessage({address, upload_file})` pointed at the server.
+    Create {
+        client: String,
+    },
+    /// Call a public API method of the Web SDK V2 guide. In `args`, `{"$auth": {...}}`
+    /// becomes a signed init payload (`appkey`, `random_str`, `timestamp`, `signature`)
+    /// merged with the given fields.
+    Call {
+        client: String,
+        method: String,
+        #[serde(default)]
+        args: Vec<Value>,
+        #[serde(default)]
+        expect: Option<CallExpect>,
+        /// How long to wait for the first callback (scaled).
+        #[serde(default = "default_call_within")]
+        within_ms: u64,
+    },
+    /// Register a listener (`onMsgReceive`, `onEventNotification`, ...).
+    Listen {
+        client: String,
+        listener: String,
+    },
+    /// Wait for a listener delivery whose first argument contains `fields`.
+    ExpectListener {
+        client: String,
+        listener: String,
+        #[serde(default)]
+        fields: Option<Value>,
+        #[serde(default = "default_within")]
+        within_ms: u64,
+    },
+    /// Move the driver's fake timers forward (drivers with `fake_timers`).
+    AdvanceTimers(u64),
+}
+
+/// What a `call` step expects.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallExpect {
+    /// `onSuccess` fires (default). With fields: its first argument contains them.
+    Success(Option<Value>),
+    /// `onFail` fires with this code.
+    Fail(i64),
+    /// `onTimeout` fires.
+    Timeout,
+    /// The method throws synchronously.
+    Thrown,
+    /// The method returns this value.
+    Returned(Value),
+}
+
+fn default_call_within() -> u64 {
+    40_000
 }
 
 fn default_within() -> u64 {

@@ -1,0 +1,218 @@
+//! Portable steps (`create`, `call`, `listen`, `expect_listener`, `advance_timers`):
+//! the public API of the Web SDK V2, executed by a driver (docs/driver-protocol.md).
+
+use super::driver::{DriverEvent, SubprocessDriver};
+use super::subset;
+use crate::backend::signature;
+use crate::scenario::{model::CallExpect, Scenario};
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Callback names the runner registers on every call.
+pub const CALLBACKS: &[&str] = &["onSuccess", "onFail", "onTimeout", "onAck"];
+
+/// Buffers a driver's events by call and by listener.
+pub struct Portable {
+    pub driver: SubprocessDriver,
+    callbacks: HashMap<u64, Vec<(String, Value)>>,
+    listeners: HashMap<(String, String), VecDeque<Value>>,
+    /// Asynchronous exceptions the client library raised.
+    pub errors: Vec<String>,
+    /// What the client saw, in order (for transcripts).
+    pub seen: Vec<String>,
+}
+
+impl Portable {
+    pub fn new(driver: SubprocessDriver) -> Self {
+        Self {
+            driver,
+            callbacks: HashMap::new(),
+            listeners: HashMap::new(),
+            errors: Vec::new(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Takes one event (waiting at most `limit`) into the buffers.
+    async fn pump(&mut self, limit: Duration) -> bool {
+        match self.driver.next_event(limit).await {
+            Some(DriverEvent::Callback { call, name, args }) => {
+                self.seen.push(format!("callback #{call} {name} {args}"));
+                self.callbacks.entry(call).or_default().push((name, args));
+                true
+            }
+            Some(DriverEvent::Listener {
+                instance,
+                listener,
+                args,
+            }) => {
+                self.seen
+                    .push(format!("listener {instance}.{listener} {args}"));
+                self.listeners
+                    .entry((instance, listener))
+                    .or_default()
+                    .push_back(args);
+                true
+            }
+            Some(DriverEvent::Error { instance, message }) => {
+                self.errors
+                    .push(format!("{}: {message}", instance.unwrap_or_default()));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs a `call` step; `Ok(detail)` when the expectation holds.
+    pub async fn call(
+        &mut self,
+        client: &str,
+        method: &str,
+        args: Value,
+        expect: &Option<CallExpect>,
+        within: Duration,
+    ) -> Result<String, String> {
+        let reply = self
+            .driver
+            .call(client, method, args, CALLBACKS)
+            .await
+            .map_err(|e| e.to_string())?;
+        let want = expect.clone().unwrap_or(CallExpect::Success(None));
+        if let Some(t) = &reply.thrown {
+            return match want {
+                CallExpect::Thrown => Ok(format!("threw {t}")),
+                _ => Err(format!("{method} threw {t}")),
+            };
+        }
+        if let CallExpect::Returned(v) = &want {
+            return if subset(v, &reply.returned) {
+                Ok(String::new())
+            } else {
+                Err(format!(
+                    "{method} returned {}, expected {v}",
+                    reply.returned
+                ))
+            };
+        }
+        if matches!(want, CallExpect::Thrown) {
+            return Err(format!("{method} did not throw"));
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            let terminal = self.callbacks.get(&reply.seq).and_then(|cbs| {
+                cbs.iter()
+                    .find(|(n, _)| n == "onSuccess" || n == "onFail" || n == "onTimeout")
+                    .cloned()
+            });
+            if let Some((name, args)) = terminal {
+                let first = args.get(0).cloned().unwrap_or(Value::Null);
+                return match (&want, name.as_str()) {
+                    (CallExpect::Success(None), "onSuccess") => Ok(String::new()),
+                    (CallExpect::Success(Some(f)), "onSuccess") if subset(f, &first) => {
+                        Ok(String::new())
+                    }
+                    (CallExpect::Success(Some(f)), "onSuccess") => {
+                        Err(format!("onSuccess data {first} does not contain {f}"))
+                    }
+                    (CallExpect::Fail(code), "onFail")
+                        if first.get("code").and_then(Value::as_i64) == Some(*code) =>
+                    {
+                        Ok(String::new())
+                    }
+                    (CallExpect::Timeout, "onTimeout") => Ok(String::new()),
+                    _ => Err(format!("expected {want:?}, got {name} {args}")),
+                };
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !self.pump(left).await {
+                if let Some(e) = self.driver.failure() {
+                    return Err(e.to_string());
+                }
+                return Err(format!("no callback from {method} within {within:?}"));
+            }
+        }
+    }
+
+    /// Waits for a listener delivery whose first argument contains `fields`.
+    pub async fn expect_listener(
+        &mut self,
+        client: &str,
+        listener: &str,
+        fields: &Option<Value>,
+        within: Duration,
+    ) -> Result<String, String> {
+        let key = (client.to_owned(), listener.to_owned());
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(q) = self.listeners.get_mut(&key) {
+                while let Some(args) = q.pop_front() {
+                    let first = args.get(0).cloned().unwrap_or(Value::Null);
+                    if fields.as_ref().is_none_or(|f| subset(f, &first)) {
+                        return Ok(String::new());
+                    }
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !self.pump(left).await {
+                return Err(format!(
+                    "no {listener} delivery{} within {within:?}",
+                    fields
+                        .as_ref()
+                        .map(|f| format!(" containing {f}"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+    }
+}
+
+/// Replaces `{"$auth": {...}}` placeholders with a signed init payload.
+pub fn resolve_auth(sc: &Scenario, v: &Value, now_ms: i64, n: &mut u64) -> Value {
+    match v {
+        Value::Object(m) if m.len() == 1 && m.contains_key("$auth") => {
+            let extra = m
+                .get("$auth")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            let appkey = extra
+                .get("appkey")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| sc.apps.first().map(|a| a.appkey.clone()))
+                .unwrap_or_default();
+            let secret = sc
+                .apps
+                .iter()
+                .find(|a| a.appkey == appkey)
+                .map(|a| a.secret.clone())
+                .unwrap_or_default();
+            *n += 1;
+            let ts = now_ms.to_string();
+            let rs = format!("jmm-random-{:013}-{:08}", now_ms, n);
+            let mut out = Map::new();
+            out.insert("appkey".into(), json!(appkey));
+            out.insert("random_str".into(), json!(rs));
+            out.insert("timestamp".into(), json!(ts));
+            out.insert(
+                "signature".into(),
+                json!(signature(&appkey, &ts, &rs, &secret)),
+            );
+            for (k, v) in extra {
+                if k != "appkey" {
+                    out.insert(k, v);
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), resolve_auth(sc, x, now_ms, n)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(|x| resolve_auth(sc, x, now_ms, n)).collect()),
+        other => other.clone(),
+    }
+}
