@@ -242,7 +242,8 @@ fn every_construct_is_accepted_by_loader_and_schema() {
 }
 
 /// The ```yaml blocks of docs/scenarios.md that are whole files: scenarios (a `name:`
-/// line at the top level) and fixture files (a `# fixtures` first line).
+/// line at the top level) and fixture files (a first line that starts with `# fixtures`
+/// or names the fixtures schema). The scenarios are also run with the builtin driver.
 #[test]
 fn the_examples_in_the_reference_load_and_validate() {
     std::env::set_current_dir(root()).expect("cd to the package root");
@@ -250,6 +251,7 @@ fn the_examples_in_the_reference_load_and_validate() {
     let scenario = validator(Kind::Scenario);
     let fixtures = validator(Kind::Fixtures);
     let (mut n_scenarios, mut n_fixtures) = (0, 0);
+    let mut loaded = Vec::new();
     let mut rest = doc.as_str();
     while let Some(start) = rest.find("```yaml\n") {
         let body = &rest[start + 8..];
@@ -257,17 +259,38 @@ fn the_examples_in_the_reference_load_and_validate() {
         let block = &body[..end];
         rest = &body[end + 3..];
         if block.lines().any(|l| l.starts_with("name:")) {
-            if let Err(e) = jmessage_mock::scenario::parse(block, "docs/scenarios.md") {
-                panic!("{block}\n{e:#?}");
+            match jmessage_mock::scenario::parse(block, "docs/scenarios.md") {
+                Ok(sc) => loaded.push(sc),
+                Err(e) => panic!("{block}\n{e:#?}"),
             }
             let e = errors(&scenario, &yaml_to_json(block));
             assert!(e.is_empty(), "{block}\n{e:#?}");
             n_scenarios += 1;
-        } else if block.starts_with("# fixtures") {
+        } else if block.starts_with("# fixtures")
+            || block.lines().next().is_some_and(|l| l.contains("fixtures.schema.json"))
+        {
             let e = errors(&fixtures, &yaml_to_json(block));
             assert!(e.is_empty(), "{block}\n{e:#?}");
             n_fixtures += 1;
         }
     }
     assert!(n_scenarios >= 3 && n_fixtures >= 1, "{n_scenarios} {n_fixtures}");
+    // The documented scenarios also pass when run, so the reference shows real behaviour.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        for sc in &loaded {
+            let report = tokio::time::timeout(
+                std::time::Duration::from_secs(60),
+                jmessage_mock::conformance::run(sc),
+            )
+            .await
+            .expect("scenario finished in time");
+            assert!(
+                report.passed(),
+                "{}: {:?}",
+                report.name,
+                report.failure()
+            );
+        }
+    });
 }
