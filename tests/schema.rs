@@ -96,7 +96,10 @@ fn every_shipped_scenario_and_fixture_validates() {
 
 /// Files the loader rejects for their shape; the schema must reject them too.
 const REJECTED_SCENARIOS: &[(&str, &str)] = &[
-    ("unknown top-level key", "name: x\nsteps: []\nexpectations: []\n"),
+    (
+        "unknown top-level key",
+        "name: x\nsteps: []\nexpectations: []\n",
+    ),
     ("missing name", "steps: []\n"),
     (
         "unknown key in a fault",
@@ -161,7 +164,11 @@ fn the_schema_rejects_what_the_loader_rejects() {
     ] {
         assert!(!errors(&f, &yaml_to_json(text)).is_empty(), "{text}");
     }
-    assert!(errors(&f, &yaml_to_json("users:\n  - {username: a, password: p}\n")).is_empty());
+    assert!(errors(
+        &f,
+        &yaml_to_json("users:\n  - {username: a, password: p}\n")
+    )
+    .is_empty());
 }
 
 /// Every step, action, delay distribution, outcome and expectation in one file: both
@@ -267,14 +274,20 @@ fn the_examples_in_the_reference_load_and_validate() {
             assert!(e.is_empty(), "{block}\n{e:#?}");
             n_scenarios += 1;
         } else if block.starts_with("# fixtures")
-            || block.lines().next().is_some_and(|l| l.contains("fixtures.schema.json"))
+            || block
+                .lines()
+                .next()
+                .is_some_and(|l| l.contains("fixtures.schema.json"))
         {
             let e = errors(&fixtures, &yaml_to_json(block));
             assert!(e.is_empty(), "{block}\n{e:#?}");
             n_fixtures += 1;
         }
     }
-    assert!(n_scenarios >= 3 && n_fixtures >= 1, "{n_scenarios} {n_fixtures}");
+    assert!(
+        n_scenarios >= 3 && n_fixtures >= 1,
+        "{n_scenarios} {n_fixtures}"
+    );
     // The documented scenarios also pass when run, so the reference shows real behaviour.
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
@@ -285,12 +298,7 @@ fn the_examples_in_the_reference_load_and_validate() {
             )
             .await
             .expect("scenario finished in time");
-            assert!(
-                report.passed(),
-                "{}: {:?}",
-                report.name,
-                report.failure()
-            );
+            assert!(report.passed(), "{}: {:?}", report.name, report.failure());
         }
     });
 }
