@@ -32,6 +32,22 @@ enum Command {
     /// Run scenarios against a client (the builtin Rust reference client) and check them.
     /// Exit codes: 0 all passed, 1 some failed, 2 invalid input.
     Run(RunArgs),
+    /// Print the JSON Schema of scenario or fixture files (for editor completion; the
+    /// same schemas are committed as docs/scenario.schema.json and docs/fixtures.schema.json).
+    Schema(SchemaArgs),
+}
+
+#[derive(clap::Args)]
+struct SchemaArgs {
+    /// Which format.
+    #[arg(value_enum, default_value = "scenario")]
+    kind: SchemaKind,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SchemaKind {
+    Scenario,
+    Fixtures,
 }
 
 #[derive(clap::Args)]
@@ -138,7 +154,18 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve(a),
         Command::Check(a) => check(a),
         Command::Run(a) => run(a),
+        Command::Schema(a) => schema(a),
     }
+}
+
+fn schema(a: SchemaArgs) -> ExitCode {
+    use jmessage_mock::scenario::schema::{schema_text, Kind};
+    let kind = match a.kind {
+        SchemaKind::Scenario => Kind::Scenario,
+        SchemaKind::Fixtures => Kind::Fixtures,
+    };
+    print!("{}", schema_text(kind));
+    ExitCode::SUCCESS
 }
 
 fn run(a: RunArgs) -> ExitCode {

@@ -91,7 +91,7 @@ impl Outcome {
 }
 
 /// A user to create at start.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserSeed {
     /// App of the user (empty: the first app).

@@ -30,7 +30,7 @@ impl std::fmt::Display for UserKey {
 }
 
 /// An application (appkey + master secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppConfig {
     pub appkey: String,

@@ -3,6 +3,7 @@
 
 use super::model::{Friend, Group, Member, Role, Room, UserKey};
 use super::Backend;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 fn default_max_members() -> usize {
@@ -14,7 +15,7 @@ fn default_room_max() -> usize {
 }
 
 /// A group to create at start.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupSeed {
     /// Empty: the first app.
@@ -40,7 +41,7 @@ pub struct GroupSeed {
 }
 
 /// A chat room to create at start.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoomSeed {
     /// Empty: the first app.
@@ -56,7 +57,7 @@ pub struct RoomSeed {
 }
 
 /// A message that exists before the scenario starts (history, offline messages).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageSeed {
     /// App of sender and recipient (default: the first app).
@@ -105,7 +106,7 @@ fn default_kind() -> String {
 }
 
 /// Two users who are friends at start.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FriendSeed {
     /// Empty: the first app.

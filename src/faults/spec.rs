@@ -1,9 +1,10 @@
 //! Fault rules as users write them (in scenario files and through the admin API).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Which way a frame travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// Client to server.
@@ -13,7 +14,7 @@ pub enum Direction {
 }
 
 /// Packet kinds a rule can match (see [`crate::transport::FrameKind`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KindSpec {
     Handshake,
@@ -29,7 +30,7 @@ pub enum KindSpec {
 }
 
 /// Which frames a rule applies to; every given field must match.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MatchSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,7 +46,7 @@ pub struct MatchSpec {
 }
 
 /// A delay: fixed milliseconds, or a distribution.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum DelaySpec {
     Fixed(u64),
@@ -53,7 +54,7 @@ pub enum DelaySpec {
 }
 
 /// Delay distributions (as WireMock offers them).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum DelayDist {
     Fixed(u64),
@@ -67,7 +68,7 @@ pub enum DelayDist {
 }
 
 /// How to close a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloseSpec {
     /// Drop the TCP connection without a close frame.
@@ -79,7 +80,7 @@ pub struct CloseSpec {
 }
 
 /// What to do with a matching frame.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionSpec {
     Drop,
@@ -148,7 +149,7 @@ fn yes() -> bool {
 }
 
 /// One fault rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
     /// Unique name, used to switch the rule and in the journal.

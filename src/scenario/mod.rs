@@ -3,6 +3,7 @@
 //! half-applied: [`load`] returns either a whole [`Scenario`] or every error.
 
 pub mod model;
+pub mod schema;
 
 pub use model::{Expectation, FrameFilter, Outcome, ScenarioFile, Step, TransportSpec};
 

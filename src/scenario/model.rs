@@ -4,34 +4,40 @@ use crate::backend::{
     AppConfig, FriendSeed, GroupSeed, MediaSeed, MessageSeed, RoomSeed, UserSeed,
 };
 use crate::faults::FaultSpec;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
 /// Reusable state: apps, users, groups, rooms, friendships, messages.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Fixtures {
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub include: Vec<Spanned<String>>,
     #[serde(default)]
     pub apps: Vec<AppConfig>,
     #[serde(default)]
+    #[schemars(with = "Vec<UserSeed>")]
     pub users: Vec<Spanned<UserSeed>>,
     #[serde(default)]
+    #[schemars(with = "Vec<GroupSeed>")]
     pub groups: Vec<Spanned<GroupSeed>>,
     #[serde(default)]
     pub rooms: Vec<RoomSeed>,
     #[serde(default)]
+    #[schemars(with = "Vec<FriendSeed>")]
     pub friends: Vec<Spanned<FriendSeed>>,
     #[serde(default)]
+    #[schemars(with = "Vec<MessageSeed>")]
     pub messages: Vec<Spanned<MessageSeed>>,
     #[serde(default)]
     pub media: Vec<Spanned<MediaSeed>>,
 }
 
 /// Which transport a scripted client uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TransportSpec {
     #[default]
@@ -40,7 +46,7 @@ pub enum TransportSpec {
 }
 
 /// What a request step expects.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// A response with this code (0 = success).
@@ -55,7 +61,7 @@ pub enum Outcome {
 
 /// One step of a scenario, run by the conformance runner (the builtin driver is the
 /// Rust reference client).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     /// Open a client connection named `client`.
@@ -209,7 +215,7 @@ fn default_quiet() -> u64 {
 }
 
 /// A check on the journal at the end of a run.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Expectation {
     /// How many frames match.
@@ -232,7 +238,7 @@ pub enum Expectation {
 }
 
 /// Selects journal entries.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 pub struct FrameFilter {
     #[serde(default)]
     pub dir: Option<crate::faults::Direction>,
@@ -248,7 +254,7 @@ pub struct FrameFilter {
 }
 
 /// A scenario file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioFile {
     /// Stable id, e.g. `JMC-2.2-001`.
@@ -261,6 +267,7 @@ pub struct ScenarioFile {
     #[serde(default)]
     pub spec: Option<String>,
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub include: Vec<Spanned<String>>,
     #[serde(default)]
     pub fixtures: Fixtures,
@@ -268,13 +275,16 @@ pub struct ScenarioFile {
     #[serde(default)]
     pub demo_data: bool,
     #[serde(default)]
+    #[schemars(with = "Vec<FaultSpec>")]
     pub faults: Vec<Spanned<FaultSpec>>,
     /// Client timers and waits are multiplied by this (0.01 runs the SDK's 5 s ack
     /// timeout in 50 ms).
     #[serde(default)]
     pub time_scale: Option<f64>,
     #[serde(default)]
+    #[schemars(with = "Vec<Step>")]
     pub steps: Vec<Spanned<Step>>,
     #[serde(default)]
+    #[schemars(with = "Vec<Expectation>")]
     pub expect: Vec<Spanned<Expectation>>,
 }
