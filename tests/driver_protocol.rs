@@ -155,7 +155,10 @@ async fn misbehaving_drivers_become_clear_errors_within_their_limits() {
 async fn portable_steps_run_through_a_driver_and_report_mismatches() {
     need_node!();
     use jmessage_mock::conformance::{run_with, ClientSpec};
-    let script = format!("{}/tests/drivers/fake_driver.js", env!("CARGO_MANIFEST_DIR"));
+    let script = format!(
+        "{}/tests/drivers/fake_driver.js",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let client = ClientSpec::Command(vec!["node".into(), script]);
     let ok = jmessage_mock::scenario::parse(
         "name: portable\ntime_scale: 0.05\nsteps:\n  - create: {client: a}\n  - call: {client: a, method: init, args: [{$auth: {flag: 0}}], expect: {success: {code: 0}}}\n  - call: {client: a, method: explode, expect: thrown}\n  - listen: {client: a, listener: onMsgReceive}\n  - expect_listener: {client: a, listener: onMsgReceive, fields: {hello: world}}\n",
@@ -172,12 +175,34 @@ async fn portable_steps_run_through_a_driver_and_report_mismatches() {
     .expect("valid");
     let report = run_with(&bad, &client).await;
     let why = report.failure().expect("fails");
-    assert!(why.contains("expected Fail(880102), got onSuccess"), "{why}");
-    assert!(why.contains("\"signature\""), "the driver got a signed payload: {why}");
+    assert!(
+        why.contains("expected Fail(880102), got onSuccess"),
+        "{why}"
+    );
+    assert!(
+        why.contains("\"signature\""),
+        "the driver got a signed payload: {why}"
+    );
     // A driver that cannot start fails the scenario with a clear error.
-    let report = run_with(&ok, &ClientSpec::Command(vec!["/nonexistent/driver".into()])).await;
-    assert!(report.failure().is_some_and(|f| f.contains("driver did not start")), "{:?}", report.failure());
+    let report = run_with(
+        &ok,
+        &ClientSpec::Command(vec!["/nonexistent/driver".into()]),
+    )
+    .await;
+    assert!(
+        report
+            .failure()
+            .is_some_and(|f| f.contains("driver did not start")),
+        "{:?}",
+        report.failure()
+    );
     // Without a driver, portable steps say what is missing.
     let report = jmessage_mock::conformance::run(&ok).await;
-    assert!(report.failure().is_some_and(|f| f.contains("need a driver")), "{:?}", report.failure());
+    assert!(
+        report
+            .failure()
+            .is_some_and(|f| f.contains("need a driver")),
+        "{:?}",
+        report.failure()
+    );
 }

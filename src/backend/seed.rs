@@ -74,7 +74,7 @@ pub struct MessageSeed {
 }
 
 /// A media file that exists at start (as if the owner had uploaded it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MediaSeed {
     /// Empty: the first app.

@@ -33,6 +33,7 @@ pub struct Fixtures {
     #[schemars(with = "Vec<MessageSeed>")]
     pub messages: Vec<Spanned<MessageSeed>>,
     #[serde(default)]
+    #[schemars(with = "Vec<MediaSeed>")]
     pub media: Vec<Spanned<MediaSeed>>,
 }
 
@@ -187,7 +188,7 @@ pub enum Step {
 }
 
 /// What a `call` step expects.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallExpect {
     /// `onSuccess` fires (default). With fields: its first argument contains them.
