@@ -156,15 +156,23 @@ pub fn check_expectations(server: &RunningServer, expect: &[Expectation]) -> Vec
                 }
             }
             Expectation::Frame { frames, fields } => {
-                let matching: Vec<&Entry> = journal.iter().filter(|e| entry_matches(frames, e)).collect();
-                let found = matching.iter().any(|e| payload(&e.frame).is_some_and(|p| subset(fields, &p)));
+                let matching: Vec<&Entry> = journal
+                    .iter()
+                    .filter(|e| entry_matches(frames, e))
+                    .collect();
+                let found = matching
+                    .iter()
+                    .any(|e| payload(&e.frame).is_some_and(|p| subset(fields, &p)));
                 Check {
                     what: format!("expect frame({}) with {fields}", describe(frames)),
                     ok: found,
                     detail: format!(
                         "{} matching frame(s){}",
                         matching.len(),
-                        matching.first().map(|e| format!(", first: {}", e.frame)).unwrap_or_default()
+                        matching
+                            .first()
+                            .map(|e| format!(", first: {}", e.frame))
+                            .unwrap_or_default()
                     ),
                 }
             }

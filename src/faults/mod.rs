@@ -96,7 +96,9 @@ pub fn validate(spec: &FaultSpec) -> Result<(), String> {
     }
     if let Some([from, to]) = spec.steps {
         if from == 0 || from > to {
-            return Err(format!("steps window [{from}, {to}] must count from 1 and ascend"));
+            return Err(format!(
+                "steps window [{from}, {to}] must count from 1 and ascend"
+            ));
         }
     }
     match &spec.action {

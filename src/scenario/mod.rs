@@ -661,7 +661,9 @@ impl Loader {
         }
         for x in &sf.expect {
             let filter = match &x.value {
-                Expectation::Count { frames, .. } | Expectation::SameRid(frames) | Expectation::Frame { frames, .. } => Some(frames),
+                Expectation::Count { frames, .. }
+                | Expectation::SameRid(frames)
+                | Expectation::Frame { frames, .. } => Some(frames),
                 Expectation::MessagesStored(_) => None,
             };
             if let Some(f) = filter {
