@@ -53,8 +53,18 @@ async fn run_node(
     envs: &[(&str, String)],
     limit: Duration,
 ) -> (bool, String) {
+    run_node_args(dir, &[script], envs, limit).await
+}
+
+async fn run_node_args(
+    dir: &Path,
+    args: &[&str],
+    envs: &[(&str, String)],
+    limit: Duration,
+) -> (bool, String) {
+    let script = args.join(" ");
     let mut cmd = Command::new("node");
-    cmd.arg(script)
+    cmd.args(args)
         .current_dir(dir)
         .kill_on_drop(true)
         .stdout(Stdio::piped())
@@ -178,6 +188,56 @@ async fn official_sdk_full_scenario() {
         assert!(
             done["passed"].as_u64().unwrap_or(0) >= 20,
             "{sdk}: too few steps passed: {done}"
+        );
+    }
+    s.shutdown().await;
+}
+
+/// The driver protocol v1 (`docs/driver-protocol.md`) over the official SDK:
+/// `adapters/jmessage-web/test/driver.test.js` (node's test runner) spawns
+/// `driver.js` and drives it against this in-process server: hello/capabilities and
+/// the version detected from the build, bad commands, two instances, init/register/
+/// login, callbacks and listener deliveries, a `$file` upload, `advance` on the
+/// virtual clock, destroy and shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_sdk_driver_protocol() {
+    let Ok(paths) = std::env::var("JMESSAGE_SDK") else {
+        eprintln!("SKIPPED: JMESSAGE_SDK is not set (point it at an official Web SDK build; ':' separates several)");
+        return;
+    };
+    let dir = root().join("adapters/jmessage-web");
+    if let Some(why) = node_missing(&dir) {
+        panic!("JMESSAGE_SDK is set but {why}");
+    }
+    let s = common::start().await;
+    for sdk in paths.split(':').filter(|p| !p.is_empty()) {
+        let envs = [
+            ("JMESSAGE_SDK", sdk.to_owned()),
+            ("JMM_ADDRESS", s.ws_url()),
+            ("JMM_UPLOAD", s.upload_url()),
+            ("JMM_APPKEY", common::APPKEY.to_owned()),
+            ("JMM_SECRET", common::SECRET.to_owned()),
+        ];
+        let started = std::time::Instant::now();
+        let (ok, out) =
+            run_node_args(&dir, &["--test", "test/"], &envs, Duration::from_secs(90)).await;
+        println!("{sdk} ({:?}):\n{out}", started.elapsed());
+        assert!(
+            ok,
+            "official SDK {sdk}: driver protocol self-test failed:\n{out}"
+        );
+        // The suite really ran (the driver part skips itself without JMESSAGE_SDK):
+        // 10 driver.test.js tests (the build's test and its 9 steps) + 5 clock.test.js.
+        let count = |key: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        };
+        assert_eq!(count("# fail "), Some(0), "{sdk}: {out}");
+        assert_eq!(count("# skipped "), Some(0), "{sdk}: {out}");
+        assert!(
+            count("# pass ").unwrap_or(0) >= 15,
+            "{sdk}: expected at least 15 passing tests:\n{out}"
         );
     }
     s.shutdown().await;

@@ -13,6 +13,7 @@ const http = require('http');
 const https = require('https');
 const util = require('util');
 const NodeWS = require('ws');
+const { INSTALL_DATE } = require('./clock');
 
 const DEFAULT_PAGE_URL = 'http://localhost/';
 const DEFAULT_USER_AGENT =
@@ -230,6 +231,7 @@ class Sandbox {
   recordFrame(conn, dir, data) {
     const rec = { t: Date.now() - this.t0, conn, dir, data };
     this.frames.push(rec);
+    if (this.options.clock) this.options.clock.touch();
     if (typeof this.options.onFrame === 'function') this.options.onFrame(rec, this);
   }
 
@@ -270,6 +272,9 @@ class Sandbox {
       return h;
     };
     const clearIntervalShim = (h) => { if (h) { clearInterval(h); sb.intervals.delete(h); } };
+    // With a shared virtual clock (options.clock, see clock.js) the page's
+    // timers and Date run on it instead; dispose() drops them from its queue.
+    const virtual = this.options.clock ? this.options.clock.attach(this) : null;
 
     const globals = {
       console: this.console,
@@ -278,10 +283,10 @@ class Sandbox {
       document,
       localStorage,
       sessionStorage,
-      setTimeout: setTimeoutShim,
-      clearTimeout: clearTimeoutShim,
-      setInterval: setIntervalShim,
-      clearInterval: clearIntervalShim,
+      setTimeout: virtual ? virtual.setTimeout : setTimeoutShim,
+      clearTimeout: virtual ? virtual.clearTimeout : clearTimeoutShim,
+      setInterval: virtual ? virtual.setInterval : setIntervalShim,
+      clearInterval: virtual ? virtual.clearInterval : clearIntervalShim,
       queueMicrotask: (fn) => queueMicrotask(() => sb.guard('microtask', fn)),
       WebSocket: this._makeWebSocketClass(location),
       XMLHttpRequest: this._makeXHRClass(location),
@@ -303,6 +308,10 @@ class Sandbox {
     // libraries treat `global.global === global` as "running in Node").
     vm.runInContext('globalThis.window = globalThis; globalThis.self = globalThis; globalThis.top = globalThis; globalThis.parent = globalThis;', this.context);
     this.window = vm.runInContext('window', this.context);
+    if (virtual) {
+      this.window.__jmmNow = virtual.now;
+      vm.runInContext(INSTALL_DATE, this.context);
+    }
     // context-realm constructors, for values handed to SDK code
     this.ctxArrayBuffer = vm.runInContext('ArrayBuffer', this.context);
     this.ctxUint8Array = vm.runInContext('Uint8Array', this.context);
@@ -586,6 +595,7 @@ class Sandbox {
   dispose() {
     if (this.disposed) return;
     this.disposed = true;
+    if (this.options.clock) this.options.clock.detach(this);
     for (const h of this.timers) clearTimeout(h);
     for (const h of this.intervals) clearInterval(h);
     this.timers.clear();
@@ -599,7 +609,8 @@ class Sandbox {
 
 // Creates one isolated page with one JMessage instance.
 // options: { address, upload_file, debug, name, onFrame(rec, sandbox), onError(rec),
-//            console, pageUrl, userAgent, localStorage (initial items) }
+//            console, pageUrl, userAgent, localStorage (initial items),
+//            clock (a VirtualClock from clock.js: timers and Date on virtual time) }
 // Returns the JMessage instance; getSandbox(jim) gives the sandbox (frames,
 // errors, window, dispose()).
 function createInstance(sdkPath, options) {

@@ -1,0 +1,517 @@
+#!/usr/bin/env node
+'use strict';
+// Driver protocol v1 (docs/driver-protocol.md) for the official JMessage Web
+// SDK: JSON lines on stdin (commands) and stdout (replies and events). Each
+// `create`d instance is its own page (lib/sandbox.js: one vm context per
+// JMessage object). stdout carries protocol lines only: the SDK's console,
+// debug output and the driver's own diagnostics go to stderr.
+//
+// Usage: node driver.js [--sdk PATH] [--real-timers]
+//   --sdk PATH      the SDK build (default: $JMESSAGE_SDK)
+//   --real-timers   no virtual clock (then `fake_timers` is not advertised
+//                   and `advance` fails)
+// Env: JMM_DRIVER_TRACE=1 prints every wire frame of every instance to stderr.
+
+const fs = require('fs');
+const path = require('path');
+const readline = require('readline');
+const util = require('util');
+const { Console } = require('console');
+const { Sandbox } = require('./lib/sandbox');
+const { VirtualClock } = require('./lib/clock');
+
+const PROTOCOL = 1;
+const DRIVER_NAME = 'jmessage-web';
+
+// Nothing but protocol lines may reach stdout: route the process console to stderr.
+const errConsole = new Console({ stdout: process.stderr, stderr: process.stderr });
+for (const k of ['log', 'info', 'warn', 'error', 'debug', 'trace', 'dir', 'table']) {
+  globalThis.console[k] = errConsole[k].bind(errConsole);
+}
+
+function parseArgs(argv) {
+  const out = { sdk: process.env.JMESSAGE_SDK || '', realTimers: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--sdk' && i + 1 < argv.length) out.sdk = argv[++i];
+    else if (a.startsWith('--sdk=')) out.sdk = a.slice('--sdk='.length);
+    else if (a === '--real-timers') out.realTimers = true;
+    else process.stderr.write(`driver: ignoring unknown argument ${a}\n`);
+  }
+  // JMESSAGE_SDK may list several builds (':'-separated) for the test suites; a
+  // driver runs one, the first.
+  out.sdk = out.sdk.split(':').find((p) => p) || '';
+  return out;
+}
+
+const ARGS = parseArgs(process.argv.slice(2));
+const TRACE = process.env.JMM_DRIVER_TRACE === '1';
+
+// ---------------------------------------------------------------------------
+// Output
+
+function writeLine(obj) {
+  let line;
+  try {
+    line = JSON.stringify(obj);
+  } catch (e) {
+    line = JSON.stringify({ event: 'error', message: `driver could not encode a line: ${e.message}` });
+  }
+  process.stdout.write(line + '\n');
+}
+
+function log(message) {
+  process.stderr.write(`driver: ${message}\n`);
+}
+
+function reportError(instance, message) {
+  const ev = { event: 'error', message: String(message) };
+  if (instance !== undefined) ev.instance = instance;
+  log(`error${instance !== undefined ? ` [${instance}]` : ''}: ${message}`);
+  writeLine(ev);
+}
+
+// ---------------------------------------------------------------------------
+// Values crossing to the runner: JSON-safe copies. Works on values from any
+// realm (the SDK's objects come from its page's vm context, so `instanceof`
+// against this realm's constructors is useless: use the [[Class]] tag).
+
+function tagOf(v) {
+  return Object.prototype.toString.call(v).slice(8, -1);
+}
+
+function jsonSafe(value) {
+  const stack = [];
+  const conv = (v) => {
+    if (v === null) return null;
+    switch (typeof v) {
+      case 'string':
+      case 'boolean':
+        return v;
+      case 'number':
+        return Number.isFinite(v) ? v : null;
+      case 'bigint':
+        return v.toString();
+      case 'undefined':
+      case 'function':
+      case 'symbol':
+        return undefined;
+      default:
+        break;
+    }
+    if (stack.includes(v)) return '[Circular]';
+    const tag = tagOf(v);
+    switch (tag) {
+      case 'Blob':
+      case 'File':
+        return `[${tag} ${v.size} bytes${v.type ? ` ${v.type}` : ''}]`;
+      case 'FormData':
+        return '[FormData]';
+      case 'ArrayBuffer':
+      case 'SharedArrayBuffer':
+        return `[ArrayBuffer ${v.byteLength} bytes]`;
+      case 'Date':
+        return Number.isFinite(v.getTime()) ? v.toISOString() : null;
+      case 'Error':
+        return { name: String(v.name), message: String(v.message) };
+      case 'RegExp':
+        return String(v);
+      default:
+        break;
+    }
+    if (ArrayBuffer.isView(v)) return `[${tag} ${v.byteLength} bytes]`;
+    stack.push(v);
+    try {
+      if (typeof v.toJSON === 'function' && !Array.isArray(v)) {
+        try {
+          const j = v.toJSON();
+          if (j !== v) return conv(j);
+        } catch (_) { /* fall through to the plain walk */ }
+      }
+      if (Array.isArray(v)) {
+        return Array.from(v, (e) => {
+          const c = conv(e);
+          return c === undefined ? null : c;
+        });
+      }
+      if (tag === 'Map') return Object.fromEntries([...v].map(([k, e]) => [String(k), conv(e) ?? null]));
+      if (tag === 'Set') return [...v].map((e) => conv(e) ?? null);
+      const out = {};
+      for (const k of Object.keys(v)) {
+        let e;
+        try {
+          e = v[k];
+        } catch (err) {
+          e = `[getter threw: ${err && err.message}]`;
+        }
+        const c = conv(e);
+        if (c !== undefined) out[k] = c;
+      }
+      return out;
+    } finally {
+      stack.pop();
+    }
+  };
+  const c = conv(value);
+  return c === undefined ? null : c;
+}
+
+function argsSafe(args) {
+  return Array.from(args, (a) => jsonSafe(a));
+}
+
+// ---------------------------------------------------------------------------
+// SDK build detection.
+//
+// The version cannot be read from the build at run time: the constants module
+// (with SDK_VERSION) is internal to the webpack bundle, and the 2.6.0 build
+// still says SDK_VERSION "2.5.0" (it is what its `login` sends). The public
+// API, however, differs between the three builds, so the driver probes the
+// prototype of `window.JMessage` in a throw-away page:
+//   2.6.0: dissolveGroup, addGroupKeeper, changeGroupAdmin, transPlatMsg (new in 2.6.0)
+//   2.5.0: chat rooms (enterChatroom, getAppkeyChatrooms) and addGroupMemSilence
+//   2.4.0: none of these
+// A build matching none of the known shapes reports "unknown(<SDK_VERSION>)"
+// with the literal found in its source, if any.
+
+const VERSION_MARKERS = [
+  { version: '2.6.0', methods: ['dissolveGroup', 'addGroupKeeper', 'changeGroupAdmin', 'transPlatMsg'] },
+  { version: '2.5.0', methods: ['enterChatroom', 'getAppkeyChatrooms', 'addGroupMemSilence'] },
+];
+
+let detected = null; // {version, methods}
+
+function detectVersion() {
+  if (detected) return detected;
+  if (!ARGS.sdk) throw new Error('no SDK build: set JMESSAGE_SDK or pass --sdk PATH');
+  if (!fs.existsSync(ARGS.sdk)) throw new Error(`SDK build not found: ${ARGS.sdk}`);
+  const sb = new Sandbox(ARGS.sdk, { name: 'probe', console: pageConsole('probe') });
+  try {
+    const JMessage = sb.load();
+    const proto = JMessage.prototype;
+    const has = (m) => typeof proto[m] === 'function';
+    let version = null;
+    for (const marker of VERSION_MARKERS) {
+      if (marker.methods.every(has)) {
+        version = marker.version;
+        break;
+      }
+    }
+    if (!version) {
+      const chatRoomish = ['enterChatroom', 'dissolveGroup', 'addGroupKeeper'].some(has);
+      if (!chatRoomish && has('sendSingleMsg') && has('onMsgReceive')) version = '2.4.0';
+    }
+    if (!version) {
+      const src = fs.readFileSync(ARGS.sdk, 'utf8');
+      const m = /SDK_VERSION\s*:\s*["']([^"']+)["']/.exec(src);
+      version = `unknown(${m ? m[1] : '?'})`;
+    }
+    detected = { version };
+    return detected;
+  } finally {
+    sb.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Instances
+
+const clock = ARGS.realTimers ? null : new VirtualClock({ onLog: log });
+const instances = new Map(); // name -> {name, sb, jim, listeners:Set}
+
+function pageConsole(label) {
+  const w = (lvl) => (...args) => process.stderr.write(`[${label} console.${lvl}] ${util.format(...args)}\n`);
+  const c = {};
+  for (const k of ['log', 'info', 'warn', 'error', 'debug', 'trace', 'table', 'dir', 'group', 'groupEnd', 'time', 'timeEnd', 'assert']) c[k] = w(k);
+  c.assert = (cond, ...args) => { if (!cond) w('assert')(...args); };
+  c.group = () => {};
+  c.groupEnd = () => {};
+  c.time = () => {};
+  c.timeEnd = () => {};
+  return c;
+}
+
+// The SDK dials `address` with Socket.IO; given an http(s) URL (what the
+// server prints first) the driver turns it into ws(s)://host:port. A path
+// would become the Socket.IO namespace, so it is dropped for http(s) URLs.
+function toWsAddress(addr) {
+  const u = new URL(addr);
+  if (u.protocol === 'http:' || u.protocol === 'https:') {
+    return `${u.protocol === 'https:' ? 'wss:' : 'ws:'}//${u.host}`;
+  }
+  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new Error(`address must be a ws(s):// or http(s):// URL, got ${addr}`);
+  return addr;
+}
+
+function getInstance(cmd) {
+  if (typeof cmd.instance !== 'string' || !cmd.instance) throw new Error('missing `instance`');
+  const inst = instances.get(cmd.instance);
+  if (!inst) throw new Error(`unknown instance ${JSON.stringify(cmd.instance)}`);
+  return inst;
+}
+
+function createInstance(cmd) {
+  const name = cmd.instance;
+  if (typeof name !== 'string' || !name) throw new Error('missing `instance` (a non-empty string)');
+  if (instances.has(name)) throw new Error(`instance ${JSON.stringify(name)} already exists`);
+  const o = cmd.options;
+  if (!o || typeof o !== 'object' || Array.isArray(o)) throw new Error('missing `options` object');
+  // Both URLs are required: the SDK's defaults point at the production service.
+  if (typeof o.address !== 'string' || !o.address) throw new Error('options.address is required');
+  if (typeof o.upload_file !== 'string' || !o.upload_file) throw new Error('options.upload_file is required');
+  const address = toWsAddress(o.address);
+  new URL(o.upload_file); // throws on a malformed URL
+  detectVersion(); // fails early and clearly when the SDK is missing
+  const sb = new Sandbox(ARGS.sdk, {
+    name,
+    console: pageConsole(name),
+    clock: clock || undefined,
+    onFrame: TRACE ? (f) => process.stderr.write(`[${name} +${f.t}ms conn${f.conn}] ${f.dir} ${f.data === null ? '' : f.data}\n`) : undefined,
+    onError: (e) => reportError(name, `exception in ${e.where}: ${e.message}${e.stack ? `\n${e.stack}` : ''}`),
+  });
+  let jim;
+  try {
+    const JMessage = sb.load();
+    const ctorOpts = toPage(sb, { address, upload_file: o.upload_file, debug: !!o.debug });
+    jim = new JMessage(ctorOpts);
+  } catch (e) {
+    sb.dispose();
+    throw e;
+  }
+  sb.instance = jim;
+  instances.set(name, { name, sb, jim, listeners: new Set() });
+}
+
+// Deep-copies runner JSON into the page's realm (the SDK tests `x instanceof
+// Array`; a Node-realm array fails that inside the vm context) and resolves
+// `{"$file": {name, type, base64}}` placeholders into a page FormData holding
+// a File, appended under the key the placeholder sits at (`image`, `file`...).
+function toPage(sb, value) {
+  const win = sb.window;
+  const conv = (x, key) => {
+    if (Array.isArray(x)) {
+      const a = new win.Array();
+      for (const e of x) a.push(conv(e, key));
+      return a;
+    }
+    if (x && typeof x === 'object') {
+      if (Object.prototype.hasOwnProperty.call(x, '$file')) return fileFormData(win, x.$file, key);
+      const obj = new win.Object();
+      for (const [k, e] of Object.entries(x)) obj[k] = conv(e, k);
+      return obj;
+    }
+    return x;
+  };
+  return conv(value, 'file');
+}
+
+function fileFormData(win, spec, key) {
+  if (!spec || typeof spec !== 'object') throw new Error('$file must be an object {name, type, base64}');
+  if (typeof spec.base64 !== 'string') throw new Error('$file.base64 must be a string');
+  if (!/^[A-Za-z0-9+/\s]*={0,2}\s*$/.test(spec.base64)) throw new Error('$file.base64 is not valid base64');
+  const bytes = Buffer.from(spec.base64, 'base64');
+  const name = typeof spec.name === 'string' && spec.name ? spec.name : 'file';
+  const type = typeof spec.type === 'string' ? spec.type : 'application/octet-stream';
+  const fd = new win.FormData();
+  const file = new win.File([bytes], name, { type });
+  fd.append(typeof key === 'string' && key ? key : 'file', file, name);
+  return fd;
+}
+
+const CALLBACK_NAME = /^on[A-Z][A-Za-z]*$/;
+
+function isPublicMethod(jim, method) {
+  return typeof method === 'string' && /^[A-Za-z][A-Za-z0-9]*$/.test(method) && method !== 'constructor' &&
+    typeof jim[method] === 'function';
+}
+
+function callMethod(cmd) {
+  const inst = getInstance(cmd);
+  const { method } = cmd;
+  if (!isPublicMethod(inst.jim, method)) throw new Error(`unknown method ${JSON.stringify(method)}`);
+  const args = cmd.args === undefined ? [] : cmd.args;
+  if (!Array.isArray(args)) throw new Error('`args` must be an array');
+  const callbacks = cmd.callbacks === undefined ? [] : cmd.callbacks;
+  if (!Array.isArray(callbacks) || !callbacks.every((c) => typeof c === 'string' && CALLBACK_NAME.test(c))) {
+    throw new Error('`callbacks` must be an array of callback names like "onSuccess"');
+  }
+  const pageArgs = args.map((a) => toPage(inst.sb, a));
+  let ret;
+  try {
+    ret = inst.jim[method](...pageArgs);
+  } catch (e) {
+    return { thrown: e && e.message !== undefined ? String(e.message) : String(e) };
+  }
+  // Request methods return the SDK's request builder: register the callbacks on it.
+  const isRequest = ret !== null && typeof ret === 'object' && typeof ret.onSuccess === 'function';
+  if (isRequest) {
+    let target = ret;
+    for (const name of callbacks) {
+      if (typeof target[name] !== 'function') {
+        log(`[${inst.name}] ${method}: the returned request has no ${name}; not registered`);
+        writeLine({ event: 'log', message: `${inst.name}.${method}: no callback ${name} on the returned request (not registered)` });
+        continue;
+      }
+      const fn = function callbackForwarder() {
+        if (inst.sb.disposed) return;
+        writeLine({ event: 'callback', call: cmd.seq, name, args: argsSafe(arguments) });
+      };
+      const next = target[name](fn);
+      // The builder chains (returns itself); keep registering on it either way.
+      if (next && typeof next === 'object' && typeof next[name] === 'function') target = next;
+    }
+    return { returned: null };
+  }
+  if (callbacks.length) {
+    writeLine({ event: 'log', message: `${inst.name}.${method} returned no request object; callbacks ${callbacks.join(',')} not registered` });
+  }
+  return { returned: jsonSafe(ret) };
+}
+
+function listen(cmd) {
+  const inst = getInstance(cmd);
+  const { listener } = cmd;
+  if (typeof listener !== 'string' || !CALLBACK_NAME.test(listener) || typeof inst.jim[listener] !== 'function') {
+    throw new Error(`unknown listener ${JSON.stringify(listener)}`);
+  }
+  // The SDK keeps one handler per listener; registering again replaces it,
+  // so a second `listen` does not double the events.
+  inst.jim[listener](function listenerForwarder() {
+    if (inst.sb.disposed) return;
+    writeLine({ event: 'listener', instance: inst.name, listener, args: argsSafe(arguments) });
+  });
+  inst.listeners.add(listener);
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function destroyInstance(inst, graceMs) {
+  instances.delete(inst.name);
+  let loggedIn = false;
+  try {
+    loggedIn = !!(inst.jim.isLogin && inst.jim.isLogin());
+  } catch (_) { /* treat as logged out */ }
+  if (loggedIn) {
+    try {
+      inst.jim.loginOut();
+    } catch (e) {
+      log(`[${inst.name}] loginOut threw: ${e && e.message}`);
+    }
+    // Let the logout frame leave before the sockets are terminated.
+    await sleep(graceMs);
+  }
+  inst.sb.dispose();
+}
+
+// ---------------------------------------------------------------------------
+// Command dispatch (one at a time, in arrival order)
+
+async function handle(cmd) {
+  switch (cmd.cmd) {
+    case 'hello': {
+      if (cmd.protocol !== undefined && cmd.protocol !== PROTOCOL) {
+        throw new Error(`unsupported protocol ${JSON.stringify(cmd.protocol)} (this driver speaks ${PROTOCOL})`);
+      }
+      const { version } = detectVersion();
+      const capabilities = ['multi_instance', 'upload'];
+      if (clock) capabilities.splice(1, 0, 'fake_timers');
+      return { driver: DRIVER_NAME, version, protocol: PROTOCOL, capabilities };
+    }
+    case 'create':
+      createInstance(cmd);
+      return {};
+    case 'call':
+      return callMethod(cmd);
+    case 'listen':
+      listen(cmd);
+      return {};
+    case 'advance': {
+      if (!clock) throw new Error('fake_timers is not enabled (driver started with --real-timers)');
+      const ms = cmd.ms;
+      if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw new Error('`ms` must be a non-negative number');
+      await clock.advance(ms);
+      return {};
+    }
+    case 'destroy': {
+      const inst = getInstance(cmd);
+      await destroyInstance(inst, 200);
+      return {};
+    }
+    case 'shutdown':
+      return {};
+    default:
+      throw new Error(`unknown cmd ${JSON.stringify(cmd.cmd)}`);
+  }
+}
+
+let shuttingDown = false;
+
+async function processLine(line) {
+  if (!line.trim()) return;
+  let cmd;
+  try {
+    cmd = JSON.parse(line);
+  } catch (e) {
+    reportError(undefined, `bad command line (not JSON): ${line.slice(0, 200)}`);
+    return;
+  }
+  if (!cmd || typeof cmd !== 'object' || Array.isArray(cmd)) {
+    reportError(undefined, `bad command line (not an object): ${line.slice(0, 200)}`);
+    return;
+  }
+  const { seq } = cmd;
+  if (!Number.isSafeInteger(seq) || seq <= 0) {
+    reportError(undefined, `command without a valid seq: ${line.slice(0, 200)}`);
+    return;
+  }
+  if (typeof cmd.cmd !== 'string') {
+    writeLine({ seq, ok: false, error: 'missing `cmd`' });
+    return;
+  }
+  try {
+    const out = await handle(cmd);
+    if ('thrown' in out) writeLine({ seq, ok: false, thrown: out.thrown });
+    else writeLine({ seq, ok: true, ...out });
+  } catch (e) {
+    writeLine({ seq, ok: false, error: e && e.message !== undefined ? String(e.message) : String(e) });
+  }
+  if (cmd.cmd === 'shutdown') await shutdown(0);
+}
+
+async function shutdown(code) {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  const all = [...instances.values()];
+  await Promise.all(all.map((inst) => destroyInstance(inst, 100).catch(() => {})));
+  if (clock) clock.stop();
+  // Exit once stdout is flushed.
+  process.stdout.write('', () => process.exit(code));
+}
+
+process.on('uncaughtException', (e) => {
+  try {
+    reportError(undefined, `uncaught exception: ${e && e.stack ? e.stack : e}`);
+  } catch (_) { /* nothing left to do */ }
+});
+process.on('unhandledRejection', (e) => {
+  try {
+    reportError(undefined, `unhandled rejection: ${e && e.stack ? e.stack : e}`);
+  } catch (_) { /* nothing left to do */ }
+});
+process.stdout.on('error', (e) => {
+  // The runner went away (EPIPE): nothing to talk to.
+  if (e && e.code === 'EPIPE') process.exit(0);
+});
+
+const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity, terminal: false });
+let queue = Promise.resolve();
+rl.on('line', (line) => {
+  queue = queue.then(() => (shuttingDown ? undefined : processLine(line))).catch((e) => reportError(undefined, `driver bug: ${e && e.stack}`));
+});
+rl.on('close', () => {
+  queue = queue.then(() => shutdown(0));
+});
+
+log(`started (sdk ${ARGS.sdk ? path.resolve(ARGS.sdk) : 'unset'}, ${clock ? 'virtual clock' : 'real timers'})`);
