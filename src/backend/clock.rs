@@ -64,6 +64,12 @@ impl OffsetClock {
     pub fn offset_ms(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
     }
+
+    /// Back to real time. Only for a fresh start (admin reset, scenario load): state
+    /// built under the old offset must be discarded with it.
+    pub fn rewind(&self) {
+        self.0.store(0, Ordering::SeqCst);
+    }
 }
 
 impl Clock for OffsetClock {

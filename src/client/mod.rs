@@ -292,7 +292,9 @@ impl Client {
         tokio::spawn(async move {
             let mut conn_tx = Some(conn_tx);
             loop {
+                // Frames that arrived before the close are still handled.
                 let frame = tokio::select! {
+                    biased;
                     f = inbound.recv() => f,
                     _ = r_inner.closed.cancelled() => None,
                 };
@@ -385,7 +387,9 @@ impl Client {
             if ack_seen {
                 break;
             }
+            // Biased: what already arrived wins over a close that followed it.
             tokio::select! {
+                biased;
                 _ = acked.notified() => break,
                 r = &mut *rx, if response.is_none() => match r {
                     Ok(body) => response = Some(body),
@@ -413,6 +417,7 @@ impl Client {
         loop {
             let limit = cfg.response_timeout;
             tokio::select! {
+                biased;
                 r = &mut *rx => return match r {
                     Ok(body) => Ok(Reply { body, sends, acked: true }),
                     Err(_) => Err(RequestError::Closed),

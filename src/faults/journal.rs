@@ -12,6 +12,7 @@ pub struct Entry {
     pub seq: u64,
     /// Milliseconds since the server started.
     pub t_ms: u64,
+    /// The connection (0: a refused handshake, which has none).
     pub conn: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<Arc<str>>,
@@ -27,6 +28,11 @@ pub struct Entry {
     pub fault: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<&'static str>,
+    /// How long a `delay` or `throttle` rule held the frame back, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// The frame's text; for a refused handshake, what was refused
+    /// (`websocket handshake`, `websocket upgrade`, `polling handshake`).
     pub frame: Arc<str>,
 }
 

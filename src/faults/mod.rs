@@ -215,7 +215,8 @@ pub struct FaultLayer {
     journal: Mutex<Journal>,
     links: Mutex<Links>,
     started: Instant,
-    down_until: Mutex<Option<Instant>>,
+    /// While a `restart` rule keeps the server down: until when, and the rule's id.
+    down_until: Mutex<Option<(Instant, Arc<str>)>>,
     engine: OnceLock<Weak<Engine>>,
 }
 
@@ -333,7 +334,13 @@ impl FaultLayer {
         lock(&self.journal).clear();
     }
 
-    fn record(&self, s: &Seen<'_>, conn: u64, fault: Option<(&Arc<str>, &'static str)>) {
+    fn record(
+        &self,
+        s: &Seen<'_>,
+        conn: u64,
+        fault: Option<(&Arc<str>, &'static str)>,
+        delay: Option<Duration>,
+    ) {
         let mut j = lock(&self.journal);
         j.push(Entry {
             seq: 0,
@@ -349,8 +356,34 @@ impl FaultLayer {
             rid: s.rid.clone(),
             fault: fault.map(|f| f.0.clone()),
             action: fault.map(|f| f.1),
+            delay_ms: delay.map(|d| d.as_millis() as u64),
             frame: s.frame.into(),
         });
+    }
+
+    /// Journals a refused handshake (it has no connection yet: `conn` 0).
+    fn record_refusal(
+        &self,
+        transport: TransportKind,
+        upgrade: bool,
+        id: &Arc<str>,
+        name: &'static str,
+    ) {
+        let what = match (transport, upgrade) {
+            (TransportKind::Websocket, false) => "websocket handshake",
+            (TransportKind::Websocket, true) => "websocket upgrade",
+            (TransportKind::Polling, false) => "polling handshake",
+            (TransportKind::Polling, true) => "polling request",
+        };
+        let s = Seen {
+            dir: Direction::In,
+            kind: FrameKind::Open,
+            event: None,
+            rid: None,
+            user: None,
+            frame: what,
+        };
+        self.record(&s, 0, Some((id, name)), None);
     }
 
     /// The first enabled, firing rule's decision for a frame.
@@ -369,11 +402,15 @@ impl FaultLayer {
         drop(rules);
         match chosen {
             Some((action, id, name)) => {
-                self.record(s, socket.id, Some((&id, name)));
+                let delay = match &action {
+                    Action::Delay(d) => Some(*d),
+                    _ => None,
+                };
+                self.record(s, socket.id, Some((&id, name)), delay);
                 action
             }
             None => {
-                self.record(s, socket.id, None);
+                self.record(s, socket.id, None, None);
                 Action::Pass
             }
         }
@@ -439,7 +476,10 @@ impl FaultLayer {
                 _ => Action::Pass,
             },
             ActionSpec::Restart { down_ms } => {
-                *lock(&self.down_until) = Some(Instant::now() + Duration::from_millis(down_ms));
+                *lock(&self.down_until) = Some((
+                    Instant::now() + Duration::from_millis(down_ms),
+                    r.id.clone(),
+                ));
                 if let Some(engine) = self.engine.get().and_then(Weak::upgrade) {
                     // Outside the rules lock's caller: close every session on a task.
                     tokio::spawn(async move {
@@ -538,7 +578,14 @@ impl Interceptor for FaultLayer {
     }
 
     fn accept(&self, transport: TransportKind, upgrade: bool) -> bool {
-        if lock(&self.down_until).is_some_and(|t| Instant::now() < t) {
+        let down = lock(&self.down_until)
+            .as_ref()
+            .filter(|(t, _)| Instant::now() < *t)
+            .map(|(_, id)| id.clone());
+        if let Some(id) = down {
+            if self.journal_on {
+                self.record_refusal(transport, upgrade, &id, "restart");
+            }
             return false;
         }
         let mut rules = lock(&self.rules);
@@ -550,6 +597,11 @@ impl Interceptor for FaultLayer {
                 _ => false,
             };
             if applies && r.fires() {
+                let (id, name) = (r.id.clone(), r.spec.action.name());
+                drop(rules);
+                if self.journal_on {
+                    self.record_refusal(transport, upgrade, &id, name);
+                }
                 return false;
             }
         }

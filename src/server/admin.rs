@@ -177,6 +177,8 @@ async fn advance_clock(State(s): State<AdminState>, body: axum::body::Bytes) -> 
 }
 
 async fn reset(State(s): State<AdminState>) -> Response {
+    // The new state starts at real time (the old offset would expire every signature).
+    s.clock.rewind();
     let mut backend = match Backend::try_new(s.initial.backend.clone(), s.shared_clock.clone()) {
         Ok(b) => b,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.join("; ")),
@@ -202,6 +204,7 @@ async fn load_scenario(State(s): State<AdminState>, body: String) -> Response {
                 .into_response();
         }
     };
+    s.clock.rewind();
     let mut backend = match Backend::try_new(scenario.backend_config(), s.shared_clock.clone()) {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.join("; ")),

@@ -346,7 +346,11 @@ async fn write_loop(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Outbound>,
 ) {
     loop {
+        // Queued frames first: a close always follows its `Close` item in the queue, so
+        // the frames queued before it (e.g. a response closed `after`) are delivered
+        // even when the close is abrupt.
         let item = tokio::select! {
+            biased;
             item = rx.recv() => item,
             _ = socket.cancel_token().cancelled() => None,
         };

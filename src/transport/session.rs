@@ -12,7 +12,7 @@ use super::{SocketHandler, TransportConfig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
@@ -86,6 +86,46 @@ pub struct Socket {
     link: Mutex<Link>,
     /// A frame held back by a reorder fault.
     held: Mutex<Option<Arc<str>>>,
+    /// Inbound frames delayed by faults are processed in order, not before this.
+    in_delay_until: Mutex<Instant>,
+    /// Delayed inbound frames, processed in order by one task.
+    delayed_in: OnceLock<DelayLine<String>>,
+    /// An inbound frame held back by a reorder fault.
+    held_in: Mutex<Option<String>>,
+}
+
+/// The sending side of a per-session delay line: frames with their release times, which
+/// never decrease, so frames leave in the order they entered.
+type DelayLine<T> = mpsc::UnboundedSender<(Instant, T)>;
+
+/// The release time of a frame delayed by `d`: not before any frame delayed earlier.
+fn next_slot(until: &Mutex<Instant>, d: Duration) -> Instant {
+    let mut until = lock(until);
+    let at = (Instant::now() + d).max(*until);
+    *until = at;
+    at
+}
+
+/// Starts the task behind a delay line; it ends with the session.
+fn spawn_delay_line<T: Send + 'static>(
+    closed: CancellationToken,
+    mut deliver: impl FnMut(T) + Send + 'static,
+) -> DelayLine<T> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, T)>();
+    tokio::spawn(async move {
+        loop {
+            let item = tokio::select! {
+                item = rx.recv() => item,
+                _ = closed.cancelled() => None,
+            };
+            let Some((at, frame)) = item else { return };
+            tokio::select! {
+                _ = tokio::time::sleep_until(at) => deliver(frame),
+                _ = closed.cancelled() => return,
+            }
+        }
+    });
+    tx
 }
 
 /// Frames held back by delay faults.
@@ -159,16 +199,24 @@ impl Socket {
                 if after {
                     self.enqueue(frame);
                 }
-                let me = self.clone();
-                tokio::spawn(async move { me.close(abrupt) });
+                self.close_soon(abrupt);
             }
             Action::Kick => {
                 self.enqueue(socketio::DISCONNECT_FRAME.into());
-                let me = self.clone();
-                tokio::spawn(async move { me.close(false) });
+                self.close_soon(false);
             }
             Action::Respond(_) => self.enqueue(frame),
         }
+    }
+
+    /// Closes the session from inside a send. The transport stops at once (nothing
+    /// queued after this point is delivered), but the session's end is reported from a
+    /// task: the sender may hold locks that the close handler takes (the hub sends
+    /// responses and pushes with the backend locked).
+    fn close_soon(self: &Arc<Self>, abrupt: bool) {
+        let _ = self.tx.send(Outbound::Close { abrupt });
+        let me = self.clone();
+        tokio::spawn(async move { me.close(abrupt) });
     }
 
     /// Queues a frame for the client, behind any frame a delay fault holds back: a
@@ -437,6 +485,9 @@ impl Engine {
             label: Mutex::new(None),
             link: Mutex::new(Link::default()),
             held: Mutex::new(None),
+            in_delay_until: Mutex::new(Instant::now()),
+            delayed_in: OnceLock::new(),
+            held_in: Mutex::new(None),
         });
         let upgrades: &[&str] = if transport == TransportKind::Polling && self.config.allow_upgrades
         {
@@ -524,6 +575,10 @@ impl Engine {
             None => Action::Pass,
             Some(i) => i.inbound(socket, frame),
         };
+        if action == Action::Hold {
+            self.hold_inbound(socket, frame);
+            return;
+        }
         match action {
             Action::Pass | Action::Hold => self.process(socket, frame),
             Action::Drop => {}
@@ -534,13 +589,16 @@ impl Engine {
                 }
             }
             Action::Delay(d) => {
-                let (engine, socket, frame) = (self.clone(), socket.clone(), frame.to_owned());
-                tokio::spawn(async move {
-                    tokio::select! {
-                        _ = tokio::time::sleep(d) => engine.process(&socket, &frame),
-                        _ = socket.closed.cancelled() => {}
-                    }
+                let at = next_slot(&socket.in_delay_until, d);
+                let tx = socket.delayed_in.get_or_init(|| {
+                    let (engine, me) = (Arc::downgrade(self), socket.clone());
+                    spawn_delay_line(socket.closed.clone(), move |f: String| {
+                        if let Some(engine) = engine.upgrade() {
+                            engine.process(&me, &f);
+                        }
+                    })
                 });
+                let _ = tx.send((at, frame.to_owned()));
             }
             Action::Close { abrupt, after } => {
                 if after {
@@ -558,6 +616,31 @@ impl Engine {
                 }
             }
         }
+        // A frame held by a reorder fault goes right after the one that followed it.
+        let held = lock(&socket.held_in).take();
+        if let Some(h) = held {
+            self.process(socket, &h);
+        }
+    }
+
+    /// Holds an inbound frame until the next one has been handled (reordering); a held
+    /// frame with nothing after it is processed after a short while anyway.
+    fn hold_inbound(self: &Arc<Self>, socket: &Arc<Socket>, frame: &str) {
+        let previous = lock(&socket.held_in).replace(frame.to_owned());
+        if let Some(p) = previous {
+            self.process(socket, &p);
+        }
+        let (engine, socket) = (Arc::downgrade(self), socket.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = socket.closed.cancelled() => return,
+            }
+            let held = lock(&socket.held_in).take();
+            if let (Some(h), Some(engine)) = (held, engine.upgrade()) {
+                engine.process(&socket, &h);
+            }
+        });
     }
 
     /// Processes one inbound frame (after interception).
