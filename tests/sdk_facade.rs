@@ -152,7 +152,6 @@ async fn logged_in_only_methods_throw_before_login() {
             sdk.call("getGroups", &[]).await.expect("call"),
             SdkCall::Thrown(_)
         ));
-        assert!(sdk.call("noSuchMethod", &[]).await.is_err());
     })
     .await
 }
@@ -162,18 +161,19 @@ async fn send_single_msg_reaches_on_msg_receive_enriched() {
     bounded(async {
         let s = start().await;
         let alice = user(&s, "alice").await;
-        let bob = user(&s, "bob").await;
+        let bob = user(&s, "bobb").await;
         bob.listen("onMsgReceive");
+        assert!(alice.call("noSuchMethod", &[]).await.is_err());
         // No content: nothing is sent, no callback.
         let r = alice
-            .call("sendSingleMsg", &[json!({"target_username": "bob"})])
+            .call("sendSingleMsg", &[json!({"target_username": "bobb"})])
             .await
             .expect("call");
         assert!(matches!(r, SdkCall::Ignored(_)), "{r:?}");
         let r = alice
             .call(
                 "sendSingleMsg",
-                &[json!({"target_username": "bob", "target_nickname": "Bobby",
+                &[json!({"target_username": "bobb", "target_nickname": "Bobby",
                          "content": "hello", "extras": {"k": 1}})],
             )
             .await
@@ -182,7 +182,7 @@ async fn send_single_msg_reaches_on_msg_receive_enriched() {
         assert_eq!(succ.len(), 1, "single sends get only (data)");
         assert!(succ[0]["msg_id"].as_i64().is_some());
         let req = &sent_events(&alice, "s_across_single_text")[0];
-        assert_eq!(req["target_id"], json!("bob"));
+        assert_eq!(req["target_id"], json!("bobb"));
         assert_eq!(req["no_offline"], json!(false));
         assert_eq!(req["no_notification"], json!(false));
         assert_eq!(req["target_name"], json!("Bobby"));
