@@ -4,8 +4,10 @@ mod common;
 
 use common::{bounded, fast, start, APPKEY, SECRET, WAIT};
 use jmessage_mock::backend::signature;
+use jmessage_mock::backend::RoomSeed;
 use jmessage_mock::client::sdk::{SdkCall, SdkInstance};
-use jmessage_mock::server::RunningServer;
+use jmessage_mock::server::{self, RunningServer, ServerConfig};
+use jmessage_mock::transport::TransportConfig;
 use serde_json::{json, Value};
 
 async fn instance(s: &RunningServer) -> SdkInstance {
@@ -108,8 +110,15 @@ async fn init_register_login_and_session_state() {
         assert!(data.get("rid").is_none(), "rid deleted: {data}");
         let login = &sent_events(&sdk, "login")[0];
         assert_eq!(login["version"], json!("2.5.0"));
-        assert_eq!(login["password"], json!(jmessage_mock::backend::md5_hex("pw")));
-        assert_eq!(sent_events(&sdk, "sync_check").len(), 1, "sync_check after login");
+        assert_eq!(
+            login["password"],
+            json!(jmessage_mock::backend::md5_hex("pw"))
+        );
+        assert_eq!(
+            sent_events(&sdk, "sync_check").len(),
+            1,
+            "sync_check after login"
+        );
         assert_eq!(
             sdk.call("isLogin", &[]).await.expect("isLogin"),
             SdkCall::Returned(json!(true))
@@ -173,8 +182,10 @@ async fn send_single_msg_reaches_on_msg_receive_enriched() {
         let r = alice
             .call(
                 "sendSingleMsg",
-                &[json!({"target_username": "bobb", "target_nickname": "Bobby",
-                         "content": "hello", "extras": {"k": 1}})],
+                &[
+                    json!({"target_username": "bobb", "target_nickname": "Bobby",
+                         "content": "hello", "extras": {"k": 1}}),
+                ],
             )
             .await
             .expect("send");
@@ -191,7 +202,10 @@ async fn send_single_msg_reaches_on_msg_receive_enriched() {
         assert_eq!(content["from_platform"], json!("web"));
         assert_eq!(content["target_type"], json!("single"));
         assert_eq!(content["from_id"], json!("alice"));
-        assert_eq!(content["msg_body"], json!({"text": "hello", "extras": {"k": 1}}));
+        assert_eq!(
+            content["msg_body"],
+            json!({"text": "hello", "extras": {"k": 1}})
+        );
         assert!(content["create_time"].as_i64().is_some());
         assert!(content.get("from_appkey").is_none());
 
@@ -270,7 +284,10 @@ async fn group_send_gets_data_and_msg_and_group_info_has_group_type() {
         assert!(info.get("flag").is_none(), "{info}");
         let r = alice.call("getGroups", &[]).await.expect("groups");
         let g = &ok(&r)[0]["group_list"][0];
-        assert!(g.get("group_type").is_some() && g.get("flag").is_none(), "{g}");
+        assert!(
+            g.get("group_type").is_some() && g.get("flag").is_none(),
+            "{g}"
+        );
         let r = alice
             .call("getGroupMembers", &[json!({"gid": gid})])
             .await
@@ -345,10 +362,7 @@ async fn friend_invitation_reaches_on_event_notification() {
         let bob = user(&s, "fbob").await;
         bob.listen("onEventNotification");
         ok(&alice
-            .call(
-                "addFriend",
-                &[json!({"target_name": "fbob", "why": "hi"})],
-            )
+            .call("addFriend", &[json!({"target_name": "fbob", "why": "hi"})])
             .await
             .expect("add"));
         let req = &sent_events(&alice, "add_friend")[0];
@@ -364,10 +378,26 @@ async fn friend_invitation_reaches_on_event_notification() {
         for k in ev.as_object().expect("object").keys() {
             assert!(
                 [
-                    "event_id", "event_type", "from_username", "gid", "to_usernames", "ctime",
-                    "extra", "return_code", "from_appkey", "msg_ids", "from_gid", "msgid_list",
-                    "to_groups", "new_owner", "group_name", "ctime_ms", "media_id",
-                    "from_nickname", "from_eventid", "description"
+                    "event_id",
+                    "event_type",
+                    "from_username",
+                    "gid",
+                    "to_usernames",
+                    "ctime",
+                    "extra",
+                    "return_code",
+                    "from_appkey",
+                    "msg_ids",
+                    "from_gid",
+                    "msgid_list",
+                    "to_groups",
+                    "new_owner",
+                    "group_name",
+                    "ctime_ms",
+                    "media_id",
+                    "from_nickname",
+                    "from_eventid",
+                    "description"
                 ]
                 .contains(&k.as_str()),
                 "field {k} passed the SDK filter"
@@ -397,32 +427,100 @@ async fn friend_invitation_reaches_on_event_notification() {
     .await
 }
 
+async fn start_with_room() -> RunningServer {
+    let mut cfg = common::backend_config();
+    cfg.rooms.push(RoomSeed {
+        appkey: APPKEY.into(),
+        id: Some(4242),
+        name: "lobby".into(),
+        description: "the lobby".into(),
+        max_member_count: 100,
+    });
+    server::start(
+        ServerConfig::new(cfg, TransportConfig::default()),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("server starts")
+}
+
 #[tokio::test]
-async fn chatroom_info_is_served_from_the_cache_after_listing() {
+async fn chatroom_info_cache_room_send_and_on_room_msg() {
     bounded(async {
-        let s = start().await;
+        let s = start_with_room().await;
         let alice = user(&s, "ralice").await;
+        let bob = user(&s, "rbobb").await;
+        // Uncached: goes to the server.
         let r = alice
+            .call("getChatroomInfo", &[json!({"id": 4242})])
+            .await
+            .expect("info");
+        assert_eq!(ok(&r)[0]["info"]["name"], json!("lobby"));
+        assert_eq!(sent_events(&alice, "room_info").len(), 1);
+        // Listed rooms are cached: answered locally after ~100 ms, no request, no ack.
+        let r = bob
             .call("getAppkeyChatrooms", &[json!({"start": 0})])
             .await
             .expect("rooms");
-        let rooms = ok(&r)[0]["result"]["rooms"].clone();
-        let Some(room) = rooms.as_array().and_then(|a| a.first()).cloned() else {
-            // No seeded rooms in this configuration: an uncached lookup goes to the server.
-            let r = alice
-                .call("getChatroomInfo", &[json!({"id": 999999})])
-                .await
-                .expect("info");
-            assert!(matches!(&r, SdkCall::Callbacks(c) if c.fail.is_some()), "{r:?}");
-            assert_eq!(sent_events(&alice, "room_info").len(), 1);
-            return;
-        };
-        let r = alice
-            .call("getChatroomInfo", &[json!({"id": room["id"]})])
+        let room = ok(&r)[0]["result"]["rooms"][0].clone();
+        assert_eq!(room["id"], json!(4242));
+        let t0 = std::time::Instant::now();
+        let r = bob
+            .call("getChatroomInfo", &[json!({"id": "4242"})])
             .await
-            .expect("info");
+            .expect("cached info");
+        assert!(t0.elapsed() >= std::time::Duration::from_millis(100));
         assert_eq!(ok(&r)[0]["info"], room);
-        assert!(sent_events(&alice, "room_info").is_empty());
+        assert!(matches!(&r, SdkCall::Callbacks(c) if !c.ack));
+        assert!(sent_events(&bob, "room_info").is_empty());
+
+        ok(&alice
+            .call("enterChatroom", &[json!({"id": 4242})])
+            .await
+            .expect("join"));
+        ok(&bob
+            .call("enterChatroom", &[json!({"id": 4242})])
+            .await
+            .expect("join"));
+        alice.listen("onRoomMsg");
+        let r = bob
+            .call(
+                "sendChatroomMsg",
+                &[json!({"target_rid": 4242, "content": "yo"})],
+            )
+            .await
+            .expect("room send");
+        let succ = ok(&r);
+        assert_eq!(succ.len(), 2, "(data, msg)");
+        assert_eq!(succ[1]["target_gid"], json!("4242"));
+        assert_eq!(succ[1]["target_name"], json!("lobby"), "cached room name");
+        assert_eq!(succ[1]["content"]["target_type"], json!("chatroom"));
+        assert_eq!(succ[1]["msg_id"], succ[0]["msg_id"]);
+        let got = alice
+            .expect_delivery("onRoomMsg", WAIT)
+            .await
+            .expect("onRoomMsg");
+        assert_eq!(got["content"]["msg_body"]["text"], json!("yo"));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn on_disconnect_fires_when_the_connection_drops_after_login() {
+    bounded(async {
+        let s = start().await;
+        let alice = user(&s, "dalice").await;
+        alice.listen("onDisconnect");
+        alice.client().drop_connection();
+        assert!(alice.expect_delivery("onDisconnect", WAIT).await.is_some());
+        assert_eq!(
+            alice.call("isLogin", &[]).await.expect("isLogin"),
+            SdkCall::Returned(json!(false))
+        );
+        assert_eq!(
+            alice.call("isConnect", &[]).await.expect("isConnect"),
+            SdkCall::Returned(json!(false))
+        );
     })
     .await
 }

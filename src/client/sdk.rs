@@ -765,7 +765,10 @@ impl Shared {
                 .await
             }
             "updateSelfInfo" => {
-                if o.get("avatar").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+                if o.get("avatar")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty())
+                {
                     o.remove("avatar");
                 }
                 self.plain("update_user_inf", Value::Object(o)).await
@@ -798,10 +801,9 @@ impl Shared {
                             c.insert("gid".into(), key.clone());
                             conv_key_group(&key)
                         } else {
-                            if let (Some(uid), Some(ut)) = (
-                                key.as_i64(),
-                                c.remove("utime").and_then(|u| u.as_i64()),
-                            ) {
+                            if let (Some(uid), Some(ut)) =
+                                (key.as_i64(), c.remove("utime").and_then(|u| u.as_i64()))
+                            {
                                 st.mtimes.insert(uid, ut);
                             }
                             conv_key_single(
@@ -932,8 +934,7 @@ impl Shared {
             }
             "getGroupMembers" => {
                 self.send("get_group_members", Value::Object(o), Post::Data, |s, b| {
-                    let Some(list) = b.get_mut("member_list").and_then(Value::as_array_mut)
-                    else {
+                    let Some(list) = b.get_mut("member_list").and_then(Value::as_array_mut) else {
                         return false;
                     };
                     let mut st = lock(&s.state);
@@ -957,15 +958,9 @@ impl Shared {
                     .await
             }
             "joinGroup" => self.plain("apply_join_group", Value::Object(o)).await,
-            "addGroupMemberResp" => {
-                self.plain("admin_add_group_member", Value::Object(o))
-                    .await
-            }
+            "addGroupMemberResp" => self.plain("admin_add_group_member", Value::Object(o)).await,
             "addGroupMemSilence" | "delGroupMemSilence" => {
-                o.insert(
-                    "keep_silence".into(),
-                    json!(method == "addGroupMemSilence"),
-                );
+                o.insert("keep_silence".into(), json!(method == "addGroupMemSilence"));
                 self.plain("group_mem_silence", Value::Object(o)).await
             }
             "dissolveGroup" => self.plain("dissolve_group", Value::Object(o)).await,
@@ -973,15 +968,18 @@ impl Shared {
             "delGroupKeeper" => self.plain("del_group_keeper", Value::Object(o)).await,
             "changeGroupAdmin" => self.plain("change_group_admin", Value::Object(o)).await,
             "getAppkeyPublicGroups" => {
-                self.send("public_group_list", Value::Object(o), Post::Data, |_, b| {
-                    match b.get_mut("result").and_then(Value::as_object_mut) {
+                self.send(
+                    "public_group_list",
+                    Value::Object(o),
+                    Post::Data,
+                    |_, b| match b.get_mut("result").and_then(Value::as_object_mut) {
                         Some(r) => {
                             flag_to_group_type(r.get_mut("groups"));
                             true
                         }
                         None => false,
-                    }
-                })
+                    },
+                )
                 .await
             }
             // ---- chat rooms ----
@@ -1015,9 +1013,7 @@ impl Shared {
                 if let Some(info) = cached {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     return Ok(SdkCall::Callbacks(Callbacks {
-                        success: Some(vec![
-                            json!({"code": 0, "message": "success", "info": info}),
-                        ]),
+                        success: Some(vec![json!({"code": 0, "message": "success", "info": info})]),
                         ..Callbacks::default()
                     }));
                 }
@@ -1034,23 +1030,22 @@ impl Shared {
             "exitChatroom" => self.plain("exit_room", Value::Object(o)).await,
             // ---- no-disturb, shield, blacklist ----
             "getNoDisturb" => {
-                self.send("no_disturb", json!({"version": 0}), Post::Data, |_, b| {
-                    match b.get_mut("no_disturb").and_then(Value::as_object_mut) {
+                self.send(
+                    "no_disturb",
+                    json!({"version": 0}),
+                    Post::Data,
+                    |_, b| match b.get_mut("no_disturb").and_then(Value::as_object_mut) {
                         Some(n) if n.contains_key("groups") => {
                             flag_to_group_type(n.get_mut("groups"));
                             true
                         }
                         _ => false,
-                    }
-                })
+                    },
+                )
                 .await
             }
-            "addSingleNoDisturb"
-            | "delSingleNoDisturb"
-            | "addGroupNoDisturb"
-            | "delGroupNoDisturb"
-            | "addGlobalNoDisturb"
-            | "delGlobalNoDisturb" => {
+            "addSingleNoDisturb" | "delSingleNoDisturb" | "addGroupNoDisturb"
+            | "delGroupNoDisturb" | "addGlobalNoDisturb" | "delGlobalNoDisturb" => {
                 let event = match method {
                     "addSingleNoDisturb" => "add_msg_no_disturb_single",
                     "delSingleNoDisturb" => "delete_msg_no_disturb_single",
@@ -1094,8 +1089,7 @@ impl Shared {
             // ---- friends ----
             "getFriendList" => {
                 self.send("get_friend_list", json!({}), Post::Data, |s, b| {
-                    let Some(list) = b.get_mut("friend_list").and_then(Value::as_array_mut)
-                    else {
+                    let Some(list) = b.get_mut("friend_list").and_then(Value::as_array_mut) else {
                         return false;
                     };
                     let mut st = lock(&s.state);
@@ -1235,7 +1229,11 @@ impl Shared {
                         &["media_id", "media_crc32", "width", "height"],
                     )
                 } else {
-                    ("file", "file", &["media_id", "media_crc32", "fsize", "fname"])
+                    (
+                        "file",
+                        "file",
+                        &["media_id", "media_crc32", "fsize", "fname"],
+                    )
                 };
                 let body = match forwarded {
                     Some(b) => b,
@@ -1409,7 +1407,9 @@ impl Shared {
         if status == 200 {
             return Ok(match parsed {
                 Some(v @ Value::Object(_)) => Ok(v),
-                _ => Err(SdkCall::Ignored(format!("unparsable upload answer: {text}"))),
+                _ => Err(SdkCall::Ignored(format!(
+                    "unparsable upload answer: {text}"
+                ))),
             });
         }
         let fail = match parsed {
@@ -1482,4 +1482,65 @@ async fn http_post(
         .map_err(|e| err(e.to_string()))?
         .to_bytes();
     Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_filter_drops_unknown_fields_and_converts_55_56_100() {
+        let ev = json!({"event_id": 1, "event_type": 55, "from_gid": 0, "msgid_list": [3],
+                        "secret": "x", "target_appkey": "k"});
+        let f = filter_event(&ev, true);
+        assert_eq!(
+            f,
+            json!({"event_id": 1, "event_type": 55, "from_gid": 0, "msgid_list": [3], "type": 0})
+        );
+        let f = filter_event(&json!({"event_type": 55, "from_gid": 7}), true);
+        assert_eq!(f["type"], json!(1));
+        let f = filter_event(&json!({"event_type": 55}), true);
+        assert_eq!(f["type"], json!(1), "absent from_gid yields 1");
+        let f = filter_event(&json!({"event_type": 56, "extra": 59}), true);
+        assert_eq!(f, json!({"event_type": 56, "by_self": true}));
+        let f = filter_event(&json!({"event_type": 56, "extra": 10}), true);
+        assert_eq!(f, json!({"event_type": 56, "by_self": false}));
+        // The sync_event path keeps extra and adds no by_self.
+        let f = filter_event(&json!({"event_type": 56, "extra": 10}), false);
+        assert_eq!(f, json!({"event_type": 56, "extra": 10}));
+        let f = filter_event(
+            &json!({"event_type": 100, "extra": 7, "description": "{\"memo_name\":\"m\"}"}),
+            true,
+        );
+        assert_eq!(f["description"], json!({"memo_name": "m"}));
+    }
+
+    #[test]
+    fn flag_becomes_group_type_on_lists_and_objects() {
+        let mut v = json!([{"gid": 1, "flag": 2}, {"gid": 2, "flag": 0}]);
+        flag_to_group_type(Some(&mut v));
+        assert_eq!(
+            v,
+            json!([{"gid": 1, "group_type": 2}, {"gid": 2, "group_type": 0}])
+        );
+        let mut o = json!({"gid": 1, "flag": 1});
+        flag_to_group_type(Some(&mut o));
+        assert_eq!(o, json!({"gid": 1, "group_type": 1}));
+    }
+
+    #[test]
+    fn passwords_are_md5_unless_is_md5_and_truthiness_is_javascript_like() {
+        let mut o = Map::new();
+        o.insert("password".into(), json!("pw"));
+        hash_password(&mut o, "password");
+        assert_eq!(o["password"], json!(md5_hex("pw")));
+        let mut o = Map::new();
+        o.insert("password".into(), json!("ABC"));
+        o.insert("is_md5".into(), json!(true));
+        hash_password(&mut o, "password");
+        assert_eq!(o["password"], json!("ABC"));
+        assert!(!truthy(Some(&json!(0))) && !truthy(Some(&json!(""))) && !truthy(None));
+        assert!(truthy(Some(&json!("0"))) && truthy(Some(&json!({}))));
+        assert_eq!(id_string(&json!(12)), "12");
+    }
 }
