@@ -562,3 +562,91 @@ async fn no_disturb_calls_carry_version_zero_and_receipts_use_sessions() {
     })
     .await
 }
+
+#[tokio::test]
+async fn offline_messages_arrive_as_on_sync_conversation_with_unread_msg_count() {
+    bounded(async {
+        let s = start().await;
+        let alice = user(&s, "oalice").await;
+        let bob = instance(&s).await;
+        ok(&bob.call("init", &[init_args()]).await.expect("init"));
+        ok(&bob
+            .call(
+                "register",
+                &[json!({"username": "obobb", "password": "pw"})],
+            )
+            .await
+            .expect("register"));
+        for text in ["one", "two"] {
+            ok(&alice
+                .call(
+                    "sendSingleMsg",
+                    &[json!({"target_username": "obobb", "content": text})],
+                )
+                .await
+                .expect("send"));
+        }
+        bob.listen("onSyncConversation");
+        ok(&bob
+            .call("login", &[json!({"username": "obobb", "password": "pw"})])
+            .await
+            .expect("login"));
+        let convs = bob
+            .expect_delivery("onSyncConversation", WAIT)
+            .await
+            .expect("onSyncConversation");
+        let c = &convs[0];
+        assert_eq!(c["from_username"], json!("oalice"), "{c}");
+        assert_eq!(c["unread_msg_count"], json!(2), "{c}");
+        assert!(c.get("unsync_count").is_none());
+        assert_eq!(c["msgs"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            bob.call("getUnreadMsgCnt", &[json!({"username": "oalice"})])
+                .await
+                .expect("cnt"),
+            SdkCall::Returned(json!(2))
+        );
+        // resetUnreadCount sends unread_single_count and returns nothing.
+        assert_eq!(
+            bob.call("resetUnreadCount", &[json!({"username": "oalice"})])
+                .await
+                .expect("reset"),
+            SdkCall::Returned(Value::Null)
+        );
+        assert_eq!(
+            sent_events(&bob, "unread_single_count")[0]["type"],
+            json!(3)
+        );
+        assert_eq!(
+            bob.call("getUnreadMsgCnt", &[json!({"username": "oalice"})])
+                .await
+                .expect("cnt"),
+            SdkCall::Returned(json!(0))
+        );
+    })
+    .await
+}
+
+#[tokio::test]
+async fn update_self_avatar_uploads_and_sends_the_media_id() {
+    bounded(async {
+        let s = start().await;
+        let alice = user(&s, "aalice").await;
+        let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+        ok(&alice
+            .call(
+                "updateSelfAvatar",
+                &[json!({"avatar": {"$file": {"name": "a.png", "type": "image/png", "base64": png}}})],
+            )
+            .await
+            .expect("avatar"));
+        let sent = &sent_events(&alice, "update_user_inf")[0];
+        let media = sent["avatar"].as_str().expect("media id string");
+        let r = alice
+            .call("getUserInfo", &[json!({"username": "aalice"})])
+            .await
+            .expect("info");
+        assert_eq!(ok(&r)[0]["user_info"]["avatar"], json!(media));
+    })
+    .await
+}
