@@ -38,7 +38,9 @@
 //! `by_self` conversion as in the SDK), `onSyncMsgReceipt` (merged, after 1.5 s),
 //! `onMsgReceiptChange`, `onTransMsgRec`, `onRoomMsg` (room_msg_sync and each message of
 //! room_msg_sync_his), `onDisconnect` (connection closed after login).
-//! Not emulated: `onMutiUnreadMsgUpdate`, the `room_info` request without `id` that
+//! `onMutiUnreadMsgUpdate` (event 200: messages newer than its `ctime_ms` stay unread).
+//! Listeners can also be registered with `call("onMsgReceive", [])`.
+//! Not emulated: the `room_info` request without `id` that
 //! `room_msg_sync_his` triggers for unknown rooms, localStorage persistence, reconnection.
 //! Pushes are processed in a background task; pushes processed while no user is logged in are
 //! dropped, as the SDK drops pushes before the login response.
@@ -118,7 +120,8 @@ struct State {
     sync: Map<String, Value>,
     rooms: HashMap<String, Value>,
     conv_extras: HashMap<String, Value>,
-    unread: HashMap<String, i64>,
+    /// `ctime_ms` of each unread message per conversation.
+    unread: HashMap<String, Vec<i64>>,
     /// Known profile mtimes (ms) per uid.
     mtimes: HashMap<i64, i64>,
     listeners: HashSet<String>,
@@ -260,6 +263,17 @@ fn conv_key_group(gid: &Value) -> String {
 
 /// Methods that need only a connection (or nothing): no login check.
 const NO_LOGIN: &[&str] = &[
+    "onMsgReceive",
+    "onEventNotification",
+    "onSyncConversation",
+    "onSyncEvent",
+    "onSyncMsgReceipt",
+    "onMsgReceiptChange",
+    "onTransMsgRec",
+    "onRoomMsg",
+    "onDisconnect",
+    "onUserInfUpdate",
+    "onMutiUnreadMsgUpdate",
     "init",
     "isInit",
     "isLogin",
@@ -419,6 +433,7 @@ impl Shared {
                     .and_then(Value::as_i64)
                     .unwrap_or(-1);
                 if ty == 200 {
+                    self.conversation_read_elsewhere(&payload, &my_appkey);
                     return;
                 }
                 self.emit("onEventNotification", filter_event(&payload, true));
@@ -440,9 +455,19 @@ impl Shared {
                                 c.get("from_username").and_then(Value::as_str).unwrap_or(""),
                             )
                         };
-                        lock(&self.state)
-                            .unread
-                            .insert(key, n.as_i64().unwrap_or(0));
+                        let count = n.as_i64().unwrap_or(0).max(0) as usize;
+                        let times: Vec<i64> = c
+                            .get("msgs")
+                            .and_then(Value::as_array)
+                            .map(|m| {
+                                let skip = m.len().saturating_sub(count);
+                                m[skip..]
+                                    .iter()
+                                    .map(|x| x.get("ctime_ms").and_then(Value::as_i64).unwrap_or(0))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        lock(&self.state).unread.insert(key, times);
                         c.insert("unread_msg_count".into(), n);
                     }
                     if !a.is_empty() {
@@ -528,6 +553,41 @@ impl Shared {
         }
     }
 
+    /// Event 200 (7.3.2): messages newer than `ctime_ms` stay unread; a drop in the count
+    /// fires `onMutiUnreadMsgUpdate`.
+    fn conversation_read_elsewhere(&self, ev: &Value, my_appkey: &str) {
+        let d = ev.get("description").cloned().unwrap_or(Value::Null);
+        let read_at = ev.get("ctime_ms").and_then(Value::as_i64).unwrap_or(0);
+        let group = d.get("type").and_then(Value::as_i64) == Some(4);
+        let appkey = d
+            .get("appkey")
+            .and_then(Value::as_str)
+            .filter(|a| !a.is_empty())
+            .unwrap_or(my_appkey)
+            .to_owned();
+        let username = d.get("username").and_then(Value::as_str).unwrap_or("");
+        let key = if group {
+            conv_key_group(d.get("gid").unwrap_or(&Value::Null))
+        } else {
+            conv_key_single(&appkey, username)
+        };
+        let (before, after) = {
+            let mut st = lock(&self.state);
+            let list = st.unread.entry(key).or_default();
+            let before = list.len();
+            list.retain(|t| *t > read_at);
+            (before, list.len())
+        };
+        if after < before {
+            let arg = if group {
+                json!({"type": 4, "gid": d.get("gid").cloned().unwrap_or(Value::Null), "unreadCount": after})
+            } else {
+                json!({"type": 3, "username": username, "appkey": appkey, "unreadCount": after})
+            };
+            self.emit("onMutiUnreadMsgUpdate", arg);
+        }
+    }
+
     fn enrich_message(&self, m: &mut Value, me: &str, my_appkey: &str) {
         let Some(obj) = m.as_object_mut() else {
             return;
@@ -536,14 +596,16 @@ impl Shared {
         let content = obj.get("content").cloned().unwrap_or(Value::Null);
         let from_id = content.get("from_id").cloned().unwrap_or(Value::Null);
         let from_appkey = content.get("from_appkey").cloned().unwrap_or(Value::Null);
+        let ctime = obj.get("ctime_ms").and_then(Value::as_i64).unwrap_or(0);
         if group {
             let gid = obj.get("from_gid").cloned().unwrap_or(Value::Null);
             obj.insert("key".into(), gid.clone());
             if from_id.as_str() != Some(me) {
-                *lock(&self.state)
+                lock(&self.state)
                     .unread
                     .entry(conv_key_group(&gid))
-                    .or_insert(0) += 1;
+                    .or_default()
+                    .push(ctime);
             }
         } else {
             obj.insert(
@@ -554,10 +616,11 @@ impl Shared {
             obj.insert("from_appkey".into(), from_appkey.clone());
             if from_id.as_str() != Some(me) {
                 let ak = from_appkey.as_str().unwrap_or(my_appkey);
-                *lock(&self.state)
+                lock(&self.state)
                     .unread
                     .entry(conv_key_single(ak, from_id.as_str().unwrap_or("")))
-                    .or_insert(0) += 1;
+                    .or_default()
+                    .push(ctime);
             }
         }
         if let Some(level) = obj.get("msg_level").and_then(Value::as_i64) {
@@ -684,6 +747,10 @@ impl Shared {
             }
         };
         match method {
+            m if m.starts_with("on") && m.len() > 2 => {
+                lock(&self.state).listeners.insert(m.to_owned());
+                Ok(SdkCall::Returned(Value::Null))
+            }
             "isInit" => Ok(SdkCall::Returned(json!(inited))),
             "isLogin" => Ok(SdkCall::Returned(json!(logged_in))),
             "isConnect" => Ok(SdkCall::Returned(json!(
@@ -812,7 +879,7 @@ impl Shared {
                             )
                         };
                         let extras = st.conv_extras.get(&ck).cloned().unwrap_or(json!({}));
-                        let unread = st.unread.get(&ck).copied().unwrap_or(0);
+                        let unread = st.unread.get(&ck).map_or(0, Vec::len);
                         c.insert("extras".into(), extras);
                         c.insert("unread_msg_count".into(), json!(unread));
                     }
@@ -828,12 +895,12 @@ impl Shared {
             }
             "getUnreadMsgCnt" => {
                 let ck = self.conv_key(&o, &own_appkey);
-                let n = lock(&self.state).unread.get(&ck).copied().unwrap_or(0);
+                let n = lock(&self.state).unread.get(&ck).map_or(0, Vec::len);
                 Ok(SdkCall::Returned(json!(n)))
             }
             "resetUnreadCount" => {
                 let ck = self.conv_key(&o, &own_appkey);
-                lock(&self.state).unread.insert(ck, 0);
+                lock(&self.state).unread.insert(ck, Vec::new());
                 let (event, payload) = if o.contains_key("gid") {
                     ("unread_group_count", json!({"gid": o["gid"], "type": 4}))
                 } else {
