@@ -650,3 +650,68 @@ async fn update_self_avatar_uploads_and_sends_the_media_id() {
     })
     .await
 }
+
+#[tokio::test]
+async fn profile_change_seen_through_sui_mtime_fires_on_user_inf_update() {
+    bounded(async {
+        let s = start().await;
+        let alice = user(&s, "malice").await;
+        let bob = user(&s, "mbobb").await;
+        ok(&alice
+            .call("addFriend", &[json!({"target_name": "mbobb", "why": "hi"})])
+            .await
+            .expect("add"));
+        ok(&bob
+            .call("acceptFriend", &[json!({"target_name": "malice"})])
+            .await
+            .expect("accept"));
+        bob.listen("onUserInfUpdate");
+        bob.listen("onMsgReceive");
+        // Unknown mtime: no update callback, sui_mtime left in place.
+        ok(&alice
+            .call(
+                "sendSingleMsg",
+                &[json!({"target_username": "mbobb", "content": "a"})],
+            )
+            .await
+            .expect("send"));
+        let m = bob
+            .expect_delivery("onMsgReceive", WAIT)
+            .await
+            .expect("first message");
+        assert!(
+            m["messages"][0]["content"].get("sui_mtime").is_some(),
+            "{m}"
+        );
+        // Bob learns alice's mtime, then alice changes her profile and writes again.
+        ok(&bob.call("getFriendList", &[]).await.expect("friends"));
+        ok(&alice
+            .call("updateSelfInfo", &[json!({"nickname": "Alice 2"})])
+            .await
+            .expect("update"));
+        ok(&alice
+            .call(
+                "sendSingleMsg",
+                &[json!({"target_username": "mbobb", "content": "b"})],
+            )
+            .await
+            .expect("send"));
+        let d = bob
+            .next_delivery(WAIT)
+            .await
+            .expect("a delivery after the second message");
+        assert_eq!(d.listener, "onUserInfUpdate", "{d:?}");
+        assert_eq!(d.arg["from_username"], json!("malice"));
+        assert_eq!(d.arg["from_appkey"], json!(APPKEY));
+        assert!(d.arg["mtime"].as_i64().is_some());
+        let m = bob
+            .expect_delivery("onMsgReceive", WAIT)
+            .await
+            .expect("second message");
+        assert!(
+            m["messages"][0]["content"].get("sui_mtime").is_none(),
+            "{m}"
+        );
+    })
+    .await
+}
