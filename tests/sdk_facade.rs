@@ -715,3 +715,34 @@ async fn profile_change_seen_through_sui_mtime_fires_on_user_inf_update() {
     })
     .await
 }
+
+#[tokio::test]
+async fn retract_reaches_the_peer_as_event_55_with_type_zero() {
+    bounded(async {
+        let s = start().await;
+        let alice = user(&s, "talice").await;
+        let bob = user(&s, "tbobb").await;
+        let r = alice
+            .call(
+                "sendSingleMsg",
+                &[json!({"target_username": "tbobb", "content": "oops"})],
+            )
+            .await
+            .expect("send");
+        let msg_id = ok(&r)[0]["msg_id"].clone();
+        bob.listen("onEventNotification");
+        let r = alice
+            .call("msgRetract", &[json!({"msg_id": msg_id})])
+            .await
+            .expect("retract");
+        assert_eq!(ok(&r).len(), 1, "msgRetract gets only (data)");
+        let ev = bob
+            .expect_delivery("onEventNotification", WAIT)
+            .await
+            .expect("event 55");
+        assert_eq!(ev["event_type"], json!(55), "{ev}");
+        assert_eq!(ev["type"], json!(0), "single-chat retract: {ev}");
+        assert_eq!(ev["msgid_list"], json!([msg_id]));
+    })
+    .await
+}
