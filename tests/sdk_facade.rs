@@ -225,7 +225,10 @@ async fn send_single_msg_reaches_on_msg_receive_enriched() {
             SdkCall::Returned(json!(1))
         );
         // The reference client confirmed it.
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let deadline = std::time::Instant::now() + WAIT;
+        while sent_events(&bob, "msg_recv_v2").is_empty() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         assert_eq!(sent_events(&bob, "msg_recv_v2").len(), 1);
     })
     .await
