@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod sdk;
 mod transport;
 
 pub use transport::{OpenInfo, Transport, TransportError};
