@@ -1,6 +1,6 @@
 //! The builtin driver: scenario steps executed with the Rust reference client.
 
-use super::portable::{resolve_auth, Portable};
+use super::portable::{resolve_auth, BuiltinApi, Portable};
 use super::{subset, Check};
 use crate::backend::Clock;
 use crate::client::{Client, ClientConfig, Reply, RequestError, Transport};
@@ -8,8 +8,12 @@ use crate::scenario::{Outcome, Scenario, Step, TransportSpec};
 use crate::server::RunningServer;
 use serde_json::{json, Value};
 
-/// Portable steps need a driver for the client under test.
-const NO_PORTABLE: &str = "portable steps (create/call/listen) need a driver: run with --client '<driver command>' (the builtin client runs wire-level steps only)";
+fn verdict<T: Into<String>>(r: Result<T, String>) -> (bool, String) {
+    match r {
+        Ok(d) => (true, d.into()),
+        Err(e) => (false, e),
+    }
+}
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -72,6 +76,7 @@ pub async fn run_steps(
     let mut clients: HashMap<String, Session> = HashMap::new();
     let mut checks = Vec::new();
     let mut auth_n = 0u64;
+    let mut api = BuiltinApi::new(scale);
     let secret_of = |appkey: &str| {
         sc.apps
             .iter()
@@ -262,7 +267,11 @@ pub async fn run_steps(
                     Ok(()) => (true, String::new()),
                     Err(e) => (false, e.to_string()),
                 },
-                None => (false, NO_PORTABLE.into()),
+                None => verdict(
+                    api.create(client, &server.http_url(), &server.upload_url())
+                        .await
+                        .map(|()| String::new()),
+                ),
             },
             Step::Call {
                 client,
@@ -270,64 +279,49 @@ pub async fn run_steps(
                 args,
                 expect,
                 within_ms,
-            } => match portable.as_deref_mut() {
-                Some(p) => {
-                    let args = resolve_auth(
-                        sc,
-                        &Value::Array(args.clone()),
-                        server.clock.now_ms(),
-                        &mut auth_n,
-                    );
-                    match p
-                        .call(
-                            client,
-                            method,
-                            args,
-                            expect,
-                            scaled(*within_ms, scale).max(Duration::from_millis(200)),
-                        )
-                        .await
-                    {
-                        Ok(d) => (true, d),
-                        Err(e) => (false, e),
-                    }
+            } => {
+                let args = resolve_auth(
+                    sc,
+                    &Value::Array(args.clone()),
+                    server.clock.now_ms(),
+                    &mut auth_n,
+                );
+                let within = scaled(*within_ms, scale).max(Duration::from_millis(200));
+                match portable.as_deref_mut() {
+                    Some(p) => verdict(p.call(client, method, args, expect, within).await),
+                    None => verdict(api.call(client, method, args, expect, within).await),
                 }
-                None => (false, NO_PORTABLE.into()),
-            },
+            }
             Step::Listen { client, listener } => match portable.as_deref_mut() {
                 Some(p) => match p.driver.listen(client, listener).await {
                     Ok(()) => (true, String::new()),
                     Err(e) => (false, e.to_string()),
                 },
-                None => (false, NO_PORTABLE.into()),
+                None => verdict(api.listen(client, listener).map(|()| String::new())),
             },
             Step::ExpectListener {
                 client,
                 listener,
                 fields,
                 within_ms,
-            } => match portable.as_deref_mut() {
-                Some(p) => match p
-                    .expect_listener(
-                        client,
-                        listener,
-                        fields,
-                        scaled(*within_ms, scale).max(Duration::from_millis(200)),
-                    )
-                    .await
-                {
-                    Ok(d) => (true, d),
-                    Err(e) => (false, e),
-                },
-                None => (false, NO_PORTABLE.into()),
-            },
+            } => {
+                let within = scaled(*within_ms, scale).max(Duration::from_millis(200));
+                match portable.as_deref_mut() {
+                    Some(p) => verdict(p.expect_listener(client, listener, fields, within).await),
+                    None => verdict(api.expect_listener(client, listener, fields, within).await),
+                }
+            }
             Step::AdvanceTimers(ms) => match portable.as_deref_mut() {
                 Some(p) if p.driver.can("fake_timers") => match p.driver.advance(*ms).await {
                     Ok(()) => (true, String::new()),
                     Err(e) => (false, e.to_string()),
                 },
                 Some(_) => (false, "the driver has no fake_timers capability".into()),
-                None => (false, NO_PORTABLE.into()),
+                // The builtin client's timers are scaled by time_scale instead.
+                None => {
+                    tokio::time::sleep(scaled(*ms, scale)).await;
+                    (true, "builtin: waited the scaled time".into())
+                }
             },
             Step::Request {
                 client,

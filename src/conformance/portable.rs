@@ -216,3 +216,144 @@ pub fn resolve_auth(sc: &Scenario, v: &Value, now_ms: i64, n: &mut u64) -> Value
         other => other.clone(),
     }
 }
+
+/// The builtin client's public API: the SDK facade over the reference client.
+#[derive(Default)]
+pub struct BuiltinApi {
+    instances: HashMap<String, crate::client::sdk::SdkInstance>,
+    buffers: HashMap<(String, String), VecDeque<Value>>,
+    pub scale: f64,
+}
+
+impl BuiltinApi {
+    pub fn new(scale: f64) -> Self {
+        Self {
+            scale,
+            ..Self::default()
+        }
+    }
+
+    fn get(&self, client: &str) -> Result<&crate::client::sdk::SdkInstance, String> {
+        self.instances
+            .get(client)
+            .ok_or_else(|| format!("no instance {client}"))
+    }
+
+    pub async fn create(&mut self, client: &str, base: &str, upload: &str) -> Result<(), String> {
+        let config = crate::client::ClientConfig {
+            ack_timeout: Duration::from_secs_f64(5.0 * self.scale),
+            response_timeout: Some(Duration::from_secs_f64(30.0 * self.scale)),
+            connect_timeout: Duration::from_secs(10),
+            ..crate::client::ClientConfig::default()
+        };
+        let i = crate::client::sdk::SdkInstance::connect(base, upload, config)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.instances.insert(client.to_owned(), i);
+        Ok(())
+    }
+
+    pub async fn call(
+        &mut self,
+        client: &str,
+        method: &str,
+        args: Value,
+        expect: &Option<CallExpect>,
+        within: Duration,
+    ) -> Result<String, String> {
+        use crate::client::sdk::SdkCall;
+        let args: Vec<Value> = match args {
+            Value::Array(a) => a,
+            other => vec![other],
+        };
+        let i = self.get(client)?;
+        let outcome = tokio::time::timeout(within, i.call(method, &args))
+            .await
+            .map_err(|_| format!("no callback from {method} within {within:?}"))?
+            .map_err(|e| e.to_string())?;
+        let want = expect.clone().unwrap_or(CallExpect::Success(None));
+        match (&want, outcome) {
+            (CallExpect::Thrown, SdkCall::Thrown(t)) => Ok(format!("threw {t}")),
+            (_, SdkCall::Thrown(t)) => Err(format!("{method} threw {t}")),
+            (CallExpect::Returned(v), SdkCall::Returned(r)) if subset(v, &r) => Ok(String::new()),
+            (_, SdkCall::Returned(r)) => Err(format!("{method} returned {r}, expected {want:?}")),
+            (_, SdkCall::Ignored(why)) => Err(format!(
+                "{method} sent nothing and called nothing back: {why}"
+            )),
+            (_, SdkCall::Callbacks(c)) => {
+                let first = |v: &Option<Vec<Value>>| {
+                    v.as_ref()
+                        .and_then(|a| a.first().cloned())
+                        .unwrap_or(Value::Null)
+                };
+                match (&want, &c.success, &c.fail, &c.timeout) {
+                    (CallExpect::Success(None), Some(_), _, _) => Ok(String::new()),
+                    (CallExpect::Success(Some(f)), Some(_), _, _)
+                        if subset(f, &first(&c.success)) =>
+                    {
+                        Ok(String::new())
+                    }
+                    (CallExpect::Fail(code), _, Some(d), _)
+                        if d.get("code").and_then(Value::as_i64) == Some(*code) =>
+                    {
+                        Ok(String::new())
+                    }
+                    (CallExpect::Timeout, _, _, Some(_)) => Ok(String::new()),
+                    _ => Err(format!(
+                        "expected {want:?}, got success={} fail={} timeout={}",
+                        first(&c.success),
+                        c.fail.clone().unwrap_or(Value::Null),
+                        c.timeout.clone().unwrap_or(Value::Null)
+                    )),
+                }
+            }
+        }
+    }
+
+    pub fn listen(&mut self, client: &str, listener: &str) -> Result<(), String> {
+        self.get(client)?.listen(listener);
+        Ok(())
+    }
+
+    pub async fn expect_listener(
+        &mut self,
+        client: &str,
+        listener: &str,
+        fields: &Option<Value>,
+        within: Duration,
+    ) -> Result<String, String> {
+        let key = (client.to_owned(), listener.to_owned());
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(q) = self.buffers.get_mut(&key) {
+                while let Some(arg) = q.pop_front() {
+                    if fields.as_ref().is_none_or(|f| subset(f, &arg)) {
+                        return Ok(String::new());
+                    }
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let delivery = match self.get(client) {
+                Ok(i) if !left.is_zero() => i.next_delivery(left).await,
+                Ok(_) => None,
+                Err(e) => return Err(e),
+            };
+            match delivery {
+                Some(d) => self
+                    .buffers
+                    .entry((client.to_owned(), d.listener))
+                    .or_default()
+                    .push_back(d.arg),
+                None => {
+                    return Err(format!(
+                        "no {listener} delivery{} within {within:?}",
+                        fields
+                            .as_ref()
+                            .map(|f| format!(" containing {f}"))
+                            .unwrap_or_default()
+                    ))
+                }
+            }
+        }
+    }
+}
