@@ -68,6 +68,14 @@ struct RunArgs {
     /// Write a JUnit XML report here.
     #[arg(long)]
     junit: Option<PathBuf>,
+    /// Compare each scenario's transcript with its snapshot
+    /// (`snapshots/<client>/<name>.snap` beside the scenario); differences fail and
+    /// leave `.snap.new` files for `cargo insta review`.
+    #[arg(long)]
+    snapshots: bool,
+    /// Write the snapshots instead of comparing (implies --snapshots).
+    #[arg(long)]
+    accept: bool,
 }
 
 #[derive(clap::Args)]
@@ -216,6 +224,7 @@ fn run(a: RunArgs) -> ExitCode {
         }
     };
     let total = scenarios.len();
+    let (snapshots, accept) = (a.snapshots, a.accept);
     let reports = runtime.block_on(async move {
         let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(a.jobs.max(1)));
         let mut set = tokio::task::JoinSet::new();
@@ -229,7 +238,32 @@ fn run(a: RunArgs) -> ExitCode {
         }
         let mut done = Vec::new();
         while let Some(r) = set.join_next().await {
-            if let Ok((i, report)) = r {
+            if let Ok((i, mut report)) = r {
+                if (snapshots || accept) && report.error.is_none() {
+                    use jmessage_mock::conformance::{snapshot, Check};
+                    let (ok, detail) = match snapshot::check(&report, accept) {
+                        Ok(snapshot::Outcome::Matched) => (true, String::new()),
+                        Ok(snapshot::Outcome::Accepted(p)) => {
+                            (true, format!("wrote {}", p.display()))
+                        }
+                        Ok(snapshot::Outcome::New(p)) => (
+                            false,
+                            format!(
+                                "no snapshot yet; wrote {} (review, then run with --accept)",
+                                p.display()
+                            ),
+                        ),
+                        Ok(snapshot::Outcome::Changed { path, diff }) => {
+                            (false, format!("differs from {}:\n{diff}", path.display()))
+                        }
+                        Err(e) => (false, format!("snapshot: {e}")),
+                    };
+                    report.checks.push(Check {
+                        what: "snapshot".into(),
+                        ok,
+                        detail,
+                    });
+                }
                 match report.failure() {
                     None => println!("PASS  {} ({} ms)", report.name, report.elapsed.as_millis()),
                     Some(f) => println!(

@@ -789,11 +789,13 @@ impl Shared {
                         let mut st = lock(&s.state);
                         st.username = Some(user);
                         let sync_type = st.sync.get("sync_type").cloned().unwrap_or(json!(0));
+                        // The SDK's own key order: sync_key, sync_type, sync_event_key,
+                        // msg_receipt_key (transcripts compare frames as text).
                         st.sync = Map::new();
-                        for k in ["sync_key", "sync_event_key", "msg_receipt_key"] {
-                            st.sync.insert(k.into(), json!(0));
-                        }
+                        st.sync.insert("sync_key".into(), json!(0));
                         st.sync.insert("sync_type".into(), sync_type);
+                        st.sync.insert("sync_event_key".into(), json!(0));
+                        st.sync.insert("msg_receipt_key".into(), json!(0));
                         true
                     })
                     .await?;

@@ -1,7 +1,7 @@
 //! The builtin driver: scenario steps executed with the Rust reference client.
 
 use super::portable::{resolve_auth, BuiltinApi, Portable};
-use super::{subset, Check};
+use super::{redact, subset, Check};
 use crate::backend::Clock;
 use crate::client::{Client, ClientConfig, Reply, RequestError, Transport};
 use crate::scenario::{Outcome, Scenario, Step, TransportSpec};
@@ -71,6 +71,8 @@ pub async fn run_steps(
     server: &RunningServer,
     sc: &Scenario,
     mut portable: Option<&mut Portable>,
+    transcript: &mut Vec<String>,
+    red: &mut redact::Redactor,
 ) -> Vec<Check> {
     let scale = sc.time_scale;
     let mut clients: HashMap<String, Session> = HashMap::new();
@@ -287,10 +289,17 @@ pub async fn run_steps(
                     &mut auth_n,
                 );
                 let within = scaled(*within_ms, scale).max(Duration::from_millis(200));
-                match portable.as_deref_mut() {
-                    Some(p) => verdict(p.call(client, method, args, expect, within).await),
-                    None => verdict(api.call(client, method, args, expect, within).await),
+                let r = match portable.as_deref_mut() {
+                    Some(p) => p.call(client, method, args, expect, within).await,
+                    None => api.call(client, method, args, expect, within).await,
+                };
+                if let Ok((name, data)) = &r {
+                    transcript.push(format!(
+                        "call {client}.{method} -> {name} {}",
+                        redact::redact(data, red)
+                    ));
                 }
+                verdict(r.map(|_| String::new()))
             }
             Step::Listen { client, listener } => match portable.as_deref_mut() {
                 Some(p) => match p.driver.listen(client, listener).await {
@@ -306,10 +315,17 @@ pub async fn run_steps(
                 within_ms,
             } => {
                 let within = scaled(*within_ms, scale).max(Duration::from_millis(200));
-                match portable.as_deref_mut() {
-                    Some(p) => verdict(p.expect_listener(client, listener, fields, within).await),
-                    None => verdict(api.expect_listener(client, listener, fields, within).await),
+                let r = match portable.as_deref_mut() {
+                    Some(p) => p.expect_listener(client, listener, fields, within).await,
+                    None => api.expect_listener(client, listener, fields, within).await,
+                };
+                if let Ok(arg) = &r {
+                    transcript.push(format!(
+                        "listener {client}.{listener} <- {}",
+                        redact::redact(arg, red)
+                    ));
                 }
+                verdict(r.map(|_| String::new()))
             }
             Step::AdvanceTimers(ms) => match portable.as_deref_mut() {
                 Some(p) if p.driver.can("fake_timers") => match p.driver.advance(*ms).await {

@@ -9,6 +9,8 @@
 pub mod builtin;
 pub mod driver;
 pub mod portable;
+pub mod redact;
+pub mod snapshot;
 
 use crate::faults::{Direction, Entry, KindSpec};
 use crate::scenario::{Expectation, FrameFilter, Scenario};
@@ -35,6 +37,10 @@ pub struct Report {
     pub elapsed: Duration,
     /// Set when the run could not even start (server failed, ...).
     pub error: Option<String>,
+    /// `builtin`, or the driver's name and client version.
+    pub client: String,
+    /// What the client saw and what crossed the wire, redacted (see [`redact`]).
+    pub transcript: String,
 }
 
 impl Report {
@@ -229,6 +235,8 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
         checks: Vec::new(),
         elapsed: Duration::ZERO,
         error: None,
+        client: String::new(),
+        transcript: String::new(),
     };
     let scale = scenario.time_scale;
     let transport = TransportConfig {
@@ -266,11 +274,24 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
         }
     };
     let limit = Duration::from_secs(180);
-    let steps = builtin::run_steps(&server, scenario, portable.as_mut());
+    let mut red = redact::Redactor::default();
+    let mut transcript = Vec::new();
+    let steps = builtin::run_steps(
+        &server,
+        scenario,
+        portable.as_mut(),
+        &mut transcript,
+        &mut red,
+    );
     match tokio::time::timeout(limit, steps).await {
         Ok(checks) => report.checks = checks,
         Err(_) => report.error = Some(format!("the scenario did not finish within {limit:?}")),
     }
+    report.client = match &portable {
+        Some(p) => format!("{}-{}", p.driver.hello.driver, p.driver.hello.version),
+        None => "builtin".into(),
+    };
+    report.transcript = transcript_text(scenario, &transcript, &server.faults.journal(0), &mut red);
     if let Some(p) = portable {
         if !p.errors.is_empty() {
             report.checks.push(Check {
@@ -289,6 +310,58 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
     server.shutdown().await;
     report.elapsed = started.elapsed();
     report
+}
+
+/// The transcript: the client's view of each portable step, then the application frames
+/// that crossed the wire (requests, acks, responses, pushes; no pings), per user.
+fn transcript_text(
+    sc: &Scenario,
+    seen: &[String],
+    journal: &[Entry],
+    red: &mut redact::Redactor,
+) -> String {
+    let mut out = format!("# {} {}\n", sc.id.as_deref().unwrap_or("-"), sc.name);
+    out.push_str("## client\n");
+    for line in seen {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str("## wire\n");
+    // Grouped per connection (in order of first appearance): the order within a
+    // connection is the client's own, while interleaving between clients is timing.
+    let mut order: Vec<u64> = Vec::new();
+    let mut lines: std::collections::HashMap<u64, Vec<(String, std::sync::Arc<str>)>> =
+        std::collections::HashMap::new();
+    let mut names: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
+    for e in journal {
+        if !matches!(e.kind, "request" | "ack" | "response" | "push") {
+            continue;
+        }
+        if !lines.contains_key(&e.conn) {
+            order.push(e.conn);
+        }
+        if let Some(u) = &e.user {
+            names.entry(e.conn).or_insert_with(|| u.to_string());
+        }
+        let fault = e
+            .fault
+            .as_deref()
+            .map(|f| format!(" [fault {f}: {}]", e.action.unwrap_or("?")))
+            .unwrap_or_default();
+        lines
+            .entry(e.conn)
+            .or_default()
+            .push((format!("{} {}{fault}", e.dir, e.kind), e.frame.clone()));
+    }
+    for (i, conn) in order.iter().enumerate() {
+        let who = names.get(conn).cloned().unwrap_or_else(|| "-".into());
+        out.push_str(&format!("### connection {} ({who})\n", i + 1));
+        // Redacted in print order, so placeholder numbers do not depend on timing.
+        for (head, frame) in lines.get(conn).into_iter().flatten() {
+            out.push_str(&format!("{head} {}\n", redact::redact_frame(frame, red)));
+        }
+    }
+    out
 }
 
 /// Escapes text for XML.
@@ -360,6 +433,8 @@ mod tests {
             }],
             elapsed: Duration::from_millis(5),
             error: None,
+            client: "builtin".into(),
+            transcript: String::new(),
         };
         let x = junit(&[r(true), r(false)]);
         assert!(x.contains(r#"tests="2" failures="1""#), "{x}");

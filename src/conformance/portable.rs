@@ -10,6 +10,9 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// What a call step saw: the callback (or `thrown` / `returned`) and its first argument.
+pub type Seen = (String, Value);
+
 /// Callback names the runner registers on every call.
 pub const CALLBACKS: &[&str] = &["onSuccess", "onFail", "onTimeout", "onAck"];
 
@@ -73,7 +76,7 @@ impl Portable {
         args: Value,
         expect: &Option<CallExpect>,
         within: Duration,
-    ) -> Result<String, String> {
+    ) -> Result<Seen, String> {
         let reply = self
             .driver
             .call(client, method, args, CALLBACKS)
@@ -82,13 +85,13 @@ impl Portable {
         let want = expect.clone().unwrap_or(CallExpect::Success(None));
         if let Some(t) = &reply.thrown {
             return match want {
-                CallExpect::Thrown => Ok(format!("threw {t}")),
+                CallExpect::Thrown => Ok(("thrown".into(), json!(t))),
                 _ => Err(format!("{method} threw {t}")),
             };
         }
         if let CallExpect::Returned(v) = &want {
             return if subset(v, &reply.returned) {
-                Ok(String::new())
+                Ok(("returned".into(), reply.returned.clone()))
             } else {
                 Err(format!(
                     "{method} returned {}, expected {v}",
@@ -108,10 +111,11 @@ impl Portable {
             });
             if let Some((name, args)) = terminal {
                 let first = args.get(0).cloned().unwrap_or(Value::Null);
+                let seen = (name.clone(), first.clone());
                 return match (&want, name.as_str()) {
-                    (CallExpect::Success(None), "onSuccess") => Ok(String::new()),
+                    (CallExpect::Success(None), "onSuccess") => Ok(seen.clone()),
                     (CallExpect::Success(Some(f)), "onSuccess") if subset(f, &first) => {
-                        Ok(String::new())
+                        Ok(seen.clone())
                     }
                     (CallExpect::Success(Some(f)), "onSuccess") => {
                         Err(format!("onSuccess data {first} does not contain {f}"))
@@ -119,9 +123,9 @@ impl Portable {
                     (CallExpect::Fail(code), "onFail")
                         if first.get("code").and_then(Value::as_i64) == Some(*code) =>
                     {
-                        Ok(String::new())
+                        Ok(seen.clone())
                     }
-                    (CallExpect::Timeout, "onTimeout") => Ok(String::new()),
+                    (CallExpect::Timeout, "onTimeout") => Ok(seen.clone()),
                     _ => Err(format!("expected {want:?}, got {name} {args}")),
                 };
             }
@@ -142,7 +146,7 @@ impl Portable {
         listener: &str,
         fields: &Option<Value>,
         within: Duration,
-    ) -> Result<String, String> {
+    ) -> Result<Value, String> {
         let key = (client.to_owned(), listener.to_owned());
         let deadline = Instant::now() + within;
         loop {
@@ -150,7 +154,7 @@ impl Portable {
                 while let Some(args) = q.pop_front() {
                     let first = args.get(0).cloned().unwrap_or(Value::Null);
                     if fields.as_ref().is_none_or(|f| subset(f, &first)) {
-                        return Ok(String::new());
+                        return Ok(first);
                     }
                 }
             }
@@ -260,7 +264,7 @@ impl BuiltinApi {
         args: Value,
         expect: &Option<CallExpect>,
         within: Duration,
-    ) -> Result<String, String> {
+    ) -> Result<Seen, String> {
         use crate::client::sdk::SdkCall;
         let args: Vec<Value> = match args {
             Value::Array(a) => a,
@@ -273,9 +277,11 @@ impl BuiltinApi {
             .map_err(|e| e.to_string())?;
         let want = expect.clone().unwrap_or(CallExpect::Success(None));
         match (&want, outcome) {
-            (CallExpect::Thrown, SdkCall::Thrown(t)) => Ok(format!("threw {t}")),
+            (CallExpect::Thrown, SdkCall::Thrown(t)) => Ok(("thrown".into(), json!(t))),
             (_, SdkCall::Thrown(t)) => Err(format!("{method} threw {t}")),
-            (CallExpect::Returned(v), SdkCall::Returned(r)) if subset(v, &r) => Ok(String::new()),
+            (CallExpect::Returned(v), SdkCall::Returned(r)) if subset(v, &r) => {
+                Ok(("returned".into(), r))
+            }
             (_, SdkCall::Returned(r)) => Err(format!("{method} returned {r}, expected {want:?}")),
             (_, SdkCall::Ignored(why)) => Err(format!(
                 "{method} sent nothing and called nothing back: {why}"
@@ -286,19 +292,18 @@ impl BuiltinApi {
                         .and_then(|a| a.first().cloned())
                         .unwrap_or(Value::Null)
                 };
+                let success = ("onSuccess".to_owned(), first(&c.success));
                 match (&want, &c.success, &c.fail, &c.timeout) {
-                    (CallExpect::Success(None), Some(_), _, _) => Ok(String::new()),
-                    (CallExpect::Success(Some(f)), Some(_), _, _)
-                        if subset(f, &first(&c.success)) =>
-                    {
-                        Ok(String::new())
+                    (CallExpect::Success(None), Some(_), _, _) => Ok(success),
+                    (CallExpect::Success(Some(f)), Some(_), _, _) if subset(f, &success.1) => {
+                        Ok(success)
                     }
                     (CallExpect::Fail(code), _, Some(d), _)
                         if d.get("code").and_then(Value::as_i64) == Some(*code) =>
                     {
-                        Ok(String::new())
+                        Ok(("onFail".into(), d.clone()))
                     }
-                    (CallExpect::Timeout, _, _, Some(_)) => Ok(String::new()),
+                    (CallExpect::Timeout, _, _, Some(t)) => Ok(("onTimeout".into(), t.clone())),
                     _ => Err(format!(
                         "expected {want:?}, got success={} fail={} timeout={}",
                         first(&c.success),
@@ -321,14 +326,14 @@ impl BuiltinApi {
         listener: &str,
         fields: &Option<Value>,
         within: Duration,
-    ) -> Result<String, String> {
+    ) -> Result<Value, String> {
         let key = (client.to_owned(), listener.to_owned());
         let deadline = Instant::now() + within;
         loop {
             if let Some(q) = self.buffers.get_mut(&key) {
                 while let Some(arg) = q.pop_front() {
                     if fields.as_ref().is_none_or(|f| subset(f, &arg)) {
-                        return Ok(String::new());
+                        return Ok(arg);
                     }
                 }
             }

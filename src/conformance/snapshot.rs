@@ -1,0 +1,148 @@
+//! Transcript snapshots in insta's `.snap` format (reviewable with `cargo insta review`):
+//! `<scenario dir>/snapshots/<client>/<scenario file stem>.snap`. A mismatch or a missing
+//! snapshot writes `.snap.new` beside it and fails, unless `--accept` writes the `.snap`.
+
+use super::Report;
+use std::path::{Path, PathBuf};
+
+/// What comparing a transcript with its snapshot found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Matched,
+    /// `--accept` wrote (or rewrote) the snapshot.
+    Accepted(PathBuf),
+    /// No snapshot yet; the transcript was written to `.snap.new`.
+    New(PathBuf),
+    /// The transcript differs; `.snap.new` holds it and `diff` shows how.
+    Changed {
+        path: PathBuf,
+        diff: String,
+    },
+}
+
+/// The snapshot file of a report.
+pub fn path_for(report: &Report) -> PathBuf {
+    let file = Path::new(&report.file);
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "scenario".into());
+    let client: String = report
+        .client
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    file.parent()
+        .unwrap_or(Path::new("."))
+        .join("snapshots")
+        .join(client)
+        .join(format!("{stem}.snap"))
+}
+
+fn render(report: &Report) -> String {
+    let expr = format!("{} {}", report.id.as_deref().unwrap_or("-"), report.name).replace('"', "'");
+    format!(
+        "---\nsource: {}\nexpression: \"{expr}\"\n---\n{}",
+        report.file, report.transcript
+    )
+}
+
+/// The transcript part of a snapshot file (after the header).
+fn body(text: &str) -> &str {
+    text.strip_prefix("---\n")
+        .and_then(|rest| rest.find("\n---\n").map(|i| &rest[i + 5..]))
+        .unwrap_or(text)
+}
+
+/// Compares (or with `accept`, writes) the snapshot of a report.
+pub fn check(report: &Report, accept: bool) -> std::io::Result<Outcome> {
+    let path = path_for(report);
+    let new_path = path.with_extension("snap.new");
+    let rendered = render(report);
+    if accept {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&path, &rendered)?;
+        let _ = std::fs::remove_file(&new_path);
+        return Ok(Outcome::Accepted(path));
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(old) if body(&old) == report.transcript => {
+            let _ = std::fs::remove_file(&new_path);
+            Ok(Outcome::Matched)
+        }
+        Ok(old) => {
+            std::fs::write(&new_path, &rendered)?;
+            let diff = similar::TextDiff::from_lines(body(&old), report.transcript.as_str())
+                .unified_diff()
+                .context_radius(2)
+                .header("snapshot", "this run")
+                .to_string();
+            Ok(Outcome::Changed { path, diff })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&new_path, &rendered)?;
+            Ok(Outcome::New(new_path))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn report(dir: &Path, transcript: &str) -> Report {
+        Report {
+            name: "n".into(),
+            id: Some("JMC-1".into()),
+            file: dir.join("case.yaml").display().to_string(),
+            checks: vec![],
+            elapsed: Duration::ZERO,
+            error: None,
+            client: "jmessage-web 2.6.0".into(),
+            transcript: transcript.into(),
+        }
+    }
+
+    #[test]
+    fn new_accept_match_and_change() {
+        let dir = std::env::temp_dir().join(format!("jmm-snap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = report(&dir, "a\nb\n");
+        assert_eq!(
+            path_for(&r),
+            dir.join("snapshots/jmessage-web_2.6.0/case.snap")
+        );
+        assert!(
+            matches!(check(&r, false).unwrap(), Outcome::New(p) if p.ends_with("case.snap.new"))
+        );
+        assert!(matches!(check(&r, true).unwrap(), Outcome::Accepted(_)));
+        assert!(!dir
+            .join("snapshots/jmessage-web_2.6.0/case.snap.new")
+            .exists());
+        assert_eq!(check(&r, false).unwrap(), Outcome::Matched);
+        match check(&report(&dir, "a\nc\n"), false).unwrap() {
+            Outcome::Changed { diff, .. } => {
+                assert!(diff.contains("-b") && diff.contains("+c"), "{diff}");
+            }
+            other => panic!("expected a change, got {other:?}"),
+        }
+        assert!(dir
+            .join("snapshots/jmessage-web_2.6.0/case.snap.new")
+            .exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
