@@ -123,6 +123,9 @@ impl fmt::Display for Handshake<'_> {
 /// `String.length`). Our own packets are ASCII-only (see [`crate::protocol::json`]),
 /// where this equals the UTF-8 byte length that 1.x-era clients count.
 fn js_len(s: &str) -> usize {
+    if s.is_ascii() {
+        return s.len();
+    }
     s.chars().map(char::len_utf16).sum()
 }
 
@@ -179,9 +182,12 @@ pub fn decode_payload(body: &str) -> Result<Vec<String>, CodecError> {
             why: "length out of range",
         })?;
         let data = &rest[colon + 1..];
-        // Walk `len` UTF-16 units.
+        // Walk `len` UTF-16 units (one per byte when the text is ASCII: the common case).
         let mut units = 0usize;
         let mut end = 0usize;
+        if data.as_bytes().get(..len).is_some_and(<[u8]>::is_ascii) {
+            (units, end) = (len, len);
+        }
         for (i, c) in data.char_indices() {
             if units >= len {
                 break;
@@ -207,6 +213,9 @@ pub fn decode_payload(body: &str) -> Result<Vec<String>, CodecError> {
 /// Reverses engine.io-client 1.x's per-packet UTF-8 "byte string" encoding when the
 /// packet evidently is one (see [`decode_payload`]).
 fn undo_byte_string(packet: &str) -> String {
+    if packet.is_ascii() {
+        return packet.to_owned();
+    }
     let mut high = false;
     let mut bytes = Vec::with_capacity(packet.len());
     for c in packet.chars() {
