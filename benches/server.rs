@@ -273,10 +273,8 @@ async fn echo_server(reply_len: usize) -> (std::net::SocketAddr, tokio::task::Jo
                 };
                 while let Some(Ok(m)) = ws.next().await {
                     match m {
-                        Message::Text(_) => {
-                            if ws.send(Message::text(&*reply)).await.is_err() {
-                                return;
-                            }
+                        Message::Text(_) if ws.send(Message::text(&*reply)).await.is_err() => {
+                            return;
                         }
                         Message::Close(_) => return,
                         _ => {}
