@@ -326,4 +326,19 @@ mod tests {
             assert!(decode_payload(bad).is_err(), "{bad:?} should fail");
         }
     }
+
+    #[test]
+    fn ascii_fast_path_matches_the_char_walk() {
+        // ASCII packets next to non-ASCII ones, and a length whose ASCII prefix is
+        // shorter than the claimed length.
+        let packets = ["42[\"a\"]", "4\u{e9}t\u{e9}", "4x", "4\u{1f600}"];
+        let body = encode_payload(&packets);
+        assert_eq!(body, "7:42[\"a\"]4:4\u{e9}t\u{e9}2:4x3:4\u{1f600}");
+        assert_eq!(decode_payload(&body).unwrap(), packets);
+        assert!(decode_payload("5:4abc").is_err());
+        assert!(decode_payload("3:4a\u{e9}").is_ok());
+        assert!(decode_payload("4:4a\u{e9}").is_err());
+        assert_eq!(js_len("4abc"), 4);
+        assert_eq!(js_len("4\u{1f600}"), 3);
+    }
 }
