@@ -18,6 +18,9 @@ impl Formatter for AsciiFormatter {
     where
         W: ?Sized + io::Write,
     {
+        if fragment.is_ascii() {
+            return writer.write_all(fragment.as_bytes());
+        }
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
             if c.is_ascii() {

@@ -123,6 +123,9 @@ impl fmt::Display for Handshake<'_> {
 /// `String.length`). Our own packets are ASCII-only (see [`crate::protocol::json`]),
 /// where this equals the UTF-8 byte length that 1.x-era clients count.
 fn js_len(s: &str) -> usize {
+    if s.is_ascii() {
+        return s.len();
+    }
     s.chars().map(char::len_utf16).sum()
 }
 
@@ -179,9 +182,12 @@ pub fn decode_payload(body: &str) -> Result<Vec<String>, CodecError> {
             why: "length out of range",
         })?;
         let data = &rest[colon + 1..];
-        // Walk `len` UTF-16 units.
+        // Walk `len` UTF-16 units (one per byte when the text is ASCII: the common case).
         let mut units = 0usize;
         let mut end = 0usize;
+        if data.as_bytes().get(..len).is_some_and(<[u8]>::is_ascii) {
+            (units, end) = (len, len);
+        }
         for (i, c) in data.char_indices() {
             if units >= len {
                 break;
@@ -207,6 +213,9 @@ pub fn decode_payload(body: &str) -> Result<Vec<String>, CodecError> {
 /// Reverses engine.io-client 1.x's per-packet UTF-8 "byte string" encoding when the
 /// packet evidently is one (see [`decode_payload`]).
 fn undo_byte_string(packet: &str) -> String {
+    if packet.is_ascii() {
+        return packet.to_owned();
+    }
     let mut high = false;
     let mut bytes = Vec::with_capacity(packet.len());
     for c in packet.chars() {
@@ -316,5 +325,20 @@ mod tests {
         for bad in ["", "3", "x:2", "5:2", ":2", "2:40abc:"] {
             assert!(decode_payload(bad).is_err(), "{bad:?} should fail");
         }
+    }
+
+    #[test]
+    fn ascii_fast_path_matches_the_char_walk() {
+        // ASCII packets next to non-ASCII ones, and a length whose ASCII prefix is
+        // shorter than the claimed length.
+        let packets = ["42[\"a\"]", "4\u{e9}t\u{e9}", "4x", "4\u{1f600}"];
+        let body = encode_payload(&packets);
+        assert_eq!(body, "7:42[\"a\"]4:4\u{e9}t\u{e9}2:4x3:4\u{1f600}");
+        assert_eq!(decode_payload(&body).unwrap(), packets);
+        assert!(decode_payload("5:4abc").is_err());
+        assert!(decode_payload("3:4a\u{e9}").is_ok());
+        assert!(decode_payload("4:4a\u{e9}").is_err());
+        assert_eq!(js_len("4abc"), 4);
+        assert_eq!(js_len("4\u{1f600}"), 3);
     }
 }
