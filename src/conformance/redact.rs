@@ -143,7 +143,7 @@ mod tests {
         );
         assert_eq!(
             a,
-            r#"{"code":0,"ctime_ms":"<time>","from_gid":0,"msg_id":"<msg:1>","rid":"<rid:1>","signature":"<redacted>","url":"http://127.0.0.1:<port>/media/x"}"#
+            r#"{"rid":"<rid:1>","msg_id":"<msg:1>","ctime_ms":"<time>","signature":"<redacted>","code":0,"url":"http://127.0.0.1:<port>/media/x","from_gid":0}"#
         );
         // The same msg_id later gets the same placeholder; a new one the next number.
         let b = redact(
