@@ -143,7 +143,8 @@ pub fn check_expectations(server: &RunningServer, expect: &[Expectation]) -> Vec
     expect
         .iter()
         .map(|x| match x {
-            Expectation::Count { frames, equals } => {
+            Expectation::Count { equals, .. } => {
+                let frames = &x.filter().unwrap_or_default();
                 let n = journal.iter().filter(|e| entry_matches(frames, e)).count();
                 Check {
                     what: format!("expect count({}) == {equals}", describe(frames)),
@@ -163,7 +164,8 @@ pub fn check_expectations(server: &RunningServer, expect: &[Expectation]) -> Vec
                     detail: format!("rids seen: {rids:?}"),
                 }
             }
-            Expectation::Frame { frames, fields } => {
+            Expectation::Frame { fields, .. } => {
+                let frames = &x.filter().unwrap_or_default();
                 let matching: Vec<&Entry> = journal
                     .iter()
                     .filter(|e| entry_matches(frames, e))

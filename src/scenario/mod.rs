@@ -208,10 +208,12 @@ fn parse_at(text: &str, file: &str, dir: Option<&Path>) -> Result<Scenario, Vec<
         visiting: Vec::new(),
     };
     let mut fx = Fixtures::default();
-    for inc in &sf.include {
+    for inc in sf.include.iter().chain(&sf.fixtures.include) {
         l.include(file, dir, inc, &mut fx);
     }
-    l.merge(&mut fx, sf.fixtures.clone());
+    let mut own = sf.fixtures.clone();
+    l.read_media(file, dir, &mut own);
+    l.merge(&mut fx, own);
     let scenario = l.check_scenario(text, file, sf, fx);
     if l.errors.is_empty() {
         Ok(scenario)
@@ -232,7 +234,8 @@ pub fn check_fixture_file(path: &Path) -> Result<(), Vec<Diagnostic>> {
             hint: None,
         }]
     })?;
-    let f: Fixtures = serde_saphyr::from_str(&text).map_err(|e| vec![parse_error(&file, &e)])?;
+    let mut f: Fixtures =
+        serde_saphyr::from_str(&text).map_err(|e| vec![parse_error(&file, &e)])?;
     let mut l = Loader {
         errors: Vec::new(),
         visiting: vec![path.to_path_buf()],
@@ -241,6 +244,7 @@ pub fn check_fixture_file(path: &Path) -> Result<(), Vec<Diagnostic>> {
     for inc in &f.include {
         l.include(&file, path.parent(), inc, &mut fx);
     }
+    l.read_media(&file, path.parent(), &mut f);
     l.merge(&mut fx, f);
     l.resolve_fixtures(&text, &file, &mut fx);
     if l.errors.is_empty() {
@@ -588,6 +592,8 @@ impl Loader {
         let mut clients = BTreeSet::new();
         for s in &sf.steps {
             let client = match &s.value {
+                // A refused connect leaves no client behind.
+                Step::Connect { refused: true, .. } => None,
                 Step::Connect { client, .. } | Step::Create { client } => {
                     clients.insert(client.clone());
                     None
@@ -667,13 +673,7 @@ impl Loader {
             }
         }
         for x in &sf.expect {
-            let filter = match &x.value {
-                Expectation::Count { frames, .. }
-                | Expectation::SameRid(frames)
-                | Expectation::Frame { frames, .. } => Some(frames),
-                Expectation::MessagesStored(_) => None,
-            };
-            if let Some(f) = filter {
+            if let Some(f) = x.value.filter() {
                 if let Some(id) = f.fault.as_ref().filter(|id| !fault_ids.contains(*id)) {
                     let (line, column) = locate(text, &x.referenced, id);
                     self.errors.push(Diagnostic {
@@ -841,5 +841,65 @@ mod tests {
             suggest("zzzzzzzz", ["alice", "bobby"]).as_deref(),
             Some("known: alice, bobby")
         );
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn media_files_and_includes_resolve_relative_to_their_file() {
+        let dir = std::env::temp_dir().join(format!("jmm-media-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("fx")).unwrap();
+        std::fs::write(dir.join("fx/hello.txt"), "hi").unwrap();
+        std::fs::write(
+            dir.join("fx/users.yaml"),
+            "users: [{username: alice, password: pw}]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("case.yaml"),
+            "name: m\nfixtures:\n  include: [fx/users.yaml]\n  media:\n    - {owner: alice, file: fx/hello.txt, id: m1}\n",
+        )
+        .unwrap();
+        let sc = load(&dir.join("case.yaml")).expect("loads");
+        assert_eq!(sc.users.len(), 1);
+        assert_eq!(sc.media[0].base64.as_deref(), Some("aGk="));
+        std::fs::write(
+            dir.join("bad.yaml"),
+            "name: m\nfixtures:\n  users: [{username: alice, password: pw}]\n  media:\n    - {owner: alice, file: nope.txt}\n",
+        )
+        .unwrap();
+        let e = load(&dir.join("bad.yaml")).expect_err("missing file");
+        assert!(
+            e[0].message.contains("cannot read media file nope.txt"),
+            "{e:?}"
+        );
+        assert_eq!(e[0].line, 5);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn misspelt_keys_in_steps_and_expectations_are_errors() {
+        for bad in [
+            "name: x\nsteps:\n  - connect: {client: a, transprt: polling}\n",
+            "name: x\nexpect:\n  - count: {evnt: login, equals: 1}\n",
+            "name: x\nexpect:\n  - same_rid: {evnt: login}\n",
+            "name: x\nfaults:\n  - {id: r, action: {restart: {down: 5}}}\n",
+        ] {
+            let e = parse(bad, "t.yaml").expect_err(bad);
+            assert!(e[0].line >= 2, "{bad}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn a_refused_connect_leaves_no_client() {
+        let e = parse(
+            "name: x\nsteps:\n  - connect: {client: a, refused: true}\n  - init: {client: a}\n",
+            "t.yaml",
+        )
+        .expect_err("a is not connected");
+        assert!(e[0].message.contains("before a connect"), "{e:?}");
     }
 }

@@ -63,7 +63,7 @@ pub enum Outcome {
 /// One step of a scenario, run by the conformance runner (the builtin driver is the
 /// Rust reference client).
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
     /// Open a client connection named `client`.
     Connect {
@@ -217,12 +217,20 @@ fn default_quiet() -> u64 {
 
 /// A check on the journal at the end of a run.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Expectation {
-    /// How many frames match.
+    /// How many frames match (the filter keys of [`FrameFilter`], plus `equals`).
     Count {
-        #[serde(flatten)]
-        frames: FrameFilter,
+        #[serde(default)]
+        dir: Option<crate::faults::Direction>,
+        #[serde(default)]
+        kind: Option<crate::faults::KindSpec>,
+        #[serde(default)]
+        event: Option<String>,
+        #[serde(default)]
+        user: Option<String>,
+        #[serde(default)]
+        fault: Option<String>,
         equals: usize,
     },
     /// All matching frames carry one and the same rid (retries).
@@ -232,14 +240,55 @@ pub enum Expectation {
     /// Some matching frame's JSON payload contains these fields (volatile values such as
     /// rids and timestamps are simply left out).
     Frame {
-        #[serde(flatten)]
-        frames: FrameFilter,
+        #[serde(default)]
+        dir: Option<crate::faults::Direction>,
+        #[serde(default)]
+        kind: Option<crate::faults::KindSpec>,
+        #[serde(default)]
+        event: Option<String>,
+        #[serde(default)]
+        user: Option<String>,
+        #[serde(default)]
+        fault: Option<String>,
         fields: Value,
     },
 }
 
+impl Expectation {
+    /// The frames an expectation is about (`None` for `messages_stored`).
+    pub fn filter(&self) -> Option<FrameFilter> {
+        match self {
+            Expectation::Count {
+                dir,
+                kind,
+                event,
+                user,
+                fault,
+                ..
+            }
+            | Expectation::Frame {
+                dir,
+                kind,
+                event,
+                user,
+                fault,
+                ..
+            } => Some(FrameFilter {
+                dir: *dir,
+                kind: *kind,
+                event: event.clone(),
+                user: user.clone(),
+                fault: fault.clone(),
+            }),
+            Expectation::SameRid(f) => Some(f.clone()),
+            Expectation::MessagesStored(_) => None,
+        }
+    }
+}
+
 /// Selects journal entries.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FrameFilter {
     #[serde(default)]
     pub dir: Option<crate::faults::Direction>,
