@@ -76,6 +76,13 @@ struct RunArgs {
     /// Write the snapshots instead of comparing (implies --snapshots).
     #[arg(long)]
     accept: bool,
+    /// The client's exclusion list (YAML: `- {id: JMC-..., reason: ...}`): those
+    /// scenarios are not run and are reported as excluded.
+    #[arg(long)]
+    exclude: Option<PathBuf>,
+    /// Write a Markdown report (scenario, verdict, detail) here.
+    #[arg(long)]
+    report: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -216,6 +223,39 @@ fn run(a: RunArgs) -> ExitCode {
                 || s.id.as_deref().is_some_and(|i| i.contains(f.as_str()))
         });
     }
+    let exclusions = match &a.exclude {
+        Some(p) => match jmessage_mock::conformance::load_exclusions(p) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Vec::new(),
+    };
+    let excluded_reason = |sc: &jmessage_mock::scenario::Scenario| {
+        let stem = std::path::Path::new(&sc.file)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        exclusions
+            .iter()
+            .find(|x| sc.id.as_deref() == Some(x.id.as_str()) || x.id == stem)
+            .map(|x| x.reason.clone())
+    };
+    let mut excluded = Vec::new();
+    scenarios.retain(|sc| match excluded_reason(sc) {
+        Some(reason) => {
+            println!("EXCL  {} ({reason})", sc.name);
+            excluded.push((sc.clone(), reason));
+            false
+        }
+        None => true,
+    });
+    let informational: std::collections::HashMap<String, bool> = scenarios
+        .iter()
+        .map(|s| (s.file.clone(), s.informational))
+        .collect();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -223,8 +263,8 @@ fn run(a: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let total = scenarios.len();
     let (snapshots, accept) = (a.snapshots, a.accept);
+    let info = informational.clone();
     let reports = runtime.block_on(async move {
         let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(a.jobs.max(1)));
         let mut set = tokio::task::JoinSet::new();
@@ -264,10 +304,12 @@ fn run(a: RunArgs) -> ExitCode {
                         detail,
                     });
                 }
+                let verdict = report.verdict(info.get(&report.file).copied().unwrap_or(false));
                 match report.failure() {
                     None => println!("PASS  {} ({} ms)", report.name, report.elapsed.as_millis()),
                     Some(f) => println!(
-                        "FAIL  {} ({} ms)\n      {f}",
+                        "{:<6}{} ({} ms)\n      {f}",
+                        verdict.label(),
                         report.name,
                         report.elapsed.as_millis()
                     ),
@@ -278,14 +320,60 @@ fn run(a: RunArgs) -> ExitCode {
         done.sort_by_key(|(i, _)| *i);
         done.into_iter().map(|(_, r)| r).collect::<Vec<_>>()
     });
-    let failed = reports.iter().filter(|r| !r.passed()).count();
+    let mut graded: Vec<(
+        jmessage_mock::conformance::Report,
+        jmessage_mock::conformance::Verdict,
+    )> = reports
+        .iter()
+        .map(|r| {
+            let v = r.verdict(informational.get(&r.file).copied().unwrap_or(false));
+            (r.clone(), v)
+        })
+        .collect();
+    for (sc, reason) in &excluded {
+        graded.push((
+            jmessage_mock::conformance::Report {
+                name: sc.name.clone(),
+                id: sc.id.clone(),
+                file: sc.file.clone(),
+                checks: vec![jmessage_mock::conformance::Check {
+                    what: "excluded".into(),
+                    ok: false,
+                    detail: reason.clone(),
+                }],
+                elapsed: std::time::Duration::ZERO,
+                error: None,
+                client: a.client.clone(),
+                transcript: String::new(),
+            },
+            jmessage_mock::conformance::Verdict::Excluded,
+        ));
+    }
+    let failed = graded.iter().filter(|(_, v)| v.fails()).count();
+    let passed = graded
+        .iter()
+        .filter(|(_, v)| *v == jmessage_mock::conformance::Verdict::Pass)
+        .count();
+    let other = graded.len() - failed - passed;
+    if let Some(path) = &a.report {
+        if let Err(e) = std::fs::write(
+            path,
+            jmessage_mock::conformance::markdown(&a.client, &graded),
+        ) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
     if let Some(path) = &a.junit {
         if let Err(e) = std::fs::write(path, jmessage_mock::conformance::junit(&reports)) {
             eprintln!("error: cannot write {}: {e}", path.display());
             return ExitCode::from(2);
         }
     }
-    println!("{} passed, {} failed", total - failed, failed);
+    if other > 0 {
+        println!("({other} excluded, unimplemented or informational)");
+    }
+    println!("{passed} passed, {failed} failed");
     if failed == 0 {
         ExitCode::SUCCESS
     } else {

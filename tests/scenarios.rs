@@ -166,3 +166,51 @@ fn run_exit_codes_and_junit() {
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn graded_verdicts_exclusions_and_markdown_report() {
+    let dir = std::env::temp_dir().join(format!("jmm-grade-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let base = "fixtures:\n  users: [{username: alice, password: pw}]\ntime_scale: 0.05\nsteps:\n  - connect: {client: a}\n  - init: {client: a}\n";
+    write(&dir, "ok.yaml", &format!("id: T-1\nname: passes\n{base}"));
+    write(&dir, "info.yaml", &format!("id: T-2\nname: documents\ninformational: true\n{base}  - login: {{client: a, username: alice, password: wrong}}\n"));
+    write(&dir, "skip.yaml", &format!("id: T-3\nname: skipped\n{base}  - login: {{client: a, username: alice, password: wrong}}\n"));
+    write(&dir, "unimpl.yaml", &format!("id: T-4\nname: unimplemented\n{base}  - create: {{client: p}}\n  - call: {{client: p, method: init, args: [{{$auth: {{}}}}]}}\n  - call: {{client: p, method: login, args: [{{username: alice, password: pw}}]}}\n  - call: {{client: p, method: noSuchMethod}}\n"));
+    let excl = dir.with_extension("exclusions.txt");
+    std::fs::write(&excl, "- {id: T-3, reason: known to fail on this client}\n").expect("write");
+    let report = dir.with_extension("report.md");
+    let out = bin()
+        .arg("run")
+        .arg(&dir)
+        .arg("--exclude")
+        .arg(&excl)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "only informational/unimplemented/excluded failures: {stdout}"
+    );
+    assert!(
+        stdout.contains("EXCL  skipped (known to fail on this client)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("INFO  documents"), "{stdout}");
+    assert!(stdout.contains("UNIMPL"), "{stdout}");
+    assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
+    let md = std::fs::read_to_string(&report).expect("report written");
+    assert!(
+        md.contains("| T-3 | skipped | EXCL | excluded: known to fail on this client |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("1 pass, 0 fail, 1 unimplemented, 1 informational, 1 excluded"),
+        "{md}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&excl);
+    let _ = std::fs::remove_file(&report);
+}

@@ -48,6 +48,29 @@ impl Report {
         self.error.is_none() && self.checks.iter().all(|c| c.ok)
     }
 
+    /// The graded verdict (as Autobahn grades): a failing `informational` scenario is
+    /// informational, a failure because the client lacks the API method is
+    /// unimplemented, any other failure fails.
+    pub fn verdict(&self, informational: bool) -> Verdict {
+        if self.passed() {
+            return Verdict::Pass;
+        }
+        let why = self.failure().unwrap_or_default();
+        let unimplemented = [
+            "is not a function",
+            "unknown SDK method",
+            "no method",
+            "unknown method",
+        ];
+        if unimplemented.iter().any(|m| why.contains(m)) {
+            Verdict::Unimplemented
+        } else if informational {
+            Verdict::Informational
+        } else {
+            Verdict::Fail
+        }
+    }
+
     /// The first failure, for summaries.
     pub fn failure(&self) -> Option<String> {
         if let Some(e) = &self.error {
@@ -58,6 +81,82 @@ impl Report {
             .find(|c| !c.ok)
             .map(|c| format!("{}: {}", c.what, c.detail))
     }
+}
+
+/// A scenario's graded result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    /// Failed, but the scenario documents behaviour, it does not require it.
+    Informational,
+    /// The client does not have the API method the scenario calls.
+    Unimplemented,
+    /// Not run: the client's exclusion list names it.
+    Excluded,
+    Fail,
+}
+
+impl Verdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Informational => "INFO",
+            Verdict::Unimplemented => "UNIMPL",
+            Verdict::Excluded => "EXCL",
+            Verdict::Fail => "FAIL",
+        }
+    }
+
+    /// Whether the verdict fails a run (exit code 1).
+    pub fn fails(self) -> bool {
+        self == Verdict::Fail
+    }
+}
+
+/// A client's exclusion list: scenario ids (or file stems) with reasons.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exclusion {
+    pub id: String,
+    pub reason: String,
+}
+
+/// Reads an exclusion list (YAML: a list of `{id, reason}`).
+pub fn load_exclusions(path: &std::path::Path) -> Result<Vec<Exclusion>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A Markdown report of a run: one row per scenario with its verdict and why.
+pub fn markdown(client: &str, rows: &[(Report, Verdict)]) -> String {
+    let mut out = format!(
+        "# Conformance: {client}\n\n| id | scenario | verdict | detail |\n|---|---|---|---|\n"
+    );
+    for (r, v) in rows {
+        let detail = r
+            .failure()
+            .unwrap_or_default()
+            .replace('|', "\\|")
+            .replace('\n', " ");
+        let detail: String = detail.chars().take(300).collect();
+        out.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            r.id.as_deref().unwrap_or("-"),
+            r.name.replace('|', "\\|"),
+            v.label(),
+            detail
+        ));
+    }
+    let count = |v: Verdict| rows.iter().filter(|(_, x)| *x == v).count();
+    out.push_str(&format!(
+        "\n{} pass, {} fail, {} unimplemented, {} informational, {} excluded\n",
+        count(Verdict::Pass),
+        count(Verdict::Fail),
+        count(Verdict::Unimplemented),
+        count(Verdict::Informational),
+        count(Verdict::Excluded)
+    ));
+    out
 }
 
 /// `true` when `actual` contains every field of `expected` (recursively; arrays must

@@ -61,6 +61,8 @@ pub struct Scenario {
     pub media: Vec<MediaSeed>,
     pub fault_specs: Vec<FaultSpec>,
     pub time_scale: f64,
+    /// A failure is graded informational.
+    pub informational: bool,
     pub steps: Vec<Step>,
     pub expect: Vec<Expectation>,
 }
@@ -724,6 +726,7 @@ impl Loader {
             media: fx.media.into_iter().map(|m| m.value).collect(),
             fault_specs: sf.faults.into_iter().map(|f| f.value).collect(),
             time_scale: sf.time_scale.unwrap_or(1.0),
+            informational: sf.informational,
             steps: sf.steps.into_iter().map(|s| s.value).collect(),
             expect: sf.expect.into_iter().map(|e| e.value).collect(),
         }

@@ -327,6 +327,10 @@ pub struct ScenarioFile {
     #[serde(default)]
     #[schemars(with = "Vec<FaultSpec>")]
     pub faults: Vec<Spanned<FaultSpec>>,
+    /// The scenario documents behaviour without requiring it: a failure is graded
+    /// informational and does not fail the run.
+    #[serde(default)]
+    pub informational: bool,
     /// Client timers and waits are multiplied by this (0.01 runs the SDK's 5 s ack
     /// timeout in 50 ms).
     #[serde(default)]
