@@ -55,10 +55,11 @@ struct RunArgs {
     /// Scenario files or directories.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-    /// The client to drive: `builtin` (the Rust reference client) or a driver command
-    /// speaking docs/driver-protocol.md, e.g. `node adapters/jmessage-web/driver.js`.
-    #[arg(long, default_value = "builtin")]
-    client: String,
+    /// A client to drive: `builtin` (the Rust reference client), a driver command
+    /// speaking docs/driver-protocol.md (e.g. `node adapters/jmessage-web/driver.js`), or
+    /// `NAME=COMMAND`. Repeat it for a matrix (scenario × client). Default: builtin.
+    #[arg(long)]
+    client: Vec<String>,
     /// Only scenarios whose id, name or file contains this text.
     #[arg(long)]
     filter: Option<String>,
@@ -76,11 +77,11 @@ struct RunArgs {
     /// Write the snapshots instead of comparing (implies --snapshots).
     #[arg(long)]
     accept: bool,
-    /// The client's exclusion list (YAML: `- {id: JMC-..., reason: ...}`): those
-    /// scenarios are not run and are reported as excluded.
+    /// Exclusion lists (YAML: `- {id: JMC-..., reason: ...}` for every client, or a map
+    /// from client name to such a list): those scenarios are not run, only reported.
     #[arg(long)]
     exclude: Option<PathBuf>,
-    /// Write a Markdown report (scenario, verdict, detail) here.
+    /// Write a Markdown report (the scenario × client matrix and details) here.
     #[arg(long)]
     report: Option<PathBuf>,
 }
@@ -184,10 +185,23 @@ fn schema(a: SchemaArgs) -> ExitCode {
 }
 
 fn run(a: RunArgs) -> ExitCode {
-    let Some(client) = jmessage_mock::conformance::ClientSpec::parse(&a.client) else {
-        eprintln!("error: --client needs `builtin` or a driver command");
-        return ExitCode::from(2);
-    };
+    use jmessage_mock::conformance::matrix::{self, ClientEntry, Exclusions, Options};
+    let mut clients = Vec::new();
+    for c in &a.client {
+        match ClientEntry::parse(c) {
+            Some(e) => clients.push(e),
+            None => {
+                eprintln!("error: --client needs `builtin`, a driver command, or NAME=COMMAND");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if clients.is_empty() {
+        clients.push(ClientEntry {
+            name: "builtin".into(),
+            spec: jmessage_mock::conformance::ClientSpec::Builtin,
+        });
+    }
     let mut scenarios = Vec::new();
     let mut invalid = false;
     for p in &a.paths {
@@ -224,38 +238,15 @@ fn run(a: RunArgs) -> ExitCode {
         });
     }
     let exclusions = match &a.exclude {
-        Some(p) => match jmessage_mock::conformance::load_exclusions(p) {
+        Some(p) => match Exclusions::load(p) {
             Ok(x) => x,
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
         },
-        None => Vec::new(),
+        None => Exclusions::default(),
     };
-    let excluded_reason = |sc: &jmessage_mock::scenario::Scenario| {
-        let stem = std::path::Path::new(&sc.file)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        exclusions
-            .iter()
-            .find(|x| sc.id.as_deref() == Some(x.id.as_str()) || x.id == stem)
-            .map(|x| x.reason.clone())
-    };
-    let mut excluded = Vec::new();
-    scenarios.retain(|sc| match excluded_reason(sc) {
-        Some(reason) => {
-            println!("EXCL  {} ({reason})", sc.name);
-            excluded.push((sc.clone(), reason));
-            false
-        }
-        None => true,
-    });
-    let informational: std::collections::HashMap<String, bool> = scenarios
-        .iter()
-        .map(|s| (s.file.clone(), s.informational))
-        .collect();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -263,103 +254,40 @@ fn run(a: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (snapshots, accept) = (a.snapshots, a.accept);
-    let info = informational.clone();
-    let reports = runtime.block_on(async move {
-        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(a.jobs.max(1)));
-        let mut set = tokio::task::JoinSet::new();
-        for (i, sc) in scenarios.into_iter().enumerate() {
-            let sem = sem.clone();
-            let client = client.clone();
-            set.spawn(async move {
-                let _permit = sem.acquire_owned().await;
-                (i, jmessage_mock::conformance::run_with(&sc, &client).await)
-            });
-        }
-        let mut done = Vec::new();
-        while let Some(r) = set.join_next().await {
-            if let Ok((i, mut report)) = r {
-                if (snapshots || accept) && report.error.is_none() {
-                    use jmessage_mock::conformance::{snapshot, Check};
-                    let (ok, detail) = match snapshot::check(&report, accept) {
-                        Ok(snapshot::Outcome::Matched) => (true, String::new()),
-                        Ok(snapshot::Outcome::Accepted(p)) => {
-                            (true, format!("wrote {}", p.display()))
-                        }
-                        Ok(snapshot::Outcome::New(p)) => (
-                            false,
-                            format!(
-                                "no snapshot yet; wrote {} (review, then run with --accept)",
-                                p.display()
-                            ),
-                        ),
-                        Ok(snapshot::Outcome::Changed { path, diff }) => {
-                            (false, format!("differs from {}:\n{diff}", path.display()))
-                        }
-                        Err(e) => (false, format!("snapshot: {e}")),
-                    };
-                    report.checks.push(Check {
-                        what: "snapshot".into(),
-                        ok,
-                        detail,
-                    });
+    let opts = Options {
+        jobs: a.jobs,
+        snapshots: a.snapshots,
+        accept: a.accept,
+    };
+    let several = clients.len() > 1;
+    let cells = runtime.block_on(matrix::run_all(
+        &scenarios,
+        &clients,
+        &exclusions,
+        &opts,
+        |cell, done, total| {
+            let who = if several {
+                format!("[{}] ", cell.client)
+            } else {
+                String::new()
+            };
+            let ms = cell.report.elapsed.as_millis();
+            match (cell.verdict, cell.report.failure()) {
+                (jmessage_mock::conformance::Verdict::Pass, _) => {
+                    println!("PASS  [{done}/{total}] {who}{} ({ms} ms)", cell.report.name)
                 }
-                let verdict = report.verdict(info.get(&report.file).copied().unwrap_or(false));
-                match report.failure() {
-                    None => println!("PASS  {} ({} ms)", report.name, report.elapsed.as_millis()),
-                    Some(f) => println!(
-                        "{:<6}{} ({} ms)\n      {f}",
-                        verdict.label(),
-                        report.name,
-                        report.elapsed.as_millis()
-                    ),
-                }
-                done.push((i, report));
+                (v, why) => println!(
+                    "{:<6}[{done}/{total}] {who}{} ({ms} ms)\n      {}",
+                    v.label(),
+                    cell.report.name,
+                    why.unwrap_or_default()
+                ),
             }
-        }
-        done.sort_by_key(|(i, _)| *i);
-        done.into_iter().map(|(_, r)| r).collect::<Vec<_>>()
-    });
-    let mut graded: Vec<(
-        jmessage_mock::conformance::Report,
-        jmessage_mock::conformance::Verdict,
-    )> = reports
-        .iter()
-        .map(|r| {
-            let v = r.verdict(informational.get(&r.file).copied().unwrap_or(false));
-            (r.clone(), v)
-        })
-        .collect();
-    for (sc, reason) in &excluded {
-        graded.push((
-            jmessage_mock::conformance::Report {
-                name: sc.name.clone(),
-                id: sc.id.clone(),
-                file: sc.file.clone(),
-                checks: vec![jmessage_mock::conformance::Check {
-                    what: "excluded".into(),
-                    ok: false,
-                    detail: reason.clone(),
-                }],
-                elapsed: std::time::Duration::ZERO,
-                error: None,
-                client: a.client.clone(),
-                transcript: String::new(),
-            },
-            jmessage_mock::conformance::Verdict::Excluded,
-        ));
-    }
-    let failed = graded.iter().filter(|(_, v)| v.fails()).count();
-    let passed = graded
-        .iter()
-        .filter(|(_, v)| *v == jmessage_mock::conformance::Verdict::Pass)
-        .count();
-    let other = graded.len() - failed - passed;
+        },
+    ));
+    let reports: Vec<_> = cells.iter().map(|c| c.report.clone()).collect();
     if let Some(path) = &a.report {
-        if let Err(e) = std::fs::write(
-            path,
-            jmessage_mock::conformance::markdown(&a.client, &graded),
-        ) {
+        if let Err(e) = std::fs::write(path, matrix::markdown(&clients, &cells)) {
             eprintln!("error: cannot write {}: {e}", path.display());
             return ExitCode::from(2);
         }
@@ -370,6 +298,12 @@ fn run(a: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    let failed = cells.iter().filter(|c| c.verdict.fails()).count();
+    let passed = cells
+        .iter()
+        .filter(|c| c.verdict == jmessage_mock::conformance::Verdict::Pass)
+        .count();
+    let other = cells.len() - failed - passed;
     if other > 0 {
         println!("({other} excluded, unimplemented or informational)");
     }

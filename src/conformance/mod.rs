@@ -8,6 +8,7 @@
 
 pub mod builtin;
 pub mod driver;
+pub mod matrix;
 pub mod portable;
 pub mod redact;
 pub mod snapshot;
@@ -119,44 +120,6 @@ impl Verdict {
 pub struct Exclusion {
     pub id: String,
     pub reason: String,
-}
-
-/// Reads an exclusion list (YAML: a list of `{id, reason}`).
-pub fn load_exclusions(path: &std::path::Path) -> Result<Vec<Exclusion>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// A Markdown report of a run: one row per scenario with its verdict and why.
-pub fn markdown(client: &str, rows: &[(Report, Verdict)]) -> String {
-    let mut out = format!(
-        "# Conformance: {client}\n\n| id | scenario | verdict | detail |\n|---|---|---|---|\n"
-    );
-    for (r, v) in rows {
-        let detail = r
-            .failure()
-            .unwrap_or_default()
-            .replace('|', "\\|")
-            .replace('\n', " ");
-        let detail: String = detail.chars().take(300).collect();
-        out.push_str(&format!(
-            "| {} | {} | {} | {} |\n",
-            r.id.as_deref().unwrap_or("-"),
-            r.name.replace('|', "\\|"),
-            v.label(),
-            detail
-        ));
-    }
-    let count = |v: Verdict| rows.iter().filter(|(_, x)| *x == v).count();
-    out.push_str(&format!(
-        "\n{} pass, {} fail, {} unimplemented, {} informational, {} excluded\n",
-        count(Verdict::Pass),
-        count(Verdict::Fail),
-        count(Verdict::Unimplemented),
-        count(Verdict::Informational),
-        count(Verdict::Excluded)
-    ));
-    out
 }
 
 /// `true` when `actual` contains every field of `expected` (recursively; arrays must

@@ -1,0 +1,303 @@
+//! Runs scenarios against one or more clients (a matrix), with exclusion lists, snapshot
+//! checks, graded verdicts and reports. The `run` command is a thin shell over this.
+
+use super::{run_with, snapshot, Check, ClientSpec, Exclusion, Report, Verdict};
+use crate::scenario::Scenario;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A client column: a display name and how to drive it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientEntry {
+    pub name: String,
+    pub spec: ClientSpec,
+}
+
+impl ClientEntry {
+    /// `builtin`, `NAME=COMMAND`, or a bare driver command (named after itself).
+    pub fn parse(s: &str) -> Option<Self> {
+        let (name, command) = match s.split_once('=') {
+            Some((n, c)) if !n.trim().is_empty() && !n.contains(' ') => (n.trim().to_owned(), c),
+            _ => (s.trim().to_owned(), s),
+        };
+        Some(Self {
+            name,
+            spec: ClientSpec::parse(command)?,
+        })
+    }
+}
+
+/// Exclusion lists: one for every client, or one per client name.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Exclusions {
+    All(Vec<Exclusion>),
+    PerClient(HashMap<String, Vec<Exclusion>>),
+}
+
+impl Default for Exclusions {
+    fn default() -> Self {
+        Exclusions::All(Vec::new())
+    }
+}
+
+impl Exclusions {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Why `sc` is excluded for `client`, if it is (matched by id or file stem).
+    pub fn reason(&self, client: &str, sc: &Scenario) -> Option<String> {
+        let list: &[Exclusion] = match self {
+            Exclusions::All(l) => l,
+            Exclusions::PerClient(m) => m.get(client).map(Vec::as_slice).unwrap_or(&[]),
+        };
+        let stem = Path::new(&sc.file)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        list.iter()
+            .find(|x| sc.id.as_deref() == Some(x.id.as_str()) || x.id == stem)
+            .map(|x| x.reason.clone())
+    }
+}
+
+/// Options of a matrix run.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub jobs: usize,
+    pub snapshots: bool,
+    pub accept: bool,
+}
+
+/// One cell: a scenario's report and verdict for one client.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    pub client: String,
+    pub report: Report,
+    pub verdict: Verdict,
+}
+
+fn snapshot_check(report: &mut Report, accept: bool) {
+    let (ok, detail) = match snapshot::check(report, accept) {
+        Ok(snapshot::Outcome::Matched) => (true, String::new()),
+        Ok(snapshot::Outcome::Accepted(p)) => (true, format!("wrote {}", p.display())),
+        Ok(snapshot::Outcome::New(p)) => (
+            false,
+            format!(
+                "no snapshot yet; wrote {} (review, then run with --accept)",
+                p.display()
+            ),
+        ),
+        Ok(snapshot::Outcome::Changed { path, diff }) => {
+            (false, format!("differs from {}:\n{diff}", path.display()))
+        }
+        Err(e) => (false, format!("snapshot: {e}")),
+    };
+    report.checks.push(Check {
+        what: "snapshot".into(),
+        ok,
+        detail,
+    });
+}
+
+fn excluded(client: &str, sc: &Scenario, reason: String) -> Cell {
+    Cell {
+        client: client.to_owned(),
+        report: Report {
+            name: sc.name.clone(),
+            id: sc.id.clone(),
+            file: sc.file.clone(),
+            checks: vec![Check {
+                what: "excluded".into(),
+                ok: false,
+                detail: reason,
+            }],
+            elapsed: std::time::Duration::ZERO,
+            error: None,
+            client: client.to_owned(),
+            transcript: String::new(),
+        },
+        verdict: Verdict::Excluded,
+    }
+}
+
+/// Runs every scenario for every client, `jobs` at a time (each with its own server);
+/// `progress` is called as each cell finishes, with (cell, done, total). Cells come back
+/// in (client, scenario) order.
+pub async fn run_all(
+    scenarios: &[Scenario],
+    clients: &[ClientEntry],
+    exclusions: &Exclusions,
+    opts: &Options,
+    mut progress: impl FnMut(&Cell, usize, usize),
+) -> Vec<Cell> {
+    let total = scenarios.len() * clients.len();
+    let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    let mut cells: Vec<Option<Cell>> = vec![None; total];
+    let mut done = 0;
+    for (ci, client) in clients.iter().enumerate() {
+        for (si, sc) in scenarios.iter().enumerate() {
+            let slot = ci * scenarios.len() + si;
+            if let Some(reason) = exclusions.reason(&client.name, sc) {
+                let cell = excluded(&client.name, sc, reason);
+                done += 1;
+                progress(&cell, done, total);
+                cells[slot] = Some(cell);
+                continue;
+            }
+            let (sem, sc, client, opts) = (sem.clone(), sc.clone(), client.clone(), opts.clone());
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let mut report = run_with(&sc, &client.spec).await;
+                if (opts.snapshots || opts.accept) && report.error.is_none() {
+                    snapshot_check(&mut report, opts.accept);
+                }
+                let verdict = report.verdict(sc.informational);
+                (
+                    slot,
+                    Cell {
+                        client: client.name.clone(),
+                        report,
+                        verdict,
+                    },
+                )
+            });
+        }
+    }
+    while let Some(joined) = set.join_next().await {
+        if let Ok((slot, cell)) = joined {
+            done += 1;
+            progress(&cell, done, total);
+            cells[slot] = Some(cell);
+        }
+    }
+    cells.into_iter().flatten().collect()
+}
+
+/// A Markdown matrix: scenarios × clients, then the details of every non-pass.
+pub fn markdown(clients: &[ClientEntry], cells: &[Cell]) -> String {
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut grid: HashMap<(String, String), &Cell> = HashMap::new();
+    for c in cells {
+        let key = (c.report.file.clone(), c.report.name.clone());
+        if !rows.contains(&key) {
+            rows.push(key.clone());
+        }
+        grid.insert((c.report.file.clone(), c.client.clone()), c);
+    }
+    let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let mut out = String::from("# Conformance matrix\n\n| id | scenario |");
+    for c in clients {
+        out.push_str(&format!(" {} |", esc(&c.name)));
+    }
+    out.push_str("\n|---|---|");
+    out.push_str(&"---|".repeat(clients.len()));
+    out.push('\n');
+    for (file, name) in &rows {
+        let id = cells
+            .iter()
+            .find(|c| &c.report.file == file)
+            .and_then(|c| c.report.id.clone())
+            .unwrap_or_else(|| "-".into());
+        out.push_str(&format!("| {} | {} |", esc(&id), esc(name)));
+        for c in clients {
+            let v = grid
+                .get(&(file.clone(), c.name.clone()))
+                .map(|x| x.verdict.label())
+                .unwrap_or("-");
+            out.push_str(&format!(" {v} |"));
+        }
+        out.push('\n');
+    }
+    out.push_str("\n## Summary\n\n| client | pass | fail | unimplemented | informational | excluded |\n|---|---|---|---|---|---|\n");
+    for c in clients {
+        let count = |v: Verdict| {
+            cells
+                .iter()
+                .filter(|x| x.client == c.name && x.verdict == v)
+                .count()
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            esc(&c.name),
+            count(Verdict::Pass),
+            count(Verdict::Fail),
+            count(Verdict::Unimplemented),
+            count(Verdict::Informational),
+            count(Verdict::Excluded)
+        ));
+    }
+    let details: Vec<&Cell> = cells
+        .iter()
+        .filter(|c| c.verdict != Verdict::Pass)
+        .collect();
+    if !details.is_empty() {
+        out.push_str("\n## Details\n\n");
+        for c in details {
+            let why: String = c
+                .report
+                .failure()
+                .unwrap_or_default()
+                .chars()
+                .take(2000)
+                .collect();
+            out.push_str(&format!(
+                "### {} — {} ({})\n\n```\n{}\n```\n\n",
+                c.report.id.as_deref().unwrap_or("-"),
+                c.client,
+                c.verdict.label(),
+                why
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_entries_parse() {
+        assert_eq!(
+            ClientEntry::parse("builtin"),
+            Some(ClientEntry {
+                name: "builtin".into(),
+                spec: ClientSpec::Builtin
+            })
+        );
+        let e = ClientEntry::parse("sdk-2.6=node driver.js --sdk /x/2.6.js").expect("parses");
+        assert_eq!(e.name, "sdk-2.6");
+        assert_eq!(
+            e.spec,
+            ClientSpec::Command(vec![
+                "node".into(),
+                "driver.js".into(),
+                "--sdk".into(),
+                "/x/2.6.js".into()
+            ])
+        );
+        let e = ClientEntry::parse("node driver.js").expect("parses");
+        assert_eq!(e.name, "node driver.js");
+        assert_eq!(ClientEntry::parse("   "), None);
+    }
+
+    #[test]
+    fn exclusions_for_all_or_per_client() {
+        let all: Exclusions = serde_saphyr::from_str("- {id: JMC-1, reason: r}\n").expect("list");
+        let per: Exclusions =
+            serde_saphyr::from_str("sdk-2.4:\n  - {id: case, reason: no rooms in 2.4.0}\n")
+                .expect("map");
+        let sc = crate::scenario::parse("id: JMC-1\nname: x\n", "dir/case.yaml").expect("valid");
+        assert_eq!(all.reason("anything", &sc).as_deref(), Some("r"));
+        assert_eq!(
+            per.reason("sdk-2.4", &sc).as_deref(),
+            Some("no rooms in 2.4.0")
+        );
+        assert_eq!(per.reason("builtin", &sc), None);
+    }
+}
