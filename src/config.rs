@@ -187,6 +187,7 @@ pub fn backend_config(
         friends,
         messages: Vec::new(),
         media: Vec::new(),
+        blacklists: Vec::new(),
         signature_ttl_ms: file
             .and_then(|f| f.signature_ttl_ms)
             .unwrap_or(10 * 60 * 1000),

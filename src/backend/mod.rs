@@ -28,7 +28,7 @@ mod users;
 
 pub use clock::{Clock, Ids, ManualClock, OffsetClock, SystemClock};
 pub use model::{AppConfig, ConnId, UserKey};
-pub use seed::{FriendSeed, GroupSeed, MediaSeed, MessageSeed, RoomSeed};
+pub use seed::{BlacklistSeed, FriendSeed, GroupSeed, MediaSeed, MessageSeed, RoomSeed};
 
 use crate::protocol::events::Needs;
 use crate::protocol::{success, Args, Code, Event, Failure, Rid};
@@ -136,6 +136,9 @@ pub struct BackendConfig {
     /// Media files stored at start.
     #[serde(default)]
     pub media: Vec<MediaSeed>,
+    /// Blacklists at start.
+    #[serde(default)]
+    pub blacklists: Vec<BlacklistSeed>,
     /// How long a `c_init` signature stays valid (default 10 minutes, the guide's rule).
     #[serde(default = "default_signature_ttl")]
     pub signature_ttl_ms: i64,
@@ -259,6 +262,12 @@ impl Backend {
         for mut f in config.friends {
             f.appkey = or_first(f.appkey);
             if let Err(e) = b.seed_friends(f) {
+                errors.push(e);
+            }
+        }
+        for mut x in config.blacklists {
+            x.appkey = or_first(x.appkey);
+            if let Err(e) = b.seed_blacklist(x) {
                 errors.push(e);
             }
         }
@@ -606,6 +615,7 @@ pub(crate) mod test_support {
                 friends: vec![],
                 messages: vec![],
                 media: vec![],
+                blacklists: vec![],
                 signature_ttl_ms: default_signature_ttl(),
             }
         }

@@ -115,6 +115,17 @@ pub struct FriendSeed {
     pub users: [String; 2],
 }
 
+/// A user's blacklist at start: `user` has blocked each of `blocks` (same app).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlacklistSeed {
+    /// Empty: the first app.
+    #[serde(default)]
+    pub appkey: String,
+    pub user: String,
+    pub blocks: Vec<String>,
+}
+
 impl Backend {
     fn existing(&self, appkey: &str, username: &str) -> Result<UserKey, String> {
         let k = UserKey::new(appkey, username);
@@ -212,6 +223,24 @@ impl Backend {
     }
 
     /// Makes two users friends.
+    /// Puts users on a user's blacklist.
+    pub fn seed_blacklist(&mut self, b: BlacklistSeed) -> Result<(), String> {
+        let owner = self.existing(&b.appkey, &b.user)?;
+        let mut blocked = Vec::new();
+        for n in &b.blocks {
+            if n == &b.user {
+                return Err(format!("{} cannot blacklist themselves", b.user));
+            }
+            blocked.push(self.existing(&b.appkey, n)?);
+        }
+        self.social
+            .entry(owner)
+            .or_default()
+            .blacklist
+            .extend(blocked);
+        Ok(())
+    }
+
     pub fn seed_friends(&mut self, f: FriendSeed) -> Result<(), String> {
         let a = self.existing(&f.appkey, &f.users[0])?;
         let b = self.existing(&f.appkey, &f.users[1])?;

@@ -59,6 +59,7 @@ pub struct Scenario {
     pub friends: Vec<FriendSeed>,
     pub messages: Vec<MessageSeed>,
     pub media: Vec<MediaSeed>,
+    pub blacklists: Vec<crate::backend::BlacklistSeed>,
     pub fault_specs: Vec<FaultSpec>,
     pub time_scale: f64,
     /// A failure is graded informational.
@@ -78,6 +79,7 @@ impl Scenario {
             friends: self.friends.clone(),
             messages: self.messages.clone(),
             media: self.media.clone(),
+            blacklists: self.blacklists.clone(),
             signature_ttl_ms: 10 * 60 * 1000,
         }
     }
@@ -311,6 +313,7 @@ impl Loader {
         into.friends.extend(f.friends);
         into.messages.extend(f.messages);
         into.media.extend(f.media);
+        into.blacklists.extend(f.blacklists);
     }
 
     /// Reads `file:` media contents (relative to the file that names them) into base64,
@@ -463,6 +466,15 @@ impl Loader {
                     n,
                     "friendship",
                 );
+            }
+        }
+        for b in &mut fx.blacklists {
+            if b.value.appkey.is_empty() {
+                b.value.appkey = first.clone();
+            }
+            let v = b.value.clone();
+            for n in std::iter::once(&v.user).chain(&v.blocks) {
+                check_user(&mut self.errors, &b.referenced, &v.appkey, n, "blacklist");
             }
         }
         for m in &mut fx.media {
@@ -724,6 +736,7 @@ impl Loader {
             friends: fx.friends.into_iter().map(|f| f.value).collect(),
             messages: fx.messages.into_iter().map(|m| m.value).collect(),
             media: fx.media.into_iter().map(|m| m.value).collect(),
+            blacklists: fx.blacklists.into_iter().map(|b| b.value).collect(),
             fault_specs: sf.faults.into_iter().map(|f| f.value).collect(),
             time_scale: sf.time_scale.unwrap_or(1.0),
             informational: sf.informational,

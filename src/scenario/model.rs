@@ -1,5 +1,6 @@
 //! The scenario and fixture file formats (documented in `docs/scenarios.md`).
 
+use crate::backend::BlacklistSeed;
 use crate::backend::{
     AppConfig, FriendSeed, GroupSeed, MediaSeed, MessageSeed, RoomSeed, UserSeed,
 };
@@ -35,6 +36,9 @@ pub struct Fixtures {
     #[serde(default)]
     #[schemars(with = "Vec<MediaSeed>")]
     pub media: Vec<Spanned<MediaSeed>>,
+    #[serde(default)]
+    #[schemars(with = "Vec<BlacklistSeed>")]
+    pub blacklists: Vec<Spanned<BlacklistSeed>>,
 }
 
 /// Which transport a scripted client uses.

@@ -49,6 +49,7 @@ pub fn backend_config() -> BackendConfig {
         friends: vec![],
         messages: vec![],
         media: vec![],
+        blacklists: vec![],
         signature_ttl_ms: 600_000,
     }
 }
