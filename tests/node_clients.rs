@@ -242,3 +242,22 @@ async fn official_sdk_driver_protocol() {
     }
     s.shutdown().await;
 }
+
+/// The Node driver's virtual clock needs no SDK: its unit tests always run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_driver_fake_clock_unit_tests() {
+    let dir = root().join("adapters/jmessage-web");
+    if let Some(why) = node_missing(&dir) {
+        return skip_or_fail(&why);
+    }
+    let (ok, out) = run_node_args(
+        &dir,
+        &["--test", "test/clock.test.js"],
+        &[],
+        Duration::from_secs(60),
+    )
+    .await;
+    println!("{out}");
+    assert!(ok, "clock tests failed:\n{out}");
+    assert!(out.contains("# fail 0"), "{out}");
+}
