@@ -66,18 +66,7 @@ fn plan(full: bool) -> Plan {
 }
 
 fn seed(name: &str) -> UserSeed {
-    UserSeed {
-        appkey: common::APPKEY.into(),
-        username: name.into(),
-        password: "pw".into(),
-        nickname: name.into(),
-        signature: String::new(),
-        gender: 0,
-        region: String::new(),
-        address: String::new(),
-        birthday: String::new(),
-        extras: Default::default(),
-    }
+    UserSeed::new(common::APPKEY, name, "pw", name)
 }
 
 async fn start(users: &[String], group: bool, journal: usize) -> RunningServer {

@@ -92,18 +92,7 @@ impl ConfigFile {
 pub fn demo_users(appkey: &str) -> Vec<UserSeed> {
     DEMO_USERS
         .iter()
-        .map(|(name, nick)| UserSeed {
-            appkey: appkey.to_owned(),
-            username: (*name).to_owned(),
-            password: DEMO_PASSWORD.to_owned(),
-            nickname: (*nick).to_owned(),
-            signature: String::new(),
-            gender: 0,
-            region: String::new(),
-            address: String::new(),
-            birthday: String::new(),
-            extras: Default::default(),
-        })
+        .map(|(name, nick)| UserSeed::new(appkey, name, DEMO_PASSWORD, nick))
         .collect()
 }
 

@@ -116,6 +116,24 @@ pub struct UserSeed {
     pub extras: Map<String, Value>,
 }
 
+impl UserSeed {
+    /// A user with a nickname and an empty profile otherwise.
+    pub fn new(appkey: &str, username: &str, password: &str, nickname: &str) -> Self {
+        Self {
+            appkey: appkey.to_owned(),
+            username: username.to_owned(),
+            password: password.to_owned(),
+            nickname: nickname.to_owned(),
+            signature: String::new(),
+            gender: 0,
+            region: String::new(),
+            address: String::new(),
+            birthday: String::new(),
+            extras: Map::new(),
+        }
+    }
+}
+
 /// The initial state of a backend.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
