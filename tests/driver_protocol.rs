@@ -234,7 +234,11 @@ async fn a_waiting_call_runs_the_fake_clock_faster_by_time_scale() {
         )
         .await;
     assert!(r.is_ok(), "{r:?}");
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
     p.time_scale = 1.0;
     let r = p
         .call(
