@@ -206,3 +206,49 @@ async fn portable_steps_run_through_a_driver_and_report_mismatches() {
         "{why}"
     );
 }
+
+/// With `time_scale` below 1 a waiting `call` moves a `fake_timers` driver's clock by the idle
+/// time / `time_scale`, so a 30 s response timeout on the virtual clock ends in `onTimeout`
+/// within about 0.6 s of real time at 0.02; at time_scale 1 the clock is left alone.
+#[tokio::test]
+async fn a_waiting_call_runs_the_fake_clock_faster_by_time_scale() {
+    need_node!();
+    use jmessage_mock::conformance::portable::Portable;
+    use jmessage_mock::scenario::model::CallExpect;
+    let started = Instant::now();
+    let mut d = spawn("clock").await.expect("starts");
+    d.limit = Duration::from_secs(5);
+    assert!(d.can("fake_timers"));
+    d.create("a", "ws://127.0.0.1:1", "http://127.0.0.1:1/resource")
+        .await
+        .expect("create");
+    let mut p = Portable::new(d);
+    p.time_scale = 0.02;
+    let r = p
+        .call(
+            "a",
+            "getGroups",
+            json!([]),
+            &Some(CallExpect::Timeout),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(r.is_ok(), "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    p.time_scale = 1.0;
+    let r = p
+        .call(
+            "a",
+            "getGroups",
+            json!([]),
+            &Some(CallExpect::Timeout),
+            Duration::from_millis(600),
+        )
+        .await;
+    let err = r.expect_err("no advance at time_scale 1");
+    assert!(err.contains("no callback from getGroups"), "{err}");
+}

@@ -36,7 +36,9 @@ async fn the_scenario_library_passes_with_the_builtin_driver_in_seconds() {
     let started = Instant::now();
     let mut files =
         jmessage_mock::scenario::collect_files(&root().join("scenarios")).expect("list");
-    files.retain(|f| !jmessage_mock::scenario::is_fixture_file(f));
+    // The conformance catalogue has its own test below (it runs in parallel jobs).
+    let catalogue = root().join("scenarios").join("conformance");
+    files.retain(|f| !jmessage_mock::scenario::is_fixture_file(f) && !f.starts_with(&catalogue));
     assert!(files.len() >= 15, "the library shrank: {files:?}");
     let mut failures = Vec::new();
     for f in &files {
@@ -59,6 +61,46 @@ async fn the_scenario_library_passes_with_the_builtin_driver_in_seconds() {
     );
     // Sanity, not a benchmark: the SDK's minutes of retry timers run scaled.
     println!("{} scenarios in {:?}", files.len(), started.elapsed());
+}
+
+/// The conformance catalogue (scenarios/conformance) passes with the builtin client, two
+/// jobs at a time, within 120 s.
+#[test]
+fn the_conformance_catalogue_passes_with_the_builtin_client_within_120_s() {
+    let started = Instant::now();
+    let mut child = bin()
+        .arg("run")
+        .arg(root().join("scenarios").join("conformance"))
+        .args(["--client", "builtin", "--jobs", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("the conformance catalogue took more than 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut out = String::new();
+    use std::io::Read;
+    if let Some(mut o) = child.stdout.take() {
+        o.read_to_string(&mut out).expect("stdout");
+    }
+    assert!(status.success(), "{out}");
+    let summary = out.lines().last().unwrap_or_default().to_owned();
+    let passed: usize = summary
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(passed >= 100, "too few cases: {summary}");
+    assert!(summary.ends_with(" 0 failed"), "{summary}");
+    println!("{summary} in {:?}", started.elapsed());
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

@@ -327,7 +327,11 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
         ClientSpec::Builtin => None,
         ClientSpec::Command(words) => {
             match driver::SubprocessDriver::spawn(&words[0], &words[1..], &[]).await {
-                Ok(d) => Some(portable::Portable::new(d)),
+                Ok(d) => {
+                    let mut p = portable::Portable::new(d);
+                    p.time_scale = scale;
+                    Some(p)
+                }
                 Err(e) => {
                     report.error = Some(format!("driver: {e}"));
                     server.shutdown().await;

@@ -25,6 +25,9 @@ pub struct Portable {
     pub errors: Vec<String>,
     /// What the client saw, in order (for transcripts).
     pub seen: Vec<String>,
+    /// The scenario's `time_scale`: below 1, a `call` waiting for its callback runs the
+    /// driver's fake clock `1 / time_scale` times faster than real time (see `call`).
+    pub time_scale: f64,
 }
 
 impl Portable {
@@ -35,6 +38,19 @@ impl Portable {
             listeners: HashMap::new(),
             errors: Vec::new(),
             seen: Vec::new(),
+            time_scale: 1.0,
+        }
+    }
+
+    /// With `time_scale` below 1 and a `fake_timers` driver: how long a waiting `call` stays
+    /// idle before it moves the fake clock, and by how much (the idle time / `time_scale`).
+    fn fast_clock(&self) -> Option<(Duration, u64)> {
+        const IDLE: Duration = Duration::from_millis(100);
+        if self.time_scale > 0.0 && self.time_scale < 1.0 && self.driver.can("fake_timers") {
+            let step = (IDLE.as_secs_f64() * 1000.0 / self.time_scale).round();
+            Some((IDLE, step.clamp(1.0, 600_000.0) as u64))
+        } else {
+            None
         }
     }
 
@@ -130,11 +146,24 @@ impl Portable {
                 };
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || !self.pump(left).await {
+            if left.is_zero() {
+                return Err(format!("no callback from {method} within {within:?}"));
+            }
+            // The client library's own timers (5 s ack retry, 30 s response timeout) run on
+            // the driver's fake clock; the builtin client scales them by `time_scale`, so
+            // here the fake clock is moved forward while the call is idle.
+            let fast = self.fast_clock();
+            let wait = fast.map_or(left, |(idle, _)| left.min(idle));
+            if !self.pump(wait).await {
                 if let Some(e) = self.driver.failure() {
                     return Err(e.to_string());
                 }
-                return Err(format!("no callback from {method} within {within:?}"));
+                match fast {
+                    Some((_, step)) if Instant::now() < deadline => {
+                        self.driver.advance(step).await.map_err(|e| e.to_string())?;
+                    }
+                    _ => return Err(format!("no callback from {method} within {within:?}")),
+                }
             }
         }
     }
