@@ -273,15 +273,16 @@ fn run(a: RunArgs) -> ExitCode {
             };
             let ms = cell.report.elapsed.as_millis();
             match (cell.verdict, cell.report.failure()) {
-                (jmessage_mock::conformance::Verdict::Pass, _) => {
-                    println!("PASS  [{done}/{total}] {who}{} ({ms} ms)", cell.report.name)
-                }
-                (v, why) => println!(
+                (jmessage_mock::conformance::Verdict::Pass, _) => say(&format!(
+                    "PASS  [{done}/{total}] {who}{} ({ms} ms)",
+                    cell.report.name
+                )),
+                (v, why) => say(&format!(
                     "{:<6}[{done}/{total}] {who}{} ({ms} ms)\n      {}",
                     v.label(),
                     cell.report.name,
                     why.unwrap_or_default()
-                ),
+                )),
             }
         },
     ));
@@ -313,6 +314,12 @@ fn run(a: RunArgs) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Prints a line; a closed stdout (`| head`) is not worth a panic.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 fn check(a: CheckArgs) -> ExitCode {

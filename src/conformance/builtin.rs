@@ -361,6 +361,7 @@ pub async fn run_steps(
             break;
         }
     }
+    super::settle(server).await;
     for s in clients.values() {
         s.client.drop_connection();
     }

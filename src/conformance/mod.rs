@@ -380,6 +380,25 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
     report
 }
 
+/// Waits until the journal has been quiet for 150 ms (at most 2 s), so in-flight frames
+/// (fire-and-forget confirmations, late pushes) land before clients close and the
+/// transcript is read.
+pub(crate) async fn settle(server: &RunningServer) {
+    let started = std::time::Instant::now();
+    let mut seen = server.faults.journal_len();
+    let mut stable = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(2)
+        && stable.elapsed() < Duration::from_millis(150)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let n = server.faults.journal_len();
+        if n != seen {
+            seen = n;
+            stable = std::time::Instant::now();
+        }
+    }
+}
+
 /// The transcript: the client's view of each portable step, then the application frames
 /// that crossed the wire (requests, acks, responses, pushes; no pings), per user.
 fn transcript_text(

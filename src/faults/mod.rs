@@ -330,6 +330,11 @@ impl FaultLayer {
         lock(&self.journal).since(since)
     }
 
+    /// How many journal entries exist now.
+    pub fn journal_len(&self) -> usize {
+        lock(&self.journal).len()
+    }
+
     pub fn clear_journal(&self) {
         lock(&self.journal).clear();
     }
