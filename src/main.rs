@@ -200,6 +200,7 @@ fn run(a: RunArgs) -> ExitCode {
         clients.push(ClientEntry {
             name: "builtin".into(),
             spec: jmessage_mock::conformance::ClientSpec::Builtin,
+            named: false,
         });
     }
     let mut scenarios = Vec::new();

@@ -12,18 +12,24 @@ use std::sync::Arc;
 pub struct ClientEntry {
     pub name: String,
     pub spec: ClientSpec,
+    /// Named by the user (`NAME=COMMAND`): snapshots go to `snapshots/NAME/`; otherwise
+    /// to the driver's own name and version.
+    pub named: bool,
 }
 
 impl ClientEntry {
     /// `builtin`, `NAME=COMMAND`, or a bare driver command (named after itself).
     pub fn parse(s: &str) -> Option<Self> {
-        let (name, command) = match s.split_once('=') {
-            Some((n, c)) if !n.trim().is_empty() && !n.contains(' ') => (n.trim().to_owned(), c),
-            _ => (s.trim().to_owned(), s),
+        let (name, command, named) = match s.split_once('=') {
+            Some((n, c)) if !n.trim().is_empty() && !n.contains(' ') => {
+                (n.trim().to_owned(), c, true)
+            }
+            _ => (s.trim().to_owned(), s, false),
         };
         Some(Self {
             name,
             spec: ClientSpec::parse(command)?,
+            named,
         })
     }
 }
@@ -153,6 +159,9 @@ pub async fn run_all(
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
                 let mut report = run_with(&sc, &client.spec).await;
+                if client.named {
+                    report.client = client.name.clone();
+                }
                 if (opts.snapshots || opts.accept) && report.error.is_none() {
                     snapshot_check(&mut report, opts.accept);
                 }
@@ -267,11 +276,13 @@ mod tests {
             ClientEntry::parse("builtin"),
             Some(ClientEntry {
                 name: "builtin".into(),
-                spec: ClientSpec::Builtin
+                spec: ClientSpec::Builtin,
+                named: false,
             })
         );
         let e = ClientEntry::parse("sdk-2.6=node driver.js --sdk /x/2.6.js").expect("parses");
         assert_eq!(e.name, "sdk-2.6");
+        assert!(e.named);
         assert_eq!(
             e.spec,
             ClientSpec::Command(vec![
