@@ -45,6 +45,14 @@ impl Backend {
         out.push(to, "event_notification", event);
     }
 
+    /// A success response that sends `event` to `users` (the common tail of handlers
+    /// whose change everyone concerned hears about).
+    pub(crate) fn ok_notifying(&mut self, users: &[UserKey], event: Value) -> Outcome {
+        let mut out = Outcome::ok_empty();
+        self.notify(&mut out, users, event, None);
+        out
+    }
+
     /// Undelivered events after `key` for `sync_check`: `(push payload, response key)`.
     pub(super) fn pending_events(&self, user: &UserKey, key: i64) -> (Option<Value>, i64) {
         let Some(mb) = self.mailboxes.get(user) else {

@@ -525,9 +525,7 @@ impl Backend {
             g.members.remove(u);
         }
         let ev = self.group_event(11, &gref, Some(&me), &users, json!({}));
-        let mut out = Outcome::ok_empty();
-        self.notify(&mut out, &before, ev, None);
-        Ok(out)
+        Ok(self.ok_notifying(&before, ev))
     }
 
     pub(super) fn get_groups_list(&mut self, conn: ConnId) -> Result<Outcome, Failure> {
@@ -605,9 +603,7 @@ impl Backend {
         let gref = GroupRef::of(g);
         let all = Self::members_of(g);
         let ev = self.group_event(12, &gref, Some(&me), std::slice::from_ref(&me), json!({}));
-        let mut out = Outcome::ok_empty();
-        self.notify(&mut out, &all, ev, None);
-        Ok(out)
+        Ok(self.ok_notifying(&all, ev))
     }
 
     pub(super) fn get_group_members(
@@ -699,9 +695,7 @@ impl Backend {
             &[target],
             json!({"extra": if keep { 1 } else { 2 }}),
         );
-        let mut out = Outcome::ok_empty();
-        self.notify(&mut out, &all, ev, None);
-        Ok(out)
+        Ok(self.ok_notifying(&all, ev))
     }
 
     /// `add_group_keeper` (`add`) / `del_group_keeper`: owner only; event 80 extra 1 / 2.
@@ -797,9 +791,7 @@ impl Backend {
             m.role = Role::Owner;
         }
         let ev = self.group_event(82, &gref, Some(&me), &[target], json!({}));
-        let mut out = Outcome::ok_empty();
-        self.notify(&mut out, &all, ev, None);
-        Ok(out)
+        Ok(self.ok_notifying(&all, ev))
     }
 
     pub(super) fn dissolve_group(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
@@ -813,9 +805,7 @@ impl Backend {
         let all = Self::members_of(g);
         self.drop_group(gid);
         let ev = self.group_event(9, &gref, None, &all, json!({"extra": 69}));
-        let mut out = Outcome::ok_empty();
-        self.notify(&mut out, &all, ev, None);
-        Ok(out)
+        Ok(self.ok_notifying(&all, ev))
     }
 
     pub(super) fn apply_join_group(
@@ -852,9 +842,7 @@ impl Backend {
                 by_self: true,
             },
         );
-        let mut out = Outcome::ok_empty();
-        self.notify(&mut out, &managers, ev, None);
-        Ok(out)
+        Ok(self.ok_notifying(&managers, ev))
     }
 
     pub(super) fn admin_add_group_member(

@@ -197,9 +197,7 @@ impl Backend {
         self.social_mut(&target)
             .invitations
             .insert(me.clone(), (event_id, why));
-        let mut out = Outcome::ok_empty();
-        self.notify(&mut out, std::slice::from_ref(&target), ev, None);
-        Ok(out)
+        Ok(self.ok_notifying(std::slice::from_ref(&target), ev))
     }
 
     fn answer_friend(

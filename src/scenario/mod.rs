@@ -185,18 +185,24 @@ struct Loader {
     visiting: Vec<PathBuf>,
 }
 
-/// Reads and validates a scenario file (and the fixture files it includes).
-pub fn load(path: &Path) -> Result<Scenario, Vec<Diagnostic>> {
+/// A file's display name and text, or a diagnostic saying why it cannot be read.
+fn read_file(path: &Path) -> Result<(String, String), Vec<Diagnostic>> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Diagnostic {
-            file: file.clone(),
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((file, text)),
+        Err(e) => Err(vec![Diagnostic {
+            file,
             line: 1,
             column: 1,
             message: format!("cannot read: {e}"),
             hint: None,
-        }]
-    })?;
+        }]),
+    }
+}
+
+/// Reads and validates a scenario file (and the fixture files it includes).
+pub fn load(path: &Path) -> Result<Scenario, Vec<Diagnostic>> {
+    let (file, text) = read_file(path)?;
     parse_at(&text, &file, path.parent())
 }
 
@@ -228,16 +234,7 @@ fn parse_at(text: &str, file: &str, dir: Option<&Path>) -> Result<Scenario, Vec<
 
 /// Validates a fixture file on its own (the `check` command).
 pub fn check_fixture_file(path: &Path) -> Result<(), Vec<Diagnostic>> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Diagnostic {
-            file: file.clone(),
-            line: 1,
-            column: 1,
-            message: format!("cannot read: {e}"),
-            hint: None,
-        }]
-    })?;
+    let (file, text) = read_file(path)?;
     let mut f: Fixtures =
         serde_saphyr::from_str(&text).map_err(|e| vec![parse_error(&file, &e)])?;
     let mut l = Loader {
