@@ -256,6 +256,26 @@ pub fn check_fixture_file(path: &Path) -> Result<(), Vec<Diagnostic>> {
 }
 
 impl Loader {
+    /// Records an error at `needle`'s position at or after `loc`.
+    fn error_at(
+        &mut self,
+        text: &str,
+        file: &str,
+        loc: &serde_saphyr::Location,
+        needle: &str,
+        message: String,
+        hint: Option<String>,
+    ) {
+        let (line, column) = locate(text, loc, needle);
+        self.errors.push(Diagnostic {
+            file: file.into(),
+            line,
+            column,
+            message,
+            hint,
+        });
+    }
+
     fn include(
         &mut self,
         file: &str,
@@ -381,27 +401,27 @@ impl Loader {
                 u.value.appkey = first.clone();
             }
             if !apps.contains(&u.value.appkey) {
-                let (line, column) = locate(text, &u.referenced, &u.value.appkey);
-                self.errors.push(Diagnostic {
-                    file: file.into(),
-                    line,
-                    column,
-                    message: format!(
+                self.error_at(
+                    text,
+                    file,
+                    &u.referenced,
+                    &u.value.appkey,
+                    format!(
                         "user {} is in app {}, which no fixture defines",
                         u.value.username, u.value.appkey
                     ),
-                    hint: suggest(&u.value.appkey, apps.iter().map(String::as_str)),
-                });
+                    suggest(&u.value.appkey, apps.iter().map(String::as_str)),
+                );
             }
             if !users.insert((u.value.appkey.clone(), u.value.username.clone())) {
-                let (line, column) = locate(text, &u.referenced, &u.value.username);
-                self.errors.push(Diagnostic {
-                    file: file.into(),
-                    line,
-                    column,
-                    message: format!("user {} is defined twice", u.value.username),
-                    hint: None,
-                });
+                self.error_at(
+                    text,
+                    file,
+                    &u.referenced,
+                    &u.value.username,
+                    format!("user {} is defined twice", u.value.username),
+                    None,
+                );
             }
         }
         let known = |app: &str| {
@@ -561,14 +581,14 @@ impl Loader {
         for f in &sf.faults {
             let v = &f.value;
             if !fault_ids.insert(v.id.clone()) {
-                let (line, column) = locate(text, &f.referenced, &v.id);
-                self.errors.push(Diagnostic {
-                    file: file.into(),
-                    line,
-                    column,
-                    message: format!("fault id {:?} is used twice", v.id),
-                    hint: None,
-                });
+                self.error_at(
+                    text,
+                    file,
+                    &f.referenced,
+                    &v.id,
+                    format!("fault id {:?} is used twice", v.id),
+                    None,
+                );
             }
             if let Err(e) = faults::validate(v) {
                 self.errors.push(diag(
@@ -580,23 +600,29 @@ impl Loader {
             }
             if let Some(u) = &v.when.user {
                 if !usernames.contains(u) {
-                    let (line, column) = locate(text, &f.referenced, u);
-                    self.errors.push(Diagnostic { file: file.into(), line, column, message: format!("fault {:?} names user {u:?}, which no fixture or register step defines", v.id), hint: suggest(u, usernames.iter().map(String::as_str)) });
+                    self.error_at(
+                        text,
+                        file,
+                        &f.referenced,
+                        u,
+                        format!("fault {:?} names user {u:?}, which no fixture or register step defines", v.id),
+                        suggest(u, usernames.iter().map(String::as_str)),
+                    );
                 }
             }
             for e in &v.when.event {
                 if !events.contains(&e.as_str()) {
-                    let (line, column) = locate(text, &f.referenced, e);
-                    self.errors.push(Diagnostic {
-                        file: file.into(),
-                        line,
-                        column,
-                        message: format!(
+                    self.error_at(
+                        text,
+                        file,
+                        &f.referenced,
+                        e,
+                        format!(
                             "fault {:?} names event {e:?}, which the protocol does not have",
                             v.id
                         ),
-                        hint: suggest(e, events.iter().copied()),
-                    });
+                        suggest(e, events.iter().copied()),
+                    );
                 }
             }
         }
@@ -624,16 +650,16 @@ impl Loader {
                 | Step::ExpectClosed { client, .. } => Some(client),
                 Step::FaultOn(id) | Step::FaultOff(id) => {
                     if !fault_ids.contains(id) {
-                        let (line, column) = locate(text, &s.referenced, id);
-                        self.errors.push(Diagnostic {
-                            file: file.into(),
-                            line,
-                            column,
-                            message: format!(
+                        self.error_at(
+                            text,
+                            file,
+                            &s.referenced,
+                            id,
+                            format!(
                                 "step switches fault {id:?}, which this scenario does not define"
                             ),
-                            hint: suggest(id, fault_ids.iter().map(String::as_str)),
-                        });
+                            suggest(id, fault_ids.iter().map(String::as_str)),
+                        );
                     }
                     None
                 }
@@ -641,16 +667,14 @@ impl Loader {
             };
             if let Some(c) = client {
                 if !clients.contains(c) {
-                    let (line, column) = locate(text, &s.referenced, c);
-                    self.errors.push(Diagnostic {
-                        file: file.into(),
-                        line,
-                        column,
-                        message: format!(
-                            "client {c:?} is used before a connect or create step opens it"
-                        ),
-                        hint: suggest(c, clients.iter().map(String::as_str)),
-                    });
+                    self.error_at(
+                        text,
+                        file,
+                        &s.referenced,
+                        c,
+                        format!("client {c:?} is used before a connect or create step opens it"),
+                        suggest(c, clients.iter().map(String::as_str)),
+                    );
                 }
             }
             match &s.value {
@@ -659,26 +683,26 @@ impl Loader {
                 | Step::NoPush { event, .. }
                     if !events.contains(&event.as_str()) =>
                 {
-                    let (line, column) = locate(text, &s.referenced, event);
-                    self.errors.push(Diagnostic {
-                        file: file.into(),
-                        line,
-                        column,
-                        message: format!("unknown event {event:?}"),
-                        hint: suggest(event, events.iter().copied()),
-                    });
+                    self.error_at(
+                        text,
+                        file,
+                        &s.referenced,
+                        event,
+                        format!("unknown event {event:?}"),
+                        suggest(event, events.iter().copied()),
+                    );
                 }
                 Step::SendText { to, .. } if !usernames.contains(to) => {
-                    let (line, column) = locate(text, &s.referenced, to);
-                    self.errors.push(Diagnostic {
-                        file: file.into(),
-                        line,
-                        column,
-                        message: format!(
+                    self.error_at(
+                        text,
+                        file,
+                        &s.referenced,
+                        to,
+                        format!(
                             "send_text to user {to:?}, which no fixture or register step defines"
                         ),
-                        hint: suggest(to, usernames.iter().map(String::as_str)),
-                    });
+                        suggest(to, usernames.iter().map(String::as_str)),
+                    );
                 }
                 _ => {}
             }
@@ -686,26 +710,26 @@ impl Loader {
         for x in &sf.expect {
             if let Some(f) = x.value.filter() {
                 if let Some(id) = f.fault.as_ref().filter(|id| !fault_ids.contains(*id)) {
-                    let (line, column) = locate(text, &x.referenced, id);
-                    self.errors.push(Diagnostic {
-                        file: file.into(),
-                        line,
-                        column,
-                        message: format!(
+                    self.error_at(
+                        text,
+                        file,
+                        &x.referenced,
+                        id,
+                        format!(
                             "expectation names fault {id:?}, which this scenario does not define"
                         ),
-                        hint: suggest(id, fault_ids.iter().map(String::as_str)),
-                    });
+                        suggest(id, fault_ids.iter().map(String::as_str)),
+                    );
                 }
                 if let Some(e) = f.event.as_ref().filter(|e| !events.contains(&e.as_str())) {
-                    let (line, column) = locate(text, &x.referenced, e);
-                    self.errors.push(Diagnostic {
-                        file: file.into(),
-                        line,
-                        column,
-                        message: format!("expectation names unknown event {e:?}"),
-                        hint: suggest(e, events.iter().copied()),
-                    });
+                    self.error_at(
+                        text,
+                        file,
+                        &x.referenced,
+                        e,
+                        format!("expectation names unknown event {e:?}"),
+                        suggest(e, events.iter().copied()),
+                    );
                 }
             }
         }
