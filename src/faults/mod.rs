@@ -124,6 +124,8 @@ struct Seen<'a> {
     rid: Option<Arc<str>>,
     user: Option<Arc<str>>,
     frame: &'a str,
+    /// The outbound frame itself, so the journal shares it instead of copying.
+    shared: Option<&'a Arc<str>>,
 }
 
 fn kind_matches(spec: KindSpec, kind: FrameKind) -> bool {
@@ -362,7 +364,7 @@ impl FaultLayer {
             fault: fault.map(|f| f.0.clone()),
             action: fault.map(|f| f.1),
             delay_ms: delay.map(|d| d.as_millis() as u64),
-            frame: s.frame.into(),
+            frame: s.shared.cloned().unwrap_or_else(|| s.frame.into()),
         });
     }
 
@@ -387,6 +389,7 @@ impl FaultLayer {
             rid: None,
             user: None,
             frame: what,
+            shared: None,
         };
         self.record(&s, 0, Some((id, name)), None);
     }
@@ -551,7 +554,7 @@ fn classify_inbound(frame: &str) -> (FrameKind, Option<Arc<str>>, Option<Arc<str
 }
 
 impl Interceptor for FaultLayer {
-    fn outbound(&self, socket: &Socket, frame: &str, tag: &FrameTag) -> Action {
+    fn outbound(&self, socket: &Socket, frame: &Arc<str>, tag: &FrameTag) -> Action {
         if !self.is_active() {
             return Action::Pass;
         }
@@ -562,6 +565,7 @@ impl Interceptor for FaultLayer {
             rid: tag.rid.clone(),
             user: socket.label(),
             frame,
+            shared: Some(frame),
         };
         self.decide(socket, &s)
     }
@@ -578,6 +582,7 @@ impl Interceptor for FaultLayer {
             rid,
             user: socket.label(),
             frame,
+            shared: None,
         };
         self.decide(socket, &s)
     }

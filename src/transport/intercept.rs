@@ -99,8 +99,9 @@ pub enum Action {
 
 /// Receives every frame and every new session.
 pub trait Interceptor: Send + Sync + 'static {
-    /// A frame the server is about to send.
-    fn outbound(&self, socket: &Socket, frame: &str, tag: &FrameTag) -> Action;
+    /// A frame the server is about to send (shared: a push is one `Arc` for all its
+    /// recipients, so keeping it costs no copy).
+    fn outbound(&self, socket: &Socket, frame: &Arc<str>, tag: &FrameTag) -> Action;
     /// A frame the server received, before it is processed.
     fn inbound(&self, socket: &Socket, frame: &str) -> Action;
     /// Whether to accept a new session (`upgrade`: a polling session's websocket).
