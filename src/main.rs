@@ -29,8 +29,10 @@ enum Command {
     Sign(SignArgs),
     /// Validate scenario and fixture files (files or directories). Exit code 1 on errors.
     Check(CheckArgs),
-    /// Run scenarios against a client (the builtin Rust reference client) and check them.
-    /// Exit codes: 0 all passed, 1 some failed, 2 invalid input.
+    /// Run scenarios against one or more clients and grade them (PASS, NON-STRICT, INFO,
+    /// UNIMPL, EXCL, FAIL). Exit codes: 0 no FAIL (other verdicts do not fail a run), 1 at
+    /// least one FAIL (including a changed snapshot with --snapshots), 2 invalid input
+    /// (bad scenario, bad option, unwritable report).
     Run(RunArgs),
     /// Print the JSON Schema of scenario or fixture files (for editor completion; the
     /// same schemas are committed as docs/scenario.schema.json and docs/fixtures.schema.json).
@@ -84,6 +86,27 @@ struct RunArgs {
     /// Write a Markdown report (the scenario × client matrix and details) here.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Write an HTML report (summary, colour-coded matrix, diffs of every non-pass) here.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// The client whose committed snapshots are the reference, e.g. `jmessage-web-2.6.0`
+    /// (the official SDK): a scenario whose checks hold but whose transcript differs from
+    /// the reference snapshot is NON-STRICT, with the diff in the reports.
+    #[arg(long)]
+    reference: Option<String>,
+    /// Progress display: `auto` draws a bar on stderr when it is a terminal (non-passes
+    /// are printed above it) and prints lines otherwise; `lines` always prints one line
+    /// per finished scenario.
+    #[arg(long, value_enum, default_value = "auto")]
+    progress: Progress,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Progress {
+    /// A progress bar when stderr is a terminal, else lines.
+    Auto,
+    /// One line per finished scenario on stdout.
+    Lines,
 }
 
 #[derive(clap::Args)]
@@ -259,8 +282,26 @@ fn run(a: RunArgs) -> ExitCode {
         jobs: a.jobs,
         snapshots: a.snapshots,
         accept: a.accept,
+        reference: a.reference.clone(),
     };
     let several = clients.len() > 1;
+    let total = scenarios.len() * clients.len();
+    let bar = {
+        use std::io::IsTerminal;
+        let wanted = match a.progress {
+            Progress::Lines => false,
+            Progress::Auto => std::io::stderr().is_terminal(),
+        };
+        wanted.then(|| {
+            let b = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} eta {eta} {msg}",
+            ) {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b
+        })
+    };
     let cells = runtime.block_on(matrix::run_all(
         &scenarios,
         &clients,
@@ -273,21 +314,55 @@ fn run(a: RunArgs) -> ExitCode {
                 String::new()
             };
             let ms = cell.report.elapsed.as_millis();
-            match (cell.verdict, cell.report.failure()) {
-                (jmessage_mock::conformance::Verdict::Pass, _) => say(&format!(
-                    "PASS  [{done}/{total}] {who}{} ({ms} ms)",
+            let line = match (cell.verdict, cell.report.failure()) {
+                (jmessage_mock::conformance::Verdict::Pass, _) => format!(
+                    "PASS       [{done}/{total}] {who}{} ({ms} ms)",
                     cell.report.name
-                )),
-                (v, why) => say(&format!(
-                    "{:<6}[{done}/{total}] {who}{} ({ms} ms)\n      {}",
-                    v.label(),
-                    cell.report.name,
-                    why.unwrap_or_default()
-                )),
+                ),
+                (v, why) => {
+                    let why = why.unwrap_or_default();
+                    // A diff can be long: the reports carry it whole.
+                    let short: String = why.lines().take(12).collect::<Vec<_>>().join("\n      ");
+                    format!(
+                        "{:<11}[{done}/{total}] {who}{} ({ms} ms)\n      {short}",
+                        v.label(),
+                        cell.report.name,
+                    )
+                }
+            };
+            match &bar {
+                Some(b) => {
+                    if cell.verdict != jmessage_mock::conformance::Verdict::Pass {
+                        b.println(line);
+                    }
+                    b.set_message(format!("{who}{}", cell.report.name));
+                    b.set_position(done as u64);
+                }
+                None => say(&line),
             }
         },
     ));
-    let reports: Vec<_> = cells.iter().map(|c| c.report.clone()).collect();
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if let Some(path) = &a.html {
+        let title = format!(
+            "jmessage-mock conformance: {} scenario(s) × {}",
+            scenarios.len(),
+            clients
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if let Err(e) = std::fs::write(
+            path,
+            jmessage_mock::conformance::html::render(&title, &clients, &cells),
+        ) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
     if let Some(path) = &a.report {
         if let Err(e) = std::fs::write(path, matrix::markdown(&clients, &cells)) {
             eprintln!("error: cannot write {}: {e}", path.display());
@@ -295,19 +370,35 @@ fn run(a: RunArgs) -> ExitCode {
         }
     }
     if let Some(path) = &a.junit {
-        if let Err(e) = std::fs::write(path, jmessage_mock::conformance::junit(&reports)) {
+        if let Err(e) = std::fs::write(
+            path,
+            jmessage_mock::conformance::junit(
+                &cells
+                    .iter()
+                    .map(|c| (&c.report, c.verdict))
+                    .collect::<Vec<_>>(),
+            ),
+        ) {
             eprintln!("error: cannot write {}: {e}", path.display());
             return ExitCode::from(2);
         }
     }
+    use jmessage_mock::conformance::Verdict;
+    let count = |v: Verdict| cells.iter().filter(|c| c.verdict == v).count();
     let failed = cells.iter().filter(|c| c.verdict.fails()).count();
-    let passed = cells
-        .iter()
-        .filter(|c| c.verdict == jmessage_mock::conformance::Verdict::Pass)
-        .count();
-    let other = cells.len() - failed - passed;
-    if other > 0 {
-        println!("({other} excluded, unimplemented or informational)");
+    let passed = count(Verdict::Pass);
+    let other: Vec<String> = [
+        Verdict::NonStrict,
+        Verdict::Informational,
+        Verdict::Unimplemented,
+        Verdict::Excluded,
+    ]
+    .into_iter()
+    .filter(|v| count(*v) > 0)
+    .map(|v| format!("{} {}", count(v), v.label()))
+    .collect();
+    if !other.is_empty() {
+        println!("({})", other.join(", "));
     }
     println!("{passed} passed, {failed} failed");
     if failed == 0 {

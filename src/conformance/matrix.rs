@@ -76,6 +76,9 @@ pub struct Options {
     pub jobs: usize,
     pub snapshots: bool,
     pub accept: bool,
+    /// The client whose snapshots are the reference (e.g. `jmessage-web-2.6.0`): a
+    /// transcript that differs from its snapshot of the same scenario is NON-STRICT.
+    pub reference: Option<String>,
 }
 
 /// One cell: a scenario's report and verdict for one client.
@@ -102,11 +105,31 @@ fn snapshot_check(report: &mut Report, accept: bool) {
         }
         Err(e) => (false, format!("snapshot: {e}")),
     };
-    report.checks.push(Check {
-        what: "snapshot".into(),
-        ok,
-        detail,
-    });
+    report.checks.push(Check::new("snapshot", ok, detail));
+}
+
+/// Compares the transcript with the reference client's snapshot: a difference is a
+/// tolerated (non-strict) failure carrying the diff; a missing reference snapshot is noted.
+fn reference_check(report: &mut Report, reference: &str) {
+    if snapshot::dir_name(&report.client) == snapshot::dir_name(reference) {
+        return;
+    }
+    let what = format!("same transcript as the reference ({reference})");
+    let check = match snapshot::compare_reference(report, reference) {
+        Ok(snapshot::Reference::Same) => Check::tolerated(what, true, ""),
+        Ok(snapshot::Reference::Missing(p)) => Check::tolerated(
+            what,
+            true,
+            format!("no reference snapshot at {}", p.display()),
+        ),
+        Ok(snapshot::Reference::Differs { path, diff }) => Check::tolerated(
+            what,
+            false,
+            format!("differs from {}:\n{diff}", path.display()),
+        ),
+        Err(e) => Check::tolerated(what, false, format!("reference snapshot: {e}")),
+    };
+    report.checks.push(check);
 }
 
 fn excluded(client: &str, sc: &Scenario, reason: String) -> Cell {
@@ -116,11 +139,7 @@ fn excluded(client: &str, sc: &Scenario, reason: String) -> Cell {
             name: sc.name.clone(),
             id: sc.id.clone(),
             file: sc.file.clone(),
-            checks: vec![Check {
-                what: "excluded".into(),
-                ok: false,
-                detail: reason,
-            }],
+            checks: vec![Check::new("excluded", false, reason)],
             elapsed: std::time::Duration::ZERO,
             error: None,
             client: client.to_owned(),
@@ -164,6 +183,9 @@ pub async fn run_all(
                 }
                 if (opts.snapshots || opts.accept) && report.error.is_none() {
                     snapshot_check(&mut report, opts.accept);
+                }
+                if let (Some(r), None) = (&opts.reference, &report.error) {
+                    reference_check(&mut report, r);
                 }
                 let verdict = report.verdict(sc.informational);
                 (
@@ -222,7 +244,7 @@ pub fn markdown(clients: &[ClientEntry], cells: &[Cell]) -> String {
         }
         out.push('\n');
     }
-    out.push_str("\n## Summary\n\n| client | pass | fail | unimplemented | informational | excluded |\n|---|---|---|---|---|---|\n");
+    out.push_str("\n## Summary\n\n| client | pass | non-strict | fail | unimplemented | informational | excluded |\n|---|---|---|---|---|---|---|\n");
     for c in clients {
         let count = |v: Verdict| {
             cells
@@ -231,9 +253,10 @@ pub fn markdown(clients: &[ClientEntry], cells: &[Cell]) -> String {
                 .count()
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             esc(&c.name),
             count(Verdict::Pass),
+            count(Verdict::NonStrict),
             count(Verdict::Fail),
             count(Verdict::Unimplemented),
             count(Verdict::Informational),

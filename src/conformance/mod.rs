@@ -8,6 +8,7 @@
 
 pub mod builtin;
 pub mod driver;
+pub mod html;
 pub mod matrix;
 pub mod portable;
 pub mod redact;
@@ -26,6 +27,30 @@ pub struct Check {
     pub what: String,
     pub ok: bool,
     pub detail: String,
+    /// A strict check's failure fails the scenario; a non-strict one (a step or
+    /// expectation marked `strict: false`, or a difference from the reference client's
+    /// snapshot) only lowers the verdict to NON-STRICT.
+    pub strict: bool,
+}
+
+impl Check {
+    /// A strict check.
+    pub fn new(what: impl Into<String>, ok: bool, detail: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            ok,
+            detail: detail.into(),
+            strict: true,
+        }
+    }
+
+    /// A non-strict check (see [`Check::strict`]).
+    pub fn tolerated(what: impl Into<String>, ok: bool, detail: impl Into<String>) -> Self {
+        Self {
+            strict: false,
+            ..Self::new(what, ok, detail)
+        }
+    }
 }
 
 /// The result of one scenario.
@@ -45,16 +70,23 @@ pub struct Report {
 }
 
 impl Report {
+    /// No error and no failed strict check (non-strict differences may remain).
     pub fn passed(&self) -> bool {
-        self.error.is_none() && self.checks.iter().all(|c| c.ok)
+        self.error.is_none() && self.checks.iter().all(|c| c.ok || !c.strict)
     }
 
     /// The graded verdict (as Autobahn grades): a failing `informational` scenario is
     /// informational, a failure because the client lacks the API method is
-    /// unimplemented, any other failure fails.
+    /// unimplemented, any other failure fails. When every strict check holds but a
+    /// non-strict one does not, the client works but differs in a tolerated way:
+    /// non-strict.
     pub fn verdict(&self, informational: bool) -> Verdict {
         if self.passed() {
-            return Verdict::Pass;
+            return if self.checks.iter().any(|c| !c.ok) {
+                Verdict::NonStrict
+            } else {
+                Verdict::Pass
+            };
         }
         let why = self.failure().unwrap_or_default();
         let unimplemented = [
@@ -72,14 +104,15 @@ impl Report {
         }
     }
 
-    /// The first failure, for summaries.
+    /// The first failure (strict ones first), for summaries.
     pub fn failure(&self) -> Option<String> {
         if let Some(e) = &self.error {
             return Some(e.clone());
         }
         self.checks
             .iter()
-            .find(|c| !c.ok)
+            .find(|c| !c.ok && c.strict)
+            .or_else(|| self.checks.iter().find(|c| !c.ok))
             .map(|c| format!("{}: {}", c.what, c.detail))
     }
 }
@@ -88,6 +121,9 @@ impl Report {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Pass,
+    /// Works (every strict check holds) but differs in a tolerated way: a `strict:
+    /// false` check failed, or the transcript differs from the reference client's.
+    NonStrict,
     /// Failed, but the scenario documents behaviour, it does not require it.
     Informational,
     /// The client does not have the API method the scenario calls.
@@ -101,6 +137,7 @@ impl Verdict {
     pub fn label(self) -> &'static str {
         match self {
             Verdict::Pass => "PASS",
+            Verdict::NonStrict => "NON-STRICT",
             Verdict::Informational => "INFO",
             Verdict::Unimplemented => "UNIMPL",
             Verdict::Excluded => "EXCL",
@@ -208,11 +245,11 @@ pub fn check_expectations(server: &RunningServer, expect: &[Expectation]) -> Vec
             Expectation::Count { equals, .. } => {
                 let frames = &x.filter().unwrap_or_default();
                 let n = journal.iter().filter(|e| entry_matches(frames, e)).count();
-                Check {
-                    what: format!("expect count({}) == {equals}", describe(frames)),
-                    ok: n == *equals,
-                    detail: format!("counted {n}"),
-                }
+                Check::new(
+                    format!("expect count({}) == {equals}", describe(frames)),
+                    n == *equals,
+                    format!("counted {n}"),
+                )
             }
             Expectation::SameRid(frames) => {
                 let rids: std::collections::BTreeSet<_> = journal
@@ -220,11 +257,11 @@ pub fn check_expectations(server: &RunningServer, expect: &[Expectation]) -> Vec
                     .filter(|e| entry_matches(frames, e))
                     .map(|e| e.rid.clone())
                     .collect();
-                Check {
-                    what: format!("expect same_rid({})", describe(frames)),
-                    ok: rids.len() == 1 && rids.iter().all(Option::is_some),
-                    detail: format!("rids seen: {rids:?}"),
-                }
+                Check::new(
+                    format!("expect same_rid({})", describe(frames)),
+                    rids.len() == 1 && rids.iter().all(Option::is_some),
+                    format!("rids seen: {rids:?}"),
+                )
             }
             Expectation::Frame { fields, .. } => {
                 let frames = &x.filter().unwrap_or_default();
@@ -235,10 +272,10 @@ pub fn check_expectations(server: &RunningServer, expect: &[Expectation]) -> Vec
                 let found = matching
                     .iter()
                     .any(|e| payload(&e.frame).is_some_and(|p| subset(fields, &p)));
-                Check {
-                    what: format!("expect frame({}) with {fields}", describe(frames)),
-                    ok: found,
-                    detail: format!(
+                Check::new(
+                    format!("expect frame({}) with {fields}", describe(frames)),
+                    found,
+                    format!(
                         "{} matching frame(s){}",
                         matching.len(),
                         matching
@@ -246,16 +283,21 @@ pub fn check_expectations(server: &RunningServer, expect: &[Expectation]) -> Vec
                             .map(|e| format!(", first: {}", e.frame))
                             .unwrap_or_default()
                     ),
-                }
+                )
             }
             Expectation::MessagesStored(n) => {
                 let got = server.hub.with_backend(|b| b.message_count());
-                Check {
-                    what: format!("expect messages_stored == {n}"),
-                    ok: got == *n,
-                    detail: format!("stored {got}"),
-                }
+                Check::new(
+                    format!("expect messages_stored == {n}"),
+                    got == *n,
+                    format!("stored {got}"),
+                )
             }
+        })
+        .zip(expect)
+        .map(|(c, x)| Check {
+            strict: x.strict(),
+            ..c
         })
         .collect()
 }
@@ -362,15 +404,15 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
     report.transcript = transcript_text(scenario, &transcript, &server.faults.journal(0), &mut red);
     if let Some(p) = portable {
         if !p.errors.is_empty() {
-            report.checks.push(Check {
-                what: "no exception escaped the client".into(),
-                ok: false,
-                detail: p.errors.join("; "),
-            });
+            report.checks.push(Check::new(
+                "no exception escaped the client",
+                false,
+                p.errors.join("; "),
+            ));
         }
         let _ = p.driver.shutdown().await;
     }
-    if report.error.is_none() && report.checks.iter().all(|c| c.ok) {
+    if report.passed() {
         report
             .checks
             .extend(check_expectations(&server, &scenario.expect));
@@ -459,31 +501,60 @@ fn xml(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A JUnit XML report of several runs (one testcase per scenario).
-pub fn junit(reports: &[Report]) -> String {
-    let failures = reports.iter().filter(|r| !r.passed()).count();
-    let total: f64 = reports.iter().map(|r| r.elapsed.as_secs_f64()).sum();
-    let mut out = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n<testsuite name=\"jmessage-mock\" tests=\"{}\" failures=\"{failures}\" time=\"{total:.3}\">\n",
-        reports.len()
-    );
-    for r in reports {
-        let name = match &r.id {
-            Some(id) => format!("{id} {}", r.name),
-            None => r.name.clone(),
-        };
-        out.push_str(&format!(
-            "  <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\">",
-            xml(&r.file),
-            xml(&name),
-            r.elapsed.as_secs_f64()
-        ));
-        if let Some(f) = r.failure() {
-            out.push_str(&format!("<failure message=\"{}\"/>", xml(&f)));
+/// A JUnit XML report: one `testsuite` per client (in order of first appearance), one
+/// `testcase` per scenario. FAIL is a `failure`; UNIMPL, INFO and EXCL are `skipped` with
+/// the verdict and reason; NON-STRICT passes and keeps the tolerated difference in
+/// `system-out`.
+pub fn junit(results: &[(&Report, Verdict)]) -> String {
+    let mut clients: Vec<&str> = Vec::new();
+    for (r, _) in results {
+        if !clients.contains(&r.client.as_str()) {
+            clients.push(&r.client);
         }
-        out.push_str("</testcase>\n");
     }
-    out.push_str("</testsuite>\n</testsuites>\n");
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+    for client in clients {
+        let mine: Vec<&(&Report, Verdict)> =
+            results.iter().filter(|(r, _)| r.client == client).collect();
+        let count = |f: fn(Verdict) -> bool| mine.iter().filter(|(_, v)| f(*v)).count();
+        let failures = count(|v| v == Verdict::Fail);
+        let skipped = count(|v| {
+            matches!(
+                v,
+                Verdict::Unimplemented | Verdict::Informational | Verdict::Excluded
+            )
+        });
+        let total: f64 = mine.iter().map(|(r, _)| r.elapsed.as_secs_f64()).sum();
+        out.push_str(&format!(
+            "<testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{total:.3}\">\n",
+            xml(client),
+            mine.len()
+        ));
+        for (r, verdict) in mine {
+            let name = match &r.id {
+                Some(id) => format!("{id} {}", r.name),
+                None => r.name.clone(),
+            };
+            out.push_str(&format!(
+                "  <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\">",
+                xml(&r.file),
+                xml(&name),
+                r.elapsed.as_secs_f64()
+            ));
+            let why = xml(&r.failure().unwrap_or_default());
+            match verdict {
+                Verdict::Pass => {}
+                Verdict::Fail => out.push_str(&format!("<failure message=\"{why}\"/>")),
+                Verdict::NonStrict => {
+                    out.push_str(&format!("<system-out>NON-STRICT: {why}</system-out>"))
+                }
+                v => out.push_str(&format!("<skipped message=\"{}: {why}\"/>", v.label())),
+            }
+            out.push_str("</testcase>\n");
+        }
+        out.push_str("</testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
     out
 }
 
@@ -509,23 +580,42 @@ mod tests {
 
     #[test]
     fn junit_escapes_and_counts() {
-        let r = |ok: bool| Report {
+        let r = |ok: bool, client: &str| Report {
             name: "a<b".into(),
             id: Some("JMC-1".into()),
             file: "s.yaml".into(),
-            checks: vec![Check {
-                what: "x".into(),
-                ok,
-                detail: "\"bad\" & worse".into(),
-            }],
+            checks: vec![Check::new("x", ok, "\"bad\" & worse")],
             elapsed: Duration::from_millis(5),
             error: None,
-            client: "builtin".into(),
+            client: client.into(),
             transcript: String::new(),
         };
-        let x = junit(&[r(true), r(false)]);
-        assert!(x.contains(r#"tests="2" failures="1""#), "{x}");
+        let (pass, fail, tolerated, unimpl) = (
+            r(true, "builtin"),
+            r(false, "builtin"),
+            r(false, "builtin"),
+            r(false, "sdk"),
+        );
+        let x = junit(&[
+            (&pass, Verdict::Pass),
+            (&fail, Verdict::Fail),
+            (&tolerated, Verdict::NonStrict),
+            (&unimpl, Verdict::Unimplemented),
+        ]);
+        assert!(
+            x.contains(r#"<testsuite name="builtin" tests="3" failures="1" skipped="0""#),
+            "{x}"
+        );
+        assert!(
+            x.contains(r#"<testsuite name="sdk" tests="1" failures="0" skipped="1""#),
+            "{x}"
+        );
         assert!(x.contains("JMC-1 a&lt;b"));
-        assert!(x.contains("&quot;bad&quot; &amp; worse"));
+        assert!(x.contains("<failure message=\"x: &quot;bad&quot; &amp; worse\"/>"));
+        assert!(
+            x.contains("<system-out>NON-STRICT: x: &quot;bad&quot;"),
+            "{x}"
+        );
+        assert!(x.contains("<skipped message=\"UNIMPL: x: "), "{x}");
     }
 }

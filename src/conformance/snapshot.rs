@@ -22,13 +22,27 @@ pub enum Outcome {
 
 /// The snapshot file of a report.
 pub fn path_for(report: &Report) -> PathBuf {
-    let file = Path::new(&report.file);
+    path_of(&report.file, &report.client)
+}
+
+/// The snapshot file of `client` for the scenario file `file`: client names become
+/// directory names (anything but ASCII letters, digits, `.` and `-` turns into `_`).
+pub fn path_of(file: &str, client: &str) -> PathBuf {
+    let file = Path::new(file);
     let stem = file
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "scenario".into());
-    let client: String = report
-        .client
+    file.parent()
+        .unwrap_or(Path::new("."))
+        .join("snapshots")
+        .join(dir_name(client))
+        .join(format!("{stem}.snap"))
+}
+
+/// A client name as a snapshot directory name.
+pub fn dir_name(client: &str) -> String {
+    client
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
@@ -37,12 +51,38 @@ pub fn path_for(report: &Report) -> PathBuf {
                 '_'
             }
         })
-        .collect();
-    file.parent()
-        .unwrap_or(Path::new("."))
-        .join("snapshots")
-        .join(client)
-        .join(format!("{stem}.snap"))
+        .collect()
+}
+
+/// How a transcript compares with the reference client's snapshot of the same scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reference {
+    Same,
+    /// The reference client has no snapshot of this scenario.
+    Missing(PathBuf),
+    Differs {
+        path: PathBuf,
+        diff: String,
+    },
+}
+
+/// Compares a report's transcript with the snapshot `reference` (a client name, e.g.
+/// `jmessage-web-2.6.0`) has for the same scenario. Nothing is written.
+pub fn compare_reference(report: &Report, reference: &str) -> std::io::Result<Reference> {
+    let path = path_of(&report.file, reference);
+    match std::fs::read_to_string(&path) {
+        Ok(old) if body(&old) == report.transcript => Ok(Reference::Same),
+        Ok(old) => {
+            let diff = similar::TextDiff::from_lines(body(&old), report.transcript.as_str())
+                .unified_diff()
+                .context_radius(2)
+                .header(&format!("reference {reference}"), &report.client)
+                .to_string();
+            Ok(Reference::Differs { path, diff })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Reference::Missing(path)),
+        Err(e) => Err(e),
+    }
 }
 
 fn render(report: &Report) -> String {
@@ -143,6 +183,36 @@ mod tests {
         assert!(dir
             .join("snapshots/jmessage-web_2.6.0/case.snap.new")
             .exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn reference_same_missing_and_differs() {
+        let dir = std::env::temp_dir().join(format!("jmm-ref-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut official = report(&dir, "a\nb\n");
+        official.client = "sdk-2.6.0".into();
+        let mine = report(&dir, "a\nb\n");
+        assert!(matches!(
+            compare_reference(&mine, "sdk-2.6.0").unwrap(),
+            Reference::Missing(p) if p.ends_with("snapshots/sdk-2.6.0/case.snap")
+        ));
+        check(&official, true).unwrap();
+        assert_eq!(
+            compare_reference(&mine, "sdk-2.6.0").unwrap(),
+            Reference::Same
+        );
+        match compare_reference(&report(&dir, "a\nc\n"), "sdk-2.6.0").unwrap() {
+            Reference::Differs { diff, .. } => {
+                assert!(diff.contains("reference sdk-2.6.0"), "{diff}");
+                assert!(diff.contains("-b") && diff.contains("+c"), "{diff}");
+            }
+            other => panic!("expected a difference, got {other:?}"),
+        }
+        // Comparing never writes: no .snap.new for the reference, none for this client.
+        assert!(!dir.join("snapshots/sdk-2.6.0/case.snap.new").exists());
+        assert!(!dir.join("snapshots/jmessage-web_2.6.0").exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -172,6 +172,10 @@ pub enum Step {
         /// How long to wait for the first callback (scaled).
         #[serde(default = "default_call_within")]
         within_ms: u64,
+        /// `false`: when `expect` does not hold the run goes on and the verdict is
+        /// NON-STRICT (the client works, but differs from the reference in a tolerated way).
+        #[serde(default = "yes")]
+        strict: bool,
     },
     /// Register a listener (`onMsgReceive`, `onEventNotification`, ...).
     Listen {
@@ -186,6 +190,9 @@ pub enum Step {
         fields: Option<Value>,
         #[serde(default = "default_within")]
         within_ms: u64,
+        /// `false`: a missing delivery only makes the verdict NON-STRICT.
+        #[serde(default = "yes")]
+        strict: bool,
     },
     /// Move the driver's fake timers forward (drivers with `fake_timers`).
     AdvanceTimers(u64),
@@ -209,6 +216,10 @@ pub enum CallExpect {
 
 fn default_call_within() -> u64 {
     40_000
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_within() -> u64 {
@@ -236,6 +247,9 @@ pub enum Expectation {
         #[serde(default)]
         fault: Option<String>,
         equals: usize,
+        /// `false`: a mismatch only makes the verdict NON-STRICT (tolerated behaviour).
+        #[serde(default = "yes")]
+        strict: bool,
     },
     /// All matching frames carry one and the same rid (retries).
     SameRid(FrameFilter),
@@ -255,10 +269,21 @@ pub enum Expectation {
         #[serde(default)]
         fault: Option<String>,
         fields: Value,
+        /// `false`: a mismatch only makes the verdict NON-STRICT (tolerated behaviour).
+        #[serde(default = "yes")]
+        strict: bool,
     },
 }
 
 impl Expectation {
+    /// Whether a mismatch fails the scenario (`false`: it is tolerated, NON-STRICT).
+    pub fn strict(&self) -> bool {
+        match self {
+            Expectation::Count { strict, .. } | Expectation::Frame { strict, .. } => *strict,
+            Expectation::SameRid(_) | Expectation::MessagesStored(_) => true,
+        }
+    }
+
     /// The frames an expectation is about (`None` for `messages_stored`).
     pub fn filter(&self) -> Option<FrameFilter> {
         match self {
