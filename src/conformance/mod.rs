@@ -94,6 +94,7 @@ impl Report {
             "unknown SDK method",
             "no method",
             "unknown method",
+            "unknown listener",
         ];
         if unimplemented.iter().any(|m| why.contains(m)) {
             Verdict::Unimplemented
