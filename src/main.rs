@@ -65,6 +65,9 @@ struct RunArgs {
     /// Only scenarios whose id, name or file contains this text.
     #[arg(long)]
     filter: Option<String>,
+    /// List the scenarios that would run (id, name, file; after --filter) and exit.
+    #[arg(long)]
+    list: bool,
     /// Scenarios run at once, each with its own server.
     #[arg(long, short, default_value_t = 2)]
     jobs: usize,
@@ -260,6 +263,18 @@ fn run(a: RunArgs) -> ExitCode {
                 || s.file.contains(f.as_str())
                 || s.id.as_deref().is_some_and(|i| i.contains(f.as_str()))
         });
+    }
+    if a.list {
+        for s in &scenarios {
+            say(&format!(
+                "{:<14} {}  ({})",
+                s.id.as_deref().unwrap_or("-"),
+                s.name,
+                s.file
+            ));
+        }
+        say(&format!("{} scenario(s)", scenarios.len()));
+        return ExitCode::SUCCESS;
     }
     let exclusions = match &a.exclude {
         Some(p) => match Exclusions::load(p) {

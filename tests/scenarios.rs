@@ -319,6 +319,21 @@ fn graded_verdicts_exclusions_and_markdown_report() {
         "{md}"
     );
     assert!(md.contains("| builtin | 1 | 0 | 0 | 1 | 1 | 1 |"), "{md}");
+    // --list names what would run (after --filter) and runs nothing.
+    let out = bin()
+        .arg("run")
+        .arg(&dir)
+        .args(["--list", "--filter", "T-"])
+        .output()
+        .expect("runs");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{listed}");
+    assert!(
+        listed.contains("T-4") && listed.contains("unimplemented"),
+        "{listed}"
+    );
+    assert!(listed.trim_end().ends_with("4 scenario(s)"), "{listed}");
+    assert!(!listed.contains("PASS"), "{listed}");
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&excl);
     let _ = std::fs::remove_file(&report);
