@@ -64,9 +64,9 @@ async fn the_scenario_library_passes_with_the_builtin_driver_in_seconds() {
 }
 
 /// The conformance catalogue (scenarios/conformance) passes with the builtin client, two
-/// jobs at a time, within 120 s.
+/// jobs at a time, within 180 s (a hang guard; it takes about 90 s).
 #[test]
-fn the_conformance_catalogue_passes_with_the_builtin_client_within_120_s() {
+fn the_conformance_catalogue_passes_with_the_builtin_client_within_180_s() {
     let started = Instant::now();
     let mut child = bin()
         .arg("run")
@@ -80,9 +80,9 @@ fn the_conformance_catalogue_passes_with_the_builtin_client_within_120_s() {
         if let Some(s) = child.try_wait().expect("wait") {
             break s;
         }
-        if started.elapsed() > Duration::from_secs(120) {
+        if started.elapsed() > Duration::from_secs(180) {
             let _ = child.kill();
-            panic!("the conformance catalogue took more than 120 s");
+            panic!("the conformance catalogue took more than 180 s");
         }
         std::thread::sleep(Duration::from_millis(200));
     };

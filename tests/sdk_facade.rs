@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use common::{bounded, fast, start, APPKEY, SECRET, WAIT};
 use jmessage_mock::backend::signature;
 use jmessage_mock::backend::RoomSeed;
@@ -520,10 +521,49 @@ async fn on_disconnect_fires_when_the_connection_drops_after_login() {
             alice.call("isLogin", &[]).await.expect("isLogin"),
             SdkCall::Returned(json!(false))
         );
+        // 2.6.0 clears appkey too, and builds a new connection at once: the app inits and
+        // logs in again there (protocol.md 1.7).
         assert_eq!(
-            alice.call("isConnect", &[]).await.expect("isConnect"),
+            alice.call("isInit", &[]).await.expect("isInit"),
             SdkCall::Returned(json!(false))
         );
+        let old = alice.client();
+        ok(&alice.call("init", &[init_args()]).await.expect("init"));
+        assert!(!Arc::ptr_eq(&old, &alice.client()), "a new connection");
+        ok(&alice
+            .call("login", &[json!({"username": "dalice", "password": "pw"})])
+            .await
+            .expect("login"));
+        assert_eq!(
+            alice.call("isLogin", &[]).await.expect("isLogin"),
+            SdkCall::Returned(json!(true))
+        );
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_refused_first_handshake_is_retried_like_the_manager_does() {
+    bounded(async {
+        let s = start().await;
+        s.faults
+            .add(jmessage_mock::faults::FaultSpec {
+                id: "no-ws".into(),
+                when: Default::default(),
+                action: jmessage_mock::faults::ActionSpec::RefuseWebsocket,
+                nth: vec![],
+                after: None,
+                times: Some(1),
+                probability: None,
+                seed: None,
+                enabled: true,
+                steps: None,
+            })
+            .expect("rule");
+        let sdk = instance(&s).await;
+        ok(&sdk.call("init", &[init_args()]).await.expect("init"));
+        let refused = s.faults.journal(0).iter().filter(|e| e.fault.is_some()).count();
+        assert_eq!(refused, 1);
     })
     .await
 }

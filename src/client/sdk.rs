@@ -40,8 +40,14 @@
 //! room_msg_sync_his), `onDisconnect` (connection closed after login).
 //! `onMutiUnreadMsgUpdate` (event 200: messages newer than its `ctime_ms` stay unread).
 //! Listeners can also be registered with `call("onMsgReceive", [])`.
-//! Not emulated: the `room_info` request without `id` that
-//! `room_msg_sync_his` triggers for unknown rooms, localStorage persistence, reconnection.
+//! Connections as 2.6.0 handles them (protocol.md 1.7): a refused or failed handshake is
+//! retried on the Manager's schedule (1 s doubled up to 5 s, scaled like the ack timer); after
+//! a disconnect following a login the instance clears user and appkey, calls `onDisconnect`
+//! and opens a new connection at once, where the app's next `init`/`login` go (calls made
+//! while it connects wait for it).
+//! Not emulated: the `room_info` request without `id` that `room_msg_sync_his` triggers for
+//! unknown rooms, localStorage persistence, re-sending pending requests on the new connection
+//! (a request pending at a close fails with [`SdkError::Closed`]).
 //! Pushes are processed in a background task; pushes processed while no user is logged in are
 //! dropped, as the SDK drops pushes before the login response.
 
