@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use common::{bounded, fast, start, APPKEY, SECRET, WAIT};
 use jmessage_mock::backend::signature;
 use jmessage_mock::backend::RoomSeed;
@@ -10,6 +9,7 @@ use jmessage_mock::client::sdk::{SdkCall, SdkInstance};
 use jmessage_mock::server::{self, RunningServer, ServerConfig};
 use jmessage_mock::transport::TransportConfig;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 async fn instance(s: &RunningServer) -> SdkInstance {
     SdkInstance::connect(&s.http_url(), &s.upload_url(), fast())
@@ -562,7 +562,12 @@ async fn a_refused_first_handshake_is_retried_like_the_manager_does() {
             .expect("rule");
         let sdk = instance(&s).await;
         ok(&sdk.call("init", &[init_args()]).await.expect("init"));
-        let refused = s.faults.journal(0).iter().filter(|e| e.fault.is_some()).count();
+        let refused = s
+            .faults
+            .journal(0)
+            .iter()
+            .filter(|e| e.fault.is_some())
+            .count();
         assert_eq!(refused, 1);
     })
     .await

@@ -452,11 +452,8 @@ impl Client {
         rx: &mut oneshot::Receiver<Map<String, Value>>,
         sends: u32,
     ) -> Result<Reply, RequestError> {
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            self.inner.reader_done.cancelled(),
-        )
-        .await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), self.inner.reader_done.cancelled()).await;
         match rx.try_recv() {
             Ok(body) => Ok(Reply {
                 body,

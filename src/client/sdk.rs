@@ -753,7 +753,11 @@ impl Shared {
         post: Post,
         hook: impl FnOnce(&Shared, &mut Map<String, Value>) -> bool,
     ) -> Result<SdkCall, SdkError> {
-        let res = self.connection().await.request(event, payload.clone()).await;
+        let res = self
+            .connection()
+            .await
+            .request(event, payload.clone())
+            .await;
         let mut cb = Callbacks::default();
         let (body, acked) = match res {
             Ok(r) => (r.body, r.acked),

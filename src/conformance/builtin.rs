@@ -356,9 +356,7 @@ pub async fn run_steps(
                 } else {
                     payload.clone()
                 };
-                let response = server
-                    .hub
-                    .act_as_device(&key, platform, event, payload);
+                let response = server.hub.act_as_device(&key, platform, event, payload);
                 let code = response
                     .as_ref()
                     .map(|r| r.get("code").and_then(Value::as_i64).unwrap_or(0));
