@@ -9,6 +9,7 @@ use jmessage_mock::client::sdk::{SdkCall, SdkInstance};
 use jmessage_mock::server::{self, RunningServer, ServerConfig};
 use jmessage_mock::transport::TransportConfig;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 async fn instance(s: &RunningServer) -> SdkInstance {
     SdkInstance::connect(&s.http_url(), &s.upload_url(), fast())
@@ -520,10 +521,54 @@ async fn on_disconnect_fires_when_the_connection_drops_after_login() {
             alice.call("isLogin", &[]).await.expect("isLogin"),
             SdkCall::Returned(json!(false))
         );
+        // 2.6.0 clears appkey too, and builds a new connection at once: the app inits and
+        // logs in again there (protocol.md 1.7).
         assert_eq!(
-            alice.call("isConnect", &[]).await.expect("isConnect"),
+            alice.call("isInit", &[]).await.expect("isInit"),
             SdkCall::Returned(json!(false))
         );
+        let old = alice.client();
+        ok(&alice.call("init", &[init_args()]).await.expect("init"));
+        assert!(!Arc::ptr_eq(&old, &alice.client()), "a new connection");
+        ok(&alice
+            .call("login", &[json!({"username": "dalice", "password": "pw"})])
+            .await
+            .expect("login"));
+        assert_eq!(
+            alice.call("isLogin", &[]).await.expect("isLogin"),
+            SdkCall::Returned(json!(true))
+        );
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_refused_first_handshake_is_retried_like_the_manager_does() {
+    bounded(async {
+        let s = start().await;
+        s.faults
+            .add(jmessage_mock::faults::FaultSpec {
+                id: "no-ws".into(),
+                when: Default::default(),
+                action: jmessage_mock::faults::ActionSpec::RefuseWebsocket,
+                nth: vec![],
+                after: None,
+                times: Some(1),
+                probability: None,
+                seed: None,
+                enabled: true,
+                steps: None,
+            })
+            .expect("rule");
+        let sdk = instance(&s).await;
+        ok(&sdk.call("init", &[init_args()]).await.expect("init"));
+        let refused = s
+            .faults
+            .journal(0)
+            .iter()
+            .filter(|e| e.fault.is_some())
+            .count();
+        assert_eq!(refused, 1);
     })
     .await
 }

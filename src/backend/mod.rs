@@ -539,6 +539,18 @@ impl Backend {
     /// Runs a request as `user` on a temporary connection that no client holds
     /// (fixtures, admin actions). Pushes to live sessions are returned as usual.
     pub fn act_as(&mut self, user: &UserKey, event: &str, payload: Value) -> Outcome {
+        self.act_as_on(user, "fixture", event, payload)
+    }
+
+    /// [`Backend::act_as`] on a session logged in on `platform`: the user acting on
+    /// another device (scenario step `as_device`).
+    pub fn act_as_on(
+        &mut self,
+        user: &UserKey,
+        platform: &str,
+        event: &str,
+        payload: Value,
+    ) -> Outcome {
         let conn = u64::MAX - self.ids.next_event();
         let now = self.now_ms();
         self.conns.insert(
@@ -548,7 +560,7 @@ impl Backend {
                 sync_type: 0,
                 login: Some(model::LoginState {
                     user: user.clone(),
-                    platform: "fixture".into(),
+                    platform: platform.to_owned(),
                     version: String::new(),
                     since_ms: now,
                 }),

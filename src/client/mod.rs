@@ -129,6 +129,9 @@ struct Inner {
     out: mpsc::UnboundedSender<Outgoing>,
     pending: Mutex<HashMap<u64, Pending>>,
     closed: CancellationToken,
+    /// Cancelled when the reader task has handled every frame that arrived before the
+    /// close.
+    reader_done: CancellationToken,
     rid_state: AtomicU64,
     config: ClientConfig,
     /// Every frame sent, in order (tests inspect retries).
@@ -281,6 +284,7 @@ impl Client {
             out: outbound,
             pending: Mutex::new(HashMap::new()),
             closed: closed.clone(),
+            reader_done: CancellationToken::new(),
             rid_state: AtomicU64::new(seed),
             config: config.clone(),
             sent: Mutex::new(Vec::new()),
@@ -312,6 +316,7 @@ impl Client {
                 r_inner.on_frame(&frame, &push_tx, &r_pong);
             }
             r_inner.closed.cancel();
+            r_inner.reader_done.cancel();
         });
         // Heartbeat task: ping every interval, give up when a pong does not come.
         if config.heartbeat {
@@ -404,7 +409,10 @@ impl Client {
                         return Err(RequestError::AckTimeout { sends, response });
                     }
                 }
-                _ = inner.closed.cancelled() => return Err(RequestError::Closed),
+                _ = inner.closed.cancelled() => return match response {
+                    Some(body) => Ok(Reply { body, sends, acked: false }),
+                    None => self.after_close(rx, sends).await,
+                },
             }
         }
         if let Some(body) = response {
@@ -431,8 +439,28 @@ impl Client {
                         return Err(RequestError::ResponseTimeout { sends });
                     }
                 }
-                _ = inner.closed.cancelled() => return Err(RequestError::Closed),
+                _ = inner.closed.cancelled() => return self.after_close(rx, sends).await,
             }
+        }
+    }
+
+    /// The connection closed while a request was pending: a response that arrived just
+    /// before the close (a server that answers and then hangs up) still counts, once the
+    /// reader has handled every frame received before the close.
+    async fn after_close(
+        &self,
+        rx: &mut oneshot::Receiver<Map<String, Value>>,
+        sends: u32,
+    ) -> Result<Reply, RequestError> {
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), self.inner.reader_done.cancelled()).await;
+        match rx.try_recv() {
+            Ok(body) => Ok(Reply {
+                body,
+                sends,
+                acked: true,
+            }),
+            Err(_) => Err(RequestError::Closed),
         }
     }
 

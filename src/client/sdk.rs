@@ -40,8 +40,14 @@
 //! room_msg_sync_his), `onDisconnect` (connection closed after login).
 //! `onMutiUnreadMsgUpdate` (event 200: messages newer than its `ctime_ms` stay unread).
 //! Listeners can also be registered with `call("onMsgReceive", [])`.
-//! Not emulated: the `room_info` request without `id` that
-//! `room_msg_sync_his` triggers for unknown rooms, localStorage persistence, reconnection.
+//! Connections as 2.6.0 handles them (protocol.md 1.7): a refused or failed handshake is
+//! retried on the Manager's schedule (1 s doubled up to 5 s, scaled like the ack timer); after
+//! a disconnect following a login the instance clears user and appkey, calls `onDisconnect`
+//! and opens a new connection at once, where the app's next `init`/`login` go (calls made
+//! while it connects wait for it).
+//! Not emulated: the `room_info` request without `id` that `room_msg_sync_his` triggers for
+//! unknown rooms, localStorage persistence, re-sending pending requests on the new connection
+//! (a request pending at a close fails with [`SdkError::Closed`]).
 //! Pushes are processed in a background task; pushes processed while no user is logged in are
 //! dropped, as the SDK drops pushes before the login response.
 
@@ -128,7 +134,14 @@ struct State {
 }
 
 struct Shared {
-    client: Client,
+    /// The current connection; replaced by a new one after a disconnect (2.6.0 builds a
+    /// new Socket.IO client at once, protocol.md 1.7).
+    client: Mutex<Arc<Client>>,
+    /// Where to reconnect, and how.
+    base: String,
+    config: ClientConfig,
+    /// Cancelled when the instance is dropped: no more reconnecting.
+    stop: tokio_util::sync::CancellationToken,
     state: Mutex<State>,
     upload_url: String,
     deliver: mpsc::UnboundedSender<Delivery>,
@@ -290,10 +303,14 @@ impl SdkInstance {
         upload_url: &str,
         config: ClientConfig,
     ) -> Result<SdkInstance, SdkError> {
-        let client = Client::connect(base, config).await?;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let client = connect_retrying(base, &config, &stop).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            client,
+            client: Mutex::new(Arc::new(client)),
+            base: base.to_owned(),
+            config,
+            stop,
             state: Mutex::new(State {
                 connected: true,
                 ..State::default()
@@ -309,9 +326,10 @@ impl SdkInstance {
         })
     }
 
-    /// The underlying reference client (raw frames, pushes are consumed by the facade).
-    pub fn client(&self) -> &Client {
-        &self.shared.client
+    /// The underlying reference client of the current connection (raw frames; pushes are
+    /// consumed by the facade).
+    pub fn client(&self) -> Arc<Client> {
+        self.shared.client()
     }
 
     /// Registers the app callback `listener` (`"onMsgReceive"`, `"onEventNotification"`…).
@@ -350,7 +368,8 @@ impl SdkInstance {
 
 impl Drop for SdkInstance {
     fn drop(&mut self) {
-        self.shared.client.inner.closed.cancel();
+        self.shared.stop.cancel();
+        self.shared.client().inner.closed.cancel();
     }
 }
 
@@ -363,7 +382,58 @@ enum Post {
     WithArg(Value),
 }
 
+/// The Manager's reconnection schedule (protocol.md 1.7): 1 s doubled per attempt, at
+/// most 5 s, here scaled like the ack timer (`ack_timeout / 5`) and without jitter.
+fn reconnect_delay(config: &ClientConfig, attempt: u32) -> Duration {
+    let first = (config.ack_timeout / 5).max(Duration::from_millis(20));
+    (first * 2u32.saturating_pow(attempt.min(8))).min(first * 5)
+}
+
+/// Connects, retrying refused or failed handshakes on the reconnection schedule until
+/// `connect_timeout` has passed (the SDK's `io()` never gives up; a bound keeps runs finite).
+async fn connect_retrying(
+    base: &str,
+    config: &ClientConfig,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<Client, SdkError> {
+    let deadline = tokio::time::Instant::now() + config.connect_timeout;
+    let mut attempt = 0;
+    loop {
+        match Client::connect(base, config.clone()).await {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                let wait = reconnect_delay(config, attempt);
+                if stop.is_cancelled() || tokio::time::Instant::now() + wait > deadline {
+                    return Err(e.into());
+                }
+                attempt += 1;
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.cancelled() => return Err(SdkError::Closed),
+                }
+            }
+        }
+    }
+}
+
 impl Shared {
+    fn client(&self) -> Arc<Client> {
+        lock(&self.client).clone()
+    }
+
+    /// Waits (bounded) while a reconnection is under way, as the SDK buffers emits until
+    /// its new socket is connected.
+    async fn connection(&self) -> Arc<Client> {
+        let deadline = tokio::time::Instant::now() + self.config.connect_timeout;
+        while !lock(&self.state).connected
+            && !self.stop.is_cancelled()
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.client()
+    }
+
     fn emit(&self, listener: &str, arg: Value) {
         if lock(&self.state).listeners.contains(listener) {
             let _ = self.deliver.send(Delivery {
@@ -383,25 +453,45 @@ impl Shared {
 
     async fn pump(self: Arc<Self>) {
         loop {
+            let client = self.client();
             let push = tokio::select! {
-                p = self.client.next_push(Duration::from_secs(3600)) => p,
-                _ = self.client.closed() => None,
+                p = client.next_push(Duration::from_secs(3600)) => p,
+                _ = client.closed() => None,
             };
             let Some(push) = push else {
-                if self.client.is_closed() {
+                if client.is_closed() {
                     // Drain what arrived before the close.
-                    for p in self.client.drain_pushes().await {
+                    for p in client.drain_pushes().await {
                         self.on_push(&p.event, p.payload);
                     }
+                    // 2.6.0 (protocol.md 1.7): after a login, a disconnect not caused by
+                    // loginOut clears appkey and user and calls onDisconnect.
                     let was_logged_in = {
                         let mut st = lock(&self.state);
                         st.connected = false;
-                        st.username.take().is_some()
+                        let was = st.username.take().is_some();
+                        if was {
+                            st.appkey = None;
+                        }
+                        was
                     };
                     if was_logged_in {
                         self.emit("onDisconnect", Value::Null);
                     }
-                    return;
+                    // Then a new connection at once; the app must init and login again.
+                    if self.stop.is_cancelled() {
+                        return;
+                    }
+                    match connect_retrying(&self.base, &self.config, &self.stop).await {
+                        Ok(c) => {
+                            *lock(&self.client) = Arc::new(c);
+                            lock(&self.state).connected = true;
+                        }
+                        Err(e) => {
+                            tracing::debug!("sdk facade: reconnecting failed: {e}");
+                            return;
+                        }
+                    }
                 }
                 continue;
             };
@@ -439,7 +529,7 @@ impl Shared {
                 self.emit("onEventNotification", filter_event(&payload, true));
                 if ty == 1 || ty == 2 {
                     lock(&self.state).username = None;
-                    self.client.disconnect();
+                    self.client().disconnect();
                 }
             }
             "sync_conversation" => {
@@ -663,7 +753,11 @@ impl Shared {
         post: Post,
         hook: impl FnOnce(&Shared, &mut Map<String, Value>) -> bool,
     ) -> Result<SdkCall, SdkError> {
-        let res = self.client.request(event, payload.clone()).await;
+        let res = self
+            .connection()
+            .await
+            .request(event, payload.clone())
+            .await;
         let mut cb = Callbacks::default();
         let (body, acked) = match res {
             Ok(r) => (r.body, r.acked),
@@ -754,11 +848,11 @@ impl Shared {
             "isInit" => Ok(SdkCall::Returned(json!(inited))),
             "isLogin" => Ok(SdkCall::Returned(json!(logged_in))),
             "isConnect" => Ok(SdkCall::Returned(json!(
-                connected && !self.client.is_closed()
+                connected && !self.client().is_closed()
             ))),
             "loginOut" => {
                 lock(&self.state).username = None;
-                self.client.disconnect();
+                self.client().disconnect();
                 Ok(SdkCall::Returned(Value::Null))
             }
             "init" => {
@@ -802,11 +896,12 @@ impl Shared {
                 if r.success().is_some() {
                     self.sync_check().await;
                     let me = self.clone();
+                    let session = self.client();
                     tokio::spawn(async move {
                         loop {
                             tokio::select! {
                                 _ = tokio::time::sleep(Duration::from_secs(150)) => {}
-                                _ = me.client.closed() => return,
+                                _ = session.closed() => return,
                             }
                             if lock(&me.state).username.is_none() {
                                 return;
@@ -1227,7 +1322,7 @@ impl Shared {
 
     async fn sync_check(&self) {
         let payload = Value::Object(lock(&self.state).sync.clone());
-        if let Ok(r) = self.client.request("sync_check", payload).await {
+        if let Ok(r) = self.client().request("sync_check", payload).await {
             if r.code() == 0 {
                 let mut st = lock(&self.state);
                 for k in ["sync_key", "sync_type", "sync_event_key", "msg_receipt_key"] {

@@ -345,6 +345,41 @@ pub async fn run_steps(
                     (true, "builtin: waited the scaled time".into())
                 }
             },
+            Step::AsDevice {
+                user,
+                appkey,
+                platform,
+                event,
+                payload,
+                expect,
+            } => {
+                let key = crate::backend::UserKey::new(
+                    appkey.clone().unwrap_or_else(|| first_app.clone()),
+                    user.clone(),
+                );
+                let payload = if payload.is_null() {
+                    json!({})
+                } else {
+                    payload.clone()
+                };
+                let response = server.hub.act_as_device(&key, platform, event, payload);
+                let code = response
+                    .as_ref()
+                    .map(|r| r.get("code").and_then(Value::as_i64).unwrap_or(0));
+                transcript.push(format!(
+                    "as_device {user}/{platform} {event} -> {}",
+                    code.map_or("no response".into(), |c| format!("code {c}"))
+                ));
+                let want = expect.clone().unwrap_or(Outcome::Code(0));
+                let got = code.map(Outcome::Code);
+                (
+                    got.as_ref() == Some(&want),
+                    format!(
+                        "expected {want:?}, got {}",
+                        response.map_or("no response".into(), |r| Value::Object(r).to_string())
+                    ),
+                )
+            }
             Step::Request {
                 client,
                 event,
@@ -410,5 +445,11 @@ fn step_name(s: &Step) -> String {
             client, listener, ..
         } => format!("expect_listener {client}.{listener}"),
         Step::AdvanceTimers(ms) => format!("advance_timers {ms}"),
+        Step::AsDevice {
+            user,
+            platform,
+            event,
+            ..
+        } => format!("as_device {user}/{platform} {event}"),
     }
 }

@@ -346,9 +346,33 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
         transcript: String::new(),
     };
     let scale = scenario.time_scale;
+    let mut portable = match client {
+        ClientSpec::Builtin => None,
+        ClientSpec::Command(words) => {
+            match driver::SubprocessDriver::spawn(&words[0], &words[1..], &[]).await {
+                Ok(d) => {
+                    let mut p = portable::Portable::new(d);
+                    p.time_scale = scale;
+                    Some(p)
+                }
+                Err(e) => {
+                    report.error = Some(format!("driver: {e}"));
+                    report.elapsed = started.elapsed();
+                    return report;
+                }
+            }
+        }
+    };
+    // A driver with fake timers already runs its clock 1/time_scale faster while a call
+    // waits, so the heartbeat is not scaled again for it: a scaled ping timeout (1.2 s at
+    // 0.02) would fire inside one 5 s clock jump before the pong could arrive.
+    let heartbeat = match &portable {
+        Some(p) if p.driver.can("fake_timers") => 1.0,
+        _ => scale,
+    };
     let transport = TransportConfig {
-        ping_interval: Duration::from_secs_f64(25.0 * scale),
-        ping_timeout: Duration::from_secs_f64(60.0 * scale),
+        ping_interval: Duration::from_secs_f64(25.0 * heartbeat),
+        ping_timeout: Duration::from_secs_f64(60.0 * heartbeat),
         poll_hold: Duration::from_secs_f64(25.0 * scale),
         ..TransportConfig::default()
     };
@@ -363,25 +387,10 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
         Ok(s) => s,
         Err(e) => {
             report.error = Some(format!("server did not start: {e}"));
-            return report;
-        }
-    };
-    let mut portable = match client {
-        ClientSpec::Builtin => None,
-        ClientSpec::Command(words) => {
-            match driver::SubprocessDriver::spawn(&words[0], &words[1..], &[]).await {
-                Ok(d) => {
-                    let mut p = portable::Portable::new(d);
-                    p.time_scale = scale;
-                    Some(p)
-                }
-                Err(e) => {
-                    report.error = Some(format!("driver: {e}"));
-                    server.shutdown().await;
-                    report.elapsed = started.elapsed();
-                    return report;
-                }
+            if let Some(p) = portable {
+                let _ = p.driver.shutdown().await;
             }
+            return report;
         }
     };
     let limit = Duration::from_secs(180);

@@ -255,7 +255,63 @@ pub fn check_fixture_file(path: &Path) -> Result<(), Vec<Diagnostic>> {
     }
 }
 
+/// Platforms an `as_device` step may name (the login platforms, any case).
+const DEVICE_PLATFORMS: &[&str] = &["android", "ios", "pc", "web"];
+
 impl Loader {
+    /// The references of an `as_device` step: a defined user, a known platform, a request
+    /// event, and a response code as the expectation.
+    fn check_as_device(
+        &mut self,
+        text: &str,
+        file: &str,
+        loc: &serde_saphyr::Location,
+        (user, platform, event, expect): (&String, &String, &String, &Option<Outcome>),
+        usernames: &BTreeSet<String>,
+        events: &[&str],
+    ) {
+        if !usernames.contains(user) {
+            self.error_at(
+                text,
+                file,
+                loc,
+                user,
+                format!("as_device names user {user:?}, which no fixture or register step defines"),
+                suggest(user, usernames.iter().map(String::as_str)),
+            );
+        }
+        if !DEVICE_PLATFORMS.contains(&platform.to_ascii_lowercase().as_str()) {
+            self.error_at(
+                text,
+                file,
+                loc,
+                platform,
+                format!("as_device platform {platform:?} is not one of android, ios, pc, web"),
+                suggest(platform, DEVICE_PLATFORMS.iter().copied()),
+            );
+        }
+        let requests: Vec<&str> = Event::ALL.iter().map(|e| e.wire()).collect();
+        if !requests.contains(&event.as_str()) {
+            let hint = suggest(event, requests.iter().copied());
+            let message = if events.contains(&event.as_str()) {
+                format!("as_device event {event:?} is a push, not a request")
+            } else {
+                format!("as_device names unknown request event {event:?}")
+            };
+            self.error_at(text, file, loc, event, message, hint);
+        }
+        if let Some(x) = expect.as_ref().filter(|x| !matches!(x, Outcome::Code(_))) {
+            self.error_at(
+                text,
+                file,
+                loc,
+                "expect",
+                format!("as_device expects a response code ({{code: N}}), not {x:?}"),
+                None,
+            );
+        }
+    }
+
     /// Records an error at `needle`'s position at or after `loc`.
     fn error_at(
         &mut self,
@@ -663,7 +719,7 @@ impl Loader {
                     }
                     None
                 }
-                Step::AdvanceClock(_) | Step::WaitMs(_) => None,
+                Step::AdvanceClock(_) | Step::WaitMs(_) | Step::AsDevice { .. } => None,
             };
             if let Some(c) = client {
                 if !clients.contains(c) {
@@ -692,6 +748,20 @@ impl Loader {
                         suggest(event, events.iter().copied()),
                     );
                 }
+                Step::AsDevice {
+                    user,
+                    platform,
+                    event,
+                    expect,
+                    ..
+                } => self.check_as_device(
+                    text,
+                    file,
+                    &s.referenced,
+                    (user, platform, event, expect),
+                    &usernames,
+                    &events,
+                ),
                 Step::SendText { to, .. } if !usernames.contains(to) => {
                     self.error_at(
                         text,
@@ -928,6 +998,36 @@ mod more_tests {
             let e = parse(bad, "t.yaml").expect_err(bad);
             assert!(e[0].line >= 2, "{bad}: {e:?}");
         }
+    }
+
+    #[test]
+    fn as_device_steps_are_checked_with_positions() {
+        let head = "name: x\nfixtures:\n  users:\n    - {username: alice, password: pw}\nsteps:\n";
+        let ok = format!("{head}  - as_device: {{user: alice, event: update_user_inf, payload: {{nickname: A}}}}\n  - as_device: {{user: alice, platform: ios, event: del_friend, payload: {{target_name: x}}, expect: {{code: 881303}}}}\n");
+        let sc = parse(&ok, "t.yaml").expect("valid as_device steps");
+        assert!(matches!(
+            &sc.steps[0],
+            Step::AsDevice { platform, .. } if platform == "android"
+        ));
+        let e = parse(
+            &format!("{head}  - as_device: {{user: alcie, event: update_user_inf}}\n"),
+            "t.yaml",
+        )
+        .expect_err("unknown user");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].line, e[0].column), (6, 23), "{e:?}");
+        assert!(e[0].message.contains("\"alcie\""), "{e:?}");
+        assert_eq!(e[0].hint.as_deref(), Some("did you mean \"alice\"?"));
+        let e = parse(
+            &format!("{head}  - as_device: {{user: alice, platform: symbian, event: msg_sync, expect: ack_timeout}}\n"),
+            "t.yaml",
+        )
+        .expect_err("bad platform, event and expect");
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e[0].message.contains("symbian"), "{e:?}");
+        assert!(e[1].message.contains("is a push, not a request"), "{e:?}");
+        assert!(e[2].message.contains("response code"), "{e:?}");
+        assert!(e.iter().all(|d| d.line == 6), "{e:?}");
     }
 
     #[test]

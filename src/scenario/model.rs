@@ -196,6 +196,29 @@ pub enum Step {
     },
     /// Move the driver's fake timers forward (drivers with `fake_timers`).
     AdvanceTimers(u64),
+    /// Server side, for every client kind: `user` acts on another device. The runner
+    /// sends the wire request `event` with `payload` on a temporary session of that user
+    /// (logged in on `platform`, held by no client) and delivers the pushes it causes,
+    /// e.g. the events 2, 40, 100-103, 200, 201 and `trans_msg_rec` type 5 that go to
+    /// the user's other sessions. `expect` is the response code (default `{code: 0}`).
+    AsDevice {
+        user: String,
+        /// App of the user (default: the first app).
+        #[serde(default)]
+        appkey: Option<String>,
+        /// `android` (default), `ios`, `pc` or `web`.
+        #[serde(default = "default_platform")]
+        platform: String,
+        event: String,
+        #[serde(default)]
+        payload: Value,
+        #[serde(default)]
+        expect: Option<Outcome>,
+    },
+}
+
+fn default_platform() -> String {
+    "android".into()
 }
 
 /// What a `call` step expects.

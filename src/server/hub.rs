@@ -50,7 +50,28 @@ impl Hub {
             let tag = FrameTag::event(FrameKind::Response, event, Some(rid.key()));
             socket.send_tagged(protocol::response_frame(event, rid, body).into(), &tag);
         }
-        for push in outcome.pushes {
+        self.deliver_pushes(outcome.pushes);
+    }
+
+    /// `user` acts on another device (logged in on `platform`, held by no client): the
+    /// request runs on a temporary session and the pushes it causes are delivered.
+    /// Returns the response body (`None`: ack only).
+    pub fn act_as_device(
+        &self,
+        user: &crate::backend::UserKey,
+        platform: &str,
+        event: &str,
+        payload: Value,
+    ) -> Option<serde_json::Map<String, Value>> {
+        let mut backend = self.lock();
+        let outcome = backend.act_as_on(user, platform, event, payload);
+        // Delivered while the backend is locked, as for requests from sockets.
+        self.deliver_pushes(outcome.pushes);
+        outcome.response
+    }
+
+    fn deliver_pushes(&self, pushes: Vec<crate::backend::Push>) {
+        for push in pushes {
             // Encoded once, shared by every recipient.
             let frame: Arc<str> =
                 crate::transport::socketio::encode_event_frame(push.event, &push.payload).into();
