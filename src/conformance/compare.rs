@@ -205,14 +205,20 @@ mod tests {
         snap(&dir, "v1", "only-one", "a\n");
         let clients = vec!["v1".to_owned(), "v2".to_owned()];
         let md = report(&dir, "ROOT", &clients).expect("report");
-        assert!(md.contains("jmessage-mock diff-snapshots ROOT v1 v2"), "{md}");
+        assert!(
+            md.contains("jmessage-mock diff-snapshots ROOT v1 v2"),
+            "{md}"
+        );
         assert!(
             md.contains("v1 → v2: 1 identical, 1 differ, 1 without a snapshot for both"),
             "{md}"
         );
         assert!(md.contains("| `group/same` | identical |"), "{md}");
         assert!(md.contains("| `group/changed` | **differs** |"), "{md}");
-        assert!(md.contains("| `group/only-one` | missing snapshot |"), "{md}");
+        assert!(
+            md.contains("| `group/only-one` | missing snapshot |"),
+            "{md}"
+        );
         assert!(md.contains("-old\n+new\n"), "{md}");
         assert!(md.contains("JMC-1 changed"), "{md}");
         assert!(report(&dir, "ROOT", &clients[..1]).is_err());
