@@ -33,6 +33,37 @@ fn split_snapshot(text: &str) -> (String, String) {
     (title, rest[end + 5..].to_owned())
 }
 
+/// The SDK names its own version in every `login` request (`"version":"2.4.0"`); that one
+/// field would make every case of two builds differ. It is replaced by `<sdk version>`
+/// for the comparison, and the report lists the versions each client sent instead, so the
+/// difference is shown once rather than in every diff.
+const VERSION_KEY: &str = "\"version\":\"";
+
+fn mask_version(body: &str, seen: &mut Vec<String>) -> String {
+    let mut out = String::with_capacity(body.len());
+    for line in body.split_inclusive('\n') {
+        let start = line
+            .starts_with("in request 42[\"login\"")
+            .then(|| line.find(VERSION_KEY))
+            .flatten();
+        match start {
+            Some(i) => {
+                let value_at = i + VERSION_KEY.len();
+                let len = line[value_at..].find('"').unwrap_or(0);
+                let value = &line[value_at..value_at + len];
+                if !seen.iter().any(|v| v == value) {
+                    seen.push(value.to_owned());
+                }
+                out.push_str(&line[..value_at]);
+                out.push_str("<sdk version>");
+                out.push_str(&line[value_at + len..]);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
 /// Every `snapshots/` directory below `root`.
 fn snapshot_dirs(root: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(root)?
@@ -51,10 +82,14 @@ fn snapshot_dirs(root: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn collect(root: &Path, clients: &[String]) -> std::io::Result<BTreeMap<CaseKey, Case>> {
+/// The cases, and per client the SDK versions its `login` requests named.
+type Collected = (BTreeMap<CaseKey, Case>, Vec<Vec<String>>);
+
+fn collect(root: &Path, clients: &[String]) -> std::io::Result<Collected> {
     let mut dirs = Vec::new();
     snapshot_dirs(root, &mut dirs)?;
     let mut cases: BTreeMap<CaseKey, Case> = BTreeMap::new();
+    let mut versions = vec![Vec::new(); clients.len()];
     for dir in dirs {
         let scenario_dir = dir
             .parent()
@@ -80,11 +115,14 @@ fn collect(root: &Path, clients: &[String]) -> std::io::Result<BTreeMap<CaseKey,
                 if case.title.is_empty() {
                     case.title = title;
                 }
-                case.bodies[i] = Some(body);
+                case.bodies[i] = Some(mask_version(&body, &mut versions[i]));
             }
         }
     }
-    Ok(cases)
+    for v in &mut versions {
+        v.sort();
+    }
+    Ok((cases, versions))
 }
 
 /// The command that regenerates a report (printed in its header).
@@ -101,7 +139,7 @@ pub fn report(root: &Path, shown_root: &str, clients: &[String]) -> std::io::Res
             "comparing needs at least two clients",
         ));
     }
-    let cases = collect(root, clients)?;
+    let (cases, versions) = collect(root, clients)?;
     let pairs: Vec<(usize, usize)> = (1..clients.len()).map(|i| (i - 1, i)).collect();
     let mut out = String::new();
     out.push_str("# Transcripts of the official SDK builds compared\n\n");
@@ -169,6 +207,21 @@ pub fn report(root: &Path, shown_root: &str, clients: &[String]) -> std::io::Res
             }
         ));
     }
+    out.push_str(&format!(
+        "\nThe `version` each build sends in `login` is compared here, not in every case (the \
+         transcripts below show it as `<sdk version>`):\n\n"
+    ));
+    for (client, v) in clients.iter().zip(&versions) {
+        let list: Vec<String> = v.iter().map(|x| format!("`{x}`")).collect();
+        out.push_str(&format!(
+            "- {client}: {}\n",
+            if list.is_empty() {
+                "no login".to_owned()
+            } else {
+                list.join(", ")
+            }
+        ));
+    }
     out.push_str("\n## Cases\n\n");
     out.push_str(&table);
     out.push_str("\n## Differences\n\n");
@@ -198,8 +251,12 @@ mod tests {
     fn identical_differing_and_missing_cases() {
         let dir = std::env::temp_dir().join(format!("jmm-compare-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        snap(&dir, "v1", "same", "a\nb\n");
-        snap(&dir, "v2", "same", "a\nb\n");
+        // Only the SDK's own version in `login` differs: compared once, not per case.
+        let login = |v: &str| {
+            format!("a\nin request 42[\"login\",{{\"username\":\"u\",\"version\":\"{v}\",\"rid\":1}}]\nb\n")
+        };
+        snap(&dir, "v1", "same", &login("2.4.0"));
+        snap(&dir, "v2", "same", &login("2.5.0"));
         snap(&dir, "v1", "changed", "a\nold\n");
         snap(&dir, "v2", "changed", "a\nnew\n");
         snap(&dir, "v1", "only-one", "a\n");
@@ -220,6 +277,7 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("-old\n+new\n"), "{md}");
+        assert!(md.contains("- v1: `2.4.0`\n- v2: `2.5.0`\n"), "{md}");
         assert!(md.contains("JMC-1 changed"), "{md}");
         assert!(report(&dir, "ROOT", &clients[..1]).is_err());
         let _ = std::fs::remove_dir_all(&dir);
