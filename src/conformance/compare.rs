@@ -207,10 +207,10 @@ pub fn report(root: &Path, shown_root: &str, clients: &[String]) -> std::io::Res
             }
         ));
     }
-    out.push_str(&format!(
+    out.push_str(
         "\nThe `version` each build sends in `login` is compared here, not in every case (the \
-         transcripts below show it as `<sdk version>`):\n\n"
-    ));
+         transcripts below show it as `<sdk version>`):\n\n",
+    );
     for (client, v) in clients.iter().zip(&versions) {
         let list: Vec<String> = v.iter().map(|x| format!("`{x}`")).collect();
         out.push_str(&format!(
