@@ -37,6 +37,25 @@ enum Command {
     /// Print the JSON Schema of scenario or fixture files (for editor completion; the
     /// same schemas are committed as docs/scenario.schema.json and docs/fixtures.schema.json).
     Schema(SchemaArgs),
+    /// Compare the committed snapshots of several clients case by case (consecutive
+    /// clients pairwise) and print a Markdown report with the diffs (e.g.
+    /// scenarios/conformance/VERSIONS.md). Exit code 1 with --check when FILE differs.
+    DiffSnapshots(DiffSnapshotsArgs),
+}
+
+#[derive(clap::Args)]
+struct DiffSnapshotsArgs {
+    /// The scenario directory (its `*/snapshots/<client>/` directories are read).
+    dir: PathBuf,
+    /// Client names (snapshot directories), in order, at least two.
+    #[arg(required = true, num_args = 2..)]
+    clients: Vec<String>,
+    /// Write the report here instead of printing it.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Do not write: fail (exit code 1) when the file given with --out is not up to date.
+    #[arg(long, requires = "out")]
+    check: bool,
 }
 
 #[derive(clap::Args)]
@@ -197,6 +216,44 @@ fn main() -> ExitCode {
         Command::Check(a) => check(a),
         Command::Run(a) => run(a),
         Command::Schema(a) => schema(a),
+        Command::DiffSnapshots(a) => diff_snapshots(a),
+    }
+}
+
+fn diff_snapshots(a: DiffSnapshotsArgs) -> ExitCode {
+    use jmessage_mock::conformance::compare;
+    let shown = a.dir.display().to_string();
+    let text = match compare::report(&a.dir, &shown, &a.clients) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: {e}", a.dir.display());
+            return ExitCode::from(2);
+        }
+    };
+    match (&a.out, a.check) {
+        (None, _) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        (Some(out), true) => match std::fs::read_to_string(out) {
+            Ok(old) if old == text => ExitCode::SUCCESS,
+            _ => {
+                eprintln!(
+                    "{} is out of date: run `{} --out {}`",
+                    out.display(),
+                    compare::command_line(&shown, &a.clients),
+                    out.display()
+                );
+                ExitCode::from(1)
+            }
+        },
+        (Some(out), false) => match std::fs::write(out, text) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {}: {e}", out.display());
+                ExitCode::from(2)
+            }
+        },
     }
 }
 

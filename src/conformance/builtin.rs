@@ -79,6 +79,7 @@ pub async fn run_steps(
     let mut checks = Vec::new();
     let mut auth_n = 0u64;
     let mut api = BuiltinApi::new(scale);
+    let mut wire = super::settle::WireWatch::for_client(portable.is_some());
     let secret_of = |appkey: &str| {
         sc.apps
             .iter()
@@ -407,6 +408,8 @@ pub async fn run_steps(
         if !ok && strict {
             break;
         }
+        // What the step set off lands before the next step starts (see `settle`).
+        wire.settle(server).await;
     }
     super::settle(server).await;
     for s in clients.values() {

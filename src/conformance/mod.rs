@@ -7,11 +7,13 @@
 //! `time_scale`, so the SDK's 5 s / 30 s timers run in milliseconds.
 
 pub mod builtin;
+pub mod compare;
 pub mod driver;
 pub mod html;
 pub mod matrix;
 pub mod portable;
 pub mod redact;
+pub mod settle;
 pub mod snapshot;
 
 use crate::faults::{Direction, Entry, KindSpec};

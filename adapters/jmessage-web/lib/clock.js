@@ -16,6 +16,8 @@
 // virtual time.
 
 const MAX_NODE_DELAY = 2 ** 31 - 1;
+// How long `advance` waits for the reply to a frame a timer sent (real ms).
+const REPLY_WAIT_MS = 300;
 
 function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
@@ -32,6 +34,8 @@ class VirtualClock {
     this.advancing = false;
     this.activity = 0; // bumped on every wire event of any attached page
     this.owners = new Set();
+    this.pageIds = new Map(); // page -> small id (for `awaiting` keys)
+    this.awaiting = new Map(); // 'page:conn' -> real time a frame was sent without reply yet
     // Real-time budget of one advance() (the runner's limit for a command is 10 s).
     this.advanceBudgetMs = o.advanceBudgetMs || 7000;
     this.onLog = o.onLog || (() => {});
@@ -42,8 +46,23 @@ class VirtualClock {
   }
 
   // Called by pages whenever a frame is sent/received or a socket/request changes state.
-  touch() {
+  // With `(page, conn, dir)`, a sent frame (`>`) leaves the connection awaiting a reply
+  // until a frame comes back (`<`) or it closes: `advance` does not run the next timer
+  // while a reply is on its way (at most REPLY_WAIT_MS of real time), so a ping sent by
+  // one timer gets its pong before the ping-timeout timer is due, however slow the
+  // machine is.
+  touch(page, conn, dir) {
     this.activity++;
+    if (page === undefined) return;
+    const key = `${this.pageIds.get(page) || this._pageId(page)}:${conn}`;
+    if (dir === '>') this.awaiting.set(key, Date.now());
+    else this.awaiting.delete(key);
+  }
+
+  _pageId(page) {
+    const id = this.pageIds.size + 1;
+    this.pageIds.set(page, id);
+    return id;
   }
 
   // Timer functions for one page. `owner.guard(where, fn)` runs page code.
@@ -147,6 +166,11 @@ class VirtualClock {
 
   _busy() {
     for (const o of this.owners) if (o.requests && o.requests.size > 0) return true;
+    const now = Date.now();
+    for (const [key, sent] of this.awaiting) {
+      if (now - sent < REPLY_WAIT_MS) return true;
+      this.awaiting.delete(key); // no reply is coming (a dropped frame, a fault)
+    }
     return false;
   }
 

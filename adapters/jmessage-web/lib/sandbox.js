@@ -231,7 +231,7 @@ class Sandbox {
   recordFrame(conn, dir, data) {
     const rec = { t: Date.now() - this.t0, conn, dir, data };
     this.frames.push(rec);
-    if (this.options.clock) this.options.clock.touch();
+    if (this.options.clock) this.options.clock.touch(this, conn, dir);
     if (typeof this.options.onFrame === 'function') this.options.onFrame(rec, this);
   }
 

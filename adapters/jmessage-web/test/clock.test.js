@@ -51,6 +51,37 @@ test('timers also fire as real time passes; 0 ms timers need no advance', async 
   clock.stop();
 });
 
+test('advance waits for the reply to a frame a timer sent before running the next timer', async () => {
+  const clock = new VirtualClock();
+  const log = [];
+  const page = owner(log);
+  const t = clock.attach(page);
+  // A "ping" at 500 ms whose "pong" arrives 80 ms later in real time, and a "ping timeout"
+  // at 1700 ms that the pong cancels: however slow the reply, the timeout must not win.
+  let timeout = t.setTimeout(() => log.push('ping timeout'), 1700);
+  t.setTimeout(() => {
+    log.push('ping');
+    clock.touch(page, 1, '>');
+    setTimeout(() => {
+      clock.touch(page, 1, '<');
+      log.push('pong');
+      t.clearTimeout(timeout);
+      timeout = t.setTimeout(() => log.push('ping timeout'), 1700);
+    }, 80);
+  }, 500);
+  await clock.advance(2000);
+  assert.deepEqual(log, ['ping', 'pong']);
+  t.clearTimeout(timeout);
+  // A frame that never gets a reply holds the clock back only for a bounded real time.
+  t.setTimeout(() => clock.touch(page, 2, '>'), 100);
+  t.setTimeout(() => log.push('later'), 200);
+  const started = Date.now();
+  await clock.advance(300);
+  assert.deepEqual(log, ['ping', 'pong', 'later']);
+  assert.ok(Date.now() - started < 2000, 'the wait for a reply is bounded');
+  clock.stop();
+});
+
 test('detach drops a page\'s timers; another page cannot clear them', async () => {
   const clock = new VirtualClock();
   const log = [];

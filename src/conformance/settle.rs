@@ -1,0 +1,79 @@
+//! Settle points: after every step the runner waits until the wire of all connections has
+//! been quiet for a short window (bounded), so what a step set off (the SDK's `sync_check`
+//! right after `login`, the automatic `msg_recv_v2` after a push, a peer's notification)
+//! lands before the next step starts. Without it, the next step races those frames and
+//! one run's transcript has `msg_sync` where another has `sync_conversation`.
+//!
+//! Only application frames (requests, acks, responses, pushes) count: pings, pongs and
+//! polling no-ops come on their own schedule and say nothing about a step's effects.
+//! Waiting is cheap when nothing happened: a step that sent nothing (`create`, `listen`,
+//! an already delivered `expect_listener`) returns at once when the window since the last
+//! frame has already passed.
+
+use crate::server::RunningServer;
+use std::time::{Duration, Instant};
+
+/// How often the journal is looked at.
+const POLL: Duration = Duration::from_millis(5);
+
+/// Watches the journal of one run for application frames.
+#[derive(Debug)]
+pub struct WireWatch {
+    /// The last journal sequence number looked at.
+    seq: u64,
+    /// When an application frame was last seen (or the watch started).
+    last_frame: Instant,
+    /// How long the wire must be quiet.
+    pub window: Duration,
+    /// The longest one settle waits.
+    pub limit: Duration,
+}
+
+impl WireWatch {
+    pub fn new(window: Duration, limit: Duration) -> Self {
+        Self {
+            seq: 0,
+            last_frame: Instant::now(),
+            window,
+            limit,
+        }
+    }
+
+    /// The window for a client: the builtin client answers a push within microseconds; a
+    /// driver (a Node process running the SDK) needs a few milliseconds more, and more
+    /// still on a loaded machine.
+    pub fn for_client(driver: bool) -> Self {
+        let window = if driver { 40 } else { 15 };
+        Self::new(Duration::from_millis(window), Duration::from_secs(2))
+    }
+
+    /// Takes the journal entries since the last look; `true` when one was an
+    /// application frame.
+    fn look(&mut self, server: &RunningServer) -> bool {
+        let mut moved = false;
+        for e in server.faults.journal(self.seq) {
+            self.seq = self.seq.max(e.seq);
+            moved |= matches!(e.kind, "request" | "ack" | "response" | "push");
+        }
+        if moved {
+            self.last_frame = Instant::now();
+        }
+        moved
+    }
+
+    /// Waits until no application frame has crossed the wire for `window` (at most
+    /// `limit`). Returns whether the wire went quiet.
+    pub async fn settle(&mut self, server: &RunningServer) -> bool {
+        let started = Instant::now();
+        loop {
+            self.look(server);
+            if self.last_frame.elapsed() >= self.window {
+                return true;
+            }
+            if started.elapsed() >= self.limit {
+                return false;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
