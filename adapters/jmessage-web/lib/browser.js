@@ -17,8 +17,14 @@
 //
 // Fake timers: Playwright's clock (context.clock.install before the SDK loads)
 // replaces the page's Date/setTimeout/setInterval; it keeps following real
-// time between `advance`s (like lib/clock.js), and `advance` is
-// page.clock.runFor(ms) on every page (timers due in the window fire in order).
+// time between `advance`s (like lib/clock.js). `advance(ms)` moves every
+// page's clock with page.clock.runFor, the way lib/clock.js moves its shared
+// clock: up to the earliest timer due on any page, then lets the pages'
+// network traffic settle (an ack or a response over loopback), then on to the
+// next, so a re-send a timer makes gets its answer before the next timeout is
+// due. Finding the earliest timer reads the page clock's internals
+// (window.__pwClock.controller, playwright-core pinned at 1.65.1); without
+// them `advance` is one runFor per page.
 
 const fs = require('fs');
 const http = require('http');
@@ -40,6 +46,8 @@ const CHROMIUM_ARGS = [
 
 // Every page.evaluate the driver issues is bounded (the runner's command limit is 10 s).
 const EVALUATE_LIMIT_MS = 8000;
+// Real-time budget of one `advance` (then the rest is one jump).
+const ADVANCE_BUDGET_MS = 6000;
 const LAUNCH_LIMIT_MS = 8000;
 
 function withLimit(promise, ms, what) {
@@ -268,6 +276,92 @@ function timerErrorReporter() {
   }
 }
 
+// Counts the page's WebSocket frames and open XHRs (window.__jmmNet), for
+// `advance` to know when the traffic a timer caused has been answered.
+function netCounter() {
+  const net = { sent: 0, recv: 0, xhr: 0 };
+  Object.defineProperty(window, '__jmmNet', { value: net });
+  const NativeWS = window.WebSocket;
+  const origSend = NativeWS.prototype.send;
+  NativeWS.prototype.send = function send(data) {
+    net.sent++;
+    return origSend.call(this, data);
+  };
+  const origAdd = NativeWS.prototype.addEventListener;
+  window.WebSocket = new Proxy(NativeWS, {
+    construct(target, args) {
+      const ws = Reflect.construct(target, args);
+      origAdd.call(ws, 'message', () => { net.recv++; });
+      return ws;
+    },
+  });
+  const xsend = window.XMLHttpRequest.prototype.send;
+  window.XMLHttpRequest.prototype.send = function send(body) {
+    net.xhr++;
+    this.addEventListener('loadend', () => { net.xhr--; net.recv++; });
+    return xsend.call(this, body);
+  };
+}
+
+// `advance` inside one page: steps Playwright's clock (window.__pwClock, the
+// internals of playwright-core 1.65.1) from timer to timer, like lib/clock.js,
+// and after each step waits with the clock's real timers until the traffic
+// settles: a page that sent frames waits for an answer (at most 150 ms: an
+// ack may be dropped on purpose), no XHR may be open, and nothing may have
+// arrived for 5 ms (at most 1 s per step). Runs by its source text.
+async function pageAdvance({ ms, budgetMs }) {
+  const pw = window.__pwClock;
+  const c = pw && pw.controller;
+  if (!c || typeof c._firstTimer !== 'function' || !c._now || typeof c._now.ticks !== 'number' ||
+      !pw.builtins || typeof pw.builtins.setTimeout !== 'function') {
+    return { internals: false };
+  }
+  const realNow = () => pw.builtins.performance.now();
+  const realSleep = (t) => new Promise((r) => pw.builtins.setTimeout(r, t));
+  const net = window.__jmmNet || { sent: 0, recv: 0, xhr: 0 };
+  const errors = [];
+  const run = async (t) => {
+    try {
+      await c.runFor(t);
+    } catch (e) {
+      errors.push(String(e && e.message));
+    }
+  };
+  const settle = async (sentBefore, recvBefore) => {
+    const t0 = realNow();
+    let last = { sent: net.sent, recv: net.recv };
+    for (let i = 0; ; i++) {
+      await realSleep(i === 0 ? 1 : 5);
+      const waitingReply = net.sent > sentBefore && net.recv === recvBefore && realNow() - t0 < 150;
+      const arriving = net.sent !== last.sent || net.recv !== last.recv;
+      last = { sent: net.sent, recv: net.recv };
+      if ((!waitingReply && net.xhr === 0 && !arriving) || realNow() - t0 > 1000) return;
+    }
+  };
+  const deadline = realNow() + budgetMs;
+  let remaining = ms;
+  let budgetExhausted = false;
+  for (;;) {
+    const t = c._firstTimer();
+    const gap = t ? Math.max(0, Math.ceil(t.callAt - c._now.ticks)) : Infinity;
+    if (gap > remaining) break;
+    if (realNow() > deadline) {
+      budgetExhausted = true;
+      break;
+    }
+    const sent = net.sent;
+    const recv = net.recv;
+    await run(gap);
+    remaining -= gap;
+    await settle(sent, recv);
+  }
+  const sent = net.sent;
+  const recv = net.recv;
+  await run(remaining);
+  await settle(sent, recv);
+  return { internals: true, errors, budgetExhausted };
+}
+
 function harnessScript() {
   return `(function () {\n'use strict';\n${tagOf}\n${jsonSafe}\n${argsSafe}\n(${pageHarness})();\n})();\n`;
 }
@@ -350,7 +444,7 @@ class BrowserMode {
         }
         writeLine(line);
       });
-      if (this.fakeTimers) await context.addInitScript({ content: `(${timerErrorReporter})();` });
+      if (this.fakeTimers) await context.addInitScript({ content: `(${timerErrorReporter})();\n(${netCounter})();` });
       const page = await context.newPage();
       inst.page = page;
       page.on('pageerror', (e) => {
@@ -367,6 +461,7 @@ class BrowserMode {
           log(`[${name}] websocket ${ws.url()}`);
           ws.on('framesent', (f) => process.stderr.write(`[${name}] > ${f.payload}\n`));
           ws.on('framereceived', (f) => process.stderr.write(`[${name}] < ${f.payload}\n`));
+          ws.on('close', () => log(`[${name}] websocket closed`));
         });
       }
       const resp = await withLimit(page.goto(`${this.server.origin}/`, { waitUntil: 'load' }), EVALUATE_LIMIT_MS, `${name}: page load`);
@@ -396,19 +491,29 @@ class BrowserMode {
     if (out && out.error !== undefined) throw new Error(out.error);
   }
 
-  // Moves every page's clock forward by `ms`, firing what falls due in order.
+  // Moves every page's clock forward by `ms` (see the top of the file). Each
+  // page steps its own clock in the page (pageAdvance: no round trip per
+  // timer), all pages at once; their clocks stay within one step of each other.
   async advance(ms) {
-    const { reportError } = this.deps;
-    const all = [...this.instances.values()];
+    const all = [...this.instances.values()].filter((i) => !i.closed);
+    const step = Math.max(0, Math.round(ms));
     await Promise.all(all.map(async (inst) => {
+      let out;
       try {
-        await withLimit(inst.page.clock.runFor(Math.round(ms)), EVALUATE_LIMIT_MS, `${inst.name}: advance`);
+        out = await withLimit(inst.page.evaluate(pageAdvance, { ms: step, budgetMs: ADVANCE_BUDGET_MS }),
+          ADVANCE_BUDGET_MS + 2000, `${inst.name}: advance`);
       } catch (e) {
-        // A timer callback threw (runFor rethrows the first exception): that
-        // is the library's error, not the command's.
-        if (/no answer from chromium/.test(String(e && e.message))) throw e;
-        reportError(inst.name, `exception in a timer: ${e && e.message}`);
+        if (inst.closed) return;
+        throw e;
       }
+      if (out.internals === false) {
+        // The clock's internals are not there: one jump, timers due fire in order.
+        await withLimit(inst.page.clock.runFor(step), EVALUATE_LIMIT_MS, `${inst.name}: advance`)
+          .catch((e) => this.deps.reportError(inst.name, `exception in a timer: ${e && e.message}`));
+        return;
+      }
+      if (out.budgetExhausted) this.deps.log(`[${inst.name}] advance: real-time budget exhausted; jumped the rest at once`);
+      for (const err of out.errors) this.deps.reportError(inst.name, `exception in a timer: ${err}`);
     }));
   }
 
