@@ -454,3 +454,135 @@ async fn official_sdk_catalogue_cases_in_chromium() {
         assert!(text.contains("8 passed, 0 failed"), "{text}");
     }
 }
+
+/// Pids of every live (not zombie) descendant of `pid`, from /proc.
+#[cfg(target_os = "linux")]
+fn live_descendants(pid: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+                continue;
+            };
+            // "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r.to_owned()) else {
+                continue;
+            };
+            let mut f = rest.split_whitespace();
+            let state = f.next().unwrap_or("");
+            let ppid = f.next().and_then(|s| s.parse::<u32>().ok()).unwrap_or(0);
+            parent_of.push((p, ppid, state == "Z"));
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let cur = found[i];
+        for (p, pp, _) in &parent_of {
+            if *pp == cur && !found.contains(p) {
+                found.push(*p);
+            }
+        }
+        i += 1;
+    }
+    found
+        .into_iter()
+        .skip(1)
+        .filter(|p| parent_of.iter().any(|(q, _, z)| q == p && !z))
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+fn alive(pids: &[u32]) -> Vec<u32> {
+    pids.iter()
+        .copied()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .map(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, r)| !r.trim_start().starts_with('Z'))
+                        .unwrap_or(false)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Chromium does not outlive the driver: not when stdin closes, not on SIGTERM, not when
+/// the driver is killed outright (SIGKILL, what the runner does at the end of a run).
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_driver_leaves_no_chromium_behind() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    need_browser!(&adapter());
+    let s = common::start().await;
+    for how in ["stdin", "SIGTERM", "SIGKILL"] {
+        let mut child = Command::new("node")
+            .arg(adapter().join("driver.js"))
+            .args(["--browser", "--sdk"])
+            .arg(root().join("tests/drivers/fake_sdk.js"))
+            .arg("--chromium")
+            .arg(chromium())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node starts");
+        let pid = child.id().expect("pid");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let create = json!({"seq": 2, "cmd": "create", "instance": "a",
+            "options": {"address": s.ws_url(), "upload_file": s.upload_url()}});
+        let input = format!(
+            "{}\n{create}\n",
+            json!({"seq": 1, "cmd": "hello", "protocol": 1})
+        );
+        stdin.write_all(input.as_bytes()).await.expect("write");
+        for _ in 0..2 {
+            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .expect("a reply within 30 s")
+                .expect("read")
+                .expect("a line");
+            assert!(line.contains("\"ok\":true"), "{how}: {line}");
+        }
+        let chromium_pids = live_descendants(pid);
+        assert!(
+            !chromium_pids.is_empty(),
+            "{how}: no chromium processes under the driver"
+        );
+        match how {
+            "stdin" => drop(stdin),
+            sig => {
+                let flag = if sig == "SIGTERM" { "-TERM" } else { "-KILL" };
+                let ok = std::process::Command::new("kill")
+                    .args([flag, &pid.to_string()])
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false);
+                assert!(ok, "kill {flag} {pid}");
+            }
+        }
+        tokio::time::timeout(Duration::from_secs(15), child.wait())
+            .await
+            .expect("the driver exits within 15 s")
+            .expect("wait");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = alive(&chromium_pids);
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{how}: chromium processes {left:?} still alive 10 s after the driver exited"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    s.shutdown().await;
+}
