@@ -46,6 +46,7 @@ const CHROMIUM_ARGS = [
 
 // Every page.evaluate the driver issues is bounded (the runner's command limit is 10 s).
 const EVALUATE_LIMIT_MS = 8000;
+const CREATE_LIMIT_MS = 9000;
 // Real-time budget of one `advance` (then the rest is one jump).
 const ADVANCE_BUDGET_MS = 6000;
 const LAUNCH_LIMIT_MS = 8000;
@@ -427,9 +428,22 @@ class BrowserMode {
     return withLimit(inst.page.evaluate(fn, arg), EVALUATE_LIMIT_MS, `${inst.name}: ${what}`);
   }
 
-  async create({ name, address, upload_file: uploadFile, debug }) {
-    const { writeLine, reportError, log, trace } = this.deps;
+  // A new BrowserContext with one page holding `new JMessage(...)`; bounded
+  // as a whole (the runner gives a command 10 s).
+  async create(params) {
     await this.start();
+    let timedOut = false;
+    const work = this._create(params, () => timedOut);
+    try {
+      await withLimit(work, CREATE_LIMIT_MS, `${params.name}: create`);
+    } catch (e) {
+      timedOut = true;
+      throw e;
+    }
+  }
+
+  async _create({ name, address, upload_file: uploadFile, debug }, abandoned) {
+    const { writeLine, reportError, log, trace } = this.deps;
     const context = await this.browser.newContext();
     const inst = { name, context, page: null, closed: false };
     try {
@@ -467,6 +481,7 @@ class BrowserMode {
       const resp = await withLimit(page.goto(`${this.server.origin}/`, { waitUntil: 'load' }), EVALUATE_LIMIT_MS, `${name}: page load`);
       if (!resp || !resp.ok()) throw new Error(`${name}: the driver's page did not load (${resp ? resp.status() : 'no response'})`);
       await this._eval(inst, 'new JMessage', (o) => window.__jmm.create(o), { address, upload_file: uploadFile, debug });
+      if (abandoned()) throw new Error(`${name}: create took too long`);
     } catch (e) {
       inst.closed = true;
       await context.close().catch(() => {});
