@@ -6,10 +6,14 @@
 // JMessage object). stdout carries protocol lines only: the SDK's console,
 // debug output and the driver's own diagnostics go to stderr.
 //
-// Usage: node driver.js [--sdk PATH] [--real-timers]
+// Usage: node driver.js [--sdk PATH] [--real-timers] [--browser [--chromium PATH]]
 //   --sdk PATH      the SDK build (default: $JMESSAGE_SDK)
 //   --real-timers   no virtual clock (then `fake_timers` is not advertised
 //                   and `advance` fails)
+//   --browser       browser mode (lib/browser.js): every instance is a page of
+//                   its own BrowserContext in headless Chromium, driven with
+//                   playwright-core; hello says driver "jmessage-web-browser"
+//   --chromium PATH the Chromium binary (default: $JMM_CHROMIUM or /usr/bin/chromium)
 // Env: JMM_DRIVER_TRACE=1 prints every wire frame of every instance to stderr.
 
 const fs = require('fs');
@@ -19,9 +23,11 @@ const util = require('util');
 const { Console } = require('console');
 const { Sandbox } = require('./lib/sandbox');
 const { VirtualClock } = require('./lib/clock');
+const { jsonSafe, argsSafe } = require('./lib/json-safe');
 
 const PROTOCOL = 1;
 const DRIVER_NAME = 'jmessage-web';
+const BROWSER_DRIVER_NAME = 'jmessage-web-browser';
 
 // Nothing but protocol lines may reach stdout: route the process console to stderr.
 const errConsole = new Console({ stdout: process.stderr, stderr: process.stderr });
@@ -30,12 +36,20 @@ for (const k of ['log', 'info', 'warn', 'error', 'debug', 'trace', 'dir', 'table
 }
 
 function parseArgs(argv) {
-  const out = { sdk: process.env.JMESSAGE_SDK || '', realTimers: false };
+  const out = {
+    sdk: process.env.JMESSAGE_SDK || '',
+    realTimers: false,
+    browser: false,
+    chromium: process.env.JMM_CHROMIUM || '/usr/bin/chromium',
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--sdk' && i + 1 < argv.length) out.sdk = argv[++i];
     else if (a.startsWith('--sdk=')) out.sdk = a.slice('--sdk='.length);
     else if (a === '--real-timers') out.realTimers = true;
+    else if (a === '--browser') out.browser = true;
+    else if (a === '--chromium' && i + 1 < argv.length) out.chromium = argv[++i];
+    else if (a.startsWith('--chromium=')) out.chromium = a.slice('--chromium='.length);
     else process.stderr.write(`driver: ignoring unknown argument ${a}\n`);
   }
   // JMESSAGE_SDK may list several builds (':'-separated) for the test suites; a
@@ -69,95 +83,6 @@ function reportError(instance, message) {
   if (instance !== undefined) ev.instance = instance;
   log(`error${instance !== undefined ? ` [${instance}]` : ''}: ${message}`);
   writeLine(ev);
-}
-
-// ---------------------------------------------------------------------------
-// Values crossing to the runner: JSON-safe copies. Works on values from any
-// realm (the SDK's objects come from its page's vm context, so `instanceof`
-// against this realm's constructors is useless: use the [[Class]] tag).
-
-function tagOf(v) {
-  return Object.prototype.toString.call(v).slice(8, -1);
-}
-
-function jsonSafe(value) {
-  const stack = [];
-  const conv = (v) => {
-    if (v === null) return null;
-    switch (typeof v) {
-      case 'string':
-      case 'boolean':
-        return v;
-      case 'number':
-        return Number.isFinite(v) ? v : null;
-      case 'bigint':
-        return v.toString();
-      case 'undefined':
-      case 'function':
-      case 'symbol':
-        return undefined;
-      default:
-        break;
-    }
-    if (stack.includes(v)) return '[Circular]';
-    const tag = tagOf(v);
-    switch (tag) {
-      case 'Blob':
-      case 'File':
-        return `[${tag} ${v.size} bytes${v.type ? ` ${v.type}` : ''}]`;
-      case 'FormData':
-        return '[FormData]';
-      case 'ArrayBuffer':
-      case 'SharedArrayBuffer':
-        return `[ArrayBuffer ${v.byteLength} bytes]`;
-      case 'Date':
-        return Number.isFinite(v.getTime()) ? v.toISOString() : null;
-      case 'Error':
-        return { name: String(v.name), message: String(v.message) };
-      case 'RegExp':
-        return String(v);
-      default:
-        break;
-    }
-    if (ArrayBuffer.isView(v)) return `[${tag} ${v.byteLength} bytes]`;
-    stack.push(v);
-    try {
-      if (typeof v.toJSON === 'function' && !Array.isArray(v)) {
-        try {
-          const j = v.toJSON();
-          if (j !== v) return conv(j);
-        } catch (_) { /* fall through to the plain walk */ }
-      }
-      if (Array.isArray(v)) {
-        return Array.from(v, (e) => {
-          const c = conv(e);
-          return c === undefined ? null : c;
-        });
-      }
-      if (tag === 'Map') return Object.fromEntries([...v].map(([k, e]) => [String(k), conv(e) ?? null]));
-      if (tag === 'Set') return [...v].map((e) => conv(e) ?? null);
-      const out = {};
-      for (const k of Object.keys(v)) {
-        let e;
-        try {
-          e = v[k];
-        } catch (err) {
-          e = `[getter threw: ${err && err.message}]`;
-        }
-        const c = conv(e);
-        if (c !== undefined) out[k] = c;
-      }
-      return out;
-    } finally {
-      stack.pop();
-    }
-  };
-  const c = conv(value);
-  return c === undefined ? null : c;
-}
-
-function argsSafe(args) {
-  return Array.from(args, (a) => jsonSafe(a));
 }
 
 // ---------------------------------------------------------------------------
@@ -216,7 +141,8 @@ function detectVersion() {
 // ---------------------------------------------------------------------------
 // Instances
 
-const clock = ARGS.realTimers ? null : new VirtualClock({ onLog: log });
+// (The browser mode uses Playwright's page.clock instead, lib/browser.js.)
+const clock = ARGS.realTimers || ARGS.browser ? null : new VirtualClock({ onLog: log });
 const instances = new Map(); // name -> {name, sb, jim, listeners:Set}
 
 function pageConsole(label) {
@@ -250,10 +176,11 @@ function getInstance(cmd) {
   return inst;
 }
 
-function createInstance(cmd) {
+// Checks a `create` command (both modes): {name, address, upload_file, debug}.
+function createParams(cmd, existing) {
   const name = cmd.instance;
   if (typeof name !== 'string' || !name) throw new Error('missing `instance` (a non-empty string)');
-  if (instances.has(name)) throw new Error(`instance ${JSON.stringify(name)} already exists`);
+  if (existing.has(name)) throw new Error(`instance ${JSON.stringify(name)} already exists`);
   const o = cmd.options;
   if (!o || typeof o !== 'object' || Array.isArray(o)) throw new Error('missing `options` object');
   // Both URLs are required: the SDK's defaults point at the production service.
@@ -262,6 +189,11 @@ function createInstance(cmd) {
   const address = toWsAddress(o.address);
   new URL(o.upload_file); // throws on a malformed URL
   detectVersion(); // fails early and clearly when the SDK is missing
+  return { name, address, upload_file: o.upload_file, debug: !!o.debug };
+}
+
+function createInstance(cmd) {
+  const { name, address, upload_file: uploadFile, debug } = createParams(cmd, instances);
   const sb = new Sandbox(ARGS.sdk, {
     name,
     console: pageConsole(name),
@@ -272,7 +204,7 @@ function createInstance(cmd) {
   let jim;
   try {
     const JMessage = sb.load();
-    const ctorOpts = toPage(sb, { address, upload_file: o.upload_file, debug: !!o.debug });
+    const ctorOpts = toPage(sb, { address, upload_file: uploadFile, debug });
     jim = new JMessage(ctorOpts);
   } catch (e) {
     sb.dispose();
@@ -325,16 +257,22 @@ function isPublicMethod(jim, method) {
     typeof jim[method] === 'function';
 }
 
-function callMethod(cmd) {
-  const inst = getInstance(cmd);
-  const { method } = cmd;
-  if (!isPublicMethod(inst.jim, method)) throw new Error(`unknown method ${JSON.stringify(method)}`);
+// Checks a `call` command's `args` and `callbacks` (both modes).
+function callParams(cmd) {
   const args = cmd.args === undefined ? [] : cmd.args;
   if (!Array.isArray(args)) throw new Error('`args` must be an array');
   const callbacks = cmd.callbacks === undefined ? [] : cmd.callbacks;
   if (!Array.isArray(callbacks) || !callbacks.every((c) => typeof c === 'string' && CALLBACK_NAME.test(c))) {
     throw new Error('`callbacks` must be an array of callback names like "onSuccess"');
   }
+  return { args, callbacks };
+}
+
+function callMethod(cmd) {
+  const inst = getInstance(cmd);
+  const { method } = cmd;
+  if (!isPublicMethod(inst.jim, method)) throw new Error(`unknown method ${JSON.stringify(method)}`);
+  const { args, callbacks } = callParams(cmd);
   const pageArgs = args.map((a) => toPage(inst.sb, a));
   let ret;
   try {
@@ -409,6 +347,7 @@ async function destroyInstance(inst, graceMs) {
 // Command dispatch (one at a time, in arrival order)
 
 async function handle(cmd) {
+  if (browser) return handleBrowser(cmd);
   switch (cmd.cmd) {
     case 'hello': {
       if (cmd.protocol !== undefined && cmd.protocol !== PROTOCOL) {
@@ -439,6 +378,67 @@ async function handle(cmd) {
       await destroyInstance(inst, 200);
       return {};
     }
+    case 'shutdown':
+      return {};
+    default:
+      throw new Error(`unknown cmd ${JSON.stringify(cmd.cmd)}`);
+  }
+}
+
+// Browser mode: the same commands, carried out by lib/browser.js.
+let browser = null;
+if (ARGS.browser) {
+  const { BrowserMode } = require('./lib/browser');
+  browser = new BrowserMode({
+    sdkPath: ARGS.sdk,
+    chromiumPath: ARGS.chromium,
+    fakeTimers: !ARGS.realTimers,
+    trace: TRACE,
+    writeLine,
+    reportError,
+    log,
+  });
+}
+
+async function handleBrowser(cmd) {
+  switch (cmd.cmd) {
+    case 'hello': {
+      if (cmd.protocol !== undefined && cmd.protocol !== PROTOCOL) {
+        throw new Error(`unsupported protocol ${JSON.stringify(cmd.protocol)} (this driver speaks ${PROTOCOL})`);
+      }
+      const { version } = detectVersion();
+      await browser.start(); // a missing or broken Chromium fails hello, clearly
+      const capabilities = ['multi_instance', 'upload'];
+      if (browser.fakeTimers) capabilities.splice(1, 0, 'fake_timers');
+      return { driver: BROWSER_DRIVER_NAME, version, protocol: PROTOCOL, capabilities, browser: browser.version() };
+    }
+    case 'create':
+      await browser.create(createParams(cmd, browser.instances));
+      return {};
+    case 'call': {
+      const { method } = cmd;
+      if (typeof method !== 'string' || !/^[A-Za-z][A-Za-z0-9]*$/.test(method) || method === 'constructor') {
+        throw new Error(`unknown method ${JSON.stringify(method)}`);
+      }
+      const { args, callbacks } = callParams(cmd);
+      return browser.call(cmd.instance, cmd.seq, method, args, callbacks);
+    }
+    case 'listen': {
+      const { listener } = cmd;
+      if (typeof listener !== 'string' || !CALLBACK_NAME.test(listener)) throw new Error(`unknown listener ${JSON.stringify(listener)}`);
+      await browser.listen(cmd.instance, listener);
+      return {};
+    }
+    case 'advance': {
+      if (!browser.fakeTimers) throw new Error('fake_timers is not enabled (driver started with --real-timers)');
+      const ms = cmd.ms;
+      if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw new Error('`ms` must be a non-negative number');
+      await browser.advance(ms);
+      return {};
+    }
+    case 'destroy':
+      await browser.destroy(cmd.instance, 200);
+      return {};
     case 'shutdown':
       return {};
     default:
@@ -486,6 +486,7 @@ async function shutdown(code) {
   const all = [...instances.values()];
   await Promise.all(all.map((inst) => destroyInstance(inst, 100).catch(() => {})));
   if (clock) clock.stop();
+  if (browser) await browser.close(100);
   // Exit once stdout is flushed.
   process.stdout.write('', () => process.exit(code));
 }
@@ -514,4 +515,22 @@ rl.on('close', () => {
   queue = queue.then(() => shutdown(0));
 });
 
-log(`started (sdk ${ARGS.sdk ? path.resolve(ARGS.sdk) : 'unset'}, ${clock ? 'virtual clock' : 'real timers'})`);
+// The runner ends a run by closing stdin or by a signal: either way Chromium
+// must not outlive the driver.
+// (vm mode keeps Node's default: the process dies, and its sockets with it.)
+if (browser) {
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+    process.on(sig, () => {
+      log(`${sig}: closing chromium`);
+      // Not queued behind a command that may hang; a hard exit if closing hangs.
+      setTimeout(() => process.exit(sig === 'SIGINT' ? 130 : 143), 5000).unref();
+      shutdown(sig === 'SIGINT' ? 130 : 143);
+    });
+  }
+}
+
+if (browser) {
+  log(`started in browser mode (sdk ${ARGS.sdk ? path.resolve(ARGS.sdk) : 'unset'}, chromium ${ARGS.chromium}, ${browser.fakeTimers ? 'page.clock virtual time' : 'real timers'})`);
+} else {
+  log(`started (sdk ${ARGS.sdk ? path.resolve(ARGS.sdk) : 'unset'}, ${clock ? 'virtual clock' : 'real timers'})`);
+}
