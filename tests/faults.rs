@@ -176,7 +176,7 @@ async fn acks_and_responses_never_sent_end_in_an_ack_timeout_after_five_sends() 
             json!({"id": "mute", "when": {"event": [SEND]}, "action": "never_answer"}),
         );
         drop(pair(&s).await); // registers both users
-        // The SDK's ratio: 5 ack timeouts end before the response timer (30 s vs 5 x 5 s).
+                              // The SDK's ratio: 5 ack timeouts end before the response timer (30 s vs 5 x 5 s).
         let a = Client::connect(
             &s.http_url(),
             ClientConfig {
@@ -186,8 +186,16 @@ async fn acks_and_responses_never_sent_end_in_an_ack_timeout_after_five_sends() 
         )
         .await
         .expect("connect");
-        a.init(APPKEY, SECRET, 0).await.expect("init").ok().expect("ok");
-        a.login("alice", "pw").await.expect("login").ok().expect("ok");
+        a.init(APPKEY, SECRET, 0)
+            .await
+            .expect("init")
+            .ok()
+            .expect("ok");
+        a.login("alice", "pw")
+            .await
+            .expect("login")
+            .ok()
+            .expect("ok");
         let err = a
             .send_text("alice", "bobby", "never acked")
             .await

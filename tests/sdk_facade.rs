@@ -210,7 +210,10 @@ async fn fields_the_sdk_deletes_leave_the_other_keys_in_wire_order() {
         want.retain(|k| k != "uid");
         assert_eq!(keys(&ok(&r)[0]["user_info"]), want);
         ok(&alice
-            .call("addSingleBlacks", &[json!({"member_usernames": [{"username": "obob"}]})])
+            .call(
+                "addSingleBlacks",
+                &[json!({"member_usernames": [{"username": "obob"}]})],
+            )
             .await
             .expect("black"));
         let r = alice.call("getBlacks", &[]).await.expect("blacks");
@@ -229,8 +232,10 @@ async fn on_timeout_carries_the_rid_of_the_request() {
         let s = start().await;
         s.faults
             .add(
-                serde_json::from_value(json!({"id": "mute", "when": {"event": ["get_across_user_info"]},
-                                              "action": "never_answer"}))
+                serde_json::from_value(
+                    json!({"id": "mute", "when": {"event": ["get_across_user_info"]},
+                                              "action": "never_answer"}),
+                )
                 .expect("rule"),
             )
             .expect("rule added");
@@ -246,7 +251,10 @@ async fn on_timeout_carries_the_rid_of_the_request() {
         .expect("sdk connects");
         ok(&sdk.call("init", &[init_args()]).await.expect("init"));
         ok(&sdk
-            .call("register", &[json!({"username": "talice", "password": "pw"})])
+            .call(
+                "register",
+                &[json!({"username": "talice", "password": "pw"})],
+            )
             .await
             .expect("register"));
         ok(&sdk

@@ -8,7 +8,13 @@
 //! Implemented payload building:
 //! * `init` adds `fromPlatForm:"j"`; `login`/`register`/`updateSelfPwd` MD5 passwords unless
 //!   `is_md5`; `login` adds `version:"2.5.0"`, waits 500 ms before emitting, then sends
-//!   `sync_check` (and again every 150 s) and stores the returned keys.
+//!   `sync_check` (and again every 150 s, scaled like the ack timer: 30 ack timeouts) and
+//!   keeps the returned keys. The last `sync_event_key` (from a `sync_check` answer or a
+//!   `sync_event` push's `sync_key`) is kept per appkey and user as the SDK's localStorage
+//!   keeps it, as a string, and the `sync_check` of a later login on the same instance sends
+//!   that string (`"0"`, not `0`).
+//! * Client-side throws with the SDK's messages: `"must init first"` (`login`, `register`
+//!   before a successful `init`), `"must login first"` (methods that need a user).
 //! * Defaults: `appkey` (own) on `getUserInfo`, `resetUnreadCount`, receipt reports; `from_type`
 //!   and `why` on friend calls; `version:0` on no-disturb and black-list reads; `{sessions:[…]}`
 //!   for receipt reports (sent at once, one request per call: the 2 s batching is not emulated).
@@ -19,9 +25,20 @@
 //! * Uploads: an argument `{"$file":{"name","type","base64"}}` (fields `image`, `file`,
 //!   `avatar`) → `get_upload_token` → multipart POST to the upload URL with `X-App-Key`,
 //!   `jm-channel: w`, `Authorization: Basic base64(username:token)`; the upload answer becomes
-//!   the `msg_body` (or `media_id`/`avatar`). Upload error mapping of protocol.md 6.4.
+//!   the `msg_body` (or `media_id`/`avatar`). Upload error mapping of protocol.md 6.4. Image
+//!   and file bodies, from the upload answer or a forwarded `msg_body`, are rebuilt from the
+//!   SDK's field lists (`media_id, media_crc32, width, height, format, fsize` /
+//!   `media_id, media_crc32, hash, fsize, fname`, then `extras` when set); fields the source
+//!   lacks are left out.
 //!
-//! Implemented response post-processing: `rid` deleted; `uid` removed from `user_info`,
+//! Callbacks: `onSuccess` as soon as the response arrives, acked or not; `onTimeout` with
+//! `{rid, data, response_timeout}` when the ack timer (`false`) or the response timer
+//! (`true`) runs out at the fifth transmission (the reference client's timers). The late
+//! `onTimeout` the SDK fires after `onSuccess` when an answered request never got an ack is
+//! not reported (the reference client records it, [`Client::late_ack_timeouts`]).
+//!
+//! Implemented response post-processing (a deleted field leaves the other keys in wire
+//! order, as JavaScript's `delete` does): `rid` deleted; `uid` removed from `user_info`,
 //! `member_list` (and `mtime`), `friend_list`, `black_list`; `flag→group_type` on `group_list`,
 //! `group_info`, `no_disturb.groups`, shield `groups`, `result.groups`; conversations (`utime`
 //! removed, `gid` added for groups, local `extras` and `unread_msg_count`); rooms cached by id
@@ -32,8 +49,10 @@
 //! Listeners ([`SdkInstance::listen`], deliveries via [`SdkInstance::next_delivery`]):
 //! `onMsgReceive` (key/from_username/from_appkey, `msg_level` → `"normal"`/`"across"`),
 //! `onUserInfUpdate` (from `sui_mtime` when the sender's mtime is known),
-//! `onEventNotification` (field filter of 7.3, type 55 `type`, type 56 `by_self`, type 100/7
-//! description parsed, type 200 swallowed, types 1/2 log out after the callback),
+//! `onEventNotification` (field filter of 7.3, type 55 `type`, type 56 `by_self` added last
+//! and `extra` deleted, type 100/7 description parsed, type 200 swallowed, types 1/2 log out
+//! after the callback; type 1 is echoed with the push's `event_id`, `event_type`,
+//! `from_uid`, `gid`, each only when the push has it),
 //! `onSyncConversation` (`unsync_count` → `unread_msg_count`), `onSyncEvent` (after 1.7 s, no
 //! `by_self` conversion as in the SDK), `onSyncMsgReceipt` (merged, after 1.5 s),
 //! `onMsgReceiptChange`, `onTransMsgRec`, `onRoomMsg` (room_msg_sync and each message of
@@ -794,8 +813,7 @@ impl Shared {
             Ok(r) => (r.body, r.acked),
             Err(RequestError::Failed(b)) => (b, true),
             Err(RequestError::AckTimeout { rid, .. }) => {
-                cb.timeout =
-                    Some(json!({"rid": rid, "data": payload, "response_timeout": false}));
+                cb.timeout = Some(json!({"rid": rid, "data": payload, "response_timeout": false}));
                 return Ok(SdkCall::Callbacks(cb));
             }
             Err(RequestError::ResponseTimeout { rid, .. }) => {
@@ -920,7 +938,9 @@ impl Shared {
                         // The event key the SDK keeps in localStorage (per appkey and user,
                         // as a string) wins over the 0 of a fresh login.
                         let stored = st.appkey.as_ref().and_then(|a| {
-                            st.event_keys.get(&format!("{a}-{}", st.username.as_deref().unwrap_or(""))).cloned()
+                            st.event_keys
+                                .get(&format!("{a}-{}", st.username.as_deref().unwrap_or("")))
+                                .cloned()
                         });
                         st.sync.insert(
                             "sync_event_key".into(),
@@ -1002,9 +1022,10 @@ impl Shared {
                             c.insert("gid".into(), key.clone());
                             conv_key_group(&key)
                         } else {
-                            if let (Some(uid), Some(ut)) =
-                                (key.as_i64(), c.shift_remove("utime").and_then(|u| u.as_i64()))
-                            {
+                            if let (Some(uid), Some(ut)) = (
+                                key.as_i64(),
+                                c.shift_remove("utime").and_then(|u| u.as_i64()),
+                            ) {
                                 st.mtimes.insert(uid, ut);
                             }
                             conv_key_single(
@@ -1455,7 +1476,14 @@ impl Shared {
                     }
                 };
                 let fields: &[&str] = if kind == "Pic" {
-                    &["media_id", "media_crc32", "width", "height", "format", "fsize"]
+                    &[
+                        "media_id",
+                        "media_crc32",
+                        "width",
+                        "height",
+                        "format",
+                        "fsize",
+                    ]
                 } else {
                     &["media_id", "media_crc32", "hash", "fsize", "fname"]
                 };
