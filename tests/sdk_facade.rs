@@ -181,8 +181,7 @@ fn response_frame(s: &RunningServer, event: &str) -> Value {
         .faults
         .journal(0)
         .into_iter()
-        .filter(|e| e.kind == "response" && e.event.as_deref() == Some(event))
-        .next_back()
+        .rfind(|e| e.kind == "response" && e.event.as_deref() == Some(event))
         .expect("a response in the journal");
     let text = e.frame.trim_start_matches("42");
     let v: Value = serde_json::from_str(text).expect("frame JSON");
