@@ -156,12 +156,124 @@ async fn logged_in_only_methods_throw_before_login() {
             )
             .await
             .expect("call");
-        assert!(matches!(r, SdkCall::Thrown(_)), "{r:?}");
+        // The SDK's own messages (2.6.0 `__checkLogin` / `__checkInit`).
+        assert_eq!(r, SdkCall::Thrown("must login first".into()));
         assert!(sent_events(&sdk, "s_across_single_text").is_empty());
-        assert!(matches!(
+        assert_eq!(
             sdk.call("getGroups", &[]).await.expect("call"),
-            SdkCall::Thrown(_)
-        ));
+            SdkCall::Thrown("must login first".into())
+        );
+        let fresh = instance(&s).await;
+        for m in ["login", "register"] {
+            let r = fresh
+                .call(m, &[json!({"username": "u", "password": "p"})])
+                .await
+                .expect("call");
+            assert_eq!(r, SdkCall::Thrown("must init first".into()), "{m}");
+        }
+    })
+    .await
+}
+
+/// The last response frame of `event` the server sent, as JSON.
+fn response_frame(s: &RunningServer, event: &str) -> Value {
+    let e = s
+        .faults
+        .journal(0)
+        .into_iter()
+        .rfind(|e| e.kind == "response" && e.event.as_deref() == Some(event))
+        .expect("a response in the journal");
+    let text = e.frame.trim_start_matches("42");
+    let v: Value = serde_json::from_str(text).expect("frame JSON");
+    v[1].clone()
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    v.as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn fields_the_sdk_deletes_leave_the_other_keys_in_wire_order() {
+    bounded(async {
+        let s = start().await;
+        let alice = user(&s, "oalice").await;
+        let _bob = user(&s, "obob").await;
+        let r = alice
+            .call("getUserInfo", &[json!({"username": "obob"})])
+            .await
+            .expect("info");
+        let wire = response_frame(&s, "get_across_user_info");
+        let mut want = keys(&wire["user_info"]);
+        want.retain(|k| k != "uid");
+        assert_eq!(keys(&ok(&r)[0]["user_info"]), want);
+        ok(&alice
+            .call(
+                "addSingleBlacks",
+                &[json!({"member_usernames": [{"username": "obob"}]})],
+            )
+            .await
+            .expect("black"));
+        let r = alice.call("getBlacks", &[]).await.expect("blacks");
+        let wire = response_frame(&s, "get_black_list");
+        let mut want = keys(&wire["black_list"][0]);
+        want.retain(|k| k != "uid");
+        assert!(want.len() > 2, "{wire}");
+        assert_eq!(keys(&ok(&r)[0]["black_list"][0]), want);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn on_timeout_carries_the_rid_of_the_request() {
+    bounded(async {
+        let s = start().await;
+        s.faults
+            .add(
+                serde_json::from_value(
+                    json!({"id": "mute", "when": {"event": ["get_across_user_info"]},
+                                              "action": "never_answer"}),
+                )
+                .expect("rule"),
+            )
+            .expect("rule added");
+        let sdk = SdkInstance::connect(
+            &s.http_url(),
+            &s.upload_url(),
+            jmessage_mock::client::ClientConfig {
+                response_timeout: Some(std::time::Duration::from_millis(200)),
+                ..fast()
+            },
+        )
+        .await
+        .expect("sdk connects");
+        ok(&sdk.call("init", &[init_args()]).await.expect("init"));
+        ok(&sdk
+            .call(
+                "register",
+                &[json!({"username": "talice", "password": "pw"})],
+            )
+            .await
+            .expect("register"));
+        ok(&sdk
+            .call("login", &[json!({"username": "talice", "password": "pw"})])
+            .await
+            .expect("login"));
+        let r = sdk
+            .call("getUserInfo", &[json!({"username": "talice"})])
+            .await
+            .expect("call");
+        let SdkCall::Callbacks(cb) = r else {
+            panic!("not callbacks: {r:?}")
+        };
+        let t = cb.timeout.expect("onTimeout");
+        let sent = sent_events(&sdk, "get_across_user_info");
+        assert_eq!(sent.len(), 5);
+        assert_eq!(t["rid"], sent[0]["rid"]);
+        assert_eq!(keys(&t), ["rid", "data", "response_timeout"]);
+        assert_eq!(t["data"], json!({"username": "talice", "appkey": APPKEY}));
+        assert_eq!(t["response_timeout"], json!(true));
     })
     .await
 }
@@ -348,6 +460,11 @@ async fn send_single_pic_uploads_then_sends_the_upload_answer() {
         assert!(body["media_id"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
         assert_eq!(body["width"], json!(1));
         assert_eq!(body["height"], json!(1));
+        // The SDK rebuilds an image body from a fixed field list (no hash, no fname).
+        assert_eq!(
+            keys(body),
+            ["media_id", "media_crc32", "width", "height", "format", "fsize"]
+        );
         // A media id the SDK can resolve.
         let r = alice
             .call("getResource", &[json!({"media_id": body["media_id"]})])

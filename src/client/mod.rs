@@ -1,7 +1,10 @@
 //! A Rust reference client with the official SDK's request semantics (protocol.md 2.2):
-//! random `rid` in `[1, 2^31-1]`, an ack timer per transmission (5 s) that re-sends the
-//! identical frame, a response timer (30 s) that re-sends too, and at most 5
-//! transmissions in all. Tests, the built-in conformance driver and the load generator
+//! random `rid` in `[1, 2^31-1]`; from the first transmission an ack timer (5 s, stopped by
+//! the ack) and a response timer (30 s, stopped by the response) both re-send the identical
+//! frame when they run out, sharing one count of at most 5 transmissions in all; whichever
+//! runs out at 5 ends the request in `onTimeout`. A response is delivered at once, acked or
+//! not; the SDK leaves the ack timer of an unacked request running after it (re-sends
+//! included, see [`Client::late_ack_timeouts`]). Tests, the built-in conformance driver and the load generator
 //! use it.
 //!
 //! ```no_run
@@ -102,15 +105,14 @@ impl Reply {
 /// Why a request did not produce a reply.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RequestError {
-    /// No ack after `retry_times` transmissions (`onTimeout`, `response_timeout: false`).
+    /// Neither ack nor response after `retry_times` transmissions, the last one by the ack
+    /// timer (`onTimeout` with `rid`, `response_timeout: false`).
     #[error("no ack after {sends} sends")]
-    AckTimeout {
-        sends: u32,
-        response: Option<Map<String, Value>>,
-    },
-    /// Acked, but no response after `retry_times` transmissions (`response_timeout: true`).
+    AckTimeout { sends: u32, rid: u64 },
+    /// No response after `retry_times` transmissions, the last one by the response timer
+    /// (`onTimeout` with `rid`, `response_timeout: true`).
     #[error("no response after {sends} sends")]
-    ResponseTimeout { sends: u32 },
+    ResponseTimeout { sends: u32, rid: u64 },
     /// The server answered with a non-zero code.
     #[error("failed: {0:?}")]
     Failed(Map<String, Value>),
@@ -122,6 +124,8 @@ struct Pending {
     event: String,
     acked: Arc<Notify>,
     ack_seen: bool,
+    /// The response came before any ack: the SDK's ack timer still runs (`ack_tail`).
+    tail: bool,
     resp: Option<oneshot::Sender<Map<String, Value>>>,
 }
 
@@ -136,6 +140,8 @@ struct Inner {
     config: ClientConfig,
     /// Every frame sent, in order (tests inspect retries).
     sent: Mutex<Vec<String>>,
+    /// Rids whose ack timer ran out after their response had been delivered.
+    late_timeouts: Mutex<Vec<u64>>,
 }
 
 /// A connected reference client.
@@ -209,7 +215,7 @@ impl Inner {
             let mut pending = lock(&self.pending);
             if let Some(p) = pending.get_mut(&rid) {
                 if p.event == event {
-                    body.remove("rid");
+                    body.shift_remove("rid");
                     if let Some(tx) = p.resp.take() {
                         let _ = tx.send(body);
                     }
@@ -254,10 +260,15 @@ impl Inner {
                 );
             }
             "event_notification" if payload["event_type"] == json!(1) => {
-                fire(
-                    "event_notification",
-                    json!({"event_id": payload["event_id"], "event_type": 1, "from_uid": payload.get("from_uid").cloned().unwrap_or(json!(0)), "gid": payload.get("gid").cloned().unwrap_or(json!(0))}),
-                );
+                // The SDK copies these four fields; one the push lacks is undefined in
+                // its object and so absent from the JSON it sends.
+                let mut echo = Map::new();
+                for k in ["event_id", "event_type", "from_uid", "gid"] {
+                    if let Some(v) = payload.get(k) {
+                        echo.insert(k.into(), v.clone());
+                    }
+                }
+                fire("event_notification", Value::Object(echo));
             }
             _ => {}
         }
@@ -288,6 +299,7 @@ impl Client {
             rid_state: AtomicU64::new(seed),
             config: config.clone(),
             sent: Mutex::new(Vec::new()),
+            late_timeouts: Mutex::new(Vec::new()),
         });
         let (push_tx, push_rx) = mpsc::unbounded_channel();
         let (conn_tx, conn_rx) = oneshot::channel::<()>();
@@ -367,11 +379,16 @@ impl Client {
                 event: event.to_owned(),
                 acked: acked.clone(),
                 ack_seen: false,
+                tail: false,
                 resp: Some(tx),
             },
         );
         let result = self.run(rid, &frame, &acked, &mut rx, cfg).await;
-        lock(&inner.pending).remove(&rid);
+        let mut pending = lock(&inner.pending);
+        if !pending.get(&rid).is_some_and(|p| p.tail) {
+            pending.remove(&rid);
+        }
+        drop(pending);
         result
     }
 
@@ -383,65 +400,88 @@ impl Client {
         rx: &mut oneshot::Receiver<Map<String, Value>>,
         cfg: &ClientConfig,
     ) -> Result<Reply, RequestError> {
+        use tokio::time::{sleep_until, Instant};
         let inner = &self.inner;
         let mut sends = 1;
         inner.send_frame(frame.to_owned());
-        let mut response: Option<Map<String, Value>> = None;
-        // Phase 1: the ack timer (not stopped by a response, as in the SDK).
+        // Both timers start with the first transmission and share the transmission count
+        // (the SDK's `times`): the ack timer stops at the ack, the response timer at the
+        // response. A response does not stop the ack timer (see `ack_tail`).
+        let start = Instant::now();
+        let mut ack_due = Some(start + cfg.ack_timeout);
+        let mut resp_due = cfg.response_timeout.map(|d| start + d);
+        let far = start + Duration::from_secs(86_400 * 365);
         loop {
-            let ack_seen = lock(&inner.pending).get(&rid).is_some_and(|p| p.ack_seen);
-            if ack_seen {
-                break;
+            if ack_due.is_some() && lock(&inner.pending).get(&rid).is_some_and(|p| p.ack_seen) {
+                ack_due = None;
             }
-            // Biased: what already arrived wins over a close that followed it.
+            // Biased: what already arrived wins over a timer or a close that followed it.
             tokio::select! {
                 biased;
-                _ = acked.notified() => break,
-                r = &mut *rx, if response.is_none() => match r {
-                    Ok(body) => response = Some(body),
-                    Err(_) => return Err(RequestError::Closed),
-                },
-                _ = tokio::time::sleep(cfg.ack_timeout) => {
+                r = &mut *rx => {
+                    let body = r.map_err(|_| RequestError::Closed)?;
+                    // The reader marks an ack before it hands over a later response.
+                    let acked = ack_due.is_none()
+                        || lock(&inner.pending).get(&rid).is_some_and(|p| p.ack_seen);
+                    if let (false, Some(due)) = (acked, ack_due) {
+                        self.ack_tail(rid, frame.to_owned(), sends, due);
+                    }
+                    return Ok(Reply { body, sends, acked });
+                }
+                _ = acked.notified(), if ack_due.is_some() => ack_due = None,
+                _ = sleep_until(ack_due.unwrap_or(far)), if ack_due.is_some() => {
                     if sends < cfg.retry_times {
                         sends += 1;
                         inner.send_frame(frame.to_owned());
+                        ack_due = Some(Instant::now() + cfg.ack_timeout);
                     } else {
-                        return Err(RequestError::AckTimeout { sends, response });
+                        return Err(RequestError::AckTimeout { sends, rid });
                     }
                 }
-                _ = inner.closed.cancelled() => return match response {
-                    Some(body) => Ok(Reply { body, sends, acked: false }),
-                    None => self.after_close(rx, sends).await,
-                },
-            }
-        }
-        if let Some(body) = response {
-            return Ok(Reply {
-                body,
-                sends,
-                acked: true,
-            });
-        }
-        // Phase 2: the response timer.
-        loop {
-            let limit = cfg.response_timeout;
-            tokio::select! {
-                biased;
-                r = &mut *rx => return match r {
-                    Ok(body) => Ok(Reply { body, sends, acked: true }),
-                    Err(_) => Err(RequestError::Closed),
-                },
-                _ = async { match limit { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {
+                _ = sleep_until(resp_due.unwrap_or(far)), if resp_due.is_some() => {
                     if sends < cfg.retry_times {
                         sends += 1;
                         inner.send_frame(frame.to_owned());
+                        resp_due = cfg.response_timeout.map(|d| Instant::now() + d);
                     } else {
-                        return Err(RequestError::ResponseTimeout { sends });
+                        return Err(RequestError::ResponseTimeout { sends, rid });
                     }
                 }
                 _ = inner.closed.cancelled() => return self.after_close(rx, sends).await,
             }
         }
+    }
+
+    /// The SDK forgets a request when its response arrives but leaves its ack timer running:
+    /// without an ack by then, the identical frame is re-sent every ack timeout until
+    /// `retry_times` transmissions in all, whatever acks or answers the re-sends get (they
+    /// no longer match a pending request and are ignored), and then the SDK would call
+    /// `onTimeout` (`response_timeout: false`) after the `onSuccess` it already called; that
+    /// late timeout is recorded in [`Client::late_ack_timeouts`].
+    fn ack_tail(&self, rid: u64, frame: String, mut sends: u32, first_due: tokio::time::Instant) {
+        let inner = self.inner.clone();
+        // Keep the rid pending (with no one waiting) so late acks and answers are swallowed.
+        if let Some(p) = lock(&inner.pending).get_mut(&rid) {
+            p.tail = true;
+        }
+        tokio::spawn(async move {
+            let mut due = first_due;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => {}
+                    _ = inner.closed.cancelled() => break,
+                }
+                if sends < inner.config.retry_times {
+                    sends += 1;
+                    inner.send_frame(frame.clone());
+                    due = tokio::time::Instant::now() + inner.config.ack_timeout;
+                } else {
+                    lock(&inner.late_timeouts).push(rid);
+                    break;
+                }
+            }
+            lock(&inner.pending).remove(&rid);
+        });
     }
 
     /// The connection closed while a request was pending: a response that arrived just
@@ -467,6 +507,12 @@ impl Client {
     /// Sends a raw Engine.IO frame (tests of malformed input).
     pub fn send_raw(&self, frame: &str) {
         self.inner.send_frame(frame.to_owned());
+    }
+
+    /// Requests answered before any ack whose ack timer then ran out (`retry_times`
+    /// transmissions): the SDK calls `onTimeout` for them after `onSuccess`.
+    pub fn late_ack_timeouts(&self) -> Vec<u64> {
+        lock(&self.inner.late_timeouts).clone()
     }
 
     /// Every frame this client sent, in order.

@@ -8,7 +8,13 @@
 //! Implemented payload building:
 //! * `init` adds `fromPlatForm:"j"`; `login`/`register`/`updateSelfPwd` MD5 passwords unless
 //!   `is_md5`; `login` adds `version:"2.5.0"`, waits 500 ms before emitting, then sends
-//!   `sync_check` (and again every 150 s) and stores the returned keys.
+//!   `sync_check` (and again every 150 s, scaled like the ack timer: 30 ack timeouts) and
+//!   keeps the returned keys. The last `sync_event_key` (from a `sync_check` answer or a
+//!   `sync_event` push's `sync_key`) is kept per appkey and user as the SDK's localStorage
+//!   keeps it, as a string, and the `sync_check` of a later login on the same instance sends
+//!   that string (`"0"`, not `0`).
+//! * Client-side throws with the SDK's messages: `"must init first"` (`login`, `register`
+//!   before a successful `init`), `"must login first"` (methods that need a user).
 //! * Defaults: `appkey` (own) on `getUserInfo`, `resetUnreadCount`, receipt reports; `from_type`
 //!   and `why` on friend calls; `version:0` on no-disturb and black-list reads; `{sessions:[…]}`
 //!   for receipt reports (sent at once, one request per call: the 2 s batching is not emulated).
@@ -19,9 +25,20 @@
 //! * Uploads: an argument `{"$file":{"name","type","base64"}}` (fields `image`, `file`,
 //!   `avatar`) → `get_upload_token` → multipart POST to the upload URL with `X-App-Key`,
 //!   `jm-channel: w`, `Authorization: Basic base64(username:token)`; the upload answer becomes
-//!   the `msg_body` (or `media_id`/`avatar`). Upload error mapping of protocol.md 6.4.
+//!   the `msg_body` (or `media_id`/`avatar`). Upload error mapping of protocol.md 6.4. Image
+//!   and file bodies, from the upload answer or a forwarded `msg_body`, are rebuilt from the
+//!   SDK's field lists (`media_id, media_crc32, width, height, format, fsize` /
+//!   `media_id, media_crc32, hash, fsize, fname`, then `extras` when set); fields the source
+//!   lacks are left out.
 //!
-//! Implemented response post-processing: `rid` deleted; `uid` removed from `user_info`,
+//! Callbacks: `onSuccess` as soon as the response arrives, acked or not; `onTimeout` with
+//! `{rid, data, response_timeout}` when the ack timer (`false`) or the response timer
+//! (`true`) runs out at the fifth transmission (the reference client's timers). The late
+//! `onTimeout` the SDK fires after `onSuccess` when an answered request never got an ack is
+//! not reported (the reference client records it, [`Client::late_ack_timeouts`]).
+//!
+//! Implemented response post-processing (a deleted field leaves the other keys in wire
+//! order, as JavaScript's `delete` does): `rid` deleted; `uid` removed from `user_info`,
 //! `member_list` (and `mtime`), `friend_list`, `black_list`; `flag→group_type` on `group_list`,
 //! `group_info`, `no_disturb.groups`, shield `groups`, `result.groups`; conversations (`utime`
 //! removed, `gid` added for groups, local `extras` and `unread_msg_count`); rooms cached by id
@@ -32,8 +49,10 @@
 //! Listeners ([`SdkInstance::listen`], deliveries via [`SdkInstance::next_delivery`]):
 //! `onMsgReceive` (key/from_username/from_appkey, `msg_level` → `"normal"`/`"across"`),
 //! `onUserInfUpdate` (from `sui_mtime` when the sender's mtime is known),
-//! `onEventNotification` (field filter of 7.3, type 55 `type`, type 56 `by_self`, type 100/7
-//! description parsed, type 200 swallowed, types 1/2 log out after the callback),
+//! `onEventNotification` (field filter of 7.3, type 55 `type`, type 56 `by_self` added last
+//! and `extra` deleted, type 100/7 description parsed, type 200 swallowed, types 1/2 log out
+//! after the callback; type 1 is echoed with the push's `event_id`, `event_type`,
+//! `from_uid`, `gid`, each only when the push has it),
 //! `onSyncConversation` (`unsync_count` → `unread_msg_count`), `onSyncEvent` (after 1.7 s, no
 //! `by_self` conversion as in the SDK), `onSyncMsgReceipt` (merged, after 1.5 s),
 //! `onMsgReceiptChange`, `onTransMsgRec`, `onRoomMsg` (room_msg_sync and each message of
@@ -66,7 +85,7 @@ pub struct Callbacks {
     /// `onSuccess` arguments, e.g. `[data]` or `[data, msg]`.
     pub success: Option<Vec<Value>>,
     pub fail: Option<Value>,
-    /// `onTimeout` payload `{data, response_timeout}`.
+    /// `onTimeout` payload `{rid, data, response_timeout}`.
     pub timeout: Option<Value>,
     /// Whether `onAck` fired.
     pub ack: bool,
@@ -131,6 +150,23 @@ struct State {
     /// Known profile mtimes (ms) per uid.
     mtimes: HashMap<i64, i64>,
     listeners: HashSet<String>,
+    /// The SDK's localStorage entry of the last sync event key, per `appkey-username`; like
+    /// every localStorage value it is a string.
+    event_keys: HashMap<String, String>,
+}
+
+impl State {
+    fn store_event_key(&mut self, key: Option<&Value>) {
+        let (Some(a), Some(u)) = (&self.appkey, &self.username) else {
+            return;
+        };
+        let text = match key {
+            None => "undefined".to_owned(),
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+        };
+        self.event_keys.insert(format!("{a}-{u}"), text);
+    }
 }
 
 struct Shared {
@@ -189,7 +225,7 @@ fn flag_to_group_type(v: Option<&mut Value>) {
     };
     for g in groups {
         if let Some(m) = g.as_object_mut() {
-            let f = m.remove("flag").unwrap_or(Value::Null);
+            let f = m.shift_remove("flag").unwrap_or(Value::Null);
             m.insert("group_type".into(), f);
         }
     }
@@ -199,7 +235,7 @@ fn remove_in_list(v: Option<&mut Value>, fields: &[&str]) {
     if let Some(Value::Array(a)) = v {
         for m in a.iter_mut().filter_map(Value::as_object_mut) {
             for f in fields {
-                m.remove(*f);
+                m.shift_remove(*f);
             }
         }
     }
@@ -252,7 +288,7 @@ fn filter_event(ev: &Value, convert: bool) -> Value {
             }
             _ => {}
         }
-        out.remove("extra");
+        out.shift_remove("extra");
     }
     if ty == 100 && ev.get("extra").and_then(Value::as_i64) == Some(7) {
         if let Some(parsed) = ev
@@ -380,6 +416,12 @@ enum Post {
     WithMsg(Value),
     /// `(data, extra)`.
     WithArg(Value),
+}
+
+/// The SDK's periodic `sync_check` interval (150 s), scaled like the ack timer (30 ack
+/// timeouts).
+fn sync_interval(config: &ClientConfig) -> Duration {
+    (config.ack_timeout * 30).max(Duration::from_millis(100))
 }
 
 /// The Manager's reconnection schedule (protocol.md 1.7): 1 s doubled per attempt, at
@@ -536,7 +578,7 @@ impl Shared {
                 let mut msgs = payload.get("messages").cloned().unwrap_or(json!([]));
                 if let Some(a) = msgs.as_array_mut() {
                     for c in a.iter_mut().filter_map(Value::as_object_mut) {
-                        let n = c.remove("unsync_count").unwrap_or(json!(0));
+                        let n = c.shift_remove("unsync_count").unwrap_or(json!(0));
                         let key = if c.get("msg_type").and_then(Value::as_i64) == Some(4) {
                             conv_key_group(c.get("from_gid").unwrap_or(&Value::Null))
                         } else {
@@ -566,6 +608,14 @@ impl Shared {
                 }
             }
             "sync_event" => {
+                // The SDK takes the push's sync_key as its event key (and stores it).
+                {
+                    let mut st = lock(&self.state);
+                    if let Some(k) = payload.get("sync_key").cloned() {
+                        st.sync.insert("sync_event_key".into(), k);
+                    }
+                    st.store_event_key(payload.get("sync_key"));
+                }
                 let events: Vec<Value> = payload
                     .get("events")
                     .and_then(Value::as_array)
@@ -735,7 +785,7 @@ impl Shared {
                 }
             };
             if newer {
-                c.remove("sui_mtime");
+                c.shift_remove("sui_mtime");
                 self.emit(
                     "onUserInfUpdate",
                     json!({"from_username": from_id, "from_appkey": from_appkey, "mtime": sui}),
@@ -762,23 +812,20 @@ impl Shared {
         let (body, acked) = match res {
             Ok(r) => (r.body, r.acked),
             Err(RequestError::Failed(b)) => (b, true),
-            Err(RequestError::AckTimeout { response, .. }) => {
-                cb.timeout = Some(json!({"data": payload, "response_timeout": false}));
-                match response {
-                    Some(b) => (b, false),
-                    None => return Ok(SdkCall::Callbacks(cb)),
-                }
+            Err(RequestError::AckTimeout { rid, .. }) => {
+                cb.timeout = Some(json!({"rid": rid, "data": payload, "response_timeout": false}));
+                return Ok(SdkCall::Callbacks(cb));
             }
-            Err(RequestError::ResponseTimeout { .. }) => {
+            Err(RequestError::ResponseTimeout { rid, .. }) => {
                 cb.ack = true;
-                cb.timeout = Some(json!({"data": payload, "response_timeout": true}));
+                cb.timeout = Some(json!({"rid": rid, "data": payload, "response_timeout": true}));
                 return Ok(SdkCall::Callbacks(cb));
             }
             Err(RequestError::Closed) => return Err(SdkError::Closed),
         };
         cb.ack = acked;
         let mut body = body;
-        body.remove("rid");
+        body.shift_remove("rid");
         let code = body.get("code").and_then(Value::as_i64).unwrap_or(0);
         if code != 0 {
             cb.fail = Some(Value::Object(body));
@@ -827,12 +874,12 @@ impl Shared {
             (st.username.is_some(), st.appkey.is_some(), st.connected)
         };
         if !NO_LOGIN.contains(&method) && !logged_in {
-            return Ok(SdkCall::Thrown(format!(
-                "{method}: please login first (JMessage is not logged in)"
-            )));
+            // The SDK's own message (`__checkLogin`).
+            return Ok(SdkCall::Thrown("must login first".into()));
         }
         if (method == "login" || method == "register") && !inited {
-            return Ok(SdkCall::Thrown(format!("{method}: please init first")));
+            // The SDK's own message (`__checkInit`).
+            return Ok(SdkCall::Thrown("must init first".into()));
         }
         let (me, own_appkey) = self.own();
         let default_appkey = |o: &mut Map<String, Value>| {
@@ -888,7 +935,17 @@ impl Shared {
                         st.sync = Map::new();
                         st.sync.insert("sync_key".into(), json!(0));
                         st.sync.insert("sync_type".into(), sync_type);
-                        st.sync.insert("sync_event_key".into(), json!(0));
+                        // The event key the SDK keeps in localStorage (per appkey and user,
+                        // as a string) wins over the 0 of a fresh login.
+                        let stored = st.appkey.as_ref().and_then(|a| {
+                            st.event_keys
+                                .get(&format!("{a}-{}", st.username.as_deref().unwrap_or("")))
+                                .cloned()
+                        });
+                        st.sync.insert(
+                            "sync_event_key".into(),
+                            stored.map_or(json!(0), Value::String),
+                        );
                         st.sync.insert("msg_receipt_key".into(), json!(0));
                         true
                     })
@@ -900,7 +957,7 @@ impl Shared {
                     tokio::spawn(async move {
                         loop {
                             tokio::select! {
-                                _ = tokio::time::sleep(Duration::from_secs(150)) => {}
+                                _ = tokio::time::sleep(sync_interval(&me.config)) => {}
                                 _ = session.closed() => return,
                             }
                             if lock(&me.state).username.is_none() {
@@ -920,7 +977,7 @@ impl Shared {
                     Post::Data,
                     |_, b| match b.get_mut("user_info").and_then(Value::as_object_mut) {
                         Some(u) => {
-                            u.remove("uid");
+                            u.shift_remove("uid");
                             true
                         }
                         None => false,
@@ -933,7 +990,7 @@ impl Shared {
                     .and_then(Value::as_str)
                     .is_some_and(|s| !s.is_empty())
                 {
-                    o.remove("avatar");
+                    o.shift_remove("avatar");
                 }
                 self.plain("update_user_inf", Value::Object(o)).await
             }
@@ -965,9 +1022,10 @@ impl Shared {
                             c.insert("gid".into(), key.clone());
                             conv_key_group(&key)
                         } else {
-                            if let (Some(uid), Some(ut)) =
-                                (key.as_i64(), c.remove("utime").and_then(|u| u.as_i64()))
-                            {
+                            if let (Some(uid), Some(ut)) = (
+                                key.as_i64(),
+                                c.shift_remove("utime").and_then(|u| u.as_i64()),
+                            ) {
                                 st.mtimes.insert(uid, ut);
                             }
                             conv_key_single(
@@ -1058,7 +1116,7 @@ impl Shared {
             }
             // ---- groups ----
             "createGroup" | "updateGroupInfo" => {
-                if let Some(file) = o.remove("avatar") {
+                if let Some(file) = o.shift_remove("avatar") {
                     let up = match self.upload(&file, "image").await? {
                         Ok(u) => u,
                         Err(call) => return Ok(call),
@@ -1103,8 +1161,8 @@ impl Shared {
                     };
                     let mut st = lock(&s.state);
                     for m in list.iter_mut().filter_map(Value::as_object_mut) {
-                        let uid = m.remove("uid").and_then(|u| u.as_i64());
-                        let mt = m.remove("mtime").and_then(|u| u.as_i64());
+                        let uid = m.shift_remove("uid").and_then(|u| u.as_i64());
+                        let mt = m.shift_remove("mtime").and_then(|u| u.as_i64());
                         if let (Some(uid), Some(mt)) = (uid, mt) {
                             st.mtimes.insert(uid, mt);
                         }
@@ -1258,7 +1316,7 @@ impl Shared {
                     };
                     let mut st = lock(&s.state);
                     for f in list.iter_mut().filter_map(Value::as_object_mut) {
-                        let uid = f.remove("uid").and_then(|u| u.as_i64());
+                        let uid = f.shift_remove("uid").and_then(|u| u.as_i64());
                         let mt = f.get("mtime").and_then(Value::as_i64);
                         if let (Some(uid), Some(mt)) = (uid, mt) {
                             st.mtimes.insert(uid, mt * 1000);
@@ -1328,9 +1386,11 @@ impl Shared {
                 for k in ["sync_key", "sync_type", "sync_event_key", "msg_receipt_key"] {
                     match r.body.get(k) {
                         Some(v) => st.sync.insert(k.into(), v.clone()),
-                        None => st.sync.remove(k),
+                        None => st.sync.shift_remove(k),
                     };
                 }
+                let key = r.body.get("sync_event_key").cloned();
+                st.store_event_key(key.as_ref());
             }
         }
     }
@@ -1399,16 +1459,44 @@ impl Shared {
                         &["media_id", "media_crc32", "fsize", "fname"],
                     )
                 };
-                let body = match forwarded {
-                    Some(b) => b,
+                // The SDK rebuilds the body from a fixed field list, whether it comes from
+                // the upload answer (extras from the call) or from `msg_body` (its own
+                // extras); fields the source lacks are left out.
+                let (source, extras) = match forwarded {
+                    Some(b) => {
+                        let e = b.get("extras").cloned();
+                        (b, e)
+                    }
                     None => {
                         let file = o.get(field).cloned().unwrap_or(Value::Null);
                         match self.upload(&file, utype).await? {
-                            Ok(up) => with_extras(up),
+                            Ok(up) => (up, extras.clone()),
                             Err(call) => return Ok(call),
                         }
                     }
                 };
+                let fields: &[&str] = if kind == "Pic" {
+                    &[
+                        "media_id",
+                        "media_crc32",
+                        "width",
+                        "height",
+                        "format",
+                        "fsize",
+                    ]
+                } else {
+                    &["media_id", "media_crc32", "hash", "fsize", "fname"]
+                };
+                let mut b = Map::new();
+                for f in fields {
+                    if let Some(v) = source.get(*f) {
+                        b.insert((*f).into(), v.clone());
+                    }
+                }
+                if let Some(e) = extras.filter(|e| truthy(Some(e))) {
+                    b.insert("extras".into(), e);
+                }
+                let body = Value::Object(b);
                 if let Some(missing) = required.iter().find(|f| !truthy(body.get(**f))) {
                     return Ok(SdkCall::Ignored(format!("msg_body.{missing} is empty")));
                 }

@@ -53,9 +53,9 @@ fn judge(result: &Result<Reply, RequestError>, expect: &Option<Outcome>) -> (boo
     };
     let sends = match result {
         Ok(r) => r.sends,
-        Err(RequestError::AckTimeout { sends, .. } | RequestError::ResponseTimeout { sends }) => {
-            *sends
-        }
+        Err(
+            RequestError::AckTimeout { sends, .. } | RequestError::ResponseTimeout { sends, .. },
+        ) => *sends,
         _ => 0,
     };
     (

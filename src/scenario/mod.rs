@@ -860,11 +860,22 @@ fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let p = e.path();
         if p.is_dir() {
             collect_dir(&p, out)?;
-        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml")
+            && !is_known_differences_file(&p)
+        {
             out.push(p);
         }
     }
     Ok(())
+}
+
+/// Whether a file is an allowlist of known transcript differences
+/// (`*known-differences.yaml`, e.g. `scenarios/conformance/builtin-known-differences.yaml`),
+/// which lives among scenarios but is not one: directory walks skip it.
+pub fn is_known_differences_file(path: &Path) -> bool {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .is_some_and(|s| s.ends_with("known-differences"))
 }
 
 /// Whether a file is a fixture file (it lives in a `fixtures` directory).
