@@ -17,22 +17,6 @@ struct Case {
     bodies: Vec<Option<String>>,
 }
 
-/// The transcript part of a snapshot file and its `expression:` (the case's title).
-fn split_snapshot(text: &str) -> (String, String) {
-    let Some(rest) = text.strip_prefix("---\n") else {
-        return (String::new(), text.to_owned());
-    };
-    let Some(end) = rest.find("\n---\n") else {
-        return (String::new(), text.to_owned());
-    };
-    let title = rest[..end]
-        .lines()
-        .find_map(|l| l.strip_prefix("expression: "))
-        .map(|t| t.trim_matches('"').to_owned())
-        .unwrap_or_default();
-    (title, rest[end + 5..].to_owned())
-}
-
 /// The SDK names its own version in every `login` request (`"version":"2.4.0"`); that one
 /// field would make every case of two builds differ. It is replaced by `<sdk version>`
 /// for the comparison, and the report lists the versions each client sent instead, so the
@@ -109,13 +93,14 @@ fn collect(root: &Path, clients: &[String]) -> std::io::Result<Collected> {
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let (title, body) = split_snapshot(&std::fs::read_to_string(&path)?);
+                let text = std::fs::read_to_string(&path)?;
+                let (header, body) = super::snapshot::split(&text);
                 let case = cases.entry((scenario_dir.clone(), stem)).or_default();
                 case.bodies.resize(clients.len(), None);
                 if case.title.is_empty() {
-                    case.title = title;
+                    case.title = super::snapshot::expression(header).to_owned();
                 }
-                case.bodies[i] = Some(mask_version(&body, &mut versions[i]));
+                case.bodies[i] = Some(mask_version(body, &mut versions[i]));
             }
         }
     }
@@ -173,11 +158,7 @@ pub fn report(root: &Path, shown_root: &str, clients: &[String]) -> std::io::Res
                 }
                 (Some(x), Some(y)) => {
                     counts[k].1 += 1;
-                    let diff = similar::TextDiff::from_lines(x.as_str(), y.as_str())
-                        .unified_diff()
-                        .context_radius(2)
-                        .header(&clients[*a], &clients[*b])
-                        .to_string();
+                    let diff = super::snapshot::unified_diff(x, y, &clients[*a], &clients[*b]);
                     diffs.push_str(&format!(
                         "### `{name}`: {} → {}\n\n{}\n\n```diff\n{diff}```\n\n",
                         clients[*a], clients[*b], case.title

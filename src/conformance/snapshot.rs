@@ -73,11 +73,12 @@ pub fn compare_reference(report: &Report, reference: &str) -> std::io::Result<Re
     match std::fs::read_to_string(&path) {
         Ok(old) if body(&old) == report.transcript => Ok(Reference::Same),
         Ok(old) => {
-            let diff = similar::TextDiff::from_lines(body(&old), report.transcript.as_str())
-                .unified_diff()
-                .context_radius(2)
-                .header(&format!("reference {reference}"), &report.client)
-                .to_string();
+            let diff = unified_diff(
+                body(&old),
+                &report.transcript,
+                &format!("reference {reference}"),
+                &report.client,
+            );
             Ok(Reference::Differs { path, diff })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Reference::Missing(path)),
@@ -93,11 +94,35 @@ fn render(report: &Report) -> String {
     )
 }
 
+/// A snapshot file's header (between the two `---` lines) and its transcript (after
+/// them); text without a header is all transcript.
+pub(crate) fn split(text: &str) -> (&str, &str) {
+    text.strip_prefix("---\n")
+        .and_then(|rest| rest.find("\n---\n").map(|i| (&rest[..i], &rest[i + 5..])))
+        .unwrap_or(("", text))
+}
+
 /// The transcript part of a snapshot file (after the header).
 fn body(text: &str) -> &str {
-    text.strip_prefix("---\n")
-        .and_then(|rest| rest.find("\n---\n").map(|i| &rest[i + 5..]))
-        .unwrap_or(text)
+    split(text).1
+}
+
+/// The `expression:` of a snapshot header (the case's id and name), unquoted.
+pub(crate) fn expression(header: &str) -> &str {
+    header
+        .lines()
+        .find_map(|l| l.strip_prefix("expression: "))
+        .map(|t| t.trim_matches('"'))
+        .unwrap_or_default()
+}
+
+/// A unified diff from `old` to `new` (2 lines of context) under the given headers.
+pub(crate) fn unified_diff(old: &str, new: &str, from: &str, to: &str) -> String {
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(2)
+        .header(from, to)
+        .to_string()
 }
 
 /// Compares (or with `accept`, writes) the snapshot of a report.
@@ -120,11 +145,7 @@ pub fn check(report: &Report, accept: bool) -> std::io::Result<Outcome> {
         }
         Ok(old) => {
             std::fs::write(&new_path, &rendered)?;
-            let diff = similar::TextDiff::from_lines(body(&old), report.transcript.as_str())
-                .unified_diff()
-                .context_radius(2)
-                .header("snapshot", "this run")
-                .to_string();
+            let diff = unified_diff(body(&old), &report.transcript, "snapshot", "this run");
             Ok(Outcome::Changed { path, diff })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
