@@ -411,7 +411,10 @@ pub async fn run_steps(
         // What the step set off lands before the next step starts (see `settle`).
         wire.settle(server).await;
     }
-    super::settle(server).await;
+    // Before the clients close, a longer quiet window, so that fire-and-forget
+    // confirmations and late pushes land in the transcript.
+    wire.window = Duration::from_millis(150);
+    wire.settle(server).await;
     for s in clients.values() {
         s.client.drop_connection();
     }

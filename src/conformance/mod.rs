@@ -244,63 +244,64 @@ pub fn check_expectations(server: &RunningServer, expect: &[Expectation]) -> Vec
     let journal = server.faults.journal(0);
     expect
         .iter()
-        .map(|x| match x {
-            Expectation::Count { equals, .. } => {
-                let frames = &x.filter().unwrap_or_default();
-                let n = journal.iter().filter(|e| entry_matches(frames, e)).count();
-                Check::new(
-                    format!("expect count({}) == {equals}", describe(frames)),
-                    n == *equals,
-                    format!("counted {n}"),
-                )
+        .map(|x| {
+            let check = match x {
+                Expectation::Count { equals, .. } => {
+                    let frames = &x.filter().unwrap_or_default();
+                    let n = journal.iter().filter(|e| entry_matches(frames, e)).count();
+                    Check::new(
+                        format!("expect count({}) == {equals}", describe(frames)),
+                        n == *equals,
+                        format!("counted {n}"),
+                    )
+                }
+                Expectation::SameRid(frames) => {
+                    let rids: std::collections::BTreeSet<_> = journal
+                        .iter()
+                        .filter(|e| entry_matches(frames, e))
+                        .map(|e| e.rid.clone())
+                        .collect();
+                    Check::new(
+                        format!("expect same_rid({})", describe(frames)),
+                        rids.len() == 1 && rids.iter().all(Option::is_some),
+                        format!("rids seen: {rids:?}"),
+                    )
+                }
+                Expectation::Frame { fields, .. } => {
+                    let frames = &x.filter().unwrap_or_default();
+                    let matching: Vec<&Entry> = journal
+                        .iter()
+                        .filter(|e| entry_matches(frames, e))
+                        .collect();
+                    let found = matching
+                        .iter()
+                        .any(|e| payload(&e.frame).is_some_and(|p| subset(fields, &p)));
+                    Check::new(
+                        format!("expect frame({}) with {fields}", describe(frames)),
+                        found,
+                        format!(
+                            "{} matching frame(s){}",
+                            matching.len(),
+                            matching
+                                .first()
+                                .map(|e| format!(", first: {}", e.frame))
+                                .unwrap_or_default()
+                        ),
+                    )
+                }
+                Expectation::MessagesStored(n) => {
+                    let got = server.hub.with_backend(|b| b.message_count());
+                    Check::new(
+                        format!("expect messages_stored == {n}"),
+                        got == *n,
+                        format!("stored {got}"),
+                    )
+                }
+            };
+            Check {
+                strict: x.strict(),
+                ..check
             }
-            Expectation::SameRid(frames) => {
-                let rids: std::collections::BTreeSet<_> = journal
-                    .iter()
-                    .filter(|e| entry_matches(frames, e))
-                    .map(|e| e.rid.clone())
-                    .collect();
-                Check::new(
-                    format!("expect same_rid({})", describe(frames)),
-                    rids.len() == 1 && rids.iter().all(Option::is_some),
-                    format!("rids seen: {rids:?}"),
-                )
-            }
-            Expectation::Frame { fields, .. } => {
-                let frames = &x.filter().unwrap_or_default();
-                let matching: Vec<&Entry> = journal
-                    .iter()
-                    .filter(|e| entry_matches(frames, e))
-                    .collect();
-                let found = matching
-                    .iter()
-                    .any(|e| payload(&e.frame).is_some_and(|p| subset(fields, &p)));
-                Check::new(
-                    format!("expect frame({}) with {fields}", describe(frames)),
-                    found,
-                    format!(
-                        "{} matching frame(s){}",
-                        matching.len(),
-                        matching
-                            .first()
-                            .map(|e| format!(", first: {}", e.frame))
-                            .unwrap_or_default()
-                    ),
-                )
-            }
-            Expectation::MessagesStored(n) => {
-                let got = server.hub.with_backend(|b| b.message_count());
-                Check::new(
-                    format!("expect messages_stored == {n}"),
-                    got == *n,
-                    format!("stored {got}"),
-                )
-            }
-        })
-        .zip(expect)
-        .map(|(c, x)| Check {
-            strict: x.strict(),
-            ..c
         })
         .collect()
 }
@@ -432,25 +433,6 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
     server.shutdown().await;
     report.elapsed = started.elapsed();
     report
-}
-
-/// Waits until the journal has been quiet for 150 ms (at most 2 s), so in-flight frames
-/// (fire-and-forget confirmations, late pushes) land before clients close and the
-/// transcript is read.
-pub(crate) async fn settle(server: &RunningServer) {
-    let started = std::time::Instant::now();
-    let mut seen = server.faults.journal_len();
-    let mut stable = std::time::Instant::now();
-    while started.elapsed() < Duration::from_secs(2)
-        && stable.elapsed() < Duration::from_millis(150)
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let n = server.faults.journal_len();
-        if n != seen {
-            seen = n;
-            stable = std::time::Instant::now();
-        }
-    }
 }
 
 /// The transcript: the client's view of each portable step, then the application frames
