@@ -4,8 +4,8 @@
 //! frame when they run out, sharing one count of at most 5 transmissions in all; whichever
 //! runs out at 5 ends the request in `onTimeout`. A response is delivered at once, acked or
 //! not; the SDK leaves the ack timer of an unacked request running after it (re-sends
-//! included, see [`Client::late_ack_timeouts`]). Tests, the built-in conformance driver and the load generator
-//! use it.
+//! included, see [`Client::late_ack_timeouts`]). Tests, the built-in conformance driver and
+//! the load generator use it.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -144,6 +144,15 @@ struct Inner {
     late_timeouts: Mutex<Vec<u64>>,
 }
 
+/// The listed fields of an object, in the list's order; a field it lacks is left out (as
+/// the SDK copies fields: an undefined one is absent from the JSON it sends).
+pub(crate) fn pick(src: &Value, fields: &[&str]) -> Map<String, Value> {
+    fields
+        .iter()
+        .filter_map(|f| Some(((*f).to_owned(), src.get(*f)?.clone())))
+        .collect()
+}
+
 /// A connected reference client.
 pub struct Client {
     inner: Arc<Inner>,
@@ -262,12 +271,7 @@ impl Inner {
             "event_notification" if payload["event_type"] == json!(1) => {
                 // The SDK copies these four fields; one the push lacks is undefined in
                 // its object and so absent from the JSON it sends.
-                let mut echo = Map::new();
-                for k in ["event_id", "event_type", "from_uid", "gid"] {
-                    if let Some(v) = payload.get(k) {
-                        echo.insert(k.into(), v.clone());
-                    }
-                }
+                let echo = pick(payload, &["event_id", "event_type", "from_uid", "gid"]);
                 fire("event_notification", Value::Object(echo));
             }
             _ => {}

@@ -156,8 +156,17 @@ struct State {
 }
 
 impl State {
+    /// The localStorage key of the current user's sync event key (`appkey-username`).
+    fn event_key_slot(&self) -> Option<String> {
+        Some(format!(
+            "{}-{}",
+            self.appkey.as_ref()?,
+            self.username.as_ref()?
+        ))
+    }
+
     fn store_event_key(&mut self, key: Option<&Value>) {
-        let (Some(a), Some(u)) = (&self.appkey, &self.username) else {
+        let Some(slot) = self.event_key_slot() else {
             return;
         };
         let text = match key {
@@ -165,7 +174,12 @@ impl State {
             Some(Value::String(s)) => s.clone(),
             Some(v) => v.to_string(),
         };
-        self.event_keys.insert(format!("{a}-{u}"), text);
+        self.event_keys.insert(slot, text);
+    }
+
+    /// The sync event key stored for the current user, if any.
+    fn stored_event_key(&self) -> Option<String> {
+        self.event_keys.get(&self.event_key_slot()?).cloned()
     }
 }
 
@@ -267,12 +281,7 @@ const EVENT_FIELDS: &[&str] = &[
 /// The SDK's field filter on events (7.3); `convert` applies the type 55/56 conversions of the
 /// live path.
 fn filter_event(ev: &Value, convert: bool) -> Value {
-    let mut out = Map::new();
-    for f in EVENT_FIELDS {
-        if let Some(v) = ev.get(*f) {
-            out.insert((*f).into(), v.clone());
-        }
-    }
+    let mut out = super::pick(ev, EVENT_FIELDS);
     let ty = ev.get("event_type").and_then(Value::as_i64).unwrap_or(-1);
     if ty == 55 {
         let single = ev.get("from_gid").and_then(Value::as_i64) == Some(0);
@@ -937,11 +946,7 @@ impl Shared {
                         st.sync.insert("sync_type".into(), sync_type);
                         // The event key the SDK keeps in localStorage (per appkey and user,
                         // as a string) wins over the 0 of a fresh login.
-                        let stored = st.appkey.as_ref().and_then(|a| {
-                            st.event_keys
-                                .get(&format!("{a}-{}", st.username.as_deref().unwrap_or("")))
-                                .cloned()
-                        });
+                        let stored = st.stored_event_key();
                         st.sync.insert(
                             "sync_event_key".into(),
                             stored.map_or(json!(0), Value::String),
@@ -1487,12 +1492,7 @@ impl Shared {
                 } else {
                     &["media_id", "media_crc32", "hash", "fsize", "fname"]
                 };
-                let mut b = Map::new();
-                for f in fields {
-                    if let Some(v) = source.get(*f) {
-                        b.insert((*f).into(), v.clone());
-                    }
-                }
+                let mut b = super::pick(&source, fields);
                 if let Some(e) = extras.filter(|e| truthy(Some(e))) {
                     b.insert("extras".into(), e);
                 }
