@@ -34,12 +34,7 @@ fn chromium() -> PathBuf {
 /// `Err(reason)` when this machine cannot run the browser tests; panics instead when
 /// the environment requires them.
 fn browser_ready(dirs: &[&Path]) -> Result<(), String> {
-    let node_ok = std::process::Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+    let node_ok = common::node_installed();
     let node_problem = if !node_ok {
         Some("node is not installed".to_owned())
     } else {

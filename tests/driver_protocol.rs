@@ -1,17 +1,11 @@
 //! The runner's handling of driver subprocesses, against a fake driver that misbehaves on
 //! purpose (tests/drivers/fake_driver.js; needs `node`).
 
+mod common;
+
 use jmessage_mock::conformance::driver::{DriverError, DriverEvent, SubprocessDriver};
 use serde_json::json;
 use std::time::{Duration, Instant};
-
-fn node_ok() -> bool {
-    std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
 
 async fn spawn(mode: &str) -> Result<SubprocessDriver, DriverError> {
     let script = format!(
@@ -26,7 +20,7 @@ async fn spawn(mode: &str) -> Result<SubprocessDriver, DriverError> {
 
 macro_rules! need_node {
     () => {
-        if !node_ok() {
+        if !common::node_installed() {
             if std::env::var("JMM_REQUIRE_NODE").as_deref() == Ok("1") {
                 panic!("JMM_REQUIRE_NODE=1 but node is not installed");
             }

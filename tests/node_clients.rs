@@ -21,12 +21,7 @@ fn root() -> PathBuf {
 
 /// `Some(reason)` when the Node side cannot run here.
 fn node_missing(dir: &Path) -> Option<String> {
-    let node_ok = std::process::Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+    let node_ok = common::node_installed();
     if !node_ok {
         return Some("node is not installed".into());
     }

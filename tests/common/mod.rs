@@ -105,3 +105,12 @@ pub async fn bounded<F: std::future::Future>(f: F) -> F::Output {
         .await
         .expect("test timed out")
 }
+
+/// Whether `node` runs on this machine.
+pub fn node_installed() -> bool {
+    std::process::Command::new("node")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
