@@ -69,7 +69,9 @@ async fn health(State(s): State<AdminState>) -> Json<Value> {
 }
 
 async fn snapshot(State(s): State<AdminState>) -> Json<Value> {
-    Json(s.hub.with_backend(|b| b.snapshot()))
+    let mut state = s.hub.with_backend(|b| b.snapshot());
+    crate::faults::redact::redact_value(&mut state);
+    Json(state)
 }
 
 async fn messages(State(s): State<AdminState>) -> Json<Value> {
