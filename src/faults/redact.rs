@@ -167,17 +167,23 @@ mod tests {
         let login = r#"42["login",{"rid":7,"data":{"username":"alice","password":"e10adc3949ba59abbe56e057f20f883e","is_md5":true}}]"#;
         assert_eq!(
             frame(login, Some("login")).as_deref(),
-            Some(r#"42["login",{"rid":7,"data":{"username":"alice","password":"<redacted>","is_md5":true}}]"#)
+            Some(
+                r#"42["login",{"rid":7,"data":{"username":"alice","password":"<redacted>","is_md5":true}}]"#
+            )
         );
         let pwd = r#"42["update_user_pwd",{"data":{ "old_pwd" : "a\"b", "new_pwd":12,"x":null}}]"#;
         assert_eq!(
             frame(pwd, None).as_deref(),
-            Some(r#"42["update_user_pwd",{"data":{ "old_pwd" : "<redacted>", "new_pwd":"<redacted>","x":null}}]"#)
+            Some(
+                r#"42["update_user_pwd",{"data":{ "old_pwd" : "<redacted>", "new_pwd":"<redacted>","x":null}}]"#
+            )
         );
         let init = r#"42["c_init",{"data":{"appkey":"k","signature":"ABC","random_str":"r"}}]"#;
         assert_eq!(
             frame(init, Some("c_init")).as_deref(),
-            Some(r#"42["c_init",{"data":{"appkey":"k","signature":"<redacted>","random_str":"r"}}]"#)
+            Some(
+                r#"42["c_init",{"data":{"appkey":"k","signature":"<redacted>","random_str":"r"}}]"#
+            )
         );
         // A profile signature is not a secret; a password as text is not a key.
         let profile = r#"42["update_user_inf",{"data":{"signature":"away","note":"password"}}]"#;
@@ -194,7 +200,10 @@ mod tests {
         let broken = r#"42["login",{"username":"alice","password":"abc"#;
         let out = frame(broken, Some("login")).expect("cut");
         assert!(!out.contains("abc"), "{out}");
-        assert!(out.starts_with(r#"42["login",{"username":"alice","password":"#), "{out}");
+        assert!(
+            out.starts_with(r#"42["login",{"username":"alice","password":"#),
+            "{out}"
+        );
         assert_eq!(frame(r#"42["x",{"a":"unterminated"#, None), None);
     }
 
