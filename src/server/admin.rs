@@ -201,22 +201,18 @@ async fn reset(State(s): State<AdminState>) -> Response {
 }
 
 /// What a posted scenario may read: nothing, or files under `--admin-files-root`.
-fn file_access(s: &AdminState) -> Result<FileAccess, Response> {
+fn file_access(s: &AdminState) -> Result<FileAccess, String> {
     match &s.files_root {
         None => Ok(FileAccess::Denied),
-        Some(root) => FileAccess::under(root).map_err(|e| {
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the files root {} is unusable: {e}", root.display()),
-            )
-        }),
+        Some(root) => FileAccess::under(root)
+            .map_err(|e| format!("the files root {} is unusable: {e}", root.display())),
     }
 }
 
 async fn load_scenario(State(s): State<AdminState>, body: String) -> Response {
     let access = match file_access(&s) {
         Ok(a) => a,
-        Err(resp) => return resp,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     let scenario = match crate::scenario::parse_with(&body, "<request body>", &access) {
         Ok(sc) => sc,
