@@ -102,10 +102,15 @@ impl Guard {
             .into_iter()
             .map(String::from)
             .collect();
-        if !bound.ip().is_unspecified() {
-            names.push(ip_host(bound.ip()));
+        let ip = ip_host(bound.ip());
+        if !bound.ip().is_unspecified() && !names.contains(&ip) {
+            names.push(ip);
         }
-        names.extend(access.host_names.iter().map(|n| n.to_ascii_lowercase()));
+        for n in access.host_names.iter().map(|n| n.to_ascii_lowercase()) {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
         Self {
             inner: Arc::new(Inner {
                 names,
