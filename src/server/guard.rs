@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 /// How the admin API is protected: the command line's `--admin-token`,
 /// `--admin-files-root` and `--host` name.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct AdminAccess {
     /// Every admin request must carry `Authorization: Bearer TOKEN`.
     pub token: Option<String>,
@@ -41,6 +41,17 @@ pub struct AdminAccess {
     /// Host names accepted in `Host`/`Origin` besides the loopback names and the bound
     /// IP (the name given to `--host`).
     pub host_names: Vec<String>,
+}
+
+/// Never prints the token.
+impl std::fmt::Debug for AdminAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminAccess")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("files_root", &self.files_root)
+            .field("host_names", &self.host_names)
+            .finish()
+    }
 }
 
 /// Media types accepted for a request body.
@@ -78,12 +89,12 @@ impl IntoResponse for Refusal {
 }
 
 /// The checks for one server; cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Guard {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Inner {
     /// Accepted host names (lower case; IPv6 in brackets), without port.
     names: Vec<String>,
@@ -488,6 +499,15 @@ mod tests {
             &headers(&[host, ("content-type", "text/plain")]),
         );
         assert_eq!(get, Ok(()));
+    }
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let a = AdminAccess {
+            token: Some("s3cret".into()),
+            ..AdminAccess::default()
+        };
+        assert!(!format!("{a:?}").contains("s3cret"));
     }
 
     #[test]
