@@ -141,9 +141,10 @@ struct CheckArgs {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Address to bind (loopback by default).
+    /// Address to bind: an IP or a host name (loopback by default). A name is also
+    /// accepted in the admin API's Host check.
     #[arg(long, env = "JMM_HOST")]
-    host: Option<IpAddr>,
+    host: Option<String>,
     /// Port to bind; 0 picks a free one.
     #[arg(long, short, env = "JMM_PORT")]
     port: Option<u16>,
@@ -169,13 +170,23 @@ struct ServeArgs {
     /// active (steps and expectations are for `run`).
     #[arg(long, env = "JMM_SCENARIO")]
     scenario: Option<PathBuf>,
-    /// Do not serve the admin API at /__admin/ (it is served by default, and only when
-    /// bound to a loopback address unless --admin is given).
+    /// Do not serve the admin API at /__admin/ (it is served by default; on a
+    /// non-loopback address it needs --admin-token).
     #[arg(long, conflicts_with = "admin")]
     no_admin: bool,
-    /// Serve the admin API even on a non-loopback address.
+    /// Serve the admin API (the default; kept for compatibility: off loopback it still
+    /// needs --admin-token).
     #[arg(long)]
     admin: bool,
+    /// Require `Authorization: Bearer TOKEN` on every admin request. Required when the
+    /// admin API is served on a non-loopback address.
+    #[arg(long, env = "JMM_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Let scenarios posted to /__admin/scenario read `include:` and media `file:` paths
+    /// inside this directory (relative paths, no `..`, symlinks must stay inside).
+    /// Without it they may read no file.
+    #[arg(long, env = "JMM_ADMIN_FILES_ROOT")]
+    admin_files_root: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -575,14 +586,28 @@ fn serve(a: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let host = a
-        .host
-        .or_else(|| file.as_ref().and_then(|f| f.host.as_deref()?.parse().ok()))
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let port = a
         .port
         .or_else(|| file.as_ref().and_then(|f| f.port))
         .unwrap_or(config::DEFAULT_PORT);
+    let host_arg = a
+        .host
+        .clone()
+        .or_else(|| file.as_ref().and_then(|f| f.host.clone()));
+    let (host, host_name) = match resolve_host(host_arg.as_deref(), port) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (admin, admin_access) = match admin_setup(&a, host, host_name) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut backend =
         config::backend_config(file.as_ref(), a.appkey.as_deref(), a.secret.as_deref());
     let mut faults = Vec::new();
@@ -606,7 +631,6 @@ fn serve(a: ServeArgs) -> ExitCode {
         ping_timeout: Duration::from_millis(a.ping_timeout),
         ..TransportConfig::default()
     };
-    let admin = !a.no_admin && (a.admin || host.is_loopback());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -617,9 +641,11 @@ fn serve(a: ServeArgs) -> ExitCode {
     runtime.block_on(async move {
         let apps = backend.apps.clone();
         let demo: Vec<String> = backend.users.iter().map(|u| u.username.clone()).collect();
+        let token_required = admin_access.token.is_some();
         let config = ServerConfig {
             faults,
             admin,
+            admin_access,
             ..ServerConfig::new(backend, transport)
         };
         let server = match server::start(config, SocketAddr::new(host, port)).await {
@@ -655,7 +681,12 @@ fn serve(a: ServeArgs) -> ExitCode {
             apps[0].appkey, apps[0].secret
         );
         if admin {
-            println!("  admin:       {}/__admin/state", server.http_url());
+            let auth = if token_required {
+                "   (Authorization: Bearer <admin token>)"
+            } else {
+                ""
+            };
+            println!("  admin:       {}/__admin/state{auth}", server.http_url());
         }
         let _ = std::io::Write::flush(&mut std::io::stdout());
         shutdown_signal().await;
@@ -663,6 +694,56 @@ fn serve(a: ServeArgs) -> ExitCode {
         server.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+/// The address to bind for `--host` (an IP or a name; default loopback), and the name
+/// when one was given.
+fn resolve_host(host: Option<&str>, port: u16) -> Result<(IpAddr, Option<String>), String> {
+    let Some(h) = host else {
+        return Ok((IpAddr::from([127, 0, 0, 1]), None));
+    };
+    if let Ok(ip) = h.parse::<IpAddr>() {
+        return Ok((ip, None));
+    }
+    use std::net::ToSocketAddrs;
+    let first = (h, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("--host {h}: cannot resolve: {e}"))?
+        .next()
+        .ok_or_else(|| format!("--host {h}: no address"))?;
+    Ok((first.ip(), Some(h.to_owned())))
+}
+
+/// Whether to serve the admin API, and how it is protected. Off loopback it needs a
+/// token (or --no-admin); a files root must be a directory.
+fn admin_setup(
+    a: &ServeArgs,
+    host: IpAddr,
+    host_name: Option<String>,
+) -> Result<(bool, server::AdminAccess), String> {
+    let token = a.admin_token.clone().filter(|t| !t.is_empty());
+    if a.no_admin {
+        return Ok((false, server::AdminAccess::default()));
+    }
+    if !host.is_loopback() && token.is_none() {
+        return Err(format!(
+            "the admin API on the non-loopback address {host} needs a token: pass \
+             --admin-token TOKEN (or set JMM_ADMIN_TOKEN) and send `Authorization: Bearer \
+             TOKEN`, or pass --no-admin to serve without the admin API"
+        ));
+    }
+    if let Some(root) = &a.admin_files_root {
+        jmessage_mock::scenario::FileAccess::under(root)
+            .map_err(|e| format!("--admin-files-root {}: {e}", root.display()))?;
+    }
+    Ok((
+        true,
+        server::AdminAccess {
+            token,
+            files_root: a.admin_files_root.clone(),
+            host_names: host_name.into_iter().collect(),
+        },
+    ))
 }
 
 /// Ctrl-C, or SIGTERM on Unix.

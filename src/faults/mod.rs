@@ -7,6 +7,7 @@
 //! a scenario run repeats.
 
 pub mod journal;
+pub mod redact;
 pub mod spec;
 
 pub use journal::{Entry, Journal};
@@ -348,6 +349,11 @@ impl FaultLayer {
         fault: Option<(&Arc<str>, &'static str)>,
         delay: Option<Duration>,
     ) {
+        // Secrets are never stored (redacted outside the lock).
+        let frame = match redact::frame(s.frame, s.event.as_deref()) {
+            Some(r) => r.into(),
+            None => s.shared.cloned().unwrap_or_else(|| s.frame.into()),
+        };
         let mut j = lock(&self.journal);
         j.push(Entry {
             seq: 0,
@@ -364,7 +370,7 @@ impl FaultLayer {
             fault: fault.map(|f| f.0.clone()),
             action: fault.map(|f| f.1),
             delay_ms: delay.map(|d| d.as_millis() as u64),
-            frame: s.shared.cloned().unwrap_or_else(|| s.frame.into()),
+            frame,
         });
     }
 

@@ -2,8 +2,11 @@
 //! diagnostics, and turn into server state and fault rules. Nothing in a bad file is
 //! half-applied: [`load`] returns either a whole [`Scenario`] or every error.
 
+pub mod files;
 pub mod model;
 pub mod schema;
+
+pub use files::FileAccess;
 
 pub use model::{Expectation, FrameFilter, Outcome, ScenarioFile, Step, TransportSpec};
 
@@ -183,6 +186,8 @@ fn locate(text: &str, loc: &serde_saphyr::Location, needle: &str) -> (u64, u64) 
 struct Loader {
     errors: Vec<Diagnostic>,
     visiting: Vec<PathBuf>,
+    /// Which files `include:` and media `file:` may read.
+    access: FileAccess,
 }
 
 /// A file's display name and text, or a diagnostic saying why it cannot be read.
@@ -203,19 +208,36 @@ fn read_file(path: &Path) -> Result<(String, String), Vec<Diagnostic>> {
 /// Reads and validates a scenario file (and the fixture files it includes).
 pub fn load(path: &Path) -> Result<Scenario, Vec<Diagnostic>> {
     let (file, text) = read_file(path)?;
-    parse_at(&text, &file, path.parent())
+    parse_at(&text, &file, path.parent(), FileAccess::Local)
 }
 
 /// Parses and validates scenario text; includes are resolved from the current directory.
 pub fn parse(text: &str, file: &str) -> Result<Scenario, Vec<Diagnostic>> {
-    parse_at(text, file, None)
+    parse_at(text, file, None, FileAccess::Local)
 }
 
-fn parse_at(text: &str, file: &str, dir: Option<&Path>) -> Result<Scenario, Vec<Diagnostic>> {
+/// Parses and validates scenario text whose file reads `access` limits (the admin API:
+/// [`FileAccess::Denied`], or [`FileAccess::Under`] its files root, which relative paths
+/// start from).
+pub fn parse_with(
+    text: &str,
+    file: &str,
+    access: &FileAccess,
+) -> Result<Scenario, Vec<Diagnostic>> {
+    parse_at(text, file, None, access.clone())
+}
+
+fn parse_at(
+    text: &str,
+    file: &str,
+    dir: Option<&Path>,
+    access: FileAccess,
+) -> Result<Scenario, Vec<Diagnostic>> {
     let sf: ScenarioFile = serde_saphyr::from_str(text).map_err(|e| vec![parse_error(file, &e)])?;
     let mut l = Loader {
         errors: Vec::new(),
         visiting: Vec::new(),
+        access,
     };
     let mut fx = Fixtures::default();
     for inc in sf.include.iter().chain(&sf.fixtures.include) {
@@ -240,6 +262,7 @@ pub fn check_fixture_file(path: &Path) -> Result<(), Vec<Diagnostic>> {
     let mut l = Loader {
         errors: Vec::new(),
         visiting: vec![path.to_path_buf()],
+        access: FileAccess::Local,
     };
     let mut fx = Fixtures::default();
     for inc in &f.include {
@@ -339,9 +362,27 @@ impl Loader {
         inc: &Spanned<String>,
         into: &mut Fixtures,
     ) {
-        let path = dir
-            .map(|d| d.join(&inc.value))
-            .unwrap_or_else(|| PathBuf::from(&inc.value));
+        let path = match self.access.resolve(dir, &inc.value, "include") {
+            Ok(p) => p,
+            Err(r) => {
+                self.errors
+                    .push(diag(file, &inc.referenced, r.message, Some(r.hint)));
+                return;
+            }
+        };
+        if self.visiting.len() >= files::MAX_INCLUDE_DEPTH {
+            self.errors.push(diag(
+                file,
+                &inc.referenced,
+                format!(
+                    "includes nest deeper than {} files at {}",
+                    files::MAX_INCLUDE_DEPTH,
+                    inc.value
+                ),
+                Some("is there an include cycle?".into()),
+            ));
+            return;
+        }
         if self.visiting.contains(&path) {
             self.errors.push(diag(
                 file,
@@ -374,8 +415,19 @@ impl Loader {
                 self.visiting.pop();
                 self.merge(into, f);
             }
-            Err(e) => self.errors.push(parse_error(&inc_file, &e)),
+            Err(e) => self.errors.push(self.included_parse_error(&inc_file, &e)),
         }
+    }
+
+    /// A parse error in an included file. Over the admin API it keeps only the position:
+    /// the library's message may quote the file's text.
+    fn included_parse_error(&self, inc_file: &str, e: &serde_saphyr::Error) -> Diagnostic {
+        let mut d = parse_error(inc_file, e);
+        if !self.access.is_local() {
+            d.message = "not a valid fixtures file".into();
+            d.hint = Some("the parser's details are not shown for files read over the admin API; run `jmessage-mock check` on the file".into());
+        }
+        d
     }
 
     fn merge(&mut self, into: &mut Fixtures, f: Fixtures) {
@@ -409,9 +461,14 @@ impl Loader {
                 continue;
             }
             if let Some(rel) = m.value.file.take() {
-                let path = dir
-                    .map(|d| d.join(&rel))
-                    .unwrap_or_else(|| PathBuf::from(&rel));
+                let path = match self.access.resolve(dir, &rel, "media file") {
+                    Ok(p) => p,
+                    Err(r) => {
+                        self.errors
+                            .push(diag(file, &m.referenced, r.message, Some(r.hint)));
+                        continue;
+                    }
+                };
                 match std::fs::read(&path) {
                     Ok(bytes) => {
                         m.value.base64 =

@@ -1,9 +1,11 @@
 //! The admin HTTP API at `/__admin/` (see `docs/admin-api.md`): fault rules, the wire
 //! journal, state, virtual time, reset and scenario loading.
 
+use super::guard::Guard;
 use super::{Hub, ServerConfig};
 use crate::backend::{Backend, Clock, OffsetClock};
 use crate::faults::{FaultLayer, FaultSpec, RuleError};
+use crate::scenario::FileAccess;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -23,10 +25,13 @@ pub(crate) struct AdminState {
     pub initial: Arc<ServerConfig>,
     /// Base URL for `get_resource`, set on every backend this API builds.
     pub public_url: String,
+    /// Where posted scenarios may read files (`--admin-files-root`); none: nowhere.
+    pub files_root: Option<std::path::PathBuf>,
 }
 
-pub(crate) fn router(state: AdminState) -> Router {
-    Router::new()
+/// The admin routes, behind `guard` (Host, Origin, token and content-type checks).
+pub(crate) fn router(guard: Guard, state: AdminState) -> Router {
+    let routes = Router::new()
         .route("/__admin/health", get(health))
         .route("/__admin/state", get(snapshot))
         .route("/__admin/messages", get(messages))
@@ -41,7 +46,8 @@ pub(crate) fn router(state: AdminState) -> Router {
         .route("/__admin/clock", get(clock).post(advance_clock))
         .route("/__admin/reset", post(reset))
         .route("/__admin/scenario", post(load_scenario))
-        .with_state(state)
+        .with_state(state);
+    guard.accept_yaml_at("/__admin/scenario").protect(routes)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -63,7 +69,9 @@ async fn health(State(s): State<AdminState>) -> Json<Value> {
 }
 
 async fn snapshot(State(s): State<AdminState>) -> Json<Value> {
-    Json(s.hub.with_backend(|b| b.snapshot()))
+    let mut state = s.hub.with_backend(|b| b.snapshot());
+    crate::faults::redact::redact_value(&mut state);
+    Json(state)
 }
 
 async fn messages(State(s): State<AdminState>) -> Json<Value> {
@@ -192,8 +200,21 @@ async fn reset(State(s): State<AdminState>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// What a posted scenario may read: nothing, or files under `--admin-files-root`.
+fn file_access(s: &AdminState) -> Result<FileAccess, String> {
+    match &s.files_root {
+        None => Ok(FileAccess::Denied),
+        Some(root) => FileAccess::under(root)
+            .map_err(|e| format!("the files root {} is unusable: {e}", root.display())),
+    }
+}
+
 async fn load_scenario(State(s): State<AdminState>, body: String) -> Response {
-    let scenario = match crate::scenario::parse(&body, "<request body>") {
+    let access = match file_access(&s) {
+        Ok(a) => a,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let scenario = match crate::scenario::parse_with(&body, "<request body>", &access) {
         Ok(sc) => sc,
         Err(errors) => {
             let list: Vec<String> = errors.iter().map(ToString::to_string).collect();

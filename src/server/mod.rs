@@ -6,9 +6,11 @@
 //! recipients. Every frame passes through the [`FaultLayer`].
 
 mod admin;
+pub mod guard;
 mod hub;
 mod media;
 
+pub use guard::AdminAccess;
 pub use hub::Hub;
 
 use crate::backend::{Backend, BackendConfig, Clock, OffsetClock};
@@ -31,6 +33,8 @@ pub struct ServerConfig {
     pub journal_capacity: usize,
     /// Serve the admin API at `/__admin/`.
     pub admin: bool,
+    /// The admin API's token, files root and accepted host names.
+    pub admin_access: AdminAccess,
 }
 
 impl ServerConfig {
@@ -41,6 +45,7 @@ impl ServerConfig {
             faults: Vec::new(),
             journal_capacity: 10_000,
             admin: true,
+            admin_access: AdminAccess::default(),
         }
     }
 }
@@ -116,14 +121,19 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
     faults.attach(&engine);
     let mut app = eio_http::router(engine.clone()).merge(media::router(hub.clone()));
     if config.admin {
-        app = app.merge(admin::router(admin::AdminState {
-            hub: hub.clone(),
-            faults: faults.clone(),
-            clock: clock.clone(),
-            shared_clock: shared,
-            initial: Arc::new(config.clone()),
-            public_url,
-        }));
+        let guard = guard::Guard::new(addr, &config.admin_access);
+        app = app.merge(admin::router(
+            guard,
+            admin::AdminState {
+                hub: hub.clone(),
+                faults: faults.clone(),
+                clock: clock.clone(),
+                shared_clock: shared,
+                initial: Arc::new(config.clone()),
+                public_url,
+                files_root: config.admin_access.files_root.clone(),
+            },
+        ));
     }
     let app = app.fallback(not_found);
     let stop = CancellationToken::new();
