@@ -14,6 +14,8 @@ mod group_chat;
 mod groups;
 mod inspect;
 pub mod media;
+pub mod media_access;
+pub mod reach;
 pub mod model;
 mod nodisturb;
 mod receipts;
@@ -433,6 +435,7 @@ impl Backend {
             )),
             Some(e) => self
                 .check_needs(conn, e)
+                .and_then(|()| self.check_reach(conn, e, payload))
                 .and_then(|()| self.dispatch(conn, e, Args(payload))),
         };
         let mut outcome = match result {
