@@ -318,7 +318,7 @@ fn media_is_visible_to_owner_and_receivers_only() {
     let single = w.upload("alice", CLOSED);
     let grouped = w.upload("alice", CLOSED);
     let avatar = w.upload("alice", CLOSED);
-    let mut media = |id: &str, target: Value| {
+    let media = |id: &str, target: Value| {
         let mut p = target;
         p["content"]["msg_type"] = json!("file");
         p["content"]["msg_body"] = json!({"media_id": id, "media_crc32": 1, "hash": "h", "fsize": 1, "fname": "x.html"});
