@@ -585,6 +585,10 @@ fn serve(a: ServeArgs) -> ExitCode {
         .unwrap_or(config::DEFAULT_PORT);
     let mut backend =
         config::backend_config(file.as_ref(), a.appkey.as_deref(), a.secret.as_deref());
+    let media_quota_bytes = file
+        .as_ref()
+        .and_then(|f| f.media_quota_bytes)
+        .unwrap_or(jmessage_mock::backend::media::MEDIA_QUOTA_BYTES);
     let mut faults = Vec::new();
     if let Some(path) = &a.scenario {
         match jmessage_mock::scenario::load(path) {
@@ -620,6 +624,7 @@ fn serve(a: ServeArgs) -> ExitCode {
         let config = ServerConfig {
             faults,
             admin,
+            media_quota_bytes,
             ..ServerConfig::new(backend, transport)
         };
         let server = match server::start(config, SocketAddr::new(host, port)).await {

@@ -180,7 +180,13 @@ struct Cell {
     code: i64,
 }
 
-fn cell(name: &'static str, actor: &'static str, event: &'static str, payload: Value, code: i64) -> Cell {
+fn cell(
+    name: &'static str,
+    actor: &'static str,
+    event: &'static str,
+    payload: Value,
+    code: i64,
+) -> Cell {
     Cell {
         name,
         actor,
@@ -196,69 +202,281 @@ fn cell(name: &'static str, actor: &'static str, event: &'static str, payload: V
 fn cross_app_cells() -> Vec<Cell> {
     let user = |u: &str, a: &str| json!({"username": u, "appkey": a});
     vec![
-        cell("user info, same app", "alice", "get_across_user_info", user("amy", CLOSED), 0),
-        cell("user info, listed app", "bob", "get_across_user_info", user("alice", CLOSED), 0),
-        cell("user info, no list", "cara", "get_across_user_info", user("bob", OPENER), 0),
-        cell("user info, unlisted app", "alice", "get_across_user_info", user("bob", OPENER), 898002),
-        cell("single msg, listed app", "bob", "s_across_single_text", text("alice", CLOSED), 0),
-        cell("single msg, unlisted app", "alice", "s_across_single_text", text("bob", OPENER), 880203),
-        cell("trans msg, listed app", "bob", "trans_msg_single",
-             json!({"target_username": "alice", "target_appkey": CLOSED, "cmd": "x"}), 0),
-        cell("trans msg, unlisted app", "alice", "trans_msg_single",
-             json!({"target_username": "bob", "target_appkey": OPENER, "cmd": "x"}), 880203),
-        cell("add friend, listed app", "bob", "add_friend",
-             json!({"target_name": "alice", "appkey": CLOSED, "why": "hi", "from_type": 1}), 0),
-        cell("add friend, unlisted app", "alice", "add_friend",
-             json!({"target_name": "bob", "appkey": OPENER, "why": "hi", "from_type": 1}), 881301),
-        cell("blacklist, listed app", "bob", "add_black_list",
-             json!({"member_usernames": [user("alice", CLOSED)]}), 0),
-        cell("blacklist, unlisted app", "alice", "add_black_list",
-             json!({"member_usernames": [user("bob", OPENER)]}), 881002),
-        cell("no-disturb user, listed app", "bob", "add_msg_no_disturb_single",
-             json!({"target_name": "alice", "appkey": CLOSED}), 0),
-        cell("no-disturb user, unlisted app", "alice", "add_msg_no_disturb_single",
-             json!({"target_name": "bob", "appkey": OPENER}), 880203),
-        cell("unread count, listed app", "bob", "unread_single_count",
-             json!({"type": 3, "username": "alice", "appkey": CLOSED}), 0),
-        cell("unread count, unlisted app", "alice", "unread_single_count",
-             json!({"type": 3, "username": "bob", "appkey": OPENER}), 880203),
-        cell("receipt, listed app", "bob", "receipt_report",
-             json!({"sessions": [{"type": 3, "username": "alice", "appkey": CLOSED, "msg_ids": [1]}]}), 0),
-        cell("receipt, unlisted app", "alice", "receipt_report",
-             json!({"sessions": [{"type": 3, "username": "bob", "appkey": OPENER, "msg_ids": [1]}]}), 880203),
-        cell("group info, listed app", "bob", "get_group_info", json!({"gid": G_CLOSED}), 0),
-        cell("group info, unlisted app", "alice", "get_group_info", json!({"gid": G_OPENER}), 898006),
-        cell("group members, listed app", "bob", "get_group_members", json!({"gid": G_CLOSED}), 0),
-        cell("group members, unlisted app", "alice", "get_group_members", json!({"gid": G_OPENER}), 898006),
+        cell(
+            "user info, same app",
+            "alice",
+            "get_across_user_info",
+            user("amy", CLOSED),
+            0,
+        ),
+        cell(
+            "user info, listed app",
+            "bob",
+            "get_across_user_info",
+            user("alice", CLOSED),
+            0,
+        ),
+        cell(
+            "user info, no list",
+            "cara",
+            "get_across_user_info",
+            user("bob", OPENER),
+            0,
+        ),
+        cell(
+            "user info, unlisted app",
+            "alice",
+            "get_across_user_info",
+            user("bob", OPENER),
+            898002,
+        ),
+        cell(
+            "single msg, listed app",
+            "bob",
+            "s_across_single_text",
+            text("alice", CLOSED),
+            0,
+        ),
+        cell(
+            "single msg, unlisted app",
+            "alice",
+            "s_across_single_text",
+            text("bob", OPENER),
+            880203,
+        ),
+        cell(
+            "trans msg, listed app",
+            "bob",
+            "trans_msg_single",
+            json!({"target_username": "alice", "target_appkey": CLOSED, "cmd": "x"}),
+            0,
+        ),
+        cell(
+            "trans msg, unlisted app",
+            "alice",
+            "trans_msg_single",
+            json!({"target_username": "bob", "target_appkey": OPENER, "cmd": "x"}),
+            880203,
+        ),
+        cell(
+            "add friend, listed app",
+            "bob",
+            "add_friend",
+            json!({"target_name": "alice", "appkey": CLOSED, "why": "hi", "from_type": 1}),
+            0,
+        ),
+        cell(
+            "add friend, unlisted app",
+            "alice",
+            "add_friend",
+            json!({"target_name": "bob", "appkey": OPENER, "why": "hi", "from_type": 1}),
+            881301,
+        ),
+        cell(
+            "blacklist, listed app",
+            "bob",
+            "add_black_list",
+            json!({"member_usernames": [user("alice", CLOSED)]}),
+            0,
+        ),
+        cell(
+            "blacklist, unlisted app",
+            "alice",
+            "add_black_list",
+            json!({"member_usernames": [user("bob", OPENER)]}),
+            881002,
+        ),
+        cell(
+            "no-disturb user, listed app",
+            "bob",
+            "add_msg_no_disturb_single",
+            json!({"target_name": "alice", "appkey": CLOSED}),
+            0,
+        ),
+        cell(
+            "no-disturb user, unlisted app",
+            "alice",
+            "add_msg_no_disturb_single",
+            json!({"target_name": "bob", "appkey": OPENER}),
+            880203,
+        ),
+        cell(
+            "unread count, listed app",
+            "bob",
+            "unread_single_count",
+            json!({"type": 3, "username": "alice", "appkey": CLOSED}),
+            0,
+        ),
+        cell(
+            "unread count, unlisted app",
+            "alice",
+            "unread_single_count",
+            json!({"type": 3, "username": "bob", "appkey": OPENER}),
+            880203,
+        ),
+        cell(
+            "receipt, listed app",
+            "bob",
+            "receipt_report",
+            json!({"sessions": [{"type": 3, "username": "alice", "appkey": CLOSED, "msg_ids": [1]}]}),
+            0,
+        ),
+        cell(
+            "receipt, unlisted app",
+            "alice",
+            "receipt_report",
+            json!({"sessions": [{"type": 3, "username": "bob", "appkey": OPENER, "msg_ids": [1]}]}),
+            880203,
+        ),
+        cell(
+            "group info, listed app",
+            "bob",
+            "get_group_info",
+            json!({"gid": G_CLOSED}),
+            0,
+        ),
+        cell(
+            "group info, unlisted app",
+            "alice",
+            "get_group_info",
+            json!({"gid": G_OPENER}),
+            898006,
+        ),
+        cell(
+            "group members, listed app",
+            "bob",
+            "get_group_members",
+            json!({"gid": G_CLOSED}),
+            0,
+        ),
+        cell(
+            "group members, unlisted app",
+            "alice",
+            "get_group_members",
+            json!({"gid": G_OPENER}),
+            898006,
+        ),
         // Joining needs both ways: the joiner's app reaches the group's, and the group's
         // app reaches the joiner's (members of a group must be reachable from its app).
-        cell("apply to join, both apps listed", "bob", "apply_join_group", json!({"gid": G_OPEN, "reason": "hi"}), 0),
-        cell("apply to join, group app does not list joiner", "bob", "apply_join_group",
-             json!({"gid": G_CLOSED, "reason": "hi"}), 880604),
-        cell("apply to join, unlisted app", "alice", "apply_join_group", json!({"gid": G_OPENER, "reason": "hi"}), 898006),
-        cell("room info, listed app", "bob", "room_info", json!({"id": R_CLOSED}), 0),
-        cell("room info, unlisted app", "alice", "room_info", json!({"id": R_OPENER}), 881503),
-        cell("join room, listed app", "bob", "join_room", json!({"id": R_CLOSED}), 0),
-        cell("join room, unlisted app", "alice", "join_room", json!({"id": R_OPENER}), 881503),
-        cell("room msg, listed app (joined above)", "bob", "send_room_msg", room_text(R_CLOSED), 0),
-        cell("room msg, unlisted app", "alice", "send_room_msg", room_text(R_OPENER), 881503),
+        cell(
+            "apply to join, both apps listed",
+            "bob",
+            "apply_join_group",
+            json!({"gid": G_OPEN, "reason": "hi"}),
+            0,
+        ),
+        cell(
+            "apply to join, group app does not list joiner",
+            "bob",
+            "apply_join_group",
+            json!({"gid": G_CLOSED, "reason": "hi"}),
+            880604,
+        ),
+        cell(
+            "apply to join, unlisted app",
+            "alice",
+            "apply_join_group",
+            json!({"gid": G_OPENER, "reason": "hi"}),
+            898006,
+        ),
+        cell(
+            "room info, listed app",
+            "bob",
+            "room_info",
+            json!({"id": R_CLOSED}),
+            0,
+        ),
+        cell(
+            "room info, unlisted app",
+            "alice",
+            "room_info",
+            json!({"id": R_OPENER}),
+            881503,
+        ),
+        cell(
+            "join room, listed app",
+            "bob",
+            "join_room",
+            json!({"id": R_CLOSED}),
+            0,
+        ),
+        cell(
+            "join room, unlisted app",
+            "alice",
+            "join_room",
+            json!({"id": R_OPENER}),
+            881503,
+        ),
+        cell(
+            "room msg, listed app (joined above)",
+            "bob",
+            "send_room_msg",
+            room_text(R_CLOSED),
+            0,
+        ),
+        cell(
+            "room msg, unlisted app",
+            "alice",
+            "send_room_msg",
+            room_text(R_OPENER),
+            881503,
+        ),
     ]
 }
 
 /// Rows inside one app: what a user may do to another user's group, message.
 fn same_app_cells() -> Vec<Cell> {
     vec![
-        cell("private group info, non-member same app", "amy", "get_group_info", json!({"gid": G_PRIV}), 0),
-        cell("add members, not a member", "amy", "add_across_group_member",
-             json!({"gid": G_PRIV, "member_usernames": [{"username": "amy"}]}), 880603),
-        cell("remove owner, plain member", "amy", "del_across_group_member",
-             json!({"gid": G_CLOSED, "member_usernames": [{"username": "alice"}]}), 880704),
-        cell("dissolve, not the owner", "amy", "dissolve_group", json!({"gid": G_CLOSED}), 880604),
-        cell("send to a group, not a member", "amy", "send_group_msg",
-             json!({"target_gid": G_PRIV.to_string(),
-                    "content": {"msg_type": "text", "msg_body": {"text": "hi"}}}), 880205),
-        cell("join a private group", "amy", "apply_join_group", json!({"gid": G_PRIV, "reason": "x"}), 880604),
-        cell("room msg, not in the room", "amy", "send_room_msg", room_text(R_CLOSED), 881501),
+        cell(
+            "private group info, non-member same app",
+            "amy",
+            "get_group_info",
+            json!({"gid": G_PRIV}),
+            0,
+        ),
+        cell(
+            "add members, not a member",
+            "amy",
+            "add_across_group_member",
+            json!({"gid": G_PRIV, "member_usernames": [{"username": "amy"}]}),
+            880603,
+        ),
+        cell(
+            "remove owner, plain member",
+            "amy",
+            "del_across_group_member",
+            json!({"gid": G_CLOSED, "member_usernames": [{"username": "alice"}]}),
+            880704,
+        ),
+        cell(
+            "dissolve, not the owner",
+            "amy",
+            "dissolve_group",
+            json!({"gid": G_CLOSED}),
+            880604,
+        ),
+        cell(
+            "send to a group, not a member",
+            "amy",
+            "send_group_msg",
+            json!({"target_gid": G_PRIV.to_string(),
+                    "content": {"msg_type": "text", "msg_body": {"text": "hi"}}}),
+            880205,
+        ),
+        cell(
+            "join a private group",
+            "amy",
+            "apply_join_group",
+            json!({"gid": G_PRIV, "reason": "x"}),
+            880604,
+        ),
+        cell(
+            "room msg, not in the room",
+            "amy",
+            "send_room_msg",
+            room_text(R_CLOSED),
+            881501,
+        ),
     ]
 }
 
@@ -267,7 +485,10 @@ fn run(w: &mut World, cells: Vec<Cell>) -> Vec<String> {
     for c in cells {
         let o = w.req(World::conn(c.actor), c.event, c.payload);
         if o.code() != Some(c.code) {
-            wrong.push(format!("{}: {} {} got {:?}, want {}", c.name, c.actor, c.event, o.response, c.code));
+            wrong.push(format!(
+                "{}: {} {} got {:?}, want {}",
+                c.name, c.actor, c.event, o.response, c.code
+            ));
         }
     }
     wrong
@@ -321,17 +542,30 @@ fn media_is_visible_to_owner_and_receivers_only() {
     let media = |id: &str, target: Value| {
         let mut p = target;
         p["content"]["msg_type"] = json!("file");
-        p["content"]["msg_body"] = json!({"media_id": id, "media_crc32": 1, "hash": "h", "fsize": 1, "fname": "x.html"});
+        p["content"]["msg_body"] =
+            json!({"media_id": id, "media_crc32": 1, "hash": "h", "fsize": 1, "fname": "x.html"});
         p
     };
-    let sent = w.req(1, "s_across_single_text", media(&single, text("amy", CLOSED)));
+    let sent = w.req(
+        1,
+        "s_across_single_text",
+        media(&single, text("amy", CLOSED)),
+    );
     assert_eq!(sent.code(), Some(0), "{sent:?}");
     let g = json!({"target_gid": G_CLOSED.to_string(), "content": {"msg_type": "text", "msg_body": {}}});
     let sent = w.req(1, "send_group_msg", media(&grouped, g));
     assert_eq!(sent.code(), Some(0), "{sent:?}");
-    assert_eq!(w.req(1, "update_user_inf", json!({"avatar": avatar})).code(), Some(0));
+    assert_eq!(
+        w.req(1, "update_user_inf", json!({"avatar": avatar}))
+            .code(),
+        Some(0)
+    );
     // A message carrying someone else's media grants nothing.
-    let forged = w.req(3, "s_across_single_text", media(&private, text("alice", CLOSED)));
+    let forged = w.req(
+        3,
+        "s_across_single_text",
+        media(&private, text("alice", CLOSED)),
+    );
     assert_eq!(forged.code(), Some(0), "{forged:?}");
     let cells = [
         ("alice", &private, 0),
@@ -353,14 +587,26 @@ fn media_is_visible_to_owner_and_receivers_only() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     // A member who leaves the group loses its media.
-    assert_eq!(w.req(2, "exit_group", json!({"gid": G_CLOSED})).code(), Some(0));
+    assert_eq!(
+        w.req(2, "exit_group", json!({"gid": G_CLOSED})).code(),
+        Some(0)
+    );
     let o = w.req(2, "get_resource", json!({"media_id": grouped}));
     assert_eq!(o.code(), Some(880005));
     // Bob's avatar is out of reach for closed-app users.
     let bobs = w.upload("bob", OPENER);
-    assert_eq!(w.req(3, "update_user_inf", json!({"avatar": bobs})).code(), Some(0));
-    assert_eq!(w.req(1, "get_resource", json!({"media_id": bobs})).code(), Some(880005));
-    assert_eq!(w.req(4, "get_resource", json!({"media_id": bobs})).code(), Some(0));
+    assert_eq!(
+        w.req(3, "update_user_inf", json!({"avatar": bobs})).code(),
+        Some(0)
+    );
+    assert_eq!(
+        w.req(1, "get_resource", json!({"media_id": bobs})).code(),
+        Some(880005)
+    );
+    assert_eq!(
+        w.req(4, "get_resource", json!({"media_id": bobs})).code(),
+        Some(0)
+    );
 }
 
 /// Server-set fields: whatever the client claims, recipients see the sender's true
@@ -390,15 +636,29 @@ fn server_set_fields_are_stamped_from_the_session() {
                    "content": {"msg_type": "text", "from_id": "amy", "from_name": "Amy!", "msg_body": {"text": "x"}}});
     let o = w.req(1, "send_group_msg", g);
     let c = &o.pushes[0].payload["messages"][0]["content"];
-    assert_eq!((&c["from_id"], &c["from_name"]), (&json!("alice"), &json!("ALICE")));
-    assert_eq!(w.req(1, "join_room", json!({"id": R_CLOSED})).code(), Some(0));
-    assert_eq!(w.req(2, "join_room", json!({"id": R_CLOSED})).code(), Some(0));
+    assert_eq!(
+        (&c["from_id"], &c["from_name"]),
+        (&json!("alice"), &json!("ALICE"))
+    );
+    assert_eq!(
+        w.req(1, "join_room", json!({"id": R_CLOSED})).code(),
+        Some(0)
+    );
+    assert_eq!(
+        w.req(2, "join_room", json!({"id": R_CLOSED})).code(),
+        Some(0)
+    );
     let mut r = room_text(R_CLOSED);
     r["content"]["from_name"] = json!("Amy!");
     let o = w.req(1, "send_room_msg", r);
     let c = &o.pushes[0].payload["content"];
-    assert_eq!((&c["from_id"], &c["from_name"]), (&json!("alice"), &json!("ALICE")));
+    assert_eq!(
+        (&c["from_id"], &c["from_name"]),
+        (&json!("alice"), &json!("ALICE"))
+    );
     // Honest SDK content has no from_name and gets none.
     let o = w.req(1, "s_across_single_text", text("amy", CLOSED));
-    assert!(o.pushes[0].payload["messages"][0]["content"].get("from_name").is_none());
+    assert!(o.pushes[0].payload["messages"][0]["content"]
+        .get("from_name")
+        .is_none());
 }

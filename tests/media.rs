@@ -247,7 +247,12 @@ async fn raw_file_upload_preflight_and_refusals() {
         assert!(bad.json()["error"]["code"].is_number());
         // The token was spent by the upload above: single use.
         let again = http(&s, "POST", "/resource?type=file", &headers, b"x".to_vec()).await;
-        assert_eq!(again.status, 401, "{}", String::from_utf8_lossy(&again.body));
+        assert_eq!(
+            again.status,
+            401,
+            "{}",
+            String::from_utf8_lossy(&again.body)
+        );
         // Too large: 413 with 898061 (the SDK turns it into 880210).
         s.hub.with_backend(|b| b.set_media_limits(16, 16));
         let mut headers = auth(&a, "alice").await;
@@ -287,7 +292,10 @@ async fn media_urls_are_signed_expiring_and_active_types_download() {
         assert_eq!(up.status, 200, "{}", String::from_utf8_lossy(&up.body));
         let r = up.json();
         let sent = a
-            .request("s_across_single_text", single_msg("alice", "bobby", "file", r.clone()))
+            .request(
+                "s_across_single_text",
+                single_msg("alice", "bobby", "file", r.clone()),
+            )
             .await
             .expect("reply");
         assert_eq!(sent.code(), 0);
@@ -306,29 +314,45 @@ async fn media_urls_are_signed_expiring_and_active_types_download() {
             .expect("url");
         let url = path_of(&s, res.get("url").as_str().expect("url"));
         let (bare, query) = url.split_once('?').expect("a query");
-        assert!(query.starts_with("expires=") && query.contains("&sign="), "{query}");
+        assert!(
+            query.starts_with("expires=") && query.contains("&sign="),
+            "{query}"
+        );
         // Served as a download, never rendered: attachment + nosniff + sandbox.
         let got = http(&s, "GET", &url, &[], vec![]).await;
         assert_eq!(got.status, 200);
         assert_eq!(got.body, page);
-        assert!(got.header("content-disposition").starts_with("attachment; filename=\"evil.html\""),
-            "{}", got.header("content-disposition"));
+        assert!(
+            got.header("content-disposition")
+                .starts_with("attachment; filename=\"evil.html\""),
+            "{}",
+            got.header("content-disposition")
+        );
         assert_eq!(got.header("x-content-type-options"), "nosniff");
         assert_eq!(got.header("content-security-policy"), "sandbox");
         // Unsigned, tampered, or the signature of another id: 403 with a JSON reason.
         let flipped = if url.ends_with('0') { "1" } else { "0" };
         let tampered = format!("{}{flipped}", &url[..url.len() - 1]);
         let other = url.replacen("/media/", "/media/x", 1);
-        for bad in [bare.to_owned(), tampered, other, format!("{bare}?expires=9999999999&sign=00")] {
+        for bad in [
+            bare.to_owned(),
+            tampered,
+            other,
+            format!("{bare}?expires=9999999999&sign=00"),
+        ] {
             let r = http(&s, "GET", &bad, &[], vec![]).await;
             assert_eq!(r.status, 403, "{bad}");
             assert_eq!(r.json()["error"]["code"], json!(882004), "{bad}");
         }
         // An hour later the URL has expired; a fresh get_resource works again.
-        s.clock.advance_ms(jmessage_mock::backend::media_access::MEDIA_URL_TTL_MS + 1000);
+        s.clock
+            .advance_ms(jmessage_mock::backend::media_access::MEDIA_URL_TTL_MS + 1000);
         let late = http(&s, "GET", &url, &[], vec![]).await;
         assert_eq!(late.status, 403);
-        assert!(late.json()["error"]["message"].as_str().unwrap_or("").contains("expired"));
+        assert!(late.json()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("expired"));
         s.shutdown().await;
     })
     .await
@@ -339,7 +363,8 @@ async fn uploads_past_the_app_quota_are_refused() {
     bounded(async {
         let s = start().await;
         let a = user(&s, Transport::Websocket, "alice").await;
-        s.hub.with_backend(|b| b.set_media_quota(b.media_used(APPKEY) + 20));
+        s.hub
+            .with_backend(|b| b.set_media_quota(b.media_used(APPKEY) + 20));
         let mut headers = auth(&a, "alice").await;
         headers.push(("Content-Type", "text/plain".to_owned()));
         let ok = http(&s, "POST", "/resource?type=file", &headers, vec![1; 15]).await;
@@ -349,7 +374,10 @@ async fn uploads_past_the_app_quota_are_refused() {
         let over = http(&s, "POST", "/resource?type=file", &headers, vec![1; 15]).await;
         assert_eq!(over.status, 413);
         assert_eq!(over.json()["error"]["code"], json!(880210));
-        let msg = over.json()["error"]["message"].as_str().unwrap_or("").to_owned();
+        let msg = over.json()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
         assert!(msg.contains("quota"), "{msg}");
         // The refused upload did not spend the token.
         let fits = http(&s, "POST", "/resource?type=file", &headers, vec![1; 5]).await;

@@ -1,8 +1,8 @@
 //! One-to-one messages: `s_across_single_text`, `msg_recv_v2`, `get_conversations`
 //! (protocol.md 5, 7.2).
 
-use super::model::{ConvKey, Message, SyncEntry, Target, UserKey};
 use super::media_access::Audience;
+use super::model::{ConvKey, Message, SyncEntry, Target, UserKey};
 use super::{Backend, ConnId, Outcome};
 use crate::protocol::{Args, Code, Failure};
 use serde_json::{json, Map, Value};
@@ -106,7 +106,13 @@ impl Backend {
     /// The platform a session logged in on, as content's `from_platform` spells it
     /// (`web`, `pc`, `android`, `ios`); `None` for fixture and admin actions.
     fn session_platform(&self, conn: ConnId) -> Option<String> {
-        let p = self.conns.get(&conn)?.login.as_ref()?.platform.to_ascii_lowercase();
+        let p = self
+            .conns
+            .get(&conn)?
+            .login
+            .as_ref()?
+            .platform
+            .to_ascii_lowercase();
         ["web", "pc", "android", "ios"]
             .contains(&p.as_str())
             .then_some(p)

@@ -103,8 +103,8 @@ impl UploadError {
 /// The media part of the backend state.
 #[derive(Debug)]
 pub struct MediaState {
-    /// token → (owner, expiry ms).
-    tokens: HashMap<String, (UserKey, i64)>,
+    /// token → (owner, expiry ms, issue number).
+    tokens: HashMap<String, (UserKey, i64, u64)>,
     pub(super) blobs: HashMap<String, StoredMedia>,
     /// `http://host:port` of the server, for `get_resource` URLs; empty = relative URLs.
     pub(super) base_url: String,
@@ -207,13 +207,15 @@ impl Backend {
     ) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
         let now = self.now_ms();
-        self.media.tokens.retain(|_, (_, exp)| *exp > now);
+        self.media.tokens.retain(|_, (_, exp, _)| *exp > now);
         self.drop_oldest_tokens(&me);
         let n = self.ids.next_media();
-        let token = md5_hex(&format!("uptoken:{me}:{n}:{now}"));
+        // Keyed with the backend's random key: tokens cannot be predicted from the
+        // (observable) counter and clock.
+        let token = self.sign_media(&format!("uptoken:{me}:{n}"), now)[..32].to_owned();
         self.media
             .tokens
-            .insert(token.clone(), (me, now + UPLOAD_TOKEN_TTL_MS));
+            .insert(token.clone(), (me, now + UPLOAD_TOKEN_TTL_MS, n));
         let mut f = Map::new();
         f.insert("uptoken".into(), json!(token));
         Ok(Outcome::ok(f))
@@ -233,7 +235,7 @@ impl Backend {
         })?;
         let now = self.now_ms();
         match self.media.tokens.get(&token) {
-            Some((owner, exp)) if *exp > now && owner.username == username => {
+            Some((owner, exp, _)) if *exp > now && owner.username == username => {
                 if appkey.is_some_and(|k| !k.is_empty() && k != owner.appkey) {
                     return Err(UploadError::Unauthorized(
                         "X-App-Key does not match the token".into(),
@@ -241,7 +243,7 @@ impl Backend {
                 }
                 Ok(owner.clone())
             }
-            Some((_, exp)) if *exp <= now => {
+            Some((_, exp, _)) if *exp <= now => {
                 Err(UploadError::Unauthorized("upload token expired".into()))
             }
             _ => Err(UploadError::Unauthorized("invalid upload token".into())),
@@ -250,12 +252,12 @@ impl Backend {
 
     /// Keeps a user below [`MAX_TOKENS_PER_USER`] live tokens before a new one is added.
     fn drop_oldest_tokens(&mut self, me: &UserKey) {
-        let mut mine: Vec<(i64, String)> = self
+        let mut mine: Vec<(u64, String)> = self
             .media
             .tokens
             .iter()
-            .filter(|(_, (owner, _))| owner == me)
-            .map(|(t, (_, exp))| (*exp, t.clone()))
+            .filter(|(_, (owner, _, _))| owner == me)
+            .map(|(t, (_, _, n))| (*n, t.clone()))
             .collect();
         if mine.len() < MAX_TOKENS_PER_USER {
             return;
@@ -265,6 +267,15 @@ impl Backend {
         for (_, t) in mine.into_iter().take(excess) {
             self.media.tokens.remove(&t);
         }
+    }
+
+    /// How many live upload tokens a user holds.
+    pub fn media_tokens_of(&self, user: &UserKey) -> usize {
+        self.media
+            .tokens
+            .values()
+            .filter(|(o, _, _)| o == user)
+            .count()
     }
 
     /// Sets the per-app media quota in bytes.

@@ -77,11 +77,13 @@ fn content_media_id(content: &Map<String, Value>) -> Option<&str> {
 }
 
 impl Backend {
-    fn sign_media(&self, id: &str, expires_s: i64) -> String {
-        // A 32-byte key is always a valid HMAC key.
+    /// Hex HMAC-SHA256 of `"<id>\n<expires_s>"` under the backend's random key (64 hex
+    /// digits).
+    pub(super) fn sign_media(&self, id: &str, expires_s: i64) -> String {
+        // A 32-byte key is always a valid HMAC key; the fallback is unreachable.
         let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.media.url_key) {
             Ok(m) => m,
-            Err(_) => return String::new(),
+            Err(_) => return "0".repeat(64),
         };
         mac.update(id.as_bytes());
         mac.update(b"\n");
@@ -131,7 +133,9 @@ impl Backend {
             return forbidden("the URL has expired; call get_resource again");
         }
         if self.media(id).is_none() {
-            return Err(MediaUrlError::NotFound(format!("media {id} does not exist")));
+            return Err(MediaUrlError::NotFound(format!(
+                "media {id} does not exist"
+            )));
         }
         Ok(())
     }
@@ -214,5 +218,117 @@ impl Backend {
         let mut f = Map::new();
         f.insert("url".into(), json!(self.media_url(media_id)));
         Ok(Outcome::ok(f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::media::tests::png;
+    use super::super::media::{MediaKind, UploadError, MAX_TOKENS_PER_USER};
+    use super::super::test_support::*;
+    use super::*;
+
+    fn basic(user: &str, tok: &str) -> String {
+        use base64::Engine as _;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{tok}"))
+        )
+    }
+
+    fn token(h: &mut Harness, conn: u64) -> String {
+        let o = h.req(conn, "get_upload_token", json!({}));
+        resp(&o)["uptoken"].as_str().expect("uptoken").to_owned()
+    }
+
+    #[test]
+    fn an_upload_spends_its_token_and_a_refused_one_does_not() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        let t = token(&mut h, 1);
+        let auth = basic("alice", &t);
+        let bad = h.b.store_authorised_upload(
+            Some(APP),
+            Some(&auth),
+            (b"text".to_vec(), None, None),
+            MediaKind::Image,
+        );
+        assert!(matches!(bad, Err(UploadError::Invalid(_))));
+        let ok = h.b.store_authorised_upload(
+            Some(APP),
+            Some(&auth),
+            (png(2, 2), None, None),
+            MediaKind::Image,
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        let again = h.b.store_authorised_upload(
+            Some(APP),
+            Some(&auth),
+            (png(2, 2), None, None),
+            MediaKind::Image,
+        );
+        assert!(matches!(again, Err(UploadError::Unauthorized(_))));
+    }
+
+    #[test]
+    fn a_user_holds_a_bounded_number_of_tokens() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        let first = token(&mut h, 1);
+        for _ in 0..MAX_TOKENS_PER_USER {
+            token(&mut h, 1);
+        }
+        let live = h.b.media_tokens_of(&UserKey::new(APP, "alice"));
+        assert_eq!(live, MAX_TOKENS_PER_USER);
+        assert!(h
+            .b
+            .check_upload_auth(Some(APP), Some(&basic("alice", &first)))
+            .is_err());
+    }
+
+    #[test]
+    fn signed_urls_reject_tampering_and_expire() {
+        let mut h = Harness::new();
+        let id =
+            h.b.store_upload(
+                UserKey::new(APP, "alice"),
+                MediaKind::File,
+                b"x".to_vec(),
+                None,
+                None,
+            )
+            .expect("stored")["media_id"]
+                .as_str()
+                .expect("id")
+                .to_owned();
+        let url = h.b.media_url(&id);
+        let q = url.split_once('?').expect("query").1;
+        let exp = q
+            .split('&')
+            .find_map(|p| p.strip_prefix("expires="))
+            .expect("expires");
+        let sign = q
+            .split('&')
+            .find_map(|p| p.strip_prefix("sign="))
+            .expect("sign");
+        let b = &h.b;
+        assert_eq!(b.check_media_url(&id, Some(exp), Some(sign)), Ok(()));
+        let forbidden =
+            |r: Result<(), MediaUrlError>| matches!(r, Err(MediaUrlError::Forbidden(_)));
+        assert!(forbidden(b.check_media_url(&id, None, Some(sign))));
+        assert!(forbidden(b.check_media_url(&id, Some(exp), None)));
+        assert!(forbidden(b.check_media_url(&id, Some("x"), Some(sign))));
+        assert!(forbidden(b.check_media_url(&id, Some(exp), Some("zz"))));
+        assert!(forbidden(b.check_media_url("other", Some(exp), Some(sign))));
+        let later = (exp.parse::<i64>().expect("n") + 1).to_string();
+        assert!(forbidden(b.check_media_url(&id, Some(&later), Some(sign))));
+        h.clock.advance_ms(MEDIA_URL_TTL_MS);
+        assert!(forbidden(h.b.check_media_url(&id, Some(exp), Some(sign))));
+    }
+
+    #[test]
+    fn ids_are_percent_encoded_in_urls() {
+        assert_eq!(encode_path("qiniu/file/j/ab12"), "qiniu/file/j/ab12");
+        assert_eq!(encode_path("a b?#é"), "a%20b%3F%23%C3%A9");
     }
 }

@@ -37,9 +37,7 @@ pub fn reach_of(e: Event) -> Option<Reach> {
         | E::UnreadSingleCount
         | E::AddMsgNoDisturbSingle
         | E::DeleteMsgNoDisturbSingle => Reach::Users(Code::TargetUserNotExist),
-        E::AddFriend | E::DelFriend | E::UpdateFriendMemo => {
-            Reach::Users(Code::FriendUserNotExist)
-        }
+        E::AddFriend | E::DelFriend | E::UpdateFriendMemo => Reach::Users(Code::FriendUserNotExist),
         E::AddBlackList | E::DelBlackList => Reach::Users(Code::BlacklistUnknownUser),
         E::GetGroupInfo | E::GetGroupMembers | E::ApplyJoinGroup => {
             Reach::Group(Code::GroupIdInvalid)
@@ -100,7 +98,12 @@ impl Backend {
             return Ok(());
         };
         let mine = me.appkey.as_str();
-        let far = |app: &str| Failure::new(rule_code(rule), format!("app {app} is not reachable from {mine} (cross_app)"));
+        let far = |app: &str| {
+            Failure::new(
+                rule_code(rule),
+                format!("app {app} is not reachable from {mine} (cross_app)"),
+            )
+        };
         match rule {
             Reach::Users(_) => {
                 for app in named_appkeys(p) {

@@ -170,7 +170,11 @@ impl Backend {
             }
         })?;
         let (_, content) = self.stamp_content(conn, &me, content, &id.to_string(), "chatroom")?;
-        self.grant_media(&me, &content, super::media_access::Audience::Users(&members));
+        self.grant_media(
+            &me,
+            &content,
+            super::media_access::Audience::Users(&members),
+        );
         let now = self.now_ms();
         let msg_id = self.ids.next_msg();
         let push = json!({

@@ -230,7 +230,10 @@ async fn serve(
     };
     let found = hub.with_backend(|b| {
         b.check_media_url(&id, signed.expires.as_deref(), signed.sign.as_deref())
-            .map(|()| b.media(&id).map(|m| (m.bytes.clone(), m.content_type.clone(), m.name.clone())))
+            .map(|()| {
+                b.media(&id)
+                    .map(|m| (m.bytes.clone(), m.content_type.clone(), m.name.clone()))
+            })
     });
     let (bytes, ctype, name) = match found {
         Ok(Some(m)) => m,
@@ -300,8 +303,7 @@ fn serve_headers(content_type: &str, name: &str) -> Vec<(header::HeaderName, Hea
     let disposition = if serves_inline(content_type) {
         HeaderValue::from_static("inline")
     } else {
-        HeaderValue::from_str(&attachment(name))
-            .unwrap_or(HeaderValue::from_static("attachment"))
+        HeaderValue::from_str(&attachment(name)).unwrap_or(HeaderValue::from_static("attachment"))
     };
     vec![
         (header::CONTENT_TYPE, ctype),

@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub journal_capacity: usize,
     /// Serve the admin API at `/__admin/`.
     pub admin: bool,
+    /// Bytes of uploaded media per app (`MEDIA_QUOTA_BYTES` by default).
+    pub media_quota_bytes: usize,
 }
 
 impl ServerConfig {
@@ -41,6 +43,7 @@ impl ServerConfig {
             faults: Vec::new(),
             journal_capacity: 10_000,
             admin: true,
+            media_quota_bytes: crate::backend::media::MEDIA_QUOTA_BYTES,
         }
     }
 }
@@ -107,6 +110,7 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
     }
     let public_url = format!("http://{public}");
     backend.set_public_url(&public_url);
+    backend.set_media_quota(config.media_quota_bytes);
     let hub = Arc::new(Hub::new(backend));
     let faults = FaultLayer::new(config.journal_capacity);
     faults.replace(config.faults.clone())?;
