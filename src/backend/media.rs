@@ -6,7 +6,7 @@
 //! served back by the HTTP layer at `GET /media/<media_id>`.
 
 use super::model::UserKey;
-use super::{md5_hex, Backend, ConnId, Outcome};
+use super::{Backend, ConnId, Outcome};
 use crate::protocol::{Args, Code, Failure};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -417,6 +417,7 @@ impl Backend {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use super::super::md5_hex;
     use super::super::test_support::*;
     use super::super::UserKey;
     use super::*;
