@@ -424,8 +424,14 @@ fn cross_app_cells() -> Vec<Cell> {
     ]
 }
 
-/// Rows inside one app: what a user may do to another user's group, message.
+/// Rows inside one app: what a user may do to another user's group, message. The
+/// refusals come first; then the same actions by someone allowed (state carries over).
 fn same_app_cells() -> Vec<Cell> {
+    let group_text = |gid: u64| {
+        json!({"target_gid": gid.to_string(),
+               "content": {"msg_type": "text", "msg_body": {"text": "hi"}}})
+    };
+    let amy = || json!([{"username": "amy"}]);
     vec![
         cell(
             "private group info, non-member same app",
@@ -438,7 +444,7 @@ fn same_app_cells() -> Vec<Cell> {
             "add members, not a member",
             "amy",
             "add_across_group_member",
-            json!({"gid": G_PRIV, "member_usernames": [{"username": "amy"}]}),
+            json!({"gid": G_PRIV, "member_usernames": amy()}),
             880603,
         ),
         cell(
@@ -459,8 +465,7 @@ fn same_app_cells() -> Vec<Cell> {
             "send to a group, not a member",
             "amy",
             "send_group_msg",
-            json!({"target_gid": G_PRIV.to_string(),
-                    "content": {"msg_type": "text", "msg_body": {"text": "hi"}}}),
+            group_text(G_PRIV),
             880205,
         ),
         cell(
@@ -476,6 +481,50 @@ fn same_app_cells() -> Vec<Cell> {
             "send_room_msg",
             room_text(R_CLOSED),
             881501,
+        ),
+        // The same actions, allowed.
+        cell(
+            "add members, owner",
+            "alice",
+            "add_across_group_member",
+            json!({"gid": G_PRIV, "member_usernames": amy()}),
+            0,
+        ),
+        cell(
+            "send to a group, member",
+            "amy",
+            "send_group_msg",
+            group_text(G_PRIV),
+            0,
+        ),
+        cell("join room", "amy", "join_room", json!({"id": R_CLOSED}), 0),
+        cell(
+            "room msg, in the room",
+            "amy",
+            "send_room_msg",
+            room_text(R_CLOSED),
+            0,
+        ),
+        cell(
+            "remove a member, owner",
+            "alice",
+            "del_across_group_member",
+            json!({"gid": G_CLOSED, "member_usernames": amy()}),
+            0,
+        ),
+        cell(
+            "join a public group",
+            "amy",
+            "apply_join_group",
+            json!({"gid": G_CLOSED, "reason": "x"}),
+            0,
+        ),
+        cell(
+            "dissolve, owner",
+            "alice",
+            "dissolve_group",
+            json!({"gid": G_PRIV}),
+            0,
         ),
     ]
 }
@@ -593,6 +642,19 @@ fn media_is_visible_to_owner_and_receivers_only() {
     );
     let o = w.req(2, "get_resource", json!({"media_id": grouped}));
     assert_eq!(o.code(), Some(880005));
+    // Naming someone else's media as one's own avatar or a group's opens nothing.
+    assert_eq!(
+        w.req(2, "update_user_inf", json!({"avatar": private}))
+            .code(),
+        Some(0)
+    );
+    let g = json!({"group_name": "mine", "group_description": "", "media_id": private});
+    assert_eq!(w.req(2, "create_group", g).code(), Some(0));
+    assert_eq!(
+        w.req(2, "get_resource", json!({"media_id": private}))
+            .code(),
+        Some(880005)
+    );
     // Bob's avatar is out of reach for closed-app users.
     let bobs = w.upload("bob", OPENER);
     assert_eq!(
@@ -661,4 +723,53 @@ fn server_set_fields_are_stamped_from_the_session() {
     assert!(o.pushes[0].payload["messages"][0]["content"]
         .get("from_name")
         .is_none());
+}
+
+/// The event names of a first-column cell: `` `a`, `b` ``, with `add/delete_x` for
+/// `add_x` and `delete_x`, and `sync_*_ack` for the three sync acks.
+fn row_events(cell: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in cell.split('`').skip(1).step_by(2) {
+        if name == "sync_*_ack" {
+            for k in ["conversation", "event", "receipt"] {
+                out.push(format!("sync_{k}_ack"));
+            }
+        } else if let Some((verbs, rest)) = name.split_once('_').filter(|(v, _)| v.contains('/')) {
+            out.extend(verbs.split('/').map(|v| format!("{v}_{rest}")));
+        } else {
+            out.push(name.to_owned());
+        }
+    }
+    out
+}
+
+/// docs/authorization.md has a row for every wire event.
+#[test]
+fn the_matrix_document_covers_every_event() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/authorization.md"
+    ))
+    .expect("docs/authorization.md");
+    let documented: Vec<String> = doc
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|l| row_events(l.split(" | ").next().unwrap_or("")))
+        .collect();
+    let missing: Vec<&str> = jmessage_mock::protocol::Event::ALL
+        .iter()
+        .map(|e| e.wire())
+        .filter(|w| !documented.iter().any(|d| d == w))
+        .collect();
+    assert!(missing.is_empty(), "events without a row: {missing:?}");
+    assert_eq!(
+        row_events("`add/del_msg_shield_group`, `sync_*_ack`"),
+        [
+            "add_msg_shield_group",
+            "del_msg_shield_group",
+            "sync_conversation_ack",
+            "sync_event_ack",
+            "sync_receipt_ack"
+        ]
+    );
 }

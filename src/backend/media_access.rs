@@ -192,8 +192,11 @@ impl Backend {
         if owner_avatar && reaches_owner {
             return true;
         }
+        // A group avatar counts only while its uploader is in the group: naming someone
+        // else's media as a group's avatar opens nothing.
         self.groups.values().any(|g| {
             g.avatar == id
+                && g.members.contains_key(&m.owner)
                 && (g.members.contains_key(user) || self.cross_app_allowed(&user.appkey, &g.appkey))
         })
     }
