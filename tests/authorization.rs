@@ -681,6 +681,7 @@ fn server_set_fields_are_stamped_from_the_session() {
     forged["content"]["from_name"] = json!("Someone Else");
     forged["content"]["from_appkey"] = json!(OPENER);
     forged["content"]["from_platform"] = json!("ios");
+    forged["content"]["from_type"] = json!("admin");
     forged["msg_id"] = json!(1);
     forged["ctime_ms"] = json!(5);
     let o = w.req(1, "s_across_single_text", forged);
@@ -691,6 +692,7 @@ fn server_set_fields_are_stamped_from_the_session() {
     assert_eq!(c["from_name"], json!("ALICE"));
     assert_eq!(c["from_appkey"], json!(CLOSED));
     assert_eq!(c["from_platform"], json!("web"));
+    assert_eq!(c["from_type"], json!("user"));
     assert_ne!(msg["msg_id"], json!(1));
     assert_eq!(msg["ctime_ms"], json!(T0));
     // The same in a group and a room.

@@ -66,9 +66,9 @@ pub(crate) fn check_content(content: &Map<String, Value>) -> Result<(), Failure>
 impl Backend {
     /// The content as delivered: the sender's identity and the target filled in from the
     /// authenticated session (never trusted from the client), plus `sui_mtime` (the
-    /// sender's profile mtime, seconds). `from_name` and `from_platform` (the SDK never
-    /// sends the first and always `web` for the second) are overwritten with the true
-    /// values when present (docs/authorization.md). Returns the sender's uid too.
+    /// sender's profile mtime, seconds). `from_name`, `from_type` and `from_platform` (the
+    /// SDK never sends the first two and always `web` for the last) are overwritten with
+    /// the true values when present (docs/authorization.md). Returns the sender's uid too.
     pub(super) fn stamp_content(
         &self,
         conn: ConnId,
@@ -94,6 +94,10 @@ impl Backend {
                 &sender.nickname
             };
             content.insert("from_name".into(), json!(name));
+        }
+        if content.contains_key("from_type") {
+            // Only the server's admin API may send as `admin`.
+            content.insert("from_type".into(), json!("user"));
         }
         if let Some(p) = self.session_platform(conn) {
             if content.contains_key("from_platform") {
