@@ -361,10 +361,16 @@ async fn media_urls_are_signed_expiring_and_active_types_download() {
 #[tokio::test]
 async fn uploads_past_the_app_quota_are_refused() {
     bounded(async {
-        let s = start().await;
+        // The quota comes from the server configuration (config file `media_quota_bytes`).
+        let config = jmessage_mock::server::ServerConfig {
+            media_quota_bytes: 20,
+            ..jmessage_mock::server::ServerConfig::new(backend_config(), Default::default())
+        };
+        let s = jmessage_mock::server::start(config, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("server starts");
+        assert_eq!(s.hub.with_backend(|b| b.media_used(APPKEY)), 0);
         let a = user(&s, Transport::Websocket, "alice").await;
-        s.hub
-            .with_backend(|b| b.set_media_quota(b.media_used(APPKEY) + 20));
         let mut headers = auth(&a, "alice").await;
         headers.push(("Content-Type", "text/plain".to_owned()));
         let ok = http(&s, "POST", "/resource?type=file", &headers, vec![1; 15]).await;

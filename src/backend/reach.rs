@@ -82,11 +82,6 @@ fn id_field(p: &Map<String, Value>, keys: &[&str]) -> Option<u64> {
 }
 
 impl Backend {
-    /// Whether users of app `from` may reach users, groups and rooms of app `to`.
-    pub fn app_may_reach(&self, from: &str, to: &str) -> bool {
-        self.cross_app_allowed(from, to)
-    }
-
     /// The cross-app check of one request (module doc). Runs after the session checks.
     pub(super) fn check_reach(
         &self,
