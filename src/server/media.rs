@@ -346,6 +346,70 @@ fn attachment(name: &str) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn only_passive_types_are_served_inline() {
+        for t in [
+            "image/png",
+            "IMAGE/JPEG",
+            "image/gif; x=1",
+            "audio/mpeg",
+            "video/mp4",
+            "application/octet-stream",
+        ] {
+            assert!(serves_inline(t), "{t}");
+        }
+        for t in [
+            "text/html",
+            "application/xhtml+xml",
+            "image/svg+xml",
+            "text/xml",
+            "application/xml",
+            "application/javascript",
+            "text/javascript",
+            "text/css",
+            "text/plain",
+            "application/pdf",
+            "",
+            "nonsense",
+        ] {
+            assert!(!serves_inline(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn attachment_names_cannot_break_the_header() {
+        let v = attachment("a\"b\r\nSet-Cookie: x;é.html");
+        assert_eq!(
+            v,
+            "attachment; filename=\"a_b__Set-Cookie: x;_.html\"; \
+             filename*=UTF-8''a%22b%0D%0ASet-Cookie%3A%20x%3B%C3%A9.html"
+        );
+        assert!(HeaderValue::from_str(&v).is_ok());
+        let h = serve_headers("text/html", "p.html");
+        let get = |n: &header::HeaderName| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert_eq!(
+            get(&header::X_CONTENT_TYPE_OPTIONS),
+            Some(HeaderValue::from_static("nosniff"))
+        );
+        assert_eq!(
+            get(&header::CONTENT_SECURITY_POLICY),
+            Some(HeaderValue::from_static("sandbox"))
+        );
+        let bad = serve_headers("bad\nvalue", "x");
+        assert_eq!(
+            get_of(&bad, &header::CONTENT_TYPE),
+            "application/octet-stream"
+        );
+    }
+
+    fn get_of(h: &[(header::HeaderName, HeaderValue)], n: &header::HeaderName) -> String {
+        h.iter()
+            .find(|(k, _)| k == n)
+            .and_then(|(_, v)| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    }
+
     #[tokio::test]
     async fn an_over_limit_body_is_recognised_as_such() {
         let e = axum::body::to_bytes(Body::from(vec![0u8; 10]), 5)
