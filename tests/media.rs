@@ -480,3 +480,64 @@ async fn room_messages_receipts_and_retract_over_sockets() {
     })
     .await
 }
+
+/// The case over real sockets: a user of an app with `cross_app: []` can neither
+/// enter nor write to another app's chat room, nor read its users.
+#[tokio::test]
+async fn a_closed_app_cannot_enter_another_apps_room() {
+    bounded(async {
+        let mut backend = backend_config();
+        backend.apps[1].cross_app = Some(vec![]);
+        backend.rooms.push(RoomSeed {
+            appkey: APPKEY.into(),
+            id: Some(7_000_002),
+            name: "lobby".into(),
+            description: String::new(),
+            max_member_count: 10,
+        });
+        let config = jmessage_mock::server::ServerConfig::new(backend, Default::default());
+        let s = jmessage_mock::server::start(config, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("server starts");
+        let a = user(&s, Transport::Websocket, "alice").await;
+        let r = a
+            .request("join_room", json!({"id": 7_000_002}))
+            .await
+            .expect("reply");
+        assert_eq!(r.code(), 0, "{:?}", r.body);
+        let m = client(&s, Transport::Websocket).await;
+        m.init(APPKEY2, SECRET2, 0).await.expect("init").ok().expect("init ok");
+        assert_eq!(m.register("mallory", "pw").await.expect("register").code(), 0);
+        m.login("mallory", "pw").await.expect("login").ok().expect("login ok");
+        let join = m
+            .request("join_room", json!({"id": 7_000_002}))
+            .await
+            .expect("reply");
+        assert_eq!(join.code(), 881503, "{:?}", join.body);
+        let send = m
+            .request(
+                "send_room_msg",
+                json!({"target_gid": "7000002",
+                       "content": {"msg_type": "text", "target_id": "7000002", "msg_body": {"text": "hi"}}}),
+            )
+            .await
+            .expect("reply");
+        assert_eq!(send.code(), 881503, "{:?}", send.body);
+        let info = m
+            .request("get_across_user_info", json!({"username": "alice", "appkey": APPKEY}))
+            .await
+            .expect("reply");
+        assert_eq!(info.code(), 898002, "{:?}", info.body);
+        let listed = m
+            .request("room_list", json!({"appkey": APPKEY}))
+            .await
+            .expect("reply");
+        assert_eq!(listed.get("result")["total"], json!(0), "{:?}", listed.body);
+        // alice got nothing from mallory.
+        assert_eq!(a.request("get_conversations", json!({})).await.expect("reply").code(), 0);
+        let pushes = a.drain_pushes().await;
+        assert!(pushes.iter().all(|p| p.event != "room_msg_sync"), "{pushes:?}");
+        s.shutdown().await;
+    })
+    .await
+}
