@@ -33,6 +33,7 @@ pub const DEMO_USERS: &[(&str, &str)] = &[
 ///     password: "123456"
 /// demo_users: false
 /// signature_ttl_ms: 600000
+/// media_quota_bytes: 268435456
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,6 +54,9 @@ pub struct ConfigFile {
     pub demo_users: Option<bool>,
     #[serde(default)]
     pub signature_ttl_ms: Option<i64>,
+    /// Bytes of uploaded media per app (default 256 MiB, docs/security/media.md).
+    #[serde(default)]
+    pub media_quota_bytes: Option<usize>,
     #[serde(default)]
     pub port: Option<u16>,
     #[serde(default)]

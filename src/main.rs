@@ -610,6 +610,10 @@ fn serve(a: ServeArgs) -> ExitCode {
     };
     let mut backend =
         config::backend_config(file.as_ref(), a.appkey.as_deref(), a.secret.as_deref());
+    let media_quota_bytes = file
+        .as_ref()
+        .and_then(|f| f.media_quota_bytes)
+        .unwrap_or(jmessage_mock::backend::media::MEDIA_QUOTA_BYTES);
     let mut faults = Vec::new();
     if let Some(path) = &a.scenario {
         match jmessage_mock::scenario::load(path) {
@@ -646,6 +650,7 @@ fn serve(a: ServeArgs) -> ExitCode {
             faults,
             admin,
             admin_access,
+            media_quota_bytes,
             ..ServerConfig::new(backend, transport)
         };
         let server = match server::start(config, SocketAddr::new(host, port)).await {

@@ -162,10 +162,14 @@ async fn upload_send_and_download_an_image() {
         let got = http(&s, "GET", &url[s.http_url().len()..], &[], vec![]).await;
         assert_eq!(got.status, 200);
         assert_eq!(got.header("content-type"), "image/png");
+        assert_eq!(got.header("x-content-type-options"), "nosniff");
+        assert_eq!(got.header("content-security-policy"), "sandbox");
+        assert_eq!(got.header("content-disposition"), "inline");
         assert_eq!(got.body, image);
+        // Without the signature of a get_resource URL: 403, whether the media exists.
         let missing = http(&s, "GET", "/media/qiniu/image/j/none", &[], vec![]).await;
-        assert_eq!(missing.status, 404);
-        assert_eq!(missing.json()["error"]["code"], json!(880005));
+        assert_eq!(missing.status, 403);
+        assert_eq!(missing.json()["error"]["code"], json!(882004));
         let r = b
             .request("get_resource", json!({"media_id": "qiniu/none"}))
             .await
@@ -241,8 +245,18 @@ async fn raw_file_upload_preflight_and_refusals() {
         assert_eq!(bad.status, 401);
         assert_eq!(bad.header("access-control-allow-origin"), "*");
         assert!(bad.json()["error"]["code"].is_number());
+        // The token was spent by the upload above: single use.
+        let again = http(&s, "POST", "/resource?type=file", &headers, b"x".to_vec()).await;
+        assert_eq!(
+            again.status,
+            401,
+            "{}",
+            String::from_utf8_lossy(&again.body)
+        );
         // Too large: 413 with 898061 (the SDK turns it into 880210).
         s.hub.with_backend(|b| b.set_media_limits(16, 16));
+        let mut headers = auth(&a, "alice").await;
+        headers.push(("Content-Type", "text/plain".to_owned()));
         let big = http(&s, "POST", "/resource?type=file", &headers, vec![7; 17]).await;
         assert_eq!(big.status, 413);
         assert_eq!(big.json()["error"]["code"], json!(898061));
@@ -252,6 +266,128 @@ async fn raw_file_upload_preflight_and_refusals() {
         let big = http(&s, "POST", "/resource?type=image", &mh, body).await;
         assert_eq!(big.status, 413);
         assert_eq!(big.json()["error"]["code"], json!(898061));
+        s.shutdown().await;
+    })
+    .await
+}
+
+/// The path and query of an absolute URL from `get_resource`.
+fn path_of(s: &RunningServer, url: &str) -> String {
+    url.strip_prefix(&s.http_url()).unwrap_or(url).to_owned()
+}
+
+#[tokio::test]
+async fn media_urls_are_signed_expiring_and_active_types_download() {
+    bounded(async {
+        let s = start().await;
+        let a = user(&s, Transport::Websocket, "alice").await;
+        let b = user(&s, Transport::Websocket, "bobby").await;
+        let c = user(&s, Transport::Websocket, "carol").await;
+        // An html page uploaded as a file and sent to bobby.
+        let page = b"<script>fetch('/__admin/state')</script>".to_vec();
+        let (ctype, body) = multipart("file", "evil.html", "text/html", &page);
+        let mut headers = auth(&a, "alice").await;
+        headers.push(("Content-Type", ctype));
+        let up = http(&s, "POST", "/resource?type=file", &headers, body).await;
+        assert_eq!(up.status, 200, "{}", String::from_utf8_lossy(&up.body));
+        let r = up.json();
+        let sent = a
+            .request(
+                "s_across_single_text",
+                single_msg("alice", "bobby", "file", r.clone()),
+            )
+            .await
+            .expect("reply");
+        assert_eq!(sent.code(), 0);
+        let id = r["media_id"].clone();
+        // carol got no message carrying it: the media does not exist for her.
+        let denied = c
+            .request("get_resource", json!({"media_id": id}))
+            .await
+            .expect("reply");
+        assert_eq!(denied.code(), 880005);
+        let res = b
+            .request("get_resource", json!({"media_id": id}))
+            .await
+            .expect("reply")
+            .ok()
+            .expect("url");
+        let url = path_of(&s, res.get("url").as_str().expect("url"));
+        let (bare, query) = url.split_once('?').expect("a query");
+        assert!(
+            query.starts_with("expires=") && query.contains("&sign="),
+            "{query}"
+        );
+        // Served as a download, never rendered: attachment + nosniff + sandbox.
+        let got = http(&s, "GET", &url, &[], vec![]).await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.body, page);
+        assert!(
+            got.header("content-disposition")
+                .starts_with("attachment; filename=\"evil.html\""),
+            "{}",
+            got.header("content-disposition")
+        );
+        assert_eq!(got.header("x-content-type-options"), "nosniff");
+        assert_eq!(got.header("content-security-policy"), "sandbox");
+        // Unsigned, tampered, or the signature of another id: 403 with a JSON reason.
+        let flipped = if url.ends_with('0') { "1" } else { "0" };
+        let tampered = format!("{}{flipped}", &url[..url.len() - 1]);
+        let other = url.replacen("/media/", "/media/x", 1);
+        for bad in [
+            bare.to_owned(),
+            tampered,
+            other,
+            format!("{bare}?expires=9999999999&sign=00"),
+        ] {
+            let r = http(&s, "GET", &bad, &[], vec![]).await;
+            assert_eq!(r.status, 403, "{bad}");
+            assert_eq!(r.json()["error"]["code"], json!(882004), "{bad}");
+        }
+        // An hour later the URL has expired; a fresh get_resource works again.
+        s.clock
+            .advance_ms(jmessage_mock::backend::media_access::MEDIA_URL_TTL_MS + 1000);
+        let late = http(&s, "GET", &url, &[], vec![]).await;
+        assert_eq!(late.status, 403);
+        assert!(late.json()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("expired"));
+        s.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn uploads_past_the_app_quota_are_refused() {
+    bounded(async {
+        // The quota comes from the server configuration (config file `media_quota_bytes`).
+        let config = jmessage_mock::server::ServerConfig {
+            media_quota_bytes: 20,
+            ..jmessage_mock::server::ServerConfig::new(backend_config(), Default::default())
+        };
+        let s = jmessage_mock::server::start(config, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("server starts");
+        assert_eq!(s.hub.with_backend(|b| b.media_used(APPKEY)), 0);
+        let a = user(&s, Transport::Websocket, "alice").await;
+        let mut headers = auth(&a, "alice").await;
+        headers.push(("Content-Type", "text/plain".to_owned()));
+        let ok = http(&s, "POST", "/resource?type=file", &headers, vec![1; 15]).await;
+        assert_eq!(ok.status, 200);
+        let mut headers = auth(&a, "alice").await;
+        headers.push(("Content-Type", "text/plain".to_owned()));
+        let over = http(&s, "POST", "/resource?type=file", &headers, vec![1; 15]).await;
+        assert_eq!(over.status, 413);
+        assert_eq!(over.json()["error"]["code"], json!(880210));
+        let msg = over.json()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        assert!(msg.contains("quota"), "{msg}");
+        // The refused upload did not spend the token.
+        let fits = http(&s, "POST", "/resource?type=file", &headers, vec![1; 5]).await;
+        assert_eq!(fits.status, 200);
         s.shutdown().await;
     })
     .await
@@ -340,6 +476,67 @@ async fn room_messages_receipts_and_retract_over_sockets() {
             .await
             .expect("reply");
         assert_eq!(again.code(), 881404);
+        s.shutdown().await;
+    })
+    .await
+}
+
+/// The case over real sockets: a user of an app with `cross_app: []` can neither
+/// enter nor write to another app's chat room, nor read its users.
+#[tokio::test]
+async fn a_closed_app_cannot_enter_another_apps_room() {
+    bounded(async {
+        let mut backend = backend_config();
+        backend.apps[1].cross_app = Some(vec![]);
+        backend.rooms.push(RoomSeed {
+            appkey: APPKEY.into(),
+            id: Some(7_000_002),
+            name: "lobby".into(),
+            description: String::new(),
+            max_member_count: 10,
+        });
+        let config = jmessage_mock::server::ServerConfig::new(backend, Default::default());
+        let s = jmessage_mock::server::start(config, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("server starts");
+        let a = user(&s, Transport::Websocket, "alice").await;
+        let r = a
+            .request("join_room", json!({"id": 7_000_002}))
+            .await
+            .expect("reply");
+        assert_eq!(r.code(), 0, "{:?}", r.body);
+        let m = client(&s, Transport::Websocket).await;
+        m.init(APPKEY2, SECRET2, 0).await.expect("init").ok().expect("init ok");
+        assert_eq!(m.register("mallory", "pw").await.expect("register").code(), 0);
+        m.login("mallory", "pw").await.expect("login").ok().expect("login ok");
+        let join = m
+            .request("join_room", json!({"id": 7_000_002}))
+            .await
+            .expect("reply");
+        assert_eq!(join.code(), 881503, "{:?}", join.body);
+        let send = m
+            .request(
+                "send_room_msg",
+                json!({"target_gid": "7000002",
+                       "content": {"msg_type": "text", "target_id": "7000002", "msg_body": {"text": "hi"}}}),
+            )
+            .await
+            .expect("reply");
+        assert_eq!(send.code(), 881503, "{:?}", send.body);
+        let info = m
+            .request("get_across_user_info", json!({"username": "alice", "appkey": APPKEY}))
+            .await
+            .expect("reply");
+        assert_eq!(info.code(), 898002, "{:?}", info.body);
+        let listed = m
+            .request("room_list", json!({"appkey": APPKEY}))
+            .await
+            .expect("reply");
+        assert_eq!(listed.get("result")["total"], json!(0), "{:?}", listed.body);
+        // alice got nothing from mallory.
+        assert_eq!(a.request("get_conversations", json!({})).await.expect("reply").code(), 0);
+        let pushes = a.drain_pushes().await;
+        assert!(pushes.iter().all(|p| p.event != "room_msg_sync"), "{pushes:?}");
         s.shutdown().await;
     })
     .await

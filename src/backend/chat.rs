@@ -1,6 +1,7 @@
 //! One-to-one messages: `s_across_single_text`, `msg_recv_v2`, `get_conversations`
 //! (protocol.md 5, 7.2).
 
+use super::media_access::Audience;
 use super::model::{ConvKey, Message, SyncEntry, Target, UserKey};
 use super::{Backend, ConnId, Outcome};
 use crate::protocol::{Args, Code, Failure};
@@ -65,9 +66,12 @@ pub(crate) fn check_content(content: &Map<String, Value>) -> Result<(), Failure>
 impl Backend {
     /// The content as delivered: the sender's identity and the target filled in from the
     /// authenticated session (never trusted from the client), plus `sui_mtime` (the
-    /// sender's profile mtime, seconds). Returns the sender's uid too.
+    /// sender's profile mtime, seconds). `from_name`, `from_type` and `from_platform` (the
+    /// SDK never sends the first two and always `web` for the last) are overwritten with
+    /// the true values when present (docs/authorization.md). Returns the sender's uid too.
     pub(super) fn stamp_content(
         &self,
+        conn: ConnId,
         me: &UserKey,
         content: &Map<String, Value>,
         target_id: &str,
@@ -83,7 +87,39 @@ impl Backend {
         content.insert("target_id".into(), json!(target_id));
         content.insert("target_type".into(), json!(target_type));
         content.insert("sui_mtime".into(), json!(sender.mtime_s));
+        if content.contains_key("from_name") {
+            let name = if sender.nickname.is_empty() {
+                &me.username
+            } else {
+                &sender.nickname
+            };
+            content.insert("from_name".into(), json!(name));
+        }
+        if content.contains_key("from_type") {
+            // Only the server's admin API may send as `admin`.
+            content.insert("from_type".into(), json!("user"));
+        }
+        if let Some(p) = self.session_platform(conn) {
+            if content.contains_key("from_platform") {
+                content.insert("from_platform".into(), json!(p));
+            }
+        }
         Ok((sender.uid, content))
+    }
+
+    /// The platform a session logged in on, as content's `from_platform` spells it
+    /// (`web`, `pc`, `android`, `ios`); `None` for fixture and admin actions.
+    fn session_platform(&self, conn: ConnId) -> Option<String> {
+        let p = self
+            .conns
+            .get(&conn)?
+            .login
+            .as_ref()?
+            .platform
+            .to_ascii_lowercase();
+        ["web", "pc", "android", "ios"]
+            .contains(&p.as_str())
+            .then_some(p)
     }
 
     /// Whether `user` has a live 2.4.x session (other than `skip`). Those builds never
@@ -148,7 +184,8 @@ impl Backend {
             ));
         }
         let (from_uid, mut content) =
-            self.stamp_content(&me, content, &target.username, "single")?;
+            self.stamp_content(conn, &me, content, &target.username, "single")?;
+        self.grant_media(&me, &content, Audience::User(&target));
         content.insert("target_appkey".into(), json!(target.appkey));
         let now = self.now_ms();
         let msg_id = self.ids.next_msg();

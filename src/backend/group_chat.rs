@@ -78,7 +78,9 @@ impl Backend {
             .into_iter()
             .filter(|u| *u == me || !self.is_group_shielded(u, gid))
             .collect();
-        let (from_uid, content) = self.stamp_content(&me, content, &gid.to_string(), "group")?;
+        let (from_uid, content) =
+            self.stamp_content(conn, &me, content, &gid.to_string(), "group")?;
+        self.grant_media(&me, &content, super::media_access::Audience::Group(gid));
         let now = self.now_ms();
         let msg_id = self.ids.next_msg();
         let mut wire = json!({

@@ -950,10 +950,12 @@ impl Backend {
             .opt_str("appkey")?
             .filter(|s| !s.is_empty())
             .unwrap_or(&me.appkey);
+        // Another app's groups only when cross_app lets this user's app reach it.
+        let reachable = self.cross_app_allowed(&me.appkey, appkey);
         let public: Vec<&Group> = self
             .groups
             .values()
-            .filter(|g| g.is_public() && g.appkey == appkey)
+            .filter(|g| reachable && g.is_public() && g.appkey == appkey)
             .collect();
         let page: Vec<Value> = public
             .iter()

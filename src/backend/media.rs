@@ -6,10 +6,10 @@
 //! served back by the HTTP layer at `GET /media/<media_id>`.
 
 use super::model::UserKey;
-use super::{md5_hex, Backend, ConnId, Outcome};
+use super::{Backend, ConnId, Outcome};
 use crate::protocol::{Args, Code, Failure};
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// How long an upload token stays valid.
@@ -20,6 +20,10 @@ pub const MAX_IMAGE_BYTES: usize = 10 * 1024 * 1024;
 pub const MAX_FILE_BYTES: usize = 100 * 1024 * 1024;
 /// The path prefix under which stored media are served.
 pub const MEDIA_PATH: &str = "/media/";
+/// Bytes of stored media one app may hold (all its users' uploads and seeds together).
+pub const MEDIA_QUOTA_BYTES: usize = 256 * 1024 * 1024;
+/// Live upload tokens one user may hold; a new one drops the oldest.
+pub const MAX_TOKENS_PER_USER: usize = 16;
 
 /// What kind of upload (`?type=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +56,12 @@ pub struct StoredMedia {
     pub content_type: String,
     pub name: String,
     pub owner: UserKey,
+    /// Visible app-wide (seeded fixtures).
+    pub public: bool,
+    /// Users a message carrying this media was delivered to.
+    pub readers: HashSet<UserKey>,
+    /// Groups a message carrying this media was sent to (their current members see it).
+    pub groups: HashSet<u64>,
 }
 
 /// Why an upload was refused; the HTTP layer maps it to a status and
@@ -64,6 +74,8 @@ pub enum UploadError {
     TooLarge(String),
     /// 400: bad request (unknown `type`, not an image, empty body).
     Invalid(String),
+    /// 413: the app's media quota is used up (code 880210, passed to the app as is).
+    QuotaExceeded(String),
 }
 
 impl UploadError {
@@ -71,7 +83,7 @@ impl UploadError {
     pub fn status(&self) -> u16 {
         match self {
             Self::Unauthorized(_) => 401,
-            Self::TooLarge(_) => 413,
+            Self::TooLarge(_) | Self::QuotaExceeded(_) => 413,
             Self::Invalid(_) => 400,
         }
     }
@@ -82,6 +94,7 @@ impl UploadError {
             Self::Unauthorized(m) => (Code::InvalidAuthorization, m),
             Self::TooLarge(m) => (Code::UploadTooLarge, m),
             Self::Invalid(m) => (Code::InvalidValue, m),
+            Self::QuotaExceeded(m) => (Code::FileTooLarge, m),
         };
         json!({"error": {"code": code.number(), "message": msg}})
     }
@@ -90,13 +103,19 @@ impl UploadError {
 /// The media part of the backend state.
 #[derive(Debug)]
 pub struct MediaState {
-    /// token → (owner, expiry ms).
-    tokens: HashMap<String, (UserKey, i64)>,
-    blobs: HashMap<String, StoredMedia>,
+    /// token → (owner, expiry ms, issue number).
+    tokens: HashMap<String, (UserKey, i64, u64)>,
+    pub(super) blobs: HashMap<String, StoredMedia>,
     /// `http://host:port` of the server, for `get_resource` URLs; empty = relative URLs.
-    base_url: String,
+    pub(super) base_url: String,
     pub max_image_bytes: usize,
     pub max_file_bytes: usize,
+    /// Bytes of media per app ([`MEDIA_QUOTA_BYTES`] by default).
+    pub quota_bytes: usize,
+    /// Stored bytes per appkey.
+    used_bytes: HashMap<String, usize>,
+    /// Key of the `get_resource` URL signatures (random per backend).
+    pub(super) url_key: [u8; 32],
 }
 
 impl Default for MediaState {
@@ -107,6 +126,9 @@ impl Default for MediaState {
             base_url: String::new(),
             max_image_bytes: MAX_IMAGE_BYTES,
             max_file_bytes: MAX_FILE_BYTES,
+            quota_bytes: MEDIA_QUOTA_BYTES,
+            used_bytes: HashMap::new(),
+            url_key: super::media_access::random_key(),
         }
     }
 }
@@ -185,12 +207,15 @@ impl Backend {
     ) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
         let now = self.now_ms();
-        self.media.tokens.retain(|_, (_, exp)| *exp > now);
+        self.media.tokens.retain(|_, (_, exp, _)| *exp > now);
+        self.drop_oldest_tokens(&me);
         let n = self.ids.next_media();
-        let token = md5_hex(&format!("uptoken:{me}:{n}:{now}"));
+        // Keyed with the backend's random key: tokens cannot be predicted from the
+        // (observable) counter and clock.
+        let token = self.sign_media(&format!("uptoken:{me}:{n}"), now)[..32].to_owned();
         self.media
             .tokens
-            .insert(token.clone(), (me, now + UPLOAD_TOKEN_TTL_MS));
+            .insert(token.clone(), (me, now + UPLOAD_TOKEN_TTL_MS, n));
         let mut f = Map::new();
         f.insert("uptoken".into(), json!(token));
         Ok(Outcome::ok(f))
@@ -210,7 +235,7 @@ impl Backend {
         })?;
         let now = self.now_ms();
         match self.media.tokens.get(&token) {
-            Some((owner, exp)) if *exp > now && owner.username == username => {
+            Some((owner, exp, _)) if *exp > now && owner.username == username => {
                 if appkey.is_some_and(|k| !k.is_empty() && k != owner.appkey) {
                     return Err(UploadError::Unauthorized(
                         "X-App-Key does not match the token".into(),
@@ -218,11 +243,68 @@ impl Backend {
                 }
                 Ok(owner.clone())
             }
-            Some((_, exp)) if *exp <= now => {
+            Some((_, exp, _)) if *exp <= now => {
                 Err(UploadError::Unauthorized("upload token expired".into()))
             }
             _ => Err(UploadError::Unauthorized("invalid upload token".into())),
         }
+    }
+
+    /// Keeps a user below [`MAX_TOKENS_PER_USER`] live tokens before a new one is added.
+    fn drop_oldest_tokens(&mut self, me: &UserKey) {
+        let mut mine: Vec<(u64, String)> = self
+            .media
+            .tokens
+            .iter()
+            .filter(|(_, (owner, _, _))| owner == me)
+            .map(|(t, (_, _, n))| (*n, t.clone()))
+            .collect();
+        if mine.len() < MAX_TOKENS_PER_USER {
+            return;
+        }
+        mine.sort();
+        let excess = mine.len() + 1 - MAX_TOKENS_PER_USER;
+        for (_, t) in mine.into_iter().take(excess) {
+            self.media.tokens.remove(&t);
+        }
+    }
+
+    /// How many live upload tokens a user holds.
+    pub fn media_tokens_of(&self, user: &UserKey) -> usize {
+        self.media
+            .tokens
+            .values()
+            .filter(|(o, _, _)| o == user)
+            .count()
+    }
+
+    /// Sets the per-app media quota in bytes.
+    pub fn set_media_quota(&mut self, bytes: usize) {
+        self.media.quota_bytes = bytes;
+    }
+
+    /// Bytes of media an app stores.
+    pub fn media_used(&self, appkey: &str) -> usize {
+        self.media.used_bytes.get(appkey).copied().unwrap_or(0)
+    }
+
+    /// An upload over HTTP: checks the credentials again (under the same lock as the
+    /// store), stores, and spends the token. Tokens are single-use: a failed upload
+    /// (too large, not an image, over quota) leaves the token usable.
+    pub fn store_authorised_upload(
+        &mut self,
+        appkey: Option<&str>,
+        authorization: Option<&str>,
+        upload: (Vec<u8>, Option<&str>, Option<&str>),
+        kind: MediaKind,
+    ) -> Result<Value, UploadError> {
+        let owner = self.check_upload_auth(appkey, authorization)?;
+        let (bytes, content_type, name) = upload;
+        let stored = self.store_upload(owner, kind, bytes, content_type, name)?;
+        if let Some((_, token)) = authorization.and_then(parse_basic_auth) {
+            self.media.tokens.remove(&token);
+        }
+        Ok(stored)
     }
 
     /// Gives a stored media a fixed id (fixtures that reference it by name).
@@ -256,6 +338,15 @@ impl Backend {
         }
         if bytes.is_empty() {
             return Err(UploadError::Invalid("the upload is empty".into()));
+        }
+        let used = self.media_used(&owner.appkey);
+        if used.saturating_add(bytes.len()) > self.media.quota_bytes {
+            return Err(UploadError::QuotaExceeded(format!(
+                "app {} stores {used} bytes of media; {} more would pass its quota of {} bytes",
+                owner.appkey,
+                bytes.len(),
+                self.media.quota_bytes
+            )));
         }
         let detected = image_format(&bytes);
         let (width, height) = match imagesize::blob_size(&bytes) {
@@ -294,6 +385,11 @@ impl Backend {
         let n = self.ids.next_media();
         let media_id = format!("qiniu/{}/j/{}{:06}", kind.as_str(), &hash[..16], n);
         let fsize = bytes.len();
+        *self
+            .media
+            .used_bytes
+            .entry(owner.appkey.clone())
+            .or_default() += fsize;
         self.media.blobs.insert(
             media_id.clone(),
             StoredMedia {
@@ -301,6 +397,9 @@ impl Backend {
                 content_type,
                 name: fname.clone(),
                 owner,
+                public: false,
+                readers: HashSet::new(),
+                groups: HashSet::new(),
             },
         );
         Ok(json!({
@@ -314,25 +413,11 @@ impl Backend {
             "fname": fname,
         }))
     }
-
-    pub(super) fn get_resource(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
-        self.me(conn)?;
-        let media_id = a.str("media_id")?;
-        if !self.media.blobs.contains_key(media_id) {
-            return Err(Failure::new(
-                Code::FileNotExist,
-                format!("media {media_id} does not exist"),
-            ));
-        }
-        let url = format!("{}{MEDIA_PATH}{media_id}", self.media.base_url);
-        let mut f = Map::new();
-        f.insert("url".into(), json!(url));
-        Ok(Outcome::ok(f))
-    }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use super::super::md5_hex;
     use super::super::test_support::*;
     use super::super::UserKey;
     use super::*;
@@ -545,9 +630,15 @@ pub(crate) mod tests {
         let id = r["media_id"].as_str().unwrap().to_owned();
         let o = h.req(1, "get_resource", json!({"media_id": id}));
         assert_eq!(o.code(), Some(0));
+        let url = resp(&o)["url"].as_str().expect("url").to_owned();
+        let expires = (T0 + crate::backend::media_access::MEDIA_URL_TTL_MS) / 1000;
+        let prefix = format!("http://127.0.0.1:9/media/{id}?expires={expires}&sign=");
+        assert!(url.starts_with(&prefix), "{url}");
+        let sign = &url[prefix.len()..];
+        assert_eq!(sign.len(), 64, "{sign}");
         assert_eq!(
-            resp(&o)["url"],
-            json!(format!("http://127.0.0.1:9/media/{id}"))
+            h.b.check_media_url(&id, Some(&expires.to_string()), Some(sign)),
+            Ok(())
         );
         assert_eq!(
             h.req(1, "get_resource", json!({"media_id": "qiniu/x"}))

@@ -14,8 +14,10 @@ mod group_chat;
 mod groups;
 mod inspect;
 pub mod media;
+pub mod media_access;
 pub mod model;
 mod nodisturb;
+pub mod reach;
 mod receipts;
 mod retract;
 mod rooms;
@@ -433,6 +435,7 @@ impl Backend {
             )),
             Some(e) => self
                 .check_needs(conn, e)
+                .and_then(|()| self.check_reach(conn, e, payload))
                 .and_then(|()| self.dispatch(conn, e, Args(payload))),
         };
         let mut outcome = match result {

@@ -58,10 +58,14 @@ impl Backend {
             .filter(|k| !k.is_empty())
             .map(str::to_owned)
             .unwrap_or(own);
+        // Another app's rooms only when cross_app lets this user's app reach it.
+        let reachable = self
+            .conn_user(conn)
+            .is_some_and(|me| self.cross_app_allowed(&me.appkey, &appkey));
         let all: Vec<Value> = self
             .rooms
             .values()
-            .filter(|r| r.appkey == appkey)
+            .filter(|r| reachable && r.appkey == appkey)
             .map(|r| r.info())
             .collect();
         let total = all.len();
@@ -165,7 +169,12 @@ impl Backend {
                 f
             }
         })?;
-        let (_, content) = self.stamp_content(&me, content, &id.to_string(), "chatroom")?;
+        let (_, content) = self.stamp_content(conn, &me, content, &id.to_string(), "chatroom")?;
+        self.grant_media(
+            &me,
+            &content,
+            super::media_access::Audience::Users(&members),
+        );
         let now = self.now_ms();
         let msg_id = self.ids.next_msg();
         let push = json!({

@@ -315,15 +315,18 @@ impl Backend {
                     .to_owned()
             })?;
         let generated = stored["media_id"].as_str().unwrap_or_default().to_owned();
-        match &m.id {
+        let id = match &m.id {
             Some(id) if id != &generated => {
                 if self.media(id).is_some() {
                     return Err(format!("media id {id} is used twice"));
                 }
                 self.rename_media(&generated, id);
-                Ok(id.clone())
+                id.clone()
             }
-            _ => Ok(generated),
-        }
+            _ => generated,
+        };
+        // Fixture media exist to be fetched: visible app-wide (decisions-media.md).
+        self.publish_media(&id);
+        Ok(id)
     }
 }

@@ -187,17 +187,24 @@ async fn advance_clock(State(s): State<AdminState>, body: axum::body::Bytes) -> 
 async fn reset(State(s): State<AdminState>) -> Response {
     // The new state starts at real time (the old offset would expire every signature).
     s.clock.rewind();
-    let mut backend = match Backend::try_new(s.initial.backend.clone(), s.shared_clock.clone()) {
+    let backend = match Backend::try_new(s.initial.backend.clone(), s.shared_clock.clone()) {
         Ok(b) => b,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.join("; ")),
     };
     if let Err(e) = s.faults.replace(s.initial.faults.clone()) {
         return rule_error(e);
     }
+    install(&s, backend);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Puts a freshly built backend in place with the server's settings, and starts a new
+/// journal.
+fn install(s: &AdminState, mut backend: Backend) {
     backend.set_public_url(&s.public_url);
+    backend.set_media_quota(s.initial.media_quota_bytes);
     s.hub.replace_backend(backend);
     s.faults.clear_journal();
-    StatusCode::NO_CONTENT.into_response()
 }
 
 /// What a posted scenario may read: nothing, or files under `--admin-files-root`.
@@ -226,15 +233,13 @@ async fn load_scenario(State(s): State<AdminState>, body: String) -> Response {
         }
     };
     s.clock.rewind();
-    let mut backend = match Backend::try_new(scenario.backend_config(), s.shared_clock.clone()) {
+    let backend = match Backend::try_new(scenario.backend_config(), s.shared_clock.clone()) {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.join("; ")),
     };
     if let Err(e) = s.faults.replace(scenario.faults()) {
         return rule_error(e);
     }
-    backend.set_public_url(&s.public_url);
-    s.hub.replace_backend(backend);
-    s.faults.clear_journal();
+    install(&s, backend);
     Json(json!({"loaded": scenario.name})).into_response()
 }

@@ -3,11 +3,18 @@
 //!
 //! The body is `multipart/form-data` (any field name; the first part that carries a file
 //! name wins, else the first part) or the raw bytes. Errors are JSON
-//! `{"error":{"code","message"}}`: 401 bad credentials, 413 too large (898061), 400 bad
-//! request, 404 unknown media.
+//! `{"error":{"code","message"}}`: 401 bad credentials, 413 too large (898061) or over
+//! the app's quota (880210), 400 bad request, 403 a `GET /media` URL that is not a
+//! valid, unexpired `get_resource` URL (882004), 404 unknown media.
+//!
+//! Served media carry `X-Content-Type-Options: nosniff`, `Content-Security-Policy:
+//! sandbox`, and `Content-Disposition: attachment` unless the type is a passive image,
+//! audio, video or octet stream ([`serves_inline`]; docs/security/media.md).
 
 use super::Hub;
 use crate::backend::media::{MediaKind, UploadError};
+use crate::backend::media_access::MediaUrlError;
+use crate::protocol::Code;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -146,9 +153,10 @@ async fn do_upload(
     })?;
     let appkey = header_str(headers, "x-app-key");
     let auth = header_str(headers, "authorization");
-    let (owner, limit) = hub.with_backend(|b| {
+    // Checked before the body is read (fail fast), and again when it is stored.
+    let limit = hub.with_backend(|b| {
         b.check_upload_auth(appkey, auth)
-            .map(|o| (o, b.media_limit(kind)))
+            .map(|_| b.media_limit(kind))
     })?;
     let too_large = |n: String| {
         UploadError::TooLarge(format!(
@@ -193,40 +201,214 @@ async fn do_upload(
             q.get("name").cloned().or_else(|| q.get("fname").cloned()),
         ),
     };
-    hub.with_backend(|b| b.store_upload(owner, kind, data, ctype.as_deref(), name.as_deref()))
+    hub.with_backend(|b| {
+        b.store_authorised_upload(
+            appkey,
+            auth,
+            (data, ctype.as_deref(), name.as_deref()),
+            kind,
+        )
+    })
 }
 
-async fn serve(State(hub): State<Arc<Hub>>, method: Method, Path(id): Path<String>) -> Response {
+/// The query of a `get_resource` URL.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Signed {
+    expires: Option<String>,
+    sign: Option<String>,
+}
+
+async fn serve(
+    State(hub): State<Arc<Hub>>,
+    method: Method,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let signed = Signed {
+        expires: q.get("expires").cloned(),
+        sign: q.get("sign").cloned(),
+    };
     let found = hub.with_backend(|b| {
-        b.media(&id)
-            .map(|m| (m.bytes.clone(), m.content_type.clone()))
+        b.check_media_url(&id, signed.expires.as_deref(), signed.sign.as_deref())
+            .map(|()| {
+                b.media(&id)
+                    .map(|m| (m.bytes.clone(), m.content_type.clone(), m.name.clone()))
+            })
     });
-    match found {
-        Some((bytes, ctype)) => {
-            let len = bytes.len();
-            let body = if method == Method::HEAD {
-                Body::empty()
-            } else {
-                Body::from(bytes::Bytes::from_owner(bytes))
-            };
-            let mut resp = with_cors(body.into_response());
-            let h = resp.headers_mut();
-            if let Ok(v) = HeaderValue::from_str(&ctype) {
-                h.insert(header::CONTENT_TYPE, v);
-            }
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-            resp
+    let (bytes, ctype, name) = match found {
+        Ok(Some(m)) => m,
+        Ok(None) => return not_found(&id),
+        Err(MediaUrlError::NotFound(_)) => return not_found(&id),
+        Err(MediaUrlError::Forbidden(why)) => {
+            return json_response(
+                StatusCode::FORBIDDEN,
+                &json!({"error": {"code": Code::InvalidAuthorization.number(), "message": why}}),
+            )
         }
-        None => json_response(
-            StatusCode::NOT_FOUND,
-            &json!({"error": {"code": 880005, "message": format!("media {id} does not exist")}}),
-        ),
+    };
+    let len = bytes.len();
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(bytes::Bytes::from_owner(bytes))
+    };
+    let mut resp = with_cors(body.into_response());
+    let h = resp.headers_mut();
+    for (k, v) in serve_headers(&ctype, &name) {
+        h.insert(k, v);
     }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    resp
+}
+
+fn not_found(id: &str) -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        &json!({"error": {"code": Code::FileNotExist.number(), "message": format!("media {id} does not exist")}}),
+    )
+}
+
+/// Types a browser only ever renders passively: served inline. Everything else
+/// (html, xhtml, svg, xml, javascript, css, pdf, text, unknown) is an attachment.
+const INLINE_TYPES: &[&str] = &[
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "image/bmp",
+    "application/octet-stream",
+];
+
+/// Whether a stored content type may be shown inline (module rule, docs/security/media.md).
+pub fn serves_inline(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    INLINE_TYPES.contains(&essence.as_str())
+        || essence.starts_with("audio/")
+        || essence.starts_with("video/")
+}
+
+/// The headers of a served media: its type (or `application/octet-stream` when the
+/// stored one is not a valid header value), `nosniff`, `Content-Security-Policy:
+/// sandbox`, and `Content-Disposition: attachment` with the file name for active types.
+fn serve_headers(content_type: &str, name: &str) -> Vec<(header::HeaderName, HeaderValue)> {
+    let ctype = HeaderValue::from_str(content_type)
+        .ok()
+        .filter(|_| content_type.contains('/'))
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let disposition = if serves_inline(content_type) {
+        HeaderValue::from_static("inline")
+    } else {
+        HeaderValue::from_str(&attachment(name)).unwrap_or(HeaderValue::from_static("attachment"))
+    };
+    vec![
+        (header::CONTENT_TYPE, ctype),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("sandbox"),
+        ),
+        (header::CONTENT_DISPOSITION, disposition),
+    ]
+}
+
+/// `attachment; filename="<ascii>"; filename*=UTF-8''<percent-encoded>` (RFC 6266).
+fn attachment(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            encoded.push(char::from(b));
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_passive_types_are_served_inline() {
+        for t in [
+            "image/png",
+            "IMAGE/JPEG",
+            "image/gif; x=1",
+            "audio/mpeg",
+            "video/mp4",
+            "application/octet-stream",
+        ] {
+            assert!(serves_inline(t), "{t}");
+        }
+        for t in [
+            "text/html",
+            "application/xhtml+xml",
+            "image/svg+xml",
+            "text/xml",
+            "application/xml",
+            "application/javascript",
+            "text/javascript",
+            "text/css",
+            "text/plain",
+            "application/pdf",
+            "",
+            "nonsense",
+        ] {
+            assert!(!serves_inline(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn attachment_names_cannot_break_the_header() {
+        let v = attachment("a\"b\r\nSet-Cookie: x;é.html");
+        assert_eq!(
+            v,
+            "attachment; filename=\"a_b__Set-Cookie: x;_.html\"; \
+             filename*=UTF-8''a%22b%0D%0ASet-Cookie%3A%20x%3B%C3%A9.html"
+        );
+        assert!(HeaderValue::from_str(&v).is_ok());
+        let h = serve_headers("text/html", "p.html");
+        let get = |n: &header::HeaderName| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert_eq!(
+            get(&header::X_CONTENT_TYPE_OPTIONS),
+            Some(HeaderValue::from_static("nosniff"))
+        );
+        assert_eq!(
+            get(&header::CONTENT_SECURITY_POLICY),
+            Some(HeaderValue::from_static("sandbox"))
+        );
+        let bad = serve_headers("bad\nvalue", "x");
+        assert_eq!(
+            get_of(&bad, &header::CONTENT_TYPE),
+            "application/octet-stream"
+        );
+    }
+
+    fn get_of(h: &[(header::HeaderName, HeaderValue)], n: &header::HeaderName) -> String {
+        h.iter()
+            .find(|(k, _)| k == n)
+            .and_then(|(_, v)| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    }
 
     #[tokio::test]
     async fn an_over_limit_body_is_recognised_as_such() {

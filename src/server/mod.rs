@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub admin: bool,
     /// The admin API's token, files root and accepted host names.
     pub admin_access: AdminAccess,
+    /// Bytes of uploaded media per app (`MEDIA_QUOTA_BYTES` by default).
+    pub media_quota_bytes: usize,
 }
 
 impl ServerConfig {
@@ -46,6 +48,7 @@ impl ServerConfig {
             journal_capacity: 10_000,
             admin: true,
             admin_access: AdminAccess::default(),
+            media_quota_bytes: crate::backend::media::MEDIA_QUOTA_BYTES,
         }
     }
 }
@@ -112,6 +115,7 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
     }
     let public_url = format!("http://{public}");
     backend.set_public_url(&public_url);
+    backend.set_media_quota(config.media_quota_bytes);
     let hub = Arc::new(Hub::new(backend));
     let faults = FaultLayer::new(config.journal_capacity);
     faults.replace(config.faults.clone())?;
