@@ -8,6 +8,7 @@
 mod admin;
 mod hub;
 mod media;
+pub mod persist;
 
 pub use hub::Hub;
 
@@ -31,6 +32,8 @@ pub struct ServerConfig {
     pub journal_capacity: usize,
     /// Serve the admin API at `/__admin/`.
     pub admin: bool,
+    /// Keep the state in this file across restarts (`serve --state`, docs/state.md).
+    pub state: Option<std::path::PathBuf>,
 }
 
 impl ServerConfig {
@@ -41,6 +44,7 @@ impl ServerConfig {
             faults: Vec::new(),
             journal_capacity: 10_000,
             admin: true,
+            state: None,
         }
     }
 }
@@ -54,6 +58,7 @@ pub struct RunningServer {
     pub clock: OffsetClock,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    persister: Option<persist::Persister>,
 }
 
 impl RunningServer {
@@ -77,6 +82,9 @@ impl RunningServer {
         self.engine.close_all();
         self.stop.cancel();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await;
+        if let Some(p) = self.persister {
+            p.finish().await;
+        }
     }
 }
 
@@ -89,6 +97,8 @@ pub enum StartError {
     Fault(#[from] crate::faults::RuleError),
     #[error("bad initial state: {0}")]
     Seed(String),
+    #[error("{0}")]
+    State(#[from] persist::StateError),
 }
 
 /// Binds `addr` and serves until shutdown. Time is the system clock plus an offset that
@@ -98,8 +108,15 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
     let addr = listener.local_addr()?;
     let clock = OffsetClock::new();
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-    let mut backend = Backend::try_new(config.backend.clone(), shared.clone())
-        .map_err(|e| StartError::Seed(e.join("; ")))?;
+    let mut backend = match &config.state {
+        Some(path) => {
+            let (b, restored) = persist::open(path, &config.backend, shared.clone())?;
+            tracing::info!(path = %path.display(), restored, "state file");
+            b
+        }
+        None => Backend::try_new(config.backend.clone(), shared.clone())
+            .map_err(|e| StartError::Seed(e.join("; ")))?,
+    };
     // get_resource URLs; a wildcard bind is reached on loopback.
     let mut public = addr;
     if public.ip().is_unspecified() {
@@ -126,6 +143,10 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
         }));
     }
     let app = app.fallback(not_found);
+    let persister = config
+        .state
+        .clone()
+        .map(|path| persist::Persister::spawn(hub.clone(), path, persist::SAVE_INTERVAL));
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let task = tokio::spawn(async move {
@@ -150,6 +171,7 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
         clock,
         stop,
         task,
+        persister,
     })
 }
 

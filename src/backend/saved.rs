@@ -1,0 +1,161 @@
+//! The durable part of the backend state, as `serve --state FILE` keeps it across
+//! restarts (docs/state.md). This module only converts: [`Backend::to_saved`] borrows
+//! the state for serialization, [`Backend::from_saved`] rebuilds a backend. Encoding,
+//! checksums and files are the server's business (`server/persist.rs`).
+//!
+//! Kept: apps, users (with password hashes), messages and retracted messages, every
+//! user's mailbox (sync log, conversations, event log), groups, chat rooms (without
+//! members: room membership ends with the session), friends, invitations, blacklists,
+//! no-disturb and shield settings, read receipts and receipt logs, pending join
+//! requests, stored media and the id counters. Not kept: connections and logins, the
+//! dedupe cache of retried rids, upload tokens, and the public URL and limits (set again
+//! by the server at start).
+
+use super::clock::Ids;
+use super::groups::JoinRequest;
+use super::media::StoredMedia;
+use super::model::{Group, Mailbox, Message, ReceiptState, Room, Social, User};
+use super::receipts::ReceiptLog;
+use super::{AppConfig, Backend, BackendConfig, Clock, UserKey};
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// The state, borrowed for serialization (taken under the server's backend lock, so it
+/// holds no media bytes: see [`Backend::saved_media`]).
+#[derive(Debug, Serialize)]
+pub struct SavedRef<'a> {
+    ids: &'a Ids,
+    signature_ttl_ms: i64,
+    apps: &'a BTreeMap<String, AppConfig>,
+    users: &'a HashMap<UserKey, User>,
+    messages: &'a HashMap<u64, Message>,
+    mailboxes: &'a HashMap<UserKey, Mailbox>,
+    groups: &'a BTreeMap<u64, Group>,
+    rooms: &'a BTreeMap<u64, Room>,
+    social: &'a HashMap<UserKey, Social>,
+    receipts: &'a HashMap<u64, ReceiptState>,
+    join_requests: &'a BTreeMap<u64, JoinRequest>,
+    receipt_logs: &'a HashMap<UserKey, ReceiptLog>,
+    retracted: &'a HashMap<u64, Message>,
+}
+
+/// The state as read back; the same fields as [`SavedRef`], owned.
+#[derive(Debug, Deserialize)]
+pub struct SavedState {
+    ids: Ids,
+    signature_ttl_ms: i64,
+    apps: BTreeMap<String, AppConfig>,
+    users: HashMap<UserKey, User>,
+    messages: HashMap<u64, Message>,
+    mailboxes: HashMap<UserKey, Mailbox>,
+    groups: BTreeMap<u64, Group>,
+    rooms: BTreeMap<u64, Room>,
+    social: HashMap<UserKey, Social>,
+    receipts: HashMap<u64, ReceiptState>,
+    join_requests: BTreeMap<u64, JoinRequest>,
+    receipt_logs: HashMap<UserKey, ReceiptLog>,
+    retracted: HashMap<u64, Message>,
+}
+
+/// One stored media file. The bytes are shared with the backend, so taking the list
+/// under the lock copies no content.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedMedia {
+    pub media_id: String,
+    pub owner: UserKey,
+    pub content_type: String,
+    pub name: String,
+    #[serde(
+        serialize_with = "bytes_out",
+        deserialize_with = "bytes_in",
+        rename = "bytes"
+    )]
+    pub bytes: Arc<[u8]>,
+}
+
+fn bytes_out<S: Serializer>(b: &Arc<[u8]>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bytes(b)
+}
+
+fn bytes_in<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arc<[u8]>, D::Error> {
+    let buf: serde_bytes::ByteBuf = Deserialize::deserialize(d)?;
+    Ok(Arc::from(buf.into_vec()))
+}
+
+impl Backend {
+    /// The durable state, borrowed (cheap: no copy).
+    pub fn to_saved(&self) -> SavedRef<'_> {
+        SavedRef {
+            ids: &self.ids,
+            signature_ttl_ms: self.signature_ttl_ms,
+            apps: &self.apps,
+            users: &self.users,
+            messages: &self.messages,
+            mailboxes: &self.mailboxes,
+            groups: &self.groups,
+            rooms: &self.rooms,
+            social: &self.social,
+            receipts: &self.receipts,
+            join_requests: &self.join_requests,
+            receipt_logs: &self.receipt_logs,
+            retracted: &self.retracted,
+        }
+    }
+
+    /// Every stored media file, sorted by media_id; the bytes are shared, not copied.
+    pub fn saved_media(&self) -> Vec<SavedMedia> {
+        let mut list: Vec<SavedMedia> = self
+            .media
+            .blobs()
+            .iter()
+            .map(|(id, m)| SavedMedia {
+                media_id: id.clone(),
+                owner: m.owner.clone(),
+                content_type: m.content_type.clone(),
+                name: m.name.clone(),
+                bytes: m.bytes.clone(),
+            })
+            .collect();
+        list.sort_by(|a, b| a.media_id.cmp(&b.media_id));
+        list
+    }
+
+    /// A backend holding a saved state. Nobody is logged in; chat rooms start empty.
+    pub fn from_saved(state: SavedState, media: Vec<SavedMedia>, clock: Arc<dyn Clock>) -> Self {
+        let (mut b, _) = Self::build(BackendConfig::default(), clock);
+        b.ids = state.ids;
+        b.signature_ttl_ms = state.signature_ttl_ms;
+        b.apps = state.apps;
+        b.uids = state
+            .users
+            .values()
+            .map(|u| (u.uid, u.key.clone()))
+            .collect();
+        b.users = state.users;
+        b.messages = state.messages;
+        b.mailboxes = state.mailboxes;
+        b.groups = state.groups;
+        b.rooms = state.rooms;
+        for r in b.rooms.values_mut() {
+            r.members.clear();
+        }
+        b.social = state.social;
+        b.receipts = state.receipts;
+        b.join_requests = state.join_requests;
+        b.receipt_logs = state.receipt_logs;
+        b.retracted = state.retracted;
+        for m in media {
+            b.media.restore_blob(
+                m.media_id,
+                StoredMedia {
+                    bytes: m.bytes,
+                    content_type: m.content_type,
+                    name: m.name,
+                    owner: m.owner,
+                },
+            );
+        }
+        b
+    }
+}
