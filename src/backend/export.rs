@@ -147,8 +147,7 @@ impl Backend {
             }
         }
         if !self.retracted.is_empty() {
-            x.skipped
-                .insert("retracted messages", self.retracted.len());
+            x.skipped.insert("retracted messages", self.retracted.len());
         }
     }
 

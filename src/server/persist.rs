@@ -148,7 +148,12 @@ pub fn read(path: &Path) -> Result<Option<(SavedState, Vec<SavedMedia>)>, StateE
     let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(StateError::Read { path: shown, source }),
+        Err(source) => {
+            return Err(StateError::Read {
+                path: shown,
+                source,
+            })
+        }
     };
     decode(&bytes)
         .map(Some)
@@ -195,8 +200,8 @@ pub fn open(
     if let Some((state, media)) = read(path)? {
         return Ok((Backend::from_saved(state, media, clock), true));
     }
-    let backend = Backend::try_new(config.clone(), clock)
-        .map_err(|e| StateError::Seed(e.join("; ")))?;
+    let backend =
+        Backend::try_new(config.clone(), clock).map_err(|e| StateError::Seed(e.join("; ")))?;
     let write_err = |source| StateError::Write {
         path: path.display().to_string(),
         source,
@@ -276,7 +281,12 @@ impl Saver {
             Ok(len) => {
                 self.saved = generation;
                 self.last_error = None;
-                tracing::debug!(bytes = len, locked_us = locked.as_micros() as u64, total_ms = started.elapsed().as_millis() as u64, "state saved");
+                tracing::debug!(
+                    bytes = len,
+                    locked_us = locked.as_micros() as u64,
+                    total_ms = started.elapsed().as_millis() as u64,
+                    "state saved"
+                );
             }
             Err(e) if self.last_error.as_ref() != Some(&e) => {
                 tracing::error!(path = %self.path.display(), error = %e, "cannot save the state; retrying every interval");
