@@ -22,14 +22,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// The state, borrowed for serialization (taken under the server's backend lock, so it
-/// holds no media bytes: see [`Backend::saved_media`]).
+/// holds neither messages, which never change once stored and are encoded once each by
+/// the saver, see [`Backend::stored_messages`], nor media bytes, see
+/// [`Backend::saved_media`]).
 #[derive(Debug, Serialize)]
 pub struct SavedRef<'a> {
     ids: &'a Ids,
     signature_ttl_ms: i64,
     apps: &'a BTreeMap<String, AppConfig>,
     users: &'a HashMap<UserKey, User>,
-    messages: &'a HashMap<u64, Message>,
     mailboxes: &'a HashMap<UserKey, Mailbox>,
     groups: &'a BTreeMap<u64, Group>,
     rooms: &'a BTreeMap<u64, Room>,
@@ -40,6 +41,14 @@ pub struct SavedRef<'a> {
     retracted: &'a HashMap<u64, Message>,
 }
 
+/// The parts of a saved state, as read back.
+#[derive(Debug)]
+pub struct SavedParts {
+    pub state: SavedState,
+    pub messages: Vec<Message>,
+    pub media: Vec<SavedMedia>,
+}
+
 /// The state as read back; the same fields as [`SavedRef`], owned.
 #[derive(Debug, Deserialize)]
 pub struct SavedState {
@@ -47,7 +56,6 @@ pub struct SavedState {
     signature_ttl_ms: i64,
     apps: BTreeMap<String, AppConfig>,
     users: HashMap<UserKey, User>,
-    messages: HashMap<u64, Message>,
     mailboxes: HashMap<UserKey, Mailbox>,
     groups: BTreeMap<u64, Group>,
     rooms: BTreeMap<u64, Room>,
@@ -91,7 +99,6 @@ impl Backend {
             signature_ttl_ms: self.signature_ttl_ms,
             apps: &self.apps,
             users: &self.users,
-            messages: &self.messages,
             mailboxes: &self.mailboxes,
             groups: &self.groups,
             rooms: &self.rooms,
@@ -101,6 +108,12 @@ impl Backend {
             receipt_logs: &self.receipt_logs,
             retracted: &self.retracted,
         }
+    }
+
+    /// The stored messages (not retracted) by msg_id. A stored message never changes;
+    /// it is only removed (retraction, retention).
+    pub fn stored_messages(&self) -> &HashMap<u64, Message> {
+        &self.messages
     }
 
     /// Every stored media file, sorted by media_id; the bytes are shared, not copied.
@@ -122,7 +135,12 @@ impl Backend {
     }
 
     /// A backend holding a saved state. Nobody is logged in; chat rooms start empty.
-    pub fn from_saved(state: SavedState, media: Vec<SavedMedia>, clock: Arc<dyn Clock>) -> Self {
+    pub fn from_saved(parts: SavedParts, clock: Arc<dyn Clock>) -> Self {
+        let SavedParts {
+            state,
+            messages,
+            media,
+        } = parts;
         let (mut b, _) = Self::build(BackendConfig::default(), clock);
         b.ids = state.ids;
         b.signature_ttl_ms = state.signature_ttl_ms;
@@ -133,7 +151,7 @@ impl Backend {
             .map(|u| (u.uid, u.key.clone()))
             .collect();
         b.users = state.users;
-        b.messages = state.messages;
+        b.messages = messages.into_iter().map(|m| (m.msg_id, m)).collect();
         b.mailboxes = state.mailboxes;
         b.groups = state.groups;
         b.rooms = state.rooms;

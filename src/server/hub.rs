@@ -16,6 +16,9 @@ pub struct Hub {
     /// Bumped (under the backend lock) by every access that may change the backend:
     /// the state file is rewritten only when it moved (`persist.rs`).
     generation: AtomicU64,
+    /// Bumped when the whole backend is replaced (ids start over: caches of the saver
+    /// keyed by msg_id are void).
+    epoch: AtomicU64,
 }
 
 impl Hub {
@@ -25,6 +28,7 @@ impl Hub {
             sockets: RwLock::new(HashMap::new()),
             engine: RwLock::new(Weak::new()),
             generation: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -43,11 +47,12 @@ impl Hub {
         guard
     }
 
-    /// Runs `f` on the backend without marking it changed, with the generation read
-    /// under the same lock (saving the state). Keep `f` short.
-    pub(crate) fn read_backend<R>(&self, f: impl FnOnce(&Backend, u64) -> R) -> R {
+    /// Runs `f` on the backend without marking it changed, with the generation and
+    /// epoch read under the same lock (saving the state). Keep `f` short.
+    pub(crate) fn read_backend<R>(&self, f: impl FnOnce(&Backend, u64, u64) -> R) -> R {
         let guard = self.backend.lock().unwrap_or_else(|e| e.into_inner());
-        f(&guard, self.generation.load(Ordering::Relaxed))
+        let generation = self.generation.load(Ordering::Relaxed);
+        f(&guard, generation, self.epoch.load(Ordering::Relaxed))
     }
 
     /// The change counter (see the field).
@@ -170,7 +175,9 @@ impl Hub {
                 engine.close(&s, CloseReason::ServerClose, true);
             }
         }
-        *self.lock() = backend;
+        let mut guard = self.lock();
+        *guard = backend;
+        self.epoch.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The engine this hub serves, while it runs.
