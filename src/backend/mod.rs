@@ -101,10 +101,9 @@ pub struct UserSeed {
     pub appkey: String,
     pub username: String,
     /// Plain-text password (hashed on load).
-    #[serde(default)]
     pub password: String,
-    /// The password as its lower-case hex MD5, instead of `password` (exported state:
-    /// the plain text is not kept).
+    /// The password as its lower-case hex MD5; when given, `password` is ignored (write
+    /// `""`). Exported state uses it: the plain text is not kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_md5: Option<String>,
     #[serde(default)]
