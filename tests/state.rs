@@ -309,9 +309,7 @@ fn saved_messages(path: &Path) -> usize {
         return 0;
     };
     match persist::decode(&bytes) {
-        Ok((state, media)) => {
-            Backend::from_saved(state, media, Arc::new(ManualClock::new(0))).message_count()
-        }
+        Ok(parts) => Backend::from_saved(parts, Arc::new(ManualClock::new(0))).message_count(),
         Err(_) => 0,
     }
 }
@@ -507,4 +505,66 @@ async fn export_state_writes_fixtures_that_check_and_include_accept() {
     .await;
     bounded(s.shutdown()).await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn sigterm_writes_the_last_changes_before_exiting() {
+    bounded(async {
+        let dir = temp_dir("sigterm");
+        let path = dir.join("jmm.state");
+        let mut serve = spawn_serve(&path);
+        let a = demo_login(&serve.url, "alice").await;
+        a.send_text("alice", "bobby", "just before the stop")
+            .await
+            .expect("reply")
+            .ok()
+            .expect("sent");
+        let pid = serve.child.id().to_string();
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let until = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(st) = serve.child.try_wait().expect("wait") {
+                break st;
+            }
+            assert!(Instant::now() < until, "serve did not stop on SIGTERM");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(status.code(), Some(0));
+        assert_eq!(saved_messages(&path), 1);
+        drop(serve);
+        let _ = std::fs::remove_dir_all(dir);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn admin_reset_writes_the_configured_state_to_the_file() {
+    bounded(async {
+        let dir = temp_dir("reset");
+        let path = dir.join("jmm.state");
+        let s = start_at(&path).await.expect("start");
+        user(&s, Transport::Websocket, "alice").await;
+        let headers = [("Content-Type", "application/json".to_owned())];
+        let (status, body) = http(&s, "POST", "/__admin/reset", &headers, b"{}").await;
+        assert_eq!(status, 204, "{}", String::from_utf8_lossy(&body));
+        s.shutdown().await;
+        let s = start_at(&path).await.expect("restart");
+        let c = client(&s, Transport::Websocket).await;
+        c.init(APPKEY, SECRET, 0)
+            .await
+            .expect("init")
+            .ok()
+            .expect("init ok");
+        let gone = c.login("alice", "pw").await.expect("login");
+        assert_ne!(gone.code(), 0, "alice was registered before the reset");
+        let seeded = c.login("seeded", "123456").await.expect("login");
+        assert_eq!(seeded.code(), 0, "{:?}", seeded.body);
+        s.shutdown().await;
+        let _ = std::fs::remove_dir_all(dir);
+    })
+    .await
 }

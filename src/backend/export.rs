@@ -229,3 +229,41 @@ pub fn to_json(x: &Exported) -> String {
     }
     serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::super::{Backend, ManualClock};
+    use serde_json::json;
+    use std::sync::Arc;
+
+    #[test]
+    fn exported_users_log_in_with_their_password_and_bad_hashes_are_refused() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        h.user(2, "bobby");
+        h.req(
+            1,
+            "s_across_single_text",
+            json!({"target_id": "bobby", "content": {"msg_type": "text", "msg_body": {"text": "hi"}}}),
+        );
+        let x = h.b.export_fixtures();
+        assert_eq!(x.messages.len(), 1);
+        let mut cfg = Harness::config();
+        cfg.users = x.users.clone();
+        cfg.messages = x.messages.clone();
+        let clock = Arc::new(ManualClock::new(T0));
+        assert!(Backend::try_new(cfg.clone(), clock.clone()).is_ok());
+        let mut again = Harness::with_config(cfg.clone());
+        assert_eq!(again.init(3, APP, SECRET).code(), Some(0));
+        let l = again.req(
+            3,
+            "login",
+            json!({"username": "alice", "password": super::super::md5_hex("pw")}),
+        );
+        assert_eq!(l.code(), Some(0), "{l:?}");
+        cfg.users[0].password_md5 = Some("not-a-hash".into());
+        let e = Backend::try_new(cfg, clock).err().expect("refused");
+        assert!(e[0].contains("password_md5"), "{e:?}");
+    }
+}
