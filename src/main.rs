@@ -667,7 +667,10 @@ fn serve(a: ServeArgs) -> ExitCode {
         let server = match server::start(config, SocketAddr::new(host, port)).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("error: {host}:{port}: {e}");
+                match e {
+                    server::StartError::State(e) => eprintln!("error: {e}"),
+                    e => eprintln!("error: {host}:{port}: {e}"),
+                }
                 return ExitCode::FAILURE;
             }
         };

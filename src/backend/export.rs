@@ -263,7 +263,7 @@ mod tests {
         );
         assert_eq!(l.code(), Some(0), "{l:?}");
         cfg.users[0].password_md5 = Some("not-a-hash".into());
-        let e = Backend::try_new(cfg, clock).err().expect("refused");
+        let e = Backend::try_new(cfg, clock).expect_err("refused");
         assert!(e[0].contains("password_md5"), "{e:?}");
     }
 }
