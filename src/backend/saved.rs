@@ -21,26 +21,6 @@ use serde::{Deserialize, Serialize, Serializer};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-/// The state, borrowed for serialization (taken under the server's backend lock, so it
-/// holds neither messages, which never change once stored and are encoded once each by
-/// the saver, see [`Backend::stored_messages`], nor media bytes, see
-/// [`Backend::saved_media`]).
-#[derive(Debug, Serialize)]
-pub struct SavedRef<'a> {
-    ids: &'a Ids,
-    signature_ttl_ms: i64,
-    apps: &'a BTreeMap<String, AppConfig>,
-    users: &'a HashMap<UserKey, User>,
-    mailboxes: &'a HashMap<UserKey, Mailbox>,
-    groups: &'a BTreeMap<u64, Group>,
-    rooms: &'a BTreeMap<u64, Room>,
-    social: &'a HashMap<UserKey, Social>,
-    receipts: &'a HashMap<u64, ReceiptState>,
-    join_requests: &'a BTreeMap<u64, JoinRequest>,
-    receipt_logs: &'a HashMap<UserKey, ReceiptLog>,
-    retracted: &'a HashMap<u64, Message>,
-}
-
 /// The parts of a saved state, as read back.
 #[derive(Debug)]
 pub struct SavedParts {
@@ -49,8 +29,11 @@ pub struct SavedParts {
     pub media: Vec<SavedMedia>,
 }
 
-/// The state as read back; the same fields as [`SavedRef`], owned.
-#[derive(Debug, Deserialize)]
+/// The durable state other than messages and media: a copy, taken under the server's
+/// backend lock and encoded outside it. Messages never change once stored, so the saver
+/// encodes each once (see [`Backend::stored_messages`]); media bytes are shared (see
+/// [`Backend::saved_media`]).
+#[derive(Debug, Serialize, Deserialize)]
 pub struct SavedState {
     ids: Ids,
     signature_ttl_ms: i64,
@@ -92,21 +75,22 @@ fn bytes_in<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arc<[u8]>, D::Erro
 }
 
 impl Backend {
-    /// The durable state, borrowed (cheap: no copy).
-    pub fn to_saved(&self) -> SavedRef<'_> {
-        SavedRef {
-            ids: &self.ids,
+    /// A copy of the durable state other than messages and media (a copy is several
+    /// times cheaper than encoding, so the lock is released sooner).
+    pub fn to_saved(&self) -> SavedState {
+        SavedState {
+            ids: self.ids.clone(),
             signature_ttl_ms: self.signature_ttl_ms,
-            apps: &self.apps,
-            users: &self.users,
-            mailboxes: &self.mailboxes,
-            groups: &self.groups,
-            rooms: &self.rooms,
-            social: &self.social,
-            receipts: &self.receipts,
-            join_requests: &self.join_requests,
-            receipt_logs: &self.receipt_logs,
-            retracted: &self.retracted,
+            apps: self.apps.clone(),
+            users: self.users.clone(),
+            mailboxes: self.mailboxes.clone(),
+            groups: self.groups.clone(),
+            rooms: self.rooms.clone(),
+            social: self.social.clone(),
+            receipts: self.receipts.clone(),
+            join_requests: self.join_requests.clone(),
+            receipt_logs: self.receipt_logs.clone(),
+            retracted: self.retracted.clone(),
         }
     }
 

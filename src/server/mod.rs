@@ -108,14 +108,17 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
     let addr = listener.local_addr()?;
     let clock = OffsetClock::new();
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-    let mut backend = match &config.state {
+    let (mut backend, cache) = match &config.state {
         Some(path) => {
-            let (b, restored) = persist::open(path, &config.backend, shared.clone())?;
-            tracing::info!(path = %path.display(), restored, "state file");
-            b
+            let o = persist::open(path, &config.backend, shared.clone())?;
+            tracing::info!(path = %path.display(), restored = o.restored, "state file");
+            (o.backend, Some(o.cache))
         }
-        None => Backend::try_new(config.backend.clone(), shared.clone())
-            .map_err(|e| StartError::Seed(e.join("; ")))?,
+        None => (
+            Backend::try_new(config.backend.clone(), shared.clone())
+                .map_err(|e| StartError::Seed(e.join("; ")))?,
+            None,
+        ),
     };
     // get_resource URLs; a wildcard bind is reached on loopback.
     let mut public = addr;
@@ -143,10 +146,9 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
         }));
     }
     let app = app.fallback(not_found);
-    let persister = config
-        .state
-        .clone()
-        .map(|path| persist::Persister::spawn(hub.clone(), path, persist::SAVE_INTERVAL));
+    let persister = config.state.clone().zip(cache).map(|(path, cache)| {
+        persist::Persister::spawn(hub.clone(), path, persist::SAVE_INTERVAL, cache)
+    });
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let task = tokio::spawn(async move {

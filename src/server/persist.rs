@@ -30,7 +30,7 @@
 //! is never written over.
 
 use super::Hub;
-use crate::backend::saved::{SavedMedia, SavedParts};
+use crate::backend::saved::{SavedMedia, SavedParts, SavedState};
 use crate::backend::{Backend, BackendConfig, Clock};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -109,19 +109,17 @@ impl MessageCache {
 
 /// A snapshot taken under the lock, made into a file image outside it.
 pub struct Snapshot {
-    state: Vec<u8>,
+    state: SavedState,
     messages: Vec<Arc<[u8]>>,
     media: Vec<SavedMedia>,
 }
 
 impl Snapshot {
-    /// Encodes the state other than messages and media (the part that needs the lock),
-    /// takes the messages from `cache` and shares the media bytes.
+    /// Copies the state other than messages and media, takes the messages from `cache`
+    /// (encoding new ones) and shares the media bytes: the part that needs the lock.
     pub fn take(b: &Backend, cache: &mut MessageCache, epoch: u64) -> Result<Self, String> {
-        let mut state = Vec::new();
-        ciborium::into_writer(&b.to_saved(), &mut state).map_err(|e| e.to_string())?;
         Ok(Self {
-            state,
+            state: b.to_saved(),
             messages: cache.take(b, epoch)?,
             media: b.saved_media(),
         })
@@ -129,13 +127,15 @@ impl Snapshot {
 
     /// The complete file image.
     pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+        let mut state = Vec::new();
+        ciborium::into_writer(&self.state, &mut state).map_err(|e| e.to_string())?;
         let mut messages = cbor_array_head(self.messages.len() as u64);
         for m in &self.messages {
             messages.extend_from_slice(m);
         }
         let mut media = Vec::new();
         ciborium::into_writer(&self.media, &mut media).map_err(|e| e.to_string())?;
-        let sections = [&self.state[..], &messages[..], &media[..]];
+        let sections = [&state[..], &messages[..], &media[..]];
         let total: usize = sections.iter().map(|s| s.len()).sum();
         let mut crc = crc32fast::Hasher::new();
         let mut out = Vec::with_capacity(HEADER_LEN + total);
@@ -267,16 +267,30 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// The backend to start with, and whether it was restored: the saved state when
-/// `path` exists, else one built from `config` and written to `path` at once (so an
-/// unwritable path fails at start).
+/// What [`open`] starts a server with.
+pub struct Opened {
+    pub backend: Backend,
+    /// The state came from the file (else from the config, and the file was created).
+    pub restored: bool,
+    /// Every stored message already encoded, so the first save after a start holds the
+    /// lock no longer than later ones. For [`Persister::spawn`].
+    pub cache: MessageCache,
+}
+
+/// The backend to start with: the saved state when `path` exists, else one built from
+/// `config` and written to `path` at once (so an unwritable path fails at start).
 pub fn open(
     path: &Path,
     config: &BackendConfig,
     clock: Arc<dyn Clock>,
-) -> Result<(Backend, bool), StateError> {
+) -> Result<Opened, StateError> {
+    let mut cache = MessageCache::default();
     if let Some(parts) = read(path)? {
         let backend = Backend::from_saved(parts, clock);
+        cache.take(&backend, 0).map_err(|e| StateError::Corrupt {
+            path: path.display().to_string(),
+            reason: e,
+        })?;
         let saved: Vec<&str> = backend.apps().map(|a| a.appkey.as_str()).collect();
         for app in config
             .apps
@@ -285,7 +299,11 @@ pub fn open(
         {
             tracing::warn!(appkey = %app.appkey, path = %path.display(), "app configured but absent from the state file, which wins");
         }
-        return Ok((backend, true));
+        return Ok(Opened {
+            backend,
+            restored: true,
+            cache,
+        });
     }
     let backend =
         Backend::try_new(config.clone(), clock).map_err(|e| StateError::Seed(e.join("; ")))?;
@@ -293,11 +311,15 @@ pub fn open(
         path: path.display().to_string(),
         source,
     };
-    let bytes = Snapshot::take(&backend, &mut MessageCache::default(), 0)
+    let bytes = Snapshot::take(&backend, &mut cache, 0)
         .and_then(|s| s.to_bytes())
         .map_err(|e| write_err(io::Error::other(e)))?;
     write_atomic(path, &bytes).map_err(write_err)?;
-    Ok((backend, false))
+    Ok(Opened {
+        backend,
+        restored: false,
+        cache,
+    })
 }
 
 /// The task that saves the state while the server runs.
@@ -307,8 +329,9 @@ pub struct Persister {
 }
 
 impl Persister {
-    /// Starts saving `hub`'s backend to `path` (which holds its state now).
-    pub fn spawn(hub: Arc<Hub>, path: PathBuf, interval: Duration) -> Self {
+    /// Starts saving `hub`'s backend to `path` (which holds its state now); `cache`
+    /// holds its messages encoded ([`Opened::cache`]).
+    pub fn spawn(hub: Arc<Hub>, path: PathBuf, interval: Duration, cache: MessageCache) -> Self {
         let stop = CancellationToken::new();
         let stopped = stop.clone();
         let task = tokio::spawn(async move {
@@ -316,7 +339,7 @@ impl Persister {
                 saved: hub.generation(),
                 hub,
                 path,
-                cache: MessageCache::default(),
+                cache,
                 last_error: None,
             };
             let mut tick = tokio::time::interval(interval);
