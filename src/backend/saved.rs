@@ -1,5 +1,5 @@
 //! The durable part of the backend state, as `serve --state FILE` keeps it across
-//! restarts (docs/state.md). This module only converts: [`Backend::to_saved`] borrows
+//! restarts (docs/state.md). This module only converts: [`Backend::to_saved`] copies
 //! the state for serialization, [`Backend::from_saved`] rebuilds a backend. Encoding,
 //! checksums and files are the server's business (`server/persist.rs`).
 //!

@@ -6,10 +6,10 @@
 //! once per [`SAVE_INTERVAL`] and writes only when it moved, so `kill -9` loses at most
 //! the last interval.
 //!
-//! The backend lock is held only to encode the state other than messages and media, and
-//! the messages stored since the last save: a stored message never changes, so the saver
-//! keeps each one encoded ([`MessageCache`]). Media bytes are shared (`Arc`); the file
-//! image is built and written outside the lock.
+//! The backend lock is held only to copy the state other than messages and media, and to
+//! encode the messages stored since the last save: a stored message never changes, so the
+//! saver keeps each one encoded ([`MessageCache`], filled at start). Media bytes are
+//! shared (`Arc`); the copy is encoded and the file written outside the lock.
 //!
 //! File layout (integers little-endian):
 //!
