@@ -41,6 +41,18 @@ enum Command {
     /// clients pairwise) and print a Markdown report with the diffs (e.g.
     /// scenarios/conformance/VERSIONS.md). Exit code 1 with --check when FILE differs.
     DiffSnapshots(DiffSnapshotsArgs),
+    /// Write a `serve --state` file as a fixtures file (JSON, which is YAML) that a
+    /// scenario's `include:` loads; what fixtures cannot hold is listed on stderr.
+    ExportState(ExportStateArgs),
+}
+
+#[derive(clap::Args)]
+struct ExportStateArgs {
+    /// The state file (read only).
+    state: PathBuf,
+    /// Write here instead of stdout.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -187,6 +199,10 @@ struct ServeArgs {
     /// Without it they may read no file.
     #[arg(long, env = "JMM_ADMIN_FILES_ROOT")]
     admin_files_root: Option<PathBuf>,
+    /// Keep users, groups, messages and media in this file across restarts (created
+    /// when missing; when present it wins over the config and demo data). docs/state.md.
+    #[arg(long, env = "JMM_STATE")]
+    state: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -228,7 +244,31 @@ fn main() -> ExitCode {
         Command::Run(a) => run(a),
         Command::Schema(a) => schema(a),
         Command::DiffSnapshots(a) => diff_snapshots(a),
+        Command::ExportState(a) => export_state(a),
     }
+}
+
+fn export_state(a: ExportStateArgs) -> ExitCode {
+    let (text, skipped) = match server::persist::export(&a.state) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for (what, n) in skipped {
+        eprintln!("not exported: {n} {what}");
+    }
+    match &a.out {
+        Some(out) => {
+            if let Err(e) = std::fs::write(out, text) {
+                eprintln!("error: cannot write {}: {e}", out.display());
+                return ExitCode::FAILURE;
+            }
+        }
+        None => print!("{text}"),
+    }
+    ExitCode::SUCCESS
 }
 
 fn diff_snapshots(a: DiffSnapshotsArgs) -> ExitCode {
@@ -635,6 +675,7 @@ fn serve(a: ServeArgs) -> ExitCode {
         ping_timeout: Duration::from_millis(a.ping_timeout),
         ..TransportConfig::default()
     };
+    let restoring = a.state.as_ref().is_some_and(|p| p.exists());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -651,12 +692,16 @@ fn serve(a: ServeArgs) -> ExitCode {
             admin,
             admin_access,
             media_quota_bytes,
+            state: a.state.clone(),
             ..ServerConfig::new(backend, transport)
         };
         let server = match server::start(config, SocketAddr::new(host, port)).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("error: {host}:{port}: {e}");
+                match e {
+                    server::StartError::State(e) => eprintln!("error: {e}"),
+                    e => eprintln!("error: {host}:{port}: {e}"),
+                }
                 return ExitCode::FAILURE;
             }
         };
@@ -674,7 +719,11 @@ fn serve(a: ServeArgs) -> ExitCode {
             println!("  appkey:      {}", app.appkey);
             println!("  secret:      {}", app.secret);
         }
-        if !demo.is_empty() {
+        if let Some(path) = &a.state {
+            let how = if restoring { "restored" } else { "created" };
+            println!("  state:       {} ({how})", path.display());
+        }
+        if !demo.is_empty() && !restoring {
             println!(
                 "  users:       {} (demo password: {})",
                 demo.join(", "),

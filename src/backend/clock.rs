@@ -80,7 +80,7 @@ impl Clock for OffsetClock {
 
 /// Deterministic id counters. Bases make ids of different kinds easy to tell apart in
 /// transcripts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Ids {
     pub uid: u64,
     pub msg: u64,

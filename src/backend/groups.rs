@@ -26,7 +26,7 @@ pub const PUBLIC_PAGE_SIZE: usize = 20;
 /// A pending join request: an application to a public group (event 56, extra 59) or an
 /// invitation by an ordinary member of a public group (event 56, extra 10), waiting for
 /// `admin_add_group_member`. Keyed by the event id of the type-56 event.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct JoinRequest {
     pub gid: u64,
     /// The applicant (by_self) or the inviter.

@@ -118,6 +118,18 @@ pub struct MediaState {
     pub(super) url_key: [u8; 32],
 }
 
+impl MediaState {
+    /// The stored media by media_id (saving the state: `backend/saved.rs`).
+    pub(super) fn blobs(&self) -> &HashMap<String, StoredMedia> {
+        &self.blobs
+    }
+
+    /// Puts back one saved media file (restoring the state).
+    pub(super) fn restore_blob(&mut self, media_id: String, m: StoredMedia) {
+        self.blobs.insert(media_id, m);
+    }
+}
+
 impl Default for MediaState {
     fn default() -> Self {
         Self {

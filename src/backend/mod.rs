@@ -10,6 +10,7 @@ mod chat;
 pub mod clock;
 pub mod dedupe;
 mod events;
+pub mod export;
 mod group_chat;
 mod groups;
 mod inspect;
@@ -21,6 +22,7 @@ pub mod reach;
 mod receipts;
 mod retract;
 mod rooms;
+pub mod saved;
 pub mod seed;
 mod session;
 mod social;
@@ -102,6 +104,10 @@ pub struct UserSeed {
     pub username: String,
     /// Plain-text password (hashed on load).
     pub password: String,
+    /// The password as its lower-case hex MD5; when given, `password` is ignored (write
+    /// `""`). Exported state uses it: the plain text is not kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_md5: Option<String>,
     #[serde(default)]
     pub nickname: String,
     #[serde(default)]
@@ -125,6 +131,7 @@ impl UserSeed {
             appkey: appkey.to_owned(),
             username: username.to_owned(),
             password: password.to_owned(),
+            password_md5: None,
             nickname: nickname.to_owned(),
             signature: String::new(),
             gender: 0,
@@ -172,6 +179,11 @@ fn default_signature_ttl() -> i64 {
 pub fn md5_hex(s: &str) -> String {
     use md5::{Digest, Md5};
     hex::encode(Md5::digest(s.as_bytes()))
+}
+
+/// Whether `s` looks like [`md5_hex`] output.
+pub fn is_md5_hex(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The c_init signature for an app (protocol.md 3.1).
@@ -262,11 +274,18 @@ impl Backend {
         for app in config.apps {
             b.apps.insert(app.appkey.clone(), app);
         }
+        let mut errors = Vec::new();
         for mut u in config.users {
             u.appkey = or_first(u.appkey);
+            if let Some(bad) = u.password_md5.as_ref().filter(|h| !is_md5_hex(h)) {
+                errors.push(format!(
+                    "user {}: password_md5 {bad:?} is not 32 lower-case hex digits",
+                    u.username
+                ));
+                continue;
+            }
             b.seed_user(u);
         }
-        let mut errors = Vec::new();
         for mut g in config.groups {
             g.appkey = or_first(g.appkey);
             if let Err(e) = b.seed_group(g) {
@@ -313,7 +332,7 @@ impl Backend {
         let user = User {
             uid,
             key: key.clone(),
-            password_md5: md5_hex(&u.password),
+            password_md5: u.password_md5.unwrap_or_else(|| md5_hex(&u.password)),
             nickname: u.nickname,
             avatar: String::new(),
             birthday: u.birthday,
@@ -719,6 +738,7 @@ mod tests {
             appkey: APP.into(),
             username: name.into(),
             password: "pw".into(),
+            password_md5: None,
             nickname: String::new(),
             signature: String::new(),
             gender: 0,

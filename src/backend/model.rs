@@ -46,7 +46,7 @@ pub struct AppConfig {
 }
 
 /// A user's profile and credentials.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
     pub uid: u64,
     pub key: UserKey,
@@ -108,14 +108,14 @@ pub struct Conn {
 }
 
 /// Who a message was sent to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Target {
     User(UserKey),
     Group(u64),
 }
 
 /// A stored message.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub msg_id: u64,
     pub from: UserKey,
@@ -126,21 +126,21 @@ pub struct Message {
 }
 
 /// A conversation as one user sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ConvKey {
     Single(UserKey),
     Group(u64),
 }
 
 /// Per-user conversation state.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
     pub mtime_ms: i64,
     pub msg_ids: Vec<u64>,
 }
 
 /// One entry of a user's sync log.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncEntry {
     pub seq: i64,
     pub msg_id: u64,
@@ -150,7 +150,7 @@ pub struct SyncEntry {
 }
 
 /// A user's mailbox: the sync log and conversations.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Mailbox {
     /// Highest sync key issued.
     pub head: i64,
@@ -183,7 +183,7 @@ impl Role {
 }
 
 /// One member of a group.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Member {
     pub role: Role,
     pub silenced: bool,
@@ -192,7 +192,7 @@ pub struct Member {
 }
 
 /// A group.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
     pub gid: u64,
     pub appkey: String,
@@ -235,7 +235,7 @@ impl Group {
 }
 
 /// A chat room.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Room {
     pub id: u64,
     pub appkey: String,
@@ -262,7 +262,7 @@ impl Room {
 }
 
 /// One friend of a user.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Friend {
     pub memo_name: String,
     pub memo_others: String,
@@ -271,7 +271,7 @@ pub struct Friend {
 }
 
 /// A user's social settings: friends, blacklist, no-disturb, shields.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Social {
     pub friends: BTreeMap<UserKey, Friend>,
     /// Invitations received and not yet answered: inviter → (event id, reason).
@@ -284,7 +284,7 @@ pub struct Social {
 }
 
 /// One entry of a user's event log (for `sync_event`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventEntry {
     pub seq: i64,
     pub event: Value,
@@ -292,7 +292,7 @@ pub struct EventEntry {
 }
 
 /// Read-receipt state of a message sent with `need_receipt` (protocol.md 8).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ReceiptState {
     pub sender: Option<UserKey>,
     /// Recipients who have not read it yet.

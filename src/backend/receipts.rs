@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, VecDeque};
 
 /// One entry of a user's receipt log.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReceiptEntry {
     pub seq: i64,
     /// `{type, gid? | appkey, username, receipt_msgs:[{msg_id, unread_count, mtime}]}`.
@@ -25,7 +25,7 @@ pub struct ReceiptEntry {
 }
 
 /// A user's receipt log (`msg_receipt_key` space).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReceiptLog {
     pub head: i64,
     pub entries: VecDeque<ReceiptEntry>,

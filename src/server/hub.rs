@@ -5,6 +5,7 @@ use crate::protocol::{self, Code, Failure, Rid};
 use crate::transport::{CloseReason, Engine, FrameKind, FrameTag, Socket, SocketHandler};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 /// Routes requests to the backend and pushes to sockets.
@@ -12,6 +13,12 @@ pub struct Hub {
     backend: Mutex<Backend>,
     sockets: RwLock<HashMap<ConnId, Arc<Socket>>>,
     engine: RwLock<Weak<Engine>>,
+    /// Bumped (under the backend lock) by every access that may change the backend:
+    /// the state file is rewritten only when it moved (`persist.rs`).
+    generation: AtomicU64,
+    /// Bumped when the whole backend is replaced (ids start over: caches of the saver
+    /// keyed by msg_id are void).
+    epoch: AtomicU64,
 }
 
 impl Hub {
@@ -20,6 +27,8 @@ impl Hub {
             backend: Mutex::new(backend),
             sockets: RwLock::new(HashMap::new()),
             engine: RwLock::new(Weak::new()),
+            generation: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -33,7 +42,22 @@ impl Hub {
     }
 
     fn lock(&self) -> MutexGuard<'_, Backend> {
-        self.backend.lock().unwrap_or_else(|e| e.into_inner())
+        let guard = self.backend.lock().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        guard
+    }
+
+    /// Runs `f` on the backend without marking it changed, with the generation and
+    /// epoch read under the same lock (saving the state). Keep `f` short.
+    pub(crate) fn read_backend<R>(&self, f: impl FnOnce(&Backend, u64, u64) -> R) -> R {
+        let guard = self.backend.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = self.generation.load(Ordering::Relaxed);
+        f(&guard, generation, self.epoch.load(Ordering::Relaxed))
+    }
+
+    /// The change counter (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
     }
 
     fn socket(&self, id: ConnId) -> Option<Arc<Socket>> {
@@ -151,7 +175,9 @@ impl Hub {
                 engine.close(&s, CloseReason::ServerClose, true);
             }
         }
-        *self.lock() = backend;
+        let mut guard = self.lock();
+        *guard = backend;
+        self.epoch.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The engine this hub serves, while it runs.

@@ -9,6 +9,7 @@ mod admin;
 pub mod guard;
 mod hub;
 mod media;
+pub mod persist;
 
 pub use guard::AdminAccess;
 pub use hub::Hub;
@@ -37,6 +38,8 @@ pub struct ServerConfig {
     pub admin_access: AdminAccess,
     /// Bytes of uploaded media per app (`MEDIA_QUOTA_BYTES` by default).
     pub media_quota_bytes: usize,
+    /// Keep the state in this file across restarts (`serve --state`, docs/state.md).
+    pub state: Option<std::path::PathBuf>,
 }
 
 impl ServerConfig {
@@ -49,6 +52,7 @@ impl ServerConfig {
             admin: true,
             admin_access: AdminAccess::default(),
             media_quota_bytes: crate::backend::media::MEDIA_QUOTA_BYTES,
+            state: None,
         }
     }
 }
@@ -62,6 +66,7 @@ pub struct RunningServer {
     pub clock: OffsetClock,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    persister: Option<persist::Persister>,
 }
 
 impl RunningServer {
@@ -85,6 +90,9 @@ impl RunningServer {
         self.engine.close_all();
         self.stop.cancel();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await;
+        if let Some(p) = self.persister {
+            p.finish().await;
+        }
     }
 }
 
@@ -97,6 +105,8 @@ pub enum StartError {
     Fault(#[from] crate::faults::RuleError),
     #[error("bad initial state: {0}")]
     Seed(String),
+    #[error("{0}")]
+    State(#[from] persist::StateError),
 }
 
 /// Binds `addr` and serves until shutdown. Time is the system clock plus an offset that
@@ -106,8 +116,18 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
     let addr = listener.local_addr()?;
     let clock = OffsetClock::new();
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-    let mut backend = Backend::try_new(config.backend.clone(), shared.clone())
-        .map_err(|e| StartError::Seed(e.join("; ")))?;
+    let (mut backend, cache) = match &config.state {
+        Some(path) => {
+            let o = persist::open(path, &config.backend, shared.clone())?;
+            tracing::info!(path = %path.display(), restored = o.restored, "state file");
+            (o.backend, Some(o.cache))
+        }
+        None => (
+            Backend::try_new(config.backend.clone(), shared.clone())
+                .map_err(|e| StartError::Seed(e.join("; ")))?,
+            None,
+        ),
+    };
     // get_resource URLs; a wildcard bind is reached on loopback.
     let mut public = addr;
     if public.ip().is_unspecified() {
@@ -140,6 +160,9 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
         ));
     }
     let app = app.fallback(not_found);
+    let persister = config.state.clone().zip(cache).map(|(path, cache)| {
+        persist::Persister::spawn(hub.clone(), path, persist::SAVE_INTERVAL, cache)
+    });
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let task = tokio::spawn(async move {
@@ -164,6 +187,7 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
         clock,
         stop,
         task,
+        persister,
     })
 }
 
