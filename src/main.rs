@@ -601,11 +601,15 @@ fn serve(a: ServeArgs) -> ExitCode {
             }
         }
     }
-    let transport = TransportConfig {
+    let mut transport = TransportConfig {
         ping_interval: Duration::from_millis(a.ping_interval),
         ping_timeout: Duration::from_millis(a.ping_timeout),
         ..TransportConfig::default()
     };
+    let mut limits = server::Limits::default();
+    if let Some(l) = file.as_ref().and_then(|f| f.limits.as_ref()) {
+        l.apply(&mut limits, &mut transport);
+    }
     let admin = !a.no_admin && (a.admin || host.is_loopback());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -620,6 +624,7 @@ fn serve(a: ServeArgs) -> ExitCode {
         let config = ServerConfig {
             faults,
             admin,
+            limits,
             ..ServerConfig::new(backend, transport)
         };
         let server = match server::start(config, SocketAddr::new(host, port)).await {

@@ -12,6 +12,8 @@ pub struct Hub {
     backend: Mutex<Backend>,
     sockets: RwLock<HashMap<ConnId, Arc<Socket>>>,
     engine: RwLock<Weak<Engine>>,
+    /// Dedupe bounds (entries, bytes, ttl ms), re-applied to every replacement backend.
+    dedupe_limits: Mutex<Option<(usize, usize, i64)>>,
 }
 
 impl Hub {
@@ -20,7 +22,16 @@ impl Hub {
             backend: Mutex::new(backend),
             sockets: RwLock::new(HashMap::new()),
             engine: RwLock::new(Weak::new()),
+            dedupe_limits: Mutex::new(None),
         }
+    }
+
+    /// Bounds the dedupe cache of this backend and of every backend that replaces it.
+    pub fn set_dedupe_limits(&self, max_entries: usize, max_bytes: usize, ttl_ms: i64) {
+        *self.dedupe_limits.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((max_entries, max_bytes, ttl_ms));
+        self.lock()
+            .set_dedupe_limits(max_entries, max_bytes, ttl_ms);
     }
 
     pub(crate) fn attach(&self, engine: &Arc<Engine>) {
@@ -150,6 +161,11 @@ impl Hub {
             for s in engine.sockets() {
                 engine.close(&s, CloseReason::ServerClose, true);
             }
+        }
+        let mut backend = backend;
+        let limits = *self.dedupe_limits.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((entries, bytes, ttl)) = limits {
+            backend.set_dedupe_limits(entries, bytes, ttl);
         }
         *self.lock() = backend;
     }

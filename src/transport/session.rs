@@ -556,6 +556,10 @@ pub struct Engine {
     interceptor: Option<Arc<dyn Interceptor>>,
     next_id: AtomicU64,
     sid_seed: u64,
+    /// When the last inbound frame arrived, ms after `epoch` (graceful shutdown waits
+    /// for a quiet moment).
+    last_inbound_ms: AtomicU64,
+    epoch: Instant,
 }
 
 impl Engine {
@@ -580,6 +584,8 @@ impl Engine {
             interceptor,
             next_id: AtomicU64::new(1),
             sid_seed,
+            last_inbound_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
         })
     }
 
@@ -714,6 +720,25 @@ impl Engine {
         }
     }
 
+    /// Waits until no inbound frame has arrived for a short quiet period (counted from
+    /// the call at the earliest), at most `limit`: frames already sent by clients are
+    /// read and answered before shutdown closes the sessions.
+    pub async fn drain(&self, limit: Duration) {
+        const QUIET: Duration = Duration::from_millis(100);
+        let start = Instant::now();
+        let deadline = start + limit;
+        loop {
+            let last = self.epoch
+                + Duration::from_millis(self.last_inbound_ms.load(Ordering::Acquire));
+            let quiet_at = last.max(start) + QUIET;
+            let now = Instant::now();
+            if now >= quiet_at || now >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(quiet_at.min(deadline)).await;
+        }
+    }
+
     /// Closes every session (server shutdown).
     pub fn close_all(&self) {
         for s in self.sockets() {
@@ -730,6 +755,8 @@ impl Engine {
 
     /// Handles one inbound Engine.IO frame from any transport, through the interceptor.
     pub(crate) fn on_frame(self: &Arc<Self>, socket: &Arc<Socket>, frame: &str) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.last_inbound_ms.fetch_max(now, Ordering::AcqRel);
         let action = match &self.interceptor {
             None => Action::Pass,
             Some(i) => i.inbound(socket, frame),
