@@ -182,12 +182,17 @@ async fn handle_get(
     }
 }
 
+/// How long a polling GET waits for an earlier GET to give the queue back.
+const OVERLAP_GRACE: Duration = Duration::from_millis(500);
+
 /// A long-polling GET: waits for queued frames (or holds, then answers `noop`).
 async fn poll(engine: &Arc<Engine>, socket: &Arc<Socket>, headers: &HeaderMap) -> Response {
     if socket.transport() != TransportKind::Polling {
         return eio_error(headers, EioHttpError::BadRequest);
     }
-    let Some(rx) = socket.take_rx() else {
+    // A GET the client aborted may not have been noticed yet: give it a moment to
+    // return the queue before calling this an overlap.
+    let Some(rx) = socket.take_rx_wait(OVERLAP_GRACE).await else {
         // Two GETs at once: engine.io treats this as a broken client.
         engine.close(
             socket,
