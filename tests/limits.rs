@@ -84,7 +84,13 @@ async fn raw_user(s: &RunningServer, name: &str) -> Ws {
     let r = raw_request(&mut c, "c_init", 1, init).await;
     assert_eq!(r["code"], 0, "{r}");
     let pw = md5_hex("pw");
-    raw_request(&mut c, "register", 2, json!({"username": name, "password": pw})).await;
+    raw_request(
+        &mut c,
+        "register",
+        2,
+        json!({"username": name, "password": pw}),
+    )
+    .await;
     let r = raw_request(
         &mut c,
         "login",
@@ -131,7 +137,10 @@ async fn a_silent_connection_is_closed_after_the_header_timeout() {
     bounded(async {
         let s = start_limited(TransportConfig::default(), short_headers()).await;
         let mut tcp = TcpStream::connect(s.addr).await.expect("tcp");
-        assert!(closed_within(&mut tcp, WAIT).await, "silent connection kept");
+        assert!(
+            closed_within(&mut tcp, WAIT).await,
+            "silent connection kept"
+        );
         s.shutdown().await;
     })
     .await
@@ -392,7 +401,11 @@ async fn the_journal_stays_under_its_byte_bound() {
             .iter()
             .filter(|e| e.frame.contains("…[truncated: "))
             .count();
-        assert!(cut > 0, "no truncated frame among {} entries", entries.len());
+        assert!(
+            cut > 0,
+            "no truncated frame among {} entries",
+            entries.len()
+        );
         assert!(entries.iter().all(|e| e.frame.len() < 9 * 1024));
         s.shutdown().await;
     })

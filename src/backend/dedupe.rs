@@ -219,7 +219,13 @@ mod tests {
         let mut body = Map::new();
         body.insert("x".into(), Value::String("y".repeat(1_000)));
         for i in 0..100 {
-            d.put(i, &[Scope::Conn(1)], "e", &i.to_string(), Some(body.clone()));
+            d.put(
+                i,
+                &[Scope::Conn(1)],
+                "e",
+                &i.to_string(),
+                Some(body.clone()),
+            );
         }
         assert!(d.bytes() <= 10_000, "{}", d.bytes());
         assert!(d.len() >= 5 && d.len() < 20, "{}", d.len());

@@ -180,7 +180,11 @@ mod tests {
         assert!(j.bytes() <= 10_000, "{}", j.bytes());
         assert!(j.len() >= 5 && j.len() < 100, "{}", j.len());
         let last = j.since(0).pop().unwrap();
-        assert!(last.frame.ends_with("…[truncated: 4000 bytes]"), "{}", last.frame);
+        assert!(
+            last.frame.ends_with("…[truncated: 4000 bytes]"),
+            "{}",
+            last.frame
+        );
         assert!(last.frame.len() < 1_100);
         assert_eq!(last.seq, 100);
         j.clear();

@@ -238,7 +238,10 @@ async fn shutdown(
         let open = limits
             .max_connections
             .saturating_sub(permits.available_permits());
-        tracing::info!(open, "shutdown: connections still open after the grace period");
+        tracing::info!(
+            open,
+            "shutdown: connections still open after the grace period"
+        );
     }
 }
 

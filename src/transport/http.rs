@@ -293,7 +293,11 @@ async fn handle_post(
         other => {
             let status = other.err().unwrap_or(StatusCode::PAYLOAD_TOO_LARGE);
             let why = status.canonical_reason().unwrap_or("bad body");
-            tracing::warn!(conn = socket.id, status = status.as_u16(), "polling POST refused: {why}");
+            tracing::warn!(
+                conn = socket.id,
+                status = status.as_u16(),
+                "polling POST refused: {why}"
+            );
             engine.close(&socket, CloseReason::ProtocolError(why.into()), false);
             let mut resp = (status, Body::empty()).into_response();
             cors(&headers, &mut resp);
@@ -333,7 +337,12 @@ async fn run_websocket(engine: Arc<Engine>, ws: WebSocket, remote: SocketAddr) {
     let Some(rx) = socket.take_rx() else {
         return;
     };
-    tokio::spawn(write_loop(socket.clone(), sink, rx, engine.config.write_timeout));
+    tokio::spawn(write_loop(
+        socket.clone(),
+        sink,
+        rx,
+        engine.config.write_timeout,
+    ));
     read_loop(&engine, &socket, stream).await;
 }
 
@@ -377,7 +386,12 @@ async fn run_upgrade(engine: Arc<Engine>, socket: Arc<Socket>, ws: WebSocket) {
         );
         return;
     };
-    tokio::spawn(write_loop(socket.clone(), sink, rx, engine.config.write_timeout));
+    tokio::spawn(write_loop(
+        socket.clone(),
+        sink,
+        rx,
+        engine.config.write_timeout,
+    ));
     read_loop(&engine, &socket, stream).await;
 }
 

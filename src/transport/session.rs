@@ -419,7 +419,6 @@ impl Socket {
         self.close_once.load(Ordering::Acquire) || self.aborted.is_cancelled()
     }
 
-
     /// Sends a Socket.IO event with a tag.
     pub fn emit_tagged(self: &Arc<Self>, event: &str, payload: &serde_json::Value, tag: &FrameTag) {
         self.send_tagged(socketio::encode_event_frame(event, payload).into(), tag);
@@ -467,10 +466,7 @@ impl Socket {
     }
 
     /// Waits (bounded) until no polling GET holds the queue, then takes it.
-    pub(crate) async fn take_rx_wait(
-        &self,
-        limit: Duration,
-    ) -> Option<OutboundRx> {
+    pub(crate) async fn take_rx_wait(&self, limit: Duration) -> Option<OutboundRx> {
         let deadline = Instant::now() + limit;
         loop {
             let notified = self.rx_returned.notified();
@@ -728,8 +724,8 @@ impl Engine {
         let start = Instant::now();
         let deadline = start + limit;
         loop {
-            let last = self.epoch
-                + Duration::from_millis(self.last_inbound_ms.load(Ordering::Acquire));
+            let last =
+                self.epoch + Duration::from_millis(self.last_inbound_ms.load(Ordering::Acquire));
             let quiet_at = last.max(start) + QUIET;
             let now = Instant::now();
             if now >= quiet_at || now >= deadline {
