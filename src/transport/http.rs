@@ -421,7 +421,10 @@ async fn write_loop(socket: Arc<Socket>, mut sink: WsSink, mut rx: OutboundRx, l
             Some(Outbound::Close { abrupt: true }) | None => break,
         };
         let last = matches!(msg, Message::Close(_));
+        // Send first: frames queued before an abrupt close still go out when the
+        // client reads; an abort only interrupts a write that is stuck.
         let sent = tokio::select! {
+            biased;
             r = tokio::time::timeout(limit, sink.send(msg)) => r,
             _ = socket.abort_token().cancelled() => break,
         };
