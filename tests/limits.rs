@@ -229,6 +229,42 @@ async fn connections_over_the_limit_are_refused_while_logged_in_clients_keep_wor
     .await
 }
 
+/// Sends 4 KB transparent messages (never stored) to `target` until the server says it
+/// has no live session, at most `max`; returns how many were delivered.
+async fn flood(from: &jmessage_mock::client::Client, target: &str, max: u32) -> u32 {
+    let cmd = "x".repeat(4000);
+    let mut delivered = 0;
+    while delivered < max {
+        let r = from
+            .request(
+                "trans_msg_single",
+                json!({"target_username": target, "cmd": cmd}),
+            )
+            .await
+            .expect("flood request answered");
+        if r.code() != 0 {
+            break; // the target has no live session any more
+        }
+        delivered += 1;
+    }
+    delivered
+}
+
+/// Waits (bounded) until no session is labelled `name`.
+async fn session_gone(s: &RunningServer, name: &str) -> bool {
+    let gone = async {
+        while s
+            .engine
+            .sockets()
+            .iter()
+            .any(|x| x.label().as_deref() == Some(name))
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, gone).await.is_ok()
+}
+
 #[tokio::test]
 async fn a_slow_consumer_is_disconnected_and_memory_stays_bounded() {
     bounded(async {
@@ -246,40 +282,43 @@ async fn a_slow_consumer_is_disconnected_and_memory_stays_bounded() {
         // Logged in, then never reads again.
         let _slow = raw_user(&s, "slowpoke").await;
         let flooder = user(&s, Transport::Websocket, "flooder").await;
-        let cmd = "x".repeat(4000);
         let before = vm_rss_kib();
-        let mut delivered = 0u32;
         // 20,000 × 4 KB would hold 80 MB in an unbounded queue.
-        while delivered < 20_000 {
-            let r = flooder
-                .request(
-                    "trans_msg_single",
-                    json!({"target_username": "slowpoke", "cmd": cmd}),
-                )
-                .await
-                .expect("flood request answered");
-            if r.code() != 0 {
-                break; // the target has no live session any more
-            }
-            delivered += 1;
-        }
+        let delivered = flood(&flooder, "slowpoke", 20_000).await;
         let growth_mib = vm_rss_kib().saturating_sub(before) / 1024;
         println!("delivered {delivered} frames before the disconnect; RSS grew {growth_mib} MiB");
         assert!(delivered < 20_000, "slow consumer never disconnected");
-        let gone = async {
-            while s
-                .engine
-                .sockets()
-                .iter()
-                .any(|x| x.label().as_deref() == Some("slowpoke"))
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        assert!(tokio::time::timeout(WAIT, gone).await.is_ok());
+        assert!(session_gone(&s, "slowpoke").await);
         assert!(growth_mib < 48, "RSS grew {growth_mib} MiB");
         // The server still answers.
         assert!(flooder.send_text("flooder", "flooder", "ok").await.is_ok());
+        s.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_websocket_write_stuck_longer_than_the_write_timeout_drops_the_session() {
+    bounded(async {
+        // Queue bounds out of reach: only the write timeout can end the session.
+        let transport = TransportConfig {
+            max_queue_frames: 1_000_000,
+            max_queue_bytes: 1 << 30,
+            write_timeout: Duration::from_millis(500),
+            ..TransportConfig::default()
+        };
+        // A small journal: the RSS test in this file runs alongside.
+        let limits = Limits {
+            journal_bytes: 1024 * 1024,
+            ..Limits::default()
+        };
+        let s = start_limited(transport, limits).await;
+        let _stuck = raw_user(&s, "stuck").await;
+        let flooder = user(&s, Transport::Websocket, "flooder2").await;
+        let delivered = flood(&flooder, "stuck", 50_000).await;
+        println!("delivered {delivered} frames before the write timeout");
+        assert!(delivered < 50_000, "stuck consumer never disconnected");
+        assert!(session_gone(&s, "stuck").await);
         s.shutdown().await;
     })
     .await

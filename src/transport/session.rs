@@ -407,10 +407,13 @@ impl Socket {
 
     /// Queues an item, counting it in the queue's load.
     fn push(&self, item: Outbound) {
+        let bytes = item.bytes();
         self.load.frames.fetch_add(1, Ordering::AcqRel);
-        self.load.bytes.fetch_add(item.bytes(), Ordering::AcqRel);
+        self.load.bytes.fetch_add(bytes, Ordering::AcqRel);
         if self.tx.send(item).is_err() {
+            // The receiver is gone (the transport ended): nothing is queued.
             self.load.frames.fetch_sub(1, Ordering::AcqRel);
+            self.load.bytes.fetch_sub(bytes, Ordering::AcqRel);
         }
     }
 
