@@ -513,3 +513,30 @@ async fn graceful_shutdown_answers_a_request_in_flight_then_sends_a_close_frame(
     })
     .await
 }
+
+#[tokio::test]
+async fn graceful_shutdown_releases_a_pending_polling_get_with_a_close_packet() {
+    bounded(async {
+        let s = start_limited(TransportConfig::default(), Limits::default()).await;
+        let addr = s.addr.to_string();
+        let (status, body) = get(&addr, "/socket.io/?EIO=3&transport=polling").await;
+        assert_eq!(status, 200, "{body}");
+        let sid = body
+            .split("\"sid\":\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect("sid")
+            .to_owned();
+        // Held: nothing is queued and poll_hold is 25 s.
+        let path = format!("/socket.io/?EIO=3&transport=polling&sid={sid}");
+        let pending = tokio::spawn(async move { get(&addr, &path).await });
+        while !s.engine.get(&sid).is_some_and(|x| x.queue_taken()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        s.shutdown().await;
+        let (status, body) = pending.await.expect("GET task");
+        assert_eq!(status, 200, "{body}");
+        assert!(body.ends_with("1:1"), "no close packet: {body:?}");
+    })
+    .await
+}

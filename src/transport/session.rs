@@ -128,6 +128,8 @@ pub struct Socket {
     rx: Mutex<Option<OutboundRx>>,
     rx_returned: Notify,
     load: Arc<QueueLoad>,
+    /// Set by the first queue overflow.
+    overflowed: AtomicBool,
     /// Cancelled at once by an abrupt close: the writer stops even in the middle of a
     /// write (`closed` follows a clean close only after the close frame had its chance).
     aborted: CancellationToken,
@@ -374,7 +376,8 @@ impl Socket {
             None
         };
         if let Some(bound) = over {
-            if !self.is_closing() {
+            // Only the first overflow reports (senders may race here).
+            if !self.is_closing() && !self.overflowed.swap(true, Ordering::AcqRel) {
                 self.overflow(&engine, bound, frames, queued);
             }
             return;
@@ -457,6 +460,12 @@ impl Socket {
     /// Resolves when the session ends.
     pub async fn closed(&self) {
         self.closed.cancelled().await
+    }
+
+    /// Whether a consumer holds the outbound queue now: the websocket writer, or a
+    /// polling GET in flight.
+    pub fn queue_taken(&self) -> bool {
+        lock(&self.rx).is_none()
     }
 
     pub(crate) fn take_rx(&self) -> Option<OutboundRx> {
@@ -635,6 +644,7 @@ impl Engine {
             rx: Mutex::new(Some(rx)),
             rx_returned: Notify::new(),
             load,
+            overflowed: AtomicBool::new(false),
             aborted: CancellationToken::new(),
             state: Mutex::new(State {
                 transport,
