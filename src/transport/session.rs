@@ -730,13 +730,17 @@ impl Engine {
     }
 
     /// Waits until no inbound frame has arrived for a short quiet period (counted from
-    /// the call at the earliest), at most `limit`: frames already sent by clients are
-    /// read and answered before shutdown closes the sessions.
+    /// the call at the earliest), at most `limit`, or until no session is left: frames
+    /// already sent by clients are read and answered before shutdown closes the
+    /// sessions.
     pub async fn drain(&self, limit: Duration) {
         const QUIET: Duration = Duration::from_millis(100);
         let start = Instant::now();
         let deadline = start + limit;
         loop {
+            if self.session_count() == 0 {
+                return;
+            }
             let last =
                 self.epoch + Duration::from_millis(self.last_inbound_ms.load(Ordering::Acquire));
             let quiet_at = last.max(start) + QUIET;
