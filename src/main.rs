@@ -619,6 +619,7 @@ fn serve(a: ServeArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        let stop_signal = shutdown_signal();
         let apps = backend.apps.clone();
         let demo: Vec<String> = backend.users.iter().map(|u| u.username.clone()).collect();
         let config = ServerConfig {
@@ -663,25 +664,33 @@ fn serve(a: ServeArgs) -> ExitCode {
             println!("  admin:       {}/__admin/state", server.http_url());
         }
         let _ = std::io::Write::flush(&mut std::io::stdout());
-        shutdown_signal().await;
+        stop_signal.await;
         tracing::info!("shutting down");
         server.shutdown().await;
         ExitCode::SUCCESS
     })
 }
 
-/// Ctrl-C, or SIGTERM on Unix.
-async fn shutdown_signal() {
+/// Ctrl-C, or SIGTERM on Unix. The handlers are installed when this is called (inside
+/// the runtime), so a SIGTERM that arrives while the server starts is not lost.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let handlers = {
         use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        if let (Some(mut term), Some(mut int)) = handlers {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
+                _ = int.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
