@@ -347,6 +347,21 @@ async fn a_websocket_message_over_max_payload_gets_close_code_1009() {
 }
 
 #[tokio::test]
+async fn a_websocket_message_just_under_max_payload_is_answered() {
+    bounded(async {
+        let s = start_limited(TransportConfig::default(), Limits::default()).await;
+        let c = user(&s, Transport::Websocket, "bigsender").await;
+        // Far larger than the websocket read buffer, under the 1 MB limit.
+        let pad = "p".repeat(900_000);
+        let r = c.request("nosuch", json!({ "pad": pad })).await;
+        assert!(r.is_ok(), "large message not answered: {r:?}");
+        assert!(c.send_text("bigsender", "bigsender", "after").await.is_ok());
+        s.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
 async fn an_invalid_utf8_text_frame_gets_close_code_1007() {
     bounded(async {
         let s = start_limited(TransportConfig::default(), Limits::default()).await;

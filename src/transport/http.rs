@@ -160,8 +160,12 @@ async fn handle_get(
                 None => None,
             };
             let max = engine.config.max_payload;
+            // A 16 KiB read buffer instead of tungstenite's 128 KiB: an idle websocket
+            // costs a fraction of the memory, and larger messages still arrive (the
+            // buffer is read in chunks, up to max_message_size).
             ws.max_message_size(max)
                 .max_frame_size(max)
+                .read_buffer_size(WS_READ_BUFFER)
                 .on_upgrade(move |socket| async move {
                     match upgrade_of {
                         None => run_websocket(engine, socket, remote).await,
@@ -181,6 +185,9 @@ async fn handle_get(
         }
     }
 }
+
+/// Read buffer of a websocket connection.
+const WS_READ_BUFFER: usize = 16 * 1024;
 
 /// How long a polling GET waits for an earlier GET to give the queue back.
 const OVERLAP_GRACE: Duration = Duration::from_millis(500);
