@@ -125,6 +125,8 @@ pub(crate) async fn serve(
     engine: Arc<Engine>,
     stop: CancellationToken,
 ) {
+    let mut limits = limits;
+    limits.max_connections = limits.max_connections.clamp(1, u32::MAX as usize);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = CancellationToken::new();
     accept_loop(&listener, &app, &limits, &permits, &graceful, &stop).await;

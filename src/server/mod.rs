@@ -168,7 +168,7 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
 fn spawn_dedupe_sweep(hub: &Arc<Hub>, every: Duration, stop: CancellationToken) {
     let hub = Arc::downgrade(hub);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
