@@ -555,3 +555,39 @@ async fn graceful_shutdown_releases_a_pending_polling_get_with_a_close_packet() 
     })
     .await
 }
+
+#[tokio::test]
+async fn a_new_session_that_never_sends_a_frame_is_dropped_before_the_ping_timeout() {
+    bounded(async {
+        let transport = TransportConfig {
+            ping_interval: Duration::from_millis(200),
+            ping_timeout: Duration::from_secs(60),
+            handshake_timeout: Duration::from_millis(300),
+            ..TransportConfig::default()
+        };
+        let s = start_limited(transport, Limits::default()).await;
+        let mut silent = ws(&s).await;
+        let mut talker = ws(&s).await;
+        for c in [&mut silent, &mut talker] {
+            next_msg(c).await.expect("open");
+            next_msg(c).await.expect("40");
+        }
+        talker.send(Message::Text("2".into())).await.expect("ping");
+        assert!(matches!(next_msg(&mut talker).await, Some(Message::Text(t)) if t.as_str() == "3"));
+        // Silent since its open packet: dropped after ping_interval + handshake_timeout,
+        // long before ping_interval + ping_timeout (60 s).
+        let end = tokio::time::timeout(WAIT, async {
+            while let Some(Ok(m)) = silent.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(end.is_ok(), "silent session kept");
+        // The session that pinged keeps the full ping timeout.
+        assert_eq!(s.engine.session_count(), 1);
+        s.shutdown().await;
+    })
+    .await
+}

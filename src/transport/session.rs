@@ -130,6 +130,8 @@ pub struct Socket {
     load: Arc<QueueLoad>,
     /// Set by the first queue overflow.
     overflowed: AtomicBool,
+    /// Set by the first inbound frame.
+    heard: AtomicBool,
     /// Cancelled at once by an abrupt close: the writer stops even in the middle of a
     /// write (`closed` follows a clean close only after the close frame had its chance).
     aborted: CancellationToken,
@@ -645,6 +647,7 @@ impl Engine {
             rx_returned: Notify::new(),
             load,
             overflowed: AtomicBool::new(false),
+            heard: AtomicBool::new(false),
             aborted: CancellationToken::new(),
             state: Mutex::new(State {
                 transport,
@@ -684,17 +687,30 @@ impl Engine {
         socket
     }
 
+    /// Closes the session when the client goes quiet: no ping within `ping_interval +
+    /// ping_timeout`, or, for a session that has sent nothing at all yet, within
+    /// `ping_interval + min(handshake_timeout, ping_timeout)` (a compliant client pings
+    /// by `ping_interval` at the latest, so a silent new session is dropped sooner).
     fn spawn_heartbeat(self: &Arc<Self>, socket: Arc<Socket>) {
         let engine = Arc::downgrade(self);
-        let grace = self.config.ping_interval + self.config.ping_timeout;
+        let c = &self.config;
+        let grace = c.ping_interval + c.ping_timeout;
+        let first = c.ping_interval + c.handshake_timeout.min(c.ping_timeout);
         tokio::spawn(async move {
+            let due = |s: &Socket| {
+                let g = if s.heard.load(Ordering::Acquire) {
+                    grace
+                } else {
+                    first
+                };
+                s.last_ping() + g
+            };
             loop {
-                let deadline = socket.last_ping() + grace;
                 tokio::select! {
                     _ = socket.closed.cancelled() => return,
-                    _ = tokio::time::sleep_until(deadline) => {}
+                    _ = tokio::time::sleep_until(due(&socket)) => {}
                 }
-                if Instant::now() >= socket.last_ping() + grace {
+                if Instant::now() >= due(&socket) {
                     if let Some(engine) = engine.upgrade() {
                         engine.close(&socket, CloseReason::PingTimeout, true);
                     }
@@ -770,6 +786,7 @@ impl Engine {
     pub(crate) fn on_frame(self: &Arc<Self>, socket: &Arc<Socket>, frame: &str) {
         let now = self.epoch.elapsed().as_millis() as u64;
         self.last_inbound_ms.fetch_max(now, Ordering::AcqRel);
+        socket.heard.store(true, Ordering::Release);
         let action = match &self.interceptor {
             None => Action::Pass,
             Some(i) => i.inbound(socket, frame),
