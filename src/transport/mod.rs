@@ -41,7 +41,9 @@ pub struct TransportConfig {
     pub max_queue_bytes: usize,
     /// Longest one websocket write may take before the session is dropped.
     pub write_timeout: Duration,
-    /// Longest a polling-to-websocket upgrade (`2probe` ... `5`) may take.
+    /// Longest a polling-to-websocket upgrade (`2probe` ... `5`) may take; also, a new
+    /// session that has sent no frame is closed `ping_interval` + this (at most
+    /// `ping_timeout`) after it opened.
     pub handshake_timeout: Duration,
     /// Longest a polling POST body may take to arrive.
     pub body_timeout: Duration,
