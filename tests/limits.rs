@@ -184,21 +184,39 @@ async fn a_header_dripper_is_closed() {
     .await
 }
 
+fn at_most(n: usize) -> Limits {
+    Limits {
+        max_connections: n,
+        header_read_timeout: Duration::from_secs(30),
+        ..Limits::default()
+    }
+}
+
+/// A kept-alive connection that has completed one request.
+async fn busy_connection(s: &RunningServer) -> TcpStream {
+    let mut tcp = TcpStream::connect(s.addr).await.expect("tcp");
+    tcp.write_all(b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+        .await
+        .expect("answered")
+        .expect("read");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 404"));
+    tcp
+}
+
 #[tokio::test]
 async fn connections_over_the_limit_are_refused_while_logged_in_clients_keep_working() {
     bounded(async {
-        let limits = Limits {
-            max_connections: 6,
-            header_read_timeout: Duration::from_secs(30),
-            ..Limits::default()
-        };
-        let s = start_limited(TransportConfig::default(), limits).await;
+        let s = start_limited(TransportConfig::default(), at_most(4)).await;
         let alice = user(&s, Transport::Websocket, "alice").await;
-        let mut silent = Vec::new();
-        for _ in 0..5 {
-            silent.push(TcpStream::connect(s.addr).await.expect("tcp"));
+        let mut busy = Vec::new();
+        for _ in 0..3 {
+            busy.push(busy_connection(&s).await);
         }
-        // The limit is reached: the next connection is closed at once, unanswered.
+        // Every connection has sent a request: the next one is closed at once, unanswered.
         let mut extra = TcpStream::connect(s.addr).await.expect("tcp");
         let _ = extra
             .write_all(b"GET /socket.io/?EIO=3&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -213,7 +231,7 @@ async fn connections_over_the_limit_are_refused_while_logged_in_clients_keep_wor
             assert!(r.is_ok(), "logged-in client lost: {r:?}");
         }
         // Released connections free their slots.
-        drop(silent);
+        drop(busy);
         let reopened = async {
             loop {
                 let c = jmessage_mock::client::Client::connect(&s.http_url(), fast()).await;
@@ -224,6 +242,28 @@ async fn connections_over_the_limit_are_refused_while_logged_in_clients_keep_wor
             }
         };
         assert!(tokio::time::timeout(WAIT, reopened).await.is_ok());
+        s.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn at_the_limit_silent_connections_make_room_for_new_clients() {
+    bounded(async {
+        let s = start_limited(TransportConfig::default(), at_most(6)).await;
+        let alice = user(&s, Transport::Websocket, "alice").await;
+        let mut silent = Vec::new();
+        for _ in 0..5 {
+            silent.push(TcpStream::connect(s.addr).await.expect("tcp"));
+        }
+        // At the limit: a new client gets in, the oldest silent connection goes.
+        let bob = user(&s, Transport::Websocket, "bobby").await;
+        assert!(bob.send_text("bobby", "alice", "hi").await.is_ok());
+        assert!(alice.expect_push("msg_sync", WAIT).await.is_some());
+        assert!(
+            closed_within(&mut silent[0], WAIT).await,
+            "oldest silent kept"
+        );
         s.shutdown().await;
     })
     .await

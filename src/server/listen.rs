@@ -7,9 +7,12 @@
 //! - `header_read_timeout` closes a connection that has not sent a complete request head
 //!   in time: silent connections, header drippers, and idle keep-alive connections (hyper
 //!   restarts the timer whenever it waits for the next request);
-//! - a connection limit: a connection accepted over it is closed at once, with a
-//!   rate-limited log line; each accepted connection holds a permit for its whole life,
-//!   through a websocket upgrade, so established sessions keep working at the limit;
+//! - a connection limit: each accepted connection holds a permit for its whole life,
+//!   through a websocket upgrade, so established sessions keep working at the limit.
+//!   At the limit, the oldest connection that has not sent a complete request yet is
+//!   dropped to make room (a flood of silent connections cannot lock clients out);
+//!   when every connection has sent a request, the new one is closed at once, with a
+//!   rate-limited log line;
 //! - `TCP_NODELAY`, `ConnectInfo` and upgrades (`with_upgrades`) as before.
 //!
 //! Shutdown: stop accepting; let requests already received be answered (bounded by
@@ -67,6 +70,64 @@ impl RateLimitedLog {
             return None;
         }
         Some(self.pending.swap(0, Ordering::AcqRel).max(1))
+    }
+}
+
+/// Connections that have not sent a complete request yet, oldest first: the ones
+/// dropped to make room at the connection limit.
+#[derive(Default)]
+struct Unproven {
+    next: AtomicU64,
+    open: std::sync::Mutex<std::collections::BTreeMap<u64, CancellationToken>>,
+}
+
+impl Unproven {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, CancellationToken>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a new connection; its token is cancelled if it is evicted.
+    fn register(self: &Arc<Self>) -> Probation {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let evict = CancellationToken::new();
+        self.lock().insert(id, evict.clone());
+        Probation {
+            id,
+            evict,
+            all: self.clone(),
+        }
+    }
+
+    /// Evicts the oldest connection still on probation; false if there is none.
+    fn evict_oldest(&self) -> bool {
+        match self.lock().pop_first() {
+            Some((_, token)) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A connection's place among the unproven ones, left when it sends a request or ends.
+struct Probation {
+    id: u64,
+    evict: CancellationToken,
+    all: Arc<Unproven>,
+}
+
+impl Probation {
+    fn passed(&self) {
+        self.all.lock().remove(&self.id);
+    }
+}
+
+impl Drop for Probation {
+    fn drop(&mut self) {
+        self.passed();
     }
 }
 
@@ -144,6 +205,7 @@ async fn accept_loop(
 ) {
     let refused = RateLimitedLog::new();
     let failed = RateLimitedLog::new();
+    let unproven = Arc::new(Unproven::default());
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -160,7 +222,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let Some(permit) = admit(permits, &unproven).await else {
             if let Some(n) = refused.hit() {
                 tracing::warn!(
                     limit = limits.max_connections,
@@ -184,8 +246,25 @@ async fn accept_loop(
             app.clone(),
             limits.header_read_timeout,
             graceful.clone(),
+            unproven.register(),
         ));
     }
+}
+
+/// A permit for a new connection: a free one, or the one of the oldest connection that
+/// has not sent a request yet (evicted here). `None` when every connection has.
+async fn admit(permits: &Arc<Semaphore>, unproven: &Unproven) -> Option<OwnedSemaphorePermit> {
+    if let Ok(p) = permits.clone().try_acquire_owned() {
+        return Some(p);
+    }
+    if !unproven.evict_oldest() {
+        return None;
+    }
+    // The evicted connection's task drops it (and its permit) as soon as it runs.
+    tokio::time::timeout(Duration::from_millis(500), permits.clone().acquire_owned())
+        .await
+        .ok()?
+        .ok()
 }
 
 /// One HTTP/1.1 connection, upgrades included.
@@ -195,8 +274,12 @@ async fn serve_conn(
     app: Router,
     header_timeout: Duration,
     graceful: CancellationToken,
+    probation: Probation,
 ) {
+    let probation = Arc::new(probation);
+    let evict = probation.evict.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        probation.passed();
         req.extensions_mut().insert(ConnectInfo(remote));
         let mut app = app.clone();
         async move { tower_service::Service::call(&mut app, req).await }
@@ -211,6 +294,10 @@ async fn serve_conn(
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
+        _ = evict.cancelled() => {
+            tracing::debug!(%remote, "connection without a request dropped to make room");
+            return;
+        }
         _ = graceful.cancelled() => {
             conn.as_mut().graceful_shutdown();
             conn.await
@@ -250,6 +337,20 @@ async fn shutdown(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_oldest_unproven_connection_is_evicted_first() {
+        let all = Arc::new(Unproven::default());
+        let (a, b, c) = (all.register(), all.register(), all.register());
+        b.passed();
+        assert!(all.evict_oldest());
+        assert!(a.evict.is_cancelled() && !c.evict.is_cancelled());
+        assert!(all.evict_oldest());
+        assert!(c.evict.is_cancelled() && !b.evict.is_cancelled());
+        assert!(!all.evict_oldest());
+        drop((a, b, c));
+        assert!(all.lock().is_empty());
+    }
 
     #[test]
     fn rate_limited_log_reports_the_first_event() {
