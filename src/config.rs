@@ -61,6 +61,9 @@ pub struct ConfigFile {
     pub port: Option<u16>,
     #[serde(default)]
     pub host: Option<String>,
+    /// Connection, queue, journal and dedupe limits (docs/limits.md).
+    #[serde(default)]
+    pub limits: Option<crate::server::LimitsFile>,
 }
 
 /// A config file that could not be used, with its location.

@@ -670,12 +670,16 @@ fn serve(a: ServeArgs) -> ExitCode {
             }
         }
     }
-    let transport = TransportConfig {
+    let mut transport = TransportConfig {
         ping_interval: Duration::from_millis(a.ping_interval),
         ping_timeout: Duration::from_millis(a.ping_timeout),
         ..TransportConfig::default()
     };
     let restoring = a.state.as_ref().is_some_and(|p| p.exists());
+    let mut limits = server::Limits::default();
+    if let Some(l) = file.as_ref().and_then(|f| f.limits.as_ref()) {
+        l.apply(&mut limits, &mut transport);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -684,6 +688,7 @@ fn serve(a: ServeArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        let stop_signal = shutdown_signal();
         let apps = backend.apps.clone();
         let demo: Vec<String> = backend.users.iter().map(|u| u.username.clone()).collect();
         let token_required = admin_access.token.is_some();
@@ -693,6 +698,7 @@ fn serve(a: ServeArgs) -> ExitCode {
             admin_access,
             media_quota_bytes,
             state: a.state.clone(),
+            limits,
             ..ServerConfig::new(backend, transport)
         };
         let server = match server::start(config, SocketAddr::new(host, port)).await {
@@ -743,7 +749,7 @@ fn serve(a: ServeArgs) -> ExitCode {
             println!("  admin:       {}/__admin/state{auth}", server.http_url());
         }
         let _ = std::io::Write::flush(&mut std::io::stdout());
-        shutdown_signal().await;
+        stop_signal.await;
         tracing::info!("shutting down");
         server.shutdown().await;
         ExitCode::SUCCESS
@@ -800,18 +806,26 @@ fn admin_setup(
     ))
 }
 
-/// Ctrl-C, or SIGTERM on Unix.
-async fn shutdown_signal() {
+/// Ctrl-C, or SIGTERM on Unix. The handlers are installed when this is called (inside
+/// the runtime), so a SIGTERM that arrives while the server starts is not lost.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let handlers = {
         use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        if let (Some(mut term), Some(mut int)) = handlers {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
+                _ = int.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }

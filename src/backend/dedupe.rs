@@ -4,7 +4,10 @@
 //! Keys are `(scope, event, rid)`, where scope is the logged-in user (so retries that
 //! arrive on a new connection after a reconnect still hit) or, before login, the
 //! connection. Entries live `ttl_ms` (default 5 min, longer than the SDK's 150 s retry
-//! window) and the cache is bounded.
+//! window) and the cache is bounded by entries (`max_entries`) and by the bytes of the
+//! stored answers (`max_bytes`); the oldest entries go first. Expiry runs on every
+//! request and from the server's periodic sweep (`Backend::expire`), so an idle server
+//! does not keep old answers.
 
 use super::model::{ConnId, UserKey};
 use serde_json::{Map, Value};
@@ -25,16 +28,26 @@ struct Key {
     rid: Arc<str>,
 }
 
+/// What one stored answer costs: its serialized size plus the key and bookkeeping.
+fn weight(key: &Key, answer: &Option<Map<String, Value>>) -> usize {
+    let body = answer
+        .as_ref()
+        .map_or(0, |m| serde_json::to_string(m).map_or(0, |t| t.len()));
+    128 + key.event.len() + key.rid.len() + body
+}
+
 /// The bounded, expiring cache.
 #[derive(Debug)]
 pub struct Dedupe {
-    entries: HashMap<Key, Option<Map<String, Value>>>,
+    entries: HashMap<Key, (Option<Map<String, Value>>, usize)>,
     order: VecDeque<(i64, Key)>,
     /// How many entries exist per `(event, rid)`, whatever the scope: lets the server
     /// recognise an old retry on a connection that has not logged in yet.
     seen: HashMap<(Arc<str>, Arc<str>), u32>,
     pub ttl_ms: i64,
     pub max_entries: usize,
+    pub max_bytes: usize,
+    bytes: usize,
 }
 
 impl Default for Dedupe {
@@ -44,7 +57,9 @@ impl Default for Dedupe {
             order: VecDeque::new(),
             seen: HashMap::new(),
             ttl_ms: 5 * 60 * 1000,
-            max_entries: 200_000,
+            max_entries: 100_000,
+            max_bytes: 64 * 1024 * 1024,
+            bytes: 0,
         }
     }
 }
@@ -65,7 +80,7 @@ impl Dedupe {
                     event: event.into(),
                     rid: rid.into(),
                 })
-                .cloned()
+                .map(|(answer, _)| answer.clone())
         })
     }
 
@@ -92,12 +107,17 @@ impl Dedupe {
                 event: event.clone(),
                 rid: rid.clone(),
             };
-            if self.entries.insert(key.clone(), answer.clone()).is_none() {
-                *self.seen.entry((event.clone(), rid.clone())).or_default() += 1;
-                self.order.push_back((now_ms, key));
+            let w = weight(&key, &answer);
+            self.bytes += w;
+            match self.entries.insert(key.clone(), (answer.clone(), w)) {
+                Some((_, old)) => self.bytes -= old,
+                None => {
+                    *self.seen.entry((event.clone(), rid.clone())).or_default() += 1;
+                    self.order.push_back((now_ms, key));
+                }
             }
         }
-        while self.entries.len() > self.max_entries {
+        while self.entries.len() > self.max_entries || self.bytes > self.max_bytes {
             if !self.pop_oldest() {
                 break;
             }
@@ -118,7 +138,8 @@ impl Dedupe {
         let Some((_, key)) = self.order.pop_front() else {
             return false;
         };
-        if self.entries.remove(&key).is_some() {
+        if let Some((_, w)) = self.entries.remove(&key) {
+            self.bytes -= w;
             let seen_key = (key.event.clone(), key.rid.clone());
             if let Some(n) = self.seen.get_mut(&seen_key) {
                 *n -= 1;
@@ -132,6 +153,11 @@ impl Dedupe {
 
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Bytes the stored answers account for now.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub fn is_empty(&self) -> bool {
@@ -182,5 +208,30 @@ mod tests {
         assert_eq!(d.len(), 3);
         assert_eq!(d.get(&[Scope::Conn(1)], "e", "9"), Some(None));
         assert_eq!(d.get(&[Scope::Conn(1)], "e", "0"), None);
+    }
+
+    #[test]
+    fn bounded_by_bytes() {
+        let mut d = Dedupe {
+            max_bytes: 10_000,
+            ..Default::default()
+        };
+        let mut body = Map::new();
+        body.insert("x".into(), Value::String("y".repeat(1_000)));
+        for i in 0..100 {
+            d.put(
+                i,
+                &[Scope::Conn(1)],
+                "e",
+                &i.to_string(),
+                Some(body.clone()),
+            );
+        }
+        assert!(d.bytes() <= 10_000, "{}", d.bytes());
+        assert!(d.len() >= 5 && d.len() < 20, "{}", d.len());
+        assert!(d.get(&[Scope::Conn(1)], "e", "99").is_some());
+        d.put(100, &[Scope::Conn(1)], "e", "99", None);
+        d.expire(100 + d.ttl_ms);
+        assert_eq!((d.len(), d.bytes()), (0, 0));
     }
 }

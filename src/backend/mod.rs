@@ -368,6 +368,27 @@ impl Backend {
         self.messages.len()
     }
 
+    /// Bounds the dedupe cache: entries, bytes of stored answers, and their lifetime.
+    pub fn set_dedupe_limits(&mut self, max_entries: usize, max_bytes: usize, ttl_ms: i64) {
+        self.dedupe.max_entries = max_entries;
+        self.dedupe.max_bytes = max_bytes;
+        self.dedupe.ttl_ms = ttl_ms;
+        let now = self.now_ms();
+        self.dedupe.expire(now);
+    }
+
+    /// Drops what has expired at `now_ms` (the server calls this periodically, so an
+    /// idle server does not keep old answers). Returns the dedupe entries left.
+    pub fn expire(&mut self, now_ms: i64) -> usize {
+        self.dedupe.expire(now_ms);
+        self.dedupe.len()
+    }
+
+    /// Answers the dedupe cache holds now.
+    pub fn dedupe_len(&self) -> usize {
+        self.dedupe.len()
+    }
+
     /// The logged-in user of a connection.
     pub fn conn_user(&self, conn: ConnId) -> Option<&UserKey> {
         self.conns.get(&conn)?.login.as_ref().map(|l| &l.user)

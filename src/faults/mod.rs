@@ -238,6 +238,16 @@ impl FaultLayer {
         })
     }
 
+    /// Bounds the journal by bytes, and the frame text kept per entry (docs/limits.md).
+    pub fn set_journal_bounds(&self, max_bytes: usize, frame_max: usize) {
+        lock(&self.journal).set_bounds(max_bytes, frame_max);
+    }
+
+    /// Bytes the journal accounts for now.
+    pub fn journal_bytes(&self) -> usize {
+        lock(&self.journal).bytes()
+    }
+
     /// Lets `restart` faults reach the engine.
     pub fn attach(&self, engine: &Arc<Engine>) {
         let _ = self.engine.set(Arc::downgrade(engine));

@@ -19,6 +19,8 @@ pub struct Hub {
     /// Bumped when the whole backend is replaced (ids start over: caches of the saver
     /// keyed by msg_id are void).
     epoch: AtomicU64,
+    /// Dedupe bounds (entries, bytes, ttl ms), re-applied to every replacement backend.
+    dedupe_limits: Mutex<Option<(usize, usize, i64)>>,
 }
 
 impl Hub {
@@ -29,7 +31,16 @@ impl Hub {
             engine: RwLock::new(Weak::new()),
             generation: AtomicU64::new(0),
             epoch: AtomicU64::new(0),
+            dedupe_limits: Mutex::new(None),
         }
+    }
+
+    /// Bounds the dedupe cache of this backend and of every backend that replaces it.
+    pub fn set_dedupe_limits(&self, max_entries: usize, max_bytes: usize, ttl_ms: i64) {
+        *self.dedupe_limits.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((max_entries, max_bytes, ttl_ms));
+        self.lock()
+            .set_dedupe_limits(max_entries, max_bytes, ttl_ms);
     }
 
     pub(crate) fn attach(&self, engine: &Arc<Engine>) {
@@ -174,6 +185,11 @@ impl Hub {
             for s in engine.sockets() {
                 engine.close(&s, CloseReason::ServerClose, true);
             }
+        }
+        let mut backend = backend;
+        let limits = *self.dedupe_limits.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((entries, bytes, ttl)) = limits {
+            backend.set_dedupe_limits(entries, bytes, ttl);
         }
         let mut guard = self.lock();
         *guard = backend;

@@ -8,18 +8,21 @@
 mod admin;
 pub mod guard;
 mod hub;
+mod limits;
+mod listen;
 mod media;
 pub mod persist;
 
 pub use guard::AdminAccess;
 pub use hub::Hub;
+pub use limits::{default_max_connections, Limits, LimitsFile};
 
 use crate::backend::{Backend, BackendConfig, Clock, OffsetClock};
 use crate::faults::{FaultLayer, FaultSpec};
 use crate::transport::{http as eio_http, Engine, Interceptor, TransportConfig};
-use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +43,8 @@ pub struct ServerConfig {
     pub media_quota_bytes: usize,
     /// Keep the state in this file across restarts (`serve --state`, docs/state.md).
     pub state: Option<std::path::PathBuf>,
+    /// Connection, shutdown, journal and dedupe limits (docs/limits.md).
+    pub limits: Limits,
 }
 
 impl ServerConfig {
@@ -53,6 +58,7 @@ impl ServerConfig {
             admin_access: AdminAccess::default(),
             media_quota_bytes: crate::backend::media::MEDIA_QUOTA_BYTES,
             state: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -65,6 +71,7 @@ pub struct RunningServer {
     pub faults: Arc<FaultLayer>,
     pub clock: OffsetClock,
     stop: CancellationToken,
+    grace: Duration,
     task: tokio::task::JoinHandle<()>,
     persister: Option<persist::Persister>,
 }
@@ -85,11 +92,12 @@ impl RunningServer {
         format!("http://{}/resource", self.addr)
     }
 
-    /// Stops accepting, closes every session, and waits for the server task.
+    /// Graceful shutdown, as on SIGTERM: stops accepting, lets requests already received
+    /// be answered, closes every session with a close frame, and waits (bounded by
+    /// twice `limits.shutdown_grace`, plus a margin) for the server task.
     pub async fn shutdown(self) {
-        self.engine.close_all();
         self.stop.cancel();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await;
+        let _ = tokio::time::timeout(self.grace * 2 + Duration::from_secs(1), self.task).await;
         if let Some(p) = self.persister {
             p.finish().await;
         }
@@ -136,8 +144,15 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
     let public_url = format!("http://{public}");
     backend.set_public_url(&public_url);
     backend.set_media_quota(config.media_quota_bytes);
+    let limits = config.limits.clone();
     let hub = Arc::new(Hub::new(backend));
+    hub.set_dedupe_limits(
+        limits.dedupe_max_entries,
+        limits.dedupe_max_bytes,
+        limits.dedupe_ttl.as_millis() as i64,
+    );
     let faults = FaultLayer::new(config.journal_capacity);
+    faults.set_journal_bounds(limits.journal_bytes, limits.journal_frame_max);
     faults.replace(config.faults.clone())?;
     let interceptor: Arc<dyn Interceptor> = faults.clone();
     let engine = Engine::with_interceptor(config.transport.clone(), hub.clone(), Some(interceptor));
@@ -164,21 +179,15 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
         persist::Persister::spawn(hub.clone(), path, persist::SAVE_INTERVAL, cache)
     });
     let stop = CancellationToken::new();
-    let stopped = stop.clone();
-    let task = tokio::spawn(async move {
-        let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        // Small frames back to back (ack, then response): without TCP_NODELAY the second
-        // one waits for the peer's delayed ACK (~40 ms).
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let result = axum::serve(listener, service)
-            .with_graceful_shutdown(async move { stopped.cancelled().await })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "server stopped with an error");
-        }
-    });
+    let grace = limits.shutdown_grace;
+    spawn_dedupe_sweep(&hub, limits.dedupe_sweep, stop.clone());
+    let task = tokio::spawn(listen::serve(
+        listener,
+        app,
+        limits,
+        engine.clone(),
+        stop.clone(),
+    ));
     Ok(RunningServer {
         addr,
         hub,
@@ -186,9 +195,28 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
         faults,
         clock,
         stop,
+        grace,
         task,
         persister,
     })
+}
+
+/// Expires dedupe answers every `every`, so an idle server frees them too (the backend
+/// does no I/O and has no timers of its own).
+fn spawn_dedupe_sweep(hub: &Arc<Hub>, every: Duration, stop: CancellationToken) {
+    let hub = Arc::downgrade(hub);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.cancelled() => return,
+            }
+            let Some(hub) = hub.upgrade() else { return };
+            hub.with_backend(|b| b.expire(b.now_ms()));
+        }
+    });
 }
 
 async fn not_found() -> (axum::http::StatusCode, &'static str) {

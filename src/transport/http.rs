@@ -2,9 +2,9 @@
 //! the websocket upgrade (fresh or from polling), CORS, and Engine.IO's HTTP errors.
 
 use super::engineio::{self, PacketType};
-use super::session::{CloseReason, Engine, Outbound, Socket, TransportKind};
+use super::session::{CloseReason, Engine, Outbound, OutboundRx, Socket, TransportKind};
 use axum::body::{Body, Bytes};
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -160,8 +160,12 @@ async fn handle_get(
                 None => None,
             };
             let max = engine.config.max_payload;
+            // A 16 KiB read buffer instead of tungstenite's 128 KiB: an idle websocket
+            // costs a fraction of the memory, and larger messages still arrive (the
+            // buffer is read in chunks, up to max_message_size).
             ws.max_message_size(max)
                 .max_frame_size(max)
+                .read_buffer_size(WS_READ_BUFFER)
                 .on_upgrade(move |socket| async move {
                     match upgrade_of {
                         None => run_websocket(engine, socket, remote).await,
@@ -182,18 +186,35 @@ async fn handle_get(
     }
 }
 
+/// Read buffer of a websocket connection.
+const WS_READ_BUFFER: usize = 16 * 1024;
+
+/// How long a polling GET waits for an earlier GET to give the queue back.
+const OVERLAP_GRACE: Duration = Duration::from_millis(500);
+
 /// A long-polling GET: waits for queued frames (or holds, then answers `noop`).
 async fn poll(engine: &Arc<Engine>, socket: &Arc<Socket>, headers: &HeaderMap) -> Response {
     if socket.transport() != TransportKind::Polling {
         return eio_error(headers, EioHttpError::BadRequest);
     }
-    let Some(mut rx) = socket.take_rx() else {
+    // A GET the client aborted may not have been noticed yet: give it a moment to
+    // return the queue before calling this an overlap.
+    let Some(rx) = socket.take_rx_wait(OVERLAP_GRACE).await else {
         // Two GETs at once: engine.io treats this as a broken client.
         engine.close(
             socket,
             CloseReason::ProtocolError("overlapping GET".into()),
             true,
         );
+        return eio_error(headers, EioHttpError::BadRequest);
+    };
+    // A client that aborts the GET drops this future: the guard gives the queue back so
+    // the session survives for the next GET (receiving is cancel-safe: nothing is lost).
+    let mut guard = RxGuard {
+        socket,
+        rx: Some(rx),
+    };
+    let Some(rx) = guard.rx.as_mut() else {
         return eio_error(headers, EioHttpError::BadRequest);
     };
     let mut frames: Vec<Arc<str>> = Vec::new();
@@ -207,21 +228,52 @@ async fn poll(engine: &Arc<Engine>, socket: &Arc<Socket>, headers: &HeaderMap) -
     loop {
         match next {
             Some(Outbound::Frame(f)) => frames.push(f),
-            Some(Outbound::Close { .. }) | None => {
+            Some(Outbound::Close { .. } | Outbound::CloseCode(..)) | None => {
                 closing = true;
                 break;
             }
         }
         match rx.try_recv() {
-            Ok(item) => next = Some(item),
-            Err(_) => break,
+            Some(item) => next = Some(item),
+            None => break,
         }
     }
-    socket.put_rx(rx);
+    drop(guard);
     if closing {
         frames.push(engineio::encode_packet(PacketType::Close, "").into());
     }
     text_response(headers, StatusCode::OK, engineio::encode_payload(&frames))
+}
+
+/// Returns a session's outbound queue when the polling GET holding it ends, however it
+/// ends.
+struct RxGuard<'a> {
+    socket: &'a Arc<Socket>,
+    rx: Option<OutboundRx>,
+}
+
+impl Drop for RxGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(rx) = self.rx.take() {
+            self.socket.put_rx(rx);
+        }
+    }
+}
+
+/// Reads a POST body: at most `max_payload + 1` bytes within `body_timeout` (a client
+/// that drips its body is cut off). `Err` is the response to send.
+async fn read_body(engine: &Engine, body: Body) -> Result<Bytes, StatusCode> {
+    let limit = engine.config.max_payload.saturating_add(1);
+    match tokio::time::timeout(
+        engine.config.body_timeout,
+        axum::body::to_bytes(body, limit),
+    )
+    .await
+    {
+        Err(_) => Err(StatusCode::REQUEST_TIMEOUT),
+        Ok(Err(_)) => Err(StatusCode::PAYLOAD_TOO_LARGE),
+        Ok(Ok(b)) => Ok(b),
+    }
 }
 
 async fn handle_post(
@@ -229,7 +281,7 @@ async fn handle_post(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     method: Method,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     match check_query(&q) {
         Ok(TransportKind::Polling) => {}
@@ -243,16 +295,22 @@ async fn handle_post(
         return eio_error(&headers, EioHttpError::UnknownSid);
     };
     debug_assert_eq!(method, Method::POST);
-    if body.len() > engine.config.max_payload {
-        engine.close(
-            &socket,
-            CloseReason::ProtocolError("payload too large".into()),
-            false,
-        );
-        let mut resp = (StatusCode::PAYLOAD_TOO_LARGE, Body::empty()).into_response();
-        cors(&headers, &mut resp);
-        return resp;
-    }
+    let body = match read_body(&engine, body).await {
+        Ok(b) if b.len() <= engine.config.max_payload => b,
+        other => {
+            let status = other.err().unwrap_or(StatusCode::PAYLOAD_TOO_LARGE);
+            let why = status.canonical_reason().unwrap_or("bad body");
+            tracing::warn!(
+                conn = socket.id,
+                status = status.as_u16(),
+                "polling POST refused: {why}"
+            );
+            engine.close(&socket, CloseReason::ProtocolError(why.into()), false);
+            let mut resp = (status, Body::empty()).into_response();
+            cors(&headers, &mut resp);
+            return resp;
+        }
+    };
     let text = match std::str::from_utf8(&body) {
         Ok(t) => t,
         Err(_) => return eio_error(&headers, EioHttpError::BadRequest),
@@ -286,7 +344,12 @@ async fn run_websocket(engine: Arc<Engine>, ws: WebSocket, remote: SocketAddr) {
     let Some(rx) = socket.take_rx() else {
         return;
     };
-    tokio::spawn(write_loop(socket.clone(), sink, rx));
+    tokio::spawn(write_loop(
+        socket.clone(),
+        sink,
+        rx,
+        engine.config.write_timeout,
+    ));
     read_loop(&engine, &socket, stream).await;
 }
 
@@ -296,14 +359,10 @@ async fn run_upgrade(engine: Arc<Engine>, socket: Arc<Socket>, ws: WebSocket) {
         return;
     }
     let (mut sink, mut stream) = ws.split();
-    let limit = engine.config.ping_timeout;
-    let upgraded = async {
+    // The whole probe exchange is bounded: a client that never finishes it is dropped.
+    let probe = async {
         loop {
-            let msg = tokio::time::timeout(limit, stream.next())
-                .await
-                .ok()??
-                .ok()?;
-            let Message::Text(text) = msg else {
+            let Message::Text(text) = stream.next().await?.ok()? else {
                 continue;
             };
             match text.as_str() {
@@ -316,9 +375,11 @@ async fn run_upgrade(engine: Arc<Engine>, socket: Arc<Socket>, ws: WebSocket) {
                 _ => return None,
             }
         }
-    }
-    .await
-    .is_some();
+    };
+    let upgraded = matches!(
+        tokio::time::timeout(engine.config.handshake_timeout, probe).await,
+        Ok(Some(()))
+    );
     if !upgraded {
         socket.finish_upgrade(false);
         return;
@@ -332,19 +393,22 @@ async fn run_upgrade(engine: Arc<Engine>, socket: Arc<Socket>, ws: WebSocket) {
         );
         return;
     };
-    tokio::spawn(write_loop(socket.clone(), sink, rx));
+    tokio::spawn(write_loop(
+        socket.clone(),
+        sink,
+        rx,
+        engine.config.write_timeout,
+    ));
     read_loop(&engine, &socket, stream).await;
 }
 
 type WsSink = futures_util::stream::SplitSink<WebSocket, Message>;
 type WsStream = futures_util::stream::SplitStream<WebSocket>;
 
-/// The one writer task of a websocket session.
-async fn write_loop(
-    socket: Arc<Socket>,
-    mut sink: WsSink,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Outbound>,
-) {
+/// The one writer task of a websocket session. Each write is bounded by
+/// `write_timeout`: a client that stops reading cannot hold the writer (and its queue)
+/// forever.
+async fn write_loop(socket: Arc<Socket>, mut sink: WsSink, mut rx: OutboundRx, limit: Duration) {
     loop {
         // Queued frames first: a close always follows its `Close` item in the queue, so
         // the frames queued before it (e.g. a response closed `after`) are delivered
@@ -354,20 +418,45 @@ async fn write_loop(
             item = rx.recv() => item,
             _ = socket.cancel_token().cancelled() => None,
         };
-        match item {
-            Some(Outbound::Frame(f)) => {
-                if sink.send(Message::Text((&*f).into())).await.is_err() {
-                    break;
-                }
-            }
-            Some(Outbound::Close { abrupt: false }) => {
-                let _ = sink.send(Message::Close(None)).await;
+        let msg = match item {
+            Some(Outbound::Frame(f)) => Message::Text((&*f).into()),
+            Some(Outbound::Close { abrupt: false }) => Message::Close(None),
+            Some(Outbound::CloseCode(code, reason)) => Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })),
+            Some(Outbound::Close { abrupt: true }) | None => break,
+        };
+        let last = matches!(msg, Message::Close(_));
+        // Send first: frames queued before an abrupt close still go out when the
+        // client reads; an abort only interrupts a write that is stuck.
+        let sent = tokio::select! {
+            biased;
+            r = tokio::time::timeout(limit, sink.send(msg)) => r,
+            _ = socket.abort_token().cancelled() => break,
+        };
+        match sent {
+            Ok(Ok(())) if !last => {}
+            Ok(_) => break,
+            Err(_) => {
+                socket.slow_consumer(format!("write timeout {} ms", limit.as_millis()));
                 break;
             }
-            Some(Outbound::Close { abrupt: true }) | None => break,
         }
     }
     // Dropping the sink here (abrupt) closes the TCP connection without a close frame.
+}
+
+/// The RFC 6455 close code for a websocket read error, when one applies: 1009 for a
+/// message over the size limit, 1007 for a text message that is not UTF-8.
+fn close_code(e: axum::Error) -> Option<(u16, &'static str)> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let inner = e.into_inner();
+    match inner.downcast_ref::<WsError>()? {
+        WsError::Capacity(_) => Some((1009, "message too big")),
+        WsError::Utf8(_) => Some((1007, "invalid UTF-8")),
+        _ => None,
+    }
 }
 
 async fn read_loop(engine: &Arc<Engine>, socket: &Arc<Socket>, mut stream: WsStream) {
@@ -387,11 +476,18 @@ async fn read_loop(engine: &Arc<Engine>, socket: &Arc<Socket>, mut stream: WsStr
                 return;
             }
             Some(Err(e)) => {
-                engine.close(
-                    socket,
-                    CloseReason::ProtocolError(format!("websocket: {e}")),
-                    true,
-                );
+                let text = e.to_string();
+                match close_code(e) {
+                    Some((code, reason)) => {
+                        tracing::warn!(conn = socket.id, code, error = %text, "websocket message refused");
+                        socket.close_with_code(code, reason);
+                    }
+                    None => engine.close(
+                        socket,
+                        CloseReason::ProtocolError(format!("websocket: {text}")),
+                        true,
+                    ),
+                }
                 return;
             }
         }

@@ -33,6 +33,20 @@ pub struct TransportConfig {
     pub allow_upgrades: bool,
     /// How long a polling GET is held open with nothing to send before a `noop`.
     pub poll_hold: Duration,
+    /// Most frames a session's outbound queue holds; one more drops the session (a slow
+    /// consumer).
+    pub max_queue_frames: usize,
+    /// Most bytes a session's outbound queue holds (a frame alone in an empty queue is
+    /// always accepted); more drops the session.
+    pub max_queue_bytes: usize,
+    /// Longest one websocket write may take before the session is dropped.
+    pub write_timeout: Duration,
+    /// Longest a polling-to-websocket upgrade (`2probe` ... `5`) may take; also, a new
+    /// session that has sent no frame is closed `ping_interval` + this (at most
+    /// `ping_timeout`) after it opened.
+    pub handshake_timeout: Duration,
+    /// Longest a polling POST body may take to arrive.
+    pub body_timeout: Duration,
 }
 
 impl Default for TransportConfig {
@@ -43,6 +57,11 @@ impl Default for TransportConfig {
             max_payload: 1_000_000,
             allow_upgrades: true,
             poll_hold: Duration::from_millis(25_000),
+            max_queue_frames: 10_000,
+            max_queue_bytes: 16 * 1024 * 1024,
+            write_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -1,9 +1,12 @@
 //! Engine.IO sessions: one [`Socket`] per `sid`, whatever carries it (a websocket, or
 //! polling requests, or polling upgraded to a websocket).
 //!
-//! Outbound frames go into one unbounded queue per session. Exactly one consumer holds
-//! the queue's receiver at a time: the websocket writer task, or the polling GET that is
-//! in flight. Nothing here holds a lock across an `.await`.
+//! Outbound frames go into one queue per session, bounded by frames and bytes
+//! (`TransportConfig::max_queue_frames` / `max_queue_bytes`): a session whose client does
+//! not read fast enough to stay under the bound is dropped (a slow consumer), never
+//! allowed to grow memory. Exactly one consumer holds the queue's receiver at a time: the
+//! websocket writer task, or the polling GET that is in flight. Nothing here holds a lock
+//! across an `.await`.
 
 use super::engineio::{self, Handshake, PacketType};
 use super::intercept::{Action, FrameKind, FrameTag, Interceptor};
@@ -47,6 +50,9 @@ pub enum CloseReason {
     ServerClose,
     /// A frame could not be decoded or broke a limit.
     ProtocolError(String),
+    /// The client did not read its frames fast enough: the outbound queue hit its bound,
+    /// or one websocket write took longer than the write timeout.
+    SlowConsumer(String),
 }
 
 /// An item of a session's outbound queue.
@@ -56,6 +62,52 @@ pub(crate) enum Outbound {
     Frame(Arc<str>),
     /// Close the transport; `abrupt` drops the connection without a close frame.
     Close { abrupt: bool },
+    /// Close a websocket with this RFC 6455 status code and reason (polling: a close
+    /// packet).
+    CloseCode(u16, &'static str),
+}
+
+impl Outbound {
+    fn bytes(&self) -> usize {
+        match self {
+            Self::Frame(f) => f.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// What a session's outbound queue holds now.
+#[derive(Debug, Default)]
+struct QueueLoad {
+    frames: std::sync::atomic::AtomicUsize,
+    bytes: std::sync::atomic::AtomicUsize,
+}
+
+/// The receiving end of a session's outbound queue; keeps the queue's load up to date.
+pub(crate) struct OutboundRx {
+    rx: mpsc::UnboundedReceiver<Outbound>,
+    load: Arc<QueueLoad>,
+}
+
+impl OutboundRx {
+    fn took(&self, item: &Outbound) {
+        self.load.frames.fetch_sub(1, Ordering::AcqRel);
+        self.load.bytes.fetch_sub(item.bytes(), Ordering::AcqRel);
+    }
+
+    /// The next item; `None` once every sender is gone.
+    pub(crate) async fn recv(&mut self) -> Option<Outbound> {
+        let item = self.rx.recv().await?;
+        self.took(&item);
+        Some(item)
+    }
+
+    /// The next item if one is queued now.
+    pub(crate) fn try_recv(&mut self) -> Option<Outbound> {
+        let item = self.rx.try_recv().ok()?;
+        self.took(&item);
+        Some(item)
+    }
 }
 
 struct State {
@@ -73,8 +125,16 @@ pub struct Socket {
     /// Peer address, when known.
     pub remote: Option<SocketAddr>,
     tx: mpsc::UnboundedSender<Outbound>,
-    rx: Mutex<Option<mpsc::UnboundedReceiver<Outbound>>>,
+    rx: Mutex<Option<OutboundRx>>,
     rx_returned: Notify,
+    load: Arc<QueueLoad>,
+    /// Set by the first queue overflow.
+    overflowed: AtomicBool,
+    /// Set by the first inbound frame.
+    heard: AtomicBool,
+    /// Cancelled at once by an abrupt close: the writer stops even in the middle of a
+    /// write (`closed` follows a clean close only after the close frame had its chance).
+    aborted: CancellationToken,
     state: Mutex<State>,
     closed: CancellationToken,
     close_once: AtomicBool,
@@ -214,7 +274,7 @@ impl Socket {
     /// task: the sender may hold locks that the close handler takes (the hub sends
     /// responses and pushes with the backend locked).
     fn close_soon(self: &Arc<Self>, abrupt: bool) {
-        let _ = self.tx.send(Outbound::Close { abrupt });
+        self.push(Outbound::Close { abrupt });
         let me = self.clone();
         tokio::spawn(async move { me.close(abrupt) });
     }
@@ -301,7 +361,70 @@ impl Socket {
     }
 
     fn enqueue_raw(&self, frame: Arc<str>) {
-        let _ = self.tx.send(Outbound::Frame(frame));
+        let bytes = frame.len();
+        let frames = self.load.frames.load(Ordering::Acquire);
+        let queued = self.load.bytes.load(Ordering::Acquire);
+        let Some(engine) = self.engine.upgrade() else {
+            return;
+        };
+        let config = &engine.config;
+        // A frame alone is always accepted into an empty queue: the byte bound limits a
+        // backlog, not the size of one frame (max_payload and the backend bound those).
+        let over = if frames + 1 > config.max_queue_frames {
+            Some(format!("{} frames", config.max_queue_frames))
+        } else if queued > 0 && queued + bytes > config.max_queue_bytes {
+            Some(format!("{} bytes", config.max_queue_bytes))
+        } else {
+            None
+        };
+        if let Some(bound) = over {
+            // Only the first overflow reports (senders may race here).
+            if !self.is_closing() && !self.overflowed.swap(true, Ordering::AcqRel) {
+                self.overflow(&engine, bound, frames, queued);
+            }
+            return;
+        }
+        self.push(Outbound::Frame(frame));
+    }
+
+    /// The queue hit its bound: drop the session at once (no close frame can get past a
+    /// full queue), with one log line.
+    fn overflow(&self, engine: &Arc<Engine>, bound: String, frames: usize, bytes: usize) {
+        tracing::warn!(
+            conn = self.id,
+            user = self.label().as_deref().unwrap_or("-"),
+            bound = %bound,
+            queued_frames = frames,
+            queued_bytes = bytes,
+            "slow consumer: outbound queue full, closing the session"
+        );
+        self.aborted.cancel();
+        // Reported from a task: the sender may hold the backend lock.
+        if let Some(me) = engine.get(&self.sid) {
+            let engine = Arc::downgrade(engine);
+            tokio::spawn(async move {
+                if let Some(engine) = engine.upgrade() {
+                    engine.close(&me, CloseReason::SlowConsumer(bound), true);
+                }
+            });
+        }
+    }
+
+    /// Queues an item, counting it in the queue's load.
+    fn push(&self, item: Outbound) {
+        let bytes = item.bytes();
+        self.load.frames.fetch_add(1, Ordering::AcqRel);
+        self.load.bytes.fetch_add(bytes, Ordering::AcqRel);
+        if self.tx.send(item).is_err() {
+            // The receiver is gone (the transport ended): nothing is queued.
+            self.load.frames.fetch_sub(1, Ordering::AcqRel);
+            self.load.bytes.fetch_sub(bytes, Ordering::AcqRel);
+        }
+    }
+
+    /// True once a close has begun (reported or not).
+    fn is_closing(&self) -> bool {
+        self.close_once.load(Ordering::Acquire) || self.aborted.is_cancelled()
     }
 
     /// Sends a Socket.IO event with a tag.
@@ -341,20 +464,23 @@ impl Socket {
         self.closed.cancelled().await
     }
 
-    pub(crate) fn take_rx(&self) -> Option<mpsc::UnboundedReceiver<Outbound>> {
+    /// Whether a consumer holds the outbound queue now: the websocket writer, or a
+    /// polling GET in flight.
+    pub fn queue_taken(&self) -> bool {
+        lock(&self.rx).is_none()
+    }
+
+    pub(crate) fn take_rx(&self) -> Option<OutboundRx> {
         lock(&self.rx).take()
     }
 
-    pub(crate) fn put_rx(&self, rx: mpsc::UnboundedReceiver<Outbound>) {
+    pub(crate) fn put_rx(&self, rx: OutboundRx) {
         *lock(&self.rx) = Some(rx);
         self.rx_returned.notify_waiters();
     }
 
     /// Waits (bounded) until no polling GET holds the queue, then takes it.
-    pub(crate) async fn take_rx_wait(
-        &self,
-        limit: Duration,
-    ) -> Option<mpsc::UnboundedReceiver<Outbound>> {
+    pub(crate) async fn take_rx_wait(&self, limit: Duration) -> Option<OutboundRx> {
         let deadline = Instant::now() + limit;
         loop {
             let notified = self.rx_returned.notified();
@@ -369,6 +495,41 @@ impl Socket {
 
     pub(crate) fn cancel_token(&self) -> &CancellationToken {
         &self.closed
+    }
+
+    /// Drops a session whose client does not read (a write took too long), with one log
+    /// line.
+    pub(crate) fn slow_consumer(self: &Arc<Self>, why: String) {
+        if self.is_closing() {
+            return;
+        }
+        tracing::warn!(
+            conn = self.id,
+            user = self.label().as_deref().unwrap_or("-"),
+            bound = %why,
+            "slow consumer: closing the session"
+        );
+        if let Some(engine) = self.engine.upgrade() {
+            engine.close(self, CloseReason::SlowConsumer(why), true);
+        }
+    }
+
+    /// Cancelled by an abrupt close (or a slow consumer): writers stop at once.
+    pub(crate) fn abort_token(&self) -> &CancellationToken {
+        &self.aborted
+    }
+
+    /// Closes the session with an RFC 6455 status code on its websocket (a close packet
+    /// on polling), after the frames already queued.
+    pub(crate) fn close_with_code(self: &Arc<Self>, code: u16, reason: &'static str) {
+        self.push(Outbound::CloseCode(code, reason));
+        if let Some(engine) = self.engine.upgrade() {
+            engine.close(
+                self,
+                CloseReason::ProtocolError(format!("{code} {reason}")),
+                false,
+            );
+        }
     }
 
     pub(crate) fn begin_upgrade(&self) -> bool {
@@ -405,6 +566,10 @@ pub struct Engine {
     interceptor: Option<Arc<dyn Interceptor>>,
     next_id: AtomicU64,
     sid_seed: u64,
+    /// When the last inbound frame arrived, ms after `epoch` (graceful shutdown waits
+    /// for a quiet moment).
+    last_inbound_ms: AtomicU64,
+    epoch: Instant,
 }
 
 impl Engine {
@@ -429,6 +594,8 @@ impl Engine {
             interceptor,
             next_id: AtomicU64::new(1),
             sid_seed,
+            last_inbound_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
         })
     }
 
@@ -466,6 +633,11 @@ impl Engine {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let sid = self.make_sid(id);
         let (tx, rx) = mpsc::unbounded_channel();
+        let load = Arc::new(QueueLoad::default());
+        let rx = OutboundRx {
+            rx,
+            load: load.clone(),
+        };
         let socket = Arc::new(Socket {
             id,
             sid: sid.clone(),
@@ -473,6 +645,10 @@ impl Engine {
             tx,
             rx: Mutex::new(Some(rx)),
             rx_returned: Notify::new(),
+            load,
+            overflowed: AtomicBool::new(false),
+            heard: AtomicBool::new(false),
+            aborted: CancellationToken::new(),
             state: Mutex::new(State {
                 transport,
                 last_ping: Instant::now(),
@@ -511,17 +687,30 @@ impl Engine {
         socket
     }
 
+    /// Closes the session when the client goes quiet: no ping within `ping_interval +
+    /// ping_timeout`, or, for a session that has sent nothing at all yet, within
+    /// `ping_interval + min(handshake_timeout, ping_timeout)` (a compliant client pings
+    /// by `ping_interval` at the latest, so a silent new session is dropped sooner).
     fn spawn_heartbeat(self: &Arc<Self>, socket: Arc<Socket>) {
         let engine = Arc::downgrade(self);
-        let grace = self.config.ping_interval + self.config.ping_timeout;
+        let c = &self.config;
+        let grace = c.ping_interval + c.ping_timeout;
+        let first = c.ping_interval + c.handshake_timeout.min(c.ping_timeout);
         tokio::spawn(async move {
+            let due = |s: &Socket| {
+                let g = if s.heard.load(Ordering::Acquire) {
+                    grace
+                } else {
+                    first
+                };
+                s.last_ping() + g
+            };
             loop {
-                let deadline = socket.last_ping() + grace;
                 tokio::select! {
                     _ = socket.closed.cancelled() => return,
-                    _ = tokio::time::sleep_until(deadline) => {}
+                    _ = tokio::time::sleep_until(due(&socket)) => {}
                 }
-                if Instant::now() >= socket.last_ping() + grace {
+                if Instant::now() >= due(&socket) {
                     if let Some(engine) = engine.upgrade() {
                         engine.close(&socket, CloseReason::PingTimeout, true);
                     }
@@ -537,7 +726,7 @@ impl Engine {
             return;
         }
         lock(&self.sessions).remove(&socket.sid);
-        let _ = socket.tx.send(Outbound::Close { abrupt });
+        socket.push(Outbound::Close { abrupt });
         tracing::debug!(conn = socket.id, ?reason, "session closed");
         if let Some(i) = &self.interceptor {
             i.closed(socket);
@@ -546,12 +735,36 @@ impl Engine {
         // Give a writer the chance to flush the close before tasks stop.
         let token = socket.closed.clone();
         if abrupt {
+            socket.aborted.cancel();
             token.cancel();
         } else {
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 token.cancel();
             });
+        }
+    }
+
+    /// Waits until no inbound frame has arrived for a short quiet period (counted from
+    /// the call at the earliest), at most `limit`, or until no session is left: frames
+    /// already sent by clients are read and answered before shutdown closes the
+    /// sessions.
+    pub async fn drain(&self, limit: Duration) {
+        const QUIET: Duration = Duration::from_millis(100);
+        let start = Instant::now();
+        let deadline = start + limit;
+        loop {
+            if self.session_count() == 0 {
+                return;
+            }
+            let last =
+                self.epoch + Duration::from_millis(self.last_inbound_ms.load(Ordering::Acquire));
+            let quiet_at = last.max(start) + QUIET;
+            let now = Instant::now();
+            if now >= quiet_at || now >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(quiet_at.min(deadline)).await;
         }
     }
 
@@ -571,6 +784,9 @@ impl Engine {
 
     /// Handles one inbound Engine.IO frame from any transport, through the interceptor.
     pub(crate) fn on_frame(self: &Arc<Self>, socket: &Arc<Socket>, frame: &str) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.last_inbound_ms.fetch_max(now, Ordering::AcqRel);
+        socket.heard.store(true, Ordering::Release);
         let action = match &self.interceptor {
             None => Action::Pass,
             Some(i) => i.inbound(socket, frame),
