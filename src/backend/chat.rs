@@ -6,15 +6,18 @@ use super::{Backend, ConnId, Outcome};
 use crate::protocol::{Args, Code, Failure};
 use serde_json::{json, Map, Value};
 
-/// The message size limit: the `content` object, as JSON, in bytes (protocol.md 11.11).
-pub const MAX_CONTENT_BYTES: usize = 7 * 1024;
+pub use super::limits::MAX_CONTENT_BYTES;
 
 const MSG_TYPES: &[&str] = &[
     "text", "image", "file", "location", "custom", "voice", "video",
 ];
 
-/// Checks a message content envelope (protocol.md 5.1/5.2).
-pub(crate) fn check_content(content: &Map<String, Value>) -> Result<(), Failure> {
+/// Checks a message content envelope (protocol.md 5.1/5.2) and its size: `content` and
+/// `custom_notification` together, as JSON, at most [`MAX_CONTENT_BYTES`] (880206).
+pub(crate) fn check_content(
+    content: &Map<String, Value>,
+    custom_notification: Option<&Map<String, Value>>,
+) -> Result<(), Failure> {
     let c = Args(content);
     let msg_type = c
         .str("msg_type")
@@ -50,13 +53,17 @@ pub(crate) fn check_content(content: &Map<String, Value>) -> Result<(), Failure>
             "content.msg_body.text must be a string",
         ));
     }
-    let size = serde_json::to_vec(content)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
+    let size = super::limits::map_len(content)
+        .saturating_add(custom_notification.map_or(0, super::limits::map_len));
     if size > MAX_CONTENT_BYTES {
+        let what = if custom_notification.is_some() {
+            "content and custom_notification are"
+        } else {
+            "content is"
+        };
         return Err(Failure::new(
             Code::MsgTooLong,
-            format!("content is {size} bytes; the limit is {MAX_CONTENT_BYTES}"),
+            format!("{what} {size} bytes; the limit is {MAX_CONTENT_BYTES}"),
         ));
     }
     Ok(())
@@ -124,10 +131,10 @@ impl Backend {
             .filter(|s| !s.is_empty())
             .unwrap_or(&me.appkey)
             .to_owned();
-        check_content(content)?;
+        let custom_notification = a.opt_obj("custom_notification")?.cloned();
+        check_content(content, custom_notification.as_ref())?;
         let no_offline = a.opt_bool("no_offline")?.unwrap_or(false);
         let need_receipt = a.opt_bool("need_receipt")?.unwrap_or(false);
-        let custom_notification = a.opt_obj("custom_notification")?.cloned();
         let target = UserKey::new(target_appkey.clone(), target_name.clone());
         if !self.users.contains_key(&target) {
             return Err(Failure::new(

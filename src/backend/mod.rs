@@ -13,6 +13,7 @@ mod events;
 mod group_chat;
 mod groups;
 mod inspect;
+pub mod limits;
 pub mod media;
 pub mod model;
 mod nodisturb;
