@@ -172,13 +172,6 @@ impl Backend {
         if let (Some(cn), Some(m)) = (custom_notification, wire.as_object_mut()) {
             m.insert("custom_notification".into(), Value::Object(cn));
         }
-        let message = Message {
-            msg_id,
-            from: me.clone(),
-            target: Target::User(target.clone()),
-            ctime_ms: now,
-            wire: wire.clone(),
-        };
         // Recipients: every session of the target, and the sender's other sessions.
         let mut to: Vec<ConnId> = self.conns_of(&target);
         for c in self.conns_of(&me) {
@@ -199,7 +192,9 @@ impl Backend {
             );
         }
         if !no_offline {
-            self.messages.insert(msg_id, message);
+            let message =
+                Message::new(msg_id, me.clone(), Target::User(target.clone()), now, &wire);
+            self.store_message(message);
             self.record(
                 &target,
                 ConvKey::Single(me.clone()),
@@ -246,7 +241,10 @@ impl Backend {
         });
         let c = mb.conversations.entry(conv).or_default();
         c.mtime_ms = now;
-        c.msg_ids.push(msg_id);
+        c.msg_ids.push_back(msg_id);
+        if let Some(uid) = self.users.get(user).map(|u| u.uid) {
+            self.add_holder(msg_id, uid);
+        }
     }
 
     pub(super) fn msg_recv(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
@@ -255,7 +253,13 @@ impl Backend {
             .opt_i64("msg_id")?
             .ok_or_else(|| Failure::new(Code::Missing, "msg_id is required"))?;
         if let Some(mb) = self.mailboxes.get_mut(&me) {
-            for e in mb.log.iter_mut().filter(|e| e.msg_id as i64 == msg_id) {
+            // The log is in msg_id order: find the entry without scanning the whole log.
+            let at = mb.log.partition_point(|e| (e.msg_id as i64) < msg_id);
+            for e in mb
+                .log
+                .range_mut(at..)
+                .take_while(|e| e.msg_id as i64 == msg_id)
+            {
                 e.delivered = true;
             }
         }

@@ -115,16 +115,13 @@ impl Backend {
             );
         }
         if !no_offline {
-            self.messages.insert(
+            self.store_message(Message::new(
                 msg_id,
-                Message {
-                    msg_id,
-                    from: me.clone(),
-                    target: Target::Group(gid),
-                    ctime_ms: now,
-                    wire: wire.clone(),
-                },
-            );
+                me.clone(),
+                Target::Group(gid),
+                now,
+                &wire,
+            ));
             for u in &members {
                 // The sender's copy is delivered; 2.4.0 builds never send msg_recv_v2, so
                 // a live push to one counts as delivered (as for single messages).

@@ -6,7 +6,7 @@
 //! pushes what the device is missing; with roaming (`flag: 1` at init) and a zero key,
 //! the whole history of every conversation is replayed.
 
-use super::model::ConvKey;
+use super::model::{ConvKey, Mailbox, SyncCursor};
 use super::{Backend, ConnId, Outcome};
 use crate::protocol::{Args, Failure};
 use serde_json::{json, Map, Value};
@@ -14,6 +14,52 @@ use std::collections::BTreeMap;
 
 /// Most messages per conversation replayed by roaming.
 pub const ROAMING_LIMIT: usize = 100;
+
+/// conversation -> (msg_ids to send, how many of the last ones are new)
+type PageConvs = BTreeMap<ConvKey, (Vec<u64>, usize)>;
+
+/// One `sync_conversation` push being filled: its messages, and where the next page
+/// starts if this one is full.
+struct Page {
+    convs: PageConvs,
+    msgs: usize,
+    bytes: usize,
+    max_msgs: usize,
+    max_bytes: usize,
+    next: Option<SyncCursor>,
+}
+
+impl Page {
+    fn new(limits: super::limits::HistoryLimits) -> Self {
+        Self {
+            convs: BTreeMap::new(),
+            msgs: 0,
+            bytes: 0,
+            max_msgs: limits.sync_page_messages,
+            max_bytes: limits.sync_page_bytes,
+            next: None,
+        }
+    }
+
+    /// Whether a message of `len` stored bytes still fits (a page always takes one).
+    fn fits(&mut self, len: usize) -> bool {
+        if self.msgs > 0 && (self.msgs >= self.max_msgs || self.bytes + len > self.max_bytes) {
+            return false;
+        }
+        self.msgs += 1;
+        self.bytes += len;
+        true
+    }
+}
+
+/// Whether `mb`'s log holds `id` in conversation `ck`, not yet confirmed.
+fn undelivered(mb: &Mailbox, id: u64, ck: &ConvKey) -> bool {
+    let at = mb.log.partition_point(|e| e.msg_id < id);
+    mb.log
+        .range(at..)
+        .take_while(|e| e.msg_id == id)
+        .any(|e| &e.conv == ck && !e.delivered)
+}
 
 impl Backend {
     pub(super) fn sync_check(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
@@ -23,41 +69,166 @@ impl Backend {
         let event_key = a.opt_i64("sync_event_key")?.unwrap_or(0);
         let receipt_key = a.opt_i64("msg_receipt_key")?.unwrap_or(0);
         let roaming = sync_type == 1 && key == 0;
-
-        let mb = self.mailboxes.get(&me).cloned().unwrap_or_default();
-        // conversation -> (messages to send, how many of the last ones are new)
-        let mut convs: BTreeMap<ConvKey, (Vec<u64>, usize)> = BTreeMap::new();
-        if roaming {
-            for (ck, conv) in &mb.conversations {
-                let start = conv.msg_ids.len().saturating_sub(ROAMING_LIMIT);
-                let ids = conv.msg_ids[start..].to_vec();
-                let unread = mb
-                    .log
-                    .iter()
-                    .filter(|e| &e.conv == ck && !e.delivered && ids.contains(&e.msg_id))
-                    .count();
-                if !ids.is_empty() {
-                    convs.insert(ck.clone(), (ids, unread));
-                }
+        let head = self.mailboxes.get(&me).map_or(0, |mb| mb.head);
+        let cursor = if roaming {
+            SyncCursor::Roam {
+                conv: None,
+                skip: 0,
+                upto: head,
             }
         } else {
-            for e in mb.log.iter().filter(|e| e.seq > key && !e.delivered) {
-                let entry = convs.entry(e.conv.clone()).or_default();
-                entry.0.push(e.msg_id);
-                entry.1 += 1;
+            SyncCursor::Log {
+                after: key,
+                upto: head,
+            }
+        };
+        let page = self.sync_page(conn, &me, cursor);
+        let (events, event_key) = self.pending_events(&me, event_key);
+        let (receipts, receipt_key) = self.pending_receipts(&me, receipt_key);
+        let mut f = Map::new();
+        f.insert(
+            "sync_key".into(),
+            json!(if page.is_some() { key } else { head.max(key) }),
+        );
+        f.insert("sync_type".into(), json!(sync_type));
+        f.insert("sync_event_key".into(), json!(event_key));
+        f.insert("msg_receipt_key".into(), json!(receipt_key));
+        let mut out = Outcome::ok(f);
+        if let Some(p) = page {
+            out.push(vec![conn], "sync_conversation", p);
+        }
+        if let Some(ev) = events {
+            out.push(vec![conn], "sync_event", ev);
+        }
+        if let Some(r) = receipts {
+            out.push(vec![conn], "sync_receipt", r);
+        }
+        Ok(out)
+    }
+
+    /// The `sync_conversation` page starting at `cursor` (`None`: nothing to send), and
+    /// the connection's cursor set to where the next page starts.
+    fn sync_page(
+        &mut self,
+        conn: ConnId,
+        me: &super::UserKey,
+        cursor: SyncCursor,
+    ) -> Option<Value> {
+        let mut page = Page::new(self.history);
+        let empty = Mailbox::default();
+        let mb = self.mailboxes.get(me).unwrap_or(&empty);
+        let upto = match &cursor {
+            SyncCursor::Log { after, upto } => {
+                self.log_page(mb, *after, *upto, &mut page);
+                *upto
+            }
+            SyncCursor::Roam { conv, skip, upto } => {
+                self.roam_page(mb, conv.as_ref(), *skip, *upto, &mut page);
+                *upto
+            }
+        };
+        let key = match &page.next {
+            // A full non-roaming page confirms up to its last entry; a full roaming page
+            // confirms nothing (its unread counts must hold until the last page).
+            Some(SyncCursor::Log { after, .. }) => *after,
+            Some(SyncCursor::Roam { .. }) => 0,
+            None => upto,
+        };
+        let messages = self.page_messages(me, page.convs);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.sync_cursor = page.next;
+        }
+        if messages.is_empty() {
+            return None;
+        }
+        Some(json!({"sync_key": key, "messages": messages}))
+    }
+
+    /// Unconfirmed log entries with `after < seq <= upto`, in log order.
+    fn log_page(&self, mb: &Mailbox, after: i64, upto: i64, page: &mut Page) {
+        let start = mb.log.partition_point(|e| e.seq <= after);
+        let mut last = after;
+        for e in mb.log.range(start..) {
+            if e.seq > upto {
+                break;
+            }
+            if e.delivered {
+                continue;
+            }
+            // Retracted messages are gone from the store: never send or count them.
+            let Some(m) = self.messages.get(&e.msg_id) else {
+                continue;
+            };
+            if !page.fits(m.wire.len()) {
+                page.next = Some(SyncCursor::Log { after: last, upto });
+                return;
+            }
+            last = e.seq;
+            let entry = page.convs.entry(e.conv.clone()).or_default();
+            entry.0.push(e.msg_id);
+            entry.1 += 1;
+        }
+    }
+
+    /// Roaming: the last [`ROAMING_LIMIT`] messages of every conversation, in
+    /// conversation order, from `from` (skipping `skip` of its window) on.
+    fn roam_page(
+        &self,
+        mb: &Mailbox,
+        from: Option<&ConvKey>,
+        skip: usize,
+        upto: i64,
+        page: &mut Page,
+    ) {
+        let convs: Box<dyn Iterator<Item = _>> = match from {
+            Some(c) => Box::new(mb.conversations.range(c.clone()..)),
+            None => Box::new(mb.conversations.iter()),
+        };
+        for (ck, conv) in convs {
+            let skip = if from == Some(ck) { skip } else { 0 };
+            let start = conv.msg_ids.len().saturating_sub(ROAMING_LIMIT);
+            let window: Vec<u64> = conv.msg_ids.range(start..).copied().collect();
+            let mut taken = Vec::new();
+            let mut end = window.len();
+            for (i, id) in window.iter().enumerate().skip(skip) {
+                let Some(m) = self.messages.get(id) else {
+                    continue;
+                };
+                if !page.fits(m.wire.len()) {
+                    page.next = Some(SyncCursor::Roam {
+                        conv: Some(ck.clone()),
+                        skip: i,
+                        upto,
+                    });
+                    end = i;
+                    break;
+                }
+                taken.push(*id);
+            }
+            if !taken.is_empty() {
+                let span = &window[skip.min(end)..end];
+                let unread = span.iter().filter(|id| undelivered(mb, **id, ck)).count();
+                page.convs.insert(ck.clone(), (taken, unread));
+            }
+            if page.next.is_some() {
+                return;
             }
         }
+    }
+
+    /// The `messages` array of a page: one entry per conversation, messages decoded
+    /// from their stored JSON.
+    fn page_messages(&self, me: &super::UserKey, convs: PageConvs) -> Vec<Value> {
         let mut messages = Vec::new();
         for (ck, (ids, unsync)) in convs {
             let msgs: Vec<Value> = ids
                 .iter()
                 .filter_map(|id| self.messages.get(id))
-                .map(|m| m.wire.clone())
+                .map(|m| m.wire_value())
                 .collect();
             if msgs.is_empty() {
                 continue;
             }
-            // Retracted messages are gone from the store: never count more than we send.
             let unsync = unsync.min(msgs.len());
             let (msg_type, from_appkey, from_username, from_gid) = match &ck {
                 ConvKey::Single(peer) => (3, peer.appkey.clone(), peer.username.clone(), 0),
@@ -69,36 +240,11 @@ impl Backend {
                 "from_username": from_username,
                 "from_gid": from_gid,
                 "unsync_count": unsync,
-                "receipt_msgs": self.receipt_msgs_of(&me, &ids),
+                "receipt_msgs": self.receipt_msgs_of(me, &ids),
                 "msgs": msgs,
             }));
         }
-        let pending = !messages.is_empty();
-        let (events, event_key) = self.pending_events(&me, event_key);
-        let (receipts, receipt_key) = self.pending_receipts(&me, receipt_key);
-        let mut f = Map::new();
-        f.insert(
-            "sync_key".into(),
-            json!(if pending { key } else { mb.head.max(key) }),
-        );
-        f.insert("sync_type".into(), json!(sync_type));
-        f.insert("sync_event_key".into(), json!(event_key));
-        f.insert("msg_receipt_key".into(), json!(receipt_key));
-        let mut out = Outcome::ok(f);
-        if pending {
-            out.push(
-                vec![conn],
-                "sync_conversation",
-                json!({"sync_key": mb.head, "messages": messages}),
-            );
-        }
-        if let Some(ev) = events {
-            out.push(vec![conn], "sync_event", ev);
-        }
-        if let Some(r) = receipts {
-            out.push(vec![conn], "sync_receipt", r);
-        }
-        Ok(out)
+        messages
     }
 
     pub(super) fn sync_conversation_ack(
@@ -109,11 +255,19 @@ impl Backend {
         let me = self.me(conn)?;
         let key = a.opt_i64("sync_key")?.unwrap_or(0);
         if let Some(mb) = self.mailboxes.get_mut(&me) {
-            for e in mb.log.iter_mut().filter(|e| e.seq <= key) {
+            for e in mb.log.iter_mut().take_while(|e| e.seq <= key) {
                 e.delivered = true;
             }
         }
-        Ok(Outcome::ok_empty())
+        let mut out = Outcome::ok_empty();
+        // A sync sent in pages: this ack asks for the next one.
+        let cursor = self.conns.get_mut(&conn).and_then(|c| c.sync_cursor.take());
+        if let Some(cursor) = cursor {
+            if let Some(p) = self.sync_page(conn, &me, cursor) {
+                out.push(vec![conn], "sync_conversation", p);
+            }
+        }
+        Ok(out)
     }
 
     /// Receipt changes after `key` for `sync_check` (`sync_receipt`): `(push, response key)`.

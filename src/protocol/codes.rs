@@ -186,7 +186,10 @@ mod tests {
 
     #[test]
     fn failure_messages_quoting_huge_input_are_clipped() {
-        let f = Failure::new(Code::NoSuchUser, format!("user {} does not exist", "é".repeat(5000)));
+        let f = Failure::new(
+            Code::NoSuchUser,
+            format!("user {} does not exist", "é".repeat(5000)),
+        );
         assert!(f.message.len() <= MAX_MESSAGE_BYTES + '…'.len_utf8());
         assert!(f.message.starts_with("user éé") && f.message.ends_with('…'));
         let short = Failure::new(Code::NoSuchUser, "user bob does not exist");
