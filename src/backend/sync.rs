@@ -15,6 +15,13 @@ use std::collections::BTreeMap;
 /// Most messages per conversation replayed by roaming.
 pub const ROAMING_LIMIT: usize = 100;
 
+/// What a page charges per message beyond its stored JSON: a comma and a
+/// `receipt_msgs` entry (`{"msg_id":…,"unread_count":…,"mtime":…}`).
+const MSG_OVERHEAD: usize = 80;
+/// What a page charges per conversation: its header fields, brackets and commas
+/// (`from_username` up to 128 bytes, an appkey, counts).
+const CONV_OVERHEAD: usize = 400;
+
 /// conversation -> (msg_ids to send, how many of the last ones are new)
 type PageConvs = BTreeMap<ConvKey, (Vec<u64>, usize)>;
 
@@ -41,13 +48,17 @@ impl Page {
         }
     }
 
-    /// Whether a message of `len` stored bytes still fits (a page always takes one).
-    fn fits(&mut self, len: usize) -> bool {
-        if self.msgs > 0 && (self.msgs >= self.max_msgs || self.bytes + len > self.max_bytes) {
+    /// Whether a message of `len` stored bytes still fits, in a conversation already
+    /// on the page or not (a page always takes one message). Each message is charged
+    /// its JSON plus a possible `receipt_msgs` entry, each conversation its header, so
+    /// a page's JSON stays under `sync_page_bytes` plus one message.
+    fn fits(&mut self, len: usize, new_conv: bool) -> bool {
+        let cost = len + MSG_OVERHEAD + if new_conv { CONV_OVERHEAD } else { 0 };
+        if self.msgs > 0 && (self.msgs >= self.max_msgs || self.bytes + cost > self.max_bytes) {
             return false;
         }
         self.msgs += 1;
-        self.bytes += len;
+        self.bytes += cost;
         true
     }
 }
@@ -159,7 +170,8 @@ impl Backend {
             let Some(m) = self.messages.get(&e.msg_id) else {
                 continue;
             };
-            if !page.fits(m.wire.len()) {
+            let new_conv = !page.convs.contains_key(&e.conv);
+            if !page.fits(m.wire.len(), new_conv) {
                 page.next = Some(SyncCursor::Log { after: last, upto });
                 return;
             }
@@ -194,7 +206,7 @@ impl Backend {
                 let Some(m) = self.messages.get(id) else {
                     continue;
                 };
-                if !page.fits(m.wire.len()) {
+                if !page.fits(m.wire.len(), taken.is_empty()) {
                     page.next = Some(SyncCursor::Roam {
                         conv: Some(ck.clone()),
                         skip: i,
