@@ -446,4 +446,153 @@ mod tests {
         );
         assert_eq!(check(&mut h, 2, 0, 0).pushes.len(), 1);
     }
+
+    /// Follows a paged sync: every `sync_conversation` push of `o` and of the acks it
+    /// leads to. Returns (conversation, msg_id, unsync_count of its entry) in arrival
+    /// order and each push's JSON length.
+    fn follow_pages(
+        h: &mut Harness,
+        conn: u64,
+        mut o: crate::backend::Outcome,
+    ) -> (Vec<(String, u64)>, Vec<(String, i64)>, Vec<usize>) {
+        let (mut ids, mut unsync, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+        while let Some(p) = o.pushes.iter().find(|p| p.event == "sync_conversation") {
+            sizes.push(p.payload.to_string().len());
+            for c in p.payload["messages"].as_array().expect("messages") {
+                let who = c["from_username"].as_str().unwrap_or_default().to_owned();
+                unsync.push((who.clone(), c["unsync_count"].as_i64().expect("unsync")));
+                for m in c["msgs"].as_array().expect("msgs") {
+                    ids.push((who.clone(), m["msg_id"].as_u64().expect("id")));
+                }
+            }
+            let key = p.payload["sync_key"].clone();
+            o = h.req(conn, "sync_conversation_ack", json!({ "sync_key": key }));
+            assert_eq!(o.code(), Some(0));
+            assert!(sizes.len() < 10_000, "paging does not end");
+        }
+        (ids, unsync, sizes)
+    }
+
+    #[test]
+    fn a_large_backlog_arrives_in_pages_each_within_the_limit() {
+        let mut cfg = Harness::config();
+        cfg.history.per_conversation = 200_000;
+        let limits = cfg.history;
+        let mut h = Harness::with_config(cfg);
+        h.user(1, "alice");
+        h.user(2, "bobby");
+        h.b.disconnect(2);
+        let sent: Vec<u64> = (0..100_000)
+            .map(|i| text(&mut h, 1, "bobby", &format!("{i:064}")))
+            .collect();
+        h.init(3, APP, SECRET);
+        h.req(
+            3,
+            "login",
+            json!({"username": "bobby", "password": md5_hex("pw")}),
+        );
+        let first = check(&mut h, 3, 0, 0);
+        // The response keeps the requested key until the pages are confirmed.
+        assert_eq!(resp(&first)["sync_key"], json!(0));
+        let (ids, _, sizes) = follow_pages(&mut h, 3, first);
+        let got: Vec<u64> = ids.iter().map(|(_, id)| *id).collect();
+        assert_eq!(got.len(), sent.len());
+        assert_eq!(got, sent, "every message once, oldest first");
+        assert!(sizes.len() >= 100_000 / limits.sync_page_messages);
+        let bound = limits.sync_page_bytes + 8 * 1024;
+        assert!(
+            sizes.iter().all(|n| *n <= bound),
+            "a page over {bound}: {:?}",
+            sizes.iter().max()
+        );
+        // Everything is confirmed: nothing more to sync.
+        let head = h.b.mailboxes[&crate::backend::UserKey::new(APP, "bobby")].head;
+        let again = check(&mut h, 3, head, 0);
+        assert!(again.pushes.is_empty());
+        assert_eq!(resp(&again)["sync_key"], json!(head));
+    }
+
+    #[test]
+    fn roaming_in_pages_keeps_the_unread_counts_of_later_pages() {
+        let mut cfg = Harness::config();
+        cfg.history.sync_page_messages = 7;
+        let mut h = Harness::with_config(cfg);
+        h.user(1, "bobby");
+        let peers = ["alice", "carol", "david"];
+        for (i, p) in peers.iter().enumerate() {
+            h.user(10 + i as u64, p);
+            for n in 0..5 {
+                text(&mut h, 10 + i as u64, "bobby", &format!("{p} {n}"));
+            }
+        }
+        // bobby read alice's five on his first device.
+        for e in
+            h.b.mailboxes
+                .get_mut(&crate::backend::UserKey::new(APP, "bobby"))
+                .expect("mb")
+                .log
+                .iter_mut()
+                .take(5)
+        {
+            e.delivered = true;
+        }
+        h.b.disconnect(1);
+        h.init(2, APP, SECRET);
+        h.req(
+            2,
+            "login",
+            json!({"username": "bobby", "password": md5_hex("pw")}),
+        );
+        let o = check(&mut h, 2, 0, 1);
+        let (ids, unsync, sizes) = follow_pages(&mut h, 2, o);
+        assert_eq!(sizes.len(), 3, "15 messages in pages of 7");
+        assert_eq!(ids.len(), 15);
+        let mut per_peer = std::collections::BTreeMap::new();
+        for (who, n) in unsync {
+            *per_peer.entry(who).or_insert(0) += n;
+        }
+        assert_eq!(per_peer["alice"], 0);
+        assert_eq!(per_peer["carol"], 5);
+        assert_eq!(per_peer["david"], 5);
+        // The last page's key confirmed everything.
+        let head = h.b.mailboxes[&crate::backend::UserKey::new(APP, "bobby")].head;
+        assert!(check(&mut h, 2, head, 0).pushes.is_empty());
+    }
+
+    #[test]
+    fn a_page_ack_retried_or_without_paging_sends_nothing_more() {
+        let mut cfg = Harness::config();
+        cfg.history.sync_page_messages = 2;
+        let mut h = Harness::with_config(cfg);
+        h.user(1, "alice");
+        h.user(2, "bobby");
+        h.b.disconnect(2);
+        let sent: Vec<u64> = (0..3)
+            .map(|i| text(&mut h, 1, "bobby", &i.to_string()))
+            .collect();
+        h.init(3, APP, SECRET);
+        h.req(
+            3,
+            "login",
+            json!({"username": "bobby", "password": md5_hex("pw")}),
+        );
+        let o = check(&mut h, 3, 0, 0);
+        let key = o.pushes[0].payload["sync_key"].clone();
+        let next = h.req_rid(3, "sync_conversation_ack", 900, json!({"sync_key": key}));
+        assert_eq!(next.pushes.len(), 1);
+        assert_eq!(
+            next.pushes[0].payload["messages"][0]["msgs"][0]["msg_id"],
+            json!(sent[2])
+        );
+        // The same rid again: answered from the cache, no second page.
+        assert!(h
+            .req_rid(3, "sync_conversation_ack", 900, json!({"sync_key": key}))
+            .pushes
+            .is_empty());
+        // An ack with nothing paged sends nothing.
+        assert!(h
+            .req(3, "sync_conversation_ack", json!({"sync_key": 1}))
+            .pushes
+            .is_empty());
+    }
 }
