@@ -95,3 +95,153 @@ impl HistoryLimits {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::md5_hex;
+    use super::super::test_support::*;
+    use super::*;
+    use rstest::rstest;
+    use serde_json::json;
+
+    fn two_users() -> Harness {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        h.user(2, "bobby");
+        h
+    }
+
+    /// A `custom_notification` whose JSON takes the message `extra` bytes past 7 KB.
+    fn notification(bytes: usize) -> Value {
+        json!({"enabled": true, "title": "t", "alert": "a".repeat(bytes)})
+    }
+
+    #[rstest]
+    #[case::just_under(7 * 1024 - 200, Some(0))]
+    #[case::just_over(7 * 1024, Some(880206))]
+    #[case::huge(900 * 1024, Some(880206))]
+    fn custom_notification_counts_toward_the_7_kb_limit(
+        #[case] bytes: usize,
+        #[case] code: Option<i64>,
+    ) {
+        let mut h = two_users();
+        let o = h.req(
+            1,
+            "s_across_single_text",
+            json!({"target_id": "bobby",
+            "content": {"msg_type": "text", "msg_body": {"text": "hi"}},
+            "custom_notification": notification(bytes)}),
+        );
+        assert_eq!(o.code(), code, "{o:?}");
+        let stored = h.b.message_count();
+        assert_eq!(stored, usize::from(code == Some(0)));
+    }
+
+    #[test]
+    fn group_custom_notification_counts_too() {
+        let mut h = two_users();
+        let g = h.req(1, "create_group", json!({"group_name": "g"}));
+        let gid = resp(&g)["gid"].clone();
+        let o = h.req(
+            1,
+            "send_group_msg",
+            json!({"target_gid": gid,
+            "content": {"msg_type": "custom", "msg_body": {"k": "v"}},
+            "custom_notification": notification(8 * 1024)}),
+        );
+        assert_eq!(o.code(), Some(880206));
+        assert_eq!(h.b.message_count(), 0);
+    }
+
+    #[rstest]
+    #[case::extras(json!({"extras": {"k": "x".repeat(MAX_EXTRAS_BYTES)}}))]
+    #[case::huge_extras(json!({"extras": {"k": "x".repeat(900 * 1024)}}))]
+    #[case::nickname(json!({"nickname": "n".repeat(65)}))]
+    #[case::signature(json!({"signature": "s".repeat(251)}))]
+    #[case::address(json!({"address": "a".repeat(251)}))]
+    #[case::region(json!({"region": "r".repeat(251)}))]
+    #[case::birthday(json!({"birthday": "1".repeat(MAX_BIRTHDAY_BYTES + 1)}))]
+    fn oversize_profile_fields_are_880003_and_change_nothing(#[case] patch: Value) {
+        let mut h = two_users();
+        let before =
+            h.b.user(&crate::backend::UserKey::new(APP, "alice"))
+                .cloned();
+        assert_eq!(
+            h.req(1, "update_user_inf", patch.clone()).code(),
+            Some(880003)
+        );
+        let after =
+            h.b.user(&crate::backend::UserKey::new(APP, "alice"))
+                .cloned();
+        assert_eq!(before, after);
+        // register refuses the same fields.
+        h.init(3, APP, SECRET);
+        let mut reg = json!({"username": "zed01", "password": md5_hex("pw")});
+        if let (Some(r), Some(p)) = (reg.as_object_mut(), patch.as_object()) {
+            r.extend(p.clone());
+        }
+        assert_eq!(h.req(3, "register", reg).code(), Some(880003));
+        // At the limit is fine.
+        let ok = h.req(
+            1,
+            "update_user_inf",
+            json!({"extras": {"k": "x".repeat(MAX_EXTRAS_BYTES - 16)}}),
+        );
+        assert_eq!(ok.code(), Some(0));
+    }
+
+    #[rstest]
+    #[case::version(json!({"version": "2".repeat(MAX_VERSION_BYTES + 1)}))]
+    #[case::huge_version(json!({"version": "v".repeat(900 * 1024)}))]
+    #[case::password(json!({"password": "p".repeat(MAX_PASSWORD_BYTES + 1)}))]
+    fn oversize_login_fields_are_880003(#[case] extra: Value) {
+        let mut h = two_users();
+        h.init(3, APP, SECRET);
+        let mut login = json!({"username": "alice", "password": md5_hex("pw")});
+        if let (Some(l), Some(x)) = (login.as_object_mut(), extra.as_object()) {
+            l.extend(x.clone());
+        }
+        let o = h.req(3, "login", login);
+        assert_eq!(o.code(), Some(880003));
+        assert!(h.b.conn_user(3).is_none());
+        let ok = h.req(
+            3,
+            "login",
+            json!({"username": "alice", "password": md5_hex("pw"), "version": "2.5.0"}),
+        );
+        assert_eq!(ok.code(), Some(0));
+    }
+
+    #[test]
+    fn an_oversize_friend_reason_is_880003() {
+        let mut h = two_users();
+        let o = h.req(
+            1,
+            "add_friend",
+            json!({"target_name": "bobby", "from_type": 1,
+            "why": "w".repeat(MAX_WHY_BYTES + 1)}),
+        );
+        assert_eq!(o.code(), Some(880003));
+        assert!(o.pushes.is_empty());
+    }
+
+    #[test]
+    fn zero_limits_are_raised_to_one() {
+        let z = HistoryLimits {
+            per_conversation: 0,
+            total: 0,
+            sync_page_messages: 0,
+            sync_page_bytes: 0,
+        }
+        .sane();
+        assert_eq!(
+            (
+                z.per_conversation,
+                z.total,
+                z.sync_page_messages,
+                z.sync_page_bytes
+            ),
+            (1, 1, 1, 1)
+        );
+    }
+}
