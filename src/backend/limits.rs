@@ -70,6 +70,9 @@ pub struct HistoryLimits {
     /// Most bytes of stored message JSON in one `sync_conversation` push (one message
     /// may take a page past it: a page always holds at least one message).
     pub sync_page_bytes: usize,
+    /// Most entries kept in each user's event log (`sync_event`); the oldest is dropped
+    /// first, so one `sync_event` push stays well under the frame limit.
+    pub events_per_user: usize,
 }
 
 impl Default for HistoryLimits {
@@ -79,6 +82,7 @@ impl Default for HistoryLimits {
             total: 200_000,
             sync_page_messages: 500,
             sync_page_bytes: 256 * 1024,
+            events_per_user: 1_000,
         }
     }
 }
@@ -92,6 +96,7 @@ impl HistoryLimits {
             total: self.total.max(1),
             sync_page_messages: self.sync_page_messages.max(1),
             sync_page_bytes: self.sync_page_bytes.max(1),
+            events_per_user: self.events_per_user.max(1),
         }
     }
 }
@@ -232,6 +237,7 @@ mod tests {
             total: 0,
             sync_page_messages: 0,
             sync_page_bytes: 0,
+            events_per_user: 0,
         }
         .sane();
         assert_eq!(
@@ -239,9 +245,10 @@ mod tests {
                 z.per_conversation,
                 z.total,
                 z.sync_page_messages,
-                z.sync_page_bytes
+                z.sync_page_bytes,
+                z.events_per_user
             ),
-            (1, 1, 1, 1)
+            (1, 1, 1, 1, 1)
         );
     }
 }
