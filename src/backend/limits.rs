@@ -70,8 +70,9 @@ pub struct HistoryLimits {
     /// Most bytes of stored message JSON in one `sync_conversation` push (one message
     /// may take a page past it: a page always holds at least one message).
     pub sync_page_bytes: usize,
-    /// Most entries kept in each user's event log (`sync_event`); the oldest is dropped
-    /// first, so one `sync_event` push stays well under the frame limit.
+    /// Most entries kept in each user's event log (`sync_event`) and receipt-change log
+    /// (`sync_receipt`); the oldest is dropped first, so one push stays well under the
+    /// frame limit.
     pub events_per_user: usize,
 }
 

@@ -156,6 +156,10 @@ impl Backend {
             receipt,
             delivered,
         });
+        // Bounded like the event log: the oldest receipt changes go first.
+        while log.entries.len() > self.history.events_per_user {
+            log.entries.pop_front();
+        }
     }
 
     pub(super) fn receipt_report(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
