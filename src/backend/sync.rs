@@ -447,14 +447,13 @@ mod tests {
         assert_eq!(check(&mut h, 2, 0, 0).pushes.len(), 1);
     }
 
+    /// (peer, msg_id) in arrival order, (peer, unsync_count) per entry, push sizes.
+    type Followed = (Vec<(String, u64)>, Vec<(String, i64)>, Vec<usize>);
+
     /// Follows a paged sync: every `sync_conversation` push of `o` and of the acks it
     /// leads to. Returns (conversation, msg_id, unsync_count of its entry) in arrival
     /// order and each push's JSON length.
-    fn follow_pages(
-        h: &mut Harness,
-        conn: u64,
-        mut o: crate::backend::Outcome,
-    ) -> (Vec<(String, u64)>, Vec<(String, i64)>, Vec<usize>) {
+    fn follow_pages(h: &mut Harness, conn: u64, mut o: crate::backend::Outcome) -> Followed {
         let (mut ids, mut unsync, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
         while let Some(p) = o.pushes.iter().find(|p| p.event == "sync_conversation") {
             sizes.push(p.payload.to_string().len());
