@@ -80,11 +80,11 @@ impl Backend {
     }
 
     /// Records that `uid`'s mailbox lists message `id` (see [`Message::holders`]).
+    /// `record` runs once per user and message, so no duplicate check is needed (and a
+    /// duplicate would only make `drop_message` search twice).
     pub(super) fn add_holder(&mut self, id: u64, uid: u64) {
         if let Some(m) = self.messages.get_mut(&id) {
-            if !m.holders.contains(&uid) {
-                m.holders.push(uid);
-            }
+            m.holders.push(uid);
         }
     }
 
