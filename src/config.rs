@@ -34,6 +34,9 @@ pub const DEMO_USERS: &[(&str, &str)] = &[
 /// demo_users: false
 /// signature_ttl_ms: 600000
 /// media_quota_bytes: 268435456
+/// history:            # message retention and sync pages (docs/limits-history.md)
+///   per_conversation: 10000
+///   total: 200000
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +60,9 @@ pub struct ConfigFile {
     /// Bytes of uploaded media per app (default 256 MiB, docs/security/media.md).
     #[serde(default)]
     pub media_quota_bytes: Option<usize>,
+    /// Message retention and sync page sizes; unset keys keep their defaults.
+    #[serde(default)]
+    pub history: Option<crate::backend::limits::HistoryLimits>,
     #[serde(default)]
     pub port: Option<u16>,
     #[serde(default)]
@@ -187,6 +193,7 @@ pub fn backend_config(
         signature_ttl_ms: file
             .and_then(|f| f.signature_ttl_ms)
             .unwrap_or(10 * 60 * 1000),
+        history: file.and_then(|f| f.history).unwrap_or_default(),
     }
 }
 
@@ -211,6 +218,20 @@ mod tests {
         assert!(msg.starts_with("x.yaml: "), "{msg}");
         assert!(msg.contains("secrt"), "{msg}");
         assert!(msg.contains('3'), "line number expected: {msg}");
+    }
+
+    #[test]
+    fn history_limits_are_configurable_and_default_when_unset() {
+        let f = ConfigFile::parse("history:\n  per_conversation: 50\n", "x.yaml").unwrap();
+        let h = backend_config(Some(&f), None, None).history;
+        assert_eq!(h.per_conversation, 50);
+        assert_eq!(
+            h.total,
+            crate::backend::limits::HistoryLimits::default().total
+        );
+        assert_eq!(backend_config(None, None, None).history, Default::default());
+        let bad = ConfigFile::parse("history:\n  per_conversaton: 5\n", "x.yaml").unwrap_err();
+        assert!(bad.to_string().contains("per_conversaton"), "{bad}");
     }
 
     #[test]

@@ -7,15 +7,18 @@ use super::{Backend, ConnId, Outcome};
 use crate::protocol::{Args, Code, Failure};
 use serde_json::{json, Map, Value};
 
-/// The message size limit: the `content` object, as JSON, in bytes (protocol.md 11.11).
-pub const MAX_CONTENT_BYTES: usize = 7 * 1024;
+pub use super::limits::MAX_CONTENT_BYTES;
 
 const MSG_TYPES: &[&str] = &[
     "text", "image", "file", "location", "custom", "voice", "video",
 ];
 
-/// Checks a message content envelope (protocol.md 5.1/5.2).
-pub(crate) fn check_content(content: &Map<String, Value>) -> Result<(), Failure> {
+/// Checks a message content envelope (protocol.md 5.1/5.2) and its size: `content` and
+/// `custom_notification` together, as JSON, at most [`MAX_CONTENT_BYTES`] (880206).
+pub(crate) fn check_content(
+    content: &Map<String, Value>,
+    custom_notification: Option<&Map<String, Value>>,
+) -> Result<(), Failure> {
     let c = Args(content);
     let msg_type = c
         .str("msg_type")
@@ -51,13 +54,17 @@ pub(crate) fn check_content(content: &Map<String, Value>) -> Result<(), Failure>
             "content.msg_body.text must be a string",
         ));
     }
-    let size = serde_json::to_vec(content)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
+    let size = super::limits::map_len(content)
+        .saturating_add(custom_notification.map_or(0, super::limits::map_len));
     if size > MAX_CONTENT_BYTES {
+        let what = if custom_notification.is_some() {
+            "content and custom_notification are"
+        } else {
+            "content is"
+        };
         return Err(Failure::new(
             Code::MsgTooLong,
-            format!("content is {size} bytes; the limit is {MAX_CONTENT_BYTES}"),
+            format!("{what} {size} bytes; the limit is {MAX_CONTENT_BYTES}"),
         ));
     }
     Ok(())
@@ -160,10 +167,10 @@ impl Backend {
             .filter(|s| !s.is_empty())
             .unwrap_or(&me.appkey)
             .to_owned();
-        check_content(content)?;
+        let custom_notification = a.opt_obj("custom_notification")?.cloned();
+        check_content(content, custom_notification.as_ref())?;
         let no_offline = a.opt_bool("no_offline")?.unwrap_or(false);
         let need_receipt = a.opt_bool("need_receipt")?.unwrap_or(false);
-        let custom_notification = a.opt_obj("custom_notification")?.cloned();
         let target = UserKey::new(target_appkey.clone(), target_name.clone());
         if !self.users.contains_key(&target) {
             return Err(Failure::new(
@@ -202,13 +209,6 @@ impl Backend {
         if let (Some(cn), Some(m)) = (custom_notification, wire.as_object_mut()) {
             m.insert("custom_notification".into(), Value::Object(cn));
         }
-        let message = Message {
-            msg_id,
-            from: me.clone(),
-            target: Target::User(target.clone()),
-            ctime_ms: now,
-            wire: wire.clone(),
-        };
         // Recipients: every session of the target, and the sender's other sessions.
         let mut to: Vec<ConnId> = self.conns_of(&target);
         for c in self.conns_of(&me) {
@@ -229,7 +229,9 @@ impl Backend {
             );
         }
         if !no_offline {
-            self.messages.insert(msg_id, message);
+            let message =
+                Message::new(msg_id, me.clone(), Target::User(target.clone()), now, &wire);
+            self.store_message(message);
             self.record(
                 &target,
                 ConvKey::Single(me.clone()),
@@ -276,7 +278,10 @@ impl Backend {
         });
         let c = mb.conversations.entry(conv).or_default();
         c.mtime_ms = now;
-        c.msg_ids.push(msg_id);
+        c.msg_ids.push_back(msg_id);
+        if let Some(uid) = self.users.get(user).map(|u| u.uid) {
+            self.add_holder(msg_id, uid);
+        }
     }
 
     pub(super) fn msg_recv(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
@@ -285,7 +290,13 @@ impl Backend {
             .opt_i64("msg_id")?
             .ok_or_else(|| Failure::new(Code::Missing, "msg_id is required"))?;
         if let Some(mb) = self.mailboxes.get_mut(&me) {
-            for e in mb.log.iter_mut().filter(|e| e.msg_id as i64 == msg_id) {
+            // The log is in msg_id order: find the entry without scanning the whole log.
+            let at = mb.log.partition_point(|e| (e.msg_id as i64) < msg_id);
+            for e in mb
+                .log
+                .range_mut(at..)
+                .take_while(|e| e.msg_id as i64 == msg_id)
+            {
                 e.delivered = true;
             }
         }

@@ -40,6 +40,9 @@ impl Backend {
                 event: event.clone(),
                 delivered: !live.is_empty(),
             });
+            while mb.events.len() > self.history.events_per_user {
+                mb.events.pop_front();
+            }
             to.extend(live);
         }
         out.push(to, "event_notification", event);
@@ -91,6 +94,38 @@ mod tests {
     use super::super::test_support::*;
     use super::super::UserKey;
     use super::*;
+
+    #[test]
+    fn the_event_log_keeps_the_newest_events_per_user() {
+        let mut cfg = Harness::config();
+        cfg.history.events_per_user = 3;
+        let mut h = Harness::with_config(cfg);
+        h.user(1, "alice");
+        h.user(2, "bobby");
+        h.b.disconnect(2);
+        let bobby = [UserKey::new(APP, "bobby")];
+        let mut sent = Vec::new();
+        for i in 0..10 {
+            let ev = h.b.new_event(6, json!({"n": i}));
+            h.b.notify(&mut Outcome::default(), &bobby, ev.clone(), None);
+            sent.push(ev);
+        }
+        assert_eq!(h.b.mailboxes[&bobby[0]].events.len(), 3);
+        h.init(3, APP, SECRET);
+        h.req(
+            3,
+            "login",
+            json!({"username": "bobby", "password": crate::backend::md5_hex("pw")}),
+        );
+        let o = h.req(3, "sync_check", json!({"sync_key": 0, "sync_event_key": 0}));
+        let p = o
+            .pushes
+            .iter()
+            .find(|p| p.event == "sync_event")
+            .expect("sync_event");
+        assert_eq!(p.payload["events"], json!(sent[7..]));
+        assert_eq!(p.payload["sync_key"], json!(10));
+    }
 
     #[test]
     fn offline_users_get_events_through_sync_event_once() {

@@ -153,7 +153,8 @@ impl Backend {
 
     /// A text message as a seed that would replay it, or why it cannot be.
     fn message_seed(&self, m: &Message) -> Result<MessageSeed, &'static str> {
-        let content = &m.wire["content"];
+        let wire = m.wire_value();
+        let content = &wire["content"];
         if content["msg_type"] != "text" {
             return Err("messages other than text");
         }

@@ -48,11 +48,11 @@ impl Backend {
                 format!("target_gid {gid_text} is not a group id"),
             )
         })?;
-        check_content(content)?;
+        let custom_notification = a.opt_obj("custom_notification")?.cloned();
+        check_content(content, custom_notification.as_ref())?;
         check_at_list(&a)?;
         let no_offline = a.opt_bool("no_offline")?.unwrap_or(false);
         let need_receipt = a.opt_bool("need_receipt")?.unwrap_or(false);
-        let custom_notification = a.opt_obj("custom_notification")?.cloned();
         let g = self.groups.get(&gid).ok_or_else(|| {
             Failure::new(
                 Code::TargetGroupNotExist,
@@ -117,16 +117,13 @@ impl Backend {
             );
         }
         if !no_offline {
-            self.messages.insert(
+            self.store_message(Message::new(
                 msg_id,
-                Message {
-                    msg_id,
-                    from: me.clone(),
-                    target: Target::Group(gid),
-                    ctime_ms: now,
-                    wire: wire.clone(),
-                },
-            );
+                me.clone(),
+                Target::Group(gid),
+                now,
+                &wire,
+            ));
             for u in &members {
                 // The sender's copy is delivered; 2.4.0 builds never send msg_recv_v2, so
                 // a live push to one counts as delivered (as for single messages).

@@ -42,8 +42,6 @@ impl Backend {
 
     /// Every stored message object (as pushed), oldest first.
     pub fn messages(&self) -> Vec<Value> {
-        let mut m: Vec<&super::model::Message> = self.messages.values().collect();
-        m.sort_by_key(|m| m.msg_id);
-        m.into_iter().map(|m| m.wire.clone()).collect()
+        self.messages.values().map(|m| m.wire_value()).collect()
     }
 }

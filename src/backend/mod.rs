@@ -13,7 +13,9 @@ mod events;
 pub mod export;
 mod group_chat;
 mod groups;
+mod history;
 mod inspect;
+pub mod limits;
 pub mod media;
 pub mod media_access;
 pub mod model;
@@ -169,6 +171,9 @@ pub struct BackendConfig {
     /// How long a `c_init` signature stays valid (default 10 minutes, the guide's rule).
     #[serde(default = "default_signature_ttl")]
     pub signature_ttl_ms: i64,
+    /// Message retention and sync page sizes (docs/limits-history.md).
+    #[serde(default)]
+    pub history: limits::HistoryLimits,
 }
 
 fn default_signature_ttl() -> i64 {
@@ -203,7 +208,8 @@ pub struct Backend {
     users: HashMap<UserKey, User>,
     uids: HashMap<u64, UserKey>,
     conns: BTreeMap<ConnId, Conn>,
-    messages: HashMap<u64, Message>,
+    /// Stored messages by msg_id (oldest first), bounded by `history`.
+    messages: BTreeMap<u64, Message>,
     mailboxes: HashMap<UserKey, Mailbox>,
     groups: BTreeMap<u64, Group>,
     rooms: BTreeMap<u64, Room>,
@@ -217,8 +223,11 @@ pub struct Backend {
     media: media::MediaState,
     /// Receipt changes per sender, for `sync_receipt`.
     receipt_logs: HashMap<UserKey, receipts::ReceiptLog>,
-    /// Retracted messages, out of `messages`, by msg_id.
-    retracted: HashMap<u64, Message>,
+    /// Retracted messages, out of `messages`, by msg_id (counted by retention too).
+    retracted: BTreeMap<u64, Message>,
+    /// Each conversation's stored (or retracted) msg_ids, oldest first, for retention.
+    threads: HashMap<model::Thread, std::collections::VecDeque<u64>>,
+    history: limits::HistoryLimits,
 }
 
 impl Backend {
@@ -251,7 +260,7 @@ impl Backend {
             users: HashMap::new(),
             uids: HashMap::new(),
             conns: BTreeMap::new(),
-            messages: HashMap::new(),
+            messages: BTreeMap::new(),
             mailboxes: HashMap::new(),
             groups: BTreeMap::new(),
             rooms: BTreeMap::new(),
@@ -261,7 +270,9 @@ impl Backend {
             dedupe: Dedupe::default(),
             media: media::MediaState::default(),
             receipt_logs: HashMap::new(),
-            retracted: HashMap::new(),
+            retracted: BTreeMap::new(),
+            threads: HashMap::new(),
+            history: config.history.sane(),
         };
         // Seeds document an empty appkey as "the first app"; resolve it here so every
         // way of building a backend (config file, scenario, tests) agrees.
@@ -607,6 +618,7 @@ impl Backend {
                     version: String::new(),
                     since_ms: now,
                 }),
+                sync_cursor: None,
             },
         );
         let mut m = payload.as_object().cloned().unwrap_or_default();
@@ -690,6 +702,7 @@ pub(crate) mod test_support {
                 media: vec![],
                 blacklists: vec![],
                 signature_ttl_ms: default_signature_ttl(),
+                history: Default::default(),
             }
         }
 

@@ -105,6 +105,24 @@ pub struct Conn {
     /// The init `flag`: 1 = roaming.
     pub sync_type: i64,
     pub login: Option<LoginState>,
+    /// A `sync_conversation` sent in pages: where the next page starts. Set by
+    /// `sync_check` when one page did not hold everything; the page's
+    /// `sync_conversation_ack` sends the next one.
+    pub sync_cursor: Option<SyncCursor>,
+}
+
+/// Where the next `sync_conversation` page of a connection starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncCursor {
+    /// Unconfirmed sync log entries with `after < seq <= upto`.
+    Log { after: i64, upto: i64 },
+    /// Roaming: conversations from `conv` on, skipping the first `skip` messages of
+    /// `conv`'s roaming window; the last page carries `upto` as its sync key.
+    Roam {
+        conv: Option<ConvKey>,
+        skip: usize,
+        upto: i64,
+    },
 }
 
 /// Who a message was sent to.
@@ -121,8 +139,49 @@ pub struct Message {
     pub from: UserKey,
     pub target: Target,
     pub ctime_ms: i64,
-    /// The message object exactly as pushed in `msg_sync` (protocol.md 7.2).
-    pub wire: Value,
+    /// The message object exactly as pushed in `msg_sync` (protocol.md 7.2), encoded
+    /// once: a few hundred bytes instead of a tree of maps and strings.
+    pub wire: Box<str>,
+    /// uids of the users whose mailbox (sync log, conversation) lists this message, so
+    /// dropping it by retention can remove every reference.
+    pub holders: Vec<u64>,
+}
+
+impl Message {
+    /// A message with no holders yet; `wire` is encoded here.
+    pub fn new(msg_id: u64, from: UserKey, target: Target, ctime_ms: i64, wire: &Value) -> Self {
+        Self {
+            msg_id,
+            from,
+            target,
+            ctime_ms,
+            wire: wire.to_string().into_boxed_str(),
+            holders: Vec::new(),
+        }
+    }
+
+    /// The message object as pushed (decoded from the stored JSON).
+    pub fn wire_value(&self) -> Value {
+        serde_json::from_str(&self.wire).unwrap_or(Value::Null)
+    }
+
+    /// The conversation the message belongs to for retention: the pair of users
+    /// (either direction) or the group.
+    pub fn thread(&self) -> Thread {
+        match &self.target {
+            Target::Group(gid) => Thread::Group(*gid),
+            Target::User(to) if *to < self.from => Thread::Pair(to.clone(), self.from.clone()),
+            Target::User(to) => Thread::Pair(self.from.clone(), to.clone()),
+        }
+    }
+}
+
+/// A conversation as retention counts it: both directions of a pair of users share one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Thread {
+    /// The two users, smaller key first.
+    Pair(UserKey, UserKey),
+    Group(u64),
 }
 
 /// A conversation as one user sees it.
@@ -136,7 +195,8 @@ pub enum ConvKey {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
     pub mtime_ms: i64,
-    pub msg_ids: Vec<u64>,
+    /// Stored messages of the conversation, oldest first.
+    pub msg_ids: VecDeque<u64>,
 }
 
 /// One entry of a user's sync log.

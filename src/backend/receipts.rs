@@ -156,6 +156,10 @@ impl Backend {
             receipt,
             delivered,
         });
+        // Bounded like the event log: the oldest receipt changes go first.
+        while log.entries.len() > self.history.events_per_user {
+            log.entries.pop_front();
+        }
     }
 
     pub(super) fn receipt_report(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
@@ -438,18 +442,15 @@ pub(crate) mod tests {
         let from = UserKey::new(APP, from);
         let now = h.b.now_ms();
         let members: Vec<UserKey> = h.b.groups[&gid].members.keys().cloned().collect();
-        h.b.messages.insert(
+        h.b.store_message(Message::new(
             msg_id,
-            Message {
-                msg_id,
-                from: from.clone(),
-                target: Target::Group(gid),
-                ctime_ms: now,
-                wire: json!({"msg_id": msg_id, "msg_type": 4, "from_gid": gid, "ctime_ms": now,
-                             "content": {"from_id": from.username, "from_appkey": APP,
-                                         "msg_type": "text", "msg_body": {"text": "g"}}}),
-            },
-        );
+            from.clone(),
+            Target::Group(gid),
+            now,
+            &json!({"msg_id": msg_id, "msg_type": 4, "from_gid": gid, "ctime_ms": now,
+                    "content": {"from_id": from.username, "from_appkey": APP,
+                                "msg_type": "text", "msg_body": {"text": "g"}}}),
+        ));
         h.b.receipts.insert(
             msg_id,
             ReceiptState {

@@ -162,7 +162,7 @@ impl Backend {
                 format!("not in chat room {id}"),
             ));
         }
-        super::chat::check_content(content).map_err(|f| {
+        super::chat::check_content(content, None).map_err(|f| {
             if f.code == Code::MsgTooLong {
                 Failure::new(Code::RoomMsgTooLong, f.message)
             } else {

@@ -46,7 +46,7 @@ pub struct SavedState {
     receipts: HashMap<u64, ReceiptState>,
     join_requests: BTreeMap<u64, JoinRequest>,
     receipt_logs: HashMap<UserKey, ReceiptLog>,
-    retracted: HashMap<u64, Message>,
+    retracted: BTreeMap<u64, Message>,
 }
 
 /// One stored media file. The bytes are shared with the backend, so taking the list
@@ -103,7 +103,7 @@ impl Backend {
 
     /// The stored messages (not retracted) by msg_id. A stored message never changes;
     /// it is only removed (retraction, retention).
-    pub fn stored_messages(&self) -> &HashMap<u64, Message> {
+    pub fn stored_messages(&self) -> &BTreeMap<u64, Message> {
         &self.messages
     }
 
@@ -157,6 +157,7 @@ impl Backend {
         b.join_requests = state.join_requests;
         b.receipt_logs = state.receipt_logs;
         b.retracted = state.retracted;
+        b.rebuild_threads();
         for m in media {
             b.media.restore_blob(
                 m.media_id,

@@ -1,5 +1,6 @@
 //! `c_init`, `register` and `login` (protocol.md 3).
 
+use super::limits;
 use super::model::{LoginState, User, UserKey};
 use super::{signature, Backend, ConnId, Outcome};
 use crate::protocol::{Args, Code, Failure};
@@ -52,6 +53,13 @@ impl ProfilePatch {
             Some(Value::Number(n)) => Some(n.to_string()),
             Some(_) => return Err(Failure::new(Code::InvalidType, "birthday must be a string")),
         };
+        if let Some(b) = &birthday {
+            limits::check_str("birthday", b, limits::MAX_BIRTHDAY_BYTES)?;
+        }
+        let extras = a.opt_obj("extras")?;
+        if let Some(x) = extras {
+            limits::check_obj("extras", x, limits::MAX_EXTRAS_BYTES)?;
+        }
         let gender = match a.opt_i64("gender")? {
             Some(g @ 0..=2) => Some(g),
             Some(_) => return Err(Failure::new(Code::InvalidValue, "gender must be 0, 1 or 2")),
@@ -65,7 +73,7 @@ impl ProfilePatch {
             signature: text("signature", 250)?,
             region: text("region", 250)?,
             address: text("address", 250)?,
-            extras: a.opt_obj("extras")?.cloned(),
+            extras: extras.cloned(),
         })
     }
 
@@ -110,7 +118,9 @@ impl ProfilePatch {
 /// Normalises a password field: the SDK sends lower-case hex MD5, `is_md5` apps may
 /// send their own case.
 pub(crate) fn password_field(a: Args<'_>, key: &str) -> Result<String, Failure> {
-    Ok(a.str(key)?.to_ascii_lowercase())
+    let p = a.str(key)?;
+    limits::check_str(key, p, limits::MAX_PASSWORD_BYTES)?;
+    Ok(p.to_ascii_lowercase())
 }
 
 impl Backend {
@@ -233,7 +243,9 @@ impl Backend {
         let appkey = c.appkey.unwrap_or_default();
         let username = a.str("username")?;
         let password = password_field(a, "password")?;
-        let version = a.opt_str("version")?.unwrap_or("").to_owned();
+        let version = a.opt_str("version")?.unwrap_or("");
+        limits::check_str("version", version, limits::MAX_VERSION_BYTES)?;
+        let version = version.to_owned();
         let platform = match a.opt_str("platform")? {
             None => "web",
             Some(p) if PLATFORMS.contains(&p) => p,

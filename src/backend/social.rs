@@ -126,7 +126,9 @@ impl Backend {
     pub(super) fn add_friend(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
         let target = Self::named_user(&me, a, "target_name", "appkey")?;
-        let why = a.opt_str("why")?.unwrap_or("").to_owned();
+        let why = a.opt_str("why")?.unwrap_or("");
+        super::limits::check_str("why", why, super::limits::MAX_WHY_BYTES)?;
+        let why = why.to_owned();
         let from_type = a
             .opt_i64("from_type")?
             .ok_or_else(|| Failure::new(Code::Missing, "from_type is required"))?;

@@ -6,7 +6,7 @@
 //! pushes what the device is missing; with roaming (`flag: 1` at init) and a zero key,
 //! the whole history of every conversation is replayed.
 
-use super::model::ConvKey;
+use super::model::{ConvKey, Mailbox, SyncCursor};
 use super::{Backend, ConnId, Outcome};
 use crate::protocol::{Args, Failure};
 use serde_json::{json, Map, Value};
@@ -14,6 +14,63 @@ use std::collections::BTreeMap;
 
 /// Most messages per conversation replayed by roaming.
 pub const ROAMING_LIMIT: usize = 100;
+
+/// What a page charges per message beyond its stored JSON: a comma and a
+/// `receipt_msgs` entry (`{"msg_id":…,"unread_count":…,"mtime":…}`).
+const MSG_OVERHEAD: usize = 80;
+/// What a page charges per conversation: its header fields, brackets and commas
+/// (`from_username` up to 128 bytes, an appkey, counts).
+const CONV_OVERHEAD: usize = 400;
+
+/// conversation -> (msg_ids to send, how many of the last ones are new)
+type PageConvs = BTreeMap<ConvKey, (Vec<u64>, usize)>;
+
+/// One `sync_conversation` push being filled: its messages, and where the next page
+/// starts if this one is full.
+struct Page {
+    convs: PageConvs,
+    msgs: usize,
+    bytes: usize,
+    max_msgs: usize,
+    max_bytes: usize,
+    next: Option<SyncCursor>,
+}
+
+impl Page {
+    fn new(limits: super::limits::HistoryLimits) -> Self {
+        Self {
+            convs: BTreeMap::new(),
+            msgs: 0,
+            bytes: 0,
+            max_msgs: limits.sync_page_messages,
+            max_bytes: limits.sync_page_bytes,
+            next: None,
+        }
+    }
+
+    /// Whether a message of `len` stored bytes still fits, in a conversation already
+    /// on the page or not (a page always takes one message). Each message is charged
+    /// its JSON plus a possible `receipt_msgs` entry, each conversation its header, so
+    /// a page's JSON stays under `sync_page_bytes` plus one message.
+    fn fits(&mut self, len: usize, new_conv: bool) -> bool {
+        let cost = len + MSG_OVERHEAD + if new_conv { CONV_OVERHEAD } else { 0 };
+        if self.msgs > 0 && (self.msgs >= self.max_msgs || self.bytes + cost > self.max_bytes) {
+            return false;
+        }
+        self.msgs += 1;
+        self.bytes += cost;
+        true
+    }
+}
+
+/// Whether `mb`'s log holds `id` in conversation `ck`, not yet confirmed.
+fn undelivered(mb: &Mailbox, id: u64, ck: &ConvKey) -> bool {
+    let at = mb.log.partition_point(|e| e.msg_id < id);
+    mb.log
+        .range(at..)
+        .take_while(|e| e.msg_id == id)
+        .any(|e| &e.conv == ck && !e.delivered)
+}
 
 impl Backend {
     pub(super) fn sync_check(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
@@ -23,41 +80,167 @@ impl Backend {
         let event_key = a.opt_i64("sync_event_key")?.unwrap_or(0);
         let receipt_key = a.opt_i64("msg_receipt_key")?.unwrap_or(0);
         let roaming = sync_type == 1 && key == 0;
-
-        let mb = self.mailboxes.get(&me).cloned().unwrap_or_default();
-        // conversation -> (messages to send, how many of the last ones are new)
-        let mut convs: BTreeMap<ConvKey, (Vec<u64>, usize)> = BTreeMap::new();
-        if roaming {
-            for (ck, conv) in &mb.conversations {
-                let start = conv.msg_ids.len().saturating_sub(ROAMING_LIMIT);
-                let ids = conv.msg_ids[start..].to_vec();
-                let unread = mb
-                    .log
-                    .iter()
-                    .filter(|e| &e.conv == ck && !e.delivered && ids.contains(&e.msg_id))
-                    .count();
-                if !ids.is_empty() {
-                    convs.insert(ck.clone(), (ids, unread));
-                }
+        let head = self.mailboxes.get(&me).map_or(0, |mb| mb.head);
+        let cursor = if roaming {
+            SyncCursor::Roam {
+                conv: None,
+                skip: 0,
+                upto: head,
             }
         } else {
-            for e in mb.log.iter().filter(|e| e.seq > key && !e.delivered) {
-                let entry = convs.entry(e.conv.clone()).or_default();
-                entry.0.push(e.msg_id);
-                entry.1 += 1;
+            SyncCursor::Log {
+                after: key,
+                upto: head,
+            }
+        };
+        let page = self.sync_page(conn, &me, cursor);
+        let (events, event_key) = self.pending_events(&me, event_key);
+        let (receipts, receipt_key) = self.pending_receipts(&me, receipt_key);
+        let mut f = Map::new();
+        f.insert(
+            "sync_key".into(),
+            json!(if page.is_some() { key } else { head.max(key) }),
+        );
+        f.insert("sync_type".into(), json!(sync_type));
+        f.insert("sync_event_key".into(), json!(event_key));
+        f.insert("msg_receipt_key".into(), json!(receipt_key));
+        let mut out = Outcome::ok(f);
+        if let Some(p) = page {
+            out.push(vec![conn], "sync_conversation", p);
+        }
+        if let Some(ev) = events {
+            out.push(vec![conn], "sync_event", ev);
+        }
+        if let Some(r) = receipts {
+            out.push(vec![conn], "sync_receipt", r);
+        }
+        Ok(out)
+    }
+
+    /// The `sync_conversation` page starting at `cursor` (`None`: nothing to send), and
+    /// the connection's cursor set to where the next page starts.
+    fn sync_page(
+        &mut self,
+        conn: ConnId,
+        me: &super::UserKey,
+        cursor: SyncCursor,
+    ) -> Option<Value> {
+        let mut page = Page::new(self.history);
+        let empty = Mailbox::default();
+        let mb = self.mailboxes.get(me).unwrap_or(&empty);
+        let upto = match &cursor {
+            SyncCursor::Log { after, upto } => {
+                self.log_page(mb, *after, *upto, &mut page);
+                *upto
+            }
+            SyncCursor::Roam { conv, skip, upto } => {
+                self.roam_page(mb, conv.as_ref(), *skip, *upto, &mut page);
+                *upto
+            }
+        };
+        let key = match &page.next {
+            // A full non-roaming page confirms up to its last entry; a full roaming page
+            // confirms nothing (its unread counts must hold until the last page).
+            Some(SyncCursor::Log { after, .. }) => *after,
+            Some(SyncCursor::Roam { .. }) => 0,
+            None => upto,
+        };
+        let messages = self.page_messages(me, page.convs);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.sync_cursor = page.next;
+        }
+        if messages.is_empty() {
+            return None;
+        }
+        Some(json!({"sync_key": key, "messages": messages}))
+    }
+
+    /// Unconfirmed log entries with `after < seq <= upto`, in log order.
+    fn log_page(&self, mb: &Mailbox, after: i64, upto: i64, page: &mut Page) {
+        let start = mb.log.partition_point(|e| e.seq <= after);
+        let mut last = after;
+        for e in mb.log.range(start..) {
+            if e.seq > upto {
+                break;
+            }
+            if e.delivered {
+                continue;
+            }
+            // Retracted messages are gone from the store: never send or count them.
+            let Some(m) = self.messages.get(&e.msg_id) else {
+                continue;
+            };
+            let new_conv = !page.convs.contains_key(&e.conv);
+            if !page.fits(m.wire.len(), new_conv) {
+                page.next = Some(SyncCursor::Log { after: last, upto });
+                return;
+            }
+            last = e.seq;
+            let entry = page.convs.entry(e.conv.clone()).or_default();
+            entry.0.push(e.msg_id);
+            entry.1 += 1;
+        }
+    }
+
+    /// Roaming: the last [`ROAMING_LIMIT`] messages of every conversation, in
+    /// conversation order, from `from` (skipping `skip` of its window) on.
+    fn roam_page(
+        &self,
+        mb: &Mailbox,
+        from: Option<&ConvKey>,
+        skip: usize,
+        upto: i64,
+        page: &mut Page,
+    ) {
+        let convs: Box<dyn Iterator<Item = _>> = match from {
+            Some(c) => Box::new(mb.conversations.range(c.clone()..)),
+            None => Box::new(mb.conversations.iter()),
+        };
+        for (ck, conv) in convs {
+            let skip = if from == Some(ck) { skip } else { 0 };
+            let start = conv.msg_ids.len().saturating_sub(ROAMING_LIMIT);
+            let window: Vec<u64> = conv.msg_ids.range(start..).copied().collect();
+            let mut taken = Vec::new();
+            let mut end = window.len();
+            for (i, id) in window.iter().enumerate().skip(skip) {
+                let Some(m) = self.messages.get(id) else {
+                    continue;
+                };
+                if !page.fits(m.wire.len(), taken.is_empty()) {
+                    page.next = Some(SyncCursor::Roam {
+                        conv: Some(ck.clone()),
+                        skip: i,
+                        upto,
+                    });
+                    end = i;
+                    break;
+                }
+                taken.push(*id);
+            }
+            if !taken.is_empty() {
+                let span = &window[skip.min(end)..end];
+                let unread = span.iter().filter(|id| undelivered(mb, **id, ck)).count();
+                page.convs.insert(ck.clone(), (taken, unread));
+            }
+            if page.next.is_some() {
+                return;
             }
         }
+    }
+
+    /// The `messages` array of a page: one entry per conversation, messages decoded
+    /// from their stored JSON.
+    fn page_messages(&self, me: &super::UserKey, convs: PageConvs) -> Vec<Value> {
         let mut messages = Vec::new();
         for (ck, (ids, unsync)) in convs {
             let msgs: Vec<Value> = ids
                 .iter()
                 .filter_map(|id| self.messages.get(id))
-                .map(|m| m.wire.clone())
+                .map(|m| m.wire_value())
                 .collect();
             if msgs.is_empty() {
                 continue;
             }
-            // Retracted messages are gone from the store: never count more than we send.
             let unsync = unsync.min(msgs.len());
             let (msg_type, from_appkey, from_username, from_gid) = match &ck {
                 ConvKey::Single(peer) => (3, peer.appkey.clone(), peer.username.clone(), 0),
@@ -69,36 +252,11 @@ impl Backend {
                 "from_username": from_username,
                 "from_gid": from_gid,
                 "unsync_count": unsync,
-                "receipt_msgs": self.receipt_msgs_of(&me, &ids),
+                "receipt_msgs": self.receipt_msgs_of(me, &ids),
                 "msgs": msgs,
             }));
         }
-        let pending = !messages.is_empty();
-        let (events, event_key) = self.pending_events(&me, event_key);
-        let (receipts, receipt_key) = self.pending_receipts(&me, receipt_key);
-        let mut f = Map::new();
-        f.insert(
-            "sync_key".into(),
-            json!(if pending { key } else { mb.head.max(key) }),
-        );
-        f.insert("sync_type".into(), json!(sync_type));
-        f.insert("sync_event_key".into(), json!(event_key));
-        f.insert("msg_receipt_key".into(), json!(receipt_key));
-        let mut out = Outcome::ok(f);
-        if pending {
-            out.push(
-                vec![conn],
-                "sync_conversation",
-                json!({"sync_key": mb.head, "messages": messages}),
-            );
-        }
-        if let Some(ev) = events {
-            out.push(vec![conn], "sync_event", ev);
-        }
-        if let Some(r) = receipts {
-            out.push(vec![conn], "sync_receipt", r);
-        }
-        Ok(out)
+        messages
     }
 
     pub(super) fn sync_conversation_ack(
@@ -109,11 +267,19 @@ impl Backend {
         let me = self.me(conn)?;
         let key = a.opt_i64("sync_key")?.unwrap_or(0);
         if let Some(mb) = self.mailboxes.get_mut(&me) {
-            for e in mb.log.iter_mut().filter(|e| e.seq <= key) {
+            for e in mb.log.iter_mut().take_while(|e| e.seq <= key) {
                 e.delivered = true;
             }
         }
-        Ok(Outcome::ok_empty())
+        let mut out = Outcome::ok_empty();
+        // A sync sent in pages: this ack asks for the next one.
+        let cursor = self.conns.get_mut(&conn).and_then(|c| c.sync_cursor.take());
+        if let Some(cursor) = cursor {
+            if let Some(p) = self.sync_page(conn, &me, cursor) {
+                out.push(vec![conn], "sync_conversation", p);
+            }
+        }
+        Ok(out)
     }
 
     /// Receipt changes after `key` for `sync_check` (`sync_receipt`): `(push, response key)`.
@@ -279,5 +445,153 @@ mod tests {
             Some(0)
         );
         assert_eq!(check(&mut h, 2, 0, 0).pushes.len(), 1);
+    }
+
+    /// (peer, msg_id) in arrival order, (peer, unsync_count) per entry, push sizes.
+    type Followed = (Vec<(String, u64)>, Vec<(String, i64)>, Vec<usize>);
+
+    /// Follows a paged sync: every `sync_conversation` push of `o` and of the acks it
+    /// leads to. Returns (conversation, msg_id, unsync_count of its entry) in arrival
+    /// order and each push's JSON length.
+    fn follow_pages(h: &mut Harness, conn: u64, mut o: crate::backend::Outcome) -> Followed {
+        let (mut ids, mut unsync, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+        while let Some(p) = o.pushes.iter().find(|p| p.event == "sync_conversation") {
+            sizes.push(p.payload.to_string().len());
+            for c in p.payload["messages"].as_array().expect("messages") {
+                let who = c["from_username"].as_str().unwrap_or_default().to_owned();
+                unsync.push((who.clone(), c["unsync_count"].as_i64().expect("unsync")));
+                for m in c["msgs"].as_array().expect("msgs") {
+                    ids.push((who.clone(), m["msg_id"].as_u64().expect("id")));
+                }
+            }
+            let key = p.payload["sync_key"].clone();
+            o = h.req(conn, "sync_conversation_ack", json!({ "sync_key": key }));
+            assert_eq!(o.code(), Some(0));
+            assert!(sizes.len() < 10_000, "paging does not end");
+        }
+        (ids, unsync, sizes)
+    }
+
+    #[test]
+    fn a_large_backlog_arrives_in_pages_each_within_the_limit() {
+        let mut cfg = Harness::config();
+        cfg.history.per_conversation = 200_000;
+        let limits = cfg.history;
+        let mut h = Harness::with_config(cfg);
+        h.user(1, "alice");
+        h.user(2, "bobby");
+        h.b.disconnect(2);
+        let sent: Vec<u64> = (0..100_000)
+            .map(|i| text(&mut h, 1, "bobby", &format!("{i:064}")))
+            .collect();
+        h.init(3, APP, SECRET);
+        h.req(
+            3,
+            "login",
+            json!({"username": "bobby", "password": md5_hex("pw")}),
+        );
+        let first = check(&mut h, 3, 0, 0);
+        // The response keeps the requested key until the pages are confirmed.
+        assert_eq!(resp(&first)["sync_key"], json!(0));
+        let (ids, _, sizes) = follow_pages(&mut h, 3, first);
+        let got: Vec<u64> = ids.iter().map(|(_, id)| *id).collect();
+        assert_eq!(got.len(), sent.len());
+        assert_eq!(got, sent, "every message once, oldest first");
+        assert!(sizes.len() >= 100_000 / limits.sync_page_messages);
+        let bound = limits.sync_page_bytes + 8 * 1024;
+        assert!(
+            sizes.iter().all(|n| *n <= bound),
+            "a page over {bound}: {:?}",
+            sizes.iter().max()
+        );
+        // Everything is confirmed: nothing more to sync.
+        let head = h.b.mailboxes[&crate::backend::UserKey::new(APP, "bobby")].head;
+        let again = check(&mut h, 3, head, 0);
+        assert!(again.pushes.is_empty());
+        assert_eq!(resp(&again)["sync_key"], json!(head));
+    }
+
+    #[test]
+    fn roaming_in_pages_keeps_the_unread_counts_of_later_pages() {
+        let mut cfg = Harness::config();
+        cfg.history.sync_page_messages = 7;
+        let mut h = Harness::with_config(cfg);
+        h.user(1, "bobby");
+        let peers = ["alice", "carol", "david"];
+        for (i, p) in peers.iter().enumerate() {
+            h.user(10 + i as u64, p);
+            for n in 0..5 {
+                text(&mut h, 10 + i as u64, "bobby", &format!("{p} {n}"));
+            }
+        }
+        // bobby read alice's five on his first device.
+        for e in
+            h.b.mailboxes
+                .get_mut(&crate::backend::UserKey::new(APP, "bobby"))
+                .expect("mb")
+                .log
+                .iter_mut()
+                .take(5)
+        {
+            e.delivered = true;
+        }
+        h.b.disconnect(1);
+        h.init(2, APP, SECRET);
+        h.req(
+            2,
+            "login",
+            json!({"username": "bobby", "password": md5_hex("pw")}),
+        );
+        let o = check(&mut h, 2, 0, 1);
+        let (ids, unsync, sizes) = follow_pages(&mut h, 2, o);
+        assert_eq!(sizes.len(), 3, "15 messages in pages of 7");
+        assert_eq!(ids.len(), 15);
+        let mut per_peer = std::collections::BTreeMap::new();
+        for (who, n) in unsync {
+            *per_peer.entry(who).or_insert(0) += n;
+        }
+        assert_eq!(per_peer["alice"], 0);
+        assert_eq!(per_peer["carol"], 5);
+        assert_eq!(per_peer["david"], 5);
+        // The last page's key confirmed everything.
+        let head = h.b.mailboxes[&crate::backend::UserKey::new(APP, "bobby")].head;
+        assert!(check(&mut h, 2, head, 0).pushes.is_empty());
+    }
+
+    #[test]
+    fn a_page_ack_retried_or_without_paging_sends_nothing_more() {
+        let mut cfg = Harness::config();
+        cfg.history.sync_page_messages = 2;
+        let mut h = Harness::with_config(cfg);
+        h.user(1, "alice");
+        h.user(2, "bobby");
+        h.b.disconnect(2);
+        let sent: Vec<u64> = (0..3)
+            .map(|i| text(&mut h, 1, "bobby", &i.to_string()))
+            .collect();
+        h.init(3, APP, SECRET);
+        h.req(
+            3,
+            "login",
+            json!({"username": "bobby", "password": md5_hex("pw")}),
+        );
+        let o = check(&mut h, 3, 0, 0);
+        let key = o.pushes[0].payload["sync_key"].clone();
+        let next = h.req_rid(3, "sync_conversation_ack", 900, json!({"sync_key": key}));
+        assert_eq!(next.pushes.len(), 1);
+        assert_eq!(
+            next.pushes[0].payload["messages"][0]["msgs"][0]["msg_id"],
+            json!(sent[2])
+        );
+        // The same rid again: answered from the cache, no second page.
+        assert!(h
+            .req_rid(3, "sync_conversation_ack", 900, json!({"sync_key": key}))
+            .pushes
+            .is_empty());
+        // An ack with nothing paged sends nothing.
+        assert!(h
+            .req(3, "sync_conversation_ack", json!({"sync_key": 1}))
+            .pushes
+            .is_empty());
     }
 }

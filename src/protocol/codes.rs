@@ -120,11 +120,28 @@ pub struct Failure {
     pub message: String,
 }
 
+/// Longest failure message, in bytes: messages quote client input (a username, an id),
+/// so a huge field is cut here rather than echoed back whole.
+pub const MAX_MESSAGE_BYTES: usize = 512;
+
+/// `s` cut to at most `max` bytes on a character boundary, with `…` when cut.
+fn clip(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
 impl Failure {
     pub fn new(code: Code, detail: impl Into<String>) -> Self {
         Self {
             code,
-            message: detail.into(),
+            message: clip(detail.into(), MAX_MESSAGE_BYTES),
         }
     }
 
@@ -165,6 +182,18 @@ mod tests {
             assert!(!c.message().is_empty());
         }
         assert_eq!(Code::from_number(1), None);
+    }
+
+    #[test]
+    fn failure_messages_quoting_huge_input_are_clipped() {
+        let f = Failure::new(
+            Code::NoSuchUser,
+            format!("user {} does not exist", "é".repeat(5000)),
+        );
+        assert!(f.message.len() <= MAX_MESSAGE_BYTES + '…'.len_utf8());
+        assert!(f.message.starts_with("user éé") && f.message.ends_with('…'));
+        let short = Failure::new(Code::NoSuchUser, "user bob does not exist");
+        assert_eq!(short.message, "user bob does not exist");
     }
 
     #[test]

@@ -84,6 +84,7 @@ impl Scenario {
             media: self.media.clone(),
             blacklists: self.blacklists.clone(),
             signature_ttl_ms: 10 * 60 * 1000,
+            history: Default::default(),
         }
     }
 

@@ -286,7 +286,8 @@ pub fn open(
 ) -> Result<Opened, StateError> {
     let mut cache = MessageCache::default();
     if let Some(parts) = read(path)? {
-        let backend = Backend::from_saved(parts, clock);
+        let mut backend = Backend::from_saved(parts, clock);
+        backend.set_history_limits(config.history.clone());
         cache.take(&backend, 0).map_err(|e| StateError::Corrupt {
             path: path.display().to_string(),
             reason: e,

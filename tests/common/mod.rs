@@ -40,6 +40,7 @@ pub fn backend_config() -> BackendConfig {
         media: vec![],
         blacklists: vec![],
         signature_ttl_ms: 600_000,
+        history: Default::default(),
     }
 }
 
