@@ -47,10 +47,17 @@ impl Backend {
     /// messages (after a restore from a state file).
     pub(super) fn rebuild_threads(&mut self) {
         self.threads.clear();
-        let mut all: Vec<&Message> = self.messages.values().chain(self.retracted.values()).collect();
+        let mut all: Vec<&Message> = self
+            .messages
+            .values()
+            .chain(self.retracted.values())
+            .collect();
         all.sort_by_key(|m| m.msg_id);
         for m in all {
-            self.threads.entry(m.thread()).or_default().push_back(m.msg_id);
+            self.threads
+                .entry(m.thread())
+                .or_default()
+                .push_back(m.msg_id);
         }
     }
 

@@ -287,7 +287,7 @@ pub fn open(
     let mut cache = MessageCache::default();
     if let Some(parts) = read(path)? {
         let mut backend = Backend::from_saved(parts, clock);
-        backend.set_history_limits(config.history.clone());
+        backend.set_history_limits(config.history);
         cache.take(&backend, 0).map_err(|e| StateError::Corrupt {
             path: path.display().to_string(),
             reason: e,
