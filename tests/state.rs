@@ -106,6 +106,14 @@ async fn http(
     (status, out[split..].to_vec())
 }
 
+/// A media file's bytes through the signed URL that `get_resource` gives `c`.
+async fn media_bytes(s: &RunningServer, c: &Client, media_id: &str) -> (u16, Vec<u8>) {
+    let r = ok(c, "get_resource", json!({"media_id": media_id})).await;
+    let url = r.get("url").as_str().expect("url").to_owned();
+    let path = &url[url.find("/media/").expect("a media URL")..];
+    http(s, "GET", path, &[], b"").await
+}
+
 /// Uploads `bytes` as alice's image; returns the media_id.
 async fn upload(s: &RunningServer, c: &Client, name: &str, bytes: &[u8]) -> String {
     let token = ok(c, "get_upload_token", json!({}))
@@ -205,10 +213,9 @@ async fn check_state(s: &RunningServer, made: &Made) {
         .collect();
     names.sort_unstable();
     assert_eq!(names, ["alice", "bobby"]);
-    let (status, body) = http(s, "GET", &format!("/media/{}", made.media_id), &[], b"").await;
-    assert_eq!((status, body), (200, png()));
-    // New ids continue after the saved ones.
     let a = login(s, "alice", 0).await;
+    assert_eq!(media_bytes(s, &a, &made.media_id).await, (200, png()));
+    // New ids continue after the saved ones.
     let next = a
         .send_text("alice", "bobby", "three")
         .await
@@ -498,9 +505,8 @@ async fn export_state_writes_fixtures_that_check_and_include_accept() {
         assert_eq!(texts, [json!("one"), json!("two")]);
         let members = ok(&b, "get_group_members", json!({"gid": made.gid})).await;
         assert_eq!(members.get("member_list").as_array().map(Vec::len), Some(2));
-        let (status, body) = http(&s, "GET", &format!("/media/{}", made.media_id), &[], b"").await;
-        assert_eq!((status, body), (200, png()));
-        login(&s, "alice", 0).await;
+        let a = login(&s, "alice", 0).await;
+        assert_eq!(media_bytes(&s, &a, &made.media_id).await, (200, png()));
     })
     .await;
     bounded(s.shutdown()).await;
