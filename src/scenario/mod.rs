@@ -2,6 +2,7 @@
 //! diagnostics, and turn into server state and fault rules. Nothing in a bad file is
 //! half-applied: [`load`] returns either a whole [`Scenario`] or every error.
 
+pub mod api;
 pub mod files;
 pub mod model;
 pub mod schema;
@@ -789,6 +790,9 @@ impl Loader {
                         suggest(c, clients.iter().map(String::as_str)),
                     );
                 }
+            }
+            for p in api::check_step(&s.value) {
+                self.error_at(text, file, &s.referenced, &p.word, p.message, p.hint);
             }
             match &s.value {
                 Step::Request { event, .. }
