@@ -260,8 +260,8 @@ mod tests {
             serde_json::json!([{"target_usrname": "b", "content": "x", "need_reciept": true}]),
         );
         let words: Vec<_> = p.iter().map(|p| p.word.as_str()).collect();
-        assert_eq!(words, ["need_reciept", "target_usrname"]);
-        assert_eq!(p[1].hint.as_deref(), Some("did you mean \"target_username\"?"));
+        assert_eq!(words, ["target_usrname", "need_reciept"]);
+        assert_eq!(p[0].hint.as_deref(), Some("did you mean \"target_username\"?"));
         let p = call("init", serde_json::json!([{"$auth": {"flga": 0}}]));
         assert_eq!(p[0].hint.as_deref(), Some("did you mean \"flag\"?"));
         assert!(check_listener("sendSingleMsg")[0]
