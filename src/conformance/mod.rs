@@ -92,6 +92,7 @@ impl Report {
         }
         let why = self.failure().unwrap_or_default();
         let unimplemented = [
+            LACKS,
             "is not a function",
             "unknown SDK method",
             "no method",
@@ -119,6 +120,10 @@ impl Report {
             .map(|c| format!("{}: {}", c.what, c.detail))
     }
 }
+
+/// What a failure says when the driver's `hello` declared the method or listener
+/// unsupported (graded UNIMPL).
+pub const LACKS: &str = "declares it lacks this";
 
 /// A scenario's graded result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -752,7 +752,7 @@ impl Loader {
                 Step::Call { client, .. }
                 | Step::Listen { client, .. }
                 | Step::ExpectListener { client, .. } => Some(client),
-                Step::AdvanceTimers(_) => None,
+                Step::AdvanceTimers(_) | Step::Settle(_) => None,
                 Step::Init { client, .. }
                 | Step::Register { client, .. }
                 | Step::Login { client, .. }
@@ -788,6 +788,18 @@ impl Loader {
                         c,
                         format!("client {c:?} is used before a connect or create step opens it"),
                         suggest(c, clients.iter().map(String::as_str)),
+                    );
+                }
+            }
+            if let Step::Settle(st) = &s.value {
+                if st.ms > model::SETTLE_MAX_MS {
+                    self.error_at(
+                        text,
+                        file,
+                        &s.referenced,
+                        "ms",
+                        format!("settle: ms must be at most {}, not {}", model::SETTLE_MAX_MS, st.ms),
+                        Some("settle lets client timers run; split a longer wait".into()),
                     );
                 }
             }
