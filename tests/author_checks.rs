@@ -27,8 +27,8 @@ fixtures:
   users: [{username: alice, password: pw}, {username: bobby, password: pw}]
 steps:
   - create: {client: a}
-  - call: {client: a, method: init, args: [{$auth: {flag: 0}}]}
-  - call: {client: a, method: login, args: [{username: alice, password: pw}]}
+  - call: {client: a, method: init, args: [{$auth: {flag: 0}}], within_ms: 600000}
+  - call: {client: a, method: login, args: [{username: alice, password: pw}], within_ms: 600000}
   - listen: {client: a, listener: onMsgRecieve}
   - call: {client: a, method: sendGroupMessage, args: [{target_gid: 1, content: x}]}
   - call: {client: a, method: sendSingleMsg, args: [{target_usrname: bobby, content: x}]}
@@ -60,4 +60,52 @@ fn misspelt_api_names_are_located_errors_with_suggestions() {
     assert_eq!(out.status.code(), Some(2), "{stdout}");
     assert!(!stdout.contains("passed"), "nothing ran: {stdout}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+const LOGGED_IN: &str = "fixtures:
+  users: [{username: alice, password: pw}, {username: bobby, password: pw}]
+steps:
+  - create: {client: a}
+  - call: {client: a, method: init, args: [{$auth: {flag: 0}}], within_ms: 600000}
+  - call: {client: a, method: login, args: [{username: alice, password: pw}], within_ms: 600000}
+";
+
+fn scenario(head: &str, steps: &str) -> jmessage_mock::scenario::Scenario {
+    let text = format!("{head}{LOGGED_IN}{steps}");
+    jmessage_mock::scenario::parse(&text, "t.yaml").expect("valid scenario")
+}
+
+/// `expect: closed` holds when a fault closes the connection before any callback, and
+/// fails when the call is answered.
+#[tokio::test]
+async fn a_call_expects_the_connection_to_close() {
+    let cut = "name: cut\ntime_scale: 0.05\nfaults:\n  - id: cut\n    when: {direction: in, kind: request, event: [s_across_single_text]}\n    action: {close: {abrupt: true}}\n";
+    let send = "  - call: {client: a, method: sendSingleMsg, args: [{target_username: bobby, content: x}], expect: closed}\nexpect:\n  - messages_stored: 0\n";
+    let report = jmessage_mock::conformance::run(&scenario(cut, send)).await;
+    assert!(report.passed(), "{:?}", report.failure());
+    assert!(report.transcript.contains("-> closed"), "{}", report.transcript);
+    let answered = scenario("name: answered\ntime_scale: 0.05\n", send);
+    let report = jmessage_mock::conformance::run(&answered).await;
+    let why = report.failure().expect("an answered call is not closed");
+    assert!(why.contains("expected Closed"), "{why}");
+}
+
+/// `settle` lets the builtin client's timers run on its scaled clock: the periodic
+/// `sync_check` (every 150 s) goes out once more during a 250 s settle, not during 50 s.
+#[tokio::test]
+async fn settle_runs_the_clients_background_timers() {
+    for (ms, checks) in [(50_000, 1), (250_000, 2)] {
+        let sc = scenario(
+            "name: settle\ntime_scale: 0.01\n",
+            &format!("  - settle: {{ms: {ms}}}\nexpect:\n  - count: {{dir: in, event: sync_check, equals: {checks}}}\n"),
+        );
+        let report = jmessage_mock::conformance::run(&sc).await;
+        assert!(report.passed(), "settle {ms}: {:?}", report.failure());
+    }
+    let e = jmessage_mock::scenario::parse(
+        "name: long\nsteps:\n  - settle: {ms: 600001}\n",
+        "t.yaml",
+    )
+    .expect_err("too long");
+    assert_eq!((e[0].line, e[0].column), (3, 14), "{e:?}");
 }
