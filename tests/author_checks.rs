@@ -43,16 +43,30 @@ fn misspelt_api_names_are_located_errors_with_suggestions() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let file = f.display();
     for (pos, what, hint) in [
-        ("8:35", "unknown listener \"onMsgRecieve\"", "did you mean \"onMsgReceive\"?"),
-        ("9:31", "unknown method \"sendGroupMessage\"", "did you mean \"sendGroupMsg\"?"),
+        (
+            "8:35",
+            "unknown listener \"onMsgRecieve\"",
+            "did you mean \"onMsgReceive\"?",
+        ),
+        (
+            "9:31",
+            "unknown method \"sendGroupMessage\"",
+            "did you mean \"sendGroupMsg\"?",
+        ),
         (
             "10:54",
             "sendSingleMsg has no argument \"target_usrname\"",
             "did you mean \"target_username\"?",
         ),
     ] {
-        assert!(stderr.contains(&format!("{file}:{pos}: {what}")), "{pos} {what}: {stderr}");
-        assert!(stderr.contains(&format!("hint: {hint}")), "{hint}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{file}:{pos}: {what}")),
+            "{pos} {what}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("hint: {hint}")),
+            "{hint}: {stderr}"
+        );
     }
     // `run` refuses the file as invalid input (exit 2) instead of grading it UNIMPL.
     let out = bin().arg("run").arg(&f).output().expect("runs");
@@ -83,7 +97,11 @@ async fn a_call_expects_the_connection_to_close() {
     let send = "  - call: {client: a, method: sendSingleMsg, args: [{target_username: bobby, content: x}], expect: closed}\nexpect:\n  - messages_stored: 0\n";
     let report = jmessage_mock::conformance::run(&scenario(cut, send)).await;
     assert!(report.passed(), "{:?}", report.failure());
-    assert!(report.transcript.contains("-> closed"), "{}", report.transcript);
+    assert!(
+        report.transcript.contains("-> closed"),
+        "{}",
+        report.transcript
+    );
     let answered = scenario("name: answered\ntime_scale: 0.05\n", send);
     let report = jmessage_mock::conformance::run(&answered).await;
     let why = report.failure().expect("an answered call is not closed");
@@ -102,10 +120,8 @@ async fn settle_runs_the_clients_background_timers() {
         let report = jmessage_mock::conformance::run(&sc).await;
         assert!(report.passed(), "settle {ms}: {:?}", report.failure());
     }
-    let e = jmessage_mock::scenario::parse(
-        "name: long\nsteps:\n  - settle: {ms: 600001}\n",
-        "t.yaml",
-    )
-    .expect_err("too long");
+    let e =
+        jmessage_mock::scenario::parse("name: long\nsteps:\n  - settle: {ms: 600001}\n", "t.yaml")
+            .expect_err("too long");
     assert_eq!((e[0].line, e[0].column), (3, 14), "{e:?}");
 }

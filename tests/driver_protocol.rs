@@ -258,18 +258,28 @@ async fn what_hello_declares_unsupported_is_unimplemented() {
     assert_eq!(d.hello.build.as_deref(), Some("fake-build-1"));
     assert!(d.lacks("onRoomMsg") && !d.lacks("onMsgReceive"));
     let _ = d.shutdown().await;
-    let script = format!("{}/tests/drivers/fake_driver.js", env!("CARGO_MANIFEST_DIR"));
+    let script = format!(
+        "{}/tests/drivers/fake_driver.js",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let client = ClientSpec::Command(vec!["node".into(), script]);
     for step in [
         "call: {client: a, method: transPlatMsg, args: [{platform: all, cmd: x}]}",
         "listen: {client: a, listener: onRoomMsg}",
     ] {
         let sc = jmessage_mock::scenario::parse(
-            &format!("name: lacking\ntime_scale: 0.05\nsteps:\n  - create: {{client: a}}\n  - {step}\n"),
+            &format!(
+                "name: lacking\ntime_scale: 0.05\nsteps:\n  - create: {{client: a}}\n  - {step}\n"
+            ),
             "lacking.yaml",
         )
         .expect("valid");
         let report = run_with(&sc, &client).await;
-        assert_eq!(report.verdict(false), Verdict::Unimplemented, "{:?}", report.failure());
+        assert_eq!(
+            report.verdict(false),
+            Verdict::Unimplemented,
+            "{:?}",
+            report.failure()
+        );
     }
 }

@@ -12,19 +12,51 @@ use serde_json::Value;
 
 /// Every method of the guide and the argument names it documents.
 pub const METHODS: &[(&str, &[&str])] = &[
-    ("init", &["appkey", "random_str", "timestamp", "signature", "flag"]),
-    ("register", &["username", "password", "is_md5", "nickname", "birthday", "signature", "gender", "region", "address", "extras", "media_id"]),
+    (
+        "init",
+        &["appkey", "random_str", "timestamp", "signature", "flag"],
+    ),
+    (
+        "register",
+        &[
+            "username",
+            "password",
+            "is_md5",
+            "nickname",
+            "birthday",
+            "signature",
+            "gender",
+            "region",
+            "address",
+            "extras",
+            "media_id",
+        ],
+    ),
     ("isConnect", &[]),
     ("isInit", &[]),
     ("isLogin", &[]),
     ("login", &["username", "password", "is_md5"]),
     ("loginOut", &[]),
     ("getUserInfo", &["username", "appkey"]),
-    ("updateSelfInfo", &["nickname", "birthday", "signature", "gender", "region", "address", "extras"]),
+    (
+        "updateSelfInfo",
+        &[
+            "nickname",
+            "birthday",
+            "signature",
+            "gender",
+            "region",
+            "address",
+            "extras",
+        ],
+    ),
     ("updateSelfAvatar", &["avatar"]),
     ("updateSelfPwd", &["old_pwd", "new_pwd", "is_md5"]),
     ("getConversation", &[]),
-    ("updateConversation", &["gid", "username", "appkey", "extras"]),
+    (
+        "updateConversation",
+        &["gid", "username", "appkey", "extras"],
+    ),
     ("getUnreadMsgCnt", &["gid", "username", "appkey"]),
     ("resetUnreadCount", &["gid", "username", "appkey"]),
     ("msgUnreadList", &["msg_id"]),
@@ -32,34 +64,200 @@ pub const METHODS: &[(&str, &[&str])] = &[
     ("addGroupReceiptReport", &["gid", "msg_ids"]),
     ("getResource", &["media_id"]),
     ("msgRetract", &["msg_id"]),
-    ("sendSingleMsg", &["target_username", "content", "msg_body", "target_nickname", "extras", "appkey", "no_offline", "no_notification", "custom_notification", "need_receipt"]),
-    ("sendSinglePic", &["target_username", "image", "msg_body", "target_nickname", "extras", "appkey", "no_offline", "no_notification", "custom_notification", "need_receipt"]),
-    ("sendSingleFile", &["target_username", "file", "msg_body", "target_nickname", "extras", "appkey", "no_offline", "no_notification", "custom_notification", "need_receipt"]),
-    ("sendSingleLocation", &["target_username", "latitude", "longitude", "scale", "label", "msg_body", "target_nickname", "extras", "appkey", "no_offline", "no_notification", "custom_notification", "need_receipt"]),
-    ("sendSingleCustom", &["target_username", "custom", "msg_body", "target_nickname", "appkey", "no_offline", "no_notification", "custom_notification", "need_receipt"]),
-    ("sendGroupMsg", &["target_gid", "content", "msg_body", "target_gname", "extras", "at_list", "no_offline", "no_notification", "custom_notification", "need_receipt"]),
-    ("sendGroupPic", &["target_gid", "image", "msg_body", "target_gname", "extras", "no_offline", "no_notification", "need_receipt"]),
-    ("sendGroupFile", &["target_gid", "file", "msg_body", "target_gname", "extras", "no_offline", "no_notification", "need_receipt"]),
-    ("sendGroupLocation", &["target_gid", "latitude", "longitude", "scale", "label", "msg_body", "target_gname", "extras", "no_offline", "no_notification", "need_receipt"]),
-    ("sendGroupCustom", &["target_gid", "custom", "msg_body", "target_gname", "no_offline", "no_notification", "need_receipt"]),
-    ("transSingleMsg", &["target_username", "cmd", "target_appkey"]),
+    (
+        "sendSingleMsg",
+        &[
+            "target_username",
+            "content",
+            "msg_body",
+            "target_nickname",
+            "extras",
+            "appkey",
+            "no_offline",
+            "no_notification",
+            "custom_notification",
+            "need_receipt",
+        ],
+    ),
+    (
+        "sendSinglePic",
+        &[
+            "target_username",
+            "image",
+            "msg_body",
+            "target_nickname",
+            "extras",
+            "appkey",
+            "no_offline",
+            "no_notification",
+            "custom_notification",
+            "need_receipt",
+        ],
+    ),
+    (
+        "sendSingleFile",
+        &[
+            "target_username",
+            "file",
+            "msg_body",
+            "target_nickname",
+            "extras",
+            "appkey",
+            "no_offline",
+            "no_notification",
+            "custom_notification",
+            "need_receipt",
+        ],
+    ),
+    (
+        "sendSingleLocation",
+        &[
+            "target_username",
+            "latitude",
+            "longitude",
+            "scale",
+            "label",
+            "msg_body",
+            "target_nickname",
+            "extras",
+            "appkey",
+            "no_offline",
+            "no_notification",
+            "custom_notification",
+            "need_receipt",
+        ],
+    ),
+    (
+        "sendSingleCustom",
+        &[
+            "target_username",
+            "custom",
+            "msg_body",
+            "target_nickname",
+            "appkey",
+            "no_offline",
+            "no_notification",
+            "custom_notification",
+            "need_receipt",
+        ],
+    ),
+    (
+        "sendGroupMsg",
+        &[
+            "target_gid",
+            "content",
+            "msg_body",
+            "target_gname",
+            "extras",
+            "at_list",
+            "no_offline",
+            "no_notification",
+            "custom_notification",
+            "need_receipt",
+        ],
+    ),
+    (
+        "sendGroupPic",
+        &[
+            "target_gid",
+            "image",
+            "msg_body",
+            "target_gname",
+            "extras",
+            "no_offline",
+            "no_notification",
+            "need_receipt",
+        ],
+    ),
+    (
+        "sendGroupFile",
+        &[
+            "target_gid",
+            "file",
+            "msg_body",
+            "target_gname",
+            "extras",
+            "no_offline",
+            "no_notification",
+            "need_receipt",
+        ],
+    ),
+    (
+        "sendGroupLocation",
+        &[
+            "target_gid",
+            "latitude",
+            "longitude",
+            "scale",
+            "label",
+            "msg_body",
+            "target_gname",
+            "extras",
+            "no_offline",
+            "no_notification",
+            "need_receipt",
+        ],
+    ),
+    (
+        "sendGroupCustom",
+        &[
+            "target_gid",
+            "custom",
+            "msg_body",
+            "target_gname",
+            "no_offline",
+            "no_notification",
+            "need_receipt",
+        ],
+    ),
+    (
+        "transSingleMsg",
+        &["target_username", "cmd", "target_appkey"],
+    ),
     ("transGroupMsg", &["gid", "cmd"]),
     ("transPlatMsg", &["platform", "cmd"]),
-    ("createGroup", &["group_name", "group_description", "avatar", "is_limit"]),
+    (
+        "createGroup",
+        &["group_name", "group_description", "avatar", "is_limit"],
+    ),
     ("exitGroup", &["gid"]),
     ("addGroupMembers", &["gid", "member_usernames"]),
     ("delGroupMembers", &["gid", "member_usernames"]),
     ("getGroups", &[]),
     ("getGroupInfo", &["gid"]),
-    ("updateGroupInfo", &["gid", "group_name", "group_description", "avatar"]),
+    (
+        "updateGroupInfo",
+        &["gid", "group_name", "group_description", "avatar"],
+    ),
     ("getGroupMembers", &["gid"]),
     ("joinGroup", &["gid", "reason"]),
-    ("addGroupMemberResp", &["gid", "event_id", "from_username", "target_username", "result", "reason", "from_appkey", "target_appkey"]),
-    ("addGroupMemSilence", &["gid", "target_username", "target_appkey"]),
-    ("delGroupMemSilence", &["gid", "target_username", "target_appkey"]),
+    (
+        "addGroupMemberResp",
+        &[
+            "gid",
+            "event_id",
+            "from_username",
+            "target_username",
+            "result",
+            "reason",
+            "from_appkey",
+            "target_appkey",
+        ],
+    ),
+    (
+        "addGroupMemSilence",
+        &["gid", "target_username", "target_appkey"],
+    ),
+    (
+        "delGroupMemSilence",
+        &["gid", "target_username", "target_appkey"],
+    ),
     ("addGroupKeeper", &["gid", "member_usernames"]),
     ("delGroupKeeper", &["gid", "member_usernames"]),
-    ("changeGroupAdmin", &["gid", "target_username", "target_appkey"]),
+    (
+        "changeGroupAdmin",
+        &["gid", "target_username", "target_appkey"],
+    ),
     ("dissolveGroup", &["gid"]),
     ("getAppkeyPublicGroups", &["start", "appkey"]),
     ("getAppkeyChatrooms", &["start", "appkey"]),
@@ -67,11 +265,41 @@ pub const METHODS: &[(&str, &[&str])] = &[
     ("getChatroomInfo", &["id"]),
     ("enterChatroom", &["id"]),
     ("exitChatroom", &["id"]),
-    ("sendChatroomMsg", &["target_rid", "content", "msg_body", "target_rname", "extras"]),
-    ("sendChatroomPic", &["target_rid", "image", "msg_body", "target_rname", "extras"]),
-    ("sendChatroomFile", &["target_rid", "file", "msg_body", "target_rname", "extras"]),
-    ("sendChatroomLocation", &["target_rid", "latitude", "longitude", "scale", "label", "msg_body", "target_rname", "extras"]),
-    ("sendChatroomCustom", &["target_rid", "custom", "msg_body", "target_rname", "extras"]),
+    (
+        "sendChatroomMsg",
+        &[
+            "target_rid",
+            "content",
+            "msg_body",
+            "target_rname",
+            "extras",
+        ],
+    ),
+    (
+        "sendChatroomPic",
+        &["target_rid", "image", "msg_body", "target_rname", "extras"],
+    ),
+    (
+        "sendChatroomFile",
+        &["target_rid", "file", "msg_body", "target_rname", "extras"],
+    ),
+    (
+        "sendChatroomLocation",
+        &[
+            "target_rid",
+            "latitude",
+            "longitude",
+            "scale",
+            "label",
+            "msg_body",
+            "target_rname",
+            "extras",
+        ],
+    ),
+    (
+        "sendChatroomCustom",
+        &["target_rid", "custom", "msg_body", "target_rname", "extras"],
+    ),
     ("getNoDisturb", &[]),
     ("addSingleNoDisturb", &["target_name", "appkey"]),
     ("delSingleNoDisturb", &["target_name", "appkey"]),
@@ -90,7 +318,10 @@ pub const METHODS: &[(&str, &[&str])] = &[
     ("acceptFriend", &["target_name", "appkey"]),
     ("declineFriend", &["target_name", "why", "appkey"]),
     ("delFriend", &["target_name", "appkey"]),
-    ("updateFriendMemo", &["target_name", "memo_name", "memo_others", "appkey"]),
+    (
+        "updateFriendMemo",
+        &["target_name", "memo_name", "memo_others", "appkey"],
+    ),
 ];
 
 /// Every listener of the guide (each takes one callback).
@@ -151,7 +382,9 @@ fn check_listener(listener: &str) -> Vec<Problem> {
     };
     vec![Problem {
         word: listener.to_owned(),
-        message: format!("unknown listener {listener:?}: the Web SDK V2 guide has no such listener"),
+        message: format!(
+            "unknown listener {listener:?}: the Web SDK V2 guide has no such listener"
+        ),
         hint,
     }]
 }
@@ -261,7 +494,10 @@ mod tests {
         );
         let words: Vec<_> = p.iter().map(|p| p.word.as_str()).collect();
         assert_eq!(words, ["target_usrname", "need_reciept"]);
-        assert_eq!(p[0].hint.as_deref(), Some("did you mean \"target_username\"?"));
+        assert_eq!(
+            p[0].hint.as_deref(),
+            Some("did you mean \"target_username\"?")
+        );
         let p = call("init", serde_json::json!([{"$auth": {"flga": 0}}]));
         assert_eq!(p[0].hint.as_deref(), Some("did you mean \"flag\"?"));
         assert!(check_listener("sendSingleMsg")[0]
@@ -276,7 +512,11 @@ mod tests {
 
     #[test]
     fn documented_names_pass() {
-        assert!(call("sendSingleMsg", serde_json::json!([{"target_username": "b", "content": "x"}])).is_empty());
+        assert!(call(
+            "sendSingleMsg",
+            serde_json::json!([{"target_username": "b", "content": "x"}])
+        )
+        .is_empty());
         assert!(call("init", serde_json::json!([{"$auth": {"flag": 0}}])).is_empty());
         assert!(call("getConversation", serde_json::json!([])).is_empty());
         assert!(check_listener("onMsgReceive").is_empty());

@@ -798,7 +798,11 @@ impl Loader {
                         file,
                         &s.referenced,
                         "ms",
-                        format!("settle: ms must be at most {}, not {}", model::SETTLE_MAX_MS, st.ms),
+                        format!(
+                            "settle: ms must be at most {}, not {}",
+                            model::SETTLE_MAX_MS,
+                            st.ms
+                        ),
                         Some("settle lets client timers run; split a longer wait".into()),
                     );
                 }
