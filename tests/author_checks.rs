@@ -125,3 +125,47 @@ async fn settle_runs_the_clients_background_timers() {
             .expect_err("too long");
     assert_eq!((e[0].line, e[0].column), (3, 14), "{e:?}");
 }
+
+/// Every broken rule of a file is reported in one `check`, at the offending field, naming
+/// the field and the expected type with an example; a fixture file likewise.
+#[test]
+fn every_shape_error_of_a_file_is_reported_at_once() {
+    let dir = temp_dir("shapes");
+    let f = write(
+        &dir,
+        "shapes.yaml",
+        "name: shapes\nfaults:\n  - id: a\n    action: drop\n    nth: 2\nsteps:\n  - connect: {client: a, transprt: polling}\n  - wait_ms: soon\nexpect:\n  - messages_stored: lots\n",
+    );
+    let out = bin().arg("check").arg(&f).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let file = f.display();
+    for want in [
+        format!("{file}:5:5: faults[0]: nth: expected a list of non-negative integers, e.g. [2]"),
+        format!("{file}:7:26: steps[0]: connect: unknown field \"transprt\""),
+        format!("{file}:8:5: steps[1]: wait_ms: expected a non-negative integer, e.g. 2"),
+        format!("{file}:10:5: expect[0]: messages_stored: expected a non-negative integer"),
+    ] {
+        assert!(stderr.contains(&want), "{want}\n{stderr}");
+    }
+    assert!(
+        stderr.contains("hint: did you mean \"transport\"?"),
+        "{stderr}"
+    );
+    let fixtures = dir.join("fixtures");
+    std::fs::create_dir_all(&fixtures).expect("dir");
+    let fx = write(
+        &fixtures,
+        "people.yaml",
+        "users:\n  - {username: alice, password: 7, nickname: [a]}\n  - {username: bobby, pasword: pw}\n",
+    );
+    let out = bin().arg("check").arg(&fx).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("users[").count(), 2, "{stderr}");
+    assert!(
+        stderr.contains("users[1]: unknown field \"pasword\""),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

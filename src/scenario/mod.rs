@@ -6,6 +6,7 @@ pub mod api;
 pub mod files;
 pub mod model;
 pub mod schema;
+pub mod shape;
 
 pub use files::FileAccess;
 
@@ -234,7 +235,14 @@ fn parse_at(
     dir: Option<&Path>,
     access: FileAccess,
 ) -> Result<Scenario, Vec<Diagnostic>> {
-    let sf: ScenarioFile = serde_saphyr::from_str(text).map_err(|e| vec![parse_error(file, &e)])?;
+    let sf: ScenarioFile = serde_saphyr::from_str(text).map_err(|e| {
+        let all = shape::scenario_errors(text, file);
+        if all.is_empty() {
+            vec![parse_error(file, &e)]
+        } else {
+            all
+        }
+    })?;
     let mut l = Loader {
         errors: Vec::new(),
         visiting: Vec::new(),
@@ -258,8 +266,14 @@ fn parse_at(
 /// Validates a fixture file on its own (the `check` command).
 pub fn check_fixture_file(path: &Path) -> Result<(), Vec<Diagnostic>> {
     let (file, text) = read_file(path)?;
-    let mut f: Fixtures =
-        serde_saphyr::from_str(&text).map_err(|e| vec![parse_error(&file, &e)])?;
+    let mut f: Fixtures = serde_saphyr::from_str(&text).map_err(|e| {
+        let all = shape::fixture_errors(&text, &file);
+        if all.is_empty() {
+            vec![parse_error(&file, &e)]
+        } else {
+            all
+        }
+    })?;
     let mut l = Loader {
         errors: Vec::new(),
         visiting: vec![path.to_path_buf()],
