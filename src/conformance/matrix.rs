@@ -153,6 +153,7 @@ fn excluded(client: &str, sc: &Scenario, reason: String) -> Cell {
             error: None,
             client: client.to_owned(),
             transcript: String::new(),
+            identity: Default::default(),
         },
         verdict: Verdict::Excluded,
     }

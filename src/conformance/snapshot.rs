@@ -231,6 +231,7 @@ mod tests {
             error: None,
             client: "jmessage-web 2.6.0".into(),
             transcript: transcript.into(),
+            identity: Default::default(),
         }
     }
 

@@ -408,8 +408,7 @@ fn needle(e: &PathError) -> Option<String> {
     e.path()
         .iter()
         .map(|s| s.to_string())
-        .filter(|s| s != "?" && s.parse::<usize>().is_err())
-        .last()
+        .rfind(|s| s != "?" && s.parse::<usize>().is_err())
 }
 
 /// Where `word` (as a key, `word:`) first appears from the rule's start up to the next
