@@ -336,7 +336,23 @@ fn describe_error(
     let inner = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
     let field = path.join(".");
     let root = root.unwrap_or(schema);
-    let (message, hint) = if let Some(unknown) = backticked(&inner, "unknown field `") {
+    let (message, hint) = if let Some(unknown) = backticked(&inner, "unknown variant `") {
+        let known: Vec<String> = inner
+            .split("expected ")
+            .nth(1)
+            .map(|t| t.split('`').skip(1).step_by(2).map(str::to_owned).collect())
+            .unwrap_or_default();
+        let at = if field.is_empty() {
+            String::new()
+        } else {
+            format!("{field}: ")
+        };
+        (
+            format!("{prefix}{at}unknown {unknown:?}"),
+            suggest(&unknown, known.iter().map(String::as_str))
+                .or_else(|| Some(format!("known: {}", known.join(", ")))),
+        )
+    } else if let Some(unknown) = backticked(&inner, "unknown field `") {
         let known: Vec<String> = inner
             .split("expected ")
             .nth(1)
@@ -399,7 +415,9 @@ fn describe_error(
 /// a missing field, which is reported at the rule's start).
 fn needle(e: &PathError) -> Option<String> {
     let inner = e.inner().to_string();
-    if let Some(k) = backticked(&inner, "unknown field `") {
+    if let Some(k) =
+        backticked(&inner, "unknown field `").or_else(|| backticked(&inner, "unknown variant `"))
+    {
         return Some(k);
     }
     if inner.contains("missing field") {
@@ -414,8 +432,17 @@ fn needle(e: &PathError) -> Option<String> {
 /// Where `word` (as a key, `word:`) first appears from the rule's start up to the next
 /// rule's line; the rule's start when it does not.
 fn within(text: &str, start: Location, end: Option<u64>, word: &str) -> (u64, u64) {
+    for key in [format!("{word}:"), word.to_owned()] {
+        if let Some(at) = find_from(text, start, end, &key) {
+            return at;
+        }
+    }
+    (start.line().max(1), start.column().max(1))
+}
+
+/// The first `key` from `start` (line and column) up to the line `end` (excluded).
+fn find_from(text: &str, start: Location, end: Option<u64>, key: &str) -> Option<(u64, u64)> {
     let from = start.line().max(1) as usize;
-    let key = format!("{word}:");
     for (i, line) in text.lines().enumerate().skip(from - 1) {
         if end.is_some_and(|e| i as u64 + 1 >= e) {
             break;
@@ -426,12 +453,12 @@ fn within(text: &str, start: Location, end: Option<u64>, word: &str) -> (u64, u6
             0
         };
         let hay: String = line.chars().skip(skip).collect();
-        if let Some(c) = hay.find(&key) {
+        if let Some(c) = hay.find(key) {
             let col = hay[..c].chars().count() + skip;
-            return (i as u64 + 1, col as u64 + 1);
+            return Some((i as u64 + 1, col as u64 + 1));
         }
     }
-    (start.line().max(1), start.column().max(1))
+    None
 }
 
 fn backticked(text: &str, after: &str) -> Option<String> {
