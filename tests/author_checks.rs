@@ -169,3 +169,42 @@ fn every_shape_error_of_a_file_is_reported_at_once() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// UNIMPL for a method the driver's `hello` declares unsupported: exit 0, and JUnit lists
+/// it as `skipped` with the verdict, as docs/scenarios.md says (tests/drivers/fake_driver.js
+/// declares `transPlatMsg` unsupported; needs `node`).
+#[test]
+fn declared_unsupported_is_unimpl_and_junit_skips_it() {
+    if Command::new("node").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: node is not installed");
+        return;
+    }
+    let dir = temp_dir("unimpl");
+    write(
+        &dir,
+        "lacks.yaml",
+        "id: T-9\nname: lacks transPlatMsg\ntime_scale: 0.05\nsteps:\n  - create: {client: a}\n  - call: {client: a, method: transPlatMsg, args: [{platform: all, cmd: x}]}\n",
+    );
+    let junit = dir.join("junit.xml");
+    let driver = format!(
+        "fake=node {}/tests/drivers/fake_driver.js",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = bin()
+        .arg("run")
+        .arg(dir.join("lacks.yaml"))
+        .args(["--client", &driver, "--junit"])
+        .arg(&junit)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("UNIMPL"), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert!(xml.contains("failures=\"0\" skipped=\"1\""), "{xml}");
+    assert!(
+        xml.contains("<skipped message=\"UNIMPL: step 2 call a.transPlatMsg: transPlatMsg: the client declares it lacks this"),
+        "{xml}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -7,7 +7,7 @@
 //! UNIMPL at run time. A unit test below keeps the table and the method column of
 //! `docs/api-coverage.md` equal, name for name.
 
-use super::model::Step;
+use super::model::{Step, SETTLE_MAX_MS};
 use serde_json::Value;
 
 /// Every method of the guide and the argument names it documents.
@@ -360,13 +360,19 @@ pub struct Problem {
     pub hint: Option<String>,
 }
 
-/// The wrong API names (method, listener, argument) of one portable step.
+/// The wrong API names (method, listener, argument) of one portable step, and a `settle`
+/// longer than [`SETTLE_MAX_MS`].
 pub fn check_step(step: &Step) -> Vec<Problem> {
     match step {
         Step::Call { method, args, .. } => check_call(method, args),
         Step::Listen { listener, .. } | Step::ExpectListener { listener, .. } => {
             check_listener(listener)
         }
+        Step::Settle(st) if st.ms > SETTLE_MAX_MS => vec![Problem {
+            word: "ms".into(),
+            message: format!("settle: ms must be at most {SETTLE_MAX_MS}, not {}", st.ms),
+            hint: Some("settle lets client timers run; split a longer wait".into()),
+        }],
         _ => Vec::new(),
     }
 }

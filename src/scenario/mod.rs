@@ -805,22 +805,6 @@ impl Loader {
                     );
                 }
             }
-            if let Step::Settle(st) = &s.value {
-                if st.ms > model::SETTLE_MAX_MS {
-                    self.error_at(
-                        text,
-                        file,
-                        &s.referenced,
-                        "ms",
-                        format!(
-                            "settle: ms must be at most {}, not {}",
-                            model::SETTLE_MAX_MS,
-                            st.ms
-                        ),
-                        Some("settle lets client timers run; split a longer wait".into()),
-                    );
-                }
-            }
             for p in api::check_step(&s.value) {
                 self.error_at(text, file, &s.referenced, &p.word, p.message, p.hint);
             }
