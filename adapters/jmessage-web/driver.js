@@ -134,7 +134,13 @@ function detectVersion() {
     // Every function name the SDK object has (own and inherited), for hello's `unsupported`.
     const present = new Set();
     for (let o = proto; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
-      for (const k of Object.getOwnPropertyNames(o)) if (has(k)) present.add(k);
+      for (const k of Object.getOwnPropertyNames(o)) {
+        try {
+          if (has(k)) present.add(k);
+        } catch (_) {
+          // An accessor that throws on the prototype itself is no method.
+        }
+      }
     }
     detected = { version, present };
     return detected;
