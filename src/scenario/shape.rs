@@ -1,7 +1,8 @@
 //! Every shape error of a file at once. The YAML deserializer stops at the first error, so
 //! when a file does not deserialize this second pass reads it as plain YAML values, keeps
 //! where each rule (step, expectation, fault, fixture entry) starts, and deserializes each
-//! rule on its own. Every failing rule gives one diagnostic at the rule's start, naming the
+//! rule on its own. Every failing rule gives one diagnostic at the offending key (at the
+//! rule's start for a missing one), naming the
 //! field and the expected type with an example taken from the JSON Schema of the format
 //! (`faults[0]: nth: expected a list of integers, e.g. [2]`).
 
@@ -318,6 +319,58 @@ fn plural(what: &str) -> String {
     }
 }
 
+/// `field: ` (nothing for an empty field).
+fn label(field: &str) -> String {
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!("{field}: ")
+    }
+}
+
+/// The backticked names after "expected" in a serde message (the known fields or variants).
+fn known_names(inner: &str) -> Vec<String> {
+    inner
+        .split("expected ")
+        .nth(1)
+        .map(|t| t.split('`').skip(1).step_by(2).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Message and hint for an error of `field` (a dotted path inside the rule).
+fn explain(schema: &Value, root: &Value, path: &[String], inner: &str) -> (String, Option<String>) {
+    let field = path.join(".");
+    if let Some(unknown) = backticked(inner, "unknown variant `") {
+        let known = known_names(inner);
+        let hint = suggest(&unknown, known.iter().map(String::as_str))
+            .or_else(|| Some(format!("known: {}", known.join(", "))));
+        return (format!("{}unknown {unknown:?}", label(&field)), hint);
+    }
+    if let Some(unknown) = backticked(inner, "unknown field `") {
+        let known = known_names(inner);
+        let parent = field
+            .strip_suffix(unknown.as_str())
+            .map(|p| p.trim_end_matches('.'))
+            .unwrap_or(&field);
+        let hint = suggest(&unknown, known.iter().map(String::as_str));
+        return (format!("{}unknown field {unknown:?}", label(parent)), hint);
+    }
+    if let Some(missing) = backticked(inner, "missing field `") {
+        return (format!("{}missing field {missing:?}", label(&field)), None);
+    }
+    let found = inner
+        .strip_prefix("invalid type: ")
+        .and_then(|t| t.split(", expected").next())
+        .map(|f| format!(" (found {f})"))
+        .unwrap_or_else(|| format!(" ({inner})"));
+    match at(schema, root, path).and_then(|s| expected(schema, s)) {
+        Some((what, ex)) if !field.is_empty() => {
+            (format!("{field}: expected {what}, e.g. {ex}{found}"), None)
+        }
+        _ => (format!("{}{inner}", label(&field)), None),
+    }
+}
+
 fn describe_error(
     schema: &Value,
     root: Option<&Value>,
@@ -333,80 +386,13 @@ fn describe_error(
         .filter(|s| s != "?")
         .collect();
     let inner = e.inner().to_string();
-    let inner = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
-    let field = path.join(".");
-    let root = root.unwrap_or(schema);
-    let (message, hint) = if let Some(unknown) = backticked(&inner, "unknown variant `") {
-        let known: Vec<String> = inner
-            .split("expected ")
-            .nth(1)
-            .map(|t| t.split('`').skip(1).step_by(2).map(str::to_owned).collect())
-            .unwrap_or_default();
-        let at = if field.is_empty() {
-            String::new()
-        } else {
-            format!("{field}: ")
-        };
-        (
-            format!("{prefix}{at}unknown {unknown:?}"),
-            suggest(&unknown, known.iter().map(String::as_str))
-                .or_else(|| Some(format!("known: {}", known.join(", ")))),
-        )
-    } else if let Some(unknown) = backticked(&inner, "unknown field `") {
-        let known: Vec<String> = inner
-            .split("expected ")
-            .nth(1)
-            .map(|t| t.split('`').skip(1).step_by(2).map(str::to_owned).collect())
-            .unwrap_or_default();
-        let parent = field
-            .strip_suffix(unknown.as_str())
-            .map(|p| p.trim_end_matches('.'))
-            .unwrap_or(&field);
-        let at = if parent.is_empty() {
-            String::new()
-        } else {
-            format!("{parent}: ")
-        };
-        (
-            format!("{prefix}{at}unknown field {unknown:?}"),
-            suggest(&unknown, known.iter().map(String::as_str)),
-        )
-    } else if let Some(missing) = backticked(&inner, "missing field `") {
-        let at = if field.is_empty() {
-            String::new()
-        } else {
-            format!("{field}: ")
-        };
-        (format!("{prefix}{at}missing field {missing:?}"), None)
-    } else {
-        let found = inner
-            .strip_prefix("invalid type: ")
-            .and_then(|t| t.split(", expected").next())
-            .map(|f| format!(" (found {f})"))
-            .unwrap_or_else(|| format!(" ({inner})"));
-        match at(schema, root, &path).and_then(|s| expected(schema, s)) {
-            Some((what, ex)) if !field.is_empty() => (
-                format!("{prefix}{field}: expected {what}, e.g. {ex}{found}"),
-                None,
-            ),
-            _ => (
-                format!(
-                    "{prefix}{}{inner}",
-                    if field.is_empty() {
-                        String::new()
-                    } else {
-                        format!("{field}: ")
-                    }
-                ),
-                None,
-            ),
-        }
-    };
+    let inner = inner.split(" at line ").next().unwrap_or(&inner);
+    let (message, hint) = explain(schema, root.unwrap_or(schema), &path, inner);
     Diagnostic {
         file: file.to_owned(),
         line: loc.line().max(1),
         column: loc.column().max(1),
-        message,
+        message: format!("{prefix}{message}"),
         hint,
     }
 }
