@@ -113,6 +113,15 @@ struct RunArgs {
     /// Write the snapshots instead of comparing (implies --snapshots).
     #[arg(long)]
     accept: bool,
+    /// Write the snapshots that do not exist yet (and pass), compare the others (implies
+    /// --snapshots): a CI run that records on its first run and gates afterwards.
+    #[arg(long)]
+    accept_new: bool,
+    /// Keep each client's own snapshots under DIR
+    /// (`DIR/<scenario dir relative to PATH>/<client>/<stem>.snap`) instead of beside
+    /// the scenarios. `--reference` snapshots are still read beside the scenarios.
+    #[arg(long, value_name = "DIR")]
+    snapshot_dir: Option<PathBuf>,
     /// Exclusion lists (YAML: `- {id: JMC-..., reason: ...}` for every client, or a map
     /// from client name to such a list): those scenarios are not run, only reported.
     #[arg(long)]
@@ -406,6 +415,11 @@ fn run(a: RunArgs) -> ExitCode {
         snapshots: a.snapshots,
         accept: a.accept,
         reference: a.reference.clone(),
+        layout: jmessage_mock::conformance::snapshot::Layout {
+            dir: a.snapshot_dir.clone(),
+            roots: a.paths.clone(),
+        },
+        accept_new: a.accept_new,
     };
     let several = clients.len() > 1;
     let total = scenarios.len() * clients.len();

@@ -155,7 +155,7 @@ async fn portable_steps_run_through_a_driver_and_report_mismatches() {
     );
     let client = ClientSpec::Command(vec!["node".into(), script]);
     let ok = jmessage_mock::scenario::parse(
-        "name: portable\ntime_scale: 0.05\nsteps:\n  - create: {client: a}\n  - call: {client: a, method: init, args: [{$auth: {flag: 0}}], expect: {success: {code: 0}}}\n  - call: {client: a, method: explode, expect: thrown}\n  - listen: {client: a, listener: onMsgReceive}\n  - expect_listener: {client: a, listener: onMsgReceive, fields: {hello: world}}\n",
+        "name: portable\ntime_scale: 0.05\nsteps:\n  - create: {client: a}\n  - call: {client: a, method: init, args: [{$auth: {flag: 0}}], expect: {success: {code: 0}}}\n  - call: {client: a, method: getUserInfo, args: [{username: alice}], expect: thrown}\n  - listen: {client: a, listener: onMsgReceive}\n  - expect_listener: {client: a, listener: onMsgReceive, fields: {hello: world}}\n",
         "portable.yaml",
     )
     .expect("valid");
@@ -191,8 +191,8 @@ async fn portable_steps_run_through_a_driver_and_report_mismatches() {
         report.failure()
     );
     // The builtin client runs portable steps through its SDK facade: init succeeds for
-    // real, `explode` is no SDK method (calling it throws, as in JavaScript), and no
-    // real message ever arrives for the fake listener expectation.
+    // real, `getUserInfo` before login throws client-side, and no real message ever
+    // arrives for the fake listener expectation.
     let report = jmessage_mock::conformance::run(&ok).await;
     let why = report.failure().expect("fails at the fake delivery");
     assert!(
@@ -245,4 +245,41 @@ async fn a_waiting_call_runs_the_fake_clock_faster_by_time_scale() {
         .await;
     let err = r.expect_err("no advance at time_scale 1");
     assert!(err.contains("no callback from getGroups"), "{err}");
+}
+
+/// A method or listener the driver's `hello` declares unsupported is graded UNIMPL
+/// without being sent; `hello`'s `build` is kept for reports.
+#[tokio::test]
+async fn what_hello_declares_unsupported_is_unimplemented() {
+    need_node!();
+    use jmessage_mock::conformance::{run_with, ClientSpec, Verdict};
+    let d = spawn("good").await.expect("starts");
+    assert_eq!(d.hello.unsupported, ["transPlatMsg", "onRoomMsg"]);
+    assert_eq!(d.hello.build.as_deref(), Some("fake-build-1"));
+    assert!(d.lacks("onRoomMsg") && !d.lacks("onMsgReceive"));
+    let _ = d.shutdown().await;
+    let script = format!(
+        "{}/tests/drivers/fake_driver.js",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let client = ClientSpec::Command(vec!["node".into(), script]);
+    for step in [
+        "call: {client: a, method: transPlatMsg, args: [{platform: all, cmd: x}]}",
+        "listen: {client: a, listener: onRoomMsg}",
+    ] {
+        let sc = jmessage_mock::scenario::parse(
+            &format!(
+                "name: lacking\ntime_scale: 0.05\nsteps:\n  - create: {{client: a}}\n  - {step}\n"
+            ),
+            "lacking.yaml",
+        )
+        .expect("valid");
+        let report = run_with(&sc, &client).await;
+        assert_eq!(
+            report.verdict(false),
+            Verdict::Unimplemented,
+            "{:?}",
+            report.failure()
+        );
+    }
 }

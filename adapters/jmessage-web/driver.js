@@ -131,7 +131,18 @@ function detectVersion() {
       const m = /SDK_VERSION\s*:\s*["']([^"']+)["']/.exec(src);
       version = `unknown(${m ? m[1] : '?'})`;
     }
-    detected = { version };
+    // Every function name the SDK object has (own and inherited), for hello's `unsupported`.
+    const present = new Set();
+    for (let o = proto; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+      for (const k of Object.getOwnPropertyNames(o)) {
+        try {
+          if (has(k)) present.add(k);
+        } catch (_) {
+          // An accessor that throws on the prototype itself is no method.
+        }
+      }
+    }
+    detected = { version, present };
     return detected;
   } finally {
     sb.dispose();
@@ -346,6 +357,13 @@ async function destroyInstance(inst, graceMs) {
 // ---------------------------------------------------------------------------
 // Command dispatch (one at a time, in arrival order)
 
+// hello's `unsupported`: the names of the runner's `api` list (the guide's methods and
+// listeners) that this SDK build has no function for (2.4.0 and 2.5.0 lack some).
+function unsupported(cmd, present) {
+  if (!Array.isArray(cmd.api)) return [];
+  return cmd.api.filter((n) => typeof n === 'string' && !present.has(n)).slice(0, 200);
+}
+
 async function handle(cmd) {
   if (browser) return handleBrowser(cmd);
   switch (cmd.cmd) {
@@ -353,10 +371,10 @@ async function handle(cmd) {
       if (cmd.protocol !== undefined && cmd.protocol !== PROTOCOL) {
         throw new Error(`unsupported protocol ${JSON.stringify(cmd.protocol)} (this driver speaks ${PROTOCOL})`);
       }
-      const { version } = detectVersion();
+      const { version, present } = detectVersion();
       const capabilities = ['multi_instance', 'upload'];
       if (clock) capabilities.splice(1, 0, 'fake_timers');
-      return { driver: DRIVER_NAME, version, protocol: PROTOCOL, capabilities };
+      return { driver: DRIVER_NAME, version, protocol: PROTOCOL, capabilities, unsupported: unsupported(cmd, present) };
     }
     case 'create':
       createInstance(cmd);
@@ -406,11 +424,11 @@ async function handleBrowser(cmd) {
       if (cmd.protocol !== undefined && cmd.protocol !== PROTOCOL) {
         throw new Error(`unsupported protocol ${JSON.stringify(cmd.protocol)} (this driver speaks ${PROTOCOL})`);
       }
-      const { version } = detectVersion();
+      const { version, present } = detectVersion();
       await browser.start(); // a missing or broken Chromium fails hello, clearly
       const capabilities = ['multi_instance', 'upload'];
       if (browser.fakeTimers) capabilities.splice(1, 0, 'fake_timers');
-      return { driver: BROWSER_DRIVER_NAME, version, protocol: PROTOCOL, capabilities, browser: browser.version() };
+      return { driver: BROWSER_DRIVER_NAME, version, protocol: PROTOCOL, capabilities, browser: browser.version(), unsupported: unsupported(cmd, present) };
     }
     case 'create':
       await browser.create(createParams(cmd, browser.instances));

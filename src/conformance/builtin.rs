@@ -308,10 +308,7 @@ pub async fn run_steps(
                 verdict(r.map(|_| String::new()))
             }
             Step::Listen { client, listener } => match portable.as_deref_mut() {
-                Some(p) => match p.driver.listen(client, listener).await {
-                    Ok(()) => (true, String::new()),
-                    Err(e) => (false, e.to_string()),
-                },
+                Some(p) => verdict(p.listen(client, listener).await.map(|()| String::new())),
                 None => verdict(api.listen(client, listener).map(|()| String::new())),
             },
             Step::ExpectListener {
@@ -346,6 +343,7 @@ pub async fn run_steps(
                     (true, "builtin: waited the scaled time".into())
                 }
             },
+            Step::Settle(st) => settle(portable.as_deref_mut(), st.ms, scale).await,
             Step::AsDevice {
                 user,
                 appkey,
@@ -451,11 +449,31 @@ fn step_name(s: &Step) -> String {
             client, listener, ..
         } => format!("expect_listener {client}.{listener}"),
         Step::AdvanceTimers(ms) => format!("advance_timers {ms}"),
+        Step::Settle(st) => format!("settle {} ms", st.ms),
         Step::AsDevice {
             user,
             platform,
             event,
             ..
         } => format!("as_device {user}/{platform} {event}"),
+    }
+}
+
+/// A `settle` step: every client's background timers run for `ms` of client time.
+async fn settle(portable: Option<&mut Portable>, ms: u64, scale: f64) -> (bool, String) {
+    match portable {
+        Some(p) if p.driver.can("fake_timers") => match p.driver.advance(ms).await {
+            Ok(()) => (true, String::new()),
+            Err(e) => (false, e.to_string()),
+        },
+        // Real timers: the library's clock is the wall clock.
+        Some(_) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            (true, String::new())
+        }
+        None => {
+            tokio::time::sleep(scaled(ms, scale)).await;
+            (true, String::new())
+        }
     }
 }

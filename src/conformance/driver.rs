@@ -66,6 +66,11 @@ pub struct Hello {
     pub driver: String,
     pub version: String,
     pub capabilities: Vec<String>,
+    /// Methods and listeners of the guide the client declares it lacks (optional
+    /// `unsupported` of `hello`): steps naming them are graded UNIMPL, not run.
+    pub unsupported: Vec<String>,
+    /// Optional `build` of `hello` (a commit or build hash), for reports.
+    pub build: Option<String>,
 }
 
 /// A `call` reply: the return value, or the synchronous exception.
@@ -201,11 +206,16 @@ impl SubprocessDriver {
                 driver: String::new(),
                 version: String::new(),
                 capabilities: Vec::new(),
+                unsupported: Vec::new(),
+                build: None,
             },
             limit: COMMAND_LIMIT,
         };
         let reply = match driver
-            .command(json!({"cmd": "hello", "protocol": PROTOCOL}), COMMAND_LIMIT)
+            .command(
+                json!({"cmd": "hello", "protocol": PROTOCOL, "api": guide_names()}),
+                COMMAND_LIMIT,
+            )
             .await
         {
             Ok(r) => r,
@@ -234,17 +244,19 @@ impl SubprocessDriver {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_owned(),
-            capabilities: reply
-                .get("capabilities")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|c| c.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            capabilities: strings(&reply, "capabilities"),
+            unsupported: strings(&reply, "unsupported"),
+            build: reply
+                .get("build")
+                .and_then(Value::as_str)
+                .map(|b| b.chars().take(80).collect()),
         };
         Ok(driver)
+    }
+
+    /// Whether `hello` declared the client lacks this method or listener.
+    pub fn lacks(&self, name: &str) -> bool {
+        self.hello.unsupported.iter().any(|u| u == name)
     }
 
     /// Whether `hello` listed a capability.
@@ -483,4 +495,29 @@ fn truncate(s: &str) -> String {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_owned(),
     }
+}
+
+/// A list of strings of a `hello` reply (at most 200 entries; non-strings are ignored).
+fn strings(reply: &Value, key: &str) -> Vec<String> {
+    reply
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .take(200)
+                .filter_map(|c| c.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The guide's method and listener names, sent with `hello` so a driver can answer
+/// which of them its client lacks.
+fn guide_names() -> Vec<&'static str> {
+    use crate::scenario::api::{LISTENERS, METHODS};
+    METHODS
+        .iter()
+        .map(|(m, _)| *m)
+        .chain(LISTENERS.iter().copied())
+        .collect()
 }

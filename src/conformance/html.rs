@@ -1,7 +1,12 @@
-//! The HTML report of a matrix run: one self-contained page (inline CSS, no scripts, no
-//! external resources, so CI systems can archive and serve it as it is) with a summary per
-//! client, the scenario × client grid coloured by verdict, and for every cell that is not
-//! a plain pass a collapsible `<details>` with the failed checks and their diffs.
+//! The HTML report of a matrix run: one self-contained page (inline CSS, no external
+//! resources, so CI systems can archive and serve it as it is) with the clients' identity
+//! (name, driver, version and build from `hello`, the date), a summary per client, the
+//! failures first, grouped when several cases fail the same way (same diff or same failing
+//! check), the scenario × client grid coloured by verdict, and for every cell that is not a
+//! plain pass a collapsible `<details>` (failures first) with the failed checks and their
+//! diffs. A link to a case opens it: one tiny inline script sets `open` on the `<details>` a
+//! fragment names (without scripts the case is highlighted by `:target` and opens on a
+//! click). Long lines wrap.
 
 use super::matrix::{Cell, ClientEntry};
 use super::Verdict;
@@ -50,9 +55,62 @@ table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:
 th{background:#f4f4f4}td.v{text-align:center;font-weight:600;white-space:nowrap}\
 .pass{background:#d7f5d7}.nonstrict{background:#fff1b8}.info{background:#dde8ff}.unimpl{background:#eee}\
 .excl{background:#f4f4f4;color:#777}.fail{background:#ffd0d0}a{color:inherit}\
-pre{background:#fafafa;border:1px solid #ddd;padding:.6em;overflow-x:auto;font-size:12px}\
+pre{background:#fafafa;border:1px solid #ddd;padding:.6em;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}\
 .add{color:#075e07}.del{color:#a00}details{margin:.4em 0 1em}summary{cursor:pointer}\
+details:target{outline:2px solid #c00;outline-offset:2px}td,li{overflow-wrap:anywhere}\
 code{font-size:12px}";
+
+/// Opens the `<details>` the URL's fragment names (on load and on every link followed).
+const SCRIPT: &str = "function jmmOpen(){var e=document.getElementById(location.hash.slice(1));\
+if(e&&e.tagName==='DETAILS'){e.open=true;}}addEventListener('hashchange',jmmOpen);\
+addEventListener('DOMContentLoaded',jmmOpen);";
+
+/// Order of the details: failures first, then the other non-passes.
+fn rank(v: Verdict) -> u8 {
+    match v {
+        Verdict::Fail => 0,
+        Verdict::NonStrict => 1,
+        Verdict::Unimplemented => 2,
+        Verdict::Informational => 3,
+        Verdict::Excluded => 4,
+        Verdict::Pass => 5,
+    }
+}
+
+/// What makes two failures the same: the failing check's diff (without its first line,
+/// which names the per-case snapshot file) or, when there is no diff, the check itself
+/// without its step number.
+fn signature(cell: &Cell) -> String {
+    if let Some(e) = &cell.report.error {
+        return e.clone();
+    }
+    let Some(check) = cell
+        .report
+        .checks
+        .iter()
+        .find(|c| !c.ok && c.strict)
+        .or_else(|| cell.report.checks.iter().find(|c| !c.ok))
+    else {
+        return String::new();
+    };
+    let mut lines = check.detail.lines().peekable();
+    if lines
+        .peek()
+        .is_some_and(|l| l.starts_with("differs from ") || l.starts_with("no snapshot yet"))
+    {
+        lines.next();
+    }
+    let body: Vec<&str> = lines.collect();
+    if body.iter().any(|l| l.starts_with("@@")) {
+        return body.join("\n");
+    }
+    let what = check
+        .what
+        .strip_prefix("step ")
+        .and_then(|w| w.split_once(' ').map(|(_, rest)| rest))
+        .unwrap_or(&check.what);
+    format!("{what}: {}", check.detail)
+}
 
 /// A unified diff (or any detail text) with `+`/`-` lines coloured.
 fn detail_html(text: &str) -> String {
@@ -83,9 +141,43 @@ fn anchor(row: usize, col: usize) -> String {
     format!("c{row}-{col}")
 }
 
-/// Renders the report. `title` heads the page (e.g. the command line or the suite name).
+/// The date of a report, `YYYY-MM-DD HH:MM UTC`.
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60
+    )
+}
+
+/// The scenarios in order of first appearance: (file, name, id).
+type Row<'a> = (&'a str, &'a str, Option<&'a str>);
+
+/// A non-pass case: its anchor, cell and row.
+type Listed<'a> = (String, &'a Cell, Row<'a>);
+
+/// Renders the report dated now. `title` heads the page (e.g. the suite name).
 pub fn render(title: &str, clients: &[ClientEntry], cells: &[Cell]) -> String {
-    let mut rows: Vec<(&str, &str, Option<&str>)> = Vec::new();
+    render_at(title, clients, cells, &utc_now())
+}
+
+/// Renders the report with the given date.
+pub fn render_at(title: &str, clients: &[ClientEntry], cells: &[Cell], date: &str) -> String {
+    let mut rows: Vec<Row> = Vec::new();
     let mut grid: HashMap<(&str, &str), &Cell> = HashMap::new();
     for c in cells {
         let file = c.report.file.as_str();
@@ -94,14 +186,64 @@ pub fn render(title: &str, clients: &[ClientEntry], cells: &[Cell]) -> String {
         }
         grid.insert((file, c.client.as_str()), c);
     }
+    // Every non-pass cell with its anchor, failures first.
+    let mut listed: Vec<Listed> = Vec::new();
+    for (ri, row) in rows.iter().enumerate() {
+        for (ci, client) in clients.iter().enumerate() {
+            if let Some(cell) = grid.get(&(row.0, client.name.as_str())) {
+                if cell.verdict != Verdict::Pass {
+                    listed.push((anchor(ri, ci), cell, *row));
+                }
+            }
+        }
+    }
+    listed.sort_by_key(|(_, c, _)| rank(c.verdict));
     let mut out = String::new();
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
-         <style>{STYLE}</style></head><body>\n<h1>{t}</h1>\n",
-        t = esc(title)
+         <style>{STYLE}</style><script>{SCRIPT}</script></head><body>\n<h1>{t}</h1>\n<p>{d}</p>\n",
+        t = esc(title),
+        d = esc(date)
     );
+    identities(&mut out, clients, cells);
+    summary(&mut out, clients, cells);
+    failures(&mut out, &listed);
+    matrix(&mut out, clients, &rows, &grid);
+    if !listed.is_empty() {
+        out.push_str("<h2>Details</h2>\n");
+        for (id, cell, row) in &listed {
+            case(&mut out, id, cell, *row);
+        }
+    }
+    out.push_str("</body></html>\n");
+    out
+}
 
+/// Who each client is: its driver, version and build from `hello`.
+fn identities(out: &mut String, clients: &[ClientEntry], cells: &[Cell]) {
+    out.push_str("<h2>Clients</h2>\n<table><tr><th>client</th><th>driver</th><th>version</th><th>build</th></tr>\n");
+    for client in clients {
+        let id = cells
+            .iter()
+            .filter(|c| c.client == client.name)
+            .map(|c| &c.report.identity)
+            .find(|i| !i.driver.is_empty())
+            .cloned()
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            esc(&client.name),
+            esc(&id.driver),
+            esc(&id.version),
+            esc(id.build.as_deref().unwrap_or("-"))
+        );
+    }
+    out.push_str("</table>\n");
+}
+
+fn summary(out: &mut String, clients: &[ClientEntry], cells: &[Cell]) {
     out.push_str("<h2>Summary</h2>\n<table><tr><th>client</th>");
     for v in VERDICTS {
         let _ = write!(out, "<th class=\"{}\">{}</th>", class(v), v.label());
@@ -117,7 +259,50 @@ pub fn render(title: &str, clients: &[ClientEntry], cells: &[Cell]) -> String {
         let _ = writeln!(out, "<td class=\"v\">{}</td></tr>", mine.len());
     }
     out.push_str("</table>\n");
+}
 
+/// The failures, grouped by [`signature`]: the largest group first, each with the shared
+/// failure once and a link to every case.
+fn failures(out: &mut String, listed: &[Listed]) {
+    let mut groups: Vec<(String, Vec<&Listed>)> = Vec::new();
+    for item in listed.iter().filter(|(_, c, _)| c.verdict == Verdict::Fail) {
+        let sig = signature(item.1);
+        match groups.iter_mut().find(|(s, _)| *s == sig) {
+            Some((_, members)) => members.push(item),
+            None => groups.push((sig, vec![item])),
+        }
+    }
+    if groups.is_empty() {
+        return;
+    }
+    groups.sort_by_key(|(_, m)| std::cmp::Reverse(m.len()));
+    out.push_str("<h2>Failures</h2>\n");
+    for (sig, members) in &groups {
+        let _ = writeln!(
+            out,
+            "<h3 class=\"fail\">{} case{} fail the same way</h3>\n<ul>",
+            members.len(),
+            if members.len() == 1 { "" } else { "s" }
+        );
+        for (id, cell, (_, name, sid)) in members {
+            let _ = writeln!(
+                out,
+                "<li><a href=\"#{id}\">{} {}</a> — {}</li>",
+                esc(sid.unwrap_or("-")),
+                esc(name),
+                esc(&cell.client)
+            );
+        }
+        let _ = writeln!(out, "</ul>{}", detail_html(sig));
+    }
+}
+
+fn matrix(
+    out: &mut String,
+    clients: &[ClientEntry],
+    rows: &[Row],
+    grid: &HashMap<(&str, &str), &Cell>,
+) {
     out.push_str("<h2>Matrix</h2>\n<table><tr><th>id</th><th>scenario</th>");
     for client in clients {
         let _ = write!(out, "<th>{}</th>", esc(&client.name));
@@ -151,56 +336,41 @@ pub fn render(title: &str, clients: &[ClientEntry], cells: &[Cell]) -> String {
         out.push_str("</tr>\n");
     }
     out.push_str("</table>\n");
+}
 
-    let mut details = String::new();
-    for (ri, (file, name, id)) in rows.iter().enumerate() {
-        for (ci, client) in clients.iter().enumerate() {
-            let Some(cell) = grid.get(&(*file, client.name.as_str())) else {
-                continue;
-            };
-            if cell.verdict == Verdict::Pass {
-                continue;
-            }
-            let _ = write!(
-                details,
-                "<details id=\"{}\"><summary><span class=\"{}\">{}</span> {} {} — {} ({} ms)</summary>\n<p><code>{}</code></p>\n",
-                anchor(ri, ci),
-                class(cell.verdict),
-                cell.verdict.label(),
-                esc(id.unwrap_or("-")),
-                esc(name),
-                esc(&client.name),
-                cell.report.elapsed.as_millis(),
-                esc(file)
-            );
-            if let Some(e) = &cell.report.error {
-                let _ = write!(details, "<p>error:</p>{}", detail_html(e));
-            }
-            for check in cell.report.checks.iter().filter(|c| !c.ok) {
-                let _ = write!(
-                    details,
-                    "<p>{}{}</p>{}",
-                    esc(&check.what),
-                    if check.strict { "" } else { " (tolerated)" },
-                    detail_html(&check.detail)
-                );
-            }
-            if !cell.report.transcript.is_empty() {
-                let _ = write!(
-                    details,
-                    "<details><summary>transcript</summary>{}</details>",
-                    detail_html(&cell.report.transcript)
-                );
-            }
-            details.push_str("</details>\n");
-        }
+/// One case's details.
+fn case(out: &mut String, id: &str, cell: &Cell, (file, name, sid): Row) {
+    let _ = write!(
+        out,
+        "<details id=\"{id}\"><summary><span class=\"{}\">{}</span> {} {} — {} ({} ms)</summary>\n<p><code>{}</code></p>\n",
+        class(cell.verdict),
+        cell.verdict.label(),
+        esc(sid.unwrap_or("-")),
+        esc(name),
+        esc(&cell.client),
+        cell.report.elapsed.as_millis(),
+        esc(file)
+    );
+    if let Some(e) = &cell.report.error {
+        let _ = write!(out, "<p>error:</p>{}", detail_html(e));
     }
-    if !details.is_empty() {
-        out.push_str("<h2>Details</h2>\n");
-        out.push_str(&details);
+    for check in cell.report.checks.iter().filter(|c| !c.ok) {
+        let _ = write!(
+            out,
+            "<p>{}{}</p>{}",
+            esc(&check.what),
+            if check.strict { "" } else { " (tolerated)" },
+            detail_html(&check.detail)
+        );
     }
-    out.push_str("</body></html>\n");
-    out
+    if !cell.report.transcript.is_empty() {
+        let _ = write!(
+            out,
+            "<details><summary>transcript</summary>{}</details>",
+            detail_html(&cell.report.transcript)
+        );
+    }
+    out.push_str("</details>\n");
 }
 
 #[cfg(test)]
@@ -221,6 +391,7 @@ mod tests {
                 error: None,
                 client: client.into(),
                 transcript: "# t\n".into(),
+                identity: Default::default(),
             },
             verdict,
         }
@@ -283,5 +454,84 @@ mod tests {
         assert!(html.contains("<span class=\"add\">+y</span>"));
         assert!(html.contains("<span class=\"del\">-x</span>"));
         assert!(html.contains("onFail 880001"));
+    }
+
+    #[test]
+    fn failures_first_grouped_with_identity_and_escaped_names() {
+        use crate::conformance::Identity;
+        let clients = vec![ClientEntry {
+            name: "mine".into(),
+            spec: ClientSpec::Command(vec!["node".into()]),
+            named: true,
+        }];
+        let diff = |file: &str| {
+            format!("differs from {file}/snapshots/mine/x.snap:\n@@ -1 +1 @@\n-a\n+b\n")
+        };
+        let mut cells = vec![
+            cell(
+                "mine",
+                "a",
+                vec![Check::tolerated("ref", false, "-x\n+y\n")],
+                Verdict::NonStrict,
+            ),
+            cell(
+                "mine",
+                "b",
+                vec![Check::new("snapshot", false, diff("b"))],
+                Verdict::Fail,
+            ),
+            cell(
+                "mine",
+                "c",
+                vec![Check::new("snapshot", false, diff("c"))],
+                Verdict::Fail,
+            ),
+            cell(
+                "mine",
+                "d",
+                vec![Check::new("step 4 call a.login", false, "no callback")],
+                Verdict::Fail,
+            ),
+        ];
+        cells[3].report.name = "<script>alert(1)</script>".into();
+        for c in &mut cells {
+            c.report.identity = Identity {
+                driver: "jmessage-web".into(),
+                version: "2.6.0".into(),
+                build: Some("abc123".into()),
+            };
+        }
+        let html = render_at("suite", &clients, &cells, "2026-12-05 20:00 UTC");
+        // Identity and date.
+        assert!(html.contains("<p>2026-12-05 20:00 UTC</p>"), "{html}");
+        assert!(html.contains(
+            "<tr><td>mine</td><td>jmessage-web</td><td>2.6.0</td><td><code>abc123</code></td></tr>"
+        ));
+        // Failures come before the matrix, the largest group first, sharing one diff.
+        let failures = html.find("<h2>Failures</h2>").expect("failures section");
+        assert!(failures < html.find("<h2>Matrix</h2>").expect("matrix"));
+        let groups: Vec<usize> = html
+            .match_indices("fail the same way")
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(groups.len(), 2, "{html}");
+        assert!(html[..groups[0]].ends_with("2 cases "), "{html}");
+        assert!(html[..groups[1]].ends_with("1 case "), "{html}");
+        assert_eq!(
+            html.matches("<a href=\"#c1-0\">").count(),
+            2,
+            "grid and group link"
+        );
+        // Details: every failure before the non-strict case, linked by id.
+        let detail = |id: &str| html.find(&format!("<details id=\"{id}\">")).expect(id);
+        assert!(detail("c1-0") < detail("c0-0") && detail("c3-0") < detail("c0-0"));
+        // A case name cannot inject markup: the only script is the report's own.
+        assert_eq!(html.matches("<script>").count(), 1, "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(html.contains("white-space:pre-wrap"), "long lines wrap");
+        assert!(
+            html.contains("e.open=true"),
+            "a followed link opens its case"
+        );
     }
 }

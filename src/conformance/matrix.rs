@@ -79,6 +79,10 @@ pub struct Options {
     /// The client whose snapshots are the reference (e.g. `jmessage-web-2.6.0`): a
     /// transcript that differs from its snapshot of the same scenario is NON-STRICT.
     pub reference: Option<String>,
+    /// Where own snapshots live (`--snapshot-dir`) and whether missing ones are written
+    /// (`--accept-new`).
+    pub layout: snapshot::Layout,
+    pub accept_new: bool,
 }
 
 /// One cell: a scenario's report and verdict for one client.
@@ -89,8 +93,13 @@ pub struct Cell {
     pub verdict: Verdict,
 }
 
-fn snapshot_check(report: &mut Report, accept: bool) {
-    let (ok, detail) = match snapshot::check(report, accept) {
+fn snapshot_check(report: &mut Report, opts: &Options) {
+    let write = match (opts.accept, opts.accept_new) {
+        (true, _) => snapshot::Write::All,
+        (false, true) => snapshot::Write::New,
+        (false, false) => snapshot::Write::Compare,
+    };
+    let (ok, detail) = match snapshot::check_in(report, &opts.layout, write) {
         Ok(snapshot::Outcome::Matched) => (true, String::new()),
         Ok(snapshot::Outcome::Accepted(p)) => (true, format!("wrote {}", p.display())),
         Ok(snapshot::Outcome::New(p)) => (
@@ -144,6 +153,7 @@ fn excluded(client: &str, sc: &Scenario, reason: String) -> Cell {
             error: None,
             client: client.to_owned(),
             transcript: String::new(),
+            identity: Default::default(),
         },
         verdict: Verdict::Excluded,
     }
@@ -181,8 +191,8 @@ pub async fn run_all(
                 if client.named {
                     report.client = client.name.clone();
                 }
-                if (opts.snapshots || opts.accept) && report.error.is_none() {
-                    snapshot_check(&mut report, opts.accept);
+                if (opts.snapshots || opts.accept || opts.accept_new) && report.error.is_none() {
+                    snapshot_check(&mut report, &opts);
                 }
                 if let (Some(r), None) = (&opts.reference, &report.error) {
                     reference_check(&mut report, r);

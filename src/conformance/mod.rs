@@ -69,6 +69,18 @@ pub struct Report {
     pub client: String,
     /// What the client saw and what crossed the wire, redacted (see [`redact`]).
     pub transcript: String,
+    /// Who the client is, from its driver's `hello` (for reports).
+    pub identity: Identity,
+}
+
+/// A client's identity as its driver's `hello` gives it (`builtin` and this crate's version
+/// for the builtin client).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub driver: String,
+    pub version: String,
+    /// A commit or build hash, when the driver's `hello` has `build`.
+    pub build: Option<String>,
 }
 
 impl Report {
@@ -92,6 +104,7 @@ impl Report {
         }
         let why = self.failure().unwrap_or_default();
         let unimplemented = [
+            LACKS,
             "is not a function",
             "unknown SDK method",
             "no method",
@@ -119,6 +132,10 @@ impl Report {
             .map(|c| format!("{}: {}", c.what, c.detail))
     }
 }
+
+/// What a failure says when the driver's `hello` declared the method or listener
+/// unsupported (graded UNIMPL).
+pub const LACKS: &str = "declares it lacks this";
 
 /// A scenario's graded result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,6 +364,7 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
         error: None,
         client: String::new(),
         transcript: String::new(),
+        identity: Identity::default(),
     };
     let scale = scenario.time_scale;
     let mut portable = match client {
@@ -413,6 +431,18 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
     report.client = match &portable {
         Some(p) => format!("{}-{}", p.driver.hello.driver, p.driver.hello.version),
         None => "builtin".into(),
+    };
+    report.identity = match &portable {
+        Some(p) => Identity {
+            driver: p.driver.hello.driver.clone(),
+            version: p.driver.hello.version.clone(),
+            build: p.driver.hello.build.clone(),
+        },
+        None => Identity {
+            driver: "builtin".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            build: None,
+        },
     };
     report.transcript = transcript_text(scenario, &transcript, &server.faults.journal(0), &mut red);
     if let Some(p) = portable {
@@ -583,6 +613,7 @@ mod tests {
             error: None,
             client: client.into(),
             transcript: String::new(),
+            identity: Default::default(),
         };
         let (pass, fail, tolerated, unimpl) = (
             r(true, "builtin"),

@@ -20,9 +20,46 @@ pub enum Outcome {
     },
 }
 
-/// The snapshot file of a report.
+/// The snapshot file of a report (beside its scenario).
 pub fn path_for(report: &Report) -> PathBuf {
     path_of(&report.file, &report.client)
+}
+
+/// Where a run keeps each client's own snapshots: beside the scenarios (the default), or
+/// under one directory (`run --snapshot-dir DIR`), so an SDK repository keeps its
+/// snapshots in its own tree: `<DIR>/<scenario dir relative to the run's path>/<client>/<stem>.snap`.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// `--snapshot-dir`.
+    pub dir: Option<PathBuf>,
+    /// The paths given to `run`, which scenario files are made relative to.
+    pub roots: Vec<PathBuf>,
+}
+
+impl Layout {
+    /// The snapshot file of `client` for the scenario file `file`.
+    pub fn path(&self, file: &str, client: &str) -> PathBuf {
+        let Some(dir) = &self.dir else {
+            return path_of(file, client);
+        };
+        let file = Path::new(file);
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".into());
+        // A file below a directory root keeps its sub-directories; a file given itself
+        // (or outside every root) goes to the top.
+        let sub = self
+            .roots
+            .iter()
+            .filter(|r| r.as_path() != file)
+            .find_map(|r| file.strip_prefix(r).ok())
+            .and_then(Path::parent)
+            .unwrap_or(Path::new(""));
+        dir.join(sub)
+            .join(dir_name(client))
+            .join(format!("{stem}.snap"))
+    }
 }
 
 /// The snapshot file of `client` for the scenario file `file`: client names become
@@ -125,9 +162,29 @@ pub(crate) fn unified_diff(old: &str, new: &str, from: &str, to: &str) -> String
         .to_string()
 }
 
-/// Compares (or with `accept`, writes) the snapshot of a report.
+/// What a snapshot check writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Write {
+    /// Compare; a missing or changed snapshot fails and leaves `.snap.new`.
+    #[default]
+    Compare,
+    /// Write a missing snapshot (and pass), compare existing ones (`--accept-new`: the
+    /// first CI run records, the next ones gate).
+    New,
+    /// Write every snapshot (`--accept`).
+    All,
+}
+
+/// Compares (or with `accept`, writes) the snapshot of a report, beside its scenario.
 pub fn check(report: &Report, accept: bool) -> std::io::Result<Outcome> {
-    let path = path_for(report);
+    let write = if accept { Write::All } else { Write::Compare };
+    check_in(report, &Layout::default(), write)
+}
+
+/// Compares or writes the snapshot of a report in `layout`.
+pub fn check_in(report: &Report, layout: &Layout, write: Write) -> std::io::Result<Outcome> {
+    let path = layout.path(&report.file, &report.client);
+    let accept = write == Write::All || (write == Write::New && !path.exists());
     let new_path = path.with_extension("snap.new");
     let rendered = render(report);
     if accept {
@@ -174,6 +231,7 @@ mod tests {
             error: None,
             client: "jmessage-web 2.6.0".into(),
             transcript: transcript.into(),
+            identity: Default::default(),
         }
     }
 
@@ -204,6 +262,56 @@ mod tests {
         assert!(dir
             .join("snapshots/jmessage-web_2.6.0/case.snap.new")
             .exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_snapshot_dir_mirrors_the_scenario_tree() {
+        let layout = Layout {
+            dir: Some(PathBuf::from("/repo/snaps")),
+            roots: vec![PathBuf::from("cat"), PathBuf::from("one.yaml")],
+        };
+        assert_eq!(
+            layout.path("cat/single/x.yaml", "mine 1"),
+            PathBuf::from("/repo/snaps/single/mine_1/x.snap")
+        );
+        assert_eq!(
+            layout.path("cat/top.yaml", "mine"),
+            PathBuf::from("/repo/snaps/mine/top.snap")
+        );
+        assert_eq!(
+            layout.path("one.yaml", "mine"),
+            PathBuf::from("/repo/snaps/mine/one.snap")
+        );
+        assert_eq!(
+            Layout::default().path("cat/single/x.yaml", "mine"),
+            PathBuf::from("cat/single/snapshots/mine/x.snap")
+        );
+    }
+
+    #[test]
+    fn accept_new_writes_only_missing_snapshots() {
+        let dir = std::env::temp_dir().join(format!("jmm-snapnew-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let layout = Layout {
+            dir: Some(dir.join("snaps")),
+            roots: vec![dir.clone()],
+        };
+        let r = report(&dir, "a\n");
+        assert!(matches!(
+            check_in(&r, &layout, Write::New).unwrap(),
+            Outcome::Accepted(p) if p == dir.join("snaps/jmessage-web_2.6.0/case.snap")
+        ));
+        assert_eq!(check_in(&r, &layout, Write::New).unwrap(), Outcome::Matched);
+        assert!(matches!(
+            check_in(&report(&dir, "b\n"), &layout, Write::New).unwrap(),
+            Outcome::Changed { .. }
+        ));
+        assert!(
+            !dir.join("snapshots").exists(),
+            "nothing beside the scenario"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -2,9 +2,11 @@
 //! diagnostics, and turn into server state and fault rules. Nothing in a bad file is
 //! half-applied: [`load`] returns either a whole [`Scenario`] or every error.
 
+pub mod api;
 pub mod files;
 pub mod model;
 pub mod schema;
+pub mod shape;
 
 pub use files::FileAccess;
 
@@ -234,7 +236,14 @@ fn parse_at(
     dir: Option<&Path>,
     access: FileAccess,
 ) -> Result<Scenario, Vec<Diagnostic>> {
-    let sf: ScenarioFile = serde_saphyr::from_str(text).map_err(|e| vec![parse_error(file, &e)])?;
+    let sf: ScenarioFile = serde_saphyr::from_str(text).map_err(|e| {
+        let all = shape::scenario_errors(text, file);
+        if all.is_empty() {
+            vec![parse_error(file, &e)]
+        } else {
+            all
+        }
+    })?;
     let mut l = Loader {
         errors: Vec::new(),
         visiting: Vec::new(),
@@ -258,8 +267,14 @@ fn parse_at(
 /// Validates a fixture file on its own (the `check` command).
 pub fn check_fixture_file(path: &Path) -> Result<(), Vec<Diagnostic>> {
     let (file, text) = read_file(path)?;
-    let mut f: Fixtures =
-        serde_saphyr::from_str(&text).map_err(|e| vec![parse_error(&file, &e)])?;
+    let mut f: Fixtures = serde_saphyr::from_str(&text).map_err(|e| {
+        let all = shape::fixture_errors(&text, &file);
+        if all.is_empty() {
+            vec![parse_error(&file, &e)]
+        } else {
+            all
+        }
+    })?;
     let mut l = Loader {
         errors: Vec::new(),
         visiting: vec![path.to_path_buf()],
@@ -752,7 +767,7 @@ impl Loader {
                 Step::Call { client, .. }
                 | Step::Listen { client, .. }
                 | Step::ExpectListener { client, .. } => Some(client),
-                Step::AdvanceTimers(_) => None,
+                Step::AdvanceTimers(_) | Step::Settle(_) => None,
                 Step::Init { client, .. }
                 | Step::Register { client, .. }
                 | Step::Login { client, .. }
@@ -790,6 +805,9 @@ impl Loader {
                         suggest(c, clients.iter().map(String::as_str)),
                     );
                 }
+            }
+            for p in api::check_step(&s.value) {
+                self.error_at(text, file, &s.referenced, &p.word, p.message, p.hint);
             }
             match &s.value {
                 Step::Request { event, .. }

@@ -196,6 +196,10 @@ pub enum Step {
     },
     /// Move the driver's fake timers forward (drivers with `fake_timers`).
     AdvanceTimers(u64),
+    /// Let every client's background timers run for `ms` (retries, resends, sync checks):
+    /// the builtin client sleeps `ms` on its scaled clock, a driver with `fake_timers`
+    /// advances its fake clock by `ms`, any other driver sleeps `ms` of real time.
+    Settle(Settle),
     /// Server side, for every client kind: `user` acts on another device. The runner
     /// sends the wire request `event` with `payload` on a temporary session of that user
     /// (logged in on `platform`, held by no client) and delivers the pushes it causes,
@@ -217,6 +221,17 @@ pub enum Step {
     },
 }
 
+/// The argument of a `settle` step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Settle {
+    /// Client time to let pass, ms (at most 600000).
+    pub ms: u64,
+}
+
+/// The longest `settle` step (ten minutes of client time).
+pub const SETTLE_MAX_MS: u64 = 600_000;
+
 fn default_platform() -> String {
     "android".into()
 }
@@ -235,6 +250,10 @@ pub enum CallExpect {
     Thrown,
     /// The method returns this value.
     Returned(Value),
+    /// The connection closed before any callback fired (a fault closed it mid-request).
+    /// Builtin: the pending request ends with the close. Drivers: no `onSuccess`,
+    /// `onFail` or `onTimeout` fires within `within_ms`.
+    Closed,
 }
 
 fn default_call_within() -> u64 {

@@ -17,7 +17,12 @@ rl.on('line', (line) => {
   const m = JSON.parse(line);
   switch (m.cmd) {
     case 'hello':
-      return out({ seq: m.seq, ok: true, driver: 'fake', version: '0.0.1', protocol: mode === 'protocol2' ? 2 : 1, capabilities: mode === 'clock' ? ['multi_instance', 'fake_timers'] : ['multi_instance'] });
+      return out({
+        seq: m.seq, ok: true, driver: 'fake', version: '0.0.1', build: 'fake-build-1', protocol: mode === 'protocol2' ? 2 : 1,
+        capabilities: mode === 'clock' ? ['multi_instance', 'fake_timers'] : ['multi_instance'],
+        // Declares two guide names of the runner's `api` list missing, as a 2.4.0 driver would.
+        unsupported: (m.api || []).filter((n) => n === 'transPlatMsg' || n === 'onRoomMsg'),
+      });
     case 'create':
       if (mode === 'badjson') return process.stdout.write('{this is not json\n');
       if (mode === 'unknownseq') return out({ seq: m.seq + 100, ok: true });
@@ -26,7 +31,7 @@ rl.on('line', (line) => {
       if (mode === 'crash') { process.stderr.write('fake driver: crashing on purpose\n'); process.exit(7); }
       if (mode === 'hang') return;
       if (mode === 'refuse') return out({ seq: m.seq, ok: false, error: `no method ${m.method}` });
-      if (m.method === 'explode') return out({ seq: m.seq, ok: false, thrown: 'TypeError: boom' });
+      if (m.method === 'explode' || m.method === 'getUserInfo') return out({ seq: m.seq, ok: false, thrown: 'TypeError: boom' });
       out({ seq: m.seq, ok: true, returned: null });
       if (mode === 'clock') { waiting.push({ call: m.seq, due: virtual + 30000 }); return; }
       setTimeout(() => out({ event: 'callback', call: m.seq, name: 'onSuccess', args: [{ code: 0, echo: m.args }] }), 5);
