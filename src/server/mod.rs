@@ -10,6 +10,8 @@ mod hub;
 mod media;
 
 pub use hub::Hub;
+#[doc(hidden)]
+pub use media::parse_multipart_upload;
 
 use crate::backend::{Backend, BackendConfig, Clock, OffsetClock};
 use crate::faults::{FaultLayer, FaultSpec};
