@@ -288,7 +288,15 @@ async fn main() {
     for attack in attacks::ALL {
         let before = s.rss_kb();
         let t = Instant::now();
-        let (name, tried, happened) = attack(&s, scale).await;
+        let (name, tried, happened) =
+            match tokio::time::timeout(Duration::from_secs(300), attack(&s, scale)).await {
+                Ok(r) => r,
+                Err(_) => (
+                    "(next attack)".into(),
+                    "-".into(),
+                    "**probe gave up after 300 s**".into(),
+                ),
+            };
         tokio::time::sleep(Duration::from_secs(2)).await;
         let alive = alive(&mut s, &watcher).await;
         let row = Row {
