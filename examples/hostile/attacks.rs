@@ -319,7 +319,9 @@ async fn silent_connections(s: &Server, scale: usize) -> Report {
     let port = s.port;
     let drip = tokio::spawn(async move {
         let mut conns = Vec::new();
+        let mut tried = 0;
         for _ in 0..drip_n {
+            tried += 1;
             if let Some(Ok(mut c)) = short(TcpStream::connect(("127.0.0.1", port))).await {
                 let line =
                     b"GET /socket.io/?EIO=3&transport=polling HTTP/1.1\r\nHost: 127.0.0.1\r\n";
@@ -338,7 +340,7 @@ async fn silent_connections(s: &Server, scale: usize) -> Report {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        open
+        (open, conns.len(), tried)
     });
     tokio::time::sleep(hold / 2).await;
     let during_health = match super::health(s.port, Duration::from_secs(5)).await {
@@ -354,7 +356,7 @@ async fn silent_connections(s: &Server, scale: usize) -> Report {
             Ok(Err(e)) => format!("new login **{e}**"),
             Err(_) => "new login **timeout**".into(),
         };
-    let drip_open = drip.await.unwrap_or(0);
+    let (drip_open, drip_connected, _) = drip.await.unwrap_or((0, 0, 0));
     let mut closed = 0;
     let mut buf = [0u8; 16];
     for c in silent.iter_mut() {
@@ -373,7 +375,7 @@ async fn silent_connections(s: &Server, scale: usize) -> Report {
         ),
         format!(
             "{} connected ({refused} not within 500 ms or the 20 s budget); after {} s {closed} silent closed by the server, \
-             {drip_open}/{drip_n} drippers still open; while held: {during_health}, {during_login}",
+             {drip_connected} drippers connected, {drip_open} still open at the end; while held: {during_health}, {during_login}",
             silent.len(),
             hold.as_secs()
         ),

@@ -22,6 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -193,7 +194,16 @@ async fn alive(s: &mut Server, watcher: &Client) -> String {
 async fn raw(s: &Server) -> Result<(SplitSink<Ws, Message>, SplitStream<Ws>), String> {
     let (ws, _) = tokio::time::timeout(
         Duration::from_secs(5),
-        tokio_tungstenite::connect_async(s.ws_url()),
+        tokio_tungstenite::connect_async_with_config(
+            s.ws_url(),
+            // No size limit on what the server sends: the probe measures it.
+            Some(
+                WebSocketConfig::default()
+                    .max_message_size(None)
+                    .max_frame_size(None),
+            ),
+            false,
+        ),
     )
     .await
     .map_err(|_| "connect timeout".to_string())?

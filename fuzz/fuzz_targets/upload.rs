@@ -20,9 +20,15 @@ fuzz_target!(|data: &[u8]| {
     RT.with(|rt| {
         let parsed = rt
             .borrow()
-            .block_on(jmessage_mock::server::parse_multipart_upload(ctype, body.clone()));
+            .block_on(jmessage_mock::server::parse_multipart_upload(
+                ctype,
+                body.clone(),
+            ));
         if let Ok((bytes, _, _)) = parsed {
-            assert!(bytes.len() <= body.len(), "a part is never larger than the body");
+            assert!(
+                bytes.len() <= body.len(),
+                "a part is never larger than the body"
+            );
         }
     });
 });
