@@ -84,7 +84,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The uploaded file: `(bytes, content type, file name)`.
-type Upload = (Vec<u8>, Option<String>, Option<String>);
+pub type Upload = (Vec<u8>, Option<String>, Option<String>);
 
 async fn read_multipart(body: bytes::Bytes, boundary: String) -> Result<Upload, UploadError> {
     let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
@@ -340,6 +340,19 @@ fn attachment(name: &str) -> String {
         }
     }
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// Parses an upload body as `POST /resource` does when its `Content-Type` is multipart:
+/// the boundary from `content_type`, then the part [`read_multipart`] picks. The entry
+/// point of the upload fuzz target (fuzz/); not part of the server's API.
+#[doc(hidden)]
+pub async fn parse_multipart_upload(
+    content_type: &str,
+    body: bytes::Bytes,
+) -> Result<Upload, UploadError> {
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|e| UploadError::Invalid(format!("bad multipart Content-Type: {e}")))?;
+    read_multipart(body, boundary).await
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ pub mod persist;
 pub use guard::AdminAccess;
 pub use hub::Hub;
 pub use limits::{default_max_connections, Limits, LimitsFile};
+#[doc(hidden)]
+pub use media::parse_multipart_upload;
 
 use crate::backend::{Backend, BackendConfig, Clock, OffsetClock};
 use crate::faults::{FaultLayer, FaultSpec};
