@@ -57,7 +57,7 @@ pub struct ConfigFile {
     pub demo_users: Option<bool>,
     #[serde(default)]
     pub signature_ttl_ms: Option<i64>,
-    /// Bytes of uploaded media per app (default 256 MiB, docs/security/media.md).
+    /// Bytes of uploaded media per app (default 256 MiB, docs/security.md).
     #[serde(default)]
     pub media_quota_bytes: Option<usize>,
     /// Message retention and sync page sizes; unset keys keep their defaults.

@@ -1,4 +1,4 @@
-//! The admin API next to a browser (docs/security/admin.md): DNS rebinding, cross-site
+//! The admin API next to a browser (docs/security.md): DNS rebinding, cross-site
 //! requests, content types, the admin token, posted scenarios that try to read files, and
 //! secrets in the journal and state. Raw HTTP over real sockets on 127.0.0.1, so every
 //! header is the test's choice.

@@ -1,5 +1,5 @@
 //! Who may see a stored media, and the signed, expiring URLs `get_resource` hands out
-//! (docs/decisions-media.md, docs/security/media.md).
+//! (docs/decisions-media.md, docs/security.md).
 //!
 //! A media is visible to its owner; to every user a message carrying its `media_id`
 //! was delivered to (the single target, the members of the group — current members,

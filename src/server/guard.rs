@@ -1,6 +1,6 @@
 //! The access guard in front of the admin API (and any later browser-facing control
 //! surface such as a `/__console/`): it keeps a hostile web page in the developer's
-//! browser, or a DNS-rebound name, from driving the server. See `docs/security/admin.md`.
+//! browser, or a DNS-rebound name, from driving the server. See `docs/security.md`.
 //!
 //! Every request passes four checks, in this order:
 //! 1. `Host` (or the HTTP/2 authority) names this server: `localhost`, `127.0.0.1`,

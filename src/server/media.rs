@@ -9,7 +9,7 @@
 //!
 //! Served media carry `X-Content-Type-Options: nosniff`, `Content-Security-Policy:
 //! sandbox`, and `Content-Disposition: attachment` unless the type is a passive image,
-//! audio, video or octet stream ([`serves_inline`]; docs/security/media.md).
+//! audio, video or octet stream ([`serves_inline`]; docs/security.md).
 
 use super::Hub;
 use crate::backend::media::{MediaKind, UploadError};
@@ -279,7 +279,7 @@ const INLINE_TYPES: &[&str] = &[
     "application/octet-stream",
 ];
 
-/// Whether a stored content type may be shown inline (module rule, docs/security/media.md).
+/// Whether a stored content type may be shown inline (module rule, docs/security.md).
 pub fn serves_inline(content_type: &str) -> bool {
     let essence = content_type
         .split(';')
