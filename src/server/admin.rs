@@ -27,6 +27,10 @@ pub(crate) struct AdminState {
     pub public_url: String,
     /// Where posted scenarios may read files (`--admin-files-root`); none: nowhere.
     pub files_root: Option<std::path::PathBuf>,
+    /// Device sessions of `POST /__admin/act`.
+    pub devices: Arc<super::act::Devices>,
+    /// Open `GET /__admin/events` streams.
+    pub subscribers: Arc<super::events::Subscribers>,
 }
 
 /// The admin routes, behind `guard` (Host, Origin, token and content-type checks).
@@ -46,6 +50,13 @@ pub(crate) fn router(guard: Guard, state: AdminState) -> Router {
         .route("/__admin/clock", get(clock).post(advance_clock))
         .route("/__admin/reset", post(reset))
         .route("/__admin/scenario", post(load_scenario))
+        .route("/__admin/act", post(super::act::act))
+        .route("/__admin/events", get(super::events::events))
+        .route(super::guard::SIGN_PATH, get(super::sign::sign))
+        .route(
+            "/__admin/network",
+            get(list_network).post(set_network),
+        )
         .with_state(state);
     guard.accept_yaml_at("/__admin/scenario").protect(routes)
 }
@@ -65,7 +76,7 @@ fn rule_error(e: RuleError) -> Response {
 
 async fn health(State(s): State<AdminState>) -> Json<Value> {
     let sessions = s.hub.engine().map(|e| e.session_count()).unwrap_or(0);
-    Json(json!({"ok": true, "sessions": sessions}))
+    Json(json!({"ok": true, "sessions": sessions, "devices": s.devices.count()}))
 }
 
 async fn snapshot(State(s): State<AdminState>) -> Json<Value> {
@@ -149,6 +160,32 @@ async fn journal(
         .filter(|e| q.get("kind").is_none_or(|v| e.kind == v))
         .collect();
     Json(json!(filtered)).into_response()
+}
+
+async fn list_network(State(s): State<AdminState>) -> Json<Value> {
+    Json(super::network::listing(&s.faults))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkChoice {
+    preset: String,
+}
+
+async fn set_network(State(s): State<AdminState>, body: axum::body::Bytes) -> Response {
+    let c: NetworkChoice = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"preset\": NAME}}: {e}"),
+            )
+        }
+    };
+    match super::network::apply(&s.faults, &c.preset) {
+        Ok(()) => Json(super::network::listing(&s.faults)).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
 }
 
 async fn clear_journal(State(s): State<AdminState>) -> StatusCode {
