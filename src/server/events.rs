@@ -4,8 +4,8 @@
 //! Each journal entry is one SSE event (`event: frame`, `id:` its journal seq, `data:` the
 //! entry as JSON, as `GET /__admin/journal` shows it, secrets already redacted). Filters:
 //! `user`, `event`, `kind`, `dir`, `conn`. Resume: `Last-Event-ID` (or `?since=SEQ`) first
-//! replays the stored entries after that seq. A `: keep-alive` comment goes out every
-//! [`KEEP_ALIVE`].
+//! replays the stored entries after that seq. The stream opens with a
+//! `: journal stream open` comment; a `: keep-alive` comment goes out every [`KEEP_ALIVE`].
 //!
 //! Bounds: at most [`MAX_SUBSCRIBERS`] streams at once (503 beyond); each reads from the
 //! journal's shared ring of `journal::LIVE_BUFFER` entries, so a subscriber costs no memory
@@ -121,6 +121,7 @@ pub(crate) async fn events(
         filter: Filter(q),
         _slot: slot,
         done: false,
+        opened: false,
     };
     let body = futures_util::stream::unfold(stream, |mut st| async move {
         let ev = st.next().await?;
@@ -137,6 +138,8 @@ struct Stream {
     filter: Filter,
     _slot: Slot,
     done: bool,
+    /// Whether the opening comment went out (it sends the headers at once).
+    opened: bool,
 }
 
 fn frame_event(e: &Entry) -> Event {
@@ -152,6 +155,10 @@ impl Stream {
     async fn next(&mut self) -> Option<Event> {
         if self.done {
             return None;
+        }
+        if !self.opened {
+            self.opened = true;
+            return Some(Event::default().comment("journal stream open"));
         }
         while let Some(e) = self.backlog.pop_front() {
             if self.filter.keeps(&e) {
