@@ -363,3 +363,47 @@ async fn network_presets_switch_and_the_journal_shows_their_action() {
     })
     .await
 }
+
+#[tokio::test]
+async fn scenario_load_keeps_sessions_whose_user_survives_and_closes_the_others() {
+    bounded(async {
+        let s = start().await;
+        let alice = user(&s, Transport::Websocket, "alice").await;
+        let bobby = user(&s, Transport::Websocket, "bobby").await;
+        // The same app and users, in the same order (same uids), without bobby.
+        let yaml = format!(
+            "name: keep\nfixtures:\n  apps: [{{appkey: {APPKEY}, secret: {SECRET}}}]\n  users:\n    \
+             - {{username: seeded, password: \"123456\"}}\n    - {{username: alice, password: pw}}\n"
+        );
+        let host = s.addr.to_string();
+        let a = send(
+            &s,
+            "POST",
+            "/__admin/scenario",
+            &[("Host", &host), ("Content-Type", "application/yaml")],
+            &yaml,
+        )
+        .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        let v = a.json();
+        assert_eq!(v["sessions"]["kept"][0]["user"], "alice", "{v}");
+        assert_eq!(v["sessions"]["closed"][0]["user"], "bobby", "{v}");
+        assert!(
+            v["sessions"]["closed"][0]["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("not in the new state"),
+            "{v}"
+        );
+        tokio::time::timeout(WAIT, bobby.closed()).await.expect("bobby closed");
+        // alice is still logged in, in the new state.
+        let r = alice
+            .request("get_across_user_info", json!({"username": "alice", "appkey": APPKEY}))
+            .await
+            .expect("request");
+        assert_eq!(r.code(), 0, "{:?}", r.body);
+        assert!(!alice.is_closed());
+        s.shutdown().await;
+    })
+    .await
+}

@@ -244,6 +244,17 @@ fn install(s: &AdminState, mut backend: Backend) {
     s.faults.clear_journal();
 }
 
+/// [`install`] for a scenario load: live sessions are kept where the new state allows
+/// (docs/admin-api.md); the answer lists what was kept and what was closed, and why.
+fn install_keeping(s: &AdminState, mut backend: Backend) -> Value {
+    backend.set_public_url(&s.public_url);
+    backend.set_media_quota(s.initial.media_quota_bytes);
+    let report = s.hub.replace_backend_keeping(backend);
+    s.faults.clear_journal();
+    let (closed, kept): (Vec<_>, Vec<_>) = report.into_iter().partition(|r| r.reason.is_some());
+    json!({"kept": kept, "closed": closed})
+}
+
 /// What a posted scenario may read: nothing, or files under `--admin-files-root`.
 fn file_access(s: &AdminState) -> Result<FileAccess, String> {
     match &s.files_root {
@@ -277,6 +288,6 @@ async fn load_scenario(State(s): State<AdminState>, body: String) -> Response {
     if let Err(e) = s.faults.replace(scenario.faults()) {
         return rule_error(e);
     }
-    install(&s, backend);
-    Json(json!({"loaded": scenario.name})).into_response()
+    let sessions = install_keeping(&s, backend);
+    Json(json!({"loaded": scenario.name, "sessions": sessions})).into_response()
 }
