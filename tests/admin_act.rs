@@ -150,6 +150,7 @@ async fn act_group_invite_becomes_an_event_for_alice() {
             .await
             .expect("event");
         assert_eq!(ev["gid"], gid, "{ev}");
+        assert_eq!(ev["event_type"], 10, "{ev}");
         // A failure is the SDK's onFail, not an HTTP error.
         let again = act(
             &s,
