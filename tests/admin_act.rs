@@ -111,12 +111,18 @@ async fn act_makes_bobby_send_and_alice_receives_it_without_kicking_bobbys_web_l
         assert!(text.contains("bobby"), "{text}");
         // bobby's web session still works (a kicked session would be logged out: 880003).
         let r = bobby_web
-            .request("get_across_user_info", json!({"username": "bobby", "appkey": APPKEY}))
+            .request(
+                "get_across_user_info",
+                json!({"username": "bobby", "appkey": APPKEY}),
+            )
             .await
             .expect("request");
         assert_eq!(r.code(), 0, "{:?}", r.body);
         // bobby's web session also sees its other device's send (msg_sync to own sessions).
-        let own = bobby_web.expect_push("msg_sync", WAIT).await.expect("own msg_sync");
+        let own = bobby_web
+            .expect_push("msg_sync", WAIT)
+            .await
+            .expect("own msg_sync");
         assert!(own.to_string().contains("hello from the console"), "{own}");
         // A second action reuses the same device session.
         let b = act(&s, "bobby", "getUserInfo", json!({"username": "alice"})).await;
@@ -174,7 +180,14 @@ async fn act_refuses_unknown_methods_users_and_bad_arguments() {
         let _ = user(&s, Transport::Websocket, "bobby").await;
         let a = act(&s, "bobby", "sendSingleMessage", json!({})).await;
         assert_eq!(a.status, 400);
-        assert!(a.json()["error"].as_str().unwrap_or("").contains("sendSingleMsg"), "{}", a.body);
+        assert!(
+            a.json()["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("sendSingleMsg"),
+            "{}",
+            a.body
+        );
         let a = act(&s, "nobody", "getUserInfo", json!({"username": "bobby"})).await;
         assert_eq!(a.status, 400);
         assert!(a.body.contains("no user \\\"nobody\\\""), "{}", a.body);
@@ -182,10 +195,21 @@ async fn act_refuses_unknown_methods_users_and_bad_arguments() {
         assert_eq!(a.status, 400, "{}", a.body);
         let a = act(&s, "bobby", "sendSingleMsg", json!("text")).await;
         assert_eq!(a.status, 400, "{}", a.body);
-        let a = act(&s, "bobby", "sendSingleMsg", json!({"target_username": "alice"})).await;
+        let a = act(
+            &s,
+            "bobby",
+            "sendSingleMsg",
+            json!({"target_username": "alice"}),
+        )
+        .await;
         assert_eq!(a.status, 400, "{}", a.body);
         assert!(a.body.contains("empty"), "{}", a.body);
-        let a = post(&s, "/__admin/act", json!({"as": "bobby", "method": "getGroups", "x": 1})).await;
+        let a = post(
+            &s,
+            "/__admin/act",
+            json!({"as": "bobby", "method": "getGroups", "x": 1}),
+        )
+        .await;
         assert_eq!(a.status, 400, "{}", a.body);
         s.shutdown().await;
     })
@@ -233,7 +257,10 @@ async fn events_stream_frames_live_with_filters_and_resume() {
         let alice = user(&s, Transport::Websocket, "alice").await;
         let (mut live, head) = open_events(&s, "?user=alice&event=msg_sync&dir=out", "").await;
         let bobby = user(&s, Transport::Websocket, "bobby").await;
-        bobby.send_text("bobby", "alice", "live one").await.expect("send");
+        bobby
+            .send_text("bobby", "alice", "live one")
+            .await
+            .expect("send");
         alice.expect_push("msg_sync", WAIT).await.expect("push");
         let text = read_until(&mut live, head, |t| t.contains("live one")).await;
         assert!(text.contains("event: frame"), "{text}");
@@ -303,22 +330,42 @@ async fn sign_gives_a_working_auth_payload_and_cors_only_to_listed_origins() {
         assert_eq!(get(&s, "/__admin/sign?appkey=nope").await.status, 404);
 
         let host = s.addr.to_string();
-        let listed = [("Host", host.as_str()), ("Origin", "http://localhost:5173"),
-            ("Sec-Fetch-Site", "cross-site")];
+        let listed = [
+            ("Host", host.as_str()),
+            ("Origin", "http://localhost:5173"),
+            ("Sec-Fetch-Site", "cross-site"),
+        ];
         let a = send(&s, "GET", "/__admin/sign", &listed, "").await;
         assert_eq!(a.status, 200, "{}", a.body);
-        assert!(a.head.contains("access-control-allow-origin: http://localhost:5173"), "{}", a.head);
+        assert!(
+            a.head
+                .contains("access-control-allow-origin: http://localhost:5173"),
+            "{}",
+            a.head
+        );
         let pre = send(&s, "OPTIONS", "/__admin/sign", &listed, "").await;
         assert_eq!(pre.status, 204, "{}", pre.head);
-        assert!(pre.head.contains("access-control-allow-methods: get"), "{}", pre.head);
+        assert!(
+            pre.head.contains("access-control-allow-methods: get"),
+            "{}",
+            pre.head
+        );
         // Other origins, and other routes for the listed origin, stay refused.
         let evil = [("Host", host.as_str()), ("Origin", "http://evil.example")];
         let a = send(&s, "GET", "/__admin/sign", &evil, "").await;
         assert_eq!(a.status, 403);
-        assert!(!a.head.contains("access-control-allow-origin"), "{}", a.head);
+        assert!(
+            !a.head.contains("access-control-allow-origin"),
+            "{}",
+            a.head
+        );
         let a = send(&s, "GET", "/__admin/state", &listed, "").await;
         assert_eq!(a.status, 403);
-        assert!(!a.head.contains("access-control-allow-origin"), "{}", a.head);
+        assert!(
+            !a.head.contains("access-control-allow-origin"),
+            "{}",
+            a.head
+        );
         s.shutdown().await;
     })
     .await
@@ -340,7 +387,10 @@ async fn network_presets_switch_and_the_journal_shows_their_action() {
         assert_eq!(a.json()["current"], "3g");
         // Answered or not (the client's short timers may give up), the frames are delayed.
         let _ = alice
-            .request("get_across_user_info", json!({"username": "alice", "appkey": APPKEY}))
+            .request(
+                "get_across_user_info",
+                json!({"username": "alice", "appkey": APPKEY}),
+            )
             .await;
         drop(alice);
         let journal = get(&s, "/__admin/journal?user=alice").await.json();
@@ -352,7 +402,10 @@ async fn network_presets_switch_and_the_journal_shows_their_action() {
             .cloned()
             .unwrap_or(Value::Null);
         assert!(
-            delayed["fault"].as_str().unwrap_or("").starts_with("network:3g:"),
+            delayed["fault"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("network:3g:"),
             "{journal}"
         );
         let faults = get(&s, "/__admin/faults").await.json();

@@ -1385,7 +1385,11 @@ async fn admin_api_loads_a_scenario() {
         assert_eq!(st, 200, "{body}");
         assert_eq!(parse(&body)["loaded"], "flaky sends");
         // olduser is not in the new state: its session is closed, and the answer says so.
-        assert_eq!(parse(&body)["sessions"]["closed"][0]["user"], "olduser", "{body}");
+        assert_eq!(
+            parse(&body)["sessions"]["closed"][0]["user"],
+            "olduser",
+            "{body}"
+        );
         tokio::time::timeout(WAIT, old.closed())
             .await
             .expect("old sessions dropped");

@@ -40,22 +40,78 @@ const CALL_LIMIT: Duration = Duration::from_secs(60);
 /// Guide methods `act` performs (the facade's vocabulary, minus the session lifecycle
 /// that `act` manages itself).
 pub const METHODS: &[&str] = &[
-    "getUserInfo", "updateSelfInfo", "updateSelfAvatar", "updateSelfPwd", "getConversation",
-    "updateConversation", "getUnreadMsgCnt", "resetUnreadCount", "msgUnreadList",
-    "addSingleReceiptReport", "addGroupReceiptReport", "getResource", "msgRetract",
-    "transSingleMsg", "transGroupMsg", "transPlatMsg", "createGroup", "updateGroupInfo",
-    "exitGroup", "getGroups", "getGroupInfo", "getGroupMembers", "addGroupMembers",
-    "delGroupMembers", "joinGroup", "addGroupMemberResp", "addGroupMemSilence",
-    "delGroupMemSilence", "dissolveGroup", "addGroupKeeper", "delGroupKeeper",
-    "changeGroupAdmin", "getAppkeyPublicGroups", "getAppkeyChatrooms", "getSelfChatrooms",
-    "getChatroomInfo", "enterChatroom", "exitChatroom", "getNoDisturb", "addSingleNoDisturb",
-    "delSingleNoDisturb", "addGroupNoDisturb", "delGroupNoDisturb", "addGlobalNoDisturb",
-    "delGlobalNoDisturb", "groupShieldList", "addGroupShield", "delGroupShield", "getBlacks",
-    "addSingleBlacks", "delSingleBlacks", "getFriendList", "addFriend", "acceptFriend",
-    "declineFriend", "delFriend", "updateFriendMemo", "sendSingleMsg", "sendSingleFile",
-    "sendSinglePic", "sendSingleLocation", "sendSingleCustom", "sendGroupMsg", "sendGroupFile",
-    "sendGroupPic", "sendGroupLocation", "sendGroupCustom", "sendChatroomMsg",
-    "sendChatroomFile", "sendChatroomPic", "sendChatroomLocation", "sendChatroomCustom",
+    "getUserInfo",
+    "updateSelfInfo",
+    "updateSelfAvatar",
+    "updateSelfPwd",
+    "getConversation",
+    "updateConversation",
+    "getUnreadMsgCnt",
+    "resetUnreadCount",
+    "msgUnreadList",
+    "addSingleReceiptReport",
+    "addGroupReceiptReport",
+    "getResource",
+    "msgRetract",
+    "transSingleMsg",
+    "transGroupMsg",
+    "transPlatMsg",
+    "createGroup",
+    "updateGroupInfo",
+    "exitGroup",
+    "getGroups",
+    "getGroupInfo",
+    "getGroupMembers",
+    "addGroupMembers",
+    "delGroupMembers",
+    "joinGroup",
+    "addGroupMemberResp",
+    "addGroupMemSilence",
+    "delGroupMemSilence",
+    "dissolveGroup",
+    "addGroupKeeper",
+    "delGroupKeeper",
+    "changeGroupAdmin",
+    "getAppkeyPublicGroups",
+    "getAppkeyChatrooms",
+    "getSelfChatrooms",
+    "getChatroomInfo",
+    "enterChatroom",
+    "exitChatroom",
+    "getNoDisturb",
+    "addSingleNoDisturb",
+    "delSingleNoDisturb",
+    "addGroupNoDisturb",
+    "delGroupNoDisturb",
+    "addGlobalNoDisturb",
+    "delGlobalNoDisturb",
+    "groupShieldList",
+    "addGroupShield",
+    "delGroupShield",
+    "getBlacks",
+    "addSingleBlacks",
+    "delSingleBlacks",
+    "getFriendList",
+    "addFriend",
+    "acceptFriend",
+    "declineFriend",
+    "delFriend",
+    "updateFriendMemo",
+    "sendSingleMsg",
+    "sendSingleFile",
+    "sendSinglePic",
+    "sendSingleLocation",
+    "sendSingleCustom",
+    "sendGroupMsg",
+    "sendGroupFile",
+    "sendGroupPic",
+    "sendGroupLocation",
+    "sendGroupCustom",
+    "sendChatroomMsg",
+    "sendChatroomFile",
+    "sendChatroomPic",
+    "sendChatroomLocation",
+    "sendChatroomCustom",
 ];
 
 /// Methods that belong to the device's lifecycle, not to `act`.
@@ -146,7 +202,11 @@ struct ActRequest {
 }
 
 fn bad(message: impl Into<String>) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"error": message.into()}))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": message.into()})),
+    )
+        .into_response()
 }
 
 /// The configuration's first app when it still exists, else the first app of the state.
@@ -178,7 +238,9 @@ fn credentials(s: &AdminState, user: &str, appkey: Option<String>) -> Result<Cre
         let Some(app) = b.apps().find(|a| a.appkey == appkey) else {
             let known: Vec<&str> = b.apps().map(|a| a.appkey.as_str()).collect();
             let hint = crate::scenario::suggest(&appkey, known).unwrap_or_default();
-            return Err(format!("unknown appkey {appkey:?} {hint}").trim().to_owned());
+            return Err(format!("unknown appkey {appkey:?} {hint}")
+                .trim()
+                .to_owned());
         };
         let Some(u) = b.user(&key) else {
             return Err(format!("no user {user:?} in app {appkey}"));
@@ -201,7 +263,9 @@ fn check_method(method: &str) -> Result<(), String> {
         return Ok(());
     }
     let hint = crate::scenario::suggest(method, METHODS.iter().copied()).unwrap_or_default();
-    Err(format!("unknown method {method:?} {hint}").trim().to_owned())
+    Err(format!("unknown method {method:?} {hint}")
+        .trim()
+        .to_owned())
 }
 
 /// `POST /__admin/act`.
@@ -233,7 +297,10 @@ pub(crate) async fn act(State(s): State<AdminState>, body: axum::body::Bytes) ->
         return (StatusCode::BAD_GATEWAY, Json(json!({"error": e}))).into_response();
     }
     let Some(sdk) = slot.as_ref() else {
-        return (StatusCode::BAD_GATEWAY, Json(json!({"error": "no device session"})))
+        return (
+            StatusCode::BAD_GATEWAY,
+            Json(json!({"error": "no device session"})),
+        )
             .into_response();
     };
     let outcome = tokio::time::timeout(CALL_LIMIT, sdk.call(&req.method, &args)).await;
@@ -243,7 +310,11 @@ pub(crate) async fn act(State(s): State<AdminState>, body: axum::body::Bytes) ->
         Ok(Err(SdkError::UnknownMethod(m))) => bad(format!("unknown method {m:?}")),
         Ok(Err(e)) => {
             *slot = None;
-            (StatusCode::BAD_GATEWAY, Json(json!({"error": e.to_string()}))).into_response()
+            (
+                StatusCode::BAD_GATEWAY,
+                Json(json!({"error": e.to_string()})),
+            )
+                .into_response()
         }
         Ok(Ok(call)) => answer(call),
     }
@@ -292,14 +363,18 @@ async fn ensure_logged_in(
     let ts = s.shared_clock.now_ms().to_string();
     let random = format!("act{ts}");
     let sig = crate::backend::signature(&cred.key.appkey, &ts, &random, &cred.secret);
-    let init = json!({"appkey": cred.key.appkey, "random_str": random, "timestamp": ts, "signature": sig});
+    let init =
+        json!({"appkey": cred.key.appkey, "random_str": random, "timestamp": ts, "signature": sig});
     let r = sdk.call("init", &[init]).await.map_err(|e| e.to_string())?;
     if r.success().is_none() {
         return Err(format!("device init failed: {r:?}"));
     }
     let login = json!({"username": cred.key.username, "password": cred.password_md5,
         "is_md5": true, "platform": DEVICE_PLATFORM});
-    let r = sdk.call("login", &[login]).await.map_err(|e| e.to_string())?;
+    let r = sdk
+        .call("login", &[login])
+        .await
+        .map_err(|e| e.to_string())?;
     if r.success().is_none() {
         return Err(format!("device login failed: {r:?}"));
     }

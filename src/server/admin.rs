@@ -53,10 +53,7 @@ pub(crate) fn router(guard: Guard, state: AdminState) -> Router {
         .route("/__admin/act", post(super::act::act))
         .route("/__admin/events", get(super::events::events))
         .route(super::guard::SIGN_PATH, get(super::sign::sign))
-        .route(
-            "/__admin/network",
-            get(list_network).post(set_network),
-        )
+        .route("/__admin/network", get(list_network).post(set_network))
         .with_state(state);
     guard.accept_yaml_at("/__admin/scenario").protect(routes)
 }

@@ -66,21 +66,31 @@ impl Filter {
     fn keeps(&self, e: &Entry) -> bool {
         let q = &self.0;
         q.get("conn").is_none_or(|c| c == &e.conn.to_string())
-            && q.get("user").is_none_or(|u| e.user.as_deref() == Some(u.as_str()))
-            && q.get("event").is_none_or(|v| e.event.as_deref() == Some(v.as_str()))
+            && q.get("user")
+                .is_none_or(|u| e.user.as_deref() == Some(u.as_str()))
+            && q.get("event")
+                .is_none_or(|v| e.event.as_deref() == Some(v.as_str()))
             && q.get("dir").is_none_or(|v| e.dir == v)
             && q.get("kind").is_none_or(|v| e.kind == v)
     }
 }
 
 fn bad(message: impl Into<String>) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"error": message.into()}))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": message.into()})),
+    )
+        .into_response()
 }
 
 /// Where to resume: `Last-Event-ID` wins over `?since=`; none: live entries only.
 fn resume_point(headers: &HeaderMap, q: &HashMap<String, String>) -> Result<Option<u64>, String> {
     let text = match headers.get("last-event-id") {
-        Some(v) => Some(v.to_str().map_err(|_| "unreadable Last-Event-ID")?.to_owned()),
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| "unreadable Last-Event-ID")?
+                .to_owned(),
+        ),
         None => q.get("since").cloned(),
     };
     text.map(|t| {

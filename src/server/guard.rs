@@ -183,7 +183,11 @@ impl Guard {
         if path != SIGN_PATH {
             return None;
         }
-        let origin = headers.get(header::ORIGIN)?.to_str().ok()?.to_ascii_lowercase();
+        let origin = headers
+            .get(header::ORIGIN)?
+            .to_str()
+            .ok()?
+            .to_ascii_lowercase();
         self.inner.sign_origins.contains(&origin).then_some(origin)
     }
 

@@ -236,13 +236,19 @@ impl Hub {
         let mut report = Vec::new();
         let mut guard = self.lock();
         for id in ids {
-            let Some(d) = guard.departing(id) else { continue };
+            let Some(d) = guard.departing(id) else {
+                continue;
+            };
             let user = d.username().map(str::to_owned);
             let reason = match backend.adopt(id, d) {
                 Adoption::Kept => None,
                 Adoption::Closed(why) => Some(why),
             };
-            report.push(CarriedSession { conn: id, user, reason });
+            report.push(CarriedSession {
+                conn: id,
+                user,
+                reason,
+            });
         }
         *guard = backend;
         self.epoch.fetch_add(1, Ordering::Relaxed);

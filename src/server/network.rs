@@ -127,13 +127,20 @@ mod tests {
             assert!(rules(p).is_some(), "{p}");
         }
         assert!(rules("5g").is_none());
-        assert!(unknown("lossy_wifi").contains("lossy-wifi"), "{}", unknown("lossy_wifi"));
+        assert!(
+            unknown("lossy_wifi").contains("lossy-wifi"),
+            "{}",
+            unknown("lossy_wifi")
+        );
         let layer = FaultLayer::new(10);
         apply(&layer, "3g").expect("3g");
         assert_eq!(current(&layer), "3g");
         apply(&layer, "flaky").expect("flaky");
         assert_eq!(current(&layer), "flaky");
-        assert!(layer.rules().iter().all(|r| r.spec.id.starts_with("network:flaky:")));
+        assert!(layer
+            .rules()
+            .iter()
+            .all(|r| r.spec.id.starts_with("network:flaky:")));
         apply(&layer, "none").expect("none");
         assert!(layer.rules().is_empty());
     }

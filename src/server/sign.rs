@@ -31,7 +31,10 @@ pub(crate) async fn sign(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     if let Some(k) = q.keys().find(|k| k.as_str() != "appkey") {
-        return error(StatusCode::BAD_REQUEST, format!("unknown parameter {k:?}; only appkey"));
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown parameter {k:?}; only appkey"),
+        );
     }
     let appkey = match q.get("appkey") {
         Some(k) => k.clone(),
@@ -41,7 +44,9 @@ pub(crate) async fn sign(
         },
     };
     let secret = s.hub.read_backend(|b, _, _| {
-        b.apps().find(|a| a.appkey == appkey).map(|a| a.secret.clone())
+        b.apps()
+            .find(|a| a.appkey == appkey)
+            .map(|a| a.secret.clone())
     });
     let Some(secret) = secret else {
         return error(StatusCode::NOT_FOUND, format!("unknown appkey {appkey:?}"));
