@@ -461,3 +461,50 @@ async fn scenario_load_keeps_sessions_whose_user_survives_and_closes_the_others(
     })
     .await
 }
+
+#[tokio::test]
+async fn socketio_client_2_as_alice_receives_what_act_makes_bobby_send() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    let missing = if !node_installed() {
+        Some("node is not installed".to_owned())
+    } else if !dir.join("node_modules").is_dir() {
+        Some("tests/node/node_modules is missing (run `npm ci --prefix tests/node`)".to_owned())
+    } else {
+        None
+    };
+    if let Some(why) = missing {
+        assert!(
+            std::env::var("JMM_REQUIRE_NODE").as_deref() != Ok("1"),
+            "JMM_REQUIRE_NODE=1 but {why}"
+        );
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    bounded(async {
+        let s = start().await;
+        // alice and bobby exist (password pw); node logs in as alice.
+        drop(user(&s, Transport::Websocket, "alice").await);
+        drop(user(&s, Transport::Websocket, "bobby").await);
+        let child = tokio::process::Command::new("node")
+            .arg("act_receive.js")
+            .current_dir(&dir)
+            .env("JMM_ADDRESS", s.http_url())
+            .env("JMM_APPKEY", APPKEY)
+            .env("JMM_SECRET", SECRET)
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(std::time::Duration::from_secs(55), child)
+            .await
+            .expect("node in time")
+            .expect("node runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("ok"), "{text}");
+        s.shutdown().await;
+    })
+    .await
+}
