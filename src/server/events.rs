@@ -189,3 +189,77 @@ impl Stream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::Journal;
+
+    fn entry(user: &str) -> Entry {
+        Entry {
+            seq: 0,
+            t_ms: 0,
+            conn: 1,
+            user: Some(user.into()),
+            dir: "out",
+            kind: "push",
+            event: Some("msg_sync".into()),
+            rid: None,
+            fault: None,
+            action: None,
+            delay_ms: None,
+            frame: "42[]".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_falls_behind_the_ring_is_told_and_dropped() {
+        let subs = Arc::new(Subscribers::default());
+        let mut j = Journal::new(10);
+        let (backlog, rx) = j.subscribe(0);
+        let mut st = Stream {
+            backlog: backlog.into(),
+            rx,
+            filter: Filter::default(),
+            _slot: subs.take().expect("slot"),
+            done: false,
+            opened: false,
+        };
+        j.push(entry("alice"));
+        assert!(st.next().await.is_some(), "opening comment");
+        assert!(st.next().await.is_some(), "first entry");
+        for _ in 0..crate::faults::journal::LIVE_BUFFER + 5 {
+            j.push(entry("alice"));
+        }
+        // The lagged notice, then the end of the stream.
+        assert!(st.next().await.is_some());
+        assert!(st.done);
+        assert!(st.next().await.is_none());
+        drop(st);
+        assert_eq!(subs.open.load(Ordering::SeqCst), 0, "slot freed");
+    }
+
+    #[test]
+    fn subscribers_are_capped_and_slots_come_back() {
+        let subs = Arc::new(Subscribers::default());
+        let slots: Vec<Slot> = (0..MAX_SUBSCRIBERS).filter_map(|_| subs.take()).collect();
+        assert_eq!(slots.len(), MAX_SUBSCRIBERS);
+        assert!(subs.take().is_none());
+        drop(slots);
+        assert!(subs.take().is_some());
+    }
+
+    #[test]
+    fn filters_and_resume_points() {
+        let f = Filter([("user".to_owned(), "alice".to_owned())].into());
+        assert!(f.keeps(&entry("alice")));
+        assert!(!f.keeps(&entry("bobby")));
+        let mut h = HeaderMap::new();
+        let q: HashMap<String, String> = [("since".to_owned(), "7".to_owned())].into();
+        assert_eq!(resume_point(&h, &q), Ok(Some(7)));
+        h.insert("last-event-id", "9".parse().expect("header"));
+        assert_eq!(resume_point(&h, &q), Ok(Some(9)));
+        h.insert("last-event-id", "x".parse().expect("header"));
+        assert!(resume_point(&h, &q).is_err());
+    }
+}
