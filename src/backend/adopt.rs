@@ -78,3 +78,77 @@ impl Backend {
         Adoption::Kept
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::*;
+    use crate::backend::UserSeed;
+
+    /// A fresh backend of `users` (app APP, password pw), in that order.
+    fn replacement(users: &[&str], with_app: bool) -> Backend {
+        let mut cfg = Harness::config();
+        if !with_app {
+            cfg.apps.retain(|a| a.appkey != APP);
+        }
+        cfg.users = users
+            .iter()
+            .map(|u| UserSeed::new(APP, u, "pw", u))
+            .collect();
+        Harness::with_config(cfg).b
+    }
+
+    #[test]
+    fn logins_survive_when_user_uid_and_app_do() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        h.user(2, "bobby");
+        h.b.connect(3);
+        assert_eq!(h.init(3, APP, SECRET).code(), Some(0));
+        h.b.connect(4);
+        let mut next = replacement(&["alice"], true);
+        for c in 1..=4 {
+            let d = h.b.departing(c).expect("conn");
+            let out = next.adopt(c, d);
+            match c {
+                1 | 3 | 4 => assert_eq!(out, Adoption::Kept, "conn {c}"),
+                _ => assert!(
+                    matches!(out, Adoption::Closed(ref w) if w.contains("bobby")),
+                    "{out:?}"
+                ),
+            }
+        }
+        assert_eq!(
+            next.conn_user(1).map(|u| u.username.as_str()),
+            Some("alice")
+        );
+        assert_eq!(next.conn_user(3), None);
+        // The kept login works in the new state.
+        h.b = next;
+        let r = h.req(
+            1,
+            "get_across_user_info",
+            serde_json::json!({"username": "alice", "appkey": APP}),
+        );
+        assert_eq!(r.code(), Some(0), "{r:?}");
+    }
+
+    #[test]
+    fn another_uid_or_a_missing_app_closes() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        // carol takes alice's uid in the new state: alice's uid changes.
+        let mut next = replacement(&["carol", "alice"], true);
+        let out = next.adopt(1, h.b.departing(1).expect("conn"));
+        assert!(
+            matches!(out, Adoption::Closed(ref w) if w.contains("uid")),
+            "{out:?}"
+        );
+        let mut next = replacement(&[], false);
+        let out = next.adopt(1, h.b.departing(1).expect("conn"));
+        assert!(
+            matches!(out, Adoption::Closed(ref w) if w.contains("app")),
+            "{out:?}"
+        );
+    }
+}
