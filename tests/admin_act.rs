@@ -508,3 +508,65 @@ async fn socketio_client_2_as_alice_receives_what_act_makes_bobby_send() {
     })
     .await
 }
+
+#[tokio::test]
+async fn with_a_token_the_preflight_passes_and_the_sign_call_still_needs_it() {
+    bounded(async {
+        let config = ServerConfig {
+            admin_access: AdminAccess {
+                token: Some("t0k3n".into()),
+                sign_origins: vec!["http://localhost:5173/".into()],
+                ..AdminAccess::default()
+            },
+            ..ServerConfig::new(backend_config(), TransportConfig::default())
+        };
+        let s = server::start(config, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("server starts");
+        let host = s.addr.to_string();
+        let origin = ("Origin", "http://localhost:5173");
+        let pre = send(
+            &s,
+            "OPTIONS",
+            "/__admin/sign",
+            &[
+                ("Host", &host),
+                origin,
+                ("Access-Control-Request-Method", "GET"),
+            ],
+            "",
+        )
+        .await;
+        assert_eq!(pre.status, 204, "{}", pre.head);
+        assert!(
+            pre.head
+                .contains("access-control-allow-headers: authorization"),
+            "{}",
+            pre.head
+        );
+        let bare = send(&s, "GET", "/__admin/sign", &[("Host", &host), origin], "").await;
+        assert_eq!(bare.status, 401, "{}", bare.body);
+        let auth = send(
+            &s,
+            "GET",
+            "/__admin/sign",
+            &[("Host", &host), origin, ("Authorization", "Bearer t0k3n")],
+            "",
+        )
+        .await;
+        assert_eq!(auth.status, 200, "{}", auth.body);
+        assert_eq!(auth.json()["appkey"], APPKEY);
+        // A preflight elsewhere is refused, token or not.
+        let other = send(
+            &s,
+            "OPTIONS",
+            "/__admin/state",
+            &[("Host", &host), origin],
+            "",
+        )
+        .await;
+        assert_eq!(other.status, 403, "{}", other.head);
+        s.shutdown().await;
+    })
+    .await
+}
