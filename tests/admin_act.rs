@@ -193,6 +193,8 @@ async fn act_refuses_unknown_methods_users_and_bad_arguments() {
         assert!(a.body.contains("no user \\\"nobody\\\""), "{}", a.body);
         let a = act(&s, "bobby", "login", json!({})).await;
         assert_eq!(a.status, 400, "{}", a.body);
+        let a = act(&s, "bobby", "onMsgReceive", json!({})).await;
+        assert_eq!(a.status, 400, "{}", a.body);
         let a = act(&s, "bobby", "sendSingleMsg", json!("text")).await;
         assert_eq!(a.status, 400, "{}", a.body);
         let a = act(

@@ -254,12 +254,18 @@ fn credentials(s: &AdminState, user: &str, appkey: Option<String>) -> Result<Cre
 }
 
 fn check_method(method: &str) -> Result<(), String> {
+    if method.starts_with("on") && !METHODS.contains(&method) {
+        // Listeners would queue deliveries that nobody reads.
+        return Err(format!(
+            "{method} is a listener: watch GET /__admin/events instead"
+        ));
+    }
     if LIFECYCLE.contains(&method) {
         return Err(format!(
             "{method} is not available: act keeps the device session logged in itself"
         ));
     }
-    if METHODS.contains(&method) || (method.starts_with("on") && method.len() > 2) {
+    if METHODS.contains(&method) {
         return Ok(());
     }
     let hint = crate::scenario::suggest(method, METHODS.iter().copied()).unwrap_or_default();
