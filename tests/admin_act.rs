@@ -191,6 +191,9 @@ async fn act_refuses_unknown_methods_users_and_bad_arguments() {
         let a = act(&s, "nobody", "getUserInfo", json!({"username": "bobby"})).await;
         assert_eq!(a.status, 400);
         assert!(a.body.contains("no user \\\"nobody\\\""), "{}", a.body);
+        let a = act(&s, "bobbi", "getUserInfo", json!({"username": "bobby"})).await;
+        assert_eq!(a.status, 400);
+        assert!(a.body.contains("did you mean \\\"bobby\\\""), "{}", a.body);
         let a = act(&s, "bobby", "login", json!({})).await;
         assert_eq!(a.status, 400, "{}", a.body);
         let a = act(&s, "bobby", "onMsgReceive", json!({})).await;

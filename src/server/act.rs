@@ -243,7 +243,12 @@ fn credentials(s: &AdminState, user: &str, appkey: Option<String>) -> Result<Cre
                 .to_owned());
         };
         let Some(u) = b.user(&key) else {
-            return Err(format!("no user {user:?} in app {appkey}"));
+            let names = b.usernames(&appkey);
+            let hint = crate::scenario::suggest(user, names.iter().map(String::as_str))
+                .unwrap_or_default();
+            return Err(format!("no user {user:?} in app {appkey} {hint}")
+                .trim()
+                .to_owned());
         };
         Ok(Credentials {
             key: key.clone(),
