@@ -212,6 +212,18 @@ struct ServeArgs {
     /// when missing; when present it wins over the config and demo data). docs/state.md.
     #[arg(long, env = "JMM_STATE")]
     state: Option<PathBuf>,
+    /// How long a c_init signature stays valid, ms (default 600000, the guide's 10
+    /// minutes; overrides the config's signature_ttl_ms).
+    #[arg(long, env = "JMM_SIGNATURE_TTL", value_name = "MS")]
+    signature_ttl: Option<u64>,
+    /// Let this page origin (e.g. http://localhost:5173) call GET /__admin/sign
+    /// cross-origin, with CORS; that route only. Repeatable.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origin: Vec<String>,
+    /// A weak network in real time: none, 3g, lossy-wifi, flaky, offline-bursts
+    /// (switchable at run time: POST /__admin/network). docs/admin-api.md.
+    #[arg(long, value_name = "PRESET")]
+    network: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -627,7 +639,8 @@ fn serve(a: ServeArgs) -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if a.log_json {
         builder.json().init();
     } else {
@@ -680,6 +693,18 @@ fn serve(a: ServeArgs) -> ExitCode {
                 for e in errors {
                     eprintln!("{e}");
                 }
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Some(ttl) = a.signature_ttl {
+        backend.signature_ttl_ms = ttl.min(i64::MAX as u64) as i64;
+    }
+    if let Some(preset) = &a.network {
+        match server::network::rules(preset) {
+            Some(rules) => faults.extend(rules),
+            None => {
+                eprintln!("error: --network: {}", server::network::unknown(preset));
                 return ExitCode::from(2);
             }
         }
@@ -816,6 +841,7 @@ fn admin_setup(
             token,
             files_root: a.admin_files_root.clone(),
             host_names: host_name.into_iter().collect(),
+            sign_origins: a.allow_origin.clone(),
         },
     ))
 }

@@ -1201,7 +1201,7 @@ async fn admin_api_adds_switches_and_removes_rules_and_reads_the_journal() {
         let s = start().await;
         let addr = s.addr.to_string();
         let (st, body) = http(&addr, "GET", "/__admin/health", "").await;
-        assert_eq!((st, parse(&body)), (200, json!({"ok": true, "sessions": 0})));
+        assert_eq!((st, parse(&body)), (200, json!({"ok": true, "sessions": 0, "devices": 0})));
         let drop_rule = json!({"id": "no-sync", "when": {"direction": "out", "kind": "push", "event": ["msg_sync"], "user": "bobby"}, "action": "drop"}).to_string();
         let (st, body) = http(&addr, "POST", "/__admin/faults", &drop_rule).await;
         assert_eq!(st, 201, "{body}");
@@ -1383,7 +1383,13 @@ async fn admin_api_loads_a_scenario() {
         let old = user(&s, Transport::Websocket, "olduser").await;
         let (st, body) = http(&addr, "POST", "/__admin/scenario", SCENARIO).await;
         assert_eq!(st, 200, "{body}");
-        assert_eq!(parse(&body), json!({"loaded": "flaky sends"}));
+        assert_eq!(parse(&body)["loaded"], "flaky sends");
+        // olduser is not in the new state: its session is closed, and the answer says so.
+        assert_eq!(
+            parse(&body)["sessions"]["closed"][0]["user"],
+            "olduser",
+            "{body}"
+        );
         tokio::time::timeout(WAIT, old.closed())
             .await
             .expect("old sessions dropped");

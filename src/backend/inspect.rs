@@ -4,6 +4,18 @@ use super::Backend;
 use serde_json::{json, Value};
 
 impl Backend {
+    /// The usernames of one app, sorted (hints in admin errors).
+    pub fn usernames(&self, appkey: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .users
+            .keys()
+            .filter(|k| k.appkey == appkey)
+            .map(|k| k.username.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Users, groups, rooms, sessions and message counts as JSON.
     pub fn snapshot(&self) -> Value {
         let mut users: Vec<&super::model::User> = self.users.values().collect();

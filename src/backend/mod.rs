@@ -6,6 +6,7 @@
 //! (dedupe of retried rids, session preconditions, unknown events) before the handler
 //! of the event runs. Handlers live in one file per area.
 
+pub mod adopt;
 mod chat;
 pub mod clock;
 pub mod dedupe;

@@ -524,6 +524,13 @@ impl Client {
         lock(&self.inner.sent).clone()
     }
 
+    /// Forgets the record of sent frames and late ack timeouts, so a lasting client
+    /// (the admin API's device sessions) does not keep every frame it ever sent.
+    pub fn clear_records(&self) {
+        lock(&self.inner.sent).clear();
+        lock(&self.inner.late_timeouts).clear();
+    }
+
     /// The next push, whatever its event, within `limit`.
     pub async fn next_push(&self, limit: Duration) -> Option<Push> {
         let mut rx = self.pushes.lock().await;

@@ -405,6 +405,19 @@ impl SdkInstance {
         }
     }
 
+    /// Whether a user is logged in on the current, open connection.
+    pub fn is_logged_in(&self) -> bool {
+        let st = lock(&self.shared.state);
+        st.username.is_some() && st.connected && !self.shared.client().is_closed()
+    }
+
+    /// Forgets what the instance accumulates while it lives (unread counters, the client's
+    /// record of sent frames), for lasting instances that no app reads (admin devices).
+    pub fn trim_records(&self) {
+        lock(&self.shared.state).unread.clear();
+        self.shared.client().clear_records();
+    }
+
     /// Calls the public method `method` with `args`.
     pub async fn call(&self, method: &str, args: &[Value]) -> Result<SdkCall, SdkError> {
         self.shared.call(method, args).await

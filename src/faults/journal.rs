@@ -65,7 +65,13 @@ pub struct Journal {
     max_bytes: usize,
     frame_max: usize,
     bytes: usize,
+    /// New entries for live readers (`GET /__admin/events`): a ring of [`LIVE_BUFFER`]
+    /// entries; a reader that falls further behind sees `Lagged` and is dropped.
+    live: tokio::sync::broadcast::Sender<Entry>,
 }
+
+/// Entries a live reader may fall behind before it is dropped.
+pub const LIVE_BUFFER: usize = 1024;
 
 /// `frame` cut to at most `max` bytes (on a character boundary), with a marker.
 fn cut(frame: &Arc<str>, max: usize) -> Arc<str> {
@@ -88,6 +94,7 @@ impl Journal {
             max_bytes: DEFAULT_MAX_BYTES,
             frame_max: DEFAULT_FRAME_MAX,
             bytes: 0,
+            live: tokio::sync::broadcast::channel(LIVE_BUFFER).0,
         }
     }
 
@@ -106,6 +113,9 @@ impl Journal {
         self.next_seq += 1;
         e.frame = cut(&e.frame, self.frame_max);
         self.bytes += e.weight();
+        if self.live.receiver_count() > 0 {
+            let _ = self.live.send(e.clone());
+        }
         self.entries.push_back(e);
         self.evict();
     }
@@ -132,6 +142,17 @@ impl Journal {
             .filter(|e| e.seq > since)
             .cloned()
             .collect()
+    }
+
+    /// The entries with `seq > since` and a receiver of every later one, taken together
+    /// so that nothing falls between them.
+    pub fn subscribe(&self, since: u64) -> (Vec<Entry>, tokio::sync::broadcast::Receiver<Entry>) {
+        (self.since(since), self.live.subscribe())
+    }
+
+    /// The seq the next entry gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
     }
 
     pub fn clear(&mut self) {

@@ -343,6 +343,15 @@ impl FaultLayer {
         lock(&self.journal).since(since)
     }
 
+    /// The journal entries after `since` and a receiver of every later entry
+    /// (`GET /__admin/events`; see [`Journal::subscribe`]).
+    pub fn subscribe_journal(
+        &self,
+        since: u64,
+    ) -> (Vec<Entry>, tokio::sync::broadcast::Receiver<Entry>) {
+        lock(&self.journal).subscribe(since)
+    }
+
     /// How many journal entries exist now.
     pub fn journal_len(&self) -> usize {
         lock(&self.journal).len()

@@ -27,6 +27,10 @@ pub(crate) struct AdminState {
     pub public_url: String,
     /// Where posted scenarios may read files (`--admin-files-root`); none: nowhere.
     pub files_root: Option<std::path::PathBuf>,
+    /// Device sessions of `POST /__admin/act`.
+    pub devices: Arc<super::act::Devices>,
+    /// Open `GET /__admin/events` streams.
+    pub subscribers: Arc<super::events::Subscribers>,
 }
 
 /// The admin routes, behind `guard` (Host, Origin, token and content-type checks).
@@ -46,6 +50,10 @@ pub(crate) fn router(guard: Guard, state: AdminState) -> Router {
         .route("/__admin/clock", get(clock).post(advance_clock))
         .route("/__admin/reset", post(reset))
         .route("/__admin/scenario", post(load_scenario))
+        .route("/__admin/act", post(super::act::act))
+        .route("/__admin/events", get(super::events::events))
+        .route(super::guard::SIGN_PATH, get(super::sign::sign))
+        .route("/__admin/network", get(list_network).post(set_network))
         .with_state(state);
     guard.accept_yaml_at("/__admin/scenario").protect(routes)
 }
@@ -65,7 +73,7 @@ fn rule_error(e: RuleError) -> Response {
 
 async fn health(State(s): State<AdminState>) -> Json<Value> {
     let sessions = s.hub.engine().map(|e| e.session_count()).unwrap_or(0);
-    Json(json!({"ok": true, "sessions": sessions}))
+    Json(json!({"ok": true, "sessions": sessions, "devices": s.devices.count()}))
 }
 
 async fn snapshot(State(s): State<AdminState>) -> Json<Value> {
@@ -151,6 +159,32 @@ async fn journal(
     Json(json!(filtered)).into_response()
 }
 
+async fn list_network(State(s): State<AdminState>) -> Json<Value> {
+    Json(super::network::listing(&s.faults))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkChoice {
+    preset: String,
+}
+
+async fn set_network(State(s): State<AdminState>, body: axum::body::Bytes) -> Response {
+    let c: NetworkChoice = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"preset\": NAME}}: {e}"),
+            )
+        }
+    };
+    match super::network::apply(&s.faults, &c.preset) {
+        Ok(()) => Json(super::network::listing(&s.faults)).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
 async fn clear_journal(State(s): State<AdminState>) -> StatusCode {
     s.faults.clear_journal();
     StatusCode::NO_CONTENT
@@ -207,6 +241,17 @@ fn install(s: &AdminState, mut backend: Backend) {
     s.faults.clear_journal();
 }
 
+/// [`install`] for a scenario load: live sessions are kept where the new state allows
+/// (docs/admin-api.md); the answer lists what was kept and what was closed, and why.
+fn install_keeping(s: &AdminState, mut backend: Backend) -> Value {
+    backend.set_public_url(&s.public_url);
+    backend.set_media_quota(s.initial.media_quota_bytes);
+    let report = s.hub.replace_backend_keeping(backend);
+    s.faults.clear_journal();
+    let (closed, kept): (Vec<_>, Vec<_>) = report.into_iter().partition(|r| r.reason.is_some());
+    json!({"kept": kept, "closed": closed})
+}
+
 /// What a posted scenario may read: nothing, or files under `--admin-files-root`.
 fn file_access(s: &AdminState) -> Result<FileAccess, String> {
     match &s.files_root {
@@ -240,6 +285,6 @@ async fn load_scenario(State(s): State<AdminState>, body: String) -> Response {
     if let Err(e) = s.faults.replace(scenario.faults()) {
         return rule_error(e);
     }
-    install(&s, backend);
-    Json(json!({"loaded": scenario.name})).into_response()
+    let sessions = install_keeping(&s, backend);
+    Json(json!({"loaded": scenario.name, "sessions": sessions})).into_response()
 }

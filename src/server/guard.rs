@@ -16,8 +16,10 @@
 //!    types a browser may send cross-site without a preflight (`text/plain`, forms) never
 //!    reach a handler.
 //!
-//! Refusals are JSON `{"error": reason}`. The guard never adds `Access-Control-Allow-*`
-//! headers, so a cross-origin page can neither read an answer nor pass a preflight.
+//! Refusals are JSON `{"error": reason}`. The guard adds `Access-Control-Allow-*` headers
+//! only at `/__admin/sign` and only for the origins listed with `--allow-origin` (which
+//! skip check 2 there, and check 3 on a preflight); to any other origin, or at any other
+//! route, a cross-origin page can neither read an answer nor pass a preflight.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -41,7 +43,13 @@ pub struct AdminAccess {
     /// Host names accepted in `Host`/`Origin` besides the loopback names and the bound
     /// IP (the name given to `--host`).
     pub host_names: Vec<String>,
+    /// Origins (`--allow-origin`, e.g. `http://localhost:5173`) allowed to call
+    /// [`SIGN_PATH`] cross-origin, with CORS; no other route.
+    pub sign_origins: Vec<String>,
 }
+
+/// The one route that `sign_origins` may call cross-origin.
+pub const SIGN_PATH: &str = "/__admin/sign";
 
 /// Never prints the token.
 impl std::fmt::Debug for AdminAccess {
@@ -50,6 +58,7 @@ impl std::fmt::Debug for AdminAccess {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("files_root", &self.files_root)
             .field("host_names", &self.host_names)
+            .field("sign_origins", &self.sign_origins)
             .finish()
     }
 }
@@ -104,6 +113,8 @@ struct Inner {
     token: Option<String>,
     /// Path prefixes whose bodies may be YAML.
     yaml_paths: Vec<String>,
+    /// Origins allowed at [`SIGN_PATH`] (lower case, no trailing slash).
+    sign_origins: Vec<String>,
 }
 
 impl Guard {
@@ -129,6 +140,11 @@ impl Guard {
                 any_ip: bound.ip().is_unspecified(),
                 token: access.token.clone().filter(|t| !t.is_empty()),
                 yaml_paths: Vec::new(),
+                sign_origins: access
+                    .sign_origins
+                    .iter()
+                    .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                    .collect(),
             }),
         }
     }
@@ -162,10 +178,30 @@ impl Guard {
             .is_some_and(|rest| !rest.contains('/') && self.host_ok(rest))
     }
 
+    /// The `Origin` of a cross-origin call to [`SIGN_PATH`] from an allowed origin.
+    pub fn sign_origin(&self, path: &str, headers: &HeaderMap) -> Option<String> {
+        if path != SIGN_PATH {
+            return None;
+        }
+        let origin = headers
+            .get(header::ORIGIN)?
+            .to_str()
+            .ok()?
+            .to_ascii_lowercase();
+        self.inner.sign_origins.contains(&origin).then_some(origin)
+    }
+
     /// Every check for a request line and headers.
     pub fn check(&self, method: &Method, path: &str, headers: &HeaderMap) -> Result<(), Refusal> {
         self.check_host(headers)?;
-        check_site(self, headers)?;
+        let cors = self.sign_origin(path, headers).is_some();
+        if !cors {
+            check_site(self, headers)?;
+        }
+        if cors && *method == Method::OPTIONS {
+            // A preflight carries no credentials; it reveals nothing.
+            return Ok(());
+        }
         self.check_token(headers)?;
         self.check_body_type(method, path, headers)
     }
@@ -297,8 +333,32 @@ async fn enforce(State(guard): State<Guard>, req: Request, next: Next) -> Respon
         );
         return r.into_response();
     }
-    let mut resp = next.run(req).await;
+    let cors = guard.sign_origin(req.uri().path(), req.headers());
+    let preflight = cors.is_some() && req.method() == Method::OPTIONS;
+    let mut resp = if preflight {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(req).await
+    };
     let h = resp.headers_mut();
+    if let Some(origin) = cors.and_then(|o| HeaderValue::from_str(&o).ok()) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        if preflight {
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("Authorization"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+        }
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -377,6 +437,7 @@ mod tests {
             token: token.map(String::from),
             files_root: None,
             host_names: names.iter().map(|n| n.to_string()).collect(),
+            sign_origins: vec![],
         };
         Guard::new(bound.parse().expect("addr"), &access).accept_yaml_at("/__admin/scenario")
     }

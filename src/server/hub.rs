@@ -204,3 +204,63 @@ impl Hub {
             .upgrade()
     }
 }
+
+/// What a scenario load did to one live connection ([`Hub::replace_backend_keeping`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CarriedSession {
+    pub conn: ConnId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Why it was closed (absent: kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Hub {
+    /// Replaces the whole backend (scenario load), carrying each live connection over
+    /// when the new state allows it (`backend::adopt`); the others are closed. Returns
+    /// every connection with what became of it.
+    pub fn replace_backend_keeping(&self, backend: Backend) -> Vec<CarriedSession> {
+        use crate::backend::adopt::Adoption;
+        let mut backend = backend;
+        let limits = *self.dedupe_limits.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((entries, bytes, ttl)) = limits {
+            backend.set_dedupe_limits(entries, bytes, ttl);
+        }
+        let ids: Vec<ConnId> = {
+            let sockets = self.sockets.read().unwrap_or_else(|e| e.into_inner());
+            let mut ids: Vec<ConnId> = sockets.keys().copied().collect();
+            ids.sort_unstable();
+            ids
+        };
+        let mut report = Vec::new();
+        let mut guard = self.lock();
+        for id in ids {
+            let Some(d) = guard.departing(id) else {
+                continue;
+            };
+            let user = d.username().map(str::to_owned);
+            let reason = match backend.adopt(id, d) {
+                Adoption::Kept => None,
+                Adoption::Closed(why) => Some(why),
+            };
+            report.push(CarriedSession {
+                conn: id,
+                user,
+                reason,
+            });
+        }
+        *guard = backend;
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+        drop(guard);
+        // Closed outside the lock: closing runs `on_close`, which takes it.
+        if let Some(engine) = self.engine() {
+            for r in report.iter().filter(|r| r.reason.is_some()) {
+                if let Some(s) = self.socket(r.conn) {
+                    engine.close(&s, CloseReason::ServerClose, true);
+                }
+            }
+        }
+        report
+    }
+}

@@ -5,13 +5,17 @@
 //! sends the response and fans pushes out, each push encoded once and shared by all its
 //! recipients. Every frame passes through the [`FaultLayer`].
 
+mod act;
 mod admin;
+mod events;
 pub mod guard;
 mod hub;
 mod limits;
 mod listen;
 mod media;
+pub mod network;
 pub mod persist;
+mod sign;
 
 pub use guard::AdminAccess;
 pub use hub::Hub;
@@ -173,6 +177,8 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
                 initial: Arc::new(config.clone()),
                 public_url,
                 files_root: config.admin_access.files_root.clone(),
+                devices: act::Devices::new(),
+                subscribers: Default::default(),
             },
         ));
     }
