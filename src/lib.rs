@@ -15,5 +15,6 @@ pub mod conformance;
 pub mod faults;
 pub mod protocol;
 pub mod scenario;
+pub mod proxy;
 pub mod server;
 pub mod transport;

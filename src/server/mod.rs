@@ -9,7 +9,7 @@ mod admin;
 pub mod guard;
 mod hub;
 mod limits;
-mod listen;
+pub(crate) mod listen;
 mod media;
 pub mod persist;
 

@@ -1,0 +1,236 @@
+//! The proxy's side towards the real server: the upstream address, and one Engine.IO 3
+//! websocket session per client session, which the proxy keeps alive with its own pings
+//! (so a fault on the client's side never starves the upstream's heartbeat).
+
+use crate::transport::engineio::{self, PacketType};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+/// Most frames waiting to go upstream for one session (a client sending faster than
+/// the upstream reads loses its session rather than growing memory).
+pub const MAX_PENDING_FRAMES: usize = 4096;
+
+/// Where the proxy forwards to, parsed from `--upstream`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// `host:port` (port 80 when the URL names none).
+    pub hostport: String,
+    /// Path prefix before `/socket.io/` and `/resource` (empty or starting with `/`,
+    /// without a trailing `/`).
+    pub prefix: String,
+    /// The URL as given, for log lines and errors.
+    pub url: String,
+}
+
+/// Why an upstream URL or session failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("upstream {0:?}: expected ws://host[:port][/path] or http://host[:port][/path]")]
+    BadUrl(String),
+    #[error("upstream {0:?}: wss:// and https:// need TLS, which this build of the proxy does not include; put a TLS-terminating tunnel (e.g. stunnel) in front and use ws://")]
+    TlsUnsupported(String),
+    #[error("upstream {url} unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("upstream {url} handshake failed: {reason}")]
+    Handshake { url: String, reason: String },
+}
+
+impl Upstream {
+    /// Parses `ws://`, `http://` (the same server) and rejects TLS schemes clearly.
+    pub fn parse(url: &str) -> Result<Self, UpstreamError> {
+        let bad = || UpstreamError::BadUrl(url.to_owned());
+        let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+        match scheme.to_ascii_lowercase().as_str() {
+            "ws" | "http" => {}
+            "wss" | "https" => return Err(UpstreamError::TlsUnsupported(url.to_owned())),
+            _ => return Err(bad()),
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if authority.is_empty() || authority.contains('@') || path.contains(['?', '#']) {
+            return Err(bad());
+        }
+        let has_port = match authority.rfind(':') {
+            Some(i) => !authority[i..].contains(']'),
+            None => false,
+        };
+        let hostport = if has_port {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
+        let prefix = path.trim_end_matches('/').to_owned();
+        Ok(Self {
+            hostport,
+            prefix,
+            url: url.to_owned(),
+        })
+    }
+
+    fn socket_url(&self) -> String {
+        format!(
+            "ws://{}{}/socket.io/?EIO=3&transport=websocket",
+            self.hostport, self.prefix
+        )
+    }
+}
+
+/// One open upstream session: frames from the upstream on `inbound` (the open packet
+/// and the pongs to the proxy's own pings already consumed), frames to it on
+/// `outbound`.
+pub struct UpLink {
+    pub inbound: mpsc::UnboundedReceiver<String>,
+    pub outbound: mpsc::UnboundedSender<String>,
+    /// Cancelled when the upstream connection is gone (or to close it).
+    pub closed: CancellationToken,
+}
+
+/// Opens an upstream session within `limit`.
+pub async fn connect(up: &Upstream, limit: Duration) -> Result<UpLink, UpstreamError> {
+    let unreachable = |reason: String| UpstreamError::Unreachable {
+        url: up.url.clone(),
+        reason,
+    };
+    let handshake = |reason: String| UpstreamError::Handshake {
+        url: up.url.clone(),
+        reason,
+    };
+    let fut = tokio_tungstenite::connect_async_with_config(up.socket_url(), None, true);
+    let (ws, _) = tokio::time::timeout(limit, fut)
+        .await
+        .map_err(|_| unreachable(format!("no connection within {limit:?}")))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    let (sink, mut stream) = ws.split();
+    let first = tokio::time::timeout(limit, async {
+        loop {
+            match stream.next().await {
+                Some(Ok(Message::Text(t))) => return Ok(t.to_string()),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Err("closed before the open packet".to_owned()),
+            }
+        }
+    })
+    .await
+    .map_err(|_| handshake(format!("no open packet within {limit:?}")))?
+    .map_err(handshake)?;
+    let ping_interval = open_ping_interval(&first).map_err(handshake)?;
+    let (in_tx, inbound) = mpsc::unbounded_channel();
+    let (outbound, out_rx) = mpsc::unbounded_channel::<String>();
+    let closed = CancellationToken::new();
+    tokio::spawn(write_loop(sink, out_rx, closed.clone()));
+    tokio::spawn(read_loop(stream, in_tx, closed.clone()));
+    tokio::spawn(ping_loop(outbound.clone(), ping_interval, closed.clone()));
+    Ok(UpLink {
+        inbound,
+        outbound,
+        closed,
+    })
+}
+
+/// The `pingInterval` of an Engine.IO open packet.
+fn open_ping_interval(frame: &str) -> Result<Duration, String> {
+    let p = engineio::decode_packet(frame).map_err(|e| e.to_string())?;
+    if p.kind != PacketType::Open {
+        return Err(format!("expected an open packet, got {frame:?}"));
+    }
+    let v: Value = serde_json::from_str(p.data).map_err(|e| e.to_string())?;
+    let ms = v.get("pingInterval").and_then(Value::as_u64).unwrap_or(25_000);
+    Ok(Duration::from_millis(ms.clamp(100, 600_000)))
+}
+
+type Sink = futures_util::stream::SplitSink<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    Message,
+>;
+type Stream = futures_util::stream::SplitStream<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+>;
+
+async fn write_loop(
+    mut sink: Sink,
+    mut rx: mpsc::UnboundedReceiver<String>,
+    closed: CancellationToken,
+) {
+    loop {
+        let item = tokio::select! {
+            item = rx.recv() => item,
+            _ = closed.cancelled() => None,
+        };
+        let Some(frame) = item else { break };
+        let send = sink.send(Message::Text(frame.into()));
+        match tokio::time::timeout(Duration::from_secs(10), send).await {
+            Ok(Ok(())) => {}
+            _ => break,
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(None))).await;
+    closed.cancel();
+}
+
+async fn read_loop(
+    mut stream: Stream,
+    tx: mpsc::UnboundedSender<String>,
+    closed: CancellationToken,
+) {
+    loop {
+        let msg = tokio::select! {
+            m = stream.next() => m,
+            _ = closed.cancelled() => break,
+        };
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                // Our own pings' answers stay on this side.
+                if t.as_str() == "3" {
+                    continue;
+                }
+                if tx.send(t.to_string()).is_err() {
+                    break;
+                }
+            }
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+            Some(Ok(_)) => {}
+        }
+    }
+    closed.cancel();
+}
+
+async fn ping_loop(tx: mpsc::UnboundedSender<String>, every: Duration, closed: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = closed.cancelled() => return,
+        }
+        if tx.send("2".to_owned()).is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_and_tls_is_refused_clearly() {
+        let u = Upstream::parse("ws://127.0.0.1:9000").expect("ok");
+        assert_eq!((u.hostport.as_str(), u.prefix.as_str()), ("127.0.0.1:9000", ""));
+        let u = Upstream::parse("http://im.example/base/").expect("ok");
+        assert_eq!((u.hostport.as_str(), u.prefix.as_str()), ("im.example:80", "/base"));
+        let u = Upstream::parse("ws://[::1]").expect("ok");
+        assert_eq!(u.hostport, "[::1]:80");
+        assert!(matches!(
+            Upstream::parse("wss://im.example/"),
+            Err(UpstreamError::TlsUnsupported(_))
+        ));
+        for bad in ["im.example", "ftp://x", "ws://", "ws://u@h", "ws://h/?q"] {
+            assert!(matches!(Upstream::parse(bad), Err(UpstreamError::BadUrl(_))), "{bad}");
+        }
+    }
+}

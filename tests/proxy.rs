@@ -1,0 +1,381 @@
+//! `jmessage-mock proxy` in front of a second in-process server (the upstream): the
+//! reference client through the proxy over websocket and polling, faults applied at the
+//! proxy, the journal and admin API on the proxy, clear ends when the upstream is gone,
+//! and media pass-through checked against a recording HTTP endpoint (wiremock).
+
+mod common;
+
+use common::*;
+use jmessage_mock::client::{Client, ClientConfig, RequestError, Transport};
+use jmessage_mock::faults::{Entry, FaultSpec};
+use jmessage_mock::proxy::{self, ProxyConfig, RunningProxy};
+use jmessage_mock::server::RunningServer;
+use rstest::rstest;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const SEND: &str = "s_across_single_text";
+
+async fn proxy_to(upstream: &str) -> RunningProxy {
+    let mut c = ProxyConfig::new(upstream);
+    c.connect_timeout = Duration::from_secs(3);
+    proxy::start(c, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("proxy starts")
+}
+
+async fn client_at(url: &str, config: ClientConfig) -> Client {
+    Client::connect(url, config).await.expect("client connects")
+}
+
+/// Initialised, registered and logged in as `name`, through `url`.
+async fn user_at(url: &str, transport: Transport, name: &str) -> Client {
+    let c = client_at(
+        url,
+        ClientConfig {
+            transport,
+            ..fast()
+        },
+    )
+    .await;
+    c.init(APPKEY, SECRET, 0).await.expect("init").ok().expect("init ok");
+    let r = c.register(name, "pw").await.expect("register");
+    assert!(r.code() == 0 || r.code() == 898001, "register: {:?}", r.body);
+    c.login(name, "pw").await.expect("login").ok().expect("login ok");
+    c
+}
+
+fn rule(v: Value) -> FaultSpec {
+    serde_json::from_value(v).expect("valid fault rule")
+}
+
+fn journal(faults: &jmessage_mock::faults::FaultLayer, dir: &str, kind: &str) -> Vec<Entry> {
+    faults
+        .journal(0)
+        .into_iter()
+        .filter(|e| e.dir == dir && e.kind == kind)
+        .collect()
+}
+
+fn stored(s: &RunningServer) -> usize {
+    s.hub.with_backend(|b| b.message_count())
+}
+
+#[rstest]
+#[case::websocket(Transport::Websocket)]
+#[case::polling(Transport::Polling)]
+#[tokio::test]
+async fn a_message_goes_through_the_proxy_to_the_other_user(#[case] transport: Transport) {
+    bounded(async {
+        let up = start().await;
+        let p = proxy_to(&up.ws_url()).await;
+        let a = user_at(&p.http_url(), transport, "alice").await;
+        let b = user_at(&p.http_url(), Transport::Websocket, "bobby").await;
+        let r = a.send_text("alice", "bobby", "via proxy").await.expect("reply");
+        assert_eq!(r.code(), 0, "{:?}", r.body);
+        assert!(r.acked, "the upstream's ack reached the client");
+        let push = b.expect_push("msg_sync", WAIT).await.expect("msg_sync");
+        assert_eq!(push["messages"][0]["msg_id"], *r.get("msg_id"));
+        assert_eq!(stored(&up), 1);
+        // The proxy's journal labels frames with the user learned from login, and tags
+        // the upstream's frames as acks, responses and pushes of the right event.
+        let reqs: Vec<_> = journal(&p.faults, "in", "request")
+            .into_iter()
+            .filter(|e| e.event.as_deref() == Some(SEND))
+            .collect();
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].user.as_deref(), Some("alice"));
+        let acks = journal(&p.faults, "out", "ack");
+        assert!(acks.iter().any(|e| e.event.as_deref() == Some(SEND)));
+        let resp = journal(&p.faults, "out", "response");
+        assert!(resp.iter().any(|e| e.event.as_deref() == Some(SEND)));
+        let pushes = journal(&p.faults, "out", "push");
+        assert!(pushes
+            .iter()
+            .any(|e| e.event.as_deref() == Some("msg_sync") && e.user.as_deref() == Some("bobby")));
+        // Passwords never reach the proxy's journal.
+        assert!(p
+            .faults
+            .journal(0)
+            .iter()
+            .all(|e| !e.frame.contains("\"pw\"")));
+        p.shutdown().await;
+        up.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_dropped_ack_at_the_proxy_is_retried_and_the_upstream_deduplicates() {
+    bounded(async {
+        let up = start().await;
+        let p = proxy_to(&up.ws_url()).await;
+        p.faults
+            .add(rule(json!({"id": "drop-ack", "when": {"direction": "out", "kind": "ack",
+                  "event": [SEND], "user": "alice"}, "action": "drop", "nth": [1, 2]})))
+            .expect("rule");
+        let a = user_at(&p.http_url(), Transport::Websocket, "alice").await;
+        let b = user_at(&p.http_url(), Transport::Websocket, "bobby").await;
+        let r = a.send_text("alice", "bobby", "retried").await.expect("reply");
+        assert_eq!(r.code(), 0, "{:?}", r.body);
+        assert!(!r.acked, "the first ack was dropped by the proxy");
+        let push = b.expect_push("msg_sync", WAIT).await.expect("delivered");
+        assert_eq!(push["messages"][0]["msg_id"], *r.get("msg_id"));
+        assert!(b.expect_push("msg_sync", Duration::from_millis(300)).await.is_none());
+        // The client re-sent the same frame; the upstream stored it once.
+        let sent: Vec<String> = a
+            .sent_frames()
+            .into_iter()
+            .filter(|f| f.contains(SEND))
+            .collect();
+        assert!(sent.len() >= 3, "{sent:?}");
+        assert!(sent.iter().all(|f| f == &sent[0]));
+        assert_eq!(stored(&up), 1);
+        let upstream_reqs = up
+            .faults
+            .journal(0)
+            .into_iter()
+            .filter(|e| e.dir == "in" && e.event.as_deref() == Some(SEND))
+            .count();
+        assert_eq!(upstream_reqs, sent.len(), "every retry reached the upstream");
+        let dropped: Vec<_> = journal(&p.faults, "out", "ack")
+            .into_iter()
+            .filter(|e| e.fault.as_deref() == Some("drop-ack"))
+            .collect();
+        assert_eq!(dropped.len(), 2);
+        p.shutdown().await;
+        up.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn never_answer_and_error_act_on_the_upstream_answers() {
+    bounded(async {
+        let up = start().await;
+        let p = proxy_to(&up.ws_url()).await;
+        let a = user_at(&p.http_url(), Transport::Websocket, "alice").await;
+        let _b = user_at(&p.http_url(), Transport::Websocket, "bobby").await;
+        p.faults
+            .add(rule(json!({"id": "err", "when": {"event": [SEND]}, "action": {"error": 880209}, "times": 1})))
+            .expect("rule");
+        let r = a.send_text("alice", "bobby", "refused").await.expect("reply");
+        assert_eq!(r.code(), 880209, "{:?}", r.body);
+        assert_eq!(stored(&up), 0, "an injected error is answered by the proxy alone");
+        p.faults.clear();
+        p.faults
+            .add(rule(json!({"id": "mute", "when": {"event": [SEND]}, "action": "never_answer"})))
+            .expect("rule");
+        let quick = client_at(
+            &p.http_url(),
+            ClientConfig {
+                response_timeout: Some(Duration::from_millis(300)),
+                ..fast()
+            },
+        )
+        .await;
+        quick.init(APPKEY, SECRET, 0).await.expect("init").ok().expect("init ok");
+        quick.login("alice", "pw").await.expect("login").ok().expect("login ok");
+        let e = quick.send_text("alice", "bobby", "unanswered").await;
+        assert!(matches!(e, Err(RequestError::ResponseTimeout { .. })), "{e:?}");
+        assert!(stored(&up) >= 1, "the upstream did receive and store the message");
+        p.shutdown().await;
+        up.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_closes_the_client_session() {
+    bounded(async {
+        let hole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let dead = format!("ws://{}", hole.local_addr().expect("addr"));
+        drop(hole);
+        let p = proxy_to(&dead).await;
+        let c = client_at(&p.http_url(), fast()).await;
+        tokio::time::timeout(WAIT, c.closed()).await.expect("session closed");
+        assert_eq!(p.engine.session_count(), 0);
+        p.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_upstream_that_goes_away_closes_the_client_session() {
+    bounded(async {
+        let up = start().await;
+        let p = proxy_to(&up.ws_url()).await;
+        let a = user_at(&p.http_url(), Transport::Websocket, "alice").await;
+        up.shutdown().await;
+        tokio::time::timeout(WAIT, a.closed()).await.expect("session closed");
+        p.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_frame_the_proxy_cannot_parse_is_forwarded_untouched() {
+    bounded(async {
+        let up = start().await;
+        let p = proxy_to(&up.ws_url()).await;
+        let a = user_at(&p.http_url(), Transport::Websocket, "alice").await;
+        a.send_raw("42[\"login\",{broken");
+        // The upstream answers the next normal request, so it has seen the broken one.
+        let r = a.request("get_upload_token", json!({})).await.expect("reply");
+        assert_eq!(r.code(), 0);
+        let seen = up
+            .faults
+            .journal(0)
+            .into_iter()
+            .any(|e| e.dir == "in" && e.frame.as_ref() == "42[\"login\",{broken");
+        assert!(seen, "the upstream received the frame as sent");
+        assert!(!a.is_closed());
+        p.shutdown().await;
+        up.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn wss_upstreams_are_refused_with_a_clear_error() {
+    let e = proxy::start(
+        ProxyConfig::new("wss://im.example/"),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .err()
+    .expect("refused");
+    assert!(e.to_string().contains("TLS"), "{e}");
+}
+
+/// One HTTP/1.1 request to `hostport`; status, headers and body.
+async fn http(
+    hostport: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, hyper::HeaderMap, Vec<u8>) {
+    use http_body_util::{BodyExt, Full};
+    let stream = tokio::net::TcpStream::connect(hostport).await.expect("connect");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut req = hyper::Request::builder().method(method).uri(path);
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req = req.header("host", hostport);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = sender
+        .send_request(req.body(Full::new(bytes::Bytes::from(body))).expect("request"))
+        .await
+        .expect("response");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes().to_vec();
+    (status, headers, body)
+}
+
+#[tokio::test]
+async fn uploads_and_media_pass_through_to_the_upstream_origin() {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    bounded(async {
+        let origin = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/resource"))
+            .and(query_param("type", "file"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"media_id": "qiniu/file/j/1"})))
+            .mount(&origin)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/media/qiniu/file/j/1"))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(b"file-bytes".to_vec()))
+            .mount(&origin)
+            .await;
+        let p = proxy_to(&origin.uri()).await;
+        let hostport = p.addr.to_string();
+        let payload = b"\x00\x01upload body\xff".to_vec();
+        let (status, _, body) = http(
+            &hostport,
+            "POST",
+            "/resource?type=file",
+            &[("X-App-Key", APPKEY), ("Authorization", "Basic YTpi"), ("Content-Type", "text/plain")],
+            payload.clone(),
+        )
+        .await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let answer: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(answer["media_id"], json!("qiniu/file/j/1"));
+        let got = origin.received_requests().await.expect("recorded");
+        assert_eq!(got.len(), 1);
+        let r = &got[0];
+        assert_eq!(r.url.query(), Some("type=file"));
+        assert_eq!(r.body, payload, "the body arrives byte for byte");
+        assert_eq!(r.headers.get("x-app-key").and_then(|v| v.to_str().ok()), Some(APPKEY));
+        assert_eq!(
+            r.headers.get("authorization").and_then(|v| v.to_str().ok()),
+            Some("Basic YTpi")
+        );
+        let (status, _, body) = http(&hostport, "GET", "/media/qiniu/file/j/1", &[], vec![]).await;
+        assert_eq!((status, body.as_slice()), (200, &b"file-bytes"[..]));
+        let (status, _, _) = http(&hostport, "GET", "/media/unknown", &[], vec![]).await;
+        assert_eq!(status, 404, "the origin's status passes through");
+        p.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_unreachable_media_origin_answers_502_with_a_reason() {
+    bounded(async {
+        let hole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let dead = format!("http://{}", hole.local_addr().expect("addr"));
+        drop(hole);
+        let p = proxy_to(&dead).await;
+        let (status, _, body) =
+            http(&p.addr.to_string(), "POST", "/resource?type=file", &[], b"x".to_vec()).await;
+        assert_eq!(status, 502);
+        let v: Value = serde_json::from_slice(&body).expect("json");
+        assert!(v["error"].as_str().is_some_and(|e| e.contains(&dead)), "{v}");
+        p.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_admin_api_on_the_proxy_manages_faults_and_reads_the_journal() {
+    bounded(async {
+        let up = start().await;
+        let p = proxy_to(&up.ws_url()).await;
+        let hp = p.addr.to_string();
+        let rule = br#"{"id":"slow","when":{"kind":"push"},"action":{"delay":10}}"#.to_vec();
+        let (status, _, _) = http(&hp, "POST", "/__admin/faults", &[("Content-Type", "application/json")], rule).await;
+        assert_eq!(status, 201);
+        let (status, _, body) = http(&hp, "GET", "/__admin/faults", &[], vec![]).await;
+        assert_eq!(status, 200);
+        let rules: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(rules[0]["id"], json!("slow"));
+        let _a = user_at(&p.http_url(), Transport::Websocket, "alice").await;
+        let (status, _, body) = http(&hp, "GET", "/__admin/journal?user=alice&kind=response", &[], vec![]).await;
+        assert_eq!(status, 200);
+        let entries: Value = serde_json::from_slice(&body).expect("json");
+        assert!(entries.as_array().is_some_and(|a| !a.is_empty()), "{entries}");
+        let (status, _, body) = http(&hp, "GET", "/__admin/health", &[], vec![]).await;
+        assert_eq!(status, 200);
+        let health: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(health["sessions"], json!(1));
+        // The same guard as serve: a foreign Host is refused.
+        let (status, _, _) = http(&hp, "GET", "/__admin/journal", &[("Host", "evil.example")], vec![]).await;
+        assert_eq!(status, 403);
+        p.shutdown().await;
+        up.shutdown().await;
+    })
+    .await
+}
