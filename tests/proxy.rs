@@ -99,7 +99,7 @@ async fn a_message_goes_through_the_proxy_to_the_other_user(#[case] transport: T
             .journal(0)
             .iter()
             .all(|e| !e.frame.contains("\"pw\"")));
-        p.shutdown().await;
+        p.shutdown().await.expect("stopped");
         up.shutdown().await;
     })
     .await
@@ -147,7 +147,7 @@ async fn a_dropped_ack_at_the_proxy_is_retried_and_the_upstream_deduplicates() {
             .filter(|e| e.fault.as_deref() == Some("drop-ack"))
             .collect();
         assert_eq!(dropped.len(), 2);
-        p.shutdown().await;
+        p.shutdown().await.expect("stopped");
         up.shutdown().await;
     })
     .await
@@ -183,7 +183,7 @@ async fn never_answer_and_error_act_on_the_upstream_answers() {
         let e = quick.send_text("alice", "bobby", "unanswered").await;
         assert!(matches!(e, Err(RequestError::ResponseTimeout { .. })), "{e:?}");
         assert!(stored(&up) >= 1, "the upstream did receive and store the message");
-        p.shutdown().await;
+        p.shutdown().await.expect("stopped");
         up.shutdown().await;
     })
     .await
@@ -199,7 +199,7 @@ async fn an_unreachable_upstream_closes_the_client_session() {
         let c = client_at(&p.http_url(), fast()).await;
         tokio::time::timeout(WAIT, c.closed()).await.expect("session closed");
         assert_eq!(p.engine.session_count(), 0);
-        p.shutdown().await;
+        p.shutdown().await.expect("stopped");
     })
     .await
 }
@@ -212,7 +212,7 @@ async fn an_upstream_that_goes_away_closes_the_client_session() {
         let a = user_at(&p.http_url(), Transport::Websocket, "alice").await;
         up.shutdown().await;
         tokio::time::timeout(WAIT, a.closed()).await.expect("session closed");
-        p.shutdown().await;
+        p.shutdown().await.expect("stopped");
     })
     .await
 }
@@ -234,7 +234,7 @@ async fn a_frame_the_proxy_cannot_parse_is_forwarded_untouched() {
             .any(|e| e.dir == "in" && e.frame.as_ref() == "42[\"login\",{broken");
         assert!(seen, "the upstream received the frame as sent");
         assert!(!a.is_closed());
-        p.shutdown().await;
+        p.shutdown().await.expect("stopped");
         up.shutdown().await;
     })
     .await
@@ -331,7 +331,7 @@ async fn uploads_and_media_pass_through_to_the_upstream_origin() {
         assert_eq!((status, body.as_slice()), (200, &b"file-bytes"[..]));
         let (status, _, _) = http(&hostport, "GET", "/media/unknown", &[], vec![]).await;
         assert_eq!(status, 404, "the origin's status passes through");
-        p.shutdown().await;
+        p.shutdown().await.expect("stopped");
     })
     .await
 }
@@ -348,7 +348,7 @@ async fn an_unreachable_media_origin_answers_502_with_a_reason() {
         assert_eq!(status, 502);
         let v: Value = serde_json::from_slice(&body).expect("json");
         assert!(v["error"].as_str().is_some_and(|e| e.contains(&dead)), "{v}");
-        p.shutdown().await;
+        p.shutdown().await.expect("stopped");
     })
     .await
 }
@@ -378,8 +378,80 @@ async fn the_admin_api_on_the_proxy_manages_faults_and_reads_the_journal() {
         // The same guard as serve: a foreign Host is refused.
         let (status, _, _) = http(&hp, "GET", "/__admin/journal", &[("Host", "evil.example")], vec![]).await;
         assert_eq!(status, 403);
-        p.shutdown().await;
+        p.shutdown().await.expect("stopped");
         up.shutdown().await;
+    })
+    .await
+}
+
+fn temp_file(name: &str) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    std::env::temp_dir().join(format!("jmm-proxy-{}-{nanos}-{name}", std::process::id()))
+}
+
+/// Records alice and bobby (registered during the recording) and the seeded user
+/// (logged in only: a fixture) through the proxy; `error_on` makes the upstream answer
+/// that event with 880209.
+async fn record(error_on: Option<&str>) -> (String, std::path::PathBuf) {
+    let up = start().await;
+    if let Some(event) = error_on {
+        up.faults
+            .add(rule(json!({"id": "changed", "when": {"event": [event]}, "action": {"error": 880209}})))
+            .expect("rule");
+    }
+    let path = temp_file("recording.yaml");
+    let mut c = ProxyConfig::new(up.ws_url());
+    c.record = Some(path.clone());
+    let p = proxy::start(c, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("proxy starts");
+    let a = user_at(&p.http_url(), Transport::Websocket, "alice").await;
+    let b = user_at(&p.http_url(), Transport::Polling, "bobby").await;
+    let r = a.send_text("alice", "bobby", "recorded").await.expect("reply");
+    assert_eq!(r.code(), 0);
+    b.expect_push("msg_sync", WAIT).await.expect("msg_sync");
+    let s = client_at(&p.http_url(), fast()).await;
+    s.init(APPKEY, SECRET, 0).await.expect("init").ok().expect("init ok");
+    s.login("seeded", "123456").await.expect("login").ok().expect("login ok");
+    let t = a.request("get_upload_token", json!({})).await.expect("reply");
+    assert_eq!(t.code(), if error_on.is_some() { 880209 } else { 0 });
+    s.disconnect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    p.shutdown().await.expect("recording written");
+    up.shutdown().await;
+    let text = std::fs::read_to_string(&path).expect("recording");
+    (text, path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_checks_and_replays_against_the_mock() {
+    bounded(async {
+        let (text, path) = record(None).await;
+        assert!(text.contains("password_md5"), "{text}");
+        assert!(text.contains(&jmessage_mock::proxy::record::PLACEHOLDER_SECRET.to_string()));
+        assert!(!text.contains(SECRET), "the app secret never crosses the wire");
+        assert!(!text.contains("\"rid\""), "{text}");
+        let sc = jmessage_mock::scenario::load(&path)
+            .unwrap_or_else(|e| panic!("check refuses the recording: {e:?}\n{text}"));
+        let report = jmessage_mock::conformance::run(&sc).await;
+        assert_eq!(report.failure(), None, "{text}");
+        let _ = std::fs::remove_file(&path);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_answer_the_mock_does_not_give_fails_the_replay() {
+    bounded(async {
+        let (text, path) = record(Some("get_upload_token")).await;
+        let sc = jmessage_mock::scenario::load(&path).expect("valid");
+        let report = jmessage_mock::conformance::run(&sc).await;
+        let why = report.failure().expect("the replay fails");
+        assert!(why.contains("880209"), "{why}\n{text}");
+        let _ = std::fs::remove_file(&path);
     })
     .await
 }

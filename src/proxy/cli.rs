@@ -19,6 +19,10 @@ pub struct ProxyArgs {
     /// Apply this scenario's `faults:` (its fixtures and steps are not used).
     #[arg(long)]
     pub scenario: Option<PathBuf>,
+    /// On shutdown, write what went through as a scenario file that `check` accepts and
+    /// `run` replays against the mock (docs/proxy.md).
+    #[arg(long)]
+    pub record: Option<PathBuf>,
     /// Address to bind (an IP; loopback by default).
     #[arg(long)]
     pub host: Option<IpAddr>,
@@ -70,6 +74,7 @@ fn config(a: &ProxyArgs, host: IpAddr) -> Result<ProxyConfig, String> {
     c.transport.ping_interval = Duration::from_millis(a.ping_interval);
     c.transport.ping_timeout = Duration::from_millis(a.ping_timeout);
     c.admin = !a.no_admin;
+    c.record = a.record.clone();
     c.admin_access = AdminAccess {
         token,
         ..AdminAccess::default()
@@ -124,14 +129,22 @@ pub fn run(a: ProxyArgs) -> ExitCode {
         );
         println!("  address:     ws://{}", proxy.addr);
         println!("  upload_file: {}/resource", proxy.http_url());
+        if let Some(path) = &a.record {
+            println!("  record:      {} (written on shutdown)", path.display());
+        }
         if admin {
             println!("  admin:       {}/__admin/journal", proxy.http_url());
         }
         let _ = std::io::Write::flush(&mut std::io::stdout());
         stop_signal().await;
         tracing::info!("shutting down");
-        proxy.shutdown().await;
-        ExitCode::SUCCESS
+        match proxy.shutdown().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
     })
 }
 

@@ -3,6 +3,7 @@
 //! client socket's [`Socket::send_tagged`], so the fault layer sees them labelled as
 //! acks, responses and pushes exactly as the mock server's own frames.
 
+use super::record::Recorder;
 use super::upstream::{self, UpLink, Upstream, MAX_PENDING_FRAMES};
 use crate::protocol::Rid;
 use crate::transport::socketio::{self, SioPacket};
@@ -36,11 +37,17 @@ pub struct Forwarder {
     engine: OnceLock<Weak<Engine>>,
     links: Mutex<HashMap<u64, Link>>,
     me: Weak<Forwarder>,
+    recorder: Option<Arc<Recorder>>,
 }
 
 impl Forwarder {
-    pub fn new(upstream: Upstream, connect_timeout: Duration) -> Arc<Self> {
+    pub fn new(
+        upstream: Upstream,
+        connect_timeout: Duration,
+        recorder: Option<Arc<Recorder>>,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
+            recorder,
             upstream,
             connect_timeout,
             engine: OnceLock::new(),
@@ -102,7 +109,7 @@ impl Forwarder {
     }
 
     /// Tags a frame from the upstream: ack (with its request's event), response, push.
-    fn tag_down(&self, socket: &Socket, frame: &str) -> Option<(FrameTag, String, Value)> {
+    fn tag_down(&self, socket: &Socket, frame: &str) -> Option<(FrameTag, Value)> {
         let data = frame.strip_prefix('4')?;
         let SioPacket::Event { nsp, data, .. } = socketio::decode(data).ok()? else {
             return None;
@@ -113,7 +120,7 @@ impl Forwarder {
         let (event, payload) = socketio::event_parts(data)?;
         let rid = payload.as_object().and_then(Rid::from_payload);
         let Some(rid) = rid else {
-            return Some((FrameTag::event(FrameKind::Push, &event, None), event, payload));
+            return Some((FrameTag::event(FrameKind::Push, &event, None), payload));
         };
         let key = rid.key();
         let links = lock(&self.links);
@@ -124,7 +131,7 @@ impl Forwarder {
             ("ack", None) => FrameTag::event(FrameKind::Ack, "ack", Some(key)),
             (_, _) => FrameTag::event(FrameKind::Response, &event, Some(key)),
         };
-        Some((tag, event, payload))
+        Some((tag, payload))
     }
 
     /// Passes one upstream frame to the client; false when the session should end.
@@ -143,7 +150,10 @@ impl Forwarder {
             _ => {}
         }
         match self.tag_down(socket, &frame) {
-            Some((tag, _event, _payload)) => {
+            Some((tag, payload)) => {
+                if let Some(r) = &self.recorder {
+                    r.answer(socket, &tag, &payload);
+                }
                 socket.send_tagged(frame.into(), &tag);
             }
             None => {
@@ -215,6 +225,9 @@ impl SocketHandler for Forwarder {
                 order: Default::default(),
             },
         );
+        if let Some(r) = &self.recorder {
+            r.connect(socket);
+        }
         if let Some(me) = self.me.upgrade() {
             tokio::spawn(me.run(socket.clone(), rx));
         }
@@ -226,8 +239,11 @@ impl SocketHandler for Forwarder {
         self.up(socket, frame);
     }
 
-    fn on_close(&self, socket: &Arc<Socket>, _reason: CloseReason) {
+    fn on_close(&self, socket: &Arc<Socket>, reason: CloseReason) {
         lock(&self.links).remove(&socket.id);
+        if let Some(r) = &self.recorder {
+            r.closed(socket, &reason);
+        }
     }
 
     fn on_raw_message(&self, socket: &Arc<Socket>, data: &str) -> bool {
@@ -235,6 +251,9 @@ impl SocketHandler for Forwarder {
             Ok(SioPacket::Event { nsp, data: d, .. }) if nsp == "/" => {
                 if let Some((event, payload)) = socketio::event_parts(d) {
                     self.note_request(socket, &event, &payload);
+                    if let Some(r) = &self.recorder {
+                        r.request(socket, &event, &payload);
+                    }
                 }
             }
             Ok(SioPacket::Connect { .. } | SioPacket::Disconnect { .. }) => return false,

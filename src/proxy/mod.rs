@@ -15,6 +15,7 @@ mod admin;
 pub mod cli;
 pub mod forward;
 mod media;
+pub mod record;
 pub mod upstream;
 
 pub use upstream::{Upstream, UpstreamError};
@@ -47,6 +48,8 @@ pub struct ProxyConfig {
     pub limits: Limits,
     /// Longest the upstream may take to open a session.
     pub connect_timeout: Duration,
+    /// Write what went through as a scenario file here on shutdown (`--record`).
+    pub record: Option<std::path::PathBuf>,
 }
 
 impl ProxyConfig {
@@ -60,6 +63,7 @@ impl ProxyConfig {
             admin_access: AdminAccess::default(),
             limits: Limits::default(),
             connect_timeout: Duration::from_secs(10),
+            record: None,
         }
     }
 }
@@ -80,6 +84,9 @@ pub struct RunningProxy {
     pub addr: SocketAddr,
     pub engine: Arc<Engine>,
     pub faults: Arc<FaultLayer>,
+    /// The recording, when `record` was set.
+    pub recorder: Option<Arc<record::Recorder>>,
+    record: Option<std::path::PathBuf>,
     stop: CancellationToken,
     grace: Duration,
     task: tokio::task::JoinHandle<()>,
@@ -91,10 +98,17 @@ impl RunningProxy {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, closes every session, and waits for the server task (bounded).
-    pub async fn shutdown(self) {
+    /// Stops accepting, closes every session, waits for the server task (bounded), and
+    /// writes the recording (`record`); a recording that cannot be written is an error.
+    pub async fn shutdown(self) -> std::io::Result<()> {
         self.stop.cancel();
         let _ = tokio::time::timeout(self.grace * 2 + Duration::from_secs(1), self.task).await;
+        match (&self.recorder, &self.record) {
+            (Some(r), Some(path)) => r.write(path).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("--record {}: {e}", path.display()))
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -107,7 +121,12 @@ pub async fn start(config: ProxyConfig, addr: SocketAddr) -> Result<RunningProxy
     let limits = config.limits.clone();
     faults.set_journal_bounds(limits.journal_bytes, limits.journal_frame_max);
     faults.replace(config.faults.clone())?;
-    let forwarder = forward::Forwarder::new(upstream.clone(), config.connect_timeout);
+    let recorder = config
+        .record
+        .as_ref()
+        .map(|_| Arc::new(record::Recorder::new(&upstream.url)));
+    let forwarder =
+        forward::Forwarder::new(upstream.clone(), config.connect_timeout, recorder.clone());
     let interceptor: Arc<dyn Interceptor> = faults.clone();
     let engine = Engine::with_interceptor(
         config.transport.clone(),
@@ -143,6 +162,8 @@ pub async fn start(config: ProxyConfig, addr: SocketAddr) -> Result<RunningProxy
         addr,
         engine,
         faults,
+        recorder,
+        record: config.record.clone(),
         stop,
         grace,
         task,
