@@ -434,6 +434,7 @@ async fn a_recording_checks_and_replays_against_the_mock() {
         assert!(text.contains(&jmessage_mock::proxy::record::PLACEHOLDER_SECRET.to_string()));
         assert!(!text.contains(SECRET), "the app secret never crosses the wire");
         assert!(!text.contains("\"rid\""), "{text}");
+        assert!(!text.contains("signature"), "init is replayed with a fresh signature: {text}");
         let sc = jmessage_mock::scenario::load(&path)
             .unwrap_or_else(|e| panic!("check refuses the recording: {e:?}\n{text}"));
         let report = jmessage_mock::conformance::run(&sc).await;
