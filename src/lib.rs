@@ -14,7 +14,7 @@ pub mod config;
 pub mod conformance;
 pub mod faults;
 pub mod protocol;
-pub mod scenario;
 pub mod proxy;
+pub mod scenario;
 pub mod server;
 pub mod transport;

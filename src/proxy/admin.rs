@@ -110,7 +110,8 @@ async fn journal(
             )
         }
     };
-    let keep = |want: Option<&String>, have: Option<&str>| want.is_none_or(|w| Some(w.as_str()) == have);
+    let keep =
+        |want: Option<&String>, have: Option<&str>| want.is_none_or(|w| Some(w.as_str()) == have);
     let entries: Vec<_> = s
         .faults
         .journal(since)

@@ -213,7 +213,11 @@ impl Recorder {
             })
             .collect();
         list(&mut out, "  users", &users, "  ");
-        let steps: Vec<Value> = log.steps.iter().filter_map(|s| step_json(s, &client)).collect();
+        let steps: Vec<Value> = log
+            .steps
+            .iter()
+            .filter_map(|s| step_json(s, &client))
+            .collect();
         list(&mut out, "steps", &steps, "");
         let expect: Vec<Value> = log
             .pushes

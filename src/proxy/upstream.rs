@@ -141,7 +141,10 @@ fn open_ping_interval(frame: &str) -> Result<Duration, String> {
         return Err(format!("expected an open packet, got {frame:?}"));
     }
     let v: Value = serde_json::from_str(p.data).map_err(|e| e.to_string())?;
-    let ms = v.get("pingInterval").and_then(Value::as_u64).unwrap_or(25_000);
+    let ms = v
+        .get("pingInterval")
+        .and_then(Value::as_u64)
+        .unwrap_or(25_000);
     Ok(Duration::from_millis(ms.clamp(100, 600_000)))
 }
 
@@ -220,9 +223,15 @@ mod tests {
     #[test]
     fn urls_parse_and_tls_is_refused_clearly() {
         let u = Upstream::parse("ws://127.0.0.1:9000").expect("ok");
-        assert_eq!((u.hostport.as_str(), u.prefix.as_str()), ("127.0.0.1:9000", ""));
+        assert_eq!(
+            (u.hostport.as_str(), u.prefix.as_str()),
+            ("127.0.0.1:9000", "")
+        );
         let u = Upstream::parse("http://im.example/base/").expect("ok");
-        assert_eq!((u.hostport.as_str(), u.prefix.as_str()), ("im.example:80", "/base"));
+        assert_eq!(
+            (u.hostport.as_str(), u.prefix.as_str()),
+            ("im.example:80", "/base")
+        );
         let u = Upstream::parse("ws://[::1]").expect("ok");
         assert_eq!(u.hostport, "[::1]:80");
         assert!(matches!(
@@ -230,7 +239,10 @@ mod tests {
             Err(UpstreamError::TlsUnsupported(_))
         ));
         for bad in ["im.example", "ftp://x", "ws://", "ws://u@h", "ws://h/?q"] {
-            assert!(matches!(Upstream::parse(bad), Err(UpstreamError::BadUrl(_))), "{bad}");
+            assert!(
+                matches!(Upstream::parse(bad), Err(UpstreamError::BadUrl(_))),
+                "{bad}"
+            );
         }
     }
 }
