@@ -566,3 +566,52 @@ async fn an_upstream_answer_the_mock_does_not_give_fails_the_replay() {
     })
     .await
 }
+
+/// `socket.io-client@2` (tests/node/socketio_smoke.js: websocket, polling and the
+/// upgrade) through the proxy. Skips like tests/node_clients.rs when Node or the npm
+/// dependencies are missing (fails instead with `JMM_REQUIRE_NODE=1`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_io_client_v2_through_the_proxy() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    let missing = if !node_installed() {
+        Some("node is not installed".to_owned())
+    } else if !dir.join("node_modules").is_dir() {
+        Some(format!("{}/node_modules is missing", dir.display()))
+    } else {
+        None
+    };
+    if let Some(why) = missing {
+        assert!(
+            std::env::var("JMM_REQUIRE_NODE").as_deref() != Ok("1"),
+            "JMM_REQUIRE_NODE=1 but {why}"
+        );
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let up = start().await;
+    let p = proxy_to(&up.ws_url()).await;
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg("socketio_smoke.js")
+        .current_dir(&dir)
+        .kill_on_drop(true)
+        .env("JMM_ADDRESS", p.http_url())
+        .env("JMM_APPKEY", APPKEY)
+        .env("JMM_SECRET", SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("node starts");
+    let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
+        .await
+        .expect("the smoke script finishes")
+        .expect("node runs");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(" passed, 0 failed"), "{text}");
+    p.shutdown().await.expect("stopped");
+    up.shutdown().await;
+}
