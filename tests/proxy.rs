@@ -615,3 +615,41 @@ async fn socket_io_client_v2_through_the_proxy() {
     p.shutdown().await.expect("stopped");
     up.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_proxy_keeps_the_upstream_heartbeat_itself() {
+    bounded(async {
+        // The upstream drops a session not pinged within 150 + 200 ms; the client only
+        // pings the proxy every 25 s (the proxy's own interval), so only the proxy's own
+        // pings keep the upstream session alive.
+        let up = start_with(jmessage_mock::transport::TransportConfig {
+            ping_interval: Duration::from_millis(150),
+            ping_timeout: Duration::from_millis(200),
+            ..Default::default()
+        })
+        .await;
+        let p = proxy_to(&up.ws_url()).await;
+        let a = user_at(&p.http_url(), Transport::Websocket, "alice").await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(
+            up.engine.session_count(),
+            1,
+            "the upstream session is alive"
+        );
+        let r = a
+            .request("get_upload_token", json!({}))
+            .await
+            .expect("reply");
+        assert_eq!(r.code(), 0);
+        let pings = up
+            .faults
+            .journal(0)
+            .into_iter()
+            .filter(|e| e.dir == "in" && e.kind == "ping")
+            .count();
+        assert!(pings >= 3, "the proxy pinged the upstream ({pings})");
+        p.shutdown().await.expect("stopped");
+        up.shutdown().await;
+    })
+    .await
+}
