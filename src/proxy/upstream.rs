@@ -14,6 +14,10 @@ use tokio_util::sync::CancellationToken;
 /// the upstream reads loses its session rather than growing memory).
 pub const MAX_PENDING_FRAMES: usize = 4096;
 
+/// Largest websocket message accepted from the upstream (a larger one ends the upstream
+/// session, and with it the client's).
+pub const MAX_UPSTREAM_MESSAGE: usize = 16 * 1024 * 1024;
+
 /// Where the proxy forwards to, parsed from `--upstream`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
@@ -101,7 +105,10 @@ pub async fn connect(up: &Upstream, limit: Duration) -> Result<UpLink, UpstreamE
         url: up.url.clone(),
         reason,
     };
-    let fut = tokio_tungstenite::connect_async_with_config(up.socket_url(), None, true);
+    let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_UPSTREAM_MESSAGE))
+        .max_frame_size(Some(MAX_UPSTREAM_MESSAGE));
+    let fut = tokio_tungstenite::connect_async_with_config(up.socket_url(), Some(ws_config), true);
     let (ws, _) = tokio::time::timeout(limit, fut)
         .await
         .map_err(|_| unreachable(format!("no connection within {limit:?}")))?
