@@ -275,15 +275,93 @@ async fn a_frame_the_proxy_cannot_parse_is_forwarded_untouched() {
 }
 
 #[tokio::test]
-async fn wss_upstreams_are_refused_with_a_clear_error() {
-    let e = proxy::start(
-        ProxyConfig::new("wss://im.example/"),
-        "127.0.0.1:0".parse().expect("addr"),
-    )
+async fn a_tls_upstream_that_does_not_speak_tls_is_a_clear_error() {
+    bounded(async {
+        // The plain mock server behind a wss:// URL: the TLS handshake fails.
+        let up = start().await;
+        let url = format!("wss://{}", up.addr);
+        let target = proxy::Upstream::parse(&url).expect("a wss URL");
+        let e = proxy::upstream::connect(&target, Duration::from_secs(3))
+            .await
+            .err()
+            .expect("no session");
+        let text = e.to_string();
+        assert!(text.contains(&url) && text.contains("TLS"), "{text}");
+        // Through the proxy: the client's session is closed; media answer 502.
+        let p = proxy_to(&url).await;
+        let c = client_at(&p.http_url(), fast()).await;
+        tokio::time::timeout(WAIT, c.closed())
+            .await
+            .expect("session closed");
+        let (status, _, body) = http(
+            &p.addr.to_string(),
+            "POST",
+            "/resource?type=file",
+            &[],
+            b"x".to_vec(),
+        )
+        .await;
+        assert_eq!(status, 502);
+        assert!(String::from_utf8_lossy(&body).contains("TLS"));
+        p.shutdown().await.expect("stopped");
+        up.shutdown().await;
+    })
     .await
-    .err()
-    .expect("refused");
-    assert!(e.to_string().contains("TLS"), "{e}");
+}
+
+/// A self-signed certificate for localhost / 127.0.0.1 and its key (test-only, made with
+/// `openssl req -x509 -newkey ec ...`): no public root vouches for it.
+const SELF_SIGNED_CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBmzCCAUGgAwIBAgIUUM6By9z5W5CBNsOC2fLT2FfoHncwCgYIKoZIzj0EAwIw\nFDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTIwNTIwNDYxOVoYDzIxMjYxMTEx\nMjA0NjE5WjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO\nPQMBBwNCAASfEGgZLXb8T3DzHdJFxE1vTIeJZkcR4/067cttwJxlEblxm98PtB5N\nQ/aTAPLPMrLhhAxMz5/vohkNL+BEqXCqo28wbTAdBgNVHQ4EFgQUkPWtDuP+G3JZ\nOgYqbxVI8JmV4k8wHwYDVR0jBBgwFoAUkPWtDuP+G3JZOgYqbxVI8JmV4k8wDwYD\nVR0TAQH/BAUwAwEB/zAaBgNVHREEEzARgglsb2NhbGhvc3SHBH8AAAEwCgYIKoZI\nzj0EAwIDSAAwRQIgBKZ7VV9L4TY8bL9fNbdrMpxZIioaj1Am7Ga36T10bnsCIQDk\nSTVJ/W/oVYC9pweqyP8qaUWBV3f3a7decDAUnl/wlw==\n-----END CERTIFICATE-----";
+const SELF_SIGNED_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgV0IV8UxkJCipiMNV\n8PJLrrbCE51pizWGoC1ttgxbKm2hRANCAASfEGgZLXb8T3DzHdJFxE1vTIeJZkcR\n4/067cttwJxlEblxm98PtB5NQ/aTAPLPMrLhhAxMz5/vohkNL+BEqXCq\n-----END PRIVATE KEY-----";
+
+/// A TLS listener presenting the self-signed certificate; it accepts handshakes forever.
+async fn self_signed_tls_server() -> std::net::SocketAddr {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let cert = CertificateDer::from_pem_slice(SELF_SIGNED_CERT.as_bytes()).expect("cert");
+    let key = PrivateKeyDer::from_pem_slice(SELF_SIGNED_KEY.as_bytes()).expect("key");
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = acceptor.accept(stream).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn certificates_are_verified_by_default() {
+    bounded(async {
+        let addr = self_signed_tls_server().await;
+        let url = format!("wss://127.0.0.1:{}", addr.port());
+        let target = proxy::Upstream::parse(&url).expect("a wss URL");
+        let e = proxy::upstream::connect(&target, Duration::from_secs(3))
+            .await
+            .err()
+            .expect("an unknown issuer is refused");
+        let text = e.to_string();
+        assert!(
+            text.contains("TLS") && text.contains("certificate"),
+            "{text}"
+        );
+        let p = proxy_to(&format!("https://127.0.0.1:{}", addr.port())).await;
+        let (status, _, body) = http(&p.addr.to_string(), "GET", "/media/x", &[], vec![]).await;
+        assert_eq!(status, 502);
+        assert!(String::from_utf8_lossy(&body).contains("certificate"));
+        p.shutdown().await.expect("stopped");
+    })
+    .await
 }
 
 /// One HTTP/1.1 request to `hostport`; status, headers and body.

@@ -12,8 +12,8 @@ pub const DEFAULT_PROXY_PORT: u16 = 8788;
 
 #[derive(clap::Args, Debug)]
 pub struct ProxyArgs {
-    /// The server to forward to: ws://host[:port][/path] or http://host[:port][/path]
-    /// (wss:// and https:// are refused: this build has no TLS client; see docs/proxy.md).
+    /// The server to forward to: ws[s]://host[:port][/path] or http[s]://host[:port][/path]
+    /// (TLS certificates are verified against the Mozilla roots; see docs/proxy.md).
     #[arg(long, env = "JMM_UPSTREAM")]
     pub upstream: String,
     /// Apply this scenario's `faults:` (its fixtures and steps are not used).

@@ -38,6 +38,41 @@ pub fn router(upstream: Arc<Upstream>) -> Router {
         .with_state(upstream)
 }
 
+/// The TLS client settings: certificates verified against the Mozilla roots.
+fn tls_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            // The process's crypto provider: the one rustls is built with (ring only).
+            Arc::new(
+                rustls::ClientConfig::builder()
+                    .with_root_certificates(roots)
+                    .with_no_client_auth(),
+            )
+        })
+        .clone()
+}
+
+/// One HTTP/1.1 exchange over `io`.
+async fn request<T>(
+    io: T,
+    out: hyper::Request<Body>,
+) -> Result<hyper::Response<hyper::body::Incoming>, String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    sender.send_request(out).await.map_err(|e| e.to_string())
+}
+
 fn bad_gateway(up: &Upstream, reason: String) -> Response {
     tracing::warn!(upstream = %up.url, error = %reason, "media pass-through failed");
     (
@@ -78,13 +113,17 @@ async fn send(up: &Upstream, req: Request) -> Result<Response, String> {
     let stream = TcpStream::connect(&up.hostport)
         .await
         .map_err(|e| format!("unreachable: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let resp = sender.send_request(out).await.map_err(|e| e.to_string())?;
+    let resp = if up.tls {
+        let name = rustls::pki_types::ServerName::try_from(up.host.clone())
+            .map_err(|e| format!("TLS: bad server name {:?}: {e}", up.host))?;
+        let tls = tokio_rustls::TlsConnector::from(tls_config())
+            .connect(name, stream)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        request(tls, out).await?
+    } else {
+        request(stream, out).await?
+    };
     let (parts, body) = resp.into_parts();
     let mut r = Response::from_parts(parts, Body::new(body));
     for h in HOP {

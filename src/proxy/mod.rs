@@ -33,7 +33,8 @@ use tokio_util::sync::CancellationToken;
 /// Everything the proxy needs to start.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
-    /// The server forwarded to (`ws://host:port` or `http://host:port`, optional path).
+    /// The server forwarded to (`ws[s]://host[:port]` or `http[s]://host[:port]`, optional
+    /// path).
     pub upstream: String,
     /// The client-facing transport (ping interval and timeout, limits).
     pub transport: TransportConfig,

@@ -1,6 +1,7 @@
 //! The proxy's side towards the real server: the upstream address, and one Engine.IO 3
-//! websocket session per client session, which the proxy keeps alive with its own pings
-//! (so a fault on the client's side never starves the upstream's heartbeat).
+//! websocket session per client session (over TLS with verified certificates for
+//! `wss://`), which the proxy keeps alive with its own pings (so a fault on the client's
+//! side never starves the upstream's heartbeat).
 
 use crate::transport::engineio::{self, PacketType};
 use futures_util::{SinkExt, StreamExt};
@@ -21,7 +22,11 @@ pub const MAX_UPSTREAM_MESSAGE: usize = 16 * 1024 * 1024;
 /// Where the proxy forwards to, parsed from `--upstream`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
-    /// `host:port` (port 80 when the URL names none).
+    /// `wss://` / `https://`: TLS, certificates verified against the Mozilla roots.
+    pub tls: bool,
+    /// The host name (for TLS: the name the certificate must carry).
+    pub host: String,
+    /// `host:port` (port 80, or 443 with TLS, when the URL names none).
     pub hostport: String,
     /// Path prefix before `/socket.io/` and `/resource` (empty or starting with `/`,
     /// without a trailing `/`).
@@ -33,10 +38,8 @@ pub struct Upstream {
 /// Why an upstream URL or session failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    #[error("upstream {0:?}: expected ws://host[:port][/path] or http://host[:port][/path]")]
+    #[error("upstream {0:?}: expected ws[s]://host[:port][/path] or http[s]://host[:port][/path]")]
     BadUrl(String),
-    #[error("upstream {0:?}: wss:// and https:// need TLS, which this build of the proxy does not include; put a TLS-terminating tunnel (e.g. stunnel) in front and use ws://")]
-    TlsUnsupported(String),
     #[error("upstream {url} unreachable: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("upstream {url} handshake failed: {reason}")]
@@ -44,15 +47,15 @@ pub enum UpstreamError {
 }
 
 impl Upstream {
-    /// Parses `ws://`, `http://` (the same server) and rejects TLS schemes clearly.
+    /// Parses `ws://`, `http://` (the same server), `wss://` and `https://` (TLS).
     pub fn parse(url: &str) -> Result<Self, UpstreamError> {
         let bad = || UpstreamError::BadUrl(url.to_owned());
         let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
-        match scheme.to_ascii_lowercase().as_str() {
-            "ws" | "http" => {}
-            "wss" | "https" => return Err(UpstreamError::TlsUnsupported(url.to_owned())),
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "ws" | "http" => false,
+            "wss" | "https" => true,
             _ => return Err(bad()),
-        }
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
@@ -64,13 +67,21 @@ impl Upstream {
             Some(i) => !authority[i..].contains(']'),
             None => false,
         };
-        let hostport = if has_port {
-            authority.to_owned()
+        let (host, hostport) = if has_port {
+            let i = authority.rfind(':').unwrap_or(authority.len());
+            (authority[..i].to_owned(), authority.to_owned())
         } else {
-            format!("{authority}:80")
+            let port = if tls { 443 } else { 80 };
+            (authority.to_owned(), format!("{authority}:{port}"))
         };
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let prefix = path.trim_end_matches('/').to_owned();
         Ok(Self {
+            tls,
+            host,
             hostport,
             prefix,
             url: url.to_owned(),
@@ -78,8 +89,9 @@ impl Upstream {
     }
 
     fn socket_url(&self) -> String {
+        let scheme = if self.tls { "wss" } else { "ws" };
         format!(
-            "ws://{}{}/socket.io/?EIO=3&transport=websocket",
+            "{scheme}://{}{}/socket.io/?EIO=3&transport=websocket",
             self.hostport, self.prefix
         )
     }
@@ -112,7 +124,17 @@ pub async fn connect(up: &Upstream, limit: Duration) -> Result<UpLink, UpstreamE
     let (ws, _) = tokio::time::timeout(limit, fut)
         .await
         .map_err(|_| unreachable(format!("no connection within {limit:?}")))?
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(|e| {
+            use tokio_tungstenite::tungstenite::Error;
+            match e {
+                Error::Tls(e) => unreachable(format!("TLS: {e}")),
+                // rustls reports handshake and certificate failures as invalid data.
+                Error::Io(e) if up.tls && e.kind() == std::io::ErrorKind::InvalidData => {
+                    unreachable(format!("TLS: {e}"))
+                }
+                e => unreachable(e.to_string()),
+            }
+        })?;
     let (sink, mut stream) = ws.split();
     let first = tokio::time::timeout(limit, async {
         loop {
@@ -228,7 +250,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_parse_and_tls_is_refused_clearly() {
+    fn urls_parse_with_and_without_tls() {
         let u = Upstream::parse("ws://127.0.0.1:9000").expect("ok");
         assert_eq!(
             (u.hostport.as_str(), u.prefix.as_str()),
@@ -240,11 +262,17 @@ mod tests {
             ("im.example:80", "/base")
         );
         let u = Upstream::parse("ws://[::1]").expect("ok");
-        assert_eq!(u.hostport, "[::1]:80");
-        assert!(matches!(
-            Upstream::parse("wss://im.example/"),
-            Err(UpstreamError::TlsUnsupported(_))
-        ));
+        assert_eq!((u.hostport.as_str(), u.host.as_str()), ("[::1]:80", "::1"));
+        let u = Upstream::parse("wss://im.example/").expect("ok");
+        assert!(u.tls);
+        assert_eq!(
+            (u.hostport.as_str(), u.host.as_str()),
+            ("im.example:443", "im.example")
+        );
+        assert_eq!(
+            u.socket_url(),
+            "wss://im.example:443/socket.io/?EIO=3&transport=websocket"
+        );
         for bad in ["im.example", "ftp://x", "ws://", "ws://u@h", "ws://h/?q"] {
             assert!(
                 matches!(Upstream::parse(bad), Err(UpstreamError::BadUrl(_))),
