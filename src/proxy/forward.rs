@@ -28,6 +28,8 @@ struct Link {
     /// rid key → request event, to tag the acks and responses coming back.
     open: HashMap<Arc<str>, Arc<str>>,
     order: std::collections::VecDeque<Arc<str>>,
+    /// The username of the last `login` sent, until its answer arrives.
+    login: Option<String>,
 }
 
 /// Forwards client sessions to the upstream.
@@ -83,18 +85,20 @@ impl Forwarder {
         }
     }
 
-    /// Remembers a request's rid → event, and learns the user from `login`.
+    /// Remembers a request's rid → event, and the username of a `login` (the session is
+    /// that user once the upstream answers it with success).
     fn note_request(&self, socket: &Arc<Socket>, event: &str, payload: &Value) {
-        if event == "login" {
-            if let Some(user) = payload.get("username").and_then(Value::as_str) {
-                socket.set_label(Some(user));
-            }
-        }
-        let Some(rid) = payload.as_object().and_then(Rid::from_payload) else {
-            return;
-        };
         let mut links = lock(&self.links);
         let Some(link) = links.get_mut(&socket.id) else {
+            return;
+        };
+        if event == "login" {
+            link.login = payload
+                .get("username")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+        let Some(rid) = payload.as_object().and_then(Rid::from_payload) else {
             return;
         };
         let key: Arc<str> = rid.key().into();
@@ -123,9 +127,18 @@ impl Forwarder {
             return Some((FrameTag::event(FrameKind::Push, &event, None), payload));
         };
         let key = rid.key();
-        let links = lock(&self.links);
-        let asked = links.get(&socket.id).and_then(|l| l.open.get(key)).cloned();
+        let mut links = lock(&self.links);
+        let link = links.get_mut(&socket.id);
+        let asked = link.as_ref().and_then(|l| l.open.get(key)).cloned();
+        let ok = payload.get("code").and_then(Value::as_i64).unwrap_or(0) == 0;
+        let user = match link {
+            Some(l) if event == "login" && ok => l.login.take(),
+            _ => None,
+        };
         drop(links);
+        if let Some(user) = user {
+            socket.set_label(Some(&user));
+        }
         let tag = match (event.as_str(), asked) {
             ("ack", Some(req)) => FrameTag::event(FrameKind::Ack, &req, Some(key)),
             ("ack", None) => FrameTag::event(FrameKind::Ack, "ack", Some(key)),
@@ -223,6 +236,7 @@ impl SocketHandler for Forwarder {
                 up: tx,
                 open: HashMap::new(),
                 order: Default::default(),
+                login: None,
             },
         );
         if let Some(r) = &self.recorder {
