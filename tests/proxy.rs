@@ -645,20 +645,48 @@ async fn an_upstream_answer_the_mock_does_not_give_fails_the_replay() {
     .await
 }
 
+/// Why the Node scripts in `dir` cannot run here, if they cannot.
+fn node_missing(dir: &std::path::Path) -> Option<String> {
+    if !node_installed() {
+        Some("node is not installed".to_owned())
+    } else if !dir.join("node_modules").is_dir() {
+        Some(format!("{}/node_modules is missing", dir.display()))
+    } else {
+        None
+    }
+}
+
+/// Runs `node script` in `dir` (bounded); its success and its output.
+async fn run_node(dir: &std::path::Path, script: &str, envs: &[(&str, String)]) -> (bool, String) {
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(script)
+        .current_dir(dir)
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("node starts");
+    let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
+        .await
+        .expect("the node script finishes")
+        .expect("node runs");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// `socket.io-client@2` (tests/node/socketio_smoke.js: websocket, polling and the
 /// upgrade) through the proxy. Skips like tests/node_clients.rs when Node or the npm
 /// dependencies are missing (fails instead with `JMM_REQUIRE_NODE=1`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socket_io_client_v2_through_the_proxy() {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node");
-    let missing = if !node_installed() {
-        Some("node is not installed".to_owned())
-    } else if !dir.join("node_modules").is_dir() {
-        Some(format!("{}/node_modules is missing", dir.display()))
-    } else {
-        None
-    };
-    if let Some(why) = missing {
+    if let Some(why) = node_missing(&dir) {
         assert!(
             std::env::var("JMM_REQUIRE_NODE").as_deref() != Ok("1"),
             "JMM_REQUIRE_NODE=1 but {why}"
@@ -668,28 +696,45 @@ async fn socket_io_client_v2_through_the_proxy() {
     }
     let up = start().await;
     let p = proxy_to(&up.ws_url()).await;
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.arg("socketio_smoke.js")
-        .current_dir(&dir)
-        .kill_on_drop(true)
-        .env("JMM_ADDRESS", p.http_url())
-        .env("JMM_APPKEY", APPKEY)
-        .env("JMM_SECRET", SECRET)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = cmd.spawn().expect("node starts");
-    let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
-        .await
-        .expect("the smoke script finishes")
-        .expect("node runs");
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let envs = [
+        ("JMM_ADDRESS", p.http_url()),
+        ("JMM_APPKEY", APPKEY.to_owned()),
+        ("JMM_SECRET", SECRET.to_owned()),
+    ];
+    let (ok, text) = run_node(&dir, "socketio_smoke.js", &envs).await;
     println!("{text}");
-    assert!(out.status.success(), "{text}");
+    assert!(ok, "{text}");
     assert!(text.contains(" passed, 0 failed"), "{text}");
+    p.shutdown().await.expect("stopped");
+    up.shutdown().await;
+}
+
+/// The official Web SDK (`JMESSAGE_SDK`, as in tests/node_clients.rs) through the proxy,
+/// uploads included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_sdk_through_the_proxy() {
+    let Ok(paths) = std::env::var("JMESSAGE_SDK") else {
+        eprintln!("SKIPPED: JMESSAGE_SDK is not set");
+        return;
+    };
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("adapters/jmessage-web");
+    if let Some(why) = node_missing(&dir) {
+        panic!("JMESSAGE_SDK is set but {why}");
+    }
+    let up = start().await;
+    let p = proxy_to(&up.ws_url()).await;
+    for sdk in paths.split(':').filter(|p| !p.is_empty()) {
+        let envs = [
+            ("JMESSAGE_SDK", sdk.to_owned()),
+            ("JMM_ADDRESS", format!("ws://{}", p.addr)),
+            ("JMM_UPLOAD", format!("{}/resource", p.http_url())),
+            ("JMM_APPKEY", APPKEY.to_owned()),
+            ("JMM_SECRET", SECRET.to_owned()),
+        ];
+        let (ok, text) = run_node(&dir, "smoke.js", &envs).await;
+        println!("{sdk}:\n{text}");
+        assert!(ok, "official SDK {sdk} through the proxy failed:\n{text}");
+    }
     p.shutdown().await.expect("stopped");
     up.shutdown().await;
 }
