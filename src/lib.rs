@@ -14,6 +14,7 @@ pub mod config;
 pub mod conformance;
 pub mod faults;
 pub mod protocol;
+pub mod proxy;
 pub mod scenario;
 pub mod server;
 pub mod transport;

@@ -44,6 +44,10 @@ enum Command {
     /// Write a `serve --state` file as a fixtures file (JSON, which is YAML) that a
     /// scenario's `include:` loads; what fixtures cannot hold is listed on stderr.
     ExportState(ExportStateArgs),
+    /// Forward clients to another JMessage server (ws://, http://), applying a
+    /// scenario's fault rules at the frame level; journal and admin API as on `serve`
+    /// (docs/proxy.md).
+    Proxy(jmessage_mock::proxy::cli::ProxyArgs),
 }
 
 #[derive(clap::Args)]
@@ -266,6 +270,7 @@ fn main() -> ExitCode {
         Command::Schema(a) => schema(a),
         Command::DiffSnapshots(a) => diff_snapshots(a),
         Command::ExportState(a) => export_state(a),
+        Command::Proxy(a) => jmessage_mock::proxy::cli::run(a),
     }
 }
 

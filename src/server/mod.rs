@@ -11,7 +11,7 @@ mod events;
 pub mod guard;
 mod hub;
 mod limits;
-mod listen;
+pub(crate) mod listen;
 mod media;
 pub mod network;
 pub mod persist;

@@ -74,4 +74,11 @@ pub trait SocketHandler: Send + Sync + 'static {
     fn on_event(&self, socket: &Arc<Socket>, event: String, payload: Value);
     /// The session ended; called exactly once per connected session.
     fn on_close(&self, socket: &Arc<Socket>, reason: CloseReason);
+    /// Sees the text of every Engine.IO `message` packet (after interception, before it
+    /// is decoded); returning true means the handler took it and the engine does nothing
+    /// more with it (a forwarding proxy passes frames on untouched, even undecodable
+    /// ones). The default takes nothing.
+    fn on_raw_message(&self, _socket: &Arc<Socket>, _data: &str) -> bool {
+        false
+    }
 }

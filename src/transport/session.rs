@@ -881,6 +881,9 @@ impl Engine {
     }
 
     fn on_message(&self, socket: &Arc<Socket>, data: &str) {
+        if self.handler.on_raw_message(socket, data) {
+            return;
+        }
         let packet = match socketio::decode(data) {
             Ok(p) => p,
             Err(e) => {
