@@ -387,6 +387,8 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
     // A driver with fake timers already runs its clock 1/time_scale faster while a call
     // waits, so the heartbeat is not scaled again for it: a scaled ping timeout (1.2 s at
     // 0.02) would fire inside one 5 s clock jump before the pong could arrive.
+    let is_driver = portable.is_some();
+    let timers_faked = portable.as_ref().is_some_and(|p| p.driver.can("fake_timers"));
     let heartbeat = match &portable {
         Some(p) if p.driver.can("fake_timers") => 1.0,
         _ => scale,
@@ -414,6 +416,7 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
             return report;
         }
     };
+    server.oracle.set_time_scale(scale);
     let limit = Duration::from_secs(180);
     let mut red = redact::Redactor::default();
     let mut transcript = Vec::new();
@@ -444,7 +447,10 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
             build: None,
         },
     };
-    report.transcript = transcript_text(scenario, &transcript, &server.faults.journal(0), &mut red);
+    server.faults.check_overdue();
+    let journal = server.faults.journal(0);
+    report.transcript = transcript_text(scenario, &transcript, &journal, &mut red);
+    report.transcript.push_str(&violations_text(&journal));
     if let Some(p) = portable {
         if !p.errors.is_empty() {
             report.checks.push(Check::new(
@@ -460,6 +466,14 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
             .checks
             .extend(check_expectations(&server, &scenario.expect));
     }
+    let version = if is_driver {
+        report.identity.version.clone()
+    } else {
+        String::new()
+    };
+    report
+        .checks
+        .extend(violation_checks(&journal, &version, timers_faked, &scenario.breaks));
     server.shutdown().await;
     report.elapsed = started.elapsed();
     report
@@ -515,6 +529,88 @@ fn transcript_text(
         }
     }
     out
+}
+
+/// The protocol rules the clients broke (src/oracle/), one line each: rule id, connection
+/// (numbered as in the wire section), what happened with numbers masked (ids and times
+/// differ between runs). Empty when nothing was broken, so transcripts stay as they were.
+fn violations_text(journal: &[Entry]) -> String {
+    let mut order: Vec<u64> = Vec::new();
+    for e in journal {
+        if matches!(e.kind, "request" | "ack" | "response" | "push") && !order.contains(&e.conn) {
+            order.push(e.conn);
+        }
+    }
+    let mut out = String::new();
+    for e in journal.iter().filter(|e| e.kind == "violation") {
+        let n = order.iter().position(|c| *c == e.conn).map_or(0, |i| i + 1);
+        out.push_str(&format!(
+            "{} connection {n}: {}\n",
+            e.event.as_deref().unwrap_or("?"),
+            mask_numbers(&e.frame)
+        ));
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!("## violations\n{out}")
+    }
+}
+
+/// `text` with every number replaced by `<n>`.
+fn mask_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_number = false;
+    for ch in text.chars() {
+        if ch.is_ascii_digit() {
+            if !in_number {
+                out.push_str("<n>");
+            }
+            in_number = true;
+        } else {
+            in_number = false;
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// One check per broken rule, graded by [`crate::oracle::rules::grade`]: strict for a
+/// FAIL rule, tolerated for a NON-STRICT one, none for advice.
+/// Rules in `breaks` are broken on purpose: each must be reported, none is graded.
+fn violation_checks(
+    journal: &[Entry],
+    version: &str,
+    fake_timers: bool,
+    breaks: &[String],
+) -> Vec<Check> {
+    use crate::oracle::rules::{grade, Severity};
+    let mut checks = Vec::new();
+    let broken = |id: &str| {
+        journal
+            .iter()
+            .any(|e| e.kind == "violation" && e.event.as_deref() == Some(id))
+    };
+    for id in breaks {
+        checks.push(Check::new(
+            format!("protocol rule {id} is reported (breaks)"),
+            broken(id),
+            format!("the server reported no {id} violation"),
+        ));
+    }
+    for e in journal.iter().filter(|e| e.kind == "violation") {
+        let id = e.event.as_deref().unwrap_or("?");
+        if breaks.iter().any(|b| b == id) {
+            continue;
+        }
+        let what = format!("protocol rule {id} (docs/rules.md)");
+        match grade(id, version, fake_timers) {
+            Severity::Fail => checks.push(Check::new(what, false, e.frame.to_string())),
+            Severity::NonStrict => checks.push(Check::tolerated(what, false, e.frame.to_string())),
+            Severity::Info => {}
+        }
+    }
+    checks
 }
 
 /// Escapes text for XML.
