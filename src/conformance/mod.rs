@@ -388,7 +388,9 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
     // waits, so the heartbeat is not scaled again for it: a scaled ping timeout (1.2 s at
     // 0.02) would fire inside one 5 s clock jump before the pong could arrive.
     let is_driver = portable.is_some();
-    let timers_faked = portable.as_ref().is_some_and(|p| p.driver.can("fake_timers"));
+    let timers_faked = portable
+        .as_ref()
+        .is_some_and(|p| p.driver.can("fake_timers"));
     let heartbeat = match &portable {
         Some(p) if p.driver.can("fake_timers") => 1.0,
         _ => scale,
@@ -471,9 +473,12 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
     } else {
         String::new()
     };
-    report
-        .checks
-        .extend(violation_checks(&journal, &version, timers_faked, &scenario.breaks));
+    report.checks.extend(violation_checks(
+        &journal,
+        &version,
+        timers_faked,
+        &scenario.breaks,
+    ));
     server.shutdown().await;
     report.elapsed = started.elapsed();
     report
@@ -557,20 +562,22 @@ fn violations_text(journal: &[Entry]) -> String {
     }
 }
 
-/// `text` with every number replaced by `<n>`.
+/// `text` with every number replaced by `<n>` (digits inside a name, as in
+/// `msg_recv_v2`, stay).
 fn mask_numbers(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut in_number = false;
+    let (mut in_number, mut in_word) = (false, false);
     for ch in text.chars() {
-        if ch.is_ascii_digit() {
+        if ch.is_ascii_digit() && !in_word {
             if !in_number {
                 out.push_str("<n>");
             }
             in_number = true;
-        } else {
-            in_number = false;
-            out.push(ch);
+            continue;
         }
+        in_word = ch.is_alphanumeric() || ch == '_';
+        in_number = false;
+        out.push(ch);
     }
     out
 }
@@ -682,6 +689,14 @@ pub fn junit(results: &[(&Report, Verdict)]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn numbers_are_masked_but_not_inside_names() {
+        assert_eq!(
+            mask_numbers("msg_recv_v2 for msg 1234 not sent within 500 ms"),
+            "msg_recv_v2 for msg <n> not sent within <n> ms"
+        );
+    }
 
     #[test]
     fn subset_matching() {

@@ -359,7 +359,13 @@ impl FaultLayer {
     /// Journals (kind `violation`, `event` the rule id) and logs what the observer found.
     pub fn record_findings(&self, found: Vec<Finding>) {
         for f in found {
-            tracing::warn!(conn = f.conn, user = f.user.as_deref(), rule = f.rule, "client broke the protocol: {}", f.text);
+            tracing::warn!(
+                conn = f.conn,
+                user = f.user.as_deref(),
+                rule = f.rule,
+                "client broke the protocol: {}",
+                f.text
+            );
             if !self.journal_on {
                 continue;
             }
@@ -413,7 +419,8 @@ impl FaultLayer {
                 }
             }
             Direction::Out => {
-                let tag = FrameTag::event(s.kind, s.event.as_deref().unwrap_or(""), s.rid.as_deref());
+                let tag =
+                    FrameTag::event(s.kind, s.event.as_deref().unwrap_or(""), s.rid.as_deref());
                 o.outbound(socket.id, s.frame, &tag, &mut found);
             }
         }

@@ -34,6 +34,8 @@ pub const MAX_PENDING: usize = 1024;
 pub const MAX_USER_ITEMS: usize = 1024;
 /// Users remembered.
 pub const MAX_USERS: usize = 4096;
+/// Recent requests remembered across connections (retries carried over a reconnect).
+pub const MAX_RECENT: usize = 4096;
 /// Most transmissions of one request (the SDK's RETRY_TIMES).
 pub const MAX_SENDS: u32 = 5;
 /// The SDK's ack timeout, unscaled.
@@ -80,6 +82,9 @@ struct Users {
 struct Inner {
     conns: HashMap<u64, Conn>,
     users: Users,
+    /// Recent (event, rid) on any connection: a request seen again on a new connection
+    /// is a retry carried over a reconnect, which the SDK sends before c_init.
+    recent: VecDeque<(String, String)>,
 }
 
 /// The oracle (see the module docs).
@@ -170,7 +175,12 @@ impl Oracle {
             let refuse = check_fields(&event, &payload, &mut quiet);
             return refuse.filter(|_| rules::refused_when_malformed(&event));
         }
-        check_order(c, &event, &mut ctx);
+        let key = (event.clone(), rid.key().to_owned());
+        let carried = inner.recent.contains(&key);
+        if !carried {
+            push_bounded(&mut inner.recent, key, MAX_RECENT);
+            check_order(c, &event, &mut ctx);
+        }
         let refuse = check_fields(&event, &payload, &mut ctx);
         c.awaiting.insert(rid.key().to_owned(), event.clone());
         if c.awaiting.len() > MAX_RIDS {
@@ -191,7 +201,10 @@ impl Oracle {
     pub fn note_outbound(&self, conn: u64, frame: &str, tag: &FrameTag, now: Instant) {
         let (event, rid) = match (tag.kind, tag.event.as_deref()) {
             (FrameKind::Response, Some(e)) => (e, tag.rid.as_deref()),
-            (FrameKind::Push, Some(e @ ("msg_sync" | "sync_conversation" | "sync_event" | "sync_receipt"))) => (e, None),
+            (
+                FrameKind::Push,
+                Some(e @ ("msg_sync" | "sync_conversation" | "sync_event" | "sync_receipt")),
+            ) => (e, None),
             _ => return,
         };
         let Some((_, Value::Object(payload))) = parse_event(frame) else {
@@ -355,7 +368,10 @@ fn track_rid(
     if r.sends > MAX_SENDS {
         ctx.report(
             rules::RID_TOO_MANY,
-            format!("{event} rid {rid} sent {} times (at most {MAX_SENDS})", r.sends),
+            format!(
+                "{event} rid {rid} sent {} times (at most {MAX_SENDS})",
+                r.sends
+            ),
         );
     }
     let gap = now.saturating_duration_since(r.last);
@@ -454,7 +470,8 @@ fn check_confirmation(
                 );
             }
             if event != "sync_check" {
-                c.syncs.retain(|(ack, k, _)| !(*ack == event && Some(*k) == key));
+                c.syncs
+                    .retain(|(ack, k, _)| !(*ack == event && Some(*k) == key));
             }
         }
         _ => {}

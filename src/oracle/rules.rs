@@ -164,7 +164,11 @@ pub fn rule(id: &str) -> Option<&'static Rule> {
 pub fn grade(id: &str, version: &str, fake_timers: bool) -> Severity {
     match rule(id) {
         Some(r) if r.timer && fake_timers => Severity::Info,
-        Some(r) if r.official.iter().any(|(b, _)| !version.is_empty() && version.contains(b)) => {
+        Some(r)
+            if r.official
+                .iter()
+                .any(|(b, _)| !version.is_empty() && version.contains(b)) =>
+        {
             Severity::NonStrict
         }
         Some(r) => r.severity,
