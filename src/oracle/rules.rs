@@ -230,7 +230,7 @@ const MSG_SEND: &[Field] = &[
     ("target_id", Str, false),
     ("target_gid", StrOrInt, false),
     ("target_name", Str, false),
-    ("at_list", List, false),
+    ("users", List, false),
 ];
 
 /// Fields per inbound event. Events not listed are checked for a rid only.
