@@ -207,8 +207,11 @@ impl Oracle {
             ) => (e, None),
             _ => return,
         };
-        let Some((_, Value::Object(payload))) = parse_event(frame) else {
-            return;
+        // Only these answers matter beyond their rid: parse nothing else.
+        let read = rid.is_none() || matches!(event, "c_init" | "login" | "sync_check");
+        let payload = match read.then(|| parse_event(frame)).flatten() {
+            Some((_, Value::Object(p))) => p,
+            _ => Map::new(),
         };
         let mut inner = self.lock();
         let inner = &mut *inner;
