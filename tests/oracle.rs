@@ -456,3 +456,26 @@ fn a_retry_carried_over_a_reconnect_may_precede_c_init() {
     oracle.judge_inbound(2, None, &req(10), t0 + Duration::from_secs(5), &mut found);
     assert_eq!(ids(&found), [rules::ORDER_INIT]);
 }
+
+#[test]
+fn a_connection_that_lost_frames_gets_the_whole_resend_budget() {
+    use jmessage_mock::faults::Observer;
+    let oracle = Oracle::new();
+    oracle.set_time_scale(0.1);
+    let t0 = Instant::now();
+    logged_in(&oracle, 1, t0);
+    oracle.lost(1);
+    let tag = FrameTag::event(FrameKind::Push, "msg_sync", None);
+    oracle.note_outbound(
+        1,
+        &frame("msg_sync", serde_json::json!({"messages":[{"msg_id": 77}]})),
+        &tag,
+        t0,
+    );
+    let mut found = Vec::new();
+    // 5 sends, 500 ms apart at 0.1: a confirmation may take 2.5 s.
+    oracle.overdue_at(t0 + Duration::from_millis(2_000), &mut found);
+    assert!(found.is_empty(), "{found:?}");
+    oracle.overdue_at(t0 + Duration::from_millis(2_600), &mut found);
+    assert_eq!(ids(&found), [rules::SYNC_MSG_RECV]);
+}

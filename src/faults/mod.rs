@@ -142,6 +142,9 @@ pub trait Observer: Send + Sync + 'static {
     ) -> Option<Vec<(Arc<str>, FrameTag)>>;
     /// An outbound frame that will reach the client.
     fn outbound(&self, conn: u64, frame: &str, tag: &FrameTag, found: &mut Vec<Finding>);
+    /// A fault kept an inbound frame of this connection from the server (the client
+    /// will have to resend it).
+    fn lost(&self, conn: u64);
     /// The connection closed.
     fn closed(&self, conn: u64, found: &mut Vec<Finding>);
     /// Obligations overdue now, on every connection (end of a scenario).
@@ -407,6 +410,9 @@ impl FaultLayer {
             Action::Pass | Action::Delay(_) | Action::Duplicate(_) | Action::Hold
         ) || matches!(action, Action::Close { after: true, .. });
         if !delivered {
+            if s.dir == Direction::In {
+                o.lost(socket.id);
+            }
             return action;
         }
         let mut found = Vec::new();

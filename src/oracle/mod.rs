@@ -64,6 +64,9 @@ struct Conn {
     msgs: VecDeque<(i64, Instant)>,
     /// Sync pushes not acknowledged yet: (ack event, sync_key, pushed at).
     syncs: VecDeque<(&'static str, i64, Instant)>,
+    /// A fault dropped an inbound frame: confirmations may come only with the SDK's
+    /// resends, so they get the whole resend budget (5 sends, 5 s apart).
+    lossy: bool,
 }
 
 #[derive(Default)]
@@ -483,6 +486,7 @@ fn check_confirmation(
 
 /// Reports (and forgets) confirmations older than `window`.
 fn overdue_conn(c: &mut Conn, ctx: &mut Ctx<'_>, now: Instant, window: Duration) {
+    let window = if c.lossy { window * MAX_SENDS } else { window };
     let late = |t: &Instant| now.saturating_duration_since(*t) > window;
     while let Some((id, t)) = c.msgs.front().copied().filter(|(_, t)| late(t)) {
         c.msgs.pop_front();
@@ -532,6 +536,10 @@ impl Observer for Oracle {
 
     fn outbound(&self, conn: u64, frame: &str, tag: &FrameTag, _found: &mut Vec<Finding>) {
         self.note_outbound(conn, frame, tag, Instant::now());
+    }
+
+    fn lost(&self, conn: u64) {
+        self.lock().conns.entry(conn).or_default().lossy = true;
     }
 
     fn closed(&self, conn: u64, found: &mut Vec<Finding>) {
