@@ -422,7 +422,7 @@ fn check_fields(event: &str, payload: &Map<String, Value>, ctx: &mut Ctx<'_>) ->
                 );
                 code = code.or(Some(Code::Missing));
             }
-            Some(v) if !ty.accepts(v) && !(v.is_null() && !required) => {
+            Some(v) if !ty.accepts(v) && (*required || !v.is_null()) => {
                 ctx.report(
                     rules::FIELD_TYPE,
                     format!("{event}.{name} is {v}, expected {}", ty.name()),
