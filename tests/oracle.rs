@@ -479,3 +479,44 @@ fn a_connection_that_lost_frames_gets_the_whole_resend_budget() {
     oracle.overdue_at(t0 + Duration::from_millis(2_600), &mut found);
     assert_eq!(ids(&found), [rules::SYNC_MSG_RECV]);
 }
+
+/// Over a real socket on a server configured as `serve` is: a reused rid is journaled as a
+/// `violation` entry with the rule id and the user; a malformed confirmation is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_journals_violations_and_refuses_malformed_confirmations() {
+    common::bounded(async {
+        let server = common::start().await;
+        let c = common::user(&server, jmessage_mock::client::Transport::Websocket, "vera").await;
+        c.send_raw("42[\"get_groups_list\",{\"rid\":5}]");
+        c.send_raw("42[\"get_across_user_info\",{\"username\":\"vera\",\"rid\":5}]");
+        let r = c
+            .request(
+                "msg_recv_v2",
+                serde_json::json!({"msg_id": 1, "msg_type": 3}),
+            )
+            .await
+            .expect("answered");
+        assert_eq!(r.code(), 880001, "{:?}", r.body);
+        let violations: Vec<_> = server
+            .faults
+            .journal(0)
+            .into_iter()
+            .filter(|e| e.kind == "violation")
+            .collect();
+        let reuse = violations
+            .iter()
+            .find(|e| e.event.as_deref() == Some(rules::RID_REUSED))
+            .unwrap_or_else(|| panic!("{violations:?}"));
+        assert_eq!(reuse.user.as_deref(), Some("vera"));
+        assert_eq!(
+            &*reuse.frame,
+            "get_across_user_info reused rid 5 of a recent get_groups_list request"
+        );
+        assert!(violations
+            .iter()
+            .any(|e| e.event.as_deref() == Some(rules::FIELD_MISSING)
+                && e.frame.contains("without from_uid")));
+        server.shutdown().await;
+    })
+    .await;
+}
