@@ -233,6 +233,10 @@ const MSG_SEND: &[Field] = &[
     ("users", List, false),
 ];
 
+const GID: &[Field] = &[("gid", Int, true)];
+const GID_MEMBERS: &[Field] = &[("gid", Int, true), ("member_usernames", List, true)];
+const VERSION: &[Field] = &[("version", Int, false)];
+
 /// Fields per inbound event. Events not listed are checked for a rid only.
 pub const FIELDS: &[(&str, &[Field])] = &[
     (
@@ -289,6 +293,193 @@ pub const FIELDS: &[(&str, &[Field])] = &[
     ("send_group_msg", MSG_SEND),
     ("send_room_msg", MSG_SEND),
     ("receipt_report", &[("sessions", List, true)]),
+    (
+        "register",
+        &[
+            ("username", Str, true),
+            ("password", Str, true),
+            ("nickname", Str, false),
+        ],
+    ),
+    (
+        "get_across_user_info",
+        &[("username", Str, true), ("appkey", Str, false)],
+    ),
+    (
+        "update_user_inf",
+        &[
+            ("nickname", Str, false),
+            ("avatar", Str, false),
+            ("signature", Str, false),
+            ("gender", Int, false),
+            ("birthday", StrOrInt, false),
+            ("region", Str, false),
+            ("address", Str, false),
+            ("extras", Obj, false),
+        ],
+    ),
+    (
+        "update_user_pwd",
+        &[
+            ("old_pwd", Str, true),
+            ("new_pwd", Str, true),
+            ("is_md5", Bool, false),
+        ],
+    ),
+    ("get_conversations", &[]),
+    (
+        "unread_single_count",
+        &[
+            ("username", Str, true),
+            ("appkey", Str, false),
+            ("type", Int, false),
+        ],
+    ),
+    (
+        "unread_group_count",
+        &[("gid", Int, true), ("type", Int, false)],
+    ),
+    ("get_resource", &[("media_id", Str, true)]),
+    ("get_upload_token", &[]),
+    (
+        "trans_msg_single",
+        &[
+            ("target_username", Str, true),
+            ("cmd", Str, true),
+            ("target_appkey", Str, false),
+        ],
+    ),
+    ("trans_msg_group", &[("gid", Int, true), ("cmd", Str, true)]),
+    (
+        "trans_msg_platform",
+        &[("platform", Str, true), ("cmd", Str, true)],
+    ),
+    (
+        "create_group",
+        &[
+            ("group_name", Str, true),
+            ("group_description", Str, false),
+            ("media_id", Str, false),
+        ],
+    ),
+    ("exit_group", GID),
+    ("dissolve_group", GID),
+    ("get_group_info", GID),
+    ("get_group_members", GID),
+    ("get_groups_list", &[]),
+    (
+        "update_group_info",
+        &[
+            ("gid", Int, true),
+            ("group_name", Str, false),
+            ("group_description", Str, false),
+            ("media_id", Str, false),
+        ],
+    ),
+    ("add_across_group_member", GID_MEMBERS),
+    ("del_across_group_member", GID_MEMBERS),
+    ("add_group_keeper", GID_MEMBERS),
+    ("del_group_keeper", GID_MEMBERS),
+    (
+        "apply_join_group",
+        &[("gid", Int, true), ("reason", Str, false)],
+    ),
+    (
+        "admin_add_group_member",
+        &[
+            ("gid", Int, true),
+            ("event_id", Int, true),
+            ("from_username", Str, true),
+            ("target_username", Str, true),
+            ("result", Int, true),
+            ("reason", Str, false),
+            ("from_appkey", Str, false),
+            ("target_appkey", Str, false),
+        ],
+    ),
+    (
+        "group_mem_silence",
+        &[
+            ("gid", Int, true),
+            ("target_username", Str, true),
+            ("keep_silence", Bool, true),
+            ("target_appkey", Str, false),
+        ],
+    ),
+    (
+        "change_group_admin",
+        &[
+            ("gid", Int, true),
+            ("target_username", Str, true),
+            ("target_appkey", Str, false),
+        ],
+    ),
+    (
+        "public_group_list",
+        &[("start", Int, false), ("appkey", Str, false)],
+    ),
+    ("room_list", &[("start", Int, false)]),
+    ("room_list_self", &[]),
+    // The SDK itself sends room_info without id (after room_msg_sync_his): optional.
+    ("room_info", &[("id", Int, false)]),
+    ("join_room", &[("id", Int, true)]),
+    ("exit_room", &[("id", Int, true)]),
+    ("no_disturb", VERSION),
+    (
+        "add_msg_no_disturb_single",
+        &[
+            ("target_name", Str, true),
+            ("appkey", Str, false),
+            ("version", Int, false),
+        ],
+    ),
+    (
+        "delete_msg_no_disturb_single",
+        &[
+            ("target_name", Str, true),
+            ("appkey", Str, false),
+            ("version", Int, false),
+        ],
+    ),
+    (
+        "add_msg_no_disturb_group",
+        &[("gid", Int, true), ("version", Int, false)],
+    ),
+    (
+        "delete_msg_no_disturb_group",
+        &[("gid", Int, true), ("version", Int, false)],
+    ),
+    ("add_msg_no_disturb_global", VERSION),
+    ("delete_msg_no_disturb_global", VERSION),
+    ("list_shield_group", &[]),
+    ("add_msg_shield_group", GID),
+    ("del_msg_shield_group", GID),
+    ("get_black_list", VERSION),
+    ("add_black_list", &[("member_usernames", List, true)]),
+    ("del_black_list", &[("member_usernames", List, true)]),
+    ("get_friend_list", &[]),
+    (
+        "add_friend",
+        &[
+            ("target_name", Str, true),
+            ("target_appkey", Str, false),
+            ("why", Str, false),
+            ("from_type", Int, false),
+        ],
+    ),
+    (
+        "del_friend",
+        &[("target_name", Str, true), ("target_appkey", Str, false)],
+    ),
+    (
+        "update_friend_memo",
+        &[
+            ("target_name", Str, true),
+            ("target_appkey", Str, false),
+            ("memo_name", Str, false),
+            ("memo_others", Str, false),
+        ],
+    ),
     ("msg_retract", &[("msg_id", Int, true)]),
     ("msg_unread_list", &[("msg_id", Int, true)]),
 ];
