@@ -218,6 +218,7 @@ impl Ty {
 /// A field of an inbound event: name, type, whether the SDK always sends it.
 pub type Field = (&'static str, Ty, bool);
 
+use crate::protocol::events::{Event, Needs};
 use Ty::*;
 
 const MSG_SEND: &[Field] = &[
@@ -503,14 +504,20 @@ pub fn refused_when_malformed(event: &str) -> bool {
     )
 }
 
+/// What an event needs the connection to have done first (the protocol's event list;
+/// an unknown event needs a login).
+fn needs(event: &str) -> Needs {
+    Event::from_wire(event).map_or(Needs::Login, Event::needs)
+}
+
 /// Events allowed before `c_init` succeeded.
 pub fn before_init(event: &str) -> bool {
-    event == "c_init"
+    needs(event) == Needs::Nothing
 }
 
 /// Events allowed before login succeeded.
 pub fn before_login(event: &str) -> bool {
-    matches!(event, "c_init" | "login" | "register")
+    needs(event) != Needs::Login
 }
 
 /// The acknowledgement event of a sync push.
@@ -520,5 +527,30 @@ pub fn sync_ack_of(push: &str) -> Option<&'static str> {
         "sync_event" => Some("sync_event_ack"),
         "sync_receipt" => Some("sync_receipt_ack"),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_has_one_field_row_and_every_row_an_event() {
+        for e in Event::ALL {
+            let rows = FIELDS.iter().filter(|(n, _)| *n == e.wire()).count();
+            assert_eq!(rows, 1, "{}", e.wire());
+        }
+        for (n, _) in FIELDS {
+            assert!(Event::from_wire(n).is_some(), "{n}");
+        }
+        assert!(before_init("c_init") && !before_init("login"));
+        assert!(before_login("register") && !before_login("get_groups_list"));
+    }
+
+    #[test]
+    fn every_rule_id_is_unique() {
+        for r in RULES {
+            assert_eq!(RULES.iter().filter(|x| x.id == r.id).count(), 1, "{}", r.id);
+        }
     }
 }
