@@ -56,8 +56,10 @@ fn wire_line(line: &str) -> Option<(bool, FrameKind, String)> {
     Some((inbound, kind, format!("42{v}")))
 }
 
-/// Replays one transcript's wire section through a fresh oracle.
-fn replay(text: &str) -> Vec<Finding> {
+/// Replays one transcript's wire section through a fresh oracle, frames 10 ms apart, and
+/// ends the exchange `end_gap` after the last frame (a long gap lets every window pass:
+/// what is owed is overdue; none reports it as owed at the end).
+fn replay_with(text: &str, end_gap: Duration) -> Vec<Finding> {
     let oracle = Oracle::new();
     let mut found = Vec::new();
     let mut now = Instant::now();
@@ -87,7 +89,14 @@ fn replay(text: &str) -> Vec<Finding> {
             oracle.note_outbound(conn, &frame, &tag, now);
         }
     }
-    oracle.overdue_at(now + Duration::from_secs(3600), &mut found);
+    oracle.finish_at(now + end_gap, &mut found);
+    found
+}
+
+/// Both endings: overdue after an hour, and owed right at the end.
+fn replay(text: &str) -> Vec<Finding> {
+    let mut found = replay_with(text, Duration::from_secs(3600));
+    found.extend(replay_with(text, Duration::ZERO));
     found
 }
 
@@ -540,4 +549,33 @@ async fn serve_journals_violations_and_refuses_malformed_confirmations() {
         server.shutdown().await;
     })
     .await;
+}
+
+#[test]
+fn what_is_still_owed_when_the_case_ends_is_reported_without_measuring_time() {
+    let oracle = Oracle::new();
+    let t0 = Instant::now();
+    logged_in(&oracle, 1, t0);
+    let tag = FrameTag::event(FrameKind::Push, "sync_receipt", None);
+    oracle.note_outbound(
+        1,
+        &frame(
+            "sync_receipt",
+            serde_json::json!({"sync_key": 3, "receipts": []}),
+        ),
+        &tag,
+        t0,
+    );
+    let mut found = Vec::new();
+    oracle.finish_at(t0, &mut found);
+    assert_eq!(ids(&found), [rules::SYNC_OWED]);
+    assert_eq!(
+        found[0].text,
+        "sync_receipt_ack with sync_key 3 never sent (push unacknowledged at the end)"
+    );
+    // Not a timer rule: it holds for drivers on fake timers too.
+    assert_eq!(
+        rules::grade(rules::SYNC_OWED, "2.6.0", true),
+        rules::Severity::Fail
+    );
 }

@@ -449,7 +449,7 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
             build: None,
         },
     };
-    server.faults.check_overdue();
+    server.faults.finish_observation();
     let journal = server.faults.journal(0);
     report.transcript = transcript_text(scenario, &transcript, &journal, &mut red);
     let version = if is_driver {

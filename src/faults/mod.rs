@@ -147,8 +147,9 @@ pub trait Observer: Send + Sync + 'static {
     fn lost(&self, conn: u64);
     /// The connection closed.
     fn closed(&self, conn: u64, found: &mut Vec<Finding>);
-    /// Obligations overdue now, on every connection (end of a scenario).
-    fn overdue(&self, found: &mut Vec<Finding>);
+    /// The exchange is over (a conformance case ended, its clients settled): report what
+    /// is still owed, on every connection.
+    fn finish(&self, found: &mut Vec<Finding>);
 }
 
 /// What the layer knows about a frame.
@@ -390,11 +391,11 @@ impl FaultLayer {
         }
     }
 
-    /// Asks the observer for obligations overdue now and records them.
-    pub fn check_overdue(&self) {
+    /// Tells the observer the exchange is over and records what it reports.
+    pub fn finish_observation(&self) {
         if let Some(o) = self.observer.get() {
             let mut found = Vec::new();
-            o.overdue(&mut found);
+            o.finish(&mut found);
             self.record_findings(found);
         }
     }

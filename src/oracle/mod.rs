@@ -264,6 +264,40 @@ impl Oracle {
         }
     }
 
+    /// The exchange is over at `now`: everything still owed is reported. The runner lets
+    /// clients settle after each step, so a confirmation the client meant to send is in;
+    /// only a connection that lost inbound frames to a fault (its confirmation may wait for
+    /// a resend) keeps the timed window.
+    pub fn finish_at(&self, now: Instant, found: &mut Vec<Finding>) {
+        let window = self.window();
+        let mut inner = self.lock();
+        for (conn, c) in inner.conns.iter_mut() {
+            let mut ctx = Ctx {
+                conn: *conn,
+                user: c.user.clone(),
+                found,
+            };
+            overdue_conn(c, &mut ctx, now, window);
+            if c.lossy {
+                continue;
+            }
+            for (id, _) in c.msgs.drain(..) {
+                ctx.report(
+                    rules::SYNC_OWED,
+                    format!(
+                        "msg_recv_v2 for msg {id} never sent (msg_sync unconfirmed at the end)"
+                    ),
+                );
+            }
+            for (ack, k, _) in c.syncs.drain(..) {
+                ctx.report(
+                    rules::SYNC_OWED,
+                    format!("{ack} with sync_key {k} never sent (push unacknowledged at the end)"),
+                );
+            }
+        }
+    }
+
     /// Forgets a closed connection, reporting what was overdue on it.
     pub fn close(&self, conn: u64, now: Instant, found: &mut Vec<Finding>) {
         let window = self.window();
@@ -546,8 +580,8 @@ impl Observer for Oracle {
         self.close(conn, Instant::now(), found);
     }
 
-    fn overdue(&self, found: &mut Vec<Finding>) {
-        self.overdue_at(Instant::now(), found);
+    fn finish(&self, found: &mut Vec<Finding>) {
+        self.finish_at(Instant::now(), found);
     }
 }
 

@@ -53,6 +53,7 @@ pub const SYNC_MSG_RECV: &str = "JMP-SYNC-001";
 pub const SYNC_MSG_UNKNOWN: &str = "JMP-SYNC-002";
 pub const SYNC_ACK: &str = "JMP-SYNC-003";
 pub const SYNC_KEY: &str = "JMP-SYNC-004";
+pub const SYNC_OWED: &str = "JMP-SYNC-005";
 
 /// Every rule.
 pub const RULES: &[Rule] = &[
@@ -149,6 +150,16 @@ pub const RULES: &[Rule] = &[
         summary: "sync_check and the sync acks carry 0 or a sync_key the server gave that user",
         timer: false,
         official: &[],
+    },
+    Rule {
+        id: SYNC_OWED,
+        severity: Severity::Fail,
+        summary: "by the end of a conformance case every msg_sync message is confirmed and every sync push acknowledged",
+        timer: false,
+        official: &[(
+            "2.4.0",
+            "scenarios/conformance/single/snapshots/jmessage-web-2.4.0/4_2-001-getconversation-lists-the-peer-after-an-exchange.snap: msg_sync, then no msg_recv_v2",
+        )],
     },
 ];
 
