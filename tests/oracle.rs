@@ -579,3 +579,50 @@ fn what_is_still_owed_when_the_case_ends_is_reported_without_measuring_time() {
         rules::Severity::Fail
     );
 }
+
+/// A client that never answers msg_sync (the builtin client without auto-confirmation) is
+/// caught when the exchange ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_confirms_msg_sync_is_caught() {
+    common::bounded(async {
+        let server = common::start().await;
+        let ws = jmessage_mock::client::Transport::Websocket;
+        let alice = common::user(&server, ws, "alice").await;
+        let silent = jmessage_mock::client::Client::connect(
+            &server.http_url(),
+            jmessage_mock::client::ClientConfig {
+                auto_confirm: false,
+                ..common::fast()
+            },
+        )
+        .await
+        .expect("connects");
+        silent
+            .init(common::APPKEY, common::SECRET, 0)
+            .await
+            .expect("init");
+        silent.register("bobby", "pw").await.expect("register");
+        silent.login("bobby", "pw").await.expect("login");
+        alice.send_text("alice", "bobby", "hi").await.expect("sent");
+        silent
+            .expect_push("msg_sync", Duration::from_secs(5))
+            .await
+            .expect("pushed");
+        server.faults.finish_observation();
+        let owed: Vec<_> = server
+            .faults
+            .journal(0)
+            .into_iter()
+            .filter(|e| e.kind == "violation")
+            .collect();
+        assert!(
+            owed.iter()
+                .any(|e| e.event.as_deref() == Some(rules::SYNC_OWED)
+                    && e.user.as_deref() == Some("bobby")
+                    && e.frame.starts_with("msg_recv_v2 for msg ")),
+            "{owed:?}"
+        );
+        server.shutdown().await;
+    })
+    .await;
+}
