@@ -13,6 +13,7 @@ pub mod client;
 pub mod config;
 pub mod conformance;
 pub mod faults;
+pub mod oracle;
 pub mod protocol;
 pub mod proxy;
 pub mod scenario;

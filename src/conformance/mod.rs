@@ -387,6 +387,10 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
     // A driver with fake timers already runs its clock 1/time_scale faster while a call
     // waits, so the heartbeat is not scaled again for it: a scaled ping timeout (1.2 s at
     // 0.02) would fire inside one 5 s clock jump before the pong could arrive.
+    let is_driver = portable.is_some();
+    let timers_faked = portable
+        .as_ref()
+        .is_some_and(|p| p.driver.can("fake_timers"));
     let heartbeat = match &portable {
         Some(p) if p.driver.can("fake_timers") => 1.0,
         _ => scale,
@@ -414,6 +418,7 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
             return report;
         }
     };
+    server.oracle.set_time_scale(scale);
     let limit = Duration::from_secs(180);
     let mut red = redact::Redactor::default();
     let mut transcript = Vec::new();
@@ -444,7 +449,22 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
             build: None,
         },
     };
-    report.transcript = transcript_text(scenario, &transcript, &server.faults.journal(0), &mut red);
+    server.faults.finish_observation();
+    let journal = server.faults.journal(0);
+    report.transcript = transcript_text(scenario, &transcript, &journal, &mut red);
+    let version = if is_driver {
+        report.identity.version.clone()
+    } else {
+        String::new()
+    };
+    let graded_fail = |id: &str| {
+        !scenario.breaks.iter().any(|b| b == id)
+            && crate::oracle::rules::grade(id, &version, timers_faked)
+                == crate::oracle::rules::Severity::Fail
+    };
+    report
+        .transcript
+        .push_str(&violations_text(&journal, graded_fail));
     if let Some(p) = portable {
         if !p.errors.is_empty() {
             report.checks.push(Check::new(
@@ -460,6 +480,12 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
             .checks
             .extend(check_expectations(&server, &scenario.expect));
     }
+    report.checks.extend(violation_checks(
+        &journal,
+        &version,
+        timers_faked,
+        &scenario.breaks,
+    ));
     server.shutdown().await;
     report.elapsed = started.elapsed();
     report
@@ -515,6 +541,95 @@ fn transcript_text(
         }
     }
     out
+}
+
+/// The protocol rules the clients broke that fail the case (src/oracle/; `shown` says
+/// which), one line each: rule id, connection (numbered as in the wire section), what
+/// happened with numbers masked (ids and times differ between runs). Empty when none,
+/// so transcripts stay as they were; NON-STRICT and INFO findings are in the journal and
+/// the checks only, so an official build's reference transcript never changes.
+fn violations_text(journal: &[Entry], shown: impl Fn(&str) -> bool) -> String {
+    let mut order: Vec<u64> = Vec::new();
+    for e in journal {
+        if matches!(e.kind, "request" | "ack" | "response" | "push") && !order.contains(&e.conn) {
+            order.push(e.conn);
+        }
+    }
+    let mut out = String::new();
+    for e in journal
+        .iter()
+        .filter(|e| e.kind == "violation" && shown(e.event.as_deref().unwrap_or("")))
+    {
+        let n = order.iter().position(|c| *c == e.conn).map_or(0, |i| i + 1);
+        out.push_str(&format!(
+            "{} connection {n}: {}\n",
+            e.event.as_deref().unwrap_or("?"),
+            mask_numbers(&e.frame)
+        ));
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!("## violations\n{out}")
+    }
+}
+
+/// `text` with every number replaced by `<n>` (digits inside a name, as in
+/// `msg_recv_v2`, stay).
+fn mask_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_number, mut in_word) = (false, false);
+    for ch in text.chars() {
+        if ch.is_ascii_digit() && !in_word {
+            if !in_number {
+                out.push_str("<n>");
+            }
+            in_number = true;
+            continue;
+        }
+        in_word = ch.is_alphanumeric() || ch == '_';
+        in_number = false;
+        out.push(ch);
+    }
+    out
+}
+
+/// One check per broken rule, graded by [`crate::oracle::rules::grade`]: strict for a
+/// FAIL rule, tolerated for a NON-STRICT one, none for advice.
+/// Rules in `breaks` are broken on purpose: each must be reported, none is graded.
+fn violation_checks(
+    journal: &[Entry],
+    version: &str,
+    fake_timers: bool,
+    breaks: &[String],
+) -> Vec<Check> {
+    use crate::oracle::rules::{grade, Severity};
+    let mut checks = Vec::new();
+    let broken = |id: &str| {
+        journal
+            .iter()
+            .any(|e| e.kind == "violation" && e.event.as_deref() == Some(id))
+    };
+    for id in breaks {
+        checks.push(Check::new(
+            format!("protocol rule {id} is reported (breaks)"),
+            broken(id),
+            format!("the server reported no {id} violation"),
+        ));
+    }
+    for e in journal.iter().filter(|e| e.kind == "violation") {
+        let id = e.event.as_deref().unwrap_or("?");
+        if breaks.iter().any(|b| b == id) {
+            continue;
+        }
+        let what = format!("protocol rule {id} (docs/rules.md)");
+        match grade(id, version, fake_timers) {
+            Severity::Fail => checks.push(Check::new(what, false, e.frame.to_string())),
+            Severity::NonStrict => checks.push(Check::tolerated(what, false, e.frame.to_string())),
+            Severity::Info => {}
+        }
+    }
+    checks
 }
 
 /// Escapes text for XML.
@@ -586,6 +701,14 @@ pub fn junit(results: &[(&Report, Verdict)]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn numbers_are_masked_but_not_inside_names() {
+        assert_eq!(
+            mask_numbers("msg_recv_v2 for msg 1234 not sent within 500 ms"),
+            "msg_recv_v2 for msg <n> not sent within <n> ms"
+        );
+    }
 
     #[test]
     fn subset_matching() {

@@ -117,6 +117,41 @@ pub fn validate(spec: &FaultSpec) -> Result<(), String> {
     }
 }
 
+/// A protocol rule a client broke, as an [`Observer`] reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub conn: u64,
+    pub user: Option<Arc<str>>,
+    /// The rule's stable id (`JMP-FIELD-001`).
+    pub rule: &'static str,
+    /// One line with the specifics.
+    pub text: String,
+}
+
+/// Watches the frames this layer lets through (the protocol oracle, `src/oracle/`).
+/// Frames a fault drops are not shown to it: the peer never saw them.
+pub trait Observer: Send + Sync + 'static {
+    /// An inbound frame about to be processed. `Some(frames)` answers it instead
+    /// (the service refuses it); what was broken goes into `found`.
+    fn inbound(
+        &self,
+        conn: u64,
+        user: Option<&Arc<str>>,
+        frame: &str,
+        found: &mut Vec<Finding>,
+    ) -> Option<Vec<(Arc<str>, FrameTag)>>;
+    /// An outbound frame that will reach the client.
+    fn outbound(&self, conn: u64, frame: &str, tag: &FrameTag, found: &mut Vec<Finding>);
+    /// A fault kept an inbound frame of this connection from the server (the client
+    /// will have to resend it).
+    fn lost(&self, conn: u64);
+    /// The connection closed.
+    fn closed(&self, conn: u64, found: &mut Vec<Finding>);
+    /// The exchange is over (a conformance case ended, its clients settled): report what
+    /// is still owed, on every connection.
+    fn finish(&self, found: &mut Vec<Finding>);
+}
+
 /// What the layer knows about a frame.
 struct Seen<'a> {
     dir: Direction,
@@ -216,6 +251,7 @@ pub struct FaultLayer {
     journal_on: bool,
     rules: Mutex<Vec<RuleState>>,
     journal: Mutex<Journal>,
+    observer: OnceLock<Arc<dyn Observer>>,
     links: Mutex<Links>,
     started: Instant,
     /// While a `restart` rule keeps the server down: until when, and the rule's id.
@@ -231,6 +267,7 @@ impl FaultLayer {
             journal_on: journal_capacity > 0,
             rules: Mutex::new(Vec::new()),
             journal: Mutex::new(Journal::new(journal_capacity)),
+            observer: OnceLock::new(),
             links: Mutex::new(HashMap::new()),
             started: Instant::now(),
             down_until: Mutex::new(None),
@@ -316,9 +353,91 @@ impl FaultLayer {
         self.refresh(&rules);
     }
 
+    /// Shows every frame that gets through to `observer` (set once; later calls are
+    /// ignored). Frames are then parsed even without a journal.
+    pub fn set_observer(&self, observer: Arc<dyn Observer>) {
+        let _ = self.observer.set(observer);
+        self.refresh(&lock(&self.rules));
+    }
+
+    /// Journals (kind `violation`, `event` the rule id) and logs what the observer found.
+    pub fn record_findings(&self, found: Vec<Finding>) {
+        for f in found {
+            tracing::warn!(
+                conn = f.conn,
+                user = f.user.as_deref(),
+                rule = f.rule,
+                "client broke the protocol: {}",
+                f.text
+            );
+            if !self.journal_on {
+                continue;
+            }
+            let t_ms = self.started.elapsed().as_millis() as u64;
+            lock(&self.journal).push(Entry {
+                seq: 0,
+                t_ms,
+                conn: f.conn,
+                user: f.user,
+                dir: "in",
+                kind: "violation",
+                event: Some(f.rule.into()),
+                rid: None,
+                fault: None,
+                action: None,
+                delay_ms: None,
+                frame: f.text.into(),
+            });
+        }
+    }
+
+    /// Tells the observer the exchange is over and records what it reports.
+    pub fn finish_observation(&self) {
+        if let Some(o) = self.observer.get() {
+            let mut found = Vec::new();
+            o.finish(&mut found);
+            self.record_findings(found);
+        }
+    }
+
+    /// What the observer sees of a frame the rules decided `action` for; may turn an
+    /// inbound pass into the observer's answer.
+    fn observe(&self, socket: &Socket, s: &Seen<'_>, action: Action) -> Action {
+        let Some(o) = self.observer.get() else {
+            return action;
+        };
+        let delivered = matches!(
+            action,
+            Action::Pass | Action::Delay(_) | Action::Duplicate(_) | Action::Hold
+        ) || matches!(action, Action::Close { after: true, .. });
+        if !delivered {
+            if s.dir == Direction::In {
+                o.lost(socket.id);
+            }
+            return action;
+        }
+        let mut found = Vec::new();
+        let mut action = action;
+        match s.dir {
+            Direction::In => {
+                let answer = o.inbound(socket.id, s.user.as_ref(), s.frame, &mut found);
+                if let (Some(frames), Action::Pass) = (answer, &action) {
+                    action = Action::Respond(frames);
+                }
+            }
+            Direction::Out => {
+                let tag =
+                    FrameTag::event(s.kind, s.event.as_deref().unwrap_or(""), s.rid.as_deref());
+                o.outbound(socket.id, s.frame, &tag, &mut found);
+            }
+        }
+        self.record_findings(found);
+        action
+    }
+
     fn refresh(&self, rules: &[RuleState]) {
         self.active.store(
-            self.journal_on || !rules.is_empty(),
+            self.journal_on || !rules.is_empty() || self.observer.get().is_some(),
             std::sync::atomic::Ordering::Relaxed,
         );
     }
@@ -440,11 +559,11 @@ impl FaultLayer {
                     _ => None,
                 };
                 self.record(s, socket.id, Some((&id, name)), delay);
-                action
+                self.observe(socket, s, action)
             }
             None => {
                 self.record(s, socket.id, None, None);
-                Action::Pass
+                self.observe(socket, s, Action::Pass)
             }
         }
     }
@@ -645,6 +764,11 @@ impl Interceptor for FaultLayer {
 
     fn closed(&self, socket: &Socket) {
         lock(&self.links).remove(&socket.id);
+        if let Some(o) = self.observer.get() {
+            let mut found = Vec::new();
+            o.closed(socket.id, &mut found);
+            self.record_findings(found);
+        }
     }
 }
 

@@ -67,6 +67,8 @@ pub struct Scenario {
     pub blacklists: Vec<crate::backend::BlacklistSeed>,
     pub fault_specs: Vec<FaultSpec>,
     pub time_scale: f64,
+    /// Protocol rules the clients break on purpose (see the file field).
+    pub breaks: Vec<String>,
     /// A failure is graded informational.
     pub informational: bool,
     pub steps: Vec<Step>,
@@ -890,6 +892,19 @@ impl Loader {
                 });
             }
         }
+        for b in sf
+            .breaks
+            .iter()
+            .filter(|b| crate::oracle::rules::rule(b).is_none())
+        {
+            self.errors.push(Diagnostic {
+                file: file.into(),
+                line: 1,
+                column: 1,
+                message: format!("breaks names unknown protocol rule {b:?}"),
+                hint: Some("rule ids are listed in docs/rules.md, e.g. JMP-ORDER-002".into()),
+            });
+        }
         Scenario {
             id: sf.id,
             name: sf.name,
@@ -906,6 +921,7 @@ impl Loader {
             blacklists: fx.blacklists.into_iter().map(|b| b.value).collect(),
             fault_specs: sf.faults.into_iter().map(|f| f.value).collect(),
             time_scale: sf.time_scale.unwrap_or(1.0),
+            breaks: sf.breaks,
             informational: sf.informational,
             steps: sf.steps.into_iter().map(|s| s.value).collect(),
             expect: sf.expect.into_iter().map(|e| e.value).collect(),

@@ -406,6 +406,10 @@ pub struct ScenarioFile {
     /// timeout in 50 ms).
     #[serde(default)]
     pub time_scale: Option<f64>,
+    /// Protocol rules (docs/rules.md) the scenario's clients break on purpose: each must
+    /// be reported, and none of them grades the case.
+    #[serde(default)]
+    pub breaks: Vec<String>,
     #[serde(default)]
     #[schemars(with = "Vec<Step>")]
     pub steps: Vec<Spanned<Step>>,

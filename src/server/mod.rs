@@ -75,6 +75,8 @@ pub struct RunningServer {
     pub hub: Arc<Hub>,
     pub engine: Arc<Engine>,
     pub faults: Arc<FaultLayer>,
+    /// Judges what clients send (src/oracle/); sees frames through `faults`.
+    pub oracle: Arc<crate::oracle::Oracle>,
     pub clock: OffsetClock,
     stop: CancellationToken,
     grace: Duration,
@@ -160,6 +162,8 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
     let faults = FaultLayer::new(config.journal_capacity);
     faults.set_journal_bounds(limits.journal_bytes, limits.journal_frame_max);
     faults.replace(config.faults.clone())?;
+    let oracle = Arc::new(crate::oracle::Oracle::new());
+    faults.set_observer(oracle.clone());
     let interceptor: Arc<dyn Interceptor> = faults.clone();
     let engine = Engine::with_interceptor(config.transport.clone(), hub.clone(), Some(interceptor));
     hub.attach(&engine);
@@ -201,6 +205,7 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
         hub,
         engine,
         faults,
+        oracle,
         clock,
         stop,
         grace,

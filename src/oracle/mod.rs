@@ -1,0 +1,591 @@
+//! The protocol oracle: judges what clients send against the protocol as the official
+//! Web SDK speaks it (docs/protocol.md, rules in docs/rules.md).
+//!
+//! It is an [`Observer`] of the fault layer, so it sees every frame that reaches a peer
+//! (frames a fault drops are not shown to it) and keeps per-connection state: whether
+//! `c_init` and login succeeded, the recent rids with their send count and last send,
+//! the messages and sync pushes the client still owes a confirmation for. What a client
+//! breaks becomes a [`Finding`]: journaled as kind `violation`, logged at warn level,
+//! graded by conformance runs ([`rules::grade`]). Malformed fire-and-forget
+//! confirmations (`msg_recv_v2`, the sync acks) are refused on the wire with 880001 /
+//! 880004, as the backend would otherwise take them.
+//!
+//! Memory is bounded: per connection at most [`MAX_RIDS`] rids, [`MAX_PENDING`] pending
+//! confirmations; per user (for keys and messages that outlive a reconnect) at most
+//! [`MAX_USER_ITEMS`] keys and messages, for at most [`MAX_USERS`] users (the oldest
+//! user is forgotten first). Timer rules use the scenario's `time_scale`.
+
+pub mod rules;
+
+use crate::faults::{Finding, Observer};
+use crate::protocol::{self, Code, Failure, Rid};
+use crate::transport::{FrameKind, FrameTag};
+use rules::Ty;
+use serde_json::{Map, Value};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Recent rids remembered per connection.
+pub const MAX_RIDS: usize = 256;
+/// Pending confirmations (messages, sync pushes) per connection.
+pub const MAX_PENDING: usize = 1024;
+/// Sync keys and pushed message ids remembered per user.
+pub const MAX_USER_ITEMS: usize = 1024;
+/// Users remembered.
+pub const MAX_USERS: usize = 4096;
+/// Recent requests remembered across connections (retries carried over a reconnect).
+pub const MAX_RECENT: usize = 4096;
+/// Most transmissions of one request (the SDK's RETRY_TIMES).
+pub const MAX_SENDS: u32 = 5;
+/// The SDK's ack timeout, unscaled.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct RidRecord {
+    rid: String,
+    event: String,
+    /// The request without its rid, as sent the first time.
+    body: String,
+    last: Instant,
+    sends: u32,
+}
+
+#[derive(Default)]
+struct Conn {
+    user: Option<Arc<str>>,
+    init_ok: bool,
+    logged_in: bool,
+    /// rid -> event of requests whose response has not gone out yet.
+    awaiting: HashMap<String, String>,
+    /// The username of the last login request.
+    login_name: Option<Arc<str>>,
+    rids: VecDeque<RidRecord>,
+    /// Messages pushed in msg_sync and not confirmed yet: (msg_id, pushed at).
+    msgs: VecDeque<(i64, Instant)>,
+    /// Sync pushes not acknowledged yet: (ack event, sync_key, pushed at).
+    syncs: VecDeque<(&'static str, i64, Instant)>,
+    /// A fault dropped an inbound frame: confirmations may come only with the SDK's
+    /// resends, so they get the whole resend budget (5 sends, 5 s apart).
+    lossy: bool,
+}
+
+#[derive(Default)]
+struct UserMemory {
+    keys: VecDeque<i64>,
+    msgs: VecDeque<i64>,
+}
+
+#[derive(Default)]
+struct Users {
+    map: HashMap<Arc<str>, UserMemory>,
+    order: VecDeque<Arc<str>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    conns: HashMap<u64, Conn>,
+    users: Users,
+    /// Recent (event, rid) on any connection: a request seen again on a new connection
+    /// is a retry carried over a reconnect, which the SDK sends before c_init.
+    recent: VecDeque<(String, String)>,
+}
+
+/// The oracle (see the module docs).
+pub struct Oracle {
+    inner: Mutex<Inner>,
+    scale: Mutex<f64>,
+}
+
+fn push_bounded<T>(q: &mut VecDeque<T>, item: T, max: usize) {
+    if q.len() >= max {
+        q.pop_front();
+    }
+    q.push_back(item);
+}
+
+/// The event and payload of a Socket.IO event frame (`42[...]`).
+pub fn parse_event(frame: &str) -> Option<(String, Value)> {
+    let body = frame.strip_prefix("42")?;
+    serde_json::from_str::<(String, Value)>(body).ok()
+}
+
+fn int(v: Option<&Value>) -> Option<i64> {
+    v.and_then(|v| v.as_i64())
+}
+
+impl Default for Oracle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Oracle {
+    pub fn new() -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            scale: Mutex::new(1.0),
+        }
+    }
+
+    /// Scales the SDK's timers as the scenario's `time_scale` scales the client's.
+    pub fn set_time_scale(&self, scale: f64) {
+        *self.scale.lock().unwrap_or_else(|e| e.into_inner()) = scale;
+    }
+
+    fn window(&self) -> Duration {
+        let scale = *self.scale.lock().unwrap_or_else(|e| e.into_inner());
+        ACK_TIMEOUT.mul_f64(scale.clamp(0.0001, 1000.0))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Judges an inbound frame at `now`; `Some(code)` when the service refuses it.
+    pub fn judge_inbound(
+        &self,
+        conn: u64,
+        user: Option<&Arc<str>>,
+        frame: &str,
+        now: Instant,
+        found: &mut Vec<Finding>,
+    ) -> Option<Code> {
+        let (event, Value::Object(payload)) = parse_event(frame)? else {
+            return None;
+        };
+        let rid = Rid::from_payload(&payload)?;
+        let window = self.window();
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let c = inner.conns.entry(conn).or_default();
+        if let Some(u) = user {
+            c.user = Some(u.clone());
+        }
+        let mut ctx = Ctx {
+            conn,
+            user: c.user.clone(),
+            found,
+        };
+        overdue_conn(c, &mut ctx, now, window);
+        if !track_rid(c, &event, rid.key(), &payload, now, window, &mut ctx) {
+            // A resend: judged the first time it came, answered the same way.
+            let mut scratch = Vec::new();
+            let mut quiet = Ctx {
+                conn,
+                user: None,
+                found: &mut scratch,
+            };
+            let refuse = check_fields(&event, &payload, &mut quiet);
+            return refuse.filter(|_| rules::refused_when_malformed(&event));
+        }
+        let key = (event.clone(), rid.key().to_owned());
+        let carried = inner.recent.contains(&key);
+        if !carried {
+            push_bounded(&mut inner.recent, key, MAX_RECENT);
+            check_order(c, &event, &mut ctx);
+        }
+        let refuse = check_fields(&event, &payload, &mut ctx);
+        c.awaiting.insert(rid.key().to_owned(), event.clone());
+        if c.awaiting.len() > MAX_RIDS {
+            c.awaiting.clear();
+        }
+        if event == "login" {
+            c.login_name = payload
+                .get("username")
+                .and_then(Value::as_str)
+                .map(Arc::from);
+        }
+        let mem = user_memory(&mut inner.users, ctx.user.clone());
+        check_confirmation(c, mem, &event, &payload, &mut ctx);
+        refuse.filter(|_| rules::refused_when_malformed(&event))
+    }
+
+    /// Takes note of an outbound frame the client will receive.
+    pub fn note_outbound(&self, conn: u64, frame: &str, tag: &FrameTag, now: Instant) {
+        let (event, rid) = match (tag.kind, tag.event.as_deref()) {
+            (FrameKind::Response, Some(e)) => (e, tag.rid.as_deref()),
+            (
+                FrameKind::Push,
+                Some(e @ ("msg_sync" | "sync_conversation" | "sync_event" | "sync_receipt")),
+            ) => (e, None),
+            _ => return,
+        };
+        // Only these answers matter beyond their rid: parse nothing else.
+        let read = rid.is_none() || matches!(event, "c_init" | "login" | "sync_check");
+        let payload = match read.then(|| parse_event(frame)).flatten() {
+            Some((_, Value::Object(p))) => p,
+            _ => Map::new(),
+        };
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let c = inner.conns.entry(conn).or_default();
+        let ok = payload.get("code").is_none_or(|c| c.as_i64() == Some(0));
+        if let Some(rid) = rid {
+            note_response(c, event, rid, ok);
+        }
+        let user = c.user.clone().or_else(|| c.login_name.clone());
+        let keys_given = payload.get("sync_key").and_then(Value::as_i64);
+        let mut mem = user_memory(&mut inner.users, user);
+        if let (Some(mem), Some(k)) = (mem.as_deref_mut(), keys_given) {
+            push_bounded(&mut mem.keys, k, MAX_USER_ITEMS);
+        }
+        if event == "msg_sync" {
+            let ids: Vec<i64> = payload
+                .get("messages")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|m| int(m.get("msg_id")))
+                .collect();
+            for id in ids {
+                push_bounded(&mut c.msgs, (id, now), MAX_PENDING);
+                if let Some(mem) = mem.as_deref_mut() {
+                    push_bounded(&mut mem.msgs, id, MAX_USER_ITEMS);
+                }
+            }
+            return;
+        }
+        if let (Some(ack), Some(k)) = (rules::sync_ack_of(event), keys_given) {
+            push_bounded(&mut c.syncs, (ack, k, now), MAX_PENDING);
+        }
+    }
+
+    /// Confirmations overdue at `now` on every connection.
+    pub fn overdue_at(&self, now: Instant, found: &mut Vec<Finding>) {
+        let window = self.window();
+        let mut inner = self.lock();
+        for (conn, c) in inner.conns.iter_mut() {
+            let mut ctx = Ctx {
+                conn: *conn,
+                user: c.user.clone(),
+                found,
+            };
+            overdue_conn(c, &mut ctx, now, window);
+        }
+    }
+
+    /// The exchange is over at `now`: everything still owed is reported. The runner lets
+    /// clients settle after each step, so a confirmation the client meant to send is in;
+    /// only a connection that lost inbound frames to a fault (its confirmation may wait for
+    /// a resend) keeps the timed window.
+    pub fn finish_at(&self, now: Instant, found: &mut Vec<Finding>) {
+        let window = self.window();
+        let mut inner = self.lock();
+        for (conn, c) in inner.conns.iter_mut() {
+            let mut ctx = Ctx {
+                conn: *conn,
+                user: c.user.clone(),
+                found,
+            };
+            overdue_conn(c, &mut ctx, now, window);
+            if c.lossy {
+                continue;
+            }
+            for (id, _) in c.msgs.drain(..) {
+                ctx.report(
+                    rules::SYNC_OWED,
+                    format!(
+                        "msg_recv_v2 for msg {id} never sent (msg_sync unconfirmed at the end)"
+                    ),
+                );
+            }
+            for (ack, k, _) in c.syncs.drain(..) {
+                ctx.report(
+                    rules::SYNC_OWED,
+                    format!("{ack} with sync_key {k} never sent (push unacknowledged at the end)"),
+                );
+            }
+        }
+    }
+
+    /// Forgets a closed connection, reporting what was overdue on it.
+    pub fn close(&self, conn: u64, now: Instant, found: &mut Vec<Finding>) {
+        let window = self.window();
+        let mut inner = self.lock();
+        if let Some(mut c) = inner.conns.remove(&conn) {
+            let mut ctx = Ctx {
+                conn,
+                user: c.user.clone(),
+                found,
+            };
+            overdue_conn(&mut c, &mut ctx, now, window);
+        }
+    }
+}
+
+/// Where findings go, with the connection they are about.
+struct Ctx<'a> {
+    conn: u64,
+    user: Option<Arc<str>>,
+    found: &'a mut Vec<Finding>,
+}
+
+impl Ctx<'_> {
+    fn report(&mut self, rule: &'static str, text: String) {
+        self.found.push(Finding {
+            conn: self.conn,
+            user: self.user.clone(),
+            rule,
+            text,
+        });
+    }
+}
+
+/// The memory of `user`, created (and the oldest user forgotten) as needed.
+fn user_memory(users: &mut Users, user: Option<Arc<str>>) -> Option<&mut UserMemory> {
+    let user = user?;
+    if !users.map.contains_key(&user) {
+        if users.order.len() >= MAX_USERS {
+            if let Some(old) = users.order.pop_front() {
+                users.map.remove(&old);
+            }
+        }
+        users.order.push_back(user.clone());
+    }
+    Some(users.map.entry(user).or_default())
+}
+
+fn note_response(c: &mut Conn, event: &str, rid: &str, ok: bool) {
+    if c.awaiting.remove(rid).is_none() {
+        return;
+    }
+    match (event, ok) {
+        ("c_init", true) => c.init_ok = true,
+        ("login", true) => {
+            c.logged_in = true;
+            c.user = c.user.clone().or_else(|| c.login_name.clone());
+        }
+        _ => {}
+    }
+}
+
+/// Records the rid; false when the frame is a resend of a request already judged.
+fn track_rid(
+    c: &mut Conn,
+    event: &str,
+    rid: &str,
+    payload: &Map<String, Value>,
+    now: Instant,
+    window: Duration,
+    ctx: &mut Ctx<'_>,
+) -> bool {
+    let mut body = payload.clone();
+    body.remove("rid");
+    let body = Value::Object(body).to_string();
+    let Some(r) = c.rids.iter_mut().find(|r| r.rid == rid) else {
+        let rec = RidRecord {
+            rid: rid.to_owned(),
+            event: event.to_owned(),
+            body,
+            last: now,
+            sends: 1,
+        };
+        push_bounded(&mut c.rids, rec, MAX_RIDS);
+        return true;
+    };
+    if r.event != event {
+        ctx.report(
+            rules::RID_REUSED,
+            format!("{event} reused rid {rid} of a recent {} request", r.event),
+        );
+        *r = RidRecord {
+            rid: rid.to_owned(),
+            event: event.to_owned(),
+            body,
+            last: now,
+            sends: 1,
+        };
+        return true;
+    }
+    r.sends += 1;
+    if r.body != body {
+        ctx.report(
+            rules::RID_CHANGED,
+            format!("{event} rid {rid}: send {} changed the request", r.sends),
+        );
+        r.body = body;
+    }
+    if r.sends > MAX_SENDS {
+        ctx.report(
+            rules::RID_TOO_MANY,
+            format!(
+                "{event} rid {rid} sent {} times (at most {MAX_SENDS})",
+                r.sends
+            ),
+        );
+    }
+    let gap = now.saturating_duration_since(r.last);
+    if gap < window / 2 {
+        ctx.report(
+            rules::TIME_RESEND_FAST,
+            format!(
+                "{event} rid {rid} resent after {} ms (the ack timeout is {} ms)",
+                gap.as_millis(),
+                window.as_millis()
+            ),
+        );
+    }
+    r.last = now;
+    false
+}
+
+fn check_order(c: &Conn, event: &str, ctx: &mut Ctx<'_>) {
+    if !c.init_ok && !rules::before_init(event) {
+        ctx.report(
+            rules::ORDER_INIT,
+            format!("{event} sent before c_init succeeded on this connection"),
+        );
+    } else if c.init_ok && !c.logged_in && !rules::before_login(event) {
+        ctx.report(
+            rules::ORDER_LOGIN,
+            format!("{event} sent before login succeeded on this connection"),
+        );
+    }
+}
+
+/// Field rules; `Some(code)` when the request is malformed.
+fn check_fields(event: &str, payload: &Map<String, Value>, ctx: &mut Ctx<'_>) -> Option<Code> {
+    let table = rules::fields(event)?;
+    let mut code = None;
+    for (name, ty, required) in table {
+        match payload.get(*name) {
+            None if *required => {
+                ctx.report(
+                    rules::FIELD_MISSING,
+                    format!("{event} without {name} ({})", ty.name()),
+                );
+                code = code.or(Some(Code::Missing));
+            }
+            Some(v) if !ty.accepts(v) && (*required || !v.is_null()) => {
+                ctx.report(
+                    rules::FIELD_TYPE,
+                    format!("{event}.{name} is {v}, expected {}", ty.name()),
+                );
+                code = code.or(Some(Code::InvalidType));
+            }
+            _ => {}
+        }
+    }
+    for key in payload.keys() {
+        if key != "rid" && !table.iter().any(|(n, _, _)| n == key) {
+            ctx.report(
+                rules::FIELD_UNKNOWN,
+                format!("{event} carries {key}, which the official SDK never sends"),
+            );
+        }
+    }
+    code
+}
+
+/// Confirmation rules: msg_recv_v2 and the sync acks settle what the client owes.
+fn check_confirmation(
+    c: &mut Conn,
+    mem: Option<&mut UserMemory>,
+    event: &str,
+    payload: &Map<String, Value>,
+    ctx: &mut Ctx<'_>,
+) {
+    let key = int(payload.get("sync_key"));
+    match event {
+        "msg_recv_v2" => {
+            let Some(id) = int(payload.get("msg_id")) else {
+                return;
+            };
+            let before = c.msgs.len();
+            c.msgs.retain(|(m, _)| *m != id);
+            let known = mem.is_some_and(|m| m.msgs.contains(&id));
+            if before == c.msgs.len() && !known {
+                ctx.report(
+                    rules::SYNC_MSG_UNKNOWN,
+                    format!("msg_recv_v2 for msg {id}, which was never pushed to this user"),
+                );
+            }
+        }
+        "sync_check" | "sync_conversation_ack" | "sync_event_ack" | "sync_receipt_ack" => {
+            let given = |k: i64| k == 0 || mem.as_ref().is_some_and(|m| m.keys.contains(&k));
+            if let Some(k) = key.filter(|k| !given(*k)) {
+                ctx.report(
+                    rules::SYNC_KEY,
+                    format!("{event} carries sync_key {k}, which the server never gave"),
+                );
+            }
+            if event != "sync_check" {
+                c.syncs
+                    .retain(|(ack, k, _)| !(*ack == event && Some(*k) == key));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Reports (and forgets) confirmations older than `window`.
+fn overdue_conn(c: &mut Conn, ctx: &mut Ctx<'_>, now: Instant, window: Duration) {
+    let window = if c.lossy { window * MAX_SENDS } else { window };
+    let late = |t: &Instant| now.saturating_duration_since(*t) > window;
+    while let Some((id, t)) = c.msgs.front().copied().filter(|(_, t)| late(t)) {
+        c.msgs.pop_front();
+        ctx.report(
+            rules::SYNC_MSG_RECV,
+            format!(
+                "msg_recv_v2 for msg {id} not sent within {} ms of msg_sync",
+                window.as_millis()
+            ),
+        );
+        let _ = t;
+    }
+    while let Some((ack, k, _)) = c.syncs.front().copied().filter(|(_, _, t)| late(t)) {
+        c.syncs.pop_front();
+        ctx.report(
+            rules::SYNC_ACK,
+            format!(
+                "{ack} with sync_key {k} not sent within {} ms of the push",
+                window.as_millis()
+            ),
+        );
+    }
+}
+
+impl Observer for Oracle {
+    fn inbound(
+        &self,
+        conn: u64,
+        user: Option<&Arc<str>>,
+        frame: &str,
+        found: &mut Vec<Finding>,
+    ) -> Option<Vec<(Arc<str>, FrameTag)>> {
+        let code = self.judge_inbound(conn, user, frame, Instant::now(), found)?;
+        let (event, Value::Object(payload)) = parse_event(frame)? else {
+            return None;
+        };
+        let rid = Rid::from_payload(&payload)?;
+        let ack = FrameTag::event(FrameKind::Ack, &event, Some(rid.key()));
+        let mut frames = vec![(Arc::from(protocol::ack_frame(&rid)), ack)];
+        if event != "event_notification" {
+            let body = Failure::from(code).to_body();
+            let tag = FrameTag::event(FrameKind::Response, &event, Some(rid.key()));
+            frames.push((protocol::response_frame(&event, &rid, &body).into(), tag));
+        }
+        Some(frames)
+    }
+
+    fn outbound(&self, conn: u64, frame: &str, tag: &FrameTag, _found: &mut Vec<Finding>) {
+        self.note_outbound(conn, frame, tag, Instant::now());
+    }
+
+    fn lost(&self, conn: u64) {
+        self.lock().conns.entry(conn).or_default().lossy = true;
+    }
+
+    fn closed(&self, conn: u64, found: &mut Vec<Finding>) {
+        self.close(conn, Instant::now(), found);
+    }
+
+    fn finish(&self, found: &mut Vec<Finding>) {
+        self.finish_at(Instant::now(), found);
+    }
+}
+
+/// A field type check exposed for docs and tests.
+pub fn accepts(ty: Ty, v: &Value) -> bool {
+    ty.accepts(v)
+}
