@@ -143,7 +143,8 @@ pub trait Observer: Send + Sync + 'static {
     /// An outbound frame that will reach the client.
     fn outbound(&self, conn: u64, frame: &str, tag: &FrameTag, found: &mut Vec<Finding>);
     /// A fault kept an inbound frame of this connection from the server (the client
-    /// will have to resend it).
+    /// will have to resend it), or held a frame back either way (a delay or throttle: the
+    /// exchange it belongs to may finish late).
     fn lost(&self, conn: u64);
     /// The connection closed.
     fn closed(&self, conn: u64, found: &mut Vec<Finding>);
@@ -415,6 +416,11 @@ impl FaultLayer {
                 o.lost(socket.id);
             }
             return action;
+        }
+        if matches!(action, Action::Delay(_) | Action::Hold) {
+            // A held-back frame (either way) may reach its peer after the case ends: the
+            // confirmation it calls for is judged by its timed window only.
+            o.lost(socket.id);
         }
         let mut found = Vec::new();
         let mut action = action;

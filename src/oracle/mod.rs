@@ -267,7 +267,7 @@ impl Oracle {
     /// The exchange is over at `now`: everything still owed is reported. The runner lets
     /// clients settle after each step, so a confirmation the client meant to send is in;
     /// only a connection that lost inbound frames to a fault (its confirmation may wait for
-    /// a resend) keeps the timed window.
+    /// a resend) or had frames held back by a delay or throttle keeps the timed window.
     pub fn finish_at(&self, now: Instant, found: &mut Vec<Finding>) {
         let window = self.window();
         let mut inner = self.lock();
