@@ -44,6 +44,10 @@ enum Command {
     /// Write a `serve --state` file as a fixtures file (JSON, which is YAML) that a
     /// scenario's `include:` loads; what fixtures cannot hold is listed on stderr.
     ExportState(ExportStateArgs),
+    /// Run the catalogue once per mutant (a deliberately broken client) without snapshots,
+    /// stopping a mutant's run at its first FAIL (killed). Exit codes: 0 every mutant
+    /// killed, 1 at least one survived, 2 invalid input.
+    Mutants(jmessage_mock::conformance::mutants::MutantsArgs),
 }
 
 #[derive(clap::Args)]
@@ -254,6 +258,7 @@ fn main() -> ExitCode {
         Command::Schema(a) => schema(a),
         Command::DiffSnapshots(a) => diff_snapshots(a),
         Command::ExportState(a) => export_state(a),
+        Command::Mutants(a) => ExitCode::from(jmessage_mock::conformance::mutants::main(a)),
     }
 }
 
