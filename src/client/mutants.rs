@@ -250,7 +250,13 @@ fn rename(o: &mut Map<String, Value>, from: &str, to: &str) {
     let old = std::mem::take(o);
     *o = old
         .into_iter()
-        .map(|(k, v)| if k == from { (to.to_owned(), v) } else { (k, v) })
+        .map(|(k, v)| {
+            if k == from {
+                (to.to_owned(), v)
+            } else {
+                (k, v)
+            }
+        })
         .collect();
 }
 
@@ -368,7 +374,11 @@ mod tests {
             assert!(confirmation(None, ev, &mut json!({})));
         }
         let mut b = recv.clone();
-        assert!(confirmation(Some(Mutant::MsgRecvFromUidCamel), "msg_recv_v2", &mut b));
+        assert!(confirmation(
+            Some(Mutant::MsgRecvFromUidCamel),
+            "msg_recv_v2",
+            &mut b
+        ));
         assert_eq!(b, json!({"msg_id": 5, "msg_type": 3, "fromUid": 9}));
         let mut b = recv.clone();
         confirmation(Some(Mutant::MsgRecvWrongIds), "msg_recv_v2", &mut b);

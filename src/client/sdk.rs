@@ -503,7 +503,9 @@ impl Shared {
             Some(Mutant::DropsEvents) if listener == "onEventNotification" => 0,
             Some(Mutant::DropsFirstMessage)
                 if listener == "onMsgReceive"
-                    && !self.dropped_first.swap(true, std::sync::atomic::Ordering::Relaxed) =>
+                    && !self
+                        .dropped_first
+                        .swap(true, std::sync::atomic::Ordering::Relaxed) =>
             {
                 0
             }
@@ -1128,7 +1130,10 @@ impl Shared {
                 }
                 if self.config.mutant == Some(Mutant::NeverReportsReceipt) {
                     return Ok(SdkCall::Callbacks(Callbacks {
-                        success: Some(vec![json!({"code": 0, "message": "success"}), Value::Array(ids)]),
+                        success: Some(vec![
+                            json!({"code": 0, "message": "success"}),
+                            Value::Array(ids),
+                        ]),
                         ack: true,
                         ..Callbacks::default()
                     }));

@@ -266,8 +266,8 @@ pub fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<Scenario>, Vec<String>> {
     let mut scenarios = Vec::new();
     let mut errors = Vec::new();
     for p in paths {
-        let files = crate::scenario::collect_files(p)
-            .map_err(|e| vec![format!("{}: {e}", p.display())])?;
+        let files =
+            crate::scenario::collect_files(p).map_err(|e| vec![format!("{}: {e}", p.display())])?;
         for f in files
             .iter()
             .filter(|f| !crate::scenario::is_fixture_file(f))
@@ -370,7 +370,9 @@ mod tests {
 
     #[test]
     fn unknown_builtin_mutants_are_errors_with_a_hint() {
-        let e = builtin_targets(&["no-msg-rcv".into()]).err().unwrap_or_default();
+        let e = builtin_targets(&["no-msg-rcv".into()])
+            .err()
+            .unwrap_or_default();
         assert!(e.contains("did you mean no-msg-recv"), "{e}");
         assert_eq!(
             builtin_targets(&[]).map(|t| t.len()).unwrap_or(0),
@@ -380,10 +382,18 @@ mod tests {
 
     #[test]
     fn a_driver_command_gets_the_mutant_as_an_argument() {
-        let (spec, m) = mutated(&ClientSpec::Command(vec!["node".into(), "d.js".into()]), "x");
+        let (spec, m) = mutated(
+            &ClientSpec::Command(vec!["node".into(), "d.js".into()]),
+            "x",
+        );
         assert_eq!(
             spec,
-            ClientSpec::Command(vec!["node".into(), "d.js".into(), "--mutant".into(), "x".into()])
+            ClientSpec::Command(vec![
+                "node".into(),
+                "d.js".into(),
+                "--mutant".into(),
+                "x".into()
+            ])
         );
         assert_eq!(m, None);
         let (spec, m) = mutated(&ClientSpec::Builtin, "no-pings");
@@ -415,7 +425,10 @@ mod tests {
             ],
         );
         assert!(md.contains("**1/2** killed"), "{md}");
-        assert!(md.contains("| `a` | sync | a\\|b | killed by JMC-1: x |"), "{md}");
+        assert!(
+            md.contains("| `a` | sync | a\\|b | killed by JMC-1: x |"),
+            "{md}"
+        );
         assert!(md.contains("| `b` | sync | a\\|b | **survived** |"), "{md}");
     }
 }
