@@ -459,3 +459,53 @@ fn the_mutants_command_reports_killed_mutants_and_exits_0() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean no-msg-recv"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The Node driver's SDK mutants (`adapters/jmessage-web/test/mutants.test.js`, no SDK
+/// needed): skipped without node and the adapter's node_modules, unless JMM_REQUIRE_NODE=1.
+#[test]
+fn node_driver_mutant_unit_tests() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters/jmessage-web");
+    let missing = if !common::node_installed() {
+        Some("node is not installed")
+    } else if !dir.join("node_modules").is_dir() {
+        Some("adapters/jmessage-web/node_modules is missing (npm ci)")
+    } else {
+        None
+    };
+    if let Some(why) = missing {
+        assert_ne!(
+            std::env::var("JMM_REQUIRE_NODE").as_deref(),
+            Ok("1"),
+            "{why}"
+        );
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let mut child = std::process::Command::new("node")
+        .args(["--test", "test/mutants.test.js"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node starts");
+    // Bounded: the suite takes well under a second; kill it after 60 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("node --test hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().expect("output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("# pass 5"), "{text}");
+}
