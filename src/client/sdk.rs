@@ -995,7 +995,10 @@ impl Shared {
                     let me = self.clone();
                     let session = self.client();
                     tokio::spawn(async move {
-                        while periodic {
+                        if !periodic {
+                            return;
+                        }
+                        loop {
                             tokio::select! {
                                 _ = tokio::time::sleep(sync_interval(&me.config)) => {}
                                 _ = session.closed() => return,
