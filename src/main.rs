@@ -48,6 +48,10 @@ enum Command {
     /// scenario's fault rules at the frame level; journal and admin API as on `serve`
     /// (docs/proxy.md).
     Proxy(jmessage_mock::proxy::cli::ProxyArgs),
+    /// Run the catalogue once per mutant (a deliberately broken client) without snapshots,
+    /// stopping a mutant's run at its first FAIL (killed). Exit codes: 0 every mutant
+    /// killed, 1 at least one survived, 2 invalid input.
+    Mutants(jmessage_mock::conformance::mutants::MutantsArgs),
 }
 
 #[derive(clap::Args)]
@@ -271,6 +275,7 @@ fn main() -> ExitCode {
         Command::DiffSnapshots(a) => diff_snapshots(a),
         Command::ExportState(a) => export_state(a),
         Command::Proxy(a) => jmessage_mock::proxy::cli::run(a),
+        Command::Mutants(a) => ExitCode::from(jmessage_mock::conformance::mutants::main(a)),
     }
 }
 

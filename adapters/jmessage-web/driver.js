@@ -14,6 +14,9 @@
 //                   its own BrowserContext in headless Chromium, driven with
 //                   playwright-core; hello says driver "jmessage-web-browser"
 //   --chromium PATH the Chromium binary (default: $JMM_CHROMIUM or /usr/bin/chromium)
+//   --mutant NAME   break the SDK in memory as mutant NAME (lib/mutants.js; default:
+//                   $JMM_MUTANT); vm mode only. hello then carries `mutant`.
+//   --list-mutants  print the mutants (name, area, description; tab-separated), exit
 // Env: JMM_DRIVER_TRACE=1 prints every wire frame of every instance to stderr.
 
 const fs = require('fs');
@@ -24,6 +27,7 @@ const { Console } = require('console');
 const { Sandbox } = require('./lib/sandbox');
 const { VirtualClock } = require('./lib/clock');
 const { jsonSafe, argsSafe } = require('./lib/json-safe');
+const mutants = require('./lib/mutants');
 
 const PROTOCOL = 1;
 const DRIVER_NAME = 'jmessage-web';
@@ -41,6 +45,8 @@ function parseArgs(argv) {
     realTimers: false,
     browser: false,
     chromium: process.env.JMM_CHROMIUM || '/usr/bin/chromium',
+    mutant: process.env.JMM_MUTANT || '',
+    listMutants: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -50,6 +56,9 @@ function parseArgs(argv) {
     else if (a === '--browser') out.browser = true;
     else if (a === '--chromium' && i + 1 < argv.length) out.chromium = argv[++i];
     else if (a.startsWith('--chromium=')) out.chromium = a.slice('--chromium='.length);
+    else if (a === '--mutant' && i + 1 < argv.length) out.mutant = argv[++i];
+    else if (a.startsWith('--mutant=')) out.mutant = a.slice('--mutant='.length);
+    else if (a === '--list-mutants') out.listMutants = true;
     else process.stderr.write(`driver: ignoring unknown argument ${a}\n`);
   }
   // JMESSAGE_SDK may list several builds (':'-separated) for the test suites; a
@@ -59,6 +68,18 @@ function parseArgs(argv) {
 }
 
 const ARGS = parseArgs(process.argv.slice(2));
+if (ARGS.listMutants) {
+  process.stdout.write(mutants.list(), () => process.exit(0));
+  return;
+}
+let MUTANT = null;
+try {
+  MUTANT = mutants.find(ARGS.mutant);
+  if (MUTANT && ARGS.browser) throw new Error('--mutant works in vm mode only, not with --browser');
+} catch (e) {
+  process.stderr.write(`driver: ${e.message}\n`);
+  process.exit(2);
+}
 const TRACE = process.env.JMM_DRIVER_TRACE === '1';
 
 // ---------------------------------------------------------------------------
@@ -209,6 +230,7 @@ function createInstance(cmd) {
     name,
     console: pageConsole(name),
     clock: clock || undefined,
+    mutant: MUTANT || undefined,
     onFrame: TRACE ? (f) => process.stderr.write(`[${name} +${f.t}ms conn${f.conn}] ${f.dir} ${f.data === null ? '' : f.data}\n`) : undefined,
     onError: (e) => reportError(name, `exception in ${e.where}: ${e.message}${e.stack ? `\n${e.stack}` : ''}`),
   });
@@ -301,9 +323,10 @@ function callMethod(cmd) {
         writeLine({ event: 'log', message: `${inst.name}.${method}: no callback ${name} on the returned request (not registered)` });
         continue;
       }
+      const shown = MUTANT && MUTANT.callback ? MUTANT.callback(name) : name;
       const fn = function callbackForwarder() {
         if (inst.sb.disposed) return;
-        writeLine({ event: 'callback', call: cmd.seq, name, args: argsSafe(arguments) });
+        writeLine({ event: 'callback', call: cmd.seq, name: shown, args: argsSafe(arguments) });
       };
       const next = target[name](fn);
       // The builder chains (returns itself); keep registering on it either way.
@@ -327,7 +350,10 @@ function listen(cmd) {
   // so a second `listen` does not double the events.
   inst.jim[listener](function listenerForwarder() {
     if (inst.sb.disposed) return;
-    writeLine({ event: 'listener', instance: inst.name, listener, args: argsSafe(arguments) });
+    const times = MUTANT && MUTANT.listener ? MUTANT.listener(listener, inst.sb.mutantState) : 1;
+    for (let i = 0; i < times; i++) {
+      writeLine({ event: 'listener', instance: inst.name, listener, args: argsSafe(arguments) });
+    }
   });
   inst.listeners.add(listener);
 }
@@ -374,7 +400,9 @@ async function handle(cmd) {
       const { version, present } = detectVersion();
       const capabilities = ['multi_instance', 'upload'];
       if (clock) capabilities.splice(1, 0, 'fake_timers');
-      return { driver: DRIVER_NAME, version, protocol: PROTOCOL, capabilities, unsupported: unsupported(cmd, present) };
+      const out = { driver: DRIVER_NAME, version, protocol: PROTOCOL, capabilities, unsupported: unsupported(cmd, present) };
+      if (MUTANT) out.mutant = MUTANT.name;
+      return out;
     }
     case 'create':
       createInstance(cmd);
@@ -550,5 +578,5 @@ if (browser) {
 if (browser) {
   log(`started in browser mode (sdk ${ARGS.sdk ? path.resolve(ARGS.sdk) : 'unset'}, chromium ${ARGS.chromium}, ${browser.fakeTimers ? 'page.clock virtual time' : 'real timers'})`);
 } else {
-  log(`started (sdk ${ARGS.sdk ? path.resolve(ARGS.sdk) : 'unset'}, ${clock ? 'virtual clock' : 'real timers'})`);
+  log(`started (sdk ${ARGS.sdk ? path.resolve(ARGS.sdk) : 'unset'}, ${clock ? 'virtual clock' : 'real timers'}${MUTANT ? `, mutant ${MUTANT.name}` : ''})`);
 }

@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod mutants;
 pub mod sdk;
 mod transport;
 
@@ -48,6 +49,8 @@ pub struct ClientConfig {
     pub auto_confirm: bool,
     /// Send Engine.IO pings on the server's interval.
     pub heartbeat: bool,
+    /// A deliberate bug to switch on (`None`: the normal client; see [`mutants`]).
+    pub mutant: Option<mutants::Mutant>,
 }
 
 impl Default for ClientConfig {
@@ -60,6 +63,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(20),
             auto_confirm: true,
             heartbeat: true,
+            mutant: None,
         }
     }
 }
@@ -137,6 +141,8 @@ struct Inner {
     /// close.
     reader_done: CancellationToken,
     rid_state: AtomicU64,
+    /// The rid of the last request (for the `reused-rid` mutant).
+    last_rid: AtomicU64,
     config: ClientConfig,
     /// Every frame sent, in order (tests inspect retries).
     sent: Mutex<Vec<String>>,
@@ -168,6 +174,18 @@ impl Inner {
     fn send_frame(&self, frame: String) {
         lock(&self.sent).push(frame.clone());
         let _ = self.out.send(Outgoing::Frame(frame));
+    }
+
+    /// Re-sends a request's frame (the identical frame; a new rid in it for the
+    /// `renewed-rid` mutant, whose answers then match nothing).
+    fn resend(&self, frame: &str, rid: u64) {
+        if mutants::is(self.config.mutant, mutants::Mutant::RenewedRid) {
+            let new = self.new_rid();
+            let renewed = frame.replacen(&format!("\"rid\":{rid}"), &format!("\"rid\":{new}"), 1);
+            self.send_frame(renewed);
+        } else {
+            self.send_frame(frame.to_owned());
+        }
     }
 
     /// A new rid in [1, 2^31-1] not pending (xorshift; the SDK uses Math.random).
@@ -241,6 +259,9 @@ impl Inner {
     /// The SDK's automatic replies to pushes (fire and forget).
     fn confirm(&self, event: &str, payload: &Value) {
         let fire = |ev: &str, mut body: Value| {
+            if !mutants::confirmation(self.config.mutant, ev, &mut body) {
+                return;
+            }
             let rid = self.new_rid();
             if let Some(m) = body.as_object_mut() {
                 m.insert("rid".into(), json!(rid));
@@ -282,6 +303,8 @@ impl Inner {
 impl Client {
     /// Connects to a server at `http://host:port` and waits for its `40`.
     pub async fn connect(base: &str, config: ClientConfig) -> Result<Client, TransportError> {
+        let mut config = config;
+        mutants::adjust(&mut config);
         let conn = transport::connect(base, config.transport, config.connect_timeout).await?;
         let transport::Connection {
             open,
@@ -301,6 +324,7 @@ impl Client {
             closed: closed.clone(),
             reader_done: CancellationToken::new(),
             rid_state: AtomicU64::new(seed),
+            last_rid: AtomicU64::new(0),
             config: config.clone(),
             sent: Mutex::new(Vec::new()),
             late_timeouts: Mutex::new(Vec::new()),
@@ -336,8 +360,11 @@ impl Client {
         });
         // Heartbeat task: ping every interval, give up when a pong does not come.
         if config.heartbeat {
-            let (h_inner, interval, timeout) =
+            let (h_inner, mut interval, timeout) =
                 (inner.clone(), open.ping_interval, open.ping_timeout);
+            if mutants::is(config.mutant, mutants::Mutant::LatePings) {
+                interval *= 4;
+            }
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
@@ -368,11 +395,17 @@ impl Client {
     pub async fn request(&self, event: &str, payload: Value) -> Result<Reply, RequestError> {
         let inner = &self.inner;
         let cfg = &inner.config;
-        let rid = inner.new_rid();
+        let last = inner.last_rid.load(Ordering::Relaxed);
+        let rid = match cfg.mutant {
+            Some(mutants::Mutant::ReusedRid) if last != 0 => last,
+            _ => inner.new_rid(),
+        };
+        inner.last_rid.store(rid, Ordering::Relaxed);
         let mut body = match payload {
             Value::Object(m) => m,
             _ => Map::new(),
         };
+        mutants::request_payload(cfg.mutant, event, &mut body);
         body.insert("rid".into(), json!(rid));
         let frame = socketio::encode_event_frame(event, &Value::Object(body));
         let acked = Arc::new(Notify::new());
@@ -434,9 +467,11 @@ impl Client {
                 }
                 _ = acked.notified(), if ack_due.is_some() => ack_due = None,
                 _ = sleep_until(ack_due.unwrap_or(far)), if ack_due.is_some() => {
-                    if sends < cfg.retry_times {
+                    if mutants::is(cfg.mutant, mutants::Mutant::NoResend) {
+                        ack_due = None;
+                    } else if sends < cfg.retry_times {
                         sends += 1;
-                        inner.send_frame(frame.to_owned());
+                        inner.resend(frame, rid);
                         ack_due = Some(Instant::now() + cfg.ack_timeout);
                     } else {
                         return Err(RequestError::AckTimeout { sends, rid });
@@ -445,7 +480,7 @@ impl Client {
                 _ = sleep_until(resp_due.unwrap_or(far)), if resp_due.is_some() => {
                     if sends < cfg.retry_times {
                         sends += 1;
-                        inner.send_frame(frame.to_owned());
+                        inner.resend(frame, rid);
                         resp_due = cfg.response_timeout.map(|d| Instant::now() + d);
                     } else {
                         return Err(RequestError::ResponseTimeout { sends, rid });
@@ -477,7 +512,7 @@ impl Client {
                 }
                 if sends < inner.config.retry_times {
                     sends += 1;
-                    inner.send_frame(frame.clone());
+                    inner.resend(&frame, rid);
                     due = tokio::time::Instant::now() + inner.config.ack_timeout;
                 } else {
                     lock(&inner.late_timeouts).push(rid);

@@ -70,6 +70,7 @@
 //! Pushes are processed in a background task; pushes processed while no user is logged in are
 //! dropped, as the SDK drops pushes before the login response.
 
+use super::mutants::Mutant;
 use super::{Client, ClientConfig, RequestError, TransportError};
 use crate::backend::md5_hex;
 use base64::Engine as _;
@@ -195,6 +196,8 @@ struct Shared {
     state: Mutex<State>,
     upload_url: String,
     deliver: mpsc::UnboundedSender<Delivery>,
+    /// The `drops-first-message` mutant has dropped its message.
+    dropped_first: std::sync::atomic::AtomicBool,
 }
 
 /// A `JMessage` instance of the Web SDK V2, backed by a reference client.
@@ -362,6 +365,7 @@ impl SdkInstance {
             }),
             upload_url: upload_url.to_owned(),
             deliver: tx,
+            dropped_first: std::sync::atomic::AtomicBool::new(false),
         });
         let pump = shared.clone();
         tokio::spawn(async move { pump.pump().await });
@@ -420,7 +424,16 @@ impl SdkInstance {
 
     /// Calls the public method `method` with `args`.
     pub async fn call(&self, method: &str, args: &[Value]) -> Result<SdkCall, SdkError> {
-        self.shared.call(method, args).await
+        let r = self.shared.call(method, args).await;
+        match (self.shared.config.mutant, r) {
+            (Some(Mutant::SwappedCallbacks), Ok(SdkCall::Callbacks(mut cb))) => {
+                let success = cb.fail.take().map(|f| vec![f]);
+                cb.fail = cb.success.take().and_then(|s| s.into_iter().next());
+                cb.success = success;
+                Ok(SdkCall::Callbacks(cb))
+            }
+            (_, r) => r,
+        }
     }
 }
 
@@ -499,7 +512,26 @@ impl Shared {
     }
 
     fn emit(&self, listener: &str, arg: Value) {
-        if lock(&self.state).listeners.contains(listener) {
+        let times = match self.config.mutant {
+            Some(Mutant::DropsEvents) if listener == "onEventNotification" => 0,
+            Some(Mutant::DropsFirstMessage)
+                if listener == "onMsgReceive"
+                    && !self
+                        .dropped_first
+                        .swap(true, std::sync::atomic::Ordering::Relaxed) =>
+            {
+                0
+            }
+            Some(Mutant::DuplicateDeliveries) => 2,
+            _ => 1,
+        };
+        if times == 2 && lock(&self.state).listeners.contains(listener) {
+            let _ = self.deliver.send(Delivery {
+                listener: listener.to_owned(),
+                arg: arg.clone(),
+            });
+        }
+        if times > 0 && lock(&self.state).listeners.contains(listener) {
             let _ = self.deliver.send(Delivery {
                 listener: listener.to_owned(),
                 arg,
@@ -968,11 +1000,17 @@ impl Shared {
                         true
                     })
                     .await?;
+                let periodic = self.config.mutant != Some(Mutant::NoPeriodicSyncCheck);
                 if r.success().is_some() {
-                    self.sync_check().await;
+                    if self.config.mutant != Some(Mutant::NoLoginSyncCheck) {
+                        self.sync_check().await;
+                    }
                     let me = self.clone();
                     let session = self.client();
                     tokio::spawn(async move {
+                        if !periodic {
+                            return;
+                        }
                         loop {
                             tokio::select! {
                                 _ = tokio::time::sleep(sync_interval(&me.config)) => {}
@@ -1105,6 +1143,16 @@ impl Shared {
                 };
                 if ids.is_empty() {
                     return Ok(SdkCall::Ignored("msg_ids must be a non-empty array".into()));
+                }
+                if self.config.mutant == Some(Mutant::NeverReportsReceipt) {
+                    return Ok(SdkCall::Callbacks(Callbacks {
+                        success: Some(vec![
+                            json!({"code": 0, "message": "success"}),
+                            Value::Array(ids),
+                        ]),
+                        ack: true,
+                        ..Callbacks::default()
+                    }));
                 }
                 o.insert("msg_ids".into(), Value::Array(ids.clone()));
                 if method == "addSingleReceiptReport" {

@@ -35,6 +35,7 @@ fn client_config(transport: TransportSpec, scale: f64) -> ClientConfig {
         ack_timeout: scaled(5_000, scale),
         response_timeout: Some(scaled(30_000, scale)),
         connect_timeout: Duration::from_secs(10),
+        mutant: crate::client::mutants::active(),
         ..ClientConfig::default()
     }
 }

@@ -11,6 +11,7 @@ pub mod compare;
 pub mod driver;
 pub mod html;
 pub mod matrix;
+pub mod mutants;
 pub mod portable;
 pub mod redact;
 pub mod settle;

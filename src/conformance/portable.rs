@@ -305,6 +305,7 @@ impl BuiltinApi {
             ack_timeout: Duration::from_secs_f64(5.0 * self.scale),
             response_timeout: Some(Duration::from_secs_f64(30.0 * self.scale)),
             connect_timeout: Duration::from_secs(10),
+            mutant: crate::client::mutants::active(),
             ..crate::client::ClientConfig::default()
         };
         let i = crate::client::sdk::SdkInstance::connect(base, upload, config)

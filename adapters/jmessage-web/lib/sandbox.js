@@ -203,6 +203,7 @@ class Sandbox {
     this.intervals = new Set();
     this.sockets = new Set();
     this.requests = new Set();
+    this.mutantState = {};     // lib/mutants.js per-page state
     this.frames = [];          // {t, conn, dir: '>'|'<'|'open'|'close'|'error', data}
     this.errors = [];          // exceptions thrown by SDK code inside event handlers / timers
     this.connSeq = 0;
@@ -226,6 +227,12 @@ class Sandbox {
       else this.console.error(`[${this.name}] uncaught in ${where}:`, err && err.stack ? err.stack : err);
       return undefined;
     }
+  }
+
+  // The delay a timer mutant turns `ms` into (unchanged without one).
+  mutantDelay(ms) {
+    const m = this.options.mutant;
+    return m && m.delay ? m.delay(Number(ms)) : ms;
   }
 
   recordFrame(conn, dir, data) {
@@ -260,21 +267,27 @@ class Sandbox {
       const h = setTimeout(() => {
         sb.timers.delete(h);
         sb.guard('setTimeout callback', () => fn(...args));
-      }, ms);
+      }, sb.mutantDelay(ms));
       sb.timers.add(h);
       return h;
     };
     const clearTimeoutShim = (h) => { if (h) { clearTimeout(h); sb.timers.delete(h); } };
     const setIntervalShim = (fn, ms, ...args) => {
       if (typeof fn !== 'function') return undefined;
-      const h = setInterval(() => sb.guard('setInterval callback', () => fn(...args)), ms);
+      const h = setInterval(() => sb.guard('setInterval callback', () => fn(...args)), sb.mutantDelay(ms));
       sb.intervals.add(h);
       return h;
     };
     const clearIntervalShim = (h) => { if (h) { clearInterval(h); sb.intervals.delete(h); } };
     // With a shared virtual clock (options.clock, see clock.js) the page's
     // timers and Date run on it instead; dispose() drops them from its queue.
-    const virtual = this.options.clock ? this.options.clock.attach(this) : null;
+    const clocked = this.options.clock ? this.options.clock.attach(this) : null;
+    // A timer mutant changes the delays the SDK asks for.
+    const virtual = clocked && this.options.mutant && this.options.mutant.delay ? {
+      ...clocked,
+      setTimeout: (fn, ms, ...args) => clocked.setTimeout(fn, sb.mutantDelay(ms), ...args),
+      setInterval: (fn, ms, ...args) => clocked.setInterval(fn, sb.mutantDelay(ms), ...args),
+    } : clocked;
 
     const globals = {
       console: this.console,
@@ -359,6 +372,8 @@ class Sandbox {
           if (!isBinary) {
             payload = Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat([].concat(data)).toString('utf8');
             sb.recordFrame(conn, '<', payload);
+            const m = sb.options.mutant;
+            if (m && m.incoming) payload = m.incoming(payload, sb.mutantState);
           } else {
             const buf = Buffer.isBuffer(data) ? data : Buffer.from(data);
             sb.recordFrame(conn, '<', `<binary ${buf.length} bytes>`);
@@ -384,6 +399,12 @@ class Sandbox {
           throw e;
         }
         if (this.readyState !== WebSocket.OPEN) return; // browsers silently drop
+        // A mutant (lib/mutants.js) may rewrite or drop what the SDK sends.
+        const m = sb.options.mutant;
+        if (m && m.outgoing && typeof data === 'string') {
+          data = m.outgoing(data, sb.mutantState);
+          if (data === null) return;
+        }
         let out = data;
         if (typeof data === 'string') {
           sb.recordFrame(this._conn, '>', data);
