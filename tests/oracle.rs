@@ -626,3 +626,30 @@ async fn a_client_that_never_confirms_msg_sync_is_caught() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_lies_about_its_sender_or_kind_is_reported() {
+    let send = |content: &str| {
+        format!("{LOGGED_IN}  - request: {{client: a, event: s_across_single_text, payload: {{target_id: alice, appkey: \"{}\", no_offline: false, no_notification: false, content: {content}}}}}\n", common::APPKEY)
+    };
+    let report = broken_by_wire(
+        rules::MSG_CONTENT,
+        &send("{version: 1, target_type: single, from_platform: web, target_id: alice, from_id: mallory, create_time: 1, msg_type: text, msg_body: {text: hi}}"),
+    )
+    .await;
+    assert!(
+        report.transcript.contains("but \"alice\" is logged in"),
+        "{}",
+        report.transcript
+    );
+    let report = broken_by_wire(
+        rules::MSG_CONTENT,
+        &send("{version: 1, target_type: group, from_platform: web, target_id: alice, from_id: alice, create_time: 1, msg_type: text, msg_body: {text: hi}}"),
+    )
+    .await;
+    assert!(
+        report.transcript.contains("content.target_type is"),
+        "{}",
+        report.transcript
+    );
+}

@@ -185,6 +185,7 @@ impl Oracle {
             check_order(c, &event, &mut ctx);
         }
         let refuse = check_fields(&event, &payload, &mut ctx);
+        check_content(c.login_name.as_deref(), &event, &payload, &mut ctx);
         c.awaiting.insert(rid.key().to_owned(), event.clone());
         if c.awaiting.len() > MAX_RIDS {
             c.awaiting.clear();
@@ -475,6 +476,42 @@ fn check_fields(event: &str, payload: &Map<String, Value>, ctx: &mut Ctx<'_>) ->
         }
     }
     code
+}
+
+/// The message content rule: the sender and the kind a client writes into a message
+/// must be the truth (the server overwrites both; a client that gets them wrong has a
+/// bug its own UI will show).
+fn check_content(
+    login: Option<&str>,
+    event: &str,
+    payload: &Map<String, Value>,
+    ctx: &mut Ctx<'_>,
+) {
+    let want = match event {
+        "s_across_single_text" => "single",
+        "send_group_msg" => "group",
+        "send_room_msg" => "chatroom",
+        _ => return,
+    };
+    let Some(Value::Object(content)) = payload.get("content") else {
+        return;
+    };
+    if let Some(t) = content.get("target_type").and_then(Value::as_str) {
+        if t != want {
+            ctx.report(
+                rules::MSG_CONTENT,
+                format!("{event}.content.target_type is {t:?}, expected {want:?}"),
+            );
+        }
+    }
+    if let (Some(from), Some(login)) = (content.get("from_id").and_then(Value::as_str), login) {
+        if from != login {
+            ctx.report(
+                rules::MSG_CONTENT,
+                format!("{event}.content.from_id is {from:?}, but {login:?} is logged in"),
+            );
+        }
+    }
 }
 
 /// Confirmation rules: msg_recv_v2 and the sync acks settle what the client owes.

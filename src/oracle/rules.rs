@@ -54,6 +54,7 @@ pub const SYNC_MSG_UNKNOWN: &str = "JMP-SYNC-002";
 pub const SYNC_ACK: &str = "JMP-SYNC-003";
 pub const SYNC_KEY: &str = "JMP-SYNC-004";
 pub const SYNC_OWED: &str = "JMP-SYNC-005";
+pub const MSG_CONTENT: &str = "JMP-MSG-001";
 
 /// Every rule.
 pub const RULES: &[Rule] = &[
@@ -160,6 +161,13 @@ pub const RULES: &[Rule] = &[
             "2.4.0",
             "scenarios/conformance/single/snapshots/jmessage-web-2.4.0/4_2-001-getconversation-lists-the-peer-after-an-exchange.snap: msg_sync, then no msg_recv_v2",
         )],
+    },
+    Rule {
+        id: MSG_CONTENT,
+        severity: Severity::Fail,
+        summary: "a message's content names its sender (from_id = the user logged in on the connection) and its kind (target_type single, group or chatroom, as the event says)",
+        timer: false,
+        official: &[],
     },
 ];
 
