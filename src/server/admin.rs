@@ -1,19 +1,19 @@
 //! The admin HTTP API at `/__admin/` (see `docs/admin-api.md`): fault rules, the wire
 //! journal, state, virtual time, reset and scenario loading.
 
+use super::admin_faults::{error, rule_error};
 use super::guard::Guard;
 use super::{Hub, ServerConfig};
 use crate::backend::{Backend, Clock, OffsetClock};
-use crate::faults::{FaultLayer, FaultSpec, RuleError};
+use crate::faults::FaultLayer;
 use crate::scenario::FileAccess;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -39,14 +39,6 @@ pub(crate) fn router(guard: Guard, state: AdminState) -> Router {
         .route("/__admin/health", get(health))
         .route("/__admin/state", get(snapshot))
         .route("/__admin/messages", get(messages))
-        .route(
-            "/__admin/faults",
-            get(list_faults).post(add_fault).delete(clear_faults),
-        )
-        .route("/__admin/faults/{id}", axum::routing::delete(remove_fault))
-        .route("/__admin/faults/{id}/enable", post(enable_fault))
-        .route("/__admin/faults/{id}/disable", post(disable_fault))
-        .route("/__admin/journal", get(journal).delete(clear_journal))
         .route("/__admin/clock", get(clock).post(advance_clock))
         .route("/__admin/reset", post(reset))
         .route("/__admin/scenario", post(load_scenario))
@@ -54,21 +46,9 @@ pub(crate) fn router(guard: Guard, state: AdminState) -> Router {
         .route("/__admin/events", get(super::events::events))
         .route(super::guard::SIGN_PATH, get(super::sign::sign))
         .route("/__admin/network", get(list_network).post(set_network))
+        .merge(super::admin_faults::routes(state.faults.clone()))
         .with_state(state);
     guard.accept_yaml_at("/__admin/scenario").protect(routes)
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
-}
-
-fn rule_error(e: RuleError) -> Response {
-    let status = match e {
-        RuleError::Unknown(_) => StatusCode::NOT_FOUND,
-        RuleError::Duplicate(_) => StatusCode::CONFLICT,
-        RuleError::Invalid(..) => StatusCode::BAD_REQUEST,
-    };
-    error(status, e.to_string())
 }
 
 async fn health(State(s): State<AdminState>) -> Json<Value> {
@@ -84,79 +64,6 @@ async fn snapshot(State(s): State<AdminState>) -> Json<Value> {
 
 async fn messages(State(s): State<AdminState>) -> Json<Value> {
     Json(Value::Array(s.hub.with_backend(|b| b.messages())))
-}
-
-async fn list_faults(State(s): State<AdminState>) -> Json<Value> {
-    Json(json!(s.faults.rules()))
-}
-
-async fn add_fault(State(s): State<AdminState>, body: axum::body::Bytes) -> Response {
-    let spec: FaultSpec = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad fault rule: {e}")),
-    };
-    match s.faults.add(spec) {
-        Ok(()) => (StatusCode::CREATED, Json(json!(s.faults.rules()))).into_response(),
-        Err(e) => rule_error(e),
-    }
-}
-
-async fn clear_faults(State(s): State<AdminState>) -> StatusCode {
-    s.faults.clear();
-    StatusCode::NO_CONTENT
-}
-
-async fn remove_fault(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
-    match s.faults.remove(&id) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => rule_error(e),
-    }
-}
-
-async fn enable_fault(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
-    match s.faults.set_enabled(&id, true) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => rule_error(e),
-    }
-}
-
-async fn disable_fault(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
-    match s.faults.set_enabled(&id, false) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => rule_error(e),
-    }
-}
-
-async fn journal(
-    State(s): State<AdminState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let since = match q.get("since").map(|v| v.parse::<u64>()) {
-        None => 0,
-        Some(Ok(n)) => n,
-        Some(Err(_)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "since must be a journal sequence number",
-            )
-        }
-    };
-    let entries = s.faults.journal(since);
-    let filtered: Vec<_> = entries
-        .into_iter()
-        .filter(|e| q.get("conn").is_none_or(|c| c == &e.conn.to_string()))
-        .filter(|e| {
-            q.get("user")
-                .is_none_or(|u| e.user.as_deref() == Some(u.as_str()))
-        })
-        .filter(|e| {
-            q.get("event")
-                .is_none_or(|v| e.event.as_deref() == Some(v.as_str()))
-        })
-        .filter(|e| q.get("dir").is_none_or(|v| e.dir == v))
-        .filter(|e| q.get("kind").is_none_or(|v| e.kind == v))
-        .collect();
-    Json(json!(filtered)).into_response()
 }
 
 async fn list_network(State(s): State<AdminState>) -> Json<Value> {
@@ -183,11 +90,6 @@ async fn set_network(State(s): State<AdminState>, body: axum::body::Bytes) -> Re
         Ok(()) => Json(super::network::listing(&s.faults)).into_response(),
         Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
-}
-
-async fn clear_journal(State(s): State<AdminState>) -> StatusCode {
-    s.faults.clear_journal();
-    StatusCode::NO_CONTENT
 }
 
 async fn clock(State(s): State<AdminState>) -> Json<Value> {

@@ -7,6 +7,7 @@
 
 mod act;
 mod admin;
+pub(crate) mod admin_faults;
 mod events;
 pub mod guard;
 mod hub;
