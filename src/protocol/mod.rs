@@ -5,7 +5,6 @@
 pub mod args;
 pub mod codes;
 pub mod events;
-pub mod json;
 
 pub use args::Args;
 pub use codes::{Code, Failure};

@@ -120,7 +120,7 @@ impl fmt::Display for Handshake<'_> {
 }
 
 /// Length of a packet as the peers count it: UTF-16 code units (JavaScript's
-/// `String.length`). Our own packets are ASCII-only (see [`crate::protocol::json`]),
+/// `String.length`). Our own packets are ASCII-only (see [`super::json`]),
 /// where this equals the UTF-8 byte length that 1.x-era clients count.
 fn js_len(s: &str) -> usize {
     if s.is_ascii() {

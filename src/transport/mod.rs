@@ -9,6 +9,7 @@
 pub mod engineio;
 pub mod http;
 pub mod intercept;
+pub mod json;
 mod session;
 pub mod socketio;
 

@@ -111,13 +111,13 @@ pub fn event_parts(data: Value) -> Option<(String, Value)> {
 }
 
 /// Encodes `["<event>",<payload>]` as the full Engine.IO frame `42[...]`, with every
-/// non-ASCII character escaped (see [`crate::protocol::json`]).
+/// non-ASCII character escaped (see [`super::json`]).
 pub fn encode_event_frame(event: &str, payload: &Value) -> String {
     let mut out = String::with_capacity(64);
     out.push_str("42[");
-    crate::protocol::json::write_ascii(&mut out, &Value::String(event.to_owned()));
+    super::json::write_ascii(&mut out, &Value::String(event.to_owned()));
     out.push(',');
-    crate::protocol::json::write_ascii(&mut out, payload);
+    super::json::write_ascii(&mut out, payload);
     out.push(']');
     out
 }
@@ -132,7 +132,7 @@ pub fn namespace_error_frame(nsp: &str) -> String {
     let mut out = String::from("44");
     out.push_str(nsp);
     out.push(',');
-    crate::protocol::json::write_ascii(&mut out, &Value::String("Invalid namespace".into()));
+    super::json::write_ascii(&mut out, &Value::String("Invalid namespace".into()));
     out
 }
 
