@@ -539,6 +539,11 @@ impl Shared {
         }
     }
 
+    /// One of the SDK's own waits of `ms`, scaled by [`ClientConfig::sdk_waits`].
+    fn sdk_wait(&self, ms: u64) -> Duration {
+        Duration::from_secs_f64(ms as f64 * self.config.sdk_waits.clamp(0.0, 1.0) / 1000.0)
+    }
+
     fn emit_later(self: &Arc<Self>, listener: &'static str, arg: Value, after: Duration) {
         let me = self.clone();
         tokio::spawn(async move {
@@ -679,11 +684,7 @@ impl Shared {
                     .map(|e| filter_event(e, false))
                     .collect();
                 if !events.is_empty() {
-                    self.emit_later(
-                        "onSyncEvent",
-                        Value::Array(events),
-                        Duration::from_millis(1700),
-                    );
+                    self.emit_later("onSyncEvent", Value::Array(events), self.sdk_wait(1700));
                 }
             }
             "sync_receipt" => {
@@ -719,7 +720,7 @@ impl Shared {
                     self.emit_later(
                         "onSyncMsgReceipt",
                         Value::Array(merged),
-                        Duration::from_millis(1500),
+                        self.sdk_wait(1500),
                     );
                 }
             }
@@ -978,7 +979,7 @@ impl Shared {
                 hash_password(&mut o, "password");
                 o.insert("version".into(), json!("2.5.0"));
                 let user = o.get("username").map(id_string).unwrap_or_default();
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(self.sdk_wait(500)).await;
                 let r = self
                     .send("login", Value::Object(o), Post::Data, move |s, _| {
                         let mut st = lock(&s.state);
@@ -1299,7 +1300,7 @@ impl Shared {
                 let id = o.get("id").map(id_string).unwrap_or_default();
                 let cached = lock(&self.state).rooms.get(&id).cloned();
                 if let Some(info) = cached {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::time::sleep(self.sdk_wait(100)).await;
                     return Ok(SdkCall::Callbacks(Callbacks {
                         success: Some(vec![json!({"code": 0, "message": "success", "info": info})]),
                         ..Callbacks::default()

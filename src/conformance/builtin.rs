@@ -412,7 +412,7 @@ pub async fn run_steps(
     }
     // Before the clients close, a longer quiet window, so that fire-and-forget
     // confirmations and late pushes land in the transcript.
-    wire.window = Duration::from_millis(150);
+    wire.window = super::settle::final_window(portable.is_some(), sc.time_scale);
     wire.settle(server).await;
     for s in clients.values() {
         s.client.drop_connection();
