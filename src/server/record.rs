@@ -7,6 +7,9 @@
 //! journal keeps secrets redacted, so a recorded `login`/`register` password is filled
 //! back in with the user's stored MD5 from the current state.
 //!
+//! Requests a fault kept from the server (`error`, `drop`, `corrupt` on the way in) are
+//! left out: the replay shows what the server did, and the file holds no fault rules.
+//!
 //! Limits: only connections whose handshake is still in the journal are recorded (a
 //! session kept across a scenario load, or one whose start has rotated out of the
 //! bounded journal, is left out); every client replays over websocket; a password change
@@ -86,6 +89,7 @@ fn feed(
         return;
     }
     match (e.dir, e.kind) {
+        ("in", "request") if kept_from_server(e) => {}
         ("in", "request") => {
             if let Some((event, mut payload)) = event_of(&e.frame) {
                 restore_password(&event, &mut payload, passwords);
@@ -105,6 +109,12 @@ fn feed(
         ("in", "disconnect") => rec.disconnect(e.conn),
         _ => {}
     }
+}
+
+/// Whether a fault kept this request from the server (answered with an error, dropped
+/// or corrupted on the way in): such a request is not the server's doing and is left out.
+fn kept_from_server(e: &Entry) -> bool {
+    matches!(e.action, Some("error" | "drop" | "corrupt"))
 }
 
 /// A `login`/`register` password the journal redacted, back as the user's stored MD5.
