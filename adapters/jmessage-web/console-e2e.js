@@ -191,6 +191,9 @@ async function main() {
   await shot(page, 'network');
   await tab(page, 'wire');
   await page.waitForSelector('#wire-rows tr.faulted[data-event="s_across_single_text"]', { timeout: WAIT_MS });
+  await page.click('#wire-rows tr.faulted[data-event="s_across_single_text"]');
+  const detail = await page.textContent('#wire-rows tr.detail pre');
+  if (!detail.includes('"text": "refused by the fault"')) throw new Error('the expanded frame is not pretty JSON: ' + detail);
   await shot(page, 'wire');
   await deleteFault(page);
   const passed = await sendText(alice, 'after the fault');

@@ -93,5 +93,7 @@ export function startNetwork(table) {
   }, out()));
   document.getElementById("scenario-form").addEventListener("submit", (ev) => guarded(() => loadScenario(ev), out()));
   document.addEventListener("view", (e) => e.detail === "network" && reload());
+  // The rules' counters move with the traffic: refreshed while the view is shown.
+  setInterval(() => { if (!document.getElementById("view-network").hidden) rules(); }, 2000);
   reload();
 }
