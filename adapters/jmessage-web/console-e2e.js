@@ -7,6 +7,7 @@
 //  4. switch a fault from the Network view (alice's sends answered with 880209): alice's
 //     next send fails with that code, the Wire view marks the frame; delete the rule from
 //     the view: the next send passes;
+//     advance the virtual clock from the Network view;
 //  5. export the session from the Record view and write it to JMM_RECORD_OUT.
 // No console error (a CSP violation included) may appear on the page.
 //
@@ -153,6 +154,13 @@ async function addFault(page) {
   await page.waitForFunction(() => /console-error/.test(document.getElementById('fault-rules').textContent), null, { timeout: WAIT_MS });
 }
 
+async function advanceClock(page) {
+  await tab(page, 'network');
+  await page.fill('#clock-ms', '60000');
+  await page.click('#clock-form button');
+  await page.waitForFunction(() => /offset 60000 ms/.test(document.getElementById('clock-now').textContent), null, { timeout: WAIT_MS });
+}
+
 async function deleteFault(page) {
   await tab(page, 'network');
   await page.click('#fault-rules button:has-text("delete")');
@@ -199,6 +207,8 @@ async function main() {
   const passed = await sendText(alice, 'after the fault');
   if (passed.data.code !== 0) throw new Error('with the fault off: ' + JSON.stringify(passed.data));
   console.log('ok a fault switched in the console reached alice and the wire view');
+  await advanceClock(page);
+  console.log('ok the virtual clock moved from the console');
 
   const yaml = await exportRecord(page);
   if (!yaml.includes('"login"') || !yaml.includes('after the fault')) throw new Error('recording misses alice:\n' + yaml);
