@@ -187,7 +187,10 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
     hub.attach(&engine);
     faults.attach(&engine);
     let recorder = record::Recorder::new(public);
-    recorder.baseline.capture(&hub);
+    if config.admin || config.record.is_some() {
+        // Only a recording reads it (GET /__admin/record, --record).
+        recorder.baseline.capture(&hub);
+    }
     let mut app = eio_http::router(engine.clone()).merge(media::router(hub.clone()));
     if config.admin {
         let guard = guard::Guard::new(addr, &config.admin_access);
