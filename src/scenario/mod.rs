@@ -5,6 +5,7 @@
 pub mod api;
 pub mod files;
 pub mod model;
+pub mod record;
 pub mod schema;
 pub mod shape;
 
