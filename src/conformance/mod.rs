@@ -9,6 +9,7 @@
 pub mod builtin;
 pub mod compare;
 pub mod driver;
+pub mod exactly;
 pub mod html;
 pub mod matrix;
 pub mod mutants;
