@@ -1,7 +1,7 @@
 //! The `jmessage-mock` command line.
 
 use clap::{Parser, Subcommand};
-use jmessage_mock::backend::signature;
+use jmessage_mock::protocol::sign::signature;
 use jmessage_mock::config::{self, ConfigFile};
 use jmessage_mock::server::{self, ServerConfig};
 use jmessage_mock::transport::TransportConfig;

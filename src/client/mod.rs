@@ -22,7 +22,7 @@ mod transport;
 
 pub use transport::{OpenInfo, Transport, TransportError};
 
-use crate::backend::{md5_hex, signature};
+use crate::protocol::sign::{md5_hex, signature};
 use crate::transport::engineio::{self, PacketType};
 use crate::transport::socketio::{self, SioPacket};
 use serde_json::{json, Map, Value};

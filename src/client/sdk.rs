@@ -72,7 +72,7 @@
 
 use super::mutants::Mutant;
 use super::{Client, ClientConfig, RequestError, TransportError};
-use crate::backend::md5_hex;
+use crate::protocol::sign::md5_hex;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};

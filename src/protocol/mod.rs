@@ -5,6 +5,7 @@
 pub mod args;
 pub mod codes;
 pub mod events;
+pub mod sign;
 
 pub use args::Args;
 pub use codes::{Code, Failure};

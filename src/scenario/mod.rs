@@ -87,7 +87,7 @@ impl Scenario {
             messages: self.messages.clone(),
             media: self.media.clone(),
             blacklists: self.blacklists.clone(),
-            signature_ttl_ms: 10 * 60 * 1000,
+            signature_ttl_ms: crate::protocol::sign::SIGNATURE_TTL_MS,
             history: Default::default(),
         }
     }

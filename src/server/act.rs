@@ -373,7 +373,7 @@ async fn ensure_logged_in(
         .map_err(|e| format!("device session cannot connect: {e}"))?;
     let ts = s.shared_clock.now_ms().to_string();
     let random = format!("act{ts}");
-    let sig = crate::backend::signature(&cred.key.appkey, &ts, &random, &cred.secret);
+    let sig = crate::protocol::sign::signature(&cred.key.appkey, &ts, &random, &cred.secret);
     let init =
         json!({"appkey": cred.key.appkey, "random_str": random, "timestamp": ts, "signature": sig});
     let r = sdk.call("init", &[init]).await.map_err(|e| e.to_string())?;
