@@ -13,6 +13,8 @@ pub mod client;
 pub mod config;
 pub mod conformance;
 pub mod faults;
+#[doc(hidden)]
+pub mod lock;
 pub mod oracle;
 pub mod protocol;
 pub mod proxy;

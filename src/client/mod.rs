@@ -22,6 +22,7 @@ mod transport;
 
 pub use transport::{OpenInfo, Transport, TransportError};
 
+use crate::lock::lock;
 use crate::protocol::sign::{md5_hex, signature};
 use crate::transport::engineio::{self, PacketType};
 use crate::transport::socketio::{self, SioPacket};
@@ -164,10 +165,6 @@ pub struct Client {
     inner: Arc<Inner>,
     pushes: tokio::sync::Mutex<mpsc::UnboundedReceiver<Push>>,
     pub open: OpenInfo,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Inner {

@@ -70,6 +70,7 @@
 //! Pushes are processed in a background task; pushes processed while no user is logged in are
 //! dropped, as the SDK drops pushes before the login response.
 
+use crate::lock::lock;
 use super::mutants::Mutant;
 use super::{Client, ClientConfig, RequestError, TransportError};
 use crate::protocol::sign::md5_hex;
@@ -204,10 +205,6 @@ struct Shared {
 pub struct SdkInstance {
     shared: Arc<Shared>,
     deliveries: tokio::sync::Mutex<mpsc::UnboundedReceiver<Delivery>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn truthy(v: Option<&Value>) -> bool {

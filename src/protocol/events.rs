@@ -105,20 +105,6 @@ events! {
 }
 
 impl Event {
-    /// Requests whose response the SDK never reads (protocol.md 2.5).
-    pub fn fire_and_forget(self) -> bool {
-        matches!(
-            self,
-            Event::MsgRecvV2
-                | Event::SyncConversationAck
-                | Event::SyncEventAck
-                | Event::SyncReceiptAck
-                | Event::UnreadSingleCount
-                | Event::UnreadGroupCount
-                | Event::EventNotification
-        )
-    }
-
     /// `event_notification` is a push name too: answering it would look like a new
     /// business event to the SDK, so it is acked only.
     pub fn ack_only(self) -> bool {

@@ -14,6 +14,7 @@
 //! counters) is forgotten after each action and every [`TRIM_EVERY`]. Calls on one device
 //! are serialised (an async per-device lock; no lock is held on the backend meanwhile).
 
+use crate::lock::lock;
 use super::admin::AdminState;
 use crate::backend::UserKey;
 use crate::client::sdk::{SdkCall, SdkError, SdkInstance};
@@ -126,10 +127,6 @@ struct Device {
 #[derive(Default)]
 pub struct Devices {
     map: Mutex<HashMap<UserKey, Arc<Device>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Devices {

@@ -8,6 +8,7 @@
 //! websocket writer task, or the polling GET that is in flight. Nothing here holds a lock
 //! across an `.await`.
 
+use crate::lock::lock;
 use super::engineio::{self, Handshake, PacketType};
 use super::intercept::{Action, FrameKind, FrameTag, Interceptor};
 use super::socketio::{self, SioPacket};
@@ -15,7 +16,7 @@ use super::{SocketHandler, TransportConfig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
@@ -207,12 +208,6 @@ fn transport_tag(frame: &str) -> FrameTag {
         _ => FrameKind::Other,
     };
     FrameTag::of(kind)
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A poisoned lock only means another thread panicked mid-update; the data here is
-    // always left consistent, so keep serving.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Socket {
