@@ -529,15 +529,11 @@ fn run(a: RunArgs) -> ExitCode {
         }
     }
     if let Some(path) = &a.junit {
-        if let Err(e) = std::fs::write(
-            path,
-            jmessage_mock::conformance::junit(
-                &cells
-                    .iter()
-                    .map(|c| (&c.report, c.verdict))
-                    .collect::<Vec<_>>(),
-            ),
-        ) {
+        let pairs: Vec<_> = cells.iter().map(|c| (&c.report, c.verdict)).collect();
+        let written = jmessage_mock::conformance::junit(&pairs)
+            .map_err(|e| e.to_string())
+            .and_then(|xml| std::fs::write(path, xml).map_err(|e| e.to_string()));
+        if let Err(e) = written {
             eprintln!("error: cannot write {}: {e}", path.display());
             return ExitCode::from(2);
         }
