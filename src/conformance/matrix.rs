@@ -86,7 +86,7 @@ pub struct Options {
 }
 
 /// One cell: a scenario's report and verdict for one client.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Cell {
     pub client: String,
     pub report: Report,

@@ -16,6 +16,7 @@ pub mod mutants;
 pub mod portable;
 pub mod redact;
 pub mod settle;
+pub mod shard;
 pub mod snapshot;
 
 pub use junit::junit;
@@ -28,7 +29,7 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// The result of one step or expectation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Check {
     pub what: String,
     pub ok: bool,
@@ -60,7 +61,7 @@ impl Check {
 }
 
 /// The result of one scenario.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     pub name: String,
     pub id: Option<String>,
@@ -79,7 +80,7 @@ pub struct Report {
 
 /// A client's identity as its driver's `hello` gives it (`builtin` and this crate's version
 /// for the builtin client).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     pub driver: String,
     pub version: String,
@@ -142,7 +143,7 @@ impl Report {
 pub const LACKS: &str = "declares it lacks this";
 
 /// A scenario's graded result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Verdict {
     Pass,
     /// Works (every strict check holds) but differs in a tolerated way: a `strict:
