@@ -3,8 +3,8 @@
 mod cli;
 
 use clap::{Parser, Subcommand};
-use jmessage_mock::protocol::sign::signature;
 use jmessage_mock::config::{self, ConfigFile};
+use jmessage_mock::protocol::sign::signature;
 use jmessage_mock::server::{self, ServerConfig};
 use jmessage_mock::transport::TransportConfig;
 use std::net::{IpAddr, SocketAddr};
@@ -284,7 +284,6 @@ fn schema(a: SchemaArgs) -> ExitCode {
     print!("{}", schema_text(kind));
     ExitCode::SUCCESS
 }
-
 
 fn check(a: CheckArgs) -> ExitCode {
     let mut files = Vec::new();

@@ -62,7 +62,8 @@ const LAYERS: &[Layer] = &[
     Layer {
         module: "oracle",
         may_reach: &["lock", "transport", "protocol", "faults"],
-        rule: "the oracle judges frames: it reaches transport, protocol and faults, never conformance",
+        rule:
+            "the oracle judges frames: it reaches transport, protocol and faults, never conformance",
     },
     Layer {
         module: "scenario",
@@ -149,7 +150,8 @@ const LAYERS: &[Layer] = &[
             "conformance",
             "cli",
         ],
-        rule: "main.rs and its cli/ modules are the top: only they reach conformance from outside it",
+        rule:
+            "main.rs and its cli/ modules are the top: only they reach conformance from outside it",
     },
     Layer {
         module: "cli",
@@ -174,12 +176,30 @@ const LAYERS: &[Layer] = &[
 /// Functions over 100 lines that are known and waiting for their split (issue #14),
 /// or flat tables (a `match` of one-line arms). `path:name`, reason.
 const LONG_FUNCTIONS: &[(&str, &str)] = &[
-    ("src/client/sdk.rs:call", "one arm per SDK call; split by area pending (issue #14 item 7)"),
-    ("src/client/sdk.rs:send_msg", "builds every message kind; split pending"),
-    ("src/client/sdk.rs:on_push", "a dispatch over push names; split pending"),
-    ("src/conformance/builtin.rs:run_steps", "waits for the client-under-test trait (issue #14 item 7)"),
-    ("src/scenario/mod.rs:check_scenario", "split pending (item 5)"),
-    ("src/main.rs:serve", "the console branch edits it in parallel; split after that merge"),
+    (
+        "src/client/sdk.rs:call",
+        "one arm per SDK call; split by area pending (issue #14 item 7)",
+    ),
+    (
+        "src/client/sdk.rs:send_msg",
+        "builds every message kind; split pending",
+    ),
+    (
+        "src/client/sdk.rs:on_push",
+        "a dispatch over push names; split pending",
+    ),
+    (
+        "src/conformance/builtin.rs:run_steps",
+        "waits for the client-under-test trait (issue #14 item 7)",
+    ),
+    (
+        "src/scenario/mod.rs:check_scenario",
+        "split pending (item 5)",
+    ),
+    (
+        "src/main.rs:serve",
+        "the console branch edits it in parallel; split after that merge",
+    ),
     ("src/scenario/mod.rs:resolve_fixtures", "split pending"),
     ("src/conformance/mod.rs:run_with", "split pending"),
     ("src/conformance/driver.rs:spawn", "split pending"),
@@ -329,7 +349,10 @@ fn layers_only_point_down() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
-    assert!(files.len() > 50, "expected the crate's sources under {src:?}");
+    assert!(
+        files.len() > 50,
+        "expected the crate's sources under {src:?}"
+    );
     let known: BTreeSet<&str> = LAYERS.iter().map(|l| l.module).collect();
     let mut broken = Vec::new();
     for file in &files {
@@ -445,7 +468,8 @@ fn no_long_functions() {
 
 #[test]
 fn the_reader_sees_grouped_and_climbing_paths() {
-    let text = "use crate::{backend::X, protocol::{a, b}};\nfn f() { super::super::server::go(); }\n\
+    let text =
+        "use crate::{backend::X, protocol::{a, b}};\nfn f() { super::super::server::go(); }\n\
                 // crate::conformance in a comment\nlet s = \"crate::proxy\";\n";
     let module = vec!["client".to_owned(), "sdk".to_owned()];
     let got: Vec<String> = arrows(text, &module, &["crate"])

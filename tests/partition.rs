@@ -21,7 +21,11 @@ fn list(dir: &str, partition: Option<&str>) -> BTreeSet<String> {
         cmd.args(["--partition", p]);
     }
     let out = cmd.output().expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.ends_with("scenario(s)"))
@@ -129,7 +133,10 @@ fn merged_shard_reports_hold_every_case_once() {
     assert_eq!(cases(&read(&junit)).0, from_junit);
     assert!(read(&merged).contains(&format!("<testsuite name=\"builtin\" tests=\"{whole}\"")));
     let page = read(&html);
-    assert!(page.contains(&format!("{whole} scenario(s) × builtin")), "{page}");
+    assert!(
+        page.contains(&format!("{whole} scenario(s) × builtin")),
+        "{page}"
+    );
     // Mixed inputs are refused.
     let mixed = bin()
         .args(["report", "merge"])

@@ -55,19 +55,30 @@ pub fn report(a: ReportArgs) -> ExitCode {
 }
 
 fn merge(m: &MergeArgs) -> Result<ExitCode, ExitCode> {
-    let ext = |p: &PathBuf| p.extension().and_then(|e| e.to_str()).unwrap_or("").to_owned();
+    let ext = |p: &PathBuf| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_owned()
+    };
     let kinds: Vec<String> = m.inputs.iter().map(ext).collect();
     let inputs = read_all(&m.inputs)?;
     if kinds.iter().all(|k| k == "xml") {
         if m.junit.is_some() || m.html.is_some() || m.report.is_some() {
-            return usage("JUnit files merge into -o only (--junit/--html/--report need results files)");
+            return usage(
+                "JUnit files merge into -o only (--junit/--html/--report need results files)",
+            );
         }
         let Some(out) = &m.out else {
             return usage("merging JUnit files needs -o FILE");
         };
         let merged = jmessage_mock::conformance::junit::merge(&inputs).map_err(|e| e.to_string());
         write_file(out, merged)?;
-        say(&format!("{} JUnit file(s) merged into {}", inputs.len(), out.display()));
+        say(&format!(
+            "{} JUnit file(s) merged into {}",
+            inputs.len(),
+            out.display()
+        ));
         return Ok(ExitCode::SUCCESS);
     }
     if !kinds.iter().all(|k| k == "json") {
@@ -109,10 +120,12 @@ fn read_all(paths: &[PathBuf]) -> Result<Vec<(String, String)>, ExitCode> {
         .iter()
         .map(|p| {
             let name = p.display().to_string();
-            std::fs::read_to_string(p).map(|t| (name.clone(), t)).map_err(|e| {
-                eprintln!("error: cannot read {name}: {e}");
-                ExitCode::from(2)
-            })
+            std::fs::read_to_string(p)
+                .map(|t| (name.clone(), t))
+                .map_err(|e| {
+                    eprintln!("error: cannot read {name}: {e}");
+                    ExitCode::from(2)
+                })
         })
         .collect()
 }

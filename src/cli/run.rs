@@ -285,7 +285,12 @@ pub struct Outputs {
 
 impl Outputs {
     /// Writes every report asked for; exit code 2 when one cannot be written.
-    pub fn write(&self, title: &str, clients: &[ClientEntry], cells: &[Cell]) -> Result<(), ExitCode> {
+    pub fn write(
+        &self,
+        title: &str,
+        clients: &[ClientEntry],
+        cells: &[Cell],
+    ) -> Result<(), ExitCode> {
         if let Some(path) = &self.html {
             let html = jmessage_mock::conformance::html::render(title, clients, cells);
             write_file(path, Ok(html))?;

@@ -70,9 +70,9 @@
 //! Pushes are processed in a background task; pushes processed while no user is logged in are
 //! dropped, as the SDK drops pushes before the login response.
 
-use crate::lock::lock;
 use super::mutants::Mutant;
 use super::{Client, ClientConfig, RequestError, TransportError};
+use crate::lock::lock;
 use crate::protocol::sign::md5_hex;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};

@@ -528,7 +528,11 @@ mod tests {
         let mut c = cell(
             hostile,
             "h",
-            vec![Check::new(hostile, false, format!("+{hostile}\n-{hostile}"))],
+            vec![Check::new(
+                hostile,
+                false,
+                format!("+{hostile}\n-{hostile}"),
+            )],
             Verdict::Fail,
         );
         c.report.name = hostile.into();
@@ -540,12 +544,17 @@ mod tests {
         assert_eq!(html.matches("<script>").count(), 1, "{html}");
         assert_eq!(html.matches("</script>").count(), 1, "{html}");
         assert!(!html.contains("<b>") && !html.contains("<img"), "{html}");
-        assert!(html.contains("&lt;/script&gt;&lt;b&gt;x&lt;/b&gt;"), "{html}");
+        assert!(
+            html.contains("&lt;/script&gt;&lt;b&gt;x&lt;/b&gt;"),
+            "{html}"
+        );
         // Every tag that opens closes (the page is well nested).
         let mut open: Vec<&str> = Vec::new();
         for (i, _) in html.match_indices('<') {
             let tag = &html[i + 1..];
-            let end = tag.find(|c: char| c == '>' || c == ' ').unwrap_or(tag.len());
+            let end = tag
+                .find(|c: char| c == '>' || c == ' ')
+                .unwrap_or(tag.len());
             let name = &tag[..end];
             if name.starts_with('!') || matches!(name, "meta") {
                 continue;

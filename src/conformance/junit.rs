@@ -141,11 +141,20 @@ mod tests {
         .expect("written");
         let back = Junit::deserialize_from_str(&xml).expect("valid JUnit");
         let s = &back.test_suites;
-        assert_eq!((s[0].name.as_str(), s[0].tests, s[0].failures, s[0].skipped), ("builtin", 3, 1, 0));
-        assert_eq!((s[1].name.as_str(), s[1].tests, s[1].failures, s[1].skipped), ("sdk", 1, 0, 1));
+        assert_eq!(
+            (s[0].name.as_str(), s[0].tests, s[0].failures, s[0].skipped),
+            ("builtin", 3, 1, 0)
+        );
+        assert_eq!(
+            (s[1].name.as_str(), s[1].tests, s[1].failures, s[1].skipped),
+            ("sdk", 1, 0, 1)
+        );
         assert!(xml.contains("x: &quot;bad&quot; &amp; worse"), "{xml}");
         assert!(xml.contains("NON-STRICT: x: &quot;bad&quot;"), "{xml}");
-        assert!(xml.contains("<skipped message=\"UNIMPL: x: lacks\""), "{xml}");
+        assert!(
+            xml.contains("<skipped message=\"UNIMPL: x: lacks\""),
+            "{xml}"
+        );
     }
 
     #[test]
@@ -178,6 +187,10 @@ mod tests {
             .collect();
         assert_eq!(names, [("builtin", 2), ("sdk", 1)]);
         let err = merge(&[("bad.xml".into(), "<html>".into())]).expect_err("not junit");
-        assert!(err.to_string().starts_with("bad.xml: not a JUnit XML report"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("bad.xml: not a JUnit XML report"),
+            "{err}"
+        );
     }
 }

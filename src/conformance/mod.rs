@@ -664,5 +664,4 @@ mod tests {
         ));
         assert!(!subset(&json!({"missing": null}), &json!({})));
     }
-
 }

@@ -131,7 +131,10 @@ mod tests {
     fn parses_and_refuses() {
         let p: Partition = "2/3".parse().expect("valid");
         assert_eq!(p, Partition { index: 2, count: 3 });
-        assert_eq!("hash:1/1".parse::<Partition>(), Ok(Partition { index: 1, count: 1 }));
+        assert_eq!(
+            "hash:1/1".parse::<Partition>(),
+            Ok(Partition { index: 1, count: 1 })
+        );
         for bad in ["0/2", "3/2", "1/0", "x/2", "1", "", "1/2/3", "-1/2"] {
             assert!(bad.parse::<Partition>().is_err(), "{bad}");
         }
@@ -144,7 +147,13 @@ mod tests {
             let mut sizes = vec![0; n as usize];
             for k in &keys {
                 let owners: Vec<u64> = (1..=n)
-                    .filter(|i| Partition { index: *i, count: n }.includes(k))
+                    .filter(|i| {
+                        Partition {
+                            index: *i,
+                            count: n,
+                        }
+                        .includes(k)
+                    })
                     .collect();
                 assert_eq!(owners.len(), 1, "{k} in {owners:?} of {n}");
                 sizes[owners[0] as usize - 1] += 1;

@@ -33,7 +33,10 @@ mod tests {
     #[test]
     fn known_digests() {
         assert_eq!(md5_hex("pw"), "8fe4c11451281c094a6578e6ddbf5eed");
-        assert_eq!(signature("k", "1", "r", "s"), "7bac5dc6279ce1073881fb6d632c0343");
+        assert_eq!(
+            signature("k", "1", "r", "s"),
+            "7bac5dc6279ce1073881fb6d632c0343"
+        );
         assert!(is_md5_hex(&md5_hex("anything")));
         assert!(!is_md5_hex("ABC"));
     }

@@ -3,9 +3,9 @@
 //! client socket's [`Socket::send_tagged`], so the fault layer sees them labelled as
 //! acks, responses and pushes exactly as the mock server's own frames.
 
-use crate::lock::lock;
 use super::record::Recorder;
 use super::upstream::{self, UpLink, Upstream, MAX_PENDING_FRAMES};
+use crate::lock::lock;
 use crate::protocol::Rid;
 use crate::transport::socketio::{self, SioPacket};
 use crate::transport::{CloseReason, Engine, FrameKind, FrameTag, Socket, SocketHandler};

@@ -14,11 +14,11 @@
 //! counters) is forgotten after each action and every [`TRIM_EVERY`]. Calls on one device
 //! are serialised (an async per-device lock; no lock is held on the backend meanwhile).
 
-use crate::lock::lock;
 use super::admin::AdminState;
 use crate::backend::UserKey;
 use crate::client::sdk::{SdkCall, SdkError, SdkInstance};
 use crate::client::ClientConfig;
+use crate::lock::lock;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -37,8 +37,7 @@ impl Hub {
 
     /// Bounds the dedupe cache of this backend and of every backend that replaces it.
     pub fn set_dedupe_limits(&self, max_entries: usize, max_bytes: usize, ttl_ms: i64) {
-        *crate::lock::lock(&self.dedupe_limits) =
-            Some((max_entries, max_bytes, ttl_ms));
+        *crate::lock::lock(&self.dedupe_limits) = Some((max_entries, max_bytes, ttl_ms));
         self.lock()
             .set_dedupe_limits(max_entries, max_bytes, ttl_ms);
     }
@@ -72,9 +71,7 @@ impl Hub {
     }
 
     fn socket(&self, id: ConnId) -> Option<Arc<Socket>> {
-        crate::lock::read(&self.sockets)
-            .get(&id)
-            .cloned()
+        crate::lock::read(&self.sockets).get(&id).cloned()
     }
 
     /// Sends an outcome: the response (if any) on `socket`, then every push.
@@ -125,8 +122,7 @@ impl Hub {
 
 impl SocketHandler for Hub {
     fn on_connect(&self, socket: &Arc<Socket>) {
-        crate::lock::write(&self.sockets)
-            .insert(socket.id, socket.clone());
+        crate::lock::write(&self.sockets).insert(socket.id, socket.clone());
         self.lock().connect(socket.id);
     }
 
@@ -164,8 +160,7 @@ impl SocketHandler for Hub {
     }
 
     fn on_close(&self, socket: &Arc<Socket>, reason: CloseReason) {
-        crate::lock::write(&self.sockets)
-            .remove(&socket.id);
+        crate::lock::write(&self.sockets).remove(&socket.id);
         self.lock().disconnect(socket.id);
         tracing::debug!(conn = socket.id, ?reason, "connection closed");
     }
@@ -192,8 +187,7 @@ impl Hub {
 
     /// The engine this hub serves, while it runs.
     pub fn engine(&self) -> Option<Arc<Engine>> {
-        crate::lock::read(&self.engine)
-            .upgrade()
+        crate::lock::read(&self.engine).upgrade()
     }
 }
 

@@ -8,11 +8,11 @@
 //! websocket writer task, or the polling GET that is in flight. Nothing here holds a lock
 //! across an `.await`.
 
-use crate::lock::lock;
 use super::engineio::{self, Handshake, PacketType};
 use super::intercept::{Action, FrameKind, FrameTag, Interceptor};
 use super::socketio::{self, SioPacket};
 use super::{SocketHandler, TransportConfig};
+use crate::lock::lock;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
