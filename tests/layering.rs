@@ -193,10 +193,6 @@ const LONG_FUNCTIONS: &[(&str, &str)] = &[
         "waits for the client-under-test trait (issue #14 item 7)",
     ),
     (
-        "src/scenario/mod.rs:check_scenario",
-        "split pending (item 5)",
-    ),
-    (
         "src/main.rs:serve",
         "the console branch edits it in parallel; split after that merge",
     ),
