@@ -552,9 +552,7 @@ mod tests {
         let mut open: Vec<&str> = Vec::new();
         for (i, _) in html.match_indices('<') {
             let tag = &html[i + 1..];
-            let end = tag
-                .find(|c: char| c == '>' || c == ' ')
-                .unwrap_or(tag.len());
+            let end = tag.find(['>', ' ']).unwrap_or(tag.len());
             let name = &tag[..end];
             if name.starts_with('!') || matches!(name, "meta") {
                 continue;
