@@ -67,9 +67,17 @@ const LAYERS: &[Layer] = &[
     },
     Layer {
         module: "scenario",
-        may_reach: &["lock", "protocol", "backend", "faults", "oracle", "config"],
-        rule: "scenarios are data: they reach protocol, backend, faults, oracle and config, \
-               never transport, server, client or conformance",
+        may_reach: &[
+            "lock",
+            "transport",
+            "protocol",
+            "backend",
+            "faults",
+            "oracle",
+            "config",
+        ],
+        rule: "scenarios are data: they reach transport (its TransportKind), protocol, backend, \
+               faults, oracle and config, never server, client or conformance",
     },
     Layer {
         module: "server",

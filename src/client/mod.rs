@@ -38,7 +38,7 @@ use transport::Outgoing;
 /// Client settings; defaults are the SDK's constants.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    pub transport: Transport,
+    pub transport: crate::transport::TransportKind,
     pub ack_timeout: Duration,
     /// `None`: wait for the response forever (the SDK without `onTimeout`).
     pub response_timeout: Option<Duration>,
@@ -57,7 +57,7 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         Self {
-            transport: Transport::Websocket,
+            transport: crate::transport::TransportKind::Websocket,
             ack_timeout: Duration::from_millis(5_000),
             response_timeout: Some(Duration::from_millis(30_000)),
             retry_times: 5,

@@ -11,7 +11,7 @@ pub mod shape;
 
 pub use files::FileAccess;
 
-pub use model::{Expectation, FrameFilter, Outcome, ScenarioFile, Step, TransportSpec};
+pub use model::{Expectation, ExpectedReply, FrameFilter, ScenarioFile, Step, TransportSpec};
 
 use crate::backend::MediaSeed;
 use crate::backend::{
@@ -308,7 +308,7 @@ impl Loader {
         text: &str,
         file: &str,
         loc: &serde_saphyr::Location,
-        (user, platform, event, expect): (&String, &String, &String, &Option<Outcome>),
+        (user, platform, event, expect): (&String, &String, &String, &Option<ExpectedReply>),
         usernames: &BTreeSet<String>,
         events: &[&str],
     ) {
@@ -342,7 +342,10 @@ impl Loader {
             };
             self.error_at(text, file, loc, event, message, hint);
         }
-        if let Some(x) = expect.as_ref().filter(|x| !matches!(x, Outcome::Code(_))) {
+        if let Some(x) = expect
+            .as_ref()
+            .filter(|x| !matches!(x, ExpectedReply::Code(_)))
+        {
             self.error_at(
                 text,
                 file,

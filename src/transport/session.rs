@@ -22,11 +22,25 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Which transport currently carries a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Websocket or long-polling (a client on polling is never upgraded): which transport
+/// carries a session. The one name for this choice: the server's sessions, the reference
+/// client (`ClientConfig::transport`) and scenario files (`connect: {transport: polling}`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum TransportKind {
-    Polling,
+    #[default]
     Websocket,
+    Polling,
 }
 
 impl TransportKind {
