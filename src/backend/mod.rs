@@ -37,7 +37,7 @@ pub use clock::{Clock, Ids, ManualClock, OffsetClock, SystemClock};
 pub use model::{AppConfig, ConnId, UserKey};
 pub use seed::{BlacklistSeed, FriendSeed, GroupSeed, MediaSeed, MessageSeed, RoomSeed};
 
-use crate::protocol::events::Needs;
+use crate::protocol::Needs;
 use crate::protocol::{success, Args, Code, Event, Failure, Rid};
 use dedupe::{Dedupe, Scope};
 use model::{Conn, Group, Mailbox, Message, ReceiptState, Room, Social, User};

@@ -1,5 +1,6 @@
-//! Every client→server event name of the Web SDK V2 (protocol.md 4), with what it needs
-//! from the connection before the server acts on it.
+//! Every request (client→server event) name of the Web SDK V2 (protocol.md 4), with what
+//! it needs from the connection before the server acts on it. Notifications the backend
+//! builds are in `backend/events.rs`; push names are `PUSH_EVENTS` in `scenario`.
 
 macro_rules! events {
     ($($name:ident = $wire:literal, $needs:ident;)*) => {
