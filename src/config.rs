@@ -69,7 +69,7 @@ pub struct ConfigFile {
     pub host: Option<String>,
     /// Connection, queue, journal and dedupe limits (docs/limits.md).
     #[serde(default)]
-    pub limits: Option<crate::server::LimitsFile>,
+    pub limits: Option<LimitsFile>,
 }
 
 /// A config file that could not be used, with its location.
@@ -195,6 +195,28 @@ pub fn backend_config(
             .unwrap_or(10 * 60 * 1000),
         history: file.and_then(|f| f.history).unwrap_or_default(),
     }
+}
+
+/// The `limits:` section of the config file; every key optional (docs/limits.md).
+/// Plain data here; `server::limits` applies it (`LimitsFile::apply`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub header_read_timeout_ms: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub shutdown_grace_ms: Option<u64>,
+    pub journal_bytes: Option<usize>,
+    pub journal_frame_max: Option<usize>,
+    pub dedupe_max_entries: Option<usize>,
+    pub dedupe_max_bytes: Option<usize>,
+    pub dedupe_ttl_ms: Option<u64>,
+    pub dedupe_sweep_ms: Option<u64>,
+    pub max_payload: Option<usize>,
+    pub max_queue_frames: Option<usize>,
+    pub max_queue_bytes: Option<usize>,
+    pub write_timeout_ms: Option<u64>,
+    pub handshake_timeout_ms: Option<u64>,
+    pub body_timeout_ms: Option<u64>,
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! The `jmessage-mock` command line.
 
+mod cli;
+
 use clap::{Parser, Subcommand};
-use jmessage_mock::backend::signature;
 use jmessage_mock::config::{self, ConfigFile};
+use jmessage_mock::protocol::sign::signature;
 use jmessage_mock::server::{self, ServerConfig};
 use jmessage_mock::transport::TransportConfig;
 use std::net::{IpAddr, SocketAddr};
@@ -33,7 +35,9 @@ enum Command {
     /// UNIMPL, EXCL, FAIL). Exit codes: 0 no FAIL (other verdicts do not fail a run), 1 at
     /// least one FAIL (including a changed snapshot with --snapshots), 2 invalid input
     /// (bad scenario, bad option, unwritable report).
-    Run(RunArgs),
+    Run(cli::run::RunArgs),
+    /// Work with reports: `report merge` joins the reports of CI shards (docs/ci.md).
+    Report(cli::report::ReportArgs),
     /// Print the JSON Schema of scenario or fixture files (for editor completion; the
     /// same schemas are committed as docs/scenario.schema.json and docs/fixtures.schema.json).
     Schema(SchemaArgs),
@@ -89,75 +93,6 @@ struct SchemaArgs {
 enum SchemaKind {
     Scenario,
     Fixtures,
-}
-
-#[derive(clap::Args)]
-struct RunArgs {
-    /// Scenario files or directories.
-    #[arg(required = true)]
-    paths: Vec<PathBuf>,
-    /// A client to drive: `builtin` (the Rust reference client), a driver command
-    /// speaking docs/driver-protocol.md (e.g. `node adapters/jmessage-web/driver.js`), or
-    /// `NAME=COMMAND`. Repeat it for a matrix (scenario × client). Default: builtin.
-    #[arg(long)]
-    client: Vec<String>,
-    /// Only scenarios whose id, name or file contains this text.
-    #[arg(long)]
-    filter: Option<String>,
-    /// List the scenarios that would run (id, name, file; after --filter) and exit.
-    #[arg(long)]
-    list: bool,
-    /// Scenarios run at once, each with its own server.
-    #[arg(long, short, default_value_t = 2)]
-    jobs: usize,
-    /// Write a JUnit XML report here.
-    #[arg(long)]
-    junit: Option<PathBuf>,
-    /// Compare each scenario's transcript with its snapshot
-    /// (`snapshots/<client>/<name>.snap` beside the scenario); differences fail and
-    /// leave `.snap.new` files for `cargo insta review`.
-    #[arg(long)]
-    snapshots: bool,
-    /// Write the snapshots instead of comparing (implies --snapshots).
-    #[arg(long)]
-    accept: bool,
-    /// Write the snapshots that do not exist yet (and pass), compare the others (implies
-    /// --snapshots): a CI run that records on its first run and gates afterwards.
-    #[arg(long)]
-    accept_new: bool,
-    /// Keep each client's own snapshots under DIR
-    /// (`DIR/<scenario dir relative to PATH>/<client>/<stem>.snap`) instead of beside
-    /// the scenarios. `--reference` snapshots are still read beside the scenarios.
-    #[arg(long, value_name = "DIR")]
-    snapshot_dir: Option<PathBuf>,
-    /// Exclusion lists (YAML: `- {id: JMC-..., reason: ...}` for every client, or a map
-    /// from client name to such a list): those scenarios are not run, only reported.
-    #[arg(long)]
-    exclude: Option<PathBuf>,
-    /// Write a Markdown report (the scenario × client matrix and details) here.
-    #[arg(long)]
-    report: Option<PathBuf>,
-    /// Write an HTML report (summary, colour-coded matrix, diffs of every non-pass) here.
-    #[arg(long)]
-    html: Option<PathBuf>,
-    /// The client whose committed snapshots are the reference, e.g. `jmessage-web-2.6.0`
-    /// (the official SDK): a scenario whose checks hold but whose transcript differs from
-    /// the reference snapshot is NON-STRICT, with the diff in the reports.
-    #[arg(long)]
-    reference: Option<String>,
-    /// Progress display: `auto` draws a bar on stderr when it is a terminal (non-passes
-    /// are printed above it) and prints lines otherwise; `lines` always prints one line
-    /// per finished scenario.
-    #[arg(long, value_enum, default_value = "auto")]
-    progress: Progress,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Progress {
-    /// A progress bar when stderr is a terminal, else lines.
-    Auto,
-    /// One line per finished scenario on stdout.
-    Lines,
 }
 
 #[derive(clap::Args)]
@@ -274,7 +209,8 @@ fn main() -> ExitCode {
         Command::Sign(a) => sign(a),
         Command::Serve(a) => serve(a),
         Command::Check(a) => check(a),
-        Command::Run(a) => run(a),
+        Command::Run(a) => cli::run::run(a),
+        Command::Report(a) => cli::report::report(a),
         Command::Schema(a) => schema(a),
         Command::DiffSnapshots(a) => diff_snapshots(a),
         Command::ExportState(a) => export_state(a),
@@ -351,230 +287,6 @@ fn schema(a: SchemaArgs) -> ExitCode {
     };
     print!("{}", schema_text(kind));
     ExitCode::SUCCESS
-}
-
-fn run(a: RunArgs) -> ExitCode {
-    use jmessage_mock::conformance::matrix::{self, ClientEntry, Exclusions, Options};
-    let mut clients = Vec::new();
-    for c in &a.client {
-        match ClientEntry::parse(c) {
-            Some(e) => clients.push(e),
-            None => {
-                eprintln!("error: --client needs `builtin`, a driver command, or NAME=COMMAND");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    if clients.is_empty() {
-        clients.push(ClientEntry {
-            name: "builtin".into(),
-            spec: jmessage_mock::conformance::ClientSpec::Builtin,
-            named: false,
-        });
-    }
-    let mut scenarios = Vec::new();
-    let mut invalid = false;
-    for p in &a.paths {
-        let files = match jmessage_mock::scenario::collect_files(p) {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("{}: {e}", p.display());
-                return ExitCode::from(2);
-            }
-        };
-        for f in files
-            .iter()
-            .filter(|f| !jmessage_mock::scenario::is_fixture_file(f))
-        {
-            match jmessage_mock::scenario::load(f) {
-                Ok(sc) => scenarios.push(sc),
-                Err(errors) => {
-                    invalid = true;
-                    for e in errors {
-                        eprintln!("{e}");
-                    }
-                }
-            }
-        }
-    }
-    if invalid {
-        return ExitCode::from(2);
-    }
-    if let Some(f) = &a.filter {
-        scenarios.retain(|s| {
-            s.name.contains(f.as_str())
-                || s.file.contains(f.as_str())
-                || s.id.as_deref().is_some_and(|i| i.contains(f.as_str()))
-        });
-    }
-    if a.list {
-        for s in &scenarios {
-            say(&format!(
-                "{:<14} {}  ({})",
-                s.id.as_deref().unwrap_or("-"),
-                s.name,
-                s.file
-            ));
-        }
-        say(&format!("{} scenario(s)", scenarios.len()));
-        return ExitCode::SUCCESS;
-    }
-    let exclusions = match &a.exclude {
-        Some(p) => match Exclusions::load(p) {
-            Ok(x) => x,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => Exclusions::default(),
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let opts = Options {
-        jobs: a.jobs,
-        snapshots: a.snapshots,
-        accept: a.accept,
-        reference: a.reference.clone(),
-        layout: jmessage_mock::conformance::snapshot::Layout {
-            dir: a.snapshot_dir.clone(),
-            roots: a.paths.clone(),
-        },
-        accept_new: a.accept_new,
-    };
-    let several = clients.len() > 1;
-    let total = scenarios.len() * clients.len();
-    let bar = {
-        use std::io::IsTerminal;
-        let wanted = match a.progress {
-            Progress::Lines => false,
-            Progress::Auto => std::io::stderr().is_terminal(),
-        };
-        wanted.then(|| {
-            let b = indicatif::ProgressBar::new(total as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} eta {eta} {msg}",
-            ) {
-                b.set_style(style.progress_chars("=> "));
-            }
-            b
-        })
-    };
-    let cells = runtime.block_on(matrix::run_all(
-        &scenarios,
-        &clients,
-        &exclusions,
-        &opts,
-        |cell, done, total| {
-            let who = if several {
-                format!("[{}] ", cell.client)
-            } else {
-                String::new()
-            };
-            let ms = cell.report.elapsed.as_millis();
-            let line = match (cell.verdict, cell.report.failure()) {
-                (jmessage_mock::conformance::Verdict::Pass, _) => format!(
-                    "PASS       [{done}/{total}] {who}{} ({ms} ms)",
-                    cell.report.name
-                ),
-                (v, why) => {
-                    let why = why.unwrap_or_default();
-                    // A diff can be long: the reports carry it whole.
-                    let short: String = why.lines().take(12).collect::<Vec<_>>().join("\n      ");
-                    format!(
-                        "{:<11}[{done}/{total}] {who}{} ({ms} ms)\n      {short}",
-                        v.label(),
-                        cell.report.name,
-                    )
-                }
-            };
-            match &bar {
-                Some(b) => {
-                    if cell.verdict != jmessage_mock::conformance::Verdict::Pass {
-                        b.println(line);
-                    }
-                    b.set_message(format!("{who}{}", cell.report.name));
-                    b.set_position(done as u64);
-                }
-                None => say(&line),
-            }
-        },
-    ));
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
-    if let Some(path) = &a.html {
-        let title = format!(
-            "jmessage-mock conformance: {} scenario(s) × {}",
-            scenarios.len(),
-            clients
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        if let Err(e) = std::fs::write(
-            path,
-            jmessage_mock::conformance::html::render(&title, &clients, &cells),
-        ) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
-    }
-    if let Some(path) = &a.report {
-        if let Err(e) = std::fs::write(path, matrix::markdown(&clients, &cells)) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
-    }
-    if let Some(path) = &a.junit {
-        if let Err(e) = std::fs::write(
-            path,
-            jmessage_mock::conformance::junit(
-                &cells
-                    .iter()
-                    .map(|c| (&c.report, c.verdict))
-                    .collect::<Vec<_>>(),
-            ),
-        ) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
-    }
-    use jmessage_mock::conformance::Verdict;
-    let count = |v: Verdict| cells.iter().filter(|c| c.verdict == v).count();
-    let failed = cells.iter().filter(|c| c.verdict.fails()).count();
-    let passed = count(Verdict::Pass);
-    let other: Vec<String> = [
-        Verdict::NonStrict,
-        Verdict::Informational,
-        Verdict::Unimplemented,
-        Verdict::Excluded,
-    ]
-    .into_iter()
-    .filter(|v| count(*v) > 0)
-    .map(|v| format!("{} {}", count(v), v.label()))
-    .collect();
-    if !other.is_empty() {
-        println!("({})", other.join(", "));
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
-/// Prints a line; a closed stdout (`| head`) is not worth a panic.
-fn say(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 fn check(a: CheckArgs) -> ExitCode {

@@ -322,7 +322,7 @@ fn run_exit_codes_and_junit() {
     );
     let xml = std::fs::read_to_string(&junit).expect("junit written");
     assert!(
-        xml.contains(r#"<testsuite name="builtin" tests="2" failures="1" skipped="0""#),
+        xml.contains(r#"<testsuite name="builtin" tests="2" skipped="0" errors="0" failures="1""#),
         "{xml}"
     );
     let out = bin()

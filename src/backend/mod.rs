@@ -37,7 +37,7 @@ pub use clock::{Clock, Ids, ManualClock, OffsetClock, SystemClock};
 pub use model::{AppConfig, ConnId, UserKey};
 pub use seed::{BlacklistSeed, FriendSeed, GroupSeed, MediaSeed, MessageSeed, RoomSeed};
 
-use crate::protocol::events::Needs;
+use crate::protocol::Needs;
 use crate::protocol::{success, Args, Code, Event, Failure, Rid};
 use dedupe::{Dedupe, Scope};
 use model::{Conn, Group, Mailbox, Message, ReceiptState, Room, Social, User};
@@ -178,26 +178,12 @@ pub struct BackendConfig {
 }
 
 fn default_signature_ttl() -> i64 {
-    10 * 60 * 1000
+    crate::protocol::sign::SIGNATURE_TTL_MS
 }
 
-/// Lower-case hex MD5 of a string.
-pub fn md5_hex(s: &str) -> String {
-    use md5::{Digest, Md5};
-    hex::encode(Md5::digest(s.as_bytes()))
-}
-
-/// Whether `s` looks like [`md5_hex`] output.
-pub fn is_md5_hex(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// The c_init signature for an app (protocol.md 3.1).
-pub fn signature(appkey: &str, timestamp: &str, random_str: &str, secret: &str) -> String {
-    md5_hex(&format!(
-        "appkey={appkey}&timestamp={timestamp}&random_str={random_str}&key={secret}"
-    ))
-}
+/// Signing lives in the protocol layer (both ends compute it); re-exported here for
+/// callers that took it from the backend before.
+pub use crate::protocol::sign::{is_md5_hex, md5_hex, signature};
 
 /// The service state.
 #[derive(Debug)]

@@ -28,14 +28,6 @@ impl Backend {
             .is_some_and(|s| s.shield_groups.contains(&gid))
     }
 
-    /// Whether `user` muted `gid` (no-disturb): informational, delivery is unchanged.
-    #[allow(dead_code)]
-    pub(super) fn is_group_no_disturb(&self, user: &UserKey, gid: u64) -> bool {
-        self.social
-            .get(user)
-            .is_some_and(|s| s.nodisturb_global || s.nodisturb_groups.contains(&gid))
-    }
-
     /// `{gid, name}` for `to_groups`.
     fn group_ref(&self, gid: u64) -> Value {
         json!({
@@ -469,7 +461,11 @@ mod tests {
         ] {
             assert!(groups[0].get(k).is_some(), "group brief lacks {k}");
         }
-        assert!(h.b.is_group_no_disturb(&UserKey::new(APP, "alice"), g));
+        assert!(h
+            .b
+            .social
+            .get(&UserKey::new(APP, "alice"))
+            .is_some_and(|s| s.nodisturb_groups.contains(&g)));
         let o = h.req(1, "delete_msg_no_disturb_group", json!({"gid": g}));
         let e = own_pair(&o, 37, 102);
         assert_eq!(e["extra"], json!(34));

@@ -22,7 +22,8 @@ mod transport;
 
 pub use transport::{OpenInfo, Transport, TransportError};
 
-use crate::backend::{md5_hex, signature};
+use crate::lock::lock;
+use crate::protocol::sign::{md5_hex, signature};
 use crate::transport::engineio::{self, PacketType};
 use crate::transport::socketio::{self, SioPacket};
 use serde_json::{json, Map, Value};
@@ -37,7 +38,7 @@ use transport::Outgoing;
 /// Client settings; defaults are the SDK's constants.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    pub transport: Transport,
+    pub transport: crate::transport::TransportKind,
     pub ack_timeout: Duration,
     /// `None`: wait for the response forever (the SDK without `onTimeout`).
     pub response_timeout: Option<Duration>,
@@ -62,7 +63,7 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         Self {
-            transport: Transport::Websocket,
+            transport: crate::transport::TransportKind::Websocket,
             ack_timeout: Duration::from_millis(5_000),
             response_timeout: Some(Duration::from_millis(30_000)),
             retry_times: 5,
@@ -171,10 +172,6 @@ pub struct Client {
     inner: Arc<Inner>,
     pushes: tokio::sync::Mutex<mpsc::UnboundedReceiver<Push>>,
     pub open: OpenInfo,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Inner {

@@ -72,7 +72,8 @@
 
 use super::mutants::Mutant;
 use super::{Client, ClientConfig, RequestError, TransportError};
-use crate::backend::md5_hex;
+use crate::lock::lock;
+use crate::protocol::sign::md5_hex;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -204,10 +205,6 @@ struct Shared {
 pub struct SdkInstance {
     shared: Arc<Shared>,
     deliveries: tokio::sync::Mutex<mpsc::UnboundedReceiver<Delivery>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn truthy(v: Option<&Value>) -> bool {

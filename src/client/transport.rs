@@ -14,13 +14,9 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-/// Which transport the client uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Websocket,
-    /// XHR-style long-polling, never upgraded.
-    Polling,
-}
+/// Which transport the client uses: the transport layer's [`TransportKind`], under the
+/// name the client's API has always used.
+pub use crate::transport::TransportKind as Transport;
 
 /// Failure to connect or talk.
 #[derive(Debug, thiserror::Error)]

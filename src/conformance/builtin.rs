@@ -3,9 +3,10 @@
 use super::portable::{resolve_auth, BuiltinApi, Portable};
 use super::{redact, subset, Check};
 use crate::backend::Clock;
-use crate::client::{Client, ClientConfig, Reply, RequestError, Transport};
-use crate::scenario::{Outcome, Scenario, Step, TransportSpec};
+use crate::client::{Client, ClientConfig, Reply, RequestError};
+use crate::scenario::{ExpectedReply, Scenario, Step};
 use crate::server::RunningServer;
+use crate::transport::TransportKind;
 use serde_json::{json, Value};
 
 fn verdict<T: Into<String>>(r: Result<T, String>) -> (bool, String) {
@@ -26,12 +27,9 @@ fn scaled(ms: u64, scale: f64) -> Duration {
     Duration::from_secs_f64(ms as f64 * scale / 1000.0)
 }
 
-fn client_config(transport: TransportSpec, scale: f64) -> ClientConfig {
+fn client_config(transport: TransportKind, scale: f64) -> ClientConfig {
     ClientConfig {
-        transport: match transport {
-            TransportSpec::Websocket => Transport::Websocket,
-            TransportSpec::Polling => Transport::Polling,
-        },
+        transport,
         ack_timeout: scaled(5_000, scale),
         response_timeout: Some(scaled(30_000, scale)),
         connect_timeout: Duration::from_secs(10),
@@ -41,16 +39,16 @@ fn client_config(transport: TransportSpec, scale: f64) -> ClientConfig {
 }
 
 /// What a request produced, compared with what the step expects (default: code 0).
-fn judge(result: &Result<Reply, RequestError>, expect: &Option<Outcome>) -> (bool, String) {
-    let want = expect.clone().unwrap_or(Outcome::Code(0));
+fn judge(result: &Result<Reply, RequestError>, expect: &Option<ExpectedReply>) -> (bool, String) {
+    let want = expect.clone().unwrap_or(ExpectedReply::Code(0));
     let got = match result {
-        Ok(r) => Outcome::Code(r.code()),
-        Err(RequestError::AckTimeout { .. }) => Outcome::AckTimeout,
-        Err(RequestError::ResponseTimeout { .. }) => Outcome::ResponseTimeout,
+        Ok(r) => ExpectedReply::Code(r.code()),
+        Err(RequestError::AckTimeout { .. }) => ExpectedReply::AckTimeout,
+        Err(RequestError::ResponseTimeout { .. }) => ExpectedReply::ResponseTimeout,
         Err(RequestError::Failed(b)) => {
-            Outcome::Code(b.get("code").and_then(|c| c.as_i64()).unwrap_or(-1))
+            ExpectedReply::Code(b.get("code").and_then(|c| c.as_i64()).unwrap_or(-1))
         }
-        Err(RequestError::Closed) => Outcome::Closed,
+        Err(RequestError::Closed) => ExpectedReply::Closed,
     };
     let sends = match result {
         Ok(r) => r.sends,
@@ -371,8 +369,8 @@ pub async fn run_steps(
                     "as_device {user}/{platform} {event} -> {}",
                     code.map_or("no response".into(), |c| format!("code {c}"))
                 ));
-                let want = expect.clone().unwrap_or(Outcome::Code(0));
-                let got = code.map(Outcome::Code);
+                let want = expect.clone().unwrap_or(ExpectedReply::Code(0));
+                let got = code.map(ExpectedReply::Code);
                 (
                     got.as_ref() == Some(&want),
                     format!(

@@ -3,11 +3,12 @@
 //! bounded by a time limit; a misbehaving driver (bad JSON, unknown seq, crash, hang)
 //! becomes a [`DriverError`], never a hang of the runner.
 
+use crate::lock::lock;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
@@ -87,10 +88,6 @@ struct Shared {
     pending: Mutex<Pending>,
     failure: Mutex<Option<DriverError>>,
     stderr: Mutex<VecDeque<String>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {

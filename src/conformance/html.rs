@@ -7,27 +7,15 @@
 //! diffs. A link to a case opens it: one tiny inline script sets `open` on the `<details>` a
 //! fragment names (without scripts the case is highlighted by `:target` and opens on a
 //! click). Long lines wrap.
+//!
+//! The page is written with `maud`, which escapes every interpolated value: no case name,
+//! client name, check or payload can open a tag. Only the page's own style and script are
+//! written raw (`PreEscaped`, constants below).
 
 use super::matrix::{Cell, ClientEntry};
 use super::Verdict;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 use std::collections::HashMap;
-use std::fmt::Write;
-
-/// Escapes text for HTML element content and attribute values.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 fn class(v: Verdict) -> &'static str {
     match v {
@@ -113,27 +101,26 @@ fn signature(cell: &Cell) -> String {
 }
 
 /// A unified diff (or any detail text) with `+`/`-` lines coloured.
-fn detail_html(text: &str) -> String {
-    let mut out = String::from("<pre>");
-    for line in text.lines() {
-        let cls = if line.starts_with('+') && !line.starts_with("+++") {
+fn detail_html(text: &str) -> Markup {
+    let cls = |line: &str| {
+        if line.starts_with('+') && !line.starts_with("+++") {
             Some("add")
         } else if line.starts_with('-') && !line.starts_with("---") {
             Some("del")
         } else {
             None
-        };
-        match cls {
-            Some(c) => {
-                let _ = writeln!(out, "<span class=\"{c}\">{}</span>", esc(line));
-            }
-            None => {
-                let _ = writeln!(out, "{}", esc(line));
+        }
+    };
+    html! {
+        pre {
+            @for line in text.lines() {
+                @match cls(line) {
+                    Some(c) => { span class=(c) { (line) } "\n" }
+                    None => { (line) "\n" }
+                }
             }
         }
     }
-    out.push_str("</pre>");
-    out
 }
 
 /// The anchor of a cell's details.
@@ -198,72 +185,90 @@ pub fn render_at(title: &str, clients: &[ClientEntry], cells: &[Cell], date: &st
         }
     }
     listed.sort_by_key(|(_, c, _)| rank(c.verdict));
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
-         <style>{STYLE}</style><script>{SCRIPT}</script></head><body>\n<h1>{t}</h1>\n<p>{d}</p>\n",
-        t = esc(title),
-        d = esc(date)
-    );
-    identities(&mut out, clients, cells);
-    summary(&mut out, clients, cells);
-    failures(&mut out, &listed);
-    matrix(&mut out, clients, &rows, &grid);
-    if !listed.is_empty() {
-        out.push_str("<h2>Details</h2>\n");
-        for (id, cell, row) in &listed {
-            case(&mut out, id, cell, *row);
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { (title) }
+                style { (PreEscaped(STYLE)) }
+                script { (PreEscaped(SCRIPT)) }
+            }
+            body {
+                h1 { (title) }
+                p { (date) }
+                (identities(clients, cells))
+                (summary(clients, cells))
+                (failures(&listed))
+                (matrix(clients, &rows, &grid))
+                @if !listed.is_empty() {
+                    h2 { "Details" }
+                    @for (id, cell, row) in &listed {
+                        (case(id, cell, *row))
+                    }
+                }
+            }
         }
-    }
-    out.push_str("</body></html>\n");
+    };
+    let mut out = page.into_string();
+    out.push('\n');
     out
 }
 
 /// Who each client is: its driver, version and build from `hello`.
-fn identities(out: &mut String, clients: &[ClientEntry], cells: &[Cell]) {
-    out.push_str("<h2>Clients</h2>\n<table><tr><th>client</th><th>driver</th><th>version</th><th>build</th></tr>\n");
-    for client in clients {
-        let id = cells
+fn identities(clients: &[ClientEntry], cells: &[Cell]) -> Markup {
+    let identity = |name: &str| {
+        cells
             .iter()
-            .filter(|c| c.client == client.name)
+            .filter(|c| c.client == name)
             .map(|c| &c.report.identity)
             .find(|i| !i.driver.is_empty())
             .cloned()
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-            esc(&client.name),
-            esc(&id.driver),
-            esc(&id.version),
-            esc(id.build.as_deref().unwrap_or("-"))
-        );
+            .unwrap_or_default()
+    };
+    html! {
+        h2 { "Clients" }
+        table {
+            tr { th { "client" } th { "driver" } th { "version" } th { "build" } }
+            @for client in clients {
+                @let id = identity(&client.name);
+                tr {
+                    td { (client.name) }
+                    td { (id.driver) }
+                    td { (id.version) }
+                    td { code { (id.build.as_deref().unwrap_or("-")) } }
+                }
+            }
+        }
     }
-    out.push_str("</table>\n");
 }
 
-fn summary(out: &mut String, clients: &[ClientEntry], cells: &[Cell]) {
-    out.push_str("<h2>Summary</h2>\n<table><tr><th>client</th>");
-    for v in VERDICTS {
-        let _ = write!(out, "<th class=\"{}\">{}</th>", class(v), v.label());
-    }
-    out.push_str("<th>total</th></tr>\n");
-    for client in clients {
-        let _ = write!(out, "<tr><td>{}</td>", esc(&client.name));
-        let mine: Vec<&Cell> = cells.iter().filter(|c| c.client == client.name).collect();
-        for v in VERDICTS {
-            let n = mine.iter().filter(|c| c.verdict == v).count();
-            let _ = write!(out, "<td class=\"v\">{n}</td>");
+fn summary(clients: &[ClientEntry], cells: &[Cell]) -> Markup {
+    html! {
+        h2 { "Summary" }
+        table {
+            tr {
+                th { "client" }
+                @for v in VERDICTS { th class=(class(v)) { (v.label()) } }
+                th { "total" }
+            }
+            @for client in clients {
+                @let mine: Vec<&Cell> = cells.iter().filter(|c| c.client == client.name).collect();
+                tr {
+                    td { (client.name) }
+                    @for v in VERDICTS {
+                        td.v { (mine.iter().filter(|c| c.verdict == v).count()) }
+                    }
+                    td.v { (mine.len()) }
+                }
+            }
         }
-        let _ = writeln!(out, "<td class=\"v\">{}</td></tr>", mine.len());
     }
-    out.push_str("</table>\n");
 }
 
 /// The failures, grouped by [`signature`]: the largest group first, each with the shared
 /// failure once and a link to every case.
-fn failures(out: &mut String, listed: &[Listed]) {
+fn failures(listed: &[Listed]) -> Markup {
     let mut groups: Vec<(String, Vec<&Listed>)> = Vec::new();
     for item in listed.iter().filter(|(_, c, _)| c.verdict == Verdict::Fail) {
         let sig = signature(item.1);
@@ -272,105 +277,82 @@ fn failures(out: &mut String, listed: &[Listed]) {
             None => groups.push((sig, vec![item])),
         }
     }
-    if groups.is_empty() {
-        return;
-    }
     groups.sort_by_key(|(_, m)| std::cmp::Reverse(m.len()));
-    out.push_str("<h2>Failures</h2>\n");
-    for (sig, members) in &groups {
-        let _ = writeln!(
-            out,
-            "<h3 class=\"fail\">{} case{} fail the same way</h3>\n<ul>",
-            members.len(),
-            if members.len() == 1 { "" } else { "s" }
-        );
-        for (id, cell, (_, name, sid)) in members {
-            let _ = writeln!(
-                out,
-                "<li><a href=\"#{id}\">{} {}</a> — {}</li>",
-                esc(sid.unwrap_or("-")),
-                esc(name),
-                esc(&cell.client)
-            );
+    html! {
+        @if !groups.is_empty() {
+            h2 { "Failures" }
+            @for (sig, members) in &groups {
+                h3.fail {
+                    (members.len()) " case" @if members.len() != 1 { "s" } " fail the same way"
+                }
+                ul {
+                    @for (id, cell, (_, name, sid)) in members {
+                        li {
+                            a href={ "#" (id) } { (sid.unwrap_or("-")) " " (name) }
+                            " — " (cell.client)
+                        }
+                    }
+                }
+                (detail_html(sig))
+            }
         }
-        let _ = writeln!(out, "</ul>{}", detail_html(sig));
     }
 }
 
-fn matrix(
-    out: &mut String,
-    clients: &[ClientEntry],
-    rows: &[Row],
-    grid: &HashMap<(&str, &str), &Cell>,
-) {
-    out.push_str("<h2>Matrix</h2>\n<table><tr><th>id</th><th>scenario</th>");
-    for client in clients {
-        let _ = write!(out, "<th>{}</th>", esc(&client.name));
-    }
-    out.push_str("</tr>\n");
-    for (ri, (file, name, id)) in rows.iter().enumerate() {
-        let _ = write!(
-            out,
-            "<tr><td><code>{}</code></td><td title=\"{}\">{}</td>",
-            esc(id.unwrap_or("-")),
-            esc(file),
-            esc(name)
-        );
-        for (ci, client) in clients.iter().enumerate() {
-            match grid.get(&(*file, client.name.as_str())) {
-                Some(cell) if cell.verdict == Verdict::Pass => {
-                    let _ = write!(out, "<td class=\"v pass\">PASS</td>");
+fn matrix(clients: &[ClientEntry], rows: &[Row], grid: &HashMap<(&str, &str), &Cell>) -> Markup {
+    html! {
+        h2 { "Matrix" }
+        table {
+            tr {
+                th { "id" }
+                th { "scenario" }
+                @for client in clients { th { (client.name) } }
+            }
+            @for (ri, (file, name, id)) in rows.iter().enumerate() {
+                tr {
+                    td { code { (id.unwrap_or("-")) } }
+                    td title=(file) { (name) }
+                    @for (ci, client) in clients.iter().enumerate() {
+                        @match grid.get(&(*file, client.name.as_str())) {
+                            Some(cell) if cell.verdict == Verdict::Pass => { td.v.pass { "PASS" } }
+                            Some(cell) => {
+                                td class={ "v " (class(cell.verdict)) } {
+                                    a href={ "#" (anchor(ri, ci)) } { (cell.verdict.label()) }
+                                }
+                            }
+                            None => { td.v { "-" } }
+                        }
+                    }
                 }
-                Some(cell) => {
-                    let _ = write!(
-                        out,
-                        "<td class=\"v {}\"><a href=\"#{}\">{}</a></td>",
-                        class(cell.verdict),
-                        anchor(ri, ci),
-                        cell.verdict.label()
-                    );
-                }
-                None => out.push_str("<td class=\"v\">-</td>"),
             }
         }
-        out.push_str("</tr>\n");
     }
-    out.push_str("</table>\n");
 }
 
 /// One case's details.
-fn case(out: &mut String, id: &str, cell: &Cell, (file, name, sid): Row) {
-    let _ = write!(
-        out,
-        "<details id=\"{id}\"><summary><span class=\"{}\">{}</span> {} {} — {} ({} ms)</summary>\n<p><code>{}</code></p>\n",
-        class(cell.verdict),
-        cell.verdict.label(),
-        esc(sid.unwrap_or("-")),
-        esc(name),
-        esc(&cell.client),
-        cell.report.elapsed.as_millis(),
-        esc(file)
-    );
-    if let Some(e) = &cell.report.error {
-        let _ = write!(out, "<p>error:</p>{}", detail_html(e));
+fn case(id: &str, cell: &Cell, (file, name, sid): Row) -> Markup {
+    let report = &cell.report;
+    html! {
+        details id=(id) {
+            summary {
+                span class=(class(cell.verdict)) { (cell.verdict.label()) }
+                " " (sid.unwrap_or("-")) " " (name) " — " (cell.client)
+                " (" (report.elapsed.as_millis()) " ms)"
+            }
+            p { code { (file) } }
+            @if let Some(e) = &report.error {
+                p { "error:" }
+                (detail_html(e))
+            }
+            @for check in report.checks.iter().filter(|c| !c.ok) {
+                p { (check.what) @if !check.strict { " (tolerated)" } }
+                (detail_html(&check.detail))
+            }
+            @if !report.transcript.is_empty() {
+                details { summary { "transcript" } (detail_html(&report.transcript)) }
+            }
+        }
     }
-    for check in cell.report.checks.iter().filter(|c| !c.ok) {
-        let _ = write!(
-            out,
-            "<p>{}{}</p>{}",
-            esc(&check.what),
-            if check.strict { "" } else { " (tolerated)" },
-            detail_html(&check.detail)
-        );
-    }
-    if !cell.report.transcript.is_empty() {
-        let _ = write!(
-            out,
-            "<details><summary>transcript</summary>{}</details>",
-            detail_html(&cell.report.transcript)
-        );
-    }
-    out.push_str("</details>\n");
 }
 
 #[cfg(test)]
@@ -533,5 +515,53 @@ mod tests {
             html.contains("e.open=true"),
             "a followed link opens its case"
         );
+    }
+
+    #[test]
+    fn hostile_names_and_payloads_cannot_break_the_markup() {
+        let hostile = "</script><b>x</b><img src=x onerror=alert(1)>\"'&";
+        let clients = vec![ClientEntry {
+            name: hostile.into(),
+            spec: ClientSpec::Builtin,
+            named: true,
+        }];
+        let mut c = cell(
+            hostile,
+            "h",
+            vec![Check::new(
+                hostile,
+                false,
+                format!("+{hostile}\n-{hostile}"),
+            )],
+            Verdict::Fail,
+        );
+        c.report.name = hostile.into();
+        c.report.id = Some(hostile.into());
+        c.report.error = Some(hostile.into());
+        c.report.transcript = hostile.into();
+        let html = render_at(hostile, &clients, &[c], hostile);
+        // The page's own script is the only one, opened and closed once.
+        assert_eq!(html.matches("<script>").count(), 1, "{html}");
+        assert_eq!(html.matches("</script>").count(), 1, "{html}");
+        assert!(!html.contains("<b>") && !html.contains("<img"), "{html}");
+        assert!(
+            html.contains("&lt;/script&gt;&lt;b&gt;x&lt;/b&gt;"),
+            "{html}"
+        );
+        // Every tag that opens closes (the page is well nested).
+        let mut open: Vec<&str> = Vec::new();
+        for (i, _) in html.match_indices('<') {
+            let tag = &html[i + 1..];
+            let end = tag.find(['>', ' ']).unwrap_or(tag.len());
+            let name = &tag[..end];
+            if name.starts_with('!') || matches!(name, "meta") {
+                continue;
+            }
+            match name.strip_prefix('/') {
+                Some(closing) => assert_eq!(open.pop(), Some(closing), "{html}"),
+                None => open.push(name),
+            }
+        }
+        assert!(open.is_empty(), "unclosed {open:?}");
     }
 }

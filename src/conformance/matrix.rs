@@ -86,7 +86,7 @@ pub struct Options {
 }
 
 /// One cell: a scenario's report and verdict for one client.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Cell {
     pub client: String,
     pub report: Report,
@@ -100,16 +100,16 @@ fn snapshot_check(report: &mut Report, opts: &Options) {
         (false, false) => snapshot::Write::Compare,
     };
     let (ok, detail) = match snapshot::check_in(report, &opts.layout, write) {
-        Ok(snapshot::Outcome::Matched) => (true, String::new()),
-        Ok(snapshot::Outcome::Accepted(p)) => (true, format!("wrote {}", p.display())),
-        Ok(snapshot::Outcome::New(p)) => (
+        Ok(snapshot::Comparison::Matched) => (true, String::new()),
+        Ok(snapshot::Comparison::Accepted(p)) => (true, format!("wrote {}", p.display())),
+        Ok(snapshot::Comparison::New(p)) => (
             false,
             format!(
                 "no snapshot yet; wrote {} (review, then run with --accept)",
                 p.display()
             ),
         ),
-        Ok(snapshot::Outcome::Changed { path, diff }) => {
+        Ok(snapshot::Comparison::Changed { path, diff }) => {
             (false, format!("differs from {}:\n{diff}", path.display()))
         }
         Err(e) => (false, format!("snapshot: {e}")),

@@ -11,12 +11,16 @@ pub mod compare;
 pub mod driver;
 pub mod exactly;
 pub mod html;
+pub mod junit;
 pub mod matrix;
 pub mod mutants;
 pub mod portable;
 pub mod redact;
 pub mod settle;
+pub mod shard;
 pub mod snapshot;
+
+pub use junit::junit;
 
 use crate::faults::{Direction, Entry, KindSpec};
 use crate::scenario::{Expectation, FrameFilter, Scenario};
@@ -26,7 +30,7 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// The result of one step or expectation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Check {
     pub what: String,
     pub ok: bool,
@@ -58,7 +62,7 @@ impl Check {
 }
 
 /// The result of one scenario.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     pub name: String,
     pub id: Option<String>,
@@ -77,7 +81,7 @@ pub struct Report {
 
 /// A client's identity as its driver's `hello` gives it (`builtin` and this crate's version
 /// for the builtin client).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     pub driver: String,
     pub version: String,
@@ -140,7 +144,7 @@ impl Report {
 pub const LACKS: &str = "declares it lacks this";
 
 /// A scenario's graded result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Verdict {
     Pass,
     /// Works (every strict check holds) but differs in a tolerated way: a `strict:
@@ -634,71 +638,6 @@ fn violation_checks(
     checks
 }
 
-/// Escapes text for XML.
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// A JUnit XML report: one `testsuite` per client (in order of first appearance), one
-/// `testcase` per scenario. FAIL is a `failure`; UNIMPL, INFO and EXCL are `skipped` with
-/// the verdict and reason; NON-STRICT passes and keeps the tolerated difference in
-/// `system-out`.
-pub fn junit(results: &[(&Report, Verdict)]) -> String {
-    let mut clients: Vec<&str> = Vec::new();
-    for (r, _) in results {
-        if !clients.contains(&r.client.as_str()) {
-            clients.push(&r.client);
-        }
-    }
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
-    for client in clients {
-        let mine: Vec<&(&Report, Verdict)> =
-            results.iter().filter(|(r, _)| r.client == client).collect();
-        let count = |f: fn(Verdict) -> bool| mine.iter().filter(|(_, v)| f(*v)).count();
-        let failures = count(|v| v == Verdict::Fail);
-        let skipped = count(|v| {
-            matches!(
-                v,
-                Verdict::Unimplemented | Verdict::Informational | Verdict::Excluded
-            )
-        });
-        let total: f64 = mine.iter().map(|(r, _)| r.elapsed.as_secs_f64()).sum();
-        out.push_str(&format!(
-            "<testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{total:.3}\">\n",
-            xml(client),
-            mine.len()
-        ));
-        for (r, verdict) in mine {
-            let name = match &r.id {
-                Some(id) => format!("{id} {}", r.name),
-                None => r.name.clone(),
-            };
-            out.push_str(&format!(
-                "  <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\">",
-                xml(&r.file),
-                xml(&name),
-                r.elapsed.as_secs_f64()
-            ));
-            let why = xml(&r.failure().unwrap_or_default());
-            match verdict {
-                Verdict::Pass => {}
-                Verdict::Fail => out.push_str(&format!("<failure message=\"{why}\"/>")),
-                Verdict::NonStrict => {
-                    out.push_str(&format!("<system-out>NON-STRICT: {why}</system-out>"))
-                }
-                v => out.push_str(&format!("<skipped message=\"{}: {why}\"/>", v.label())),
-            }
-            out.push_str("</testcase>\n");
-        }
-        out.push_str("</testsuite>\n");
-    }
-    out.push_str("</testsuites>\n");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -725,47 +664,5 @@ mod tests {
             &json!({"m": [{"x": 1}, {"x": 2}]})
         ));
         assert!(!subset(&json!({"missing": null}), &json!({})));
-    }
-
-    #[test]
-    fn junit_escapes_and_counts() {
-        let r = |ok: bool, client: &str| Report {
-            name: "a<b".into(),
-            id: Some("JMC-1".into()),
-            file: "s.yaml".into(),
-            checks: vec![Check::new("x", ok, "\"bad\" & worse")],
-            elapsed: Duration::from_millis(5),
-            error: None,
-            client: client.into(),
-            transcript: String::new(),
-            identity: Default::default(),
-        };
-        let (pass, fail, tolerated, unimpl) = (
-            r(true, "builtin"),
-            r(false, "builtin"),
-            r(false, "builtin"),
-            r(false, "sdk"),
-        );
-        let x = junit(&[
-            (&pass, Verdict::Pass),
-            (&fail, Verdict::Fail),
-            (&tolerated, Verdict::NonStrict),
-            (&unimpl, Verdict::Unimplemented),
-        ]);
-        assert!(
-            x.contains(r#"<testsuite name="builtin" tests="3" failures="1" skipped="0""#),
-            "{x}"
-        );
-        assert!(
-            x.contains(r#"<testsuite name="sdk" tests="1" failures="0" skipped="1""#),
-            "{x}"
-        );
-        assert!(x.contains("JMC-1 a&lt;b"));
-        assert!(x.contains("<failure message=\"x: &quot;bad&quot; &amp; worse\"/>"));
-        assert!(
-            x.contains("<system-out>NON-STRICT: x: &quot;bad&quot;"),
-            "{x}"
-        );
-        assert!(x.contains("<skipped message=\"UNIMPL: x: "), "{x}");
     }
 }

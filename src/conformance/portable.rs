@@ -3,7 +3,7 @@
 
 use super::driver::{DriverEvent, SubprocessDriver};
 use super::subset;
-use crate::backend::signature;
+use crate::protocol::sign::signature;
 use crate::scenario::{model::CallExpect, Scenario};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, VecDeque};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// What comparing a transcript with its snapshot found.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum Comparison {
     Matched,
     /// `--accept` wrote (or rewrote) the snapshot.
     Accepted(PathBuf),
@@ -176,13 +176,13 @@ pub enum Write {
 }
 
 /// Compares (or with `accept`, writes) the snapshot of a report, beside its scenario.
-pub fn check(report: &Report, accept: bool) -> std::io::Result<Outcome> {
+pub fn check(report: &Report, accept: bool) -> std::io::Result<Comparison> {
     let write = if accept { Write::All } else { Write::Compare };
     check_in(report, &Layout::default(), write)
 }
 
 /// Compares or writes the snapshot of a report in `layout`.
-pub fn check_in(report: &Report, layout: &Layout, write: Write) -> std::io::Result<Outcome> {
+pub fn check_in(report: &Report, layout: &Layout, write: Write) -> std::io::Result<Comparison> {
     let path = layout.path(&report.file, &report.client);
     let accept = write == Write::All || (write == Write::New && !path.exists());
     let new_path = path.with_extension("snap.new");
@@ -193,24 +193,24 @@ pub fn check_in(report: &Report, layout: &Layout, write: Write) -> std::io::Resu
         }
         std::fs::write(&path, &rendered)?;
         let _ = std::fs::remove_file(&new_path);
-        return Ok(Outcome::Accepted(path));
+        return Ok(Comparison::Accepted(path));
     }
     match std::fs::read_to_string(&path) {
         Ok(old) if body(&old) == report.transcript => {
             let _ = std::fs::remove_file(&new_path);
-            Ok(Outcome::Matched)
+            Ok(Comparison::Matched)
         }
         Ok(old) => {
             std::fs::write(&new_path, &rendered)?;
             let diff = unified_diff(body(&old), &report.transcript, "snapshot", "this run");
-            Ok(Outcome::Changed { path, diff })
+            Ok(Comparison::Changed { path, diff })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
             std::fs::write(&new_path, &rendered)?;
-            Ok(Outcome::New(new_path))
+            Ok(Comparison::New(new_path))
         }
         Err(e) => Err(e),
     }
@@ -246,15 +246,15 @@ mod tests {
             dir.join("snapshots/jmessage-web_2.6.0/case.snap")
         );
         assert!(
-            matches!(check(&r, false).unwrap(), Outcome::New(p) if p.ends_with("case.snap.new"))
+            matches!(check(&r, false).unwrap(), Comparison::New(p) if p.ends_with("case.snap.new"))
         );
-        assert!(matches!(check(&r, true).unwrap(), Outcome::Accepted(_)));
+        assert!(matches!(check(&r, true).unwrap(), Comparison::Accepted(_)));
         assert!(!dir
             .join("snapshots/jmessage-web_2.6.0/case.snap.new")
             .exists());
-        assert_eq!(check(&r, false).unwrap(), Outcome::Matched);
+        assert_eq!(check(&r, false).unwrap(), Comparison::Matched);
         match check(&report(&dir, "a\nc\n"), false).unwrap() {
-            Outcome::Changed { diff, .. } => {
+            Comparison::Changed { diff, .. } => {
                 assert!(diff.contains("-b") && diff.contains("+c"), "{diff}");
             }
             other => panic!("expected a change, got {other:?}"),
@@ -301,12 +301,15 @@ mod tests {
         let r = report(&dir, "a\n");
         assert!(matches!(
             check_in(&r, &layout, Write::New).unwrap(),
-            Outcome::Accepted(p) if p == dir.join("snaps/jmessage-web_2.6.0/case.snap")
+            Comparison::Accepted(p) if p == dir.join("snaps/jmessage-web_2.6.0/case.snap")
         ));
-        assert_eq!(check_in(&r, &layout, Write::New).unwrap(), Outcome::Matched);
+        assert_eq!(
+            check_in(&r, &layout, Write::New).unwrap(),
+            Comparison::Matched
+        );
         assert!(matches!(
             check_in(&report(&dir, "b\n"), &layout, Write::New).unwrap(),
-            Outcome::Changed { .. }
+            Comparison::Changed { .. }
         ));
         assert!(
             !dir.join("snapshots").exists(),

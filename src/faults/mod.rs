@@ -15,16 +15,13 @@ pub use spec::{
     ActionSpec, CloseSpec, DelayDist, DelaySpec, Direction, FaultSpec, KindSpec, MatchSpec,
 };
 
+use crate::lock::lock;
 use crate::protocol::{self, Code, Failure, Rid};
 use crate::transport::{Action, Engine, FrameKind, FrameTag, Interceptor, Socket, TransportKind};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A small deterministic generator (SplitMix64).
 #[derive(Debug, Clone)]
@@ -475,11 +472,6 @@ impl FaultLayer {
         since: u64,
     ) -> (Vec<Entry>, tokio::sync::broadcast::Receiver<Entry>) {
         lock(&self.journal).subscribe(since)
-    }
-
-    /// How many journal entries exist now.
-    pub fn journal_len(&self) -> usize {
-        lock(&self.journal).len()
     }
 
     pub fn clear_journal(&self) {

@@ -129,16 +129,16 @@ impl Oracle {
 
     /// Scales the SDK's timers as the scenario's `time_scale` scales the client's.
     pub fn set_time_scale(&self, scale: f64) {
-        *self.scale.lock().unwrap_or_else(|e| e.into_inner()) = scale;
+        *crate::lock::lock(&self.scale) = scale;
     }
 
     fn window(&self) -> Duration {
-        let scale = *self.scale.lock().unwrap_or_else(|e| e.into_inner());
+        let scale = *crate::lock::lock(&self.scale);
         ACK_TIMEOUT.mul_f64(scale.clamp(0.0001, 1000.0))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock::lock(&self.inner)
     }
 
     /// Judges an inbound frame at `now`; `Some(code)` when the service refuses it.

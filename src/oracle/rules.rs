@@ -237,7 +237,7 @@ impl Ty {
 /// A field of an inbound event: name, type, whether the SDK always sends it.
 pub type Field = (&'static str, Ty, bool);
 
-use crate::protocol::events::{Event, Needs};
+use crate::protocol::{Event, Needs};
 use Ty::*;
 
 const MSG_SEND: &[Field] = &[

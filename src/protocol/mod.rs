@@ -4,11 +4,12 @@
 
 pub mod args;
 pub mod codes;
-pub mod events;
+pub mod requests;
+pub mod sign;
 
 pub use args::Args;
 pub use codes::{Code, Failure};
-pub use events::Event;
+pub use requests::{Event, Needs};
 
 use serde_json::{json, Map, Value};
 use std::sync::Arc;

@@ -5,22 +5,19 @@
 
 use super::record::Recorder;
 use super::upstream::{self, UpLink, Upstream, MAX_PENDING_FRAMES};
+use crate::lock::lock;
 use crate::protocol::Rid;
 use crate::transport::socketio::{self, SioPacket};
 use crate::transport::{CloseReason, Engine, FrameKind, FrameTag, Socket, SocketHandler};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Requests whose acks and responses are still expected, per session (the oldest is
 /// forgotten beyond this; its answer is then tagged with no event).
 const MAX_OPEN_REQUESTS: usize = 1024;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// One client session's way up, and what it has asked.
 struct Link {

@@ -3,6 +3,7 @@
 //! half-applied: [`load`] returns either a whole [`Scenario`] or every error.
 
 pub mod api;
+mod check;
 pub mod files;
 pub mod model;
 pub mod record;
@@ -11,7 +12,7 @@ pub mod shape;
 
 pub use files::FileAccess;
 
-pub use model::{Expectation, FrameFilter, Outcome, ScenarioFile, Step, TransportSpec};
+pub use model::{Expectation, ExpectedReply, FrameFilter, ScenarioFile, Step, TransportSpec};
 
 use crate::backend::MediaSeed;
 use crate::backend::{
@@ -88,7 +89,7 @@ impl Scenario {
             messages: self.messages.clone(),
             media: self.media.clone(),
             blacklists: self.blacklists.clone(),
-            signature_ttl_ms: 10 * 60 * 1000,
+            signature_ttl_ms: crate::protocol::sign::SIGNATURE_TTL_MS,
             history: Default::default(),
         }
     }
@@ -308,7 +309,7 @@ impl Loader {
         text: &str,
         file: &str,
         loc: &serde_saphyr::Location,
-        (user, platform, event, expect): (&String, &String, &String, &Option<Outcome>),
+        (user, platform, event, expect): (&String, &String, &String, &Option<ExpectedReply>),
         usernames: &BTreeSet<String>,
         events: &[&str],
     ) {
@@ -342,7 +343,10 @@ impl Loader {
             };
             self.error_at(text, file, loc, event, message, hint);
         }
-        if let Some(x) = expect.as_ref().filter(|x| !matches!(x, Outcome::Code(_))) {
+        if let Some(x) = expect
+            .as_ref()
+            .filter(|x| !matches!(x, ExpectedReply::Code(_)))
+        {
             self.error_at(
                 text,
                 file,
@@ -674,27 +678,7 @@ impl Loader {
         mut fx: Fixtures,
     ) -> Scenario {
         if sf.demo_data {
-            let app = fx
-                .apps
-                .first()
-                .map(|a| a.appkey.clone())
-                .unwrap_or_else(|| config::DEFAULT_APPKEY.to_owned());
-            let demo = config::backend_config(
-                None,
-                Some(&app),
-                fx.apps.first().map(|a| a.secret.as_str()),
-            );
-            let loc = serde_saphyr::Location::UNKNOWN;
-            for u in demo.users {
-                fx.users.push(Spanned::new(u, loc, loc));
-            }
-            for g in demo.groups {
-                fx.groups.push(Spanned::new(g, loc, loc));
-            }
-            fx.rooms.extend(demo.rooms);
-            for f in demo.friends {
-                fx.friends.push(Spanned::new(f, loc, loc));
-            }
+            check::add_demo_data(&mut fx);
         }
         self.resolve_fixtures(text, file, &mut fx);
         let mut usernames: BTreeSet<String> =
@@ -709,203 +693,17 @@ impl Loader {
             .map(|e| e.wire())
             .chain(PUSH_EVENTS.iter().copied())
             .collect();
-        let mut fault_ids = BTreeSet::new();
-        for f in &sf.faults {
-            let v = &f.value;
-            if !fault_ids.insert(v.id.clone()) {
-                self.error_at(
-                    text,
-                    file,
-                    &f.referenced,
-                    &v.id,
-                    format!("fault id {:?} is used twice", v.id),
-                    None,
-                );
-            }
-            if let Err(e) = faults::validate(v) {
-                self.errors.push(diag(
-                    file,
-                    &f.referenced,
-                    format!("fault {:?}: {e}", v.id),
-                    None,
-                ));
-            }
-            if let Some(u) = &v.when.user {
-                if !usernames.contains(u) {
-                    self.error_at(
-                        text,
-                        file,
-                        &f.referenced,
-                        u,
-                        format!("fault {:?} names user {u:?}, which no fixture or register step defines", v.id),
-                        suggest(u, usernames.iter().map(String::as_str)),
-                    );
-                }
-            }
-            for e in &v.when.event {
-                if !events.contains(&e.as_str()) {
-                    self.error_at(
-                        text,
-                        file,
-                        &f.referenced,
-                        e,
-                        format!(
-                            "fault {:?} names event {e:?}, which the protocol does not have",
-                            v.id
-                        ),
-                        suggest(e, events.iter().copied()),
-                    );
-                }
-            }
-        }
-        let mut clients = BTreeSet::new();
-        for s in &sf.steps {
-            let client = match &s.value {
-                // A refused connect leaves no client behind.
-                Step::Connect { refused: true, .. } => None,
-                Step::Connect { client, .. } | Step::Create { client } => {
-                    clients.insert(client.clone());
-                    None
-                }
-                Step::Call { client, .. }
-                | Step::Listen { client, .. }
-                | Step::ExpectListener { client, .. } => Some(client),
-                Step::AdvanceTimers(_) | Step::Settle(_) => None,
-                Step::Init { client, .. }
-                | Step::Register { client, .. }
-                | Step::Login { client, .. }
-                | Step::SendText { client, .. }
-                | Step::Request { client, .. }
-                | Step::ExpectPush { client, .. }
-                | Step::NoPush { client, .. }
-                | Step::Disconnect { client, .. }
-                | Step::ExpectClosed { client, .. } => Some(client),
-                Step::FaultOn(id) | Step::FaultOff(id) => {
-                    if !fault_ids.contains(id) {
-                        self.error_at(
-                            text,
-                            file,
-                            &s.referenced,
-                            id,
-                            format!(
-                                "step switches fault {id:?}, which this scenario does not define"
-                            ),
-                            suggest(id, fault_ids.iter().map(String::as_str)),
-                        );
-                    }
-                    None
-                }
-                Step::AdvanceClock(_) | Step::WaitMs(_) | Step::AsDevice { .. } => None,
-            };
-            if let Some(c) = client {
-                if !clients.contains(c) {
-                    self.error_at(
-                        text,
-                        file,
-                        &s.referenced,
-                        c,
-                        format!("client {c:?} is used before a connect or create step opens it"),
-                        suggest(c, clients.iter().map(String::as_str)),
-                    );
-                }
-            }
-            for p in api::check_step(&s.value) {
-                self.error_at(text, file, &s.referenced, &p.word, p.message, p.hint);
-            }
-            match &s.value {
-                Step::Request { event, .. }
-                | Step::ExpectPush { event, .. }
-                | Step::NoPush { event, .. }
-                    if !events.contains(&event.as_str()) =>
-                {
-                    self.error_at(
-                        text,
-                        file,
-                        &s.referenced,
-                        event,
-                        format!("unknown event {event:?}"),
-                        suggest(event, events.iter().copied()),
-                    );
-                }
-                Step::AsDevice {
-                    user,
-                    platform,
-                    event,
-                    expect,
-                    ..
-                } => self.check_as_device(
-                    text,
-                    file,
-                    &s.referenced,
-                    (user, platform, event, expect),
-                    &usernames,
-                    &events,
-                ),
-                Step::SendText { to, .. } if !usernames.contains(to) => {
-                    self.error_at(
-                        text,
-                        file,
-                        &s.referenced,
-                        to,
-                        format!(
-                            "send_text to user {to:?}, which no fixture or register step defines"
-                        ),
-                        suggest(to, usernames.iter().map(String::as_str)),
-                    );
-                }
-                _ => {}
-            }
-        }
-        for x in &sf.expect {
-            if let Some(f) = x.value.filter() {
-                if let Some(id) = f.fault.as_ref().filter(|id| !fault_ids.contains(*id)) {
-                    self.error_at(
-                        text,
-                        file,
-                        &x.referenced,
-                        id,
-                        format!(
-                            "expectation names fault {id:?}, which this scenario does not define"
-                        ),
-                        suggest(id, fault_ids.iter().map(String::as_str)),
-                    );
-                }
-                if let Some(e) = f.event.as_ref().filter(|e| !events.contains(&e.as_str())) {
-                    self.error_at(
-                        text,
-                        file,
-                        &x.referenced,
-                        e,
-                        format!("expectation names unknown event {e:?}"),
-                        suggest(e, events.iter().copied()),
-                    );
-                }
-            }
-        }
-        if let Some(t) = sf.time_scale {
-            if !(t > 0.0 && t <= 10.0) {
-                self.errors.push(Diagnostic {
-                    file: file.into(),
-                    line: 1,
-                    column: 1,
-                    message: format!("time_scale must be in (0, 10], not {t}"),
-                    hint: None,
-                });
-            }
-        }
-        for b in sf
-            .breaks
-            .iter()
-            .filter(|b| crate::oracle::rules::rule(b).is_none())
-        {
-            self.errors.push(Diagnostic {
-                file: file.into(),
-                line: 1,
-                column: 1,
-                message: format!("breaks names unknown protocol rule {b:?}"),
-                hint: Some("rule ids are listed in docs/rules.md, e.g. JMP-ORDER-002".into()),
-            });
-        }
+        let mut names = check::Names {
+            text,
+            file,
+            usernames,
+            events,
+            fault_ids: BTreeSet::new(),
+        };
+        self.check_faults(&mut names, &sf.faults);
+        self.check_steps(&names, &sf.steps);
+        self.check_expectations(&names, &sf.expect);
+        self.check_settings(file, &sf);
         Scenario {
             id: sf.id,
             name: sf.name,

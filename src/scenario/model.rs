@@ -41,19 +41,14 @@ pub struct Fixtures {
     pub blacklists: Vec<Spanned<BlacklistSeed>>,
 }
 
-/// Which transport a scripted client uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum TransportSpec {
-    #[default]
-    Websocket,
-    Polling,
-}
+/// Which transport a scripted client uses: the transport layer's
+/// [`TransportKind`](crate::transport::TransportKind).
+pub use crate::transport::TransportKind as TransportSpec;
 
 /// What a request step expects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum ExpectedReply {
     /// A response with this code (0 = success).
     Code(i64),
     /// No ack after all sends (`onTimeout`, `response_timeout: false`).
@@ -73,7 +68,7 @@ pub enum Step {
     Connect {
         client: String,
         #[serde(default)]
-        transport: TransportSpec,
+        transport: crate::transport::TransportKind,
         /// Expect the connection to be refused (a handshake fault).
         #[serde(default)]
         refused: bool,
@@ -86,21 +81,21 @@ pub enum Step {
         #[serde(default)]
         flag: Option<i64>,
         #[serde(default)]
-        expect: Option<Outcome>,
+        expect: Option<ExpectedReply>,
     },
     Register {
         client: String,
         username: String,
         password: String,
         #[serde(default)]
-        expect: Option<Outcome>,
+        expect: Option<ExpectedReply>,
     },
     Login {
         client: String,
         username: String,
         password: String,
         #[serde(default)]
-        expect: Option<Outcome>,
+        expect: Option<ExpectedReply>,
     },
     /// `sendSingleMsg` with a text body.
     SendText {
@@ -108,7 +103,7 @@ pub enum Step {
         to: String,
         text: String,
         #[serde(default)]
-        expect: Option<Outcome>,
+        expect: Option<ExpectedReply>,
     },
     /// Any request event with a payload.
     Request {
@@ -117,7 +112,7 @@ pub enum Step {
         #[serde(default)]
         payload: Value,
         #[serde(default)]
-        expect: Option<Outcome>,
+        expect: Option<ExpectedReply>,
     },
     /// Wait for a push.
     ExpectPush {
@@ -222,7 +217,7 @@ pub enum Step {
         #[serde(default)]
         payload: Value,
         #[serde(default)]
-        expect: Option<Outcome>,
+        expect: Option<ExpectedReply>,
     },
 }
 

@@ -16,20 +16,17 @@
 //!
 //! Bounded: at most [`MAX_RECORDED_STEPS`] steps; later requests are counted, not kept.
 
+use crate::lock::lock;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 /// Most steps one recording keeps.
 pub const MAX_RECORDED_STEPS: usize = 10_000;
 
 /// The secret written for learned apps (the mock signs `init` with it on replay).
 pub const PLACEHOLDER_SECRET: &str = "recorded-by-proxy-placeholder-secret";
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A recorded step; requests wait for their answer.
 enum Step {

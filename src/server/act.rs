@@ -18,6 +18,7 @@ use super::admin::AdminState;
 use crate::backend::UserKey;
 use crate::client::sdk::{SdkCall, SdkError, SdkInstance};
 use crate::client::ClientConfig;
+use crate::lock::lock;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -126,10 +127,6 @@ struct Device {
 #[derive(Default)]
 pub struct Devices {
     map: Mutex<HashMap<UserKey, Arc<Device>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Devices {
@@ -373,7 +370,7 @@ async fn ensure_logged_in(
         .map_err(|e| format!("device session cannot connect: {e}"))?;
     let ts = s.shared_clock.now_ms().to_string();
     let random = format!("act{ts}");
-    let sig = crate::backend::signature(&cred.key.appkey, &ts, &random, &cred.secret);
+    let sig = crate::protocol::sign::signature(&cred.key.appkey, &ts, &random, &cred.secret);
     let init =
         json!({"appkey": cred.key.appkey, "random_str": random, "timestamp": ts, "signature": sig});
     let r = sdk.call("init", &[init]).await.map_err(|e| e.to_string())?;

@@ -37,14 +37,13 @@ impl Hub {
 
     /// Bounds the dedupe cache of this backend and of every backend that replaces it.
     pub fn set_dedupe_limits(&self, max_entries: usize, max_bytes: usize, ttl_ms: i64) {
-        *self.dedupe_limits.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((max_entries, max_bytes, ttl_ms));
+        *crate::lock::lock(&self.dedupe_limits) = Some((max_entries, max_bytes, ttl_ms));
         self.lock()
             .set_dedupe_limits(max_entries, max_bytes, ttl_ms);
     }
 
     pub(crate) fn attach(&self, engine: &Arc<Engine>) {
-        *self.engine.write().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(engine);
+        *crate::lock::write(&self.engine) = Arc::downgrade(engine);
     }
 
     /// Runs `f` with the backend locked. Keep `f` short and synchronous.
@@ -53,7 +52,7 @@ impl Hub {
     }
 
     fn lock(&self) -> MutexGuard<'_, Backend> {
-        let guard = self.backend.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = crate::lock::lock(&self.backend);
         self.generation.fetch_add(1, Ordering::Relaxed);
         guard
     }
@@ -61,7 +60,7 @@ impl Hub {
     /// Runs `f` on the backend without marking it changed, with the generation and
     /// epoch read under the same lock (saving the state). Keep `f` short.
     pub(crate) fn read_backend<R>(&self, f: impl FnOnce(&Backend, u64, u64) -> R) -> R {
-        let guard = self.backend.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = crate::lock::lock(&self.backend);
         let generation = self.generation.load(Ordering::Relaxed);
         f(&guard, generation, self.epoch.load(Ordering::Relaxed))
     }
@@ -72,11 +71,7 @@ impl Hub {
     }
 
     fn socket(&self, id: ConnId) -> Option<Arc<Socket>> {
-        self.sockets
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .cloned()
+        crate::lock::read(&self.sockets).get(&id).cloned()
     }
 
     /// Sends an outcome: the response (if any) on `socket`, then every push.
@@ -127,10 +122,7 @@ impl Hub {
 
 impl SocketHandler for Hub {
     fn on_connect(&self, socket: &Arc<Socket>) {
-        self.sockets
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(socket.id, socket.clone());
+        crate::lock::write(&self.sockets).insert(socket.id, socket.clone());
         self.lock().connect(socket.id);
     }
 
@@ -168,10 +160,7 @@ impl SocketHandler for Hub {
     }
 
     fn on_close(&self, socket: &Arc<Socket>, reason: CloseReason) {
-        self.sockets
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&socket.id);
+        crate::lock::write(&self.sockets).remove(&socket.id);
         self.lock().disconnect(socket.id);
         tracing::debug!(conn = socket.id, ?reason, "connection closed");
     }
@@ -187,7 +176,7 @@ impl Hub {
             }
         }
         let mut backend = backend;
-        let limits = *self.dedupe_limits.lock().unwrap_or_else(|e| e.into_inner());
+        let limits = *crate::lock::lock(&self.dedupe_limits);
         if let Some((entries, bytes, ttl)) = limits {
             backend.set_dedupe_limits(entries, bytes, ttl);
         }
@@ -198,10 +187,7 @@ impl Hub {
 
     /// The engine this hub serves, while it runs.
     pub fn engine(&self) -> Option<Arc<Engine>> {
-        self.engine
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .upgrade()
+        crate::lock::read(&self.engine).upgrade()
     }
 }
 
@@ -223,12 +209,12 @@ impl Hub {
     pub fn replace_backend_keeping(&self, backend: Backend) -> Vec<CarriedSession> {
         use crate::backend::adopt::Adoption;
         let mut backend = backend;
-        let limits = *self.dedupe_limits.lock().unwrap_or_else(|e| e.into_inner());
+        let limits = *crate::lock::lock(&self.dedupe_limits);
         if let Some((entries, bytes, ttl)) = limits {
             backend.set_dedupe_limits(entries, bytes, ttl);
         }
         let ids: Vec<ConnId> = {
-            let sockets = self.sockets.read().unwrap_or_else(|e| e.into_inner());
+            let sockets = crate::lock::read(&self.sockets);
             let mut ids: Vec<ConnId> = sockets.keys().copied().collect();
             ids.sort_unstable();
             ids

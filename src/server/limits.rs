@@ -3,7 +3,6 @@
 //! default is documented in docs/limits.md.
 
 use crate::transport::TransportConfig;
-use serde::Deserialize;
 use std::time::Duration;
 
 /// Limits the server applies outside the transport.
@@ -77,26 +76,7 @@ fn open_file_limit() -> Option<usize> {
     None
 }
 
-/// The `limits:` section of the config file; every key optional (docs/limits.md).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsFile {
-    pub header_read_timeout_ms: Option<u64>,
-    pub max_connections: Option<usize>,
-    pub shutdown_grace_ms: Option<u64>,
-    pub journal_bytes: Option<usize>,
-    pub journal_frame_max: Option<usize>,
-    pub dedupe_max_entries: Option<usize>,
-    pub dedupe_max_bytes: Option<usize>,
-    pub dedupe_ttl_ms: Option<u64>,
-    pub dedupe_sweep_ms: Option<u64>,
-    pub max_payload: Option<usize>,
-    pub max_queue_frames: Option<usize>,
-    pub max_queue_bytes: Option<usize>,
-    pub write_timeout_ms: Option<u64>,
-    pub handshake_timeout_ms: Option<u64>,
-    pub body_timeout_ms: Option<u64>,
-}
+pub use crate::config::LimitsFile;
 
 fn set<T: Copy>(slot: &mut T, value: Option<T>) {
     if let Some(v) = value {

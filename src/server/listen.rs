@@ -85,7 +85,7 @@ impl Unproven {
     fn lock(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, CancellationToken>> {
-        self.open.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock::lock(&self.open)
     }
 
     /// Registers a new connection; its token is cancelled if it is evicted.

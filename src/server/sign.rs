@@ -21,7 +21,7 @@ fn random_str(now_ms: i64) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    crate::backend::md5_hex(&format!("{now_ms}:{n}:{nanos}:{}", std::process::id()))[..16]
+    crate::protocol::sign::md5_hex(&format!("{now_ms}:{n}:{nanos}:{}", std::process::id()))[..16]
         .to_owned()
 }
 
@@ -54,7 +54,7 @@ pub(crate) async fn sign(
     let now = s.shared_clock.now_ms();
     let timestamp = now.to_string();
     let random = random_str(now);
-    let signature = crate::backend::signature(&appkey, &timestamp, &random, &secret);
+    let signature = crate::protocol::sign::signature(&appkey, &timestamp, &random, &secret);
     Json(json!({
         "appkey": appkey,
         "random_str": random,

@@ -12,20 +12,35 @@ use super::engineio::{self, Handshake, PacketType};
 use super::intercept::{Action, FrameKind, FrameTag, Interceptor};
 use super::socketio::{self, SioPacket};
 use super::{SocketHandler, TransportConfig};
+use crate::lock::lock;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Which transport currently carries a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Websocket or long-polling (a client on polling is never upgraded): which transport
+/// carries a session. The one name for this choice: the server's sessions, the reference
+/// client (`ClientConfig::transport`) and scenario files (`connect: {transport: polling}`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum TransportKind {
-    Polling,
+    #[default]
     Websocket,
+    Polling,
 }
 
 impl TransportKind {
@@ -207,12 +222,6 @@ fn transport_tag(frame: &str) -> FrameTag {
         _ => FrameKind::Other,
     };
     FrameTag::of(kind)
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A poisoned lock only means another thread panicked mid-update; the data here is
-    // always left consistent, so keep serving.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Socket {

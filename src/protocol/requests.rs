@@ -1,5 +1,6 @@
-//! Every client→server event name of the Web SDK V2 (protocol.md 4), with what it needs
-//! from the connection before the server acts on it.
+//! Every request (client→server event) name of the Web SDK V2 (protocol.md 4), with what
+//! it needs from the connection before the server acts on it. Notifications the backend
+//! builds are in `backend/events.rs`; push names are `PUSH_EVENTS` in `scenario`.
 
 macro_rules! events {
     ($($name:ident = $wire:literal, $needs:ident;)*) => {
@@ -105,20 +106,6 @@ events! {
 }
 
 impl Event {
-    /// Requests whose response the SDK never reads (protocol.md 2.5).
-    pub fn fire_and_forget(self) -> bool {
-        matches!(
-            self,
-            Event::MsgRecvV2
-                | Event::SyncConversationAck
-                | Event::SyncEventAck
-                | Event::SyncReceiptAck
-                | Event::UnreadSingleCount
-                | Event::UnreadGroupCount
-                | Event::EventNotification
-        )
-    }
-
     /// `event_notification` is a push name too: answering it would look like a new
     /// business event to the SDK, so it is acked only.
     pub fn ack_only(self) -> bool {
