@@ -29,12 +29,13 @@ struct Answer {
     body: String,
 }
 
-/// One HTTP/1.1 request with exactly these headers and `body`, read until `until` shows
-/// in the answer or the server closes (an event stream never closes by itself).
+/// One HTTP/1.1 request with exactly these headers (plus `Connection: close`).
 async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
     send_body(addr, method, path, headers, "", None).await
 }
 
+/// One HTTP/1.1 request with exactly these headers and `body`, read until `until` shows
+/// in the answer or the server closes (an event stream never closes by itself).
 async fn send_body(
     addr: SocketAddr,
     method: &str,
@@ -65,7 +66,9 @@ async fn send_body(
             }
         }
     };
-    tokio::time::timeout(WAIT, read).await.expect("answer in time");
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("answer in time");
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let head = head.to_ascii_lowercase();
@@ -206,11 +209,14 @@ async fn the_proxy_admin_routes_of_the_console_need_the_token_and_same_origin() 
         for path in ["/__admin/state", "/__admin/clock"] {
             assert_eq!(admin_get(&p, path).await.status, 404, "{path}");
         }
-        let api: Value = serde_json::from_str(&admin_get(&p, "/__admin/api").await.body)
-            .expect("api json");
+        let api: Value =
+            serde_json::from_str(&admin_get(&p, "/__admin/api").await.body).expect("api json");
         assert_eq!(api["mode"], "proxy");
         assert_eq!(api["upstream"], up.ws_url().as_str());
-        assert_eq!(api["views"], serde_json::json!(["wire", "network", "record"]));
+        assert_eq!(
+            api["views"],
+            serde_json::json!(["wire", "network", "record"])
+        );
         assert_eq!(api["controls"], serde_json::json!(["presets", "faults"]));
         assert_eq!(api["methods"], serde_json::json!([]));
         assert_eq!(api["fault_actions"].as_array().map(Vec::len), Some(15));
@@ -442,7 +448,10 @@ async fn proxy_console_end_to_end_in_chromium() {
         out.status.success() && text.contains("all passed"),
         "{text}"
     );
-    assert!(text.contains("people, clock, reset, scenario hidden"), "{text}");
+    assert!(
+        text.contains("people, clock, reset, scenario hidden"),
+        "{text}"
+    );
     p.shutdown().await.expect("stopped");
     up.shutdown().await;
     replays(&out_file).await;
