@@ -6,6 +6,7 @@
 //! npm ci --prefix benches/baseline-node        # once; without it the Node column is skipped
 //! cargo bench --bench load                      # every case, 3 rounds
 //! cargo bench --bench load -- --cases pairs --rounds 5 --pairs 10 --inflight 32 --secs 10
+//! JMM_BEFORE_BIN=/tmp/jmm-old cargo bench --bench load -- --servers before,ours,node,echo
 //! ```
 //!
 //! Cases: `pairs` (N sender/receiver pairs, K requests in flight per sender, 1:1 text),
@@ -105,6 +106,7 @@ fn opts(args: &[String]) -> Opts {
                     .split(',')
                     .filter_map(|s| match s {
                         "ours" => Some(Kind::Ours),
+                        "before" => Some(Kind::Before),
                         "node" => Some(Kind::Node),
                         "echo" => Some(Kind::Echo),
                         _ => None,
@@ -113,6 +115,10 @@ fn opts(args: &[String]) -> Opts {
             }
             _ => {}
         }
+    }
+    if std::env::var_os("JMM_BEFORE_BIN").is_none() && o.servers.contains(&Kind::Before) {
+        eprintln!("--servers before needs JMM_BEFORE_BIN=<path of another jmessage-mock build>");
+        o.servers.retain(|k| *k != Kind::Before);
     }
     if !servers::node_available() && o.servers.contains(&Kind::Node) {
         eprintln!("benches/baseline-node/node_modules missing (npm ci --prefix benches/baseline-node): no Node column");

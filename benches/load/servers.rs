@@ -12,6 +12,8 @@ use tokio::process::{Child, Command};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Ours,
+    /// Another build of jmessage-mock (`--before PATH`), e.g. the previous commit's.
+    Before,
     Node,
     Echo,
 }
@@ -20,6 +22,7 @@ impl Kind {
     pub fn label(self) -> &'static str {
         match self {
             Kind::Ours => "jmessage-mock",
+            Kind::Before => "jmessage-mock (before)",
             Kind::Node => "node socket.io@2",
             Kind::Echo => "ws echo (ceiling)",
         }
@@ -121,10 +124,14 @@ pub async fn start(kind: Kind, w: &World) -> Result<Server, String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let dir = TempDir(dir);
     let mut cmd = match kind {
-        Kind::Ours => {
+        Kind::Ours | Kind::Before => {
             let cfg = dir.0.join("config.yaml");
             std::fs::write(&cfg, yaml_config(w)).map_err(|e| e.to_string())?;
-            let mut c = Command::new(env!("CARGO_BIN_EXE_jmessage-mock"));
+            let bin = match (kind, std::env::var_os("JMM_BEFORE_BIN")) {
+                (Kind::Before, Some(b)) => PathBuf::from(b),
+                _ => PathBuf::from(env!("CARGO_BIN_EXE_jmessage-mock")),
+            };
+            let mut c = Command::new(bin);
             c.args(["serve", "--port", "0", "--no-admin", "--config"])
                 .arg(&cfg)
                 .env("JMM_LOG", "warn");

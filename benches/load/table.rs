@@ -84,7 +84,7 @@ pub fn print(case: &str, o: &Opts, samples: &[(Kind, Vec<Sample>)]) {
     }
     let get = |k: Kind| rows.iter().find(|(x, _)| *x == k).map(|(_, r)| *r);
     if let Some(ours) = get(Kind::Ours) {
-        for other in [Kind::Node, Kind::Echo] {
+        for other in [Kind::Before, Kind::Node, Kind::Echo] {
             if let Some(b) = get(other) {
                 let q = |a: f64, b: f64| a / b.max(1e-9);
                 println!(
