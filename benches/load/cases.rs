@@ -151,8 +151,8 @@ async fn pairs(s: &Server, o: &Opts) -> Result<Sample, String> {
     let until = t0 + Duration::from_secs_f64(o.secs);
     let max = (o.max_msgs / o.pairs.max(1) as u64).max(1);
     let mut tasks = Vec::new();
-    for i in 0..o.pairs {
-        let c = conns[i].clone();
+    for (i, c) in conns.iter().take(o.pairs).enumerate() {
+        let c = c.clone();
         let (me, to) = (w.users[i].clone(), w.users[o.pairs + i].clone());
         let fields = move || {
             format!(

@@ -27,8 +27,8 @@ pub async fn run(s: &Server, o: &Opts) -> Result<Sample, String> {
     let until = t0 + LIMIT;
     let per = (total / o.pairs.max(1) as u64).max(1);
     let mut tasks = Vec::new();
-    for i in 0..o.pairs {
-        let c: Arc<Conn> = conns[i].clone();
+    for (i, c) in conns.iter().take(o.pairs).enumerate() {
+        let c: Arc<Conn> = c.clone();
         let (me, to) = (users[i].clone(), users[o.pairs + i].clone());
         let fields = move || {
             format!(
