@@ -185,10 +185,6 @@ const LAYERS: &[Layer] = &[
 /// or flat tables (a `match` of one-line arms). `path:name`, reason.
 const LONG_FUNCTIONS: &[(&str, &str)] = &[
     (
-        "src/client/sdk.rs:call",
-        "one arm per SDK call; split by area pending (issue #14 item 7)",
-    ),
-    (
         "src/client/sdk.rs:send_msg",
         "builds every message kind; split pending",
     ),

@@ -926,6 +926,11 @@ impl Shared {
         Ok(SdkCall::Callbacks(cb))
     }
 
+    /// Sends the call's argument as it is (the map is taken) and reports the answer.
+    async fn forward(&self, event: &str, o: &mut Map<String, Value>) -> Result<SdkCall, SdkError> {
+        self.plain(event, Value::Object(std::mem::take(o))).await
+    }
+
     async fn plain(&self, event: &str, payload: Value) -> Result<SdkCall, SdkError> {
         self.send(event, payload, Post::Data, |_, _| true).await
     }

@@ -1,4 +1,5 @@
-//! `Sdk` calls of one area. Groups: create and update, members, silence, keepers, public groups.
+//! The SDK facade's calls of one area (`Shared::call` routes by area, as backend/ is
+//! split): Groups: create and update, members, silence, keepers, public groups.
 
 use super::*;
 
@@ -26,12 +27,9 @@ impl Shared {
                 } else {
                     "update_group_info"
                 };
-                self.plain(event, Value::Object(std::mem::take(o))).await
+                self.forward(event, o).await
             }
-            "exitGroup" => {
-                self.plain("exit_group", Value::Object(std::mem::take(o)))
-                    .await
-            }
+            "exitGroup" => self.forward("exit_group", o).await,
             "getGroups" => {
                 self.send("get_groups_list", json!({}), Post::Data, |_, b| {
                     if !b.contains_key("group_list") {
@@ -57,66 +55,19 @@ impl Shared {
                 )
                 .await
             }
-            "getGroupMembers" => {
-                self.send(
-                    "get_group_members",
-                    Value::Object(std::mem::take(o)),
-                    Post::Data,
-                    |s, b| {
-                        let Some(list) = b.get_mut("member_list").and_then(Value::as_array_mut)
-                        else {
-                            return false;
-                        };
-                        let mut st = lock(&s.state);
-                        for m in list.iter_mut().filter_map(Value::as_object_mut) {
-                            let uid = m.shift_remove("uid").and_then(|u| u.as_i64());
-                            let mt = m.shift_remove("mtime").and_then(|u| u.as_i64());
-                            if let (Some(uid), Some(mt)) = (uid, mt) {
-                                st.mtimes.insert(uid, mt);
-                            }
-                        }
-                        true
-                    },
-                )
-                .await
-            }
-            "addGroupMembers" => {
-                self.plain("add_across_group_member", Value::Object(std::mem::take(o)))
-                    .await
-            }
-            "delGroupMembers" => {
-                self.plain("del_across_group_member", Value::Object(std::mem::take(o)))
-                    .await
-            }
-            "joinGroup" => {
-                self.plain("apply_join_group", Value::Object(std::mem::take(o)))
-                    .await
-            }
-            "addGroupMemberResp" => {
-                self.plain("admin_add_group_member", Value::Object(std::mem::take(o)))
-                    .await
-            }
+            "getGroupMembers" => self.get_group_members(o).await,
+            "addGroupMembers" => self.forward("add_across_group_member", o).await,
+            "delGroupMembers" => self.forward("del_across_group_member", o).await,
+            "joinGroup" => self.forward("apply_join_group", o).await,
+            "addGroupMemberResp" => self.forward("admin_add_group_member", o).await,
             "addGroupMemSilence" | "delGroupMemSilence" => {
                 o.insert("keep_silence".into(), json!(method == "addGroupMemSilence"));
-                self.plain("group_mem_silence", Value::Object(std::mem::take(o)))
-                    .await
+                self.forward("group_mem_silence", o).await
             }
-            "dissolveGroup" => {
-                self.plain("dissolve_group", Value::Object(std::mem::take(o)))
-                    .await
-            }
-            "addGroupKeeper" => {
-                self.plain("add_group_keeper", Value::Object(std::mem::take(o)))
-                    .await
-            }
-            "delGroupKeeper" => {
-                self.plain("del_group_keeper", Value::Object(std::mem::take(o)))
-                    .await
-            }
-            "changeGroupAdmin" => {
-                self.plain("change_group_admin", Value::Object(std::mem::take(o)))
-                    .await
-            }
+            "dissolveGroup" => self.forward("dissolve_group", o).await,
+            "addGroupKeeper" => self.forward("add_group_keeper", o).await,
+            "delGroupKeeper" => self.forward("del_group_keeper", o).await,
+            "changeGroupAdmin" => self.forward("change_group_admin", o).await,
             "getAppkeyPublicGroups" => {
                 self.send(
                     "public_group_list",
@@ -135,5 +86,29 @@ impl Shared {
             _ => return Ok(None),
         };
         done.map(Some)
+    }
+
+    /// getGroupMembers, in the SDK's shape.
+    async fn get_group_members(&self, o: &mut Map<String, Value>) -> Result<SdkCall, SdkError> {
+        self.send(
+            "get_group_members",
+            Value::Object(std::mem::take(o)),
+            Post::Data,
+            |s, b| {
+                let Some(list) = b.get_mut("member_list").and_then(Value::as_array_mut) else {
+                    return false;
+                };
+                let mut st = lock(&s.state);
+                for m in list.iter_mut().filter_map(Value::as_object_mut) {
+                    let uid = m.shift_remove("uid").and_then(|u| u.as_i64());
+                    let mt = m.shift_remove("mtime").and_then(|u| u.as_i64());
+                    if let (Some(uid), Some(mt)) = (uid, mt) {
+                        st.mtimes.insert(uid, mt);
+                    }
+                }
+                true
+            },
+        )
+        .await
     }
 }

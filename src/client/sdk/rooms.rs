@@ -1,4 +1,5 @@
-//! `Sdk` calls of one area. Chat rooms: listing, info, enter and exit.
+//! The SDK facade's calls of one area (`Shared::call` routes by area, as backend/ is
+//! split): Chat rooms: listing, info, enter and exit.
 
 use super::*;
 
@@ -63,14 +64,8 @@ impl Shared {
                 )
                 .await
             }
-            "enterChatroom" => {
-                self.plain("join_room", Value::Object(std::mem::take(o)))
-                    .await
-            }
-            "exitChatroom" => {
-                self.plain("exit_room", Value::Object(std::mem::take(o)))
-                    .await
-            }
+            "enterChatroom" => self.forward("join_room", o).await,
+            "exitChatroom" => self.forward("exit_room", o).await,
             _ => return Ok(None),
         };
         done.map(Some)

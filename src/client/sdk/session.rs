@@ -1,4 +1,6 @@
-//! `Sdk` calls of one area. Connection and session: listeners, state queries, `init`, `register`, `login`, `loginOut`.
+//! The SDK facade's calls of one area (`Shared::call` routes by area, as backend/ is
+//! split): Connection and session: listeners, state queries, `init`, `register`, `login`,
+//! `loginOut`.
 
 use super::*;
 
@@ -46,67 +48,69 @@ impl Shared {
             }
             "register" => {
                 hash_password(o, "password");
-                self.plain("register", Value::Object(std::mem::take(o)))
-                    .await
+                self.forward("register", o).await
             }
-            "login" => {
-                hash_password(o, "password");
-                o.insert("version".into(), json!("2.5.0"));
-                let user = o.get("username").map(id_string).unwrap_or_default();
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let r = self
-                    .send(
-                        "login",
-                        Value::Object(std::mem::take(o)),
-                        Post::Data,
-                        move |s, _| {
-                            let mut st = lock(&s.state);
-                            st.username = Some(user);
-                            let sync_type = st.sync.get("sync_type").cloned().unwrap_or(json!(0));
-                            // The SDK's own key order: sync_key, sync_type, sync_event_key,
-                            // msg_receipt_key (transcripts compare frames as text).
-                            st.sync = Map::new();
-                            st.sync.insert("sync_key".into(), json!(0));
-                            st.sync.insert("sync_type".into(), sync_type);
-                            // The event key the SDK keeps in localStorage (per appkey and user,
-                            // as a string) wins over the 0 of a fresh login.
-                            let stored = st.stored_event_key();
-                            st.sync.insert(
-                                "sync_event_key".into(),
-                                stored.map_or(json!(0), Value::String),
-                            );
-                            st.sync.insert("msg_receipt_key".into(), json!(0));
-                            true
-                        },
-                    )
-                    .await?;
-                let periodic = self.config.mutant != Some(Mutant::NoPeriodicSyncCheck);
-                if r.success().is_some() {
-                    if self.config.mutant != Some(Mutant::NoLoginSyncCheck) {
-                        self.sync_check().await;
-                    }
-                    let me = self.clone();
-                    let session = self.client();
-                    tokio::spawn(async move {
-                        if !periodic {
-                            return;
-                        }
-                        loop {
-                            tokio::select! {
-                                _ = tokio::time::sleep(sync_interval(&me.config)) => {}
-                                _ = session.closed() => return,
-                            }
-                            if lock(&me.state).username.is_none() {
-                                return;
-                            }
-                            me.sync_check().await;
-                        }
-                    });
-                }
-                Ok(r)
-            }
+            "login" => self.login(o).await,
             _ => return Ok(None),
         };
         done.map(Some)
+    }
+
+    /// login: hashes the password, then starts the sync checks the SDK runs while logged in.
+    async fn login(self: &Arc<Self>, o: &mut Map<String, Value>) -> Result<SdkCall, SdkError> {
+        hash_password(o, "password");
+        o.insert("version".into(), json!("2.5.0"));
+        let user = o.get("username").map(id_string).unwrap_or_default();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let r = self
+            .send(
+                "login",
+                Value::Object(std::mem::take(o)),
+                Post::Data,
+                move |s, _| {
+                    let mut st = lock(&s.state);
+                    st.username = Some(user);
+                    let sync_type = st.sync.get("sync_type").cloned().unwrap_or(json!(0));
+                    // The SDK's own key order: sync_key, sync_type, sync_event_key,
+                    // msg_receipt_key (transcripts compare frames as text).
+                    st.sync = Map::new();
+                    st.sync.insert("sync_key".into(), json!(0));
+                    st.sync.insert("sync_type".into(), sync_type);
+                    // The event key the SDK keeps in localStorage (per appkey and user,
+                    // as a string) wins over the 0 of a fresh login.
+                    let stored = st.stored_event_key();
+                    st.sync.insert(
+                        "sync_event_key".into(),
+                        stored.map_or(json!(0), Value::String),
+                    );
+                    st.sync.insert("msg_receipt_key".into(), json!(0));
+                    true
+                },
+            )
+            .await?;
+        let periodic = self.config.mutant != Some(Mutant::NoPeriodicSyncCheck);
+        if r.success().is_some() {
+            if self.config.mutant != Some(Mutant::NoLoginSyncCheck) {
+                self.sync_check().await;
+            }
+            let me = self.clone();
+            let session = self.client();
+            tokio::spawn(async move {
+                if !periodic {
+                    return;
+                }
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(sync_interval(&me.config)) => {}
+                        _ = session.closed() => return,
+                    }
+                    if lock(&me.state).username.is_none() {
+                        return;
+                    }
+                    me.sync_check().await;
+                }
+            });
+        }
+        Ok(r)
     }
 }

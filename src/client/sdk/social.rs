@@ -1,4 +1,5 @@
-//! `Sdk` calls of one area. No-disturb, shields, blacklists and friends.
+//! The SDK facade's calls of one area (`Shared::call` routes by area, as backend/ is
+//! split): No-disturb, shields, blacklists and friends.
 
 use super::*;
 
@@ -10,21 +11,7 @@ impl Shared {
         o: &mut Map<String, Value>,
     ) -> Result<Option<SdkCall>, SdkError> {
         let done = match method {
-            "getNoDisturb" => {
-                self.send(
-                    "no_disturb",
-                    json!({"version": 0}),
-                    Post::Data,
-                    |_, b| match b.get_mut("no_disturb").and_then(Value::as_object_mut) {
-                        Some(n) if n.contains_key("groups") => {
-                            flag_to_group_type(n.get_mut("groups"));
-                            true
-                        }
-                        _ => false,
-                    },
-                )
-                .await
-            }
+            "getNoDisturb" => self.get_no_disturb().await,
             "addSingleNoDisturb" | "delSingleNoDisturb" | "addGroupNoDisturb"
             | "delGroupNoDisturb" | "addGlobalNoDisturb" | "delGlobalNoDisturb" => {
                 let event = match method {
@@ -36,7 +23,7 @@ impl Shared {
                     _ => "delete_msg_no_disturb_global",
                 };
                 o.insert("version".into(), json!(0));
-                self.plain(event, Value::Object(std::mem::take(o))).await
+                self.forward(event, o).await
             }
             "groupShieldList" => {
                 self.send("list_shield_group", json!({}), Post::Data, |_, b| {
@@ -48,14 +35,8 @@ impl Shared {
                 })
                 .await
             }
-            "addGroupShield" => {
-                self.plain("add_msg_shield_group", Value::Object(std::mem::take(o)))
-                    .await
-            }
-            "delGroupShield" => {
-                self.plain("del_msg_shield_group", Value::Object(std::mem::take(o)))
-                    .await
-            }
+            "addGroupShield" => self.forward("add_msg_shield_group", o).await,
+            "delGroupShield" => self.forward("del_msg_shield_group", o).await,
             "getBlacks" => {
                 self.send(
                     "get_black_list",
@@ -71,14 +52,8 @@ impl Shared {
                 )
                 .await
             }
-            "addSingleBlacks" => {
-                self.plain("add_black_list", Value::Object(std::mem::take(o)))
-                    .await
-            }
-            "delSingleBlacks" => {
-                self.plain("del_black_list", Value::Object(std::mem::take(o)))
-                    .await
-            }
+            "addSingleBlacks" => self.forward("add_black_list", o).await,
+            "delSingleBlacks" => self.forward("del_black_list", o).await,
             // ---- friends ----
             "getFriendList" => {
                 self.send("get_friend_list", json!({}), Post::Data, |s, b| {
@@ -99,8 +74,7 @@ impl Shared {
             }
             "addFriend" => {
                 o.insert("from_type".into(), json!(1));
-                self.plain("add_friend", Value::Object(std::mem::take(o)))
-                    .await
+                self.forward("add_friend", o).await
             }
             "acceptFriend" | "declineFriend" => {
                 let why = if method == "acceptFriend" {
@@ -122,16 +96,27 @@ impl Shared {
                 p.insert("from_type".into(), json!(2));
                 self.plain("add_friend", Value::Object(p)).await
             }
-            "delFriend" => {
-                self.plain("del_friend", Value::Object(std::mem::take(o)))
-                    .await
-            }
-            "updateFriendMemo" => {
-                self.plain("update_friend_memo", Value::Object(std::mem::take(o)))
-                    .await
-            }
+            "delFriend" => self.forward("del_friend", o).await,
+            "updateFriendMemo" => self.forward("update_friend_memo", o).await,
             _ => return Ok(None),
         };
         done.map(Some)
+    }
+
+    /// getNoDisturb, in the SDK's shape.
+    async fn get_no_disturb(&self) -> Result<SdkCall, SdkError> {
+        self.send(
+            "no_disturb",
+            json!({"version": 0}),
+            Post::Data,
+            |_, b| match b.get_mut("no_disturb").and_then(Value::as_object_mut) {
+                Some(n) if n.contains_key("groups") => {
+                    flag_to_group_type(n.get_mut("groups"));
+                    true
+                }
+                _ => false,
+            },
+        )
+        .await
     }
 }

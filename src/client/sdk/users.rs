@@ -1,4 +1,5 @@
-//! `Sdk` calls of one area. The own user and other users: profiles, avatar, password.
+//! The SDK facade's calls of one area (`Shared::call` routes by area, as backend/ is
+//! split): The own user and other users: profiles, avatar, password.
 
 use super::*;
 
@@ -34,8 +35,7 @@ impl Shared {
                 {
                     o.shift_remove("avatar");
                 }
-                self.plain("update_user_inf", Value::Object(std::mem::take(o)))
-                    .await
+                self.forward("update_user_inf", o).await
             }
             "updateSelfAvatar" => {
                 let file = o.get("avatar").cloned().unwrap_or(Value::Null);
@@ -50,8 +50,7 @@ impl Shared {
             "updateSelfPwd" => {
                 hash_password(o, "old_pwd");
                 hash_password(o, "new_pwd");
-                self.plain("update_user_pwd", Value::Object(std::mem::take(o)))
-                    .await
+                self.forward("update_user_pwd", o).await
             }
             _ => return Ok(None),
         };
