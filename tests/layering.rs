@@ -20,6 +20,9 @@ struct Layer {
     rule: &'static str,
 }
 
+/// The top layers (the library's root, the binary) may reach every module.
+const ANY: &[&str] = &["*"];
+
 /// The layer table, bottom to top. `lock` is the poison-ignoring mutex helper every
 /// layer may use; `lib` and `main` are the crate roots.
 const LAYERS: &[Layer] = &[
@@ -126,57 +129,17 @@ const LAYERS: &[Layer] = &[
     },
     Layer {
         module: "lib",
-        may_reach: &[
-            "lock",
-            "transport",
-            "protocol",
-            "backend",
-            "client",
-            "faults",
-            "config",
-            "oracle",
-            "scenario",
-            "server",
-            "proxy",
-            "conformance",
-        ],
+        may_reach: ANY,
         rule: "lib.rs is the map: it names and re-exports every module",
     },
     Layer {
         module: "main",
-        may_reach: &[
-            "transport",
-            "protocol",
-            "backend",
-            "client",
-            "faults",
-            "config",
-            "oracle",
-            "scenario",
-            "server",
-            "proxy",
-            "conformance",
-            "cli",
-        ],
-        rule:
-            "main.rs and its cli/ modules are the top: only they reach conformance from outside it",
+        may_reach: ANY,
+        rule: "main.rs is the top: only the binary reaches conformance from outside it",
     },
     Layer {
         module: "cli",
-        may_reach: &[
-            "transport",
-            "protocol",
-            "backend",
-            "client",
-            "faults",
-            "config",
-            "oracle",
-            "scenario",
-            "server",
-            "proxy",
-            "conformance",
-            "cli",
-        ],
+        may_reach: ANY,
         rule: "the CLI (main.rs and src/cli/) is the top layer",
     },
 ];
@@ -377,7 +340,7 @@ fn layers_only_point_down() {
             if target == top || !known.contains(target.as_str()) {
                 continue;
             }
-            if !this.may_reach.contains(&target.as_str()) {
+            if this.may_reach != ANY && !this.may_reach.contains(&target.as_str()) {
                 broken.push(format!(
                     "src/{}:{line}: {top} -> {target} is forbidden: {}",
                     rel.display(),
