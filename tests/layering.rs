@@ -148,10 +148,6 @@ const LAYERS: &[Layer] = &[
 /// or flat tables (a `match` of one-line arms). `path:name`, reason.
 const LONG_FUNCTIONS: &[(&str, &str)] = &[
     (
-        "src/client/sdk.rs:send_msg",
-        "builds every message kind; split pending",
-    ),
-    (
         "src/client/sdk.rs:on_push",
         "a dispatch over push names; split pending",
     ),

@@ -1055,110 +1055,9 @@ impl Shared {
             .trim_start_matches("sendSingle")
             .trim_start_matches("sendGroup")
             .trim_start_matches("sendChatroom");
-        let extras = o.get("extras").cloned();
-        let with_extras = |mut body: Value| {
-            if let (Some(e), Some(m)) = (&extras, body.as_object_mut()) {
-                m.insert("extras".into(), e.clone());
-            }
-            body
-        };
-        let forwarded = o.get("msg_body").filter(|b| b.is_object()).cloned();
-        let (msg_type, msg_body) = match kind {
-            "Msg" => {
-                let body = match forwarded {
-                    Some(b) => b,
-                    None => {
-                        let mut text = o.get("content").cloned().unwrap_or(Value::Null);
-                        if !truthy(Some(&text)) {
-                            if target_type != "single" && o.contains_key("at_list") {
-                                text = json!(" ");
-                            } else {
-                                return Ok(SdkCall::Ignored("text content is empty".into()));
-                            }
-                        }
-                        with_extras(json!({"text": text}))
-                    }
-                };
-                ("text", body)
-            }
-            "Pic" | "File" => {
-                let (field, utype, required): (&str, &str, &[&str]) = if kind == "Pic" {
-                    (
-                        "image",
-                        "image",
-                        &["media_id", "media_crc32", "width", "height"],
-                    )
-                } else {
-                    (
-                        "file",
-                        "file",
-                        &["media_id", "media_crc32", "fsize", "fname"],
-                    )
-                };
-                // The SDK rebuilds the body from a fixed field list, whether it comes from
-                // the upload answer (extras from the call) or from `msg_body` (its own
-                // extras); fields the source lacks are left out.
-                let (source, extras) = match forwarded {
-                    Some(b) => {
-                        let e = b.get("extras").cloned();
-                        (b, e)
-                    }
-                    None => {
-                        let file = o.get(field).cloned().unwrap_or(Value::Null);
-                        match self.upload(&file, utype).await? {
-                            Ok(up) => (up, extras.clone()),
-                            Err(call) => return Ok(call),
-                        }
-                    }
-                };
-                let fields: &[&str] = if kind == "Pic" {
-                    &[
-                        "media_id",
-                        "media_crc32",
-                        "width",
-                        "height",
-                        "format",
-                        "fsize",
-                    ]
-                } else {
-                    &["media_id", "media_crc32", "hash", "fsize", "fname"]
-                };
-                let mut b = super::pick(&source, fields);
-                if let Some(e) = extras.filter(|e| truthy(Some(e))) {
-                    b.insert("extras".into(), e);
-                }
-                let body = Value::Object(b);
-                if let Some(missing) = required.iter().find(|f| !truthy(body.get(**f))) {
-                    return Ok(SdkCall::Ignored(format!("msg_body.{missing} is empty")));
-                }
-                (if kind == "Pic" { "image" } else { "file" }, body)
-            }
-            "Location" => {
-                let body = match forwarded {
-                    Some(b) => b,
-                    None => {
-                        let mut b = Map::new();
-                        for f in ["latitude", "longitude", "scale", "label"] {
-                            b.insert(f.into(), o.get(f).cloned().unwrap_or(Value::Null));
-                        }
-                        with_extras(Value::Object(b))
-                    }
-                };
-                for f in ["latitude", "longitude", "scale", "label"] {
-                    if !truthy(body.get(f)) {
-                        return Ok(SdkCall::Ignored(format!("{f} is empty")));
-                    }
-                }
-                ("location", body)
-            }
-            "Custom" => {
-                let body = match forwarded.or_else(|| o.get("custom").cloned()) {
-                    Some(b @ Value::Object(_)) => with_extras(b),
-                    _ => return Ok(SdkCall::Ignored("custom is not an object".into())),
-                };
-                ("custom", body)
-            }
-            _ => return Err(SdkError::UnknownMethod(method.to_owned())),
+        let (msg_type, msg_body) = match self.msg_body(method, kind, target_type, &o).await? {
+            Ok(built) => built,
+            Err(call) => return Ok(call),
         };
         let target = o.get(target_key).map(id_string).unwrap_or_default();
         let mut target_name = o.get(name_key).cloned().filter(|v| !v.is_null());
@@ -1188,51 +1087,153 @@ impl Shared {
                 content.insert("from_appkey".into(), json!(own_appkey));
             }
         }
-        let mut req = Map::new();
-        req.insert("content".into(), Value::Object(content));
-        let exactly_true = |k: &str| json!(o.get(k) == Some(&Value::Bool(true)));
-        req.insert("no_offline".into(), exactly_true("no_offline"));
-        req.insert("no_notification".into(), exactly_true("no_notification"));
-        if target_type != "chatroom" {
-            if let Some(c) = o.get("custom_notification") {
-                req.insert("custom_notification".into(), c.clone());
-            }
-        }
-        if let Some(n) = &target_name {
-            req.insert("target_name".into(), n.clone());
-        }
-        if target_type != "chatroom" {
-            if let Some(r) = o.get("need_receipt") {
-                req.insert("need_receipt".into(), r.clone());
-            }
-        }
-        match target_type {
-            "single" => {
-                req.insert("target_id".into(), json!(target));
-                req.insert(
-                    "appkey".into(),
-                    app_appkey.unwrap_or_else(|| json!(own_appkey)),
-                );
-            }
-            "group" => {
-                req.insert("target_gid".into(), json!(target));
-                if let Some(at) = o.get("at_list") {
-                    req.insert("users".into(), at.clone());
-                }
-                req.insert("appkey".into(), json!(own_appkey));
-            }
-            _ => {
-                req.insert("target_gid".into(), json!(target));
-                req.insert("appkey".into(), json!(own_appkey));
-            }
-        }
-        let req = Value::Object(req);
+        let req = msg_request(
+            &o,
+            content,
+            target_type,
+            &target,
+            target_name,
+            app_appkey,
+            own_appkey,
+        );
         let post = if target_type == "single" {
             Post::Data
         } else {
             Post::WithMsg(req.clone())
         };
         self.send(event, req, post, |_, _| true).await
+    }
+
+    /// The message type and body a `send*` call builds (`Err`: what the app sees when the
+    /// SDK refuses the call before sending).
+    async fn msg_body(
+        &self,
+        method: &str,
+        kind: &str,
+        target_type: &str,
+        o: &Map<String, Value>,
+    ) -> Result<Result<(&'static str, Value), SdkCall>, SdkError> {
+        let extras = o.get("extras").cloned();
+        let with_extras = |mut body: Value| {
+            if let (Some(e), Some(m)) = (&extras, body.as_object_mut()) {
+                m.insert("extras".into(), e.clone());
+            }
+            body
+        };
+        let forwarded = o.get("msg_body").filter(|b| b.is_object()).cloned();
+        let built = match kind {
+            "Msg" => {
+                let body = match forwarded {
+                    Some(b) => b,
+                    None => {
+                        let mut text = o.get("content").cloned().unwrap_or(Value::Null);
+                        if !truthy(Some(&text)) {
+                            if target_type != "single" && o.contains_key("at_list") {
+                                text = json!(" ");
+                            } else {
+                                return Ok(Err(SdkCall::Ignored("text content is empty".into())));
+                            }
+                        }
+                        with_extras(json!({"text": text}))
+                    }
+                };
+                ("text", body)
+            }
+            "Pic" | "File" => match self.media_body(kind, o, forwarded, extras).await? {
+                Ok(body) => (if kind == "Pic" { "image" } else { "file" }, body),
+                Err(call) => return Ok(Err(call)),
+            },
+            "Location" => {
+                let body = match forwarded {
+                    Some(b) => b,
+                    None => {
+                        let mut b = Map::new();
+                        for f in ["latitude", "longitude", "scale", "label"] {
+                            b.insert(f.into(), o.get(f).cloned().unwrap_or(Value::Null));
+                        }
+                        with_extras(Value::Object(b))
+                    }
+                };
+                for f in ["latitude", "longitude", "scale", "label"] {
+                    if !truthy(body.get(f)) {
+                        return Ok(Err(SdkCall::Ignored(format!("{f} is empty"))));
+                    }
+                }
+                ("location", body)
+            }
+            "Custom" => {
+                let body = match forwarded.or_else(|| o.get("custom").cloned()) {
+                    Some(b @ Value::Object(_)) => with_extras(b),
+                    _ => return Ok(Err(SdkCall::Ignored("custom is not an object".into()))),
+                };
+                ("custom", body)
+            }
+            _ => return Err(SdkError::UnknownMethod(method.to_owned())),
+        };
+        Ok(Ok(built))
+    }
+
+    /// A picture's or file's body: uploaded from the call's file, or rebuilt from the
+    /// forwarded `msg_body`.
+    async fn media_body(
+        &self,
+        kind: &str,
+        o: &Map<String, Value>,
+        forwarded: Option<Value>,
+        extras: Option<Value>,
+    ) -> Result<Result<Value, SdkCall>, SdkError> {
+        let (field, utype, required): (&str, &str, &[&str]) = if kind == "Pic" {
+            (
+                "image",
+                "image",
+                &["media_id", "media_crc32", "width", "height"],
+            )
+        } else {
+            (
+                "file",
+                "file",
+                &["media_id", "media_crc32", "fsize", "fname"],
+            )
+        };
+        // The SDK rebuilds the body from a fixed field list, whether it comes from
+        // the upload answer (extras from the call) or from `msg_body` (its own
+        // extras); fields the source lacks are left out.
+        let (source, extras) = match forwarded {
+            Some(b) => {
+                let e = b.get("extras").cloned();
+                (b, e)
+            }
+            None => {
+                let file = o.get(field).cloned().unwrap_or(Value::Null);
+                match self.upload(&file, utype).await? {
+                    Ok(up) => (up, extras),
+                    Err(call) => return Ok(Err(call)),
+                }
+            }
+        };
+        let fields: &[&str] = if kind == "Pic" {
+            &[
+                "media_id",
+                "media_crc32",
+                "width",
+                "height",
+                "format",
+                "fsize",
+            ]
+        } else {
+            &["media_id", "media_crc32", "hash", "fsize", "fname"]
+        };
+        let mut b = super::pick(&source, fields);
+        if let Some(e) = extras.filter(|e| truthy(Some(e))) {
+            b.insert("extras".into(), e);
+        }
+        let body = Value::Object(b);
+        if let Some(missing) = required.iter().find(|f| !truthy(body.get(**f))) {
+            return Ok(Err(SdkCall::Ignored(format!(
+                "msg_body.{missing} is empty"
+            ))));
+        }
+        Ok(Ok(body))
     }
 
     /// `get_upload_token` then the HTTP upload; `Err(call)` is what the app sees on failure.
@@ -1307,6 +1308,57 @@ impl Shared {
             ..Callbacks::default()
         })))
     }
+}
+
+/// The request of a `send*` call around its `content` (the SDK's key order).
+fn msg_request(
+    o: &Map<String, Value>,
+    content: Map<String, Value>,
+    target_type: &str,
+    target: &str,
+    target_name: Option<Value>,
+    app_appkey: Option<Value>,
+    own_appkey: &str,
+) -> Value {
+    let mut req = Map::new();
+    req.insert("content".into(), Value::Object(content));
+    let exactly_true = |k: &str| json!(o.get(k) == Some(&Value::Bool(true)));
+    req.insert("no_offline".into(), exactly_true("no_offline"));
+    req.insert("no_notification".into(), exactly_true("no_notification"));
+    if target_type != "chatroom" {
+        if let Some(c) = o.get("custom_notification") {
+            req.insert("custom_notification".into(), c.clone());
+        }
+    }
+    if let Some(n) = &target_name {
+        req.insert("target_name".into(), n.clone());
+    }
+    if target_type != "chatroom" {
+        if let Some(r) = o.get("need_receipt") {
+            req.insert("need_receipt".into(), r.clone());
+        }
+    }
+    match target_type {
+        "single" => {
+            req.insert("target_id".into(), json!(target));
+            req.insert(
+                "appkey".into(),
+                app_appkey.unwrap_or_else(|| json!(own_appkey)),
+            );
+        }
+        "group" => {
+            req.insert("target_gid".into(), json!(target));
+            if let Some(at) = o.get("at_list") {
+                req.insert("users".into(), at.clone());
+            }
+            req.insert("appkey".into(), json!(own_appkey));
+        }
+        _ => {
+            req.insert("target_gid".into(), json!(target));
+            req.insert("appkey".into(), json!(own_appkey));
+        }
+    }
+    Value::Object(req)
 }
 
 fn hash_password(o: &mut Map<String, Value>, field: &str) {
