@@ -167,6 +167,10 @@ struct ServeArgs {
     /// (switchable at run time: POST /__admin/network). docs/admin-api.md.
     #[arg(long, value_name = "PRESET")]
     network: Option<String>,
+    /// On shutdown, write what happened as a scenario file that `check` accepts and `run`
+    /// replays (the same as GET /__admin/record). docs/console.md.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -460,6 +464,7 @@ fn serve(a: ServeArgs) -> ExitCode {
             media_quota_bytes,
             state: a.state.clone(),
             limits,
+            record: a.record.clone(),
             ..ServerConfig::new(backend, transport)
         };
         let server = match server::start(config, SocketAddr::new(host, port)).await {
@@ -508,6 +513,12 @@ fn serve(a: ServeArgs) -> ExitCode {
                 ""
             };
             println!("  admin:       {}/__admin/state{auth}", server.http_url());
+            let hint = if token_required {
+                "#token=<admin token>"
+            } else {
+                ""
+            };
+            println!("  console:     {}/__console/{hint}", server.http_url());
         }
         let _ = std::io::Write::flush(&mut std::io::stdout());
         stop_signal.await;

@@ -776,3 +776,52 @@ async fn the_proxy_keeps_the_upstream_heartbeat_itself() {
     })
     .await
 }
+
+#[tokio::test]
+async fn media_urls_from_the_upstream_point_at_the_proxy() {
+    use base64::Engine as _;
+    bounded(async {
+        let s = start().await;
+        let p = proxy_to(&s.http_url()).await;
+        let hostport = p.addr.to_string();
+        let a = user_at(&p.http_url(), Transport::Websocket, "alice").await;
+        let token = a
+            .request("get_upload_token", json!({}))
+            .await
+            .expect("reply")
+            .ok()
+            .expect("token");
+        let token = token.get("uptoken").as_str().expect("uptoken").to_owned();
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("alice:{token}"))
+        );
+        let headers = [
+            ("X-App-Key", APPKEY),
+            ("jm-channel", "w"),
+            ("Authorization", basic.as_str()),
+            ("Content-Type", "text/plain"),
+        ];
+        let file = b"notes through the proxy".to_vec();
+        let path = "/resource?type=file&name=notes.txt";
+        let (status, _, body) = http(&hostport, "POST", path, &headers, file.clone()).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let up: Value = serde_json::from_slice(&body).expect("json");
+        let res = a
+            .request("get_resource", json!({"media_id": up["media_id"]}))
+            .await
+            .expect("reply")
+            .ok()
+            .expect("url");
+        let url = res.get("url").as_str().expect("url").to_owned();
+        let prefix = format!("{}/media/", p.http_url());
+        assert!(url.starts_with(&prefix), "{url} should start with {prefix}");
+        // The rewritten URL keeps the upstream's signature, and downloads through the proxy.
+        let (status, _, body) =
+            http(&hostport, "GET", &url[p.http_url().len()..], &[], vec![]).await;
+        assert_eq!((status, body), (200, file));
+        p.shutdown().await.expect("stopped");
+        s.shutdown().await;
+    })
+    .await
+}

@@ -48,8 +48,26 @@ impl Backend {
             }).collect::<Vec<_>>(),
             "rooms": self.rooms.values().map(|r| r.info()).collect::<Vec<_>>(),
             "sessions": sessions,
+            "friends": self.friend_pairs(),
             "messages": self.messages.len(),
         })
+    }
+
+    /// Friendships once each: `{"appkey", "users": [a, b]}`, sorted.
+    fn friend_pairs(&self) -> Vec<Value> {
+        let mut pairs: Vec<(&str, &str, &str)> = Vec::new();
+        for (me, s) in &self.social {
+            for f in s.friends.keys() {
+                if (&me.appkey, &me.username) < (&f.appkey, &f.username) {
+                    pairs.push((&me.appkey, &me.username, &f.username));
+                }
+            }
+        }
+        pairs.sort();
+        pairs
+            .into_iter()
+            .map(|(a, x, y)| json!({"appkey": a, "users": [x, y]}))
+            .collect()
     }
 
     /// Every stored message object (as pushed), oldest first.

@@ -52,6 +52,12 @@ pub struct ClientConfig {
     pub heartbeat: bool,
     /// A deliberate bug to switch on (`None`: the normal client; see [`mutants`]).
     pub mutant: Option<mutants::Mutant>,
+    /// Scale of the SDK facade's own waits, which are no protocol timers: the 500 ms before
+    /// `login` is emitted, the 1.5 s / 1.7 s before `onSyncMsgReceipt` / `onSyncEvent`, the
+    /// 100 ms of a cached `getChatroomInfo`. 1.0 waits as the SDK does; the conformance
+    /// runner shortens them (their order against the wire stays the same), which is most
+    /// of a catalogue run's wall time otherwise.
+    pub sdk_waits: f64,
 }
 
 impl Default for ClientConfig {
@@ -65,6 +71,7 @@ impl Default for ClientConfig {
             auto_confirm: true,
             heartbeat: true,
             mutant: None,
+            sdk_waits: 1.0,
         }
     }
 }

@@ -560,6 +560,11 @@ impl Shared {
         }
     }
 
+    /// One of the SDK's own waits of `ms`, scaled by [`ClientConfig::sdk_waits`].
+    fn sdk_wait(&self, ms: u64) -> Duration {
+        Duration::from_secs_f64(ms as f64 * self.config.sdk_waits.clamp(0.0, 1.0) / 1000.0)
+    }
+
     fn emit_later(self: &Arc<Self>, listener: &'static str, arg: Value, after: Duration) {
         let me = self.clone();
         tokio::spawn(async move {
@@ -700,11 +705,7 @@ impl Shared {
                     .map(|e| filter_event(e, false))
                     .collect();
                 if !events.is_empty() {
-                    self.emit_later(
-                        "onSyncEvent",
-                        Value::Array(events),
-                        Duration::from_millis(1700),
-                    );
+                    self.emit_later("onSyncEvent", Value::Array(events), self.sdk_wait(1700));
                 }
             }
             "sync_receipt" => {
@@ -740,7 +741,7 @@ impl Shared {
                     self.emit_later(
                         "onSyncMsgReceipt",
                         Value::Array(merged),
-                        Duration::from_millis(1500),
+                        self.sdk_wait(1500),
                     );
                 }
             }

@@ -315,14 +315,15 @@ pub async fn run_steps(
                 listener,
                 fields,
                 within_ms,
+                count,
                 ..
             } => {
                 let within = scaled(*within_ms, scale).max(Duration::from_millis(200));
-                let r = match portable.as_deref_mut() {
-                    Some(p) => p.expect_listener(client, listener, fields, within).await,
-                    None => api.expect_listener(client, listener, fields, within).await,
-                };
-                if let Ok(arg) = &r {
+                let who = (client.as_str(), listener.as_str());
+                let p = portable.as_deref_mut();
+                let r =
+                    super::exactly::expect_listener(p, &mut api, who, fields, within, *count).await;
+                for arg in r.iter().flatten() {
                     transcript.push(format!(
                         "listener {client}.{listener} <- {}",
                         redact::redact(arg, red)
@@ -410,7 +411,7 @@ pub async fn run_steps(
     }
     // Before the clients close, a longer quiet window, so that fire-and-forget
     // confirmations and late pushes land in the transcript.
-    wire.window = Duration::from_millis(150);
+    wire.window = super::settle::final_window(portable.is_some(), sc.time_scale);
     wire.settle(server).await;
     for s in clients.values() {
         s.client.drop_connection();

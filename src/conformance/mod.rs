@@ -9,6 +9,7 @@
 pub mod builtin;
 pub mod compare;
 pub mod driver;
+pub mod exactly;
 pub mod html;
 pub mod junit;
 pub mod matrix;

@@ -287,6 +287,12 @@ pub struct BuiltinApi {
 }
 
 impl BuiltinApi {
+    /// The builtin SDK facade's own waits (login's 500 ms, the delayed offline-sync
+    /// listeners) run 20 times faster than the SDK's under the runner, on top of
+    /// `time_scale`: they order nothing against the wire that a settle point does not
+    /// already order, and at full length they were most of a catalogue run's time.
+    pub const SDK_WAITS: f64 = 0.05;
+
     pub fn new(scale: f64) -> Self {
         Self {
             scale,
@@ -306,6 +312,7 @@ impl BuiltinApi {
             response_timeout: Some(Duration::from_secs_f64(30.0 * self.scale)),
             connect_timeout: Duration::from_secs(10),
             mutant: crate::client::mutants::active(),
+            sdk_waits: Self::SDK_WAITS * self.scale.min(1.0),
             ..crate::client::ClientConfig::default()
         };
         let i = crate::client::sdk::SdkInstance::connect(base, upload, config)

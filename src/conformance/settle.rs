@@ -16,6 +16,15 @@ use std::time::{Duration, Instant};
 /// How often the journal is looked at.
 const POLL: Duration = Duration::from_millis(5);
 
+/// The quiet window before a case's clients close, so that fire-and-forget confirmations,
+/// late pushes and the re-sends of scaled timers land in the transcript: a driver's SDK
+/// may confirm a push on its next timer turn, and under `time_scale` the builtin client's
+/// re-sends come every scaled ack timeout (100 ms at 0.02); otherwise the builtin client
+/// answers within microseconds.
+pub fn final_window(driver: bool, time_scale: f64) -> Duration {
+    Duration::from_millis(if driver || time_scale < 1.0 { 150 } else { 50 })
+}
+
 /// Watches the journal of one run for application frames.
 #[derive(Debug)]
 pub struct WireWatch {

@@ -37,15 +37,72 @@ pub struct Forwarder {
     links: Mutex<HashMap<u64, Link>>,
     me: Weak<Forwarder>,
     recorder: Option<Arc<Recorder>>,
+    media: MediaUrls,
+}
+
+/// Rewrites the media URLs the upstream hands out (`get_resource`) so that they point at
+/// the proxy, whose `/media/` route forwards them: a client that reaches only the proxy
+/// can still download, and the download crosses the proxy like the upload did. URLs on
+/// any other origin (a real service's CDN) are left as they are.
+struct MediaUrls {
+    /// The upstream's HTTP origins + prefix + `/media/`, with and without a default port.
+    upstream: Vec<String>,
+    /// `http://host:port/media/` of the proxy.
+    proxy: String,
+}
+
+impl MediaUrls {
+    fn new(up: &Upstream, proxy_origin: &str) -> Self {
+        let scheme = if up.tls { "https" } else { "http" };
+        let default_port = if up.tls { ":443" } else { ":80" };
+        let mut upstream = vec![format!("{scheme}://{}{}/media/", up.hostport, up.prefix)];
+        if let Some(bare) = up.hostport.strip_suffix(default_port) {
+            upstream.push(format!("{scheme}://{bare}{}/media/", up.prefix));
+        }
+        Self {
+            upstream,
+            proxy: format!("{}/media/", proxy_origin.trim_end_matches('/')),
+        }
+    }
+
+    /// The proxy's URL for `url`, when `url` is on the upstream's media route.
+    fn rewrite(&self, url: &str) -> Option<String> {
+        let rest = self
+            .upstream
+            .iter()
+            .find_map(|o| url.strip_prefix(o.as_str()))?;
+        Some(format!("{}{rest}", self.proxy))
+    }
+
+    /// Rewrites the `url` of a successful `get_resource` answer in place; true if it did.
+    fn apply(&self, tag: &FrameTag, payload: &mut Value) -> bool {
+        if tag.kind != FrameKind::Response || tag.event.as_deref() != Some("get_resource") {
+            return false;
+        }
+        let Some(url) = payload.get("url").and_then(Value::as_str) else {
+            return false;
+        };
+        match self.rewrite(url) {
+            Some(new) => {
+                payload["url"] = Value::String(new);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl Forwarder {
+    /// `proxy_origin` is the proxy's own `http://host:port`, for media URLs.
     pub fn new(
         upstream: Upstream,
+        proxy_origin: &str,
         connect_timeout: Duration,
         recorder: Option<Arc<Recorder>>,
     ) -> Arc<Self> {
+        let media = MediaUrls::new(&upstream, proxy_origin);
         Arc::new_cyclic(|me| Self {
+            media,
             recorder,
             upstream,
             connect_timeout,
@@ -160,10 +217,16 @@ impl Forwarder {
             _ => {}
         }
         match self.tag_down(socket, &frame) {
-            Some((tag, payload)) => {
+            Some((tag, mut payload)) => {
                 if let Some(r) = &self.recorder {
                     r.answer(socket, &tag, &payload);
                 }
+                let frame = if self.media.apply(&tag, &mut payload) {
+                    let event = tag.event.as_deref().unwrap_or("get_resource");
+                    socketio::encode_event_frame(event, &payload)
+                } else {
+                    frame
+                };
                 socket.send_tagged(frame.into(), &tag);
             }
             None => {
@@ -275,5 +338,31 @@ impl SocketHandler for Forwarder {
         }
         self.up(socket, format!("4{data}"));
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_urls_on_the_upstream_move_to_the_proxy_and_others_stay() {
+        let up = Upstream::parse("https://im.example.com/jm").expect("url");
+        let m = MediaUrls::new(&up, "http://127.0.0.1:8788");
+        let moved = "http://127.0.0.1:8788/media/qiniu/image/j/1?e=1&s=x";
+        for url in [
+            "https://im.example.com/jm/media/qiniu/image/j/1?e=1&s=x",
+            "https://im.example.com:443/jm/media/qiniu/image/j/1?e=1&s=x",
+        ] {
+            assert_eq!(m.rewrite(url).as_deref(), Some(moved), "{url}");
+        }
+        for url in [
+            "https://cdn.example.com/jm/media/qiniu/image/j/1",
+            "http://im.example.com/jm/media/x",
+            "https://im.example.com/media/x",
+            "https://im.example.com.evil/jm/media/x",
+        ] {
+            assert_eq!(m.rewrite(url), None, "{url}");
+        }
     }
 }

@@ -126,8 +126,12 @@ pub async fn start(config: ProxyConfig, addr: SocketAddr) -> Result<RunningProxy
         .record
         .as_ref()
         .map(|_| Arc::new(record::Recorder::new(&upstream.url)));
-    let forwarder =
-        forward::Forwarder::new(upstream.clone(), config.connect_timeout, recorder.clone());
+    let forwarder = forward::Forwarder::new(
+        upstream.clone(),
+        &format!("http://{addr}"),
+        config.connect_timeout,
+        recorder.clone(),
+    );
     let interceptor: Arc<dyn Interceptor> = faults.clone();
     let engine = Engine::with_interceptor(
         config.transport.clone(),

@@ -6,6 +6,7 @@ pub mod api;
 mod check;
 pub mod files;
 pub mod model;
+pub mod record;
 pub mod schema;
 pub mod shape;
 

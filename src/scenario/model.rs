@@ -188,6 +188,11 @@ pub enum Step {
         /// `false`: a missing delivery only makes the verdict NON-STRICT.
         #[serde(default = "yes")]
         strict: bool,
+        /// Exactly this many deliveries containing `fields` (e.g. `1`: "once, never
+        /// twice"): the step waits for them within `within_ms`, then fails when one more
+        /// arrives within a quiet window (docs/scenarios.md). Default: at least one.
+        #[serde(default)]
+        count: Option<std::num::NonZeroU32>,
     },
     /// Move the driver's fake timers forward (drivers with `fake_timers`).
     AdvanceTimers(u64),

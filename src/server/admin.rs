@@ -31,6 +31,8 @@ pub(crate) struct AdminState {
     pub devices: Arc<super::act::Devices>,
     /// Open `GET /__admin/events` streams.
     pub subscribers: Arc<super::events::Subscribers>,
+    /// `GET /__admin/record`: the journal's start state and the writer.
+    pub recorder: super::record::Recorder,
 }
 
 /// The admin routes, behind `guard` (Host, Origin, token and content-type checks).
@@ -46,6 +48,8 @@ pub(crate) fn router(guard: Guard, state: AdminState) -> Router {
         .route("/__admin/events", get(super::events::events))
         .route(super::guard::SIGN_PATH, get(super::sign::sign))
         .route("/__admin/network", get(list_network).post(set_network))
+        .route("/__admin/record", get(record))
+        .route("/__admin/api", get(super::console::api))
         .merge(super::admin_faults::routes(state.faults.clone()))
         .with_state(state);
     guard.accept_yaml_at("/__admin/scenario").protect(routes)
@@ -64,6 +68,19 @@ async fn snapshot(State(s): State<AdminState>) -> Json<Value> {
 
 async fn messages(State(s): State<AdminState>) -> Json<Value> {
     Json(Value::Array(s.hub.with_backend(|b| b.messages())))
+}
+
+/// The session since the journal started, as scenario YAML (docs/console.md).
+async fn record(State(s): State<AdminState>) -> Response {
+    let text = s.recorder.render(&s.hub, &s.faults);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/yaml; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn list_network(State(s): State<AdminState>) -> Json<Value> {
@@ -141,6 +158,7 @@ fn install(s: &AdminState, mut backend: Backend) {
     backend.set_media_quota(s.initial.media_quota_bytes);
     s.hub.replace_backend(backend);
     s.faults.clear_journal();
+    s.recorder.baseline.capture(&s.hub);
 }
 
 /// [`install`] for a scenario load: live sessions are kept where the new state allows
@@ -150,6 +168,7 @@ fn install_keeping(s: &AdminState, mut backend: Backend) -> Value {
     backend.set_media_quota(s.initial.media_quota_bytes);
     let report = s.hub.replace_backend_keeping(backend);
     s.faults.clear_journal();
+    s.recorder.baseline.capture(&s.hub);
     let (closed, kept): (Vec<_>, Vec<_>) = report.into_iter().partition(|r| r.reason.is_some());
     json!({"kept": kept, "closed": closed})
 }

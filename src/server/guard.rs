@@ -162,6 +162,27 @@ impl Guard {
         router.layer(axum::middleware::from_fn_with_state(self, enforce))
     }
 
+    /// Puts the page checks in front of `router`: the static files of the browser console
+    /// (`/__console/`). Host and same-origin checks as for the API, GET/HEAD only, and no
+    /// token check: a browser navigation cannot carry `Authorization`, and the files hold
+    /// no data; every call they make goes to the API, under the full checks.
+    pub fn protect_pages<S: Clone + Send + Sync + 'static>(self, router: Router<S>) -> Router<S> {
+        router.layer(axum::middleware::from_fn_with_state(self, enforce_page))
+    }
+
+    /// The checks of [`Guard::protect_pages`].
+    pub fn check_page(&self, method: &Method, headers: &HeaderMap) -> Result<(), Refusal> {
+        self.check_host(headers)?;
+        check_site(self, headers)?;
+        if !matches!(*method, Method::GET | Method::HEAD) {
+            return Err(Refusal::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "the console's files are read-only (GET)",
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether `authority` (`host[:port]`, as in `Host`) names this server.
     pub fn host_ok(&self, authority: &str) -> bool {
         let Some((name, port)) = split_authority(authority) else {
@@ -365,6 +386,15 @@ async fn enforce(State(guard): State<Guard>, req: Request, next: Next) -> Respon
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+/// The middleware of [`Guard::protect_pages`].
+async fn enforce_page(State(guard): State<Guard>, req: Request, next: Next) -> Response {
+    if let Err(r) = guard.check_page(req.method(), req.headers()) {
+        tracing::warn!(path = req.uri().path(), status = r.status.as_u16(), reason = %r.reason, "console request refused");
+        return r.into_response();
+    }
+    next.run(req).await
 }
 
 /// Whether the request announces a body (a non-zero length or a chunked body).

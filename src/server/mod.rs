@@ -8,6 +8,7 @@
 mod act;
 mod admin;
 pub(crate) mod admin_faults;
+mod console;
 mod events;
 pub mod guard;
 mod hub;
@@ -16,6 +17,7 @@ pub(crate) mod listen;
 mod media;
 pub mod network;
 pub mod persist;
+pub mod record;
 mod sign;
 
 pub use guard::AdminAccess;
@@ -52,6 +54,8 @@ pub struct ServerConfig {
     pub state: Option<std::path::PathBuf>,
     /// Connection, shutdown, journal and dedupe limits (docs/limits.md).
     pub limits: Limits,
+    /// Write what happened as a scenario file here on shutdown (`serve --record`).
+    pub record: Option<std::path::PathBuf>,
 }
 
 impl ServerConfig {
@@ -66,6 +70,7 @@ impl ServerConfig {
             media_quota_bytes: crate::backend::media::MEDIA_QUOTA_BYTES,
             state: None,
             limits: Limits::default(),
+            record: None,
         }
     }
 }
@@ -79,6 +84,9 @@ pub struct RunningServer {
     /// Judges what clients send (src/oracle/); sees frames through `faults`.
     pub oracle: Arc<crate::oracle::Oracle>,
     pub clock: OffsetClock,
+    /// What `GET /__admin/record` and `--record` write (docs/console.md).
+    pub recorder: record::Recorder,
+    record: Option<std::path::PathBuf>,
     stop: CancellationToken,
     grace: Duration,
     task: tokio::task::JoinHandle<()>,
@@ -109,6 +117,15 @@ impl RunningServer {
         let _ = tokio::time::timeout(self.grace * 2 + Duration::from_secs(1), self.task).await;
         if let Some(p) = self.persister {
             p.finish().await;
+        }
+        if let Some(path) = &self.record {
+            let text = self.recorder.render(&self.hub, &self.faults);
+            match std::fs::write(path, text) {
+                Ok(()) => tracing::info!(path = %path.display(), "recording written"),
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "--record: cannot write")
+                }
+            }
         }
     }
 }
@@ -169,6 +186,11 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
     let engine = Engine::with_interceptor(config.transport.clone(), hub.clone(), Some(interceptor));
     hub.attach(&engine);
     faults.attach(&engine);
+    let recorder = record::Recorder::new(public);
+    if config.admin || config.record.is_some() {
+        // Only a recording reads it (GET /__admin/record, --record).
+        recorder.baseline.capture(&hub);
+    }
     let mut app = eio_http::router(engine.clone()).merge(media::router(hub.clone()));
     if config.admin {
         let guard = guard::Guard::new(addr, &config.admin_access);
@@ -184,8 +206,13 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
                 files_root: config.admin_access.files_root.clone(),
                 devices: act::Devices::new(),
                 subscribers: Default::default(),
+                recorder: recorder.clone(),
             },
         ));
+        app = app.merge(console::router(guard::Guard::new(
+            addr,
+            &config.admin_access,
+        )));
     }
     let app = app.fallback(not_found);
     let persister = config.state.clone().zip(cache).map(|(path, cache)| {
@@ -208,6 +235,8 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
         faults,
         oracle,
         clock,
+        recorder,
+        record: config.record.clone(),
         stop,
         grace,
         task,

@@ -44,7 +44,7 @@ impl Shared {
                 let id = o.get("id").map(id_string).unwrap_or_default();
                 let cached = lock(&self.state).rooms.get(&id).cloned();
                 if let Some(info) = cached {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::time::sleep(self.sdk_wait(100)).await;
                     return Ok(Some(SdkCall::Callbacks(Callbacks {
                         success: Some(vec![json!({"code": 0, "message": "success", "info": info})]),
                         ..Callbacks::default()

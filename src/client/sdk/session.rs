@@ -61,7 +61,7 @@ impl Shared {
         hash_password(o, "password");
         o.insert("version".into(), json!("2.5.0"));
         let user = o.get("username").map(id_string).unwrap_or_default();
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(self.sdk_wait(500)).await;
         let r = self
             .send(
                 "login",

@@ -1,0 +1,279 @@
+//! Recording traffic as a scenario file that `check` accepts and `run` replays: the one
+//! writer behind `proxy --record`, `serve --record` and `GET /__admin/record`
+//! (docs/proxy.md, docs/console.md).
+//!
+//! What is kept, fed by connection id so it works from live frames (the proxy) or from
+//! the journal (the server):
+//! - fixtures: either given whole (the server knows its state at the start of the
+//!   recording), or learned: each appkey seen in an `init` (with a placeholder secret: the
+//!   real one never crosses the wire) and each user who logged in successfully and was not
+//!   registered during the recording (with the `password_md5` the client sent);
+//! - steps: per client session a `connect`, an `init`, every other request as a `request`
+//!   step with its wire payload (the `rid` left out, sent once even when retried), each
+//!   expecting the code that was answered, and a `disconnect` when the client left by
+//!   itself. A request never answered is left out;
+//! - expectations: one `frame` per (push event, user) that was sent.
+//!
+//! Bounded: at most [`MAX_RECORDED_STEPS`] steps; later requests are counted, not kept.
+
+use crate::lock::lock;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Most steps one recording keeps.
+pub const MAX_RECORDED_STEPS: usize = 10_000;
+
+/// The secret written for learned apps (the mock signs `init` with it on replay).
+pub const PLACEHOLDER_SECRET: &str = "recorded-by-proxy-placeholder-secret";
+
+/// A recorded step; requests wait for their answer.
+enum Step {
+    Connect(u64, &'static str),
+    Request {
+        conn: u64,
+        event: String,
+        payload: Value,
+        code: Option<i64>,
+    },
+    Disconnect(u64),
+}
+
+#[derive(Default)]
+struct Log {
+    steps: Vec<Step>,
+    /// (conn, rid key) → index of its request step.
+    open: HashMap<(u64, String), usize>,
+    apps: BTreeSet<String>,
+    /// (appkey, username, password MD5), for successful logins.
+    users: Vec<(String, String, String)>,
+    registered: BTreeSet<String>,
+    pushes: BTreeSet<(String, String)>,
+    dropped: usize,
+}
+
+/// One recording in progress.
+pub struct Recording {
+    /// Who recorded, for the file's header and name (e.g. "`jmessage-mock proxy` in front of URL").
+    origin: String,
+    log: Mutex<Log>,
+}
+
+/// A request's `rid` as a key (string or number).
+pub fn rid_key(payload: &Value) -> Option<String> {
+    match payload.get("rid")? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl Recording {
+    pub fn new(origin: &str) -> Self {
+        Self {
+            origin: origin.to_owned(),
+            log: Mutex::new(Log::default()),
+        }
+    }
+
+    fn push_step(log: &mut Log, step: Step) -> Option<usize> {
+        if log.steps.len() >= MAX_RECORDED_STEPS {
+            log.dropped += 1;
+            return None;
+        }
+        log.steps.push(step);
+        Some(log.steps.len() - 1)
+    }
+
+    /// A client connection opened on `transport` (`websocket` or `polling`).
+    pub fn connect(&self, conn: u64, transport: &'static str) {
+        Self::push_step(&mut lock(&self.log), Step::Connect(conn, transport));
+    }
+
+    /// A request the client sent (retries with a known rid are not recorded again).
+    pub fn request(&self, conn: u64, event: &str, payload: &Value) {
+        let Some(rid) = rid_key(payload) else { return };
+        let mut log = lock(&self.log);
+        if log.open.contains_key(&(conn, rid.clone())) {
+            return;
+        }
+        let mut payload = payload.clone();
+        if let Some(m) = payload.as_object_mut() {
+            m.remove("rid");
+        }
+        let step = Step::Request {
+            conn,
+            event: event.to_owned(),
+            payload,
+            code: None,
+        };
+        if let Some(i) = Self::push_step(&mut log, step) {
+            log.open.insert((conn, rid), i);
+        }
+    }
+
+    /// A push of `event` sent to `user`.
+    pub fn push(&self, event: &str, user: &str) {
+        lock(&self.log)
+            .pushes
+            .insert((event.to_owned(), user.to_owned()));
+    }
+
+    /// The response to request `rid` on `conn`.
+    pub fn response(&self, conn: u64, rid: &str, payload: &Value) {
+        let mut log = lock(&self.log);
+        let Some(&i) = log.open.get(&(conn, rid.to_owned())) else {
+            return;
+        };
+        let code = payload.get("code").and_then(Value::as_i64).unwrap_or(0);
+        let learned = match &mut log.steps[i] {
+            Step::Request {
+                code: c @ None,
+                event,
+                payload,
+                ..
+            } => {
+                *c = Some(code);
+                Some((event.clone(), payload.clone()))
+            }
+            _ => None,
+        };
+        if let (Some((event, p)), 0) = (learned, code) {
+            learn(&mut log, &event, &p);
+        }
+    }
+
+    /// The client left by itself.
+    pub fn disconnect(&self, conn: u64) {
+        Self::push_step(&mut lock(&self.log), Step::Disconnect(conn));
+    }
+
+    /// The recording as scenario YAML (each entry a JSON flow mapping), with `fixtures`
+    /// (a fixtures document as JSON) or, without, the apps and users learned.
+    pub fn render(&self, fixtures: Option<&Value>) -> String {
+        let log = lock(&self.log);
+        let mut out = format!(
+            "# Recorded by {}.\n# Replay against the mock: jmessage-mock run THIS_FILE\n# Holds the MD5 of each password that logged in: keep it private.\n",
+            self.origin
+        );
+        let name = json!(format!("recorded by {}", self.origin.replace('`', "")));
+        out.push_str(&format!("name: {name}\nfixtures:\n"));
+        match fixtures.and_then(Value::as_object) {
+            Some(f) => {
+                for (key, items) in f {
+                    let items = items.as_array().map(Vec::as_slice).unwrap_or(&[]);
+                    list(&mut out, &format!("  {key}"), items, "  ");
+                }
+            }
+            None => learned_fixtures(&log, &mut out),
+        }
+        let steps: Vec<Value> = log.steps.iter().filter_map(step_json).collect();
+        list(&mut out, "steps", &steps, "");
+        let expect: Vec<Value> = log
+            .pushes
+            .iter()
+            .map(|(e, u)| json!({"frame": {"dir": "out", "kind": "push", "event": e, "user": u, "fields": {}}}))
+            .collect();
+        list(&mut out, "expect", &expect, "");
+        if log.dropped > 0 {
+            out.push_str(&format!(
+                "# {} more steps were not recorded (limit {MAX_RECORDED_STEPS})\n",
+                log.dropped
+            ));
+        }
+        out
+    }
+
+    /// Writes [`Recording::render`] to `path`.
+    pub fn write(&self, path: &Path, fixtures: Option<&Value>) -> std::io::Result<()> {
+        std::fs::write(path, self.render(fixtures))
+    }
+}
+
+/// Apps, users and registrations from successful requests.
+fn learn(log: &mut Log, event: &str, p: &Value) {
+    let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
+    match event {
+        "c_init" | "init" => {
+            if let Some(appkey) = s("appkey") {
+                log.apps.insert(appkey);
+            }
+        }
+        "register" => {
+            if let Some(u) = s("username") {
+                log.registered.insert(u);
+            }
+        }
+        "login" => {
+            let appkey = log.apps.iter().next().cloned().unwrap_or_default();
+            if let (Some(u), Some(pw)) = (s("username"), s("password")) {
+                if !log.users.iter().any(|(a, n, _)| a == &appkey && n == &u) {
+                    log.users.push((appkey, u, pw));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn learned_fixtures(log: &Log, out: &mut String) {
+    let apps: Vec<Value> = log
+        .apps
+        .iter()
+        .map(|a| json!({"appkey": a, "secret": PLACEHOLDER_SECRET}))
+        .collect();
+    list(out, "  apps", &apps, "  ");
+    let users: Vec<Value> = log
+        .users
+        .iter()
+        .filter(|(_, u, _)| !log.registered.contains(u))
+        .map(|(a, u, pw)| {
+            let mut m = Map::new();
+            m.insert("username".into(), json!(u));
+            m.insert("password".into(), json!(""));
+            m.insert("password_md5".into(), json!(pw));
+            if !a.is_empty() {
+                m.insert("appkey".into(), json!(a));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    list(out, "  users", &users, "  ");
+}
+
+fn list(out: &mut String, key: &str, items: &[Value], indent: &str) {
+    if items.is_empty() {
+        out.push_str(&format!("{key}: []\n"));
+        return;
+    }
+    out.push_str(&format!("{key}:\n"));
+    for item in items {
+        out.push_str(&format!("{indent}  - {item}\n"));
+    }
+}
+
+fn client(conn: u64) -> String {
+    format!("c{conn}")
+}
+
+fn step_json(s: &Step) -> Option<Value> {
+    Some(match s {
+        Step::Connect(conn, t) => {
+            json!({"connect": {"client": client(*conn), "transport": t}})
+        }
+        Step::Request {
+            conn, event, code, ..
+        } if event == "c_init" || event == "init" => {
+            json!({"init": {"client": client(*conn), "expect": {"code": (*code)?}}})
+        }
+        Step::Request {
+            conn,
+            event,
+            payload,
+            code,
+        } => json!({"request": {"client": client(*conn), "event": event,
+                    "payload": payload, "expect": {"code": (*code)?}}}),
+        Step::Disconnect(conn) => json!({"disconnect": {"client": client(*conn)}}),
+    })
+}
