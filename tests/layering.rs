@@ -152,10 +152,6 @@ const LONG_FUNCTIONS: &[(&str, &str)] = &[
         "a dispatch over push names; split pending",
     ),
     (
-        "src/conformance/builtin.rs:run_steps",
-        "waits for the client-under-test trait (issue #14 item 7)",
-    ),
-    (
         "src/main.rs:serve",
         "the console branch edits it in parallel; split after that merge",
     ),

@@ -7,6 +7,7 @@
 //! `time_scale`, so the SDK's 5 s / 30 s timers run in milliseconds.
 
 pub mod builtin;
+pub mod builtin_api;
 pub mod compare;
 pub mod driver;
 pub mod exactly;
@@ -19,6 +20,7 @@ pub mod redact;
 pub mod settle;
 pub mod shard;
 pub mod snapshot;
+pub mod under_test;
 
 pub use junit::junit;
 
