@@ -15,18 +15,18 @@ impl Shared {
         let done = match method {
             "getConversation" => self.get_conversation().await,
             "updateConversation" => {
-                let ck = self.conv_key(&o, &cx.own_appkey);
+                let ck = self.conv_key(o, &cx.own_appkey);
                 let extras = o.get("extras").cloned().unwrap_or(json!({}));
                 lock(&self.state).conv_extras.insert(ck, extras);
                 Ok(SdkCall::Returned(Value::Null))
             }
             "getUnreadMsgCnt" => {
-                let ck = self.conv_key(&o, &cx.own_appkey);
+                let ck = self.conv_key(o, &cx.own_appkey);
                 let n = lock(&self.state).unread.get(&ck).map_or(0, Vec::len);
                 Ok(SdkCall::Returned(json!(n)))
             }
             "resetUnreadCount" => {
-                let ck = self.conv_key(&o, &cx.own_appkey);
+                let ck = self.conv_key(o, &cx.own_appkey);
                 lock(&self.state).unread.insert(ck, Vec::new());
                 let (event, payload) = if o.contains_key("gid") {
                     ("unread_group_count", json!({"gid": o["gid"], "type": 4}))
