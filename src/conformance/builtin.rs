@@ -19,7 +19,8 @@ fn verdict<T: Into<String>>(r: Result<T, String>) -> (bool, String) {
 use std::collections::HashMap;
 use std::time::Duration;
 
-struct Session {
+/// A reference client opened by a `connect` step, and who it logged in as.
+struct WireClient {
     client: Client,
     username: Option<String>,
 }
@@ -255,7 +256,7 @@ async fn portable_step(
 struct Wire<'a> {
     server: &'a RunningServer,
     sc: &'a Scenario,
-    clients: HashMap<String, Session>,
+    clients: HashMap<String, WireClient>,
     first_app: String,
 }
 
@@ -299,7 +300,7 @@ impl Wire<'_> {
                     (Ok(c), false) => {
                         self.clients.insert(
                             client.clone(),
-                            Session {
+                            WireClient {
                                 client: c,
                                 username: None,
                             },
