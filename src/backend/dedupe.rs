@@ -28,11 +28,15 @@ struct Key {
     rid: Arc<str>,
 }
 
-/// What one stored answer costs: its serialized size plus the key and bookkeeping.
-fn weight(key: &Key, answer: &Option<Map<String, Value>>) -> usize {
-    let body = answer
+/// The serialized size of an answer (measured once per `put`, whatever the scopes).
+fn body_len(answer: &Option<Map<String, Value>>) -> usize {
+    answer
         .as_ref()
-        .map_or(0, |m| serde_json::to_string(m).map_or(0, |t| t.len()));
+        .map_or(0, |m| serde_json::to_vec(m).map_or(0, |t| t.len()))
+}
+
+/// What one stored answer costs: its serialized size plus the key and bookkeeping.
+fn weight(key: &Key, body: usize) -> usize {
     128 + key.event.len() + key.rid.len() + body
 }
 
@@ -101,13 +105,14 @@ impl Dedupe {
         self.expire(now_ms);
         let event: Arc<str> = event.into();
         let rid: Arc<str> = rid.into();
+        let body = body_len(&answer);
         for s in scopes {
             let key = Key {
                 scope: s.clone(),
                 event: event.clone(),
                 rid: rid.clone(),
             };
-            let w = weight(&key, &answer);
+            let w = weight(&key, body);
             self.bytes += w;
             match self.entries.insert(key.clone(), (answer.clone(), w)) {
                 Some((_, old)) => self.bytes -= old,

@@ -22,7 +22,7 @@ use crate::protocol::{self, Code, Failure, Rid};
 use crate::transport::{FrameKind, FrameTag};
 use rules::Ty;
 use serde_json::{Map, Value};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -60,6 +60,8 @@ struct Conn {
     /// The username of the last login request.
     login_name: Option<Arc<str>>,
     rids: VecDeque<RidRecord>,
+    /// The rids in `rids`, for a lookup without a scan (each appears there once).
+    rid_set: HashSet<String>,
     /// Messages pushed in msg_sync and not confirmed yet: (msg_id, pushed at).
     msgs: VecDeque<(i64, Instant)>,
     /// Sync pushes not acknowledged yet: (ack event, sync_key, pushed at).
@@ -88,6 +90,8 @@ struct Inner {
     /// Recent (event, rid) on any connection: a request seen again on a new connection
     /// is a retry carried over a reconnect, which the SDK sends before c_init.
     recent: VecDeque<(String, String)>,
+    /// The pairs in `recent` (each appears there once), for a lookup without a scan.
+    recent_set: HashSet<(String, String)>,
 }
 
 /// The oracle (see the module docs).
@@ -96,11 +100,11 @@ pub struct Oracle {
     scale: Mutex<f64>,
 }
 
-fn push_bounded<T>(q: &mut VecDeque<T>, item: T, max: usize) {
-    if q.len() >= max {
-        q.pop_front();
-    }
+/// Appends `item`, first dropping (and returning) the oldest when `q` holds `max`.
+fn push_bounded<T>(q: &mut VecDeque<T>, item: T, max: usize) -> Option<T> {
+    let old = if q.len() >= max { q.pop_front() } else { None };
     q.push_back(item);
+    old
 }
 
 /// The event and payload of a Socket.IO event frame (`42[...]`).
@@ -179,9 +183,12 @@ impl Oracle {
             return refuse.filter(|_| rules::refused_when_malformed(&event));
         }
         let key = (event.clone(), rid.key().to_owned());
-        let carried = inner.recent.contains(&key);
+        let carried = inner.recent_set.contains(&key);
         if !carried {
-            push_bounded(&mut inner.recent, key, MAX_RECENT);
+            inner.recent_set.insert(key.clone());
+            if let Some(old) = push_bounded(&mut inner.recent, key, MAX_RECENT) {
+                inner.recent_set.remove(&old);
+            }
             check_order(c, &event, &mut ctx);
         }
         let refuse = check_fields(&event, &payload, &mut ctx);
@@ -373,7 +380,12 @@ fn track_rid(
     let mut body = payload.clone();
     body.remove("rid");
     let body = Value::Object(body).to_string();
-    let Some(r) = c.rids.iter_mut().find(|r| r.rid == rid) else {
+    let found = if c.rid_set.contains(rid) {
+        c.rids.iter_mut().rev().find(|r| r.rid == rid)
+    } else {
+        None
+    };
+    let Some(r) = found else {
         let rec = RidRecord {
             rid: rid.to_owned(),
             event: event.to_owned(),
@@ -381,7 +393,10 @@ fn track_rid(
             last: now,
             sends: 1,
         };
-        push_bounded(&mut c.rids, rec, MAX_RIDS);
+        c.rid_set.insert(rid.to_owned());
+        if let Some(old) = push_bounded(&mut c.rids, rec, MAX_RIDS) {
+            c.rid_set.remove(&old.rid);
+        }
         return true;
     };
     if r.event != event {
@@ -528,10 +543,17 @@ fn check_confirmation(
             let Some(id) = int(payload.get("msg_id")) else {
                 return;
             };
-            let before = c.msgs.len();
-            c.msgs.retain(|(m, _)| *m != id);
-            let known = mem.is_some_and(|m| m.msgs.contains(&id));
-            if before == c.msgs.len() && !known {
+            // Usually the oldest entries: find the first, then any duplicate after it
+            // (a fault may push a message twice), without rebuilding the queue.
+            let pending = c.msgs.iter().position(|(m, _)| *m == id);
+            if let Some(i) = pending {
+                c.msgs.remove(i);
+                if c.msgs.iter().skip(i).any(|(m, _)| *m == id) {
+                    c.msgs.retain(|(m, _)| *m != id);
+                }
+            }
+            let known = pending.is_some() || mem.is_some_and(|m| m.msgs.contains(&id));
+            if !known {
                 ctx.report(
                     rules::SYNC_MSG_UNKNOWN,
                     format!("msg_recv_v2 for msg {id}, which was never pushed to this user"),

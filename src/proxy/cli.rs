@@ -35,7 +35,7 @@ pub struct ProxyArgs {
     /// Engine.IO ping timeout in ms offered to clients.
     #[arg(long, default_value_t = 60_000)]
     pub ping_timeout: u64,
-    /// Do not serve /__admin/ (health, faults, journal).
+    /// Do not serve /__admin/ (health, faults, journal) nor the console.
     #[arg(long)]
     pub no_admin: bool,
     /// Require `Authorization: Bearer TOKEN` on every admin request (required off
@@ -110,6 +110,10 @@ pub fn run(a: ProxyArgs) -> ExitCode {
     };
     runtime.block_on(async move {
         let admin = config.admin;
+        let hint = match config.admin_access.token {
+            Some(_) => "#token=<admin token>",
+            None => "",
+        };
         let proxy = match super::start(config, SocketAddr::new(host, a.port)).await {
             Ok(p) => p,
             Err(e @ ProxyError::Upstream(_)) => {
@@ -134,6 +138,7 @@ pub fn run(a: ProxyArgs) -> ExitCode {
         }
         if admin {
             println!("  admin:       {}/__admin/journal", proxy.http_url());
+            println!("  console:     {}/__console/{hint}", proxy.http_url());
         }
         let _ = std::io::Write::flush(&mut std::io::stdout());
         stop_signal().await;

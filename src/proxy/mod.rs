@@ -42,7 +42,9 @@ pub struct ProxyConfig {
     pub faults: Vec<FaultSpec>,
     /// Journal entries kept (0: no journal).
     pub journal_capacity: usize,
-    /// Serve `/__admin/health`, `/__admin/faults` and `/__admin/journal`.
+    /// Serve the admin API (`/__admin/health`, `/faults`, `/network`, `/journal`,
+    /// `/events`, `/record`, `/api`) and the console at `/__console/`; also keeps the
+    /// recording that `GET /__admin/record` renders.
     pub admin: bool,
     pub admin_access: AdminAccess,
     /// Connection, shutdown and journal limits, as for `serve`.
@@ -85,7 +87,7 @@ pub struct RunningProxy {
     pub addr: SocketAddr,
     pub engine: Arc<Engine>,
     pub faults: Arc<FaultLayer>,
-    /// The recording, when `record` was set.
+    /// The recording, when `record` was set or the admin API is on.
     pub recorder: Option<Arc<record::Recorder>>,
     record: Option<std::path::PathBuf>,
     stop: CancellationToken,
@@ -122,10 +124,9 @@ pub async fn start(config: ProxyConfig, addr: SocketAddr) -> Result<RunningProxy
     let limits = config.limits.clone();
     faults.set_journal_bounds(limits.journal_bytes, limits.journal_frame_max);
     faults.replace(config.faults.clone())?;
-    let recorder = config
-        .record
-        .as_ref()
-        .map(|_| Arc::new(record::Recorder::new(&upstream.url)));
+    // Kept whenever something reads it: `GET /__admin/record` or `--record`.
+    let recorder = (config.admin || config.record.is_some())
+        .then(|| Arc::new(record::Recorder::new(&upstream.url)));
     let forwarder = forward::Forwarder::new(
         upstream.clone(),
         &format!("http://{addr}"),
@@ -141,7 +142,7 @@ pub async fn start(config: ProxyConfig, addr: SocketAddr) -> Result<RunningProxy
     forwarder.attach(&engine);
     faults.attach(&engine);
     let mut app = eio_http::router(engine.clone()).merge(media::router(Arc::new(upstream.clone())));
-    if config.admin {
+    if let (true, Some(recorder)) = (config.admin, &recorder) {
         let guard = Guard::new(addr, &config.admin_access);
         app = app.merge(admin::router(
             guard,
@@ -149,8 +150,11 @@ pub async fn start(config: ProxyConfig, addr: SocketAddr) -> Result<RunningProxy
                 faults: faults.clone(),
                 engine: engine.clone(),
                 upstream: upstream.url.as_str().into(),
+                recorder: recorder.clone(),
             },
         ));
+        let pages = Guard::new(addr, &config.admin_access);
+        app = app.merge(crate::server::console::router(pages));
     }
     let app = app.fallback(not_found);
     let stop = CancellationToken::new();

@@ -14,7 +14,9 @@
 //!   itself. A request never answered is left out;
 //! - expectations: one `frame` per (push event, user) that was sent.
 //!
-//! Bounded: at most [`MAX_RECORDED_STEPS`] steps; later requests are counted, not kept.
+//! Bounded: at most [`MAX_RECORDED_STEPS`] steps and [`MAX_RECORDED_BYTES`] of request
+//! payloads (JSON text); later requests are counted, not kept. Pushes are kept as distinct
+//! (event, user) pairs, at most [`MAX_RECORDED_STEPS`] of them.
 
 use crate::lock::lock;
 use serde_json::{json, Map, Value};
@@ -24,6 +26,11 @@ use std::sync::Mutex;
 
 /// Most steps one recording keeps.
 pub const MAX_RECORDED_STEPS: usize = 10_000;
+
+/// Most bytes of request payloads (as JSON text) one recording keeps. With the admin API on
+/// the proxy records all the time (docs/proxy.md, "Console"), and a payload may be as large
+/// as the transport's `max_payload`, so the step count alone does not bound the memory.
+pub const MAX_RECORDED_BYTES: usize = 32 * 1024 * 1024;
 
 /// The secret written for learned apps (the mock signs `init` with it on replay).
 pub const PLACEHOLDER_SECRET: &str = "recorded-by-proxy-placeholder-secret";
@@ -51,6 +58,8 @@ struct Log {
     registered: BTreeSet<String>,
     pushes: BTreeSet<(String, String)>,
     dropped: usize,
+    /// Bytes of request payloads kept (bounded by [`MAX_RECORDED_BYTES`]).
+    bytes: usize,
 }
 
 /// One recording in progress.
@@ -102,6 +111,11 @@ impl Recording {
         if let Some(m) = payload.as_object_mut() {
             m.remove("rid");
         }
+        let size = serde_json::to_string(&payload).map_or(0, |t| t.len()) + event.len();
+        if log.bytes + size > MAX_RECORDED_BYTES {
+            log.dropped += 1;
+            return;
+        }
         let step = Step::Request {
             conn,
             event: event.to_owned(),
@@ -109,15 +123,17 @@ impl Recording {
             code: None,
         };
         if let Some(i) = Self::push_step(&mut log, step) {
+            log.bytes += size;
             log.open.insert((conn, rid), i);
         }
     }
 
     /// A push of `event` sent to `user`.
     pub fn push(&self, event: &str, user: &str) {
-        lock(&self.log)
-            .pushes
-            .insert((event.to_owned(), user.to_owned()));
+        let mut log = lock(&self.log);
+        if log.pushes.len() < MAX_RECORDED_STEPS {
+            log.pushes.insert((event.to_owned(), user.to_owned()));
+        }
     }
 
     /// The response to request `rid` on `conn`.
@@ -178,7 +194,8 @@ impl Recording {
         list(&mut out, "expect", &expect, "");
         if log.dropped > 0 {
             out.push_str(&format!(
-                "# {} more steps were not recorded (limit {MAX_RECORDED_STEPS})\n",
+                "# {} more steps were not recorded (limit {MAX_RECORDED_STEPS} steps, \
+                 {MAX_RECORDED_BYTES} bytes of payloads)\n",
                 log.dropped
             ));
         }
@@ -276,4 +293,25 @@ fn step_json(s: &Step) -> Option<Value> {
                     "payload": payload, "expect": {"code": (*code)?}}}),
         Step::Disconnect(conn) => json!({"disconnect": {"client": client(*conn)}}),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_payloads_stop_at_the_byte_bound_and_are_counted() {
+        let rec = Recording::new("test");
+        let big = "x".repeat(1024 * 1024);
+        let n = MAX_RECORDED_BYTES / big.len() + 3;
+        for rid in 0..n {
+            rec.request(1, "s_single_text", &json!({"rid": rid, "text": big}));
+        }
+        let log = lock(&rec.log);
+        assert!(log.bytes <= MAX_RECORDED_BYTES, "{}", log.bytes);
+        assert!(log.steps.len() < n);
+        assert_eq!(log.steps.len() + log.dropped, n);
+        drop(log);
+        assert!(rec.render(None).contains("more steps were not recorded"));
+    }
 }

@@ -45,12 +45,14 @@ pub(crate) fn router(guard: Guard, state: AdminState) -> Router {
         .route("/__admin/reset", post(reset))
         .route("/__admin/scenario", post(load_scenario))
         .route("/__admin/act", post(super::act::act))
-        .route("/__admin/events", get(super::events::events))
         .route(super::guard::SIGN_PATH, get(super::sign::sign))
-        .route("/__admin/network", get(list_network).post(set_network))
         .route("/__admin/record", get(record))
         .route("/__admin/api", get(super::console::api))
         .merge(super::admin_faults::routes(state.faults.clone()))
+        .merge(super::events::routes(
+            state.faults.clone(),
+            state.subscribers.clone(),
+        ))
         .with_state(state);
     guard.accept_yaml_at("/__admin/scenario").protect(routes)
 }
@@ -81,32 +83,6 @@ async fn record(State(s): State<AdminState>) -> Response {
         text,
     )
         .into_response()
-}
-
-async fn list_network(State(s): State<AdminState>) -> Json<Value> {
-    Json(super::network::listing(&s.faults))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NetworkChoice {
-    preset: String,
-}
-
-async fn set_network(State(s): State<AdminState>, body: axum::body::Bytes) -> Response {
-    let c: NetworkChoice = match serde_json::from_slice(&body) {
-        Ok(c) => c,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("expected {{\"preset\": NAME}}: {e}"),
-            )
-        }
-    };
-    match super::network::apply(&s.faults, &c.preset) {
-        Ok(()) => Json(super::network::listing(&s.faults)).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
-    }
 }
 
 async fn clock(State(s): State<AdminState>) -> Json<Value> {

@@ -1,4 +1,5 @@
-//! The admin routes that need only the fault layer: fault rules and the wire journal.
+//! The admin routes that need only the fault layer: fault rules, network presets (which
+//! are fault rules) and the wire journal.
 //! `serve` and `proxy` both serve them (docs/admin-api.md), so they are written once.
 
 use crate::faults::{FaultLayer, FaultSpec, RuleError};
@@ -11,7 +12,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// `/__admin/faults...` and `/__admin/journal`, on `faults`.
+/// `/__admin/faults...`, `/__admin/network` and `/__admin/journal`, on `faults`.
 pub(crate) fn routes<S>(faults: Arc<FaultLayer>) -> Router<S> {
     Router::new()
         .route(
@@ -22,6 +23,7 @@ pub(crate) fn routes<S>(faults: Arc<FaultLayer>) -> Router<S> {
         .route("/__admin/faults/{id}/enable", post(enable_fault))
         .route("/__admin/faults/{id}/disable", post(disable_fault))
         .route("/__admin/journal", get(journal).delete(clear_journal))
+        .route("/__admin/network", get(list_network).post(set_network))
         .with_state(faults)
 }
 
@@ -110,4 +112,30 @@ async fn journal(
 async fn clear_journal(State(f): State<Arc<FaultLayer>>) -> StatusCode {
     f.clear_journal();
     StatusCode::NO_CONTENT
+}
+
+async fn list_network(State(f): State<Arc<FaultLayer>>) -> Json<Value> {
+    Json(super::network::listing(&f))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkChoice {
+    preset: String,
+}
+
+async fn set_network(State(f): State<Arc<FaultLayer>>, body: axum::body::Bytes) -> Response {
+    let c: NetworkChoice = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"preset\": NAME}}: {e}"),
+            )
+        }
+    };
+    match super::network::apply(&f, &c.preset) {
+        Ok(()) => Json(super::network::listing(&f)).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
 }

@@ -3,8 +3,10 @@
 //! checks with a strict Content-Security-Policy. Everything the console shows or does goes
 //! through the admin API, under the full guard (token included).
 //!
-//! Also `GET /__admin/api`: the table the console builds its forms from (the methods
-//! `act` performs with the guide's argument names, the fault actions, the frame kinds).
+//! Also `GET /__admin/api`: the table the console builds its forms from (where it runs,
+//! `serve` or `proxy`, and so which views and controls it offers; the methods `act`
+//! performs with the guide's argument names, the fault actions, the frame kinds). `proxy`
+//! serves the same files and router with its own table ([`Site::Proxy`]).
 
 use super::guard::Guard;
 use axum::extract::Path;
@@ -148,14 +150,24 @@ const KINDS: &[&str] = &[
     "push",
 ];
 
-/// `GET /__admin/api`: `{"methods": [{"name", "args"}], "fault_actions": [{"name",
-/// "example"}], "kinds": [...]}`; the methods are those `act` performs.
+/// Where the console runs, which decides the views and controls it offers.
+pub(crate) enum Site<'a> {
+    /// `serve`: every view and control.
+    Serve,
+    /// `proxy`: no backend (no People, no `act`), no virtual clock, reset or scenario load.
+    Proxy { upstream: &'a str },
+}
+
+/// `GET /__admin/api` on `serve`.
 pub(crate) async fn api() -> Json<Value> {
-    let methods: Vec<Value> = crate::scenario::api::METHODS
-        .iter()
-        .filter(|(m, _)| super::act::METHODS.contains(m))
-        .map(|(m, args)| json!({"name": m, "args": args}))
-        .collect();
+    Json(table(&Site::Serve))
+}
+
+/// The console's table: `{"mode": "serve"|"proxy", "upstream"? , "views": [...],
+/// "controls": [...], "methods": [{"name", "args"}], "fault_actions": [{"name",
+/// "example"}], "kinds": [...]}`. The methods are those `act` performs (none on a proxy);
+/// the page shows only the listed views and controls.
+pub(crate) fn table(site: &Site) -> Value {
     let actions: Vec<Value> = FAULT_ACTIONS
         .iter()
         .map(|(n, ex)| {
@@ -163,7 +175,26 @@ pub(crate) async fn api() -> Json<Value> {
             json!({"name": n, "example": example})
         })
         .collect();
-    Json(json!({"methods": methods, "fault_actions": actions, "kinds": KINDS}))
+    let mut t = json!({"fault_actions": actions, "kinds": KINDS});
+    let fields = match site {
+        Site::Serve => {
+            let methods: Vec<Value> = crate::scenario::api::METHODS
+                .iter()
+                .filter(|(m, _)| super::act::METHODS.contains(m))
+                .map(|(m, args)| json!({"name": m, "args": args}))
+                .collect();
+            json!({"mode": "serve", "methods": methods,
+                   "views": ["wire", "people", "network", "record"],
+                   "controls": ["presets", "faults", "clock", "reset", "scenario"]})
+        }
+        Site::Proxy { upstream } => json!({"mode": "proxy", "upstream": upstream,
+                   "methods": [], "views": ["wire", "network", "record"],
+                   "controls": ["presets", "faults"]}),
+    };
+    if let (Some(t), Value::Object(f)) = (t.as_object_mut(), fields) {
+        t.extend(f);
+    }
+    t
 }
 
 #[cfg(test)]

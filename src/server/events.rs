@@ -12,13 +12,13 @@
 //! of its own beyond the replayed backlog; one that falls further behind is sent an
 //! `event: lagged` and its stream ends (reconnect with `Last-Event-ID` to resume).
 
-use super::admin::AdminState;
-use crate::faults::Entry;
+use crate::faults::{Entry, FaultLayer};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -31,6 +31,23 @@ use tokio::sync::broadcast::{error::RecvError, Receiver};
 pub const MAX_SUBSCRIBERS: usize = 16;
 /// Interval of the keep-alive comment.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// What the stream reads: the fault layer's journal, and the open streams' count.
+#[derive(Clone)]
+struct EventsState {
+    faults: Arc<FaultLayer>,
+    subscribers: Arc<Subscribers>,
+}
+
+/// `GET /__admin/events` on `faults`' journal. `serve` and `proxy` both serve it.
+pub(crate) fn routes<S>(faults: Arc<FaultLayer>, subscribers: Arc<Subscribers>) -> Router<S> {
+    Router::new()
+        .route("/__admin/events", get(events))
+        .with_state(EventsState {
+            faults,
+            subscribers,
+        })
+}
 
 /// Counts the open streams.
 #[derive(Default)]
@@ -104,8 +121,8 @@ fn resume_point(headers: &HeaderMap, q: &HashMap<String, String>) -> Result<Opti
 const FILTERS: &[&str] = &["user", "event", "kind", "dir", "conn", "since"];
 
 /// `GET /__admin/events`.
-pub(crate) async fn events(
-    State(s): State<AdminState>,
+async fn events(
+    State(s): State<EventsState>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {

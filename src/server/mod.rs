@@ -8,8 +8,8 @@
 mod act;
 mod admin;
 pub(crate) mod admin_faults;
-mod console;
-mod events;
+pub(crate) mod console;
+pub(crate) mod events;
 pub mod guard;
 mod hub;
 mod limits;

@@ -405,7 +405,11 @@ async fn run_upgrade(engine: Arc<Engine>, socket: Arc<Socket>, ws: WebSocket) {
 type WsSink = futures_util::stream::SplitSink<WebSocket, Message>;
 type WsStream = futures_util::stream::SplitStream<WebSocket>;
 
-/// The one writer task of a websocket session. Each write is bounded by
+/// Most frames written between two flushes of a websocket.
+const WRITE_BATCH: usize = 64;
+
+/// The one writer task of a websocket session: it writes every frame queued at its
+/// wakeup (up to [`WRITE_BATCH`]) and flushes once. Each batch is bounded by
 /// `write_timeout`: a client that stops reading cannot hold the writer (and its queue)
 /// forever.
 async fn write_loop(socket: Arc<Socket>, mut sink: WsSink, mut rx: OutboundRx, limit: Duration) {
@@ -418,25 +422,23 @@ async fn write_loop(socket: Arc<Socket>, mut sink: WsSink, mut rx: OutboundRx, l
             item = rx.recv() => item,
             _ = socket.cancel_token().cancelled() => None,
         };
-        let msg = match item {
-            Some(Outbound::Frame(f)) => Message::Text((&*f).into()),
-            Some(Outbound::Close { abrupt: false }) => Message::Close(None),
-            Some(Outbound::CloseCode(code, reason)) => Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            })),
-            Some(Outbound::Close { abrupt: true }) | None => break,
-        };
-        let last = matches!(msg, Message::Close(_));
+        let Some(first) = item else { break };
+        let mut batch = vec![first];
+        while batch.len() < WRITE_BATCH && !is_end(&batch[batch.len() - 1]) {
+            match rx.try_recv() {
+                Some(more) => batch.push(more),
+                None => break,
+            }
+        }
         // Send first: frames queued before an abrupt close still go out when the
         // client reads; an abort only interrupts a write that is stuck.
         let sent = tokio::select! {
             biased;
-            r = tokio::time::timeout(limit, sink.send(msg)) => r,
+            r = tokio::time::timeout(limit, write_batch(&mut sink, batch)) => r,
             _ = socket.abort_token().cancelled() => break,
         };
         match sent {
-            Ok(Ok(())) if !last => {}
+            Ok(Ok(true)) => {}
             Ok(_) => break,
             Err(_) => {
                 socket.slow_consumer(format!("write timeout {} ms", limit.as_millis()));
@@ -445,6 +447,37 @@ async fn write_loop(socket: Arc<Socket>, mut sink: WsSink, mut rx: OutboundRx, l
         }
     }
     // Dropping the sink here (abrupt) closes the TCP connection without a close frame.
+}
+
+/// True for an item after which nothing more is written.
+fn is_end(item: &Outbound) -> bool {
+    !matches!(item, Outbound::Frame(_))
+}
+
+/// Writes a batch and flushes once; `Ok(false)` when the batch ended the session.
+async fn write_batch(sink: &mut WsSink, batch: Vec<Outbound>) -> Result<bool, axum::Error> {
+    for item in batch {
+        let msg = match item {
+            Outbound::Frame(f) => Message::Text((&*f).into()),
+            Outbound::Close { abrupt: false } => Message::Close(None),
+            Outbound::CloseCode(code, reason) => Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })),
+            Outbound::Close { abrupt: true } => {
+                sink.flush().await?;
+                return Ok(false);
+            }
+        };
+        let last = matches!(msg, Message::Close(_));
+        sink.feed(msg).await?;
+        if last {
+            sink.flush().await?;
+            return Ok(false);
+        }
+    }
+    sink.flush().await?;
+    Ok(true)
 }
 
 /// The RFC 6455 close code for a websocket read error, when one applies: 1009 for a

@@ -1,4 +1,6 @@
-// The console's entry point: token, tabs, and the four views.
+// The console's entry point: token, tabs, and the four views. Which views and controls
+// apply comes from GET /__admin/api ("views", "controls", "mode"): a proxy has no People
+// view and no clock, reset or scenario load.
 import { takeTokenFromHash, setToken, whenUnauthorized, api, status } from "./util.js";
 import { startWire } from "./wire.js";
 import { startPeople } from "./people.js";
@@ -21,6 +23,20 @@ function askToken() {
   status("the admin API needs its token", true);
 }
 
+const ALL_VIEWS = ["wire", "people", "network", "record"];
+const ALL_CONTROLS = ["presets", "faults", "clock", "reset", "scenario"];
+
+function applySite(table) {
+  const views = table.views || ALL_VIEWS;
+  const controls = table.controls || ALL_CONTROLS;
+  for (const b of document.querySelectorAll("#tabs button")) b.hidden = !views.includes(b.dataset.view);
+  for (const c of document.querySelectorAll("[data-control]")) c.hidden = !controls.includes(c.dataset.control);
+  for (const n of document.querySelectorAll("[data-only]")) n.hidden = n.dataset.only !== (table.mode || "serve");
+  for (const u of document.querySelectorAll("code.upstream")) u.textContent = table.upstream || "";
+  document.body.dataset.mode = table.mode || "serve";
+  return { views, controls };
+}
+
 async function main() {
   takeTokenFromHash();
   whenUnauthorized(askToken);
@@ -36,14 +52,16 @@ async function main() {
   try {
     table = await api("/__admin/api");
     const h = await api("/__admin/health");
-    status("connected · " + h.sessions + " sessions");
+    const where = table.mode === "proxy" ? "proxy → " + table.upstream + " · " : "";
+    status(where + "connected · " + h.sessions + " sessions");
   } catch (e) {
     status(String(e.message || e), true);
     return;
   }
+  const site = applySite(table);
   startWire();
-  startPeople(table);
-  startNetwork(table);
+  if (site.views.includes("people")) startPeople(table);
+  startNetwork(table, site.controls);
   startRecord();
   document.body.dataset.ready = "1";
 }

@@ -1,9 +1,12 @@
 // The Network view: presets, fault rules switched live, the virtual clock, reset, and
 // loading a scenario (the admin API's /__admin/network, /faults, /clock, /reset, /scenario).
+// Only the controls the site lists are used (a proxy has presets and faults only).
 import { api, el, fillTable, pretty, guarded, status } from "./util.js";
 
 const out = () => document.getElementById("net-result");
 let serial = 0;
+let controls = [];
+const has = (c) => controls.includes(c);
 
 async function presets() {
   const n = await guarded(() => api("/__admin/network"));
@@ -35,7 +38,7 @@ async function clock() {
 }
 
 async function reload() {
-  await Promise.all([presets(), rules(), clock()]);
+  await Promise.all([has("presets") && presets(), rules(), has("clock") && clock()]);
 }
 
 function ruleFromForm() {
@@ -72,7 +75,8 @@ async function loadScenario(ev) {
   await reload();
 }
 
-export function startNetwork(table) {
+export function startNetwork(table, allowed) {
+  controls = allowed;
   const actionSel = document.getElementById("fault-action");
   actionSel.replaceChildren(...table.fault_actions.map((a) => el("option", { value: a.name }, a.name)));
   const examples = Object.fromEntries(table.fault_actions.map((a) => [a.name, a.example]));

@@ -96,6 +96,7 @@ function show(e) {
 
 function onEntry(e) {
   lastSeq = Math.max(lastSeq, e.seq);
+  offerUser(e.user);
   if (pause.checked) {
     held.push(e);
     if (held.length > MAX_PAUSED) held.shift();
@@ -116,6 +117,14 @@ async function follow() {
     }
     await new Promise((r) => setTimeout(r, 1000));
   }
+}
+
+// Users seen on the wire are offered in the Network view's user list (on a proxy there
+// is no People view to fill it).
+function offerUser(user) {
+  const sel = document.getElementById("fault-user");
+  if (!user || [...sel.options].some((o) => o.value === user)) return;
+  sel.append(el("option", { value: user }, user));
 }
 
 export function startWire() {
