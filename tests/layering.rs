@@ -155,7 +155,6 @@ const LONG_FUNCTIONS: &[(&str, &str)] = &[
         "src/main.rs:serve",
         "the console branch edits it in parallel; split after that merge",
     ),
-    ("src/conformance/mod.rs:run_with", "split pending"),
     ("src/conformance/driver.rs:spawn", "split pending"),
     ("src/client/transport.rs:connect_polling", "split pending"),
     ("src/backend/group_chat.rs:send_group_msg", "split pending"),
