@@ -151,10 +151,6 @@ const LONG_FUNCTIONS: &[(&str, &str)] = &[
         "src/client/sdk.rs:on_push",
         "a dispatch over push names; split pending",
     ),
-    (
-        "src/main.rs:serve",
-        "the console branch edits it in parallel; split after that merge",
-    ),
     ("src/conformance/driver.rs:spawn", "split pending"),
     ("src/client/transport.rs:connect_polling", "split pending"),
     ("src/backend/group_chat.rs:send_group_msg", "split pending"),
