@@ -147,10 +147,6 @@ const LAYERS: &[Layer] = &[
 /// Functions over 100 lines that are known and waiting for their split (issue #14),
 /// or flat tables (a `match` of one-line arms). `path:name`, reason.
 const LONG_FUNCTIONS: &[(&str, &str)] = &[
-    (
-        "src/client/sdk.rs:on_push",
-        "a dispatch over push names; split pending",
-    ),
     ("src/conformance/driver.rs:spawn", "split pending"),
     ("src/client/transport.rs:connect_polling", "split pending"),
     ("src/backend/group_chat.rs:send_group_msg", "split pending"),

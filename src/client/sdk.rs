@@ -654,39 +654,7 @@ impl Shared {
                     self.client().disconnect();
                 }
             }
-            "sync_conversation" => {
-                let mut msgs = payload.get("messages").cloned().unwrap_or(json!([]));
-                if let Some(a) = msgs.as_array_mut() {
-                    for c in a.iter_mut().filter_map(Value::as_object_mut) {
-                        let n = c.shift_remove("unsync_count").unwrap_or(json!(0));
-                        let key = if c.get("msg_type").and_then(Value::as_i64) == Some(4) {
-                            conv_key_group(c.get("from_gid").unwrap_or(&Value::Null))
-                        } else {
-                            conv_key_single(
-                                c.get("from_appkey").and_then(Value::as_str).unwrap_or(""),
-                                c.get("from_username").and_then(Value::as_str).unwrap_or(""),
-                            )
-                        };
-                        let count = n.as_i64().unwrap_or(0).max(0) as usize;
-                        let times: Vec<i64> = c
-                            .get("msgs")
-                            .and_then(Value::as_array)
-                            .map(|m| {
-                                let skip = m.len().saturating_sub(count);
-                                m[skip..]
-                                    .iter()
-                                    .map(|x| x.get("ctime_ms").and_then(Value::as_i64).unwrap_or(0))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        lock(&self.state).unread.insert(key, times);
-                        c.insert("unread_msg_count".into(), n);
-                    }
-                    if !a.is_empty() {
-                        self.emit("onSyncConversation", msgs);
-                    }
-                }
-            }
+            "sync_conversation" => self.on_sync_conversation(payload),
             "sync_event" => {
                 // The SDK takes the push's sync_key as its event key (and stores it).
                 {
@@ -708,43 +676,7 @@ impl Shared {
                     self.emit_later("onSyncEvent", Value::Array(events), self.sdk_wait(1700));
                 }
             }
-            "sync_receipt" => {
-                let mut merged: Vec<Value> = Vec::new();
-                for r in payload
-                    .get("receipts")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let msgs = r.get("receipt_msgs").and_then(Value::as_array);
-                    if msgs.is_none_or(|m| m.is_empty()) {
-                        continue;
-                    }
-                    let same = |a: &Value| {
-                        a.get("type") == r.get("type")
-                            && a.get("gid") == r.get("gid")
-                            && a.get("appkey") == r.get("appkey")
-                            && a.get("username") == r.get("username")
-                    };
-                    match merged.iter_mut().find(|a| same(a)) {
-                        Some(a) => {
-                            if let Some(list) =
-                                a.get_mut("receipt_msgs").and_then(Value::as_array_mut)
-                            {
-                                list.extend(msgs.into_iter().flatten().cloned());
-                            }
-                        }
-                        None => merged.push(r.clone()),
-                    }
-                }
-                if !merged.is_empty() {
-                    self.emit_later(
-                        "onSyncMsgReceipt",
-                        Value::Array(merged),
-                        self.sdk_wait(1500),
-                    );
-                }
-            }
+            "sync_receipt" => self.on_sync_receipt(payload),
             "receipt_change" => self.emit("onMsgReceiptChange", payload),
             "trans_msg_rec" => self.emit("onTransMsgRec", payload),
             "room_msg_sync" => self.emit("onRoomMsg", payload),
@@ -766,6 +698,80 @@ impl Shared {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// `sync_conversation`: each conversation's unsynced messages become its unread
+    /// count, then `onSyncConversation`.
+    fn on_sync_conversation(self: &Arc<Self>, payload: Value) {
+        let mut msgs = payload.get("messages").cloned().unwrap_or(json!([]));
+        if let Some(a) = msgs.as_array_mut() {
+            for c in a.iter_mut().filter_map(Value::as_object_mut) {
+                let n = c.shift_remove("unsync_count").unwrap_or(json!(0));
+                let key = if c.get("msg_type").and_then(Value::as_i64) == Some(4) {
+                    conv_key_group(c.get("from_gid").unwrap_or(&Value::Null))
+                } else {
+                    conv_key_single(
+                        c.get("from_appkey").and_then(Value::as_str).unwrap_or(""),
+                        c.get("from_username").and_then(Value::as_str).unwrap_or(""),
+                    )
+                };
+                let count = n.as_i64().unwrap_or(0).max(0) as usize;
+                let times: Vec<i64> = c
+                    .get("msgs")
+                    .and_then(Value::as_array)
+                    .map(|m| {
+                        let skip = m.len().saturating_sub(count);
+                        m[skip..]
+                            .iter()
+                            .map(|x| x.get("ctime_ms").and_then(Value::as_i64).unwrap_or(0))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                lock(&self.state).unread.insert(key, times);
+                c.insert("unread_msg_count".into(), n);
+            }
+            if !a.is_empty() {
+                self.emit("onSyncConversation", msgs);
+            }
+        }
+    }
+
+    /// `sync_receipt`: the receipts of one conversation merged, then `onSyncMsgReceipt`
+    /// after the SDK's wait.
+    fn on_sync_receipt(self: &Arc<Self>, payload: Value) {
+        let mut merged: Vec<Value> = Vec::new();
+        for r in payload
+            .get("receipts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let msgs = r.get("receipt_msgs").and_then(Value::as_array);
+            if msgs.is_none_or(|m| m.is_empty()) {
+                continue;
+            }
+            let same = |a: &Value| {
+                a.get("type") == r.get("type")
+                    && a.get("gid") == r.get("gid")
+                    && a.get("appkey") == r.get("appkey")
+                    && a.get("username") == r.get("username")
+            };
+            match merged.iter_mut().find(|a| same(a)) {
+                Some(a) => {
+                    if let Some(list) = a.get_mut("receipt_msgs").and_then(Value::as_array_mut) {
+                        list.extend(msgs.into_iter().flatten().cloned());
+                    }
+                }
+                None => merged.push(r.clone()),
+            }
+        }
+        if !merged.is_empty() {
+            self.emit_later(
+                "onSyncMsgReceipt",
+                Value::Array(merged),
+                self.sdk_wait(1500),
+            );
         }
     }
 
