@@ -147,10 +147,15 @@ const LAYERS: &[Layer] = &[
 /// Functions over 100 lines that are known and waiting for their split (issue #14),
 /// or flat tables (a `match` of one-line arms). `path:name`, reason.
 const LONG_FUNCTIONS: &[(&str, &str)] = &[
-    ("src/conformance/driver.rs:spawn", "split pending"),
     ("src/client/transport.rs:connect_polling", "split pending"),
-    ("src/backend/group_chat.rs:send_group_msg", "split pending"),
-    ("src/backend/chat.rs:send_single", "split pending"),
+    (
+        "src/backend/group_chat.rs:send_group_msg",
+        "backend/ was left to the perf branch during this change; split pending",
+    ),
+    (
+        "src/backend/chat.rs:send_single",
+        "backend/ was left to the perf branch during this change; split pending",
+    ),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
