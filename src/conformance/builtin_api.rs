@@ -6,6 +6,7 @@
 
 use super::portable::Seen;
 use super::subset;
+use super::under_test::{first_match, no_delivery};
 use crate::scenario::model::CallExpect;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
@@ -134,12 +135,8 @@ impl BuiltinApi {
         let key = (client.to_owned(), listener.to_owned());
         let deadline = Instant::now() + within;
         loop {
-            if let Some(q) = self.buffers.get_mut(&key) {
-                while let Some(arg) = q.pop_front() {
-                    if fields.as_ref().is_none_or(|f| subset(f, &arg)) {
-                        return Ok(arg);
-                    }
-                }
+            if let Some(arg) = first_match(self.buffers.get_mut(&key), fields, |a| a) {
+                return Ok(arg);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             let delivery = match self.get(client) {
@@ -153,15 +150,7 @@ impl BuiltinApi {
                     .entry((client.to_owned(), d.listener))
                     .or_default()
                     .push_back(d.arg),
-                None => {
-                    return Err(format!(
-                        "no {listener} delivery{} within {within:?}",
-                        fields
-                            .as_ref()
-                            .map(|f| format!(" containing {f}"))
-                            .unwrap_or_default()
-                    ))
-                }
+                None => return Err(no_delivery(listener, fields, within)),
             }
         }
     }

@@ -3,6 +3,7 @@
 
 use super::driver::{DriverEvent, SubprocessDriver};
 use super::subset;
+use super::under_test::{first_match, no_delivery};
 use crate::protocol::sign::signature;
 use crate::scenario::{model::CallExpect, Scenario};
 use serde_json::{json, Map, Value};
@@ -193,23 +194,13 @@ impl Portable {
         let key = (client.to_owned(), listener.to_owned());
         let deadline = Instant::now() + within;
         loop {
-            if let Some(q) = self.listeners.get_mut(&key) {
-                while let Some(args) = q.pop_front() {
-                    let first = args.get(0).cloned().unwrap_or(Value::Null);
-                    if fields.as_ref().is_none_or(|f| subset(f, &first)) {
-                        return Ok(first);
-                    }
-                }
+            let first_arg = |args: Value| args.get(0).cloned().unwrap_or(Value::Null);
+            if let Some(first) = first_match(self.listeners.get_mut(&key), fields, first_arg) {
+                return Ok(first);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || !self.pump(left).await {
-                return Err(format!(
-                    "no {listener} delivery{} within {within:?}",
-                    fields
-                        .as_ref()
-                        .map(|f| format!(" containing {f}"))
-                        .unwrap_or_default()
-                ));
+                return Err(no_delivery(listener, fields, within));
             }
         }
     }

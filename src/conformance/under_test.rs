@@ -6,9 +6,11 @@
 
 use super::builtin_api::BuiltinApi;
 use super::portable::{Portable, Seen};
+use super::subset;
 use crate::scenario::model::CallExpect;
 use crate::server::RunningServer;
 use serde_json::Value;
+use std::collections::VecDeque;
 use std::time::Duration;
 
 /// A client driven through the Web SDK's public API. Failures are the step's detail text
@@ -51,6 +53,31 @@ pub trait ClientUnderTest {
 
     /// Whether the client runs in another process (its confirmations come later).
     fn is_driver(&self) -> bool;
+}
+
+/// Takes buffered deliveries until one (as `pick` reads it) contains `fields`.
+pub(super) fn first_match(
+    queue: Option<&mut VecDeque<Value>>,
+    fields: &Option<Value>,
+    pick: impl Fn(Value) -> Value,
+) -> Option<Value> {
+    let q = queue?;
+    while let Some(delivery) = q.pop_front() {
+        let arg = pick(delivery);
+        if fields.as_ref().is_none_or(|f| subset(f, &arg)) {
+            return Some(arg);
+        }
+    }
+    None
+}
+
+/// The failure of an `expect_listener` step that saw no matching delivery.
+pub(super) fn no_delivery(listener: &str, fields: &Option<Value>, within: Duration) -> String {
+    let containing = fields
+        .as_ref()
+        .map(|f| format!(" containing {f}"))
+        .unwrap_or_default();
+    format!("no {listener} delivery{containing} within {within:?}")
 }
 
 fn scaled(ms: u64, scale: f64) -> Duration {
