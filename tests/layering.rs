@@ -20,6 +20,9 @@ struct Layer {
     rule: &'static str,
 }
 
+/// The top layers (the library's root, the binary) may reach every module.
+const ANY: &[&str] = &["*"];
+
 /// The layer table, bottom to top. `lock` is the poison-ignoring mutex helper every
 /// layer may use; `lib` and `main` are the crate roots.
 const LAYERS: &[Layer] = &[
@@ -126,57 +129,17 @@ const LAYERS: &[Layer] = &[
     },
     Layer {
         module: "lib",
-        may_reach: &[
-            "lock",
-            "transport",
-            "protocol",
-            "backend",
-            "client",
-            "faults",
-            "config",
-            "oracle",
-            "scenario",
-            "server",
-            "proxy",
-            "conformance",
-        ],
+        may_reach: ANY,
         rule: "lib.rs is the map: it names and re-exports every module",
     },
     Layer {
         module: "main",
-        may_reach: &[
-            "transport",
-            "protocol",
-            "backend",
-            "client",
-            "faults",
-            "config",
-            "oracle",
-            "scenario",
-            "server",
-            "proxy",
-            "conformance",
-            "cli",
-        ],
-        rule:
-            "main.rs and its cli/ modules are the top: only they reach conformance from outside it",
+        may_reach: ANY,
+        rule: "main.rs is the top: only the binary reaches conformance from outside it",
     },
     Layer {
         module: "cli",
-        may_reach: &[
-            "transport",
-            "protocol",
-            "backend",
-            "client",
-            "faults",
-            "config",
-            "oracle",
-            "scenario",
-            "server",
-            "proxy",
-            "conformance",
-            "cli",
-        ],
+        may_reach: ANY,
         rule: "the CLI (main.rs and src/cli/) is the top layer",
     },
 ];
@@ -185,31 +148,13 @@ const LAYERS: &[Layer] = &[
 /// or flat tables (a `match` of one-line arms). `path:name`, reason.
 const LONG_FUNCTIONS: &[(&str, &str)] = &[
     (
-        "src/client/sdk.rs:call",
-        "one arm per SDK call; split by area pending (issue #14 item 7)",
+        "src/backend/group_chat.rs:send_group_msg",
+        "backend/ was left to the perf branch during this change; split pending",
     ),
     (
-        "src/client/sdk.rs:send_msg",
-        "builds every message kind; split pending",
+        "src/backend/chat.rs:send_single",
+        "backend/ was left to the perf branch during this change; split pending",
     ),
-    (
-        "src/client/sdk.rs:on_push",
-        "a dispatch over push names; split pending",
-    ),
-    (
-        "src/conformance/builtin.rs:run_steps",
-        "waits for the client-under-test trait (issue #14 item 7)",
-    ),
-    (
-        "src/main.rs:serve",
-        "the console branch edits it in parallel; split after that merge",
-    ),
-    ("src/scenario/mod.rs:resolve_fixtures", "split pending"),
-    ("src/conformance/mod.rs:run_with", "split pending"),
-    ("src/conformance/driver.rs:spawn", "split pending"),
-    ("src/client/transport.rs:connect_polling", "split pending"),
-    ("src/backend/group_chat.rs:send_group_msg", "split pending"),
-    ("src/backend/chat.rs:send_single", "split pending"),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -381,7 +326,7 @@ fn layers_only_point_down() {
             if target == top || !known.contains(target.as_str()) {
                 continue;
             }
-            if !this.may_reach.contains(&target.as_str()) {
+            if this.may_reach != ANY && !this.may_reach.contains(&target.as_str()) {
                 broken.push(format!(
                     "src/{}:{line}: {top} -> {target} is forbidden: {}",
                     rel.display(),

@@ -1,9 +1,10 @@
-//! The command line's subcommands that are more than a few lines: `run` (grade
+//! The command line's subcommands that are more than a few lines: `serve`, `run` (grade
 //! scenarios against clients, optionally one CI shard) and `report` (join the results
 //! of shards). `main.rs` parses the arguments and dispatches here.
 
 pub mod report;
 pub mod run;
+pub mod serve;
 
 use std::path::Path;
 use std::process::ExitCode;

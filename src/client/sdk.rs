@@ -81,6 +81,30 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+mod groups;
+mod messages;
+mod rooms;
+mod session;
+mod social;
+mod users;
+
+/// What every call may need besides its argument: who is logged in and the connection's
+/// state when the call started.
+struct CallContext {
+    me: String,
+    own_appkey: String,
+    inited: bool,
+    logged_in: bool,
+    connected: bool,
+}
+
+/// Fills `appkey` with the own app's when the caller left it out (as the SDK does).
+fn default_appkey(o: &mut Map<String, Value>, own_appkey: &str) {
+    if !truthy(o.get("appkey")) {
+        o.insert("appkey".into(), json!(own_appkey));
+    }
+}
+
 /// The callbacks the SDK would invoke for one request.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Callbacks {
@@ -630,39 +654,7 @@ impl Shared {
                     self.client().disconnect();
                 }
             }
-            "sync_conversation" => {
-                let mut msgs = payload.get("messages").cloned().unwrap_or(json!([]));
-                if let Some(a) = msgs.as_array_mut() {
-                    for c in a.iter_mut().filter_map(Value::as_object_mut) {
-                        let n = c.shift_remove("unsync_count").unwrap_or(json!(0));
-                        let key = if c.get("msg_type").and_then(Value::as_i64) == Some(4) {
-                            conv_key_group(c.get("from_gid").unwrap_or(&Value::Null))
-                        } else {
-                            conv_key_single(
-                                c.get("from_appkey").and_then(Value::as_str).unwrap_or(""),
-                                c.get("from_username").and_then(Value::as_str).unwrap_or(""),
-                            )
-                        };
-                        let count = n.as_i64().unwrap_or(0).max(0) as usize;
-                        let times: Vec<i64> = c
-                            .get("msgs")
-                            .and_then(Value::as_array)
-                            .map(|m| {
-                                let skip = m.len().saturating_sub(count);
-                                m[skip..]
-                                    .iter()
-                                    .map(|x| x.get("ctime_ms").and_then(Value::as_i64).unwrap_or(0))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        lock(&self.state).unread.insert(key, times);
-                        c.insert("unread_msg_count".into(), n);
-                    }
-                    if !a.is_empty() {
-                        self.emit("onSyncConversation", msgs);
-                    }
-                }
-            }
+            "sync_conversation" => self.on_sync_conversation(payload),
             "sync_event" => {
                 // The SDK takes the push's sync_key as its event key (and stores it).
                 {
@@ -684,43 +676,7 @@ impl Shared {
                     self.emit_later("onSyncEvent", Value::Array(events), self.sdk_wait(1700));
                 }
             }
-            "sync_receipt" => {
-                let mut merged: Vec<Value> = Vec::new();
-                for r in payload
-                    .get("receipts")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let msgs = r.get("receipt_msgs").and_then(Value::as_array);
-                    if msgs.is_none_or(|m| m.is_empty()) {
-                        continue;
-                    }
-                    let same = |a: &Value| {
-                        a.get("type") == r.get("type")
-                            && a.get("gid") == r.get("gid")
-                            && a.get("appkey") == r.get("appkey")
-                            && a.get("username") == r.get("username")
-                    };
-                    match merged.iter_mut().find(|a| same(a)) {
-                        Some(a) => {
-                            if let Some(list) =
-                                a.get_mut("receipt_msgs").and_then(Value::as_array_mut)
-                            {
-                                list.extend(msgs.into_iter().flatten().cloned());
-                            }
-                        }
-                        None => merged.push(r.clone()),
-                    }
-                }
-                if !merged.is_empty() {
-                    self.emit_later(
-                        "onSyncMsgReceipt",
-                        Value::Array(merged),
-                        self.sdk_wait(1500),
-                    );
-                }
-            }
+            "sync_receipt" => self.on_sync_receipt(payload),
             "receipt_change" => self.emit("onMsgReceiptChange", payload),
             "trans_msg_rec" => self.emit("onTransMsgRec", payload),
             "room_msg_sync" => self.emit("onRoomMsg", payload),
@@ -742,6 +698,80 @@ impl Shared {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// `sync_conversation`: each conversation's unsynced messages become its unread
+    /// count, then `onSyncConversation`.
+    fn on_sync_conversation(self: &Arc<Self>, payload: Value) {
+        let mut msgs = payload.get("messages").cloned().unwrap_or(json!([]));
+        if let Some(a) = msgs.as_array_mut() {
+            for c in a.iter_mut().filter_map(Value::as_object_mut) {
+                let n = c.shift_remove("unsync_count").unwrap_or(json!(0));
+                let key = if c.get("msg_type").and_then(Value::as_i64) == Some(4) {
+                    conv_key_group(c.get("from_gid").unwrap_or(&Value::Null))
+                } else {
+                    conv_key_single(
+                        c.get("from_appkey").and_then(Value::as_str).unwrap_or(""),
+                        c.get("from_username").and_then(Value::as_str).unwrap_or(""),
+                    )
+                };
+                let count = n.as_i64().unwrap_or(0).max(0) as usize;
+                let times: Vec<i64> = c
+                    .get("msgs")
+                    .and_then(Value::as_array)
+                    .map(|m| {
+                        let skip = m.len().saturating_sub(count);
+                        m[skip..]
+                            .iter()
+                            .map(|x| x.get("ctime_ms").and_then(Value::as_i64).unwrap_or(0))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                lock(&self.state).unread.insert(key, times);
+                c.insert("unread_msg_count".into(), n);
+            }
+            if !a.is_empty() {
+                self.emit("onSyncConversation", msgs);
+            }
+        }
+    }
+
+    /// `sync_receipt`: the receipts of one conversation merged, then `onSyncMsgReceipt`
+    /// after the SDK's wait.
+    fn on_sync_receipt(self: &Arc<Self>, payload: Value) {
+        let mut merged: Vec<Value> = Vec::new();
+        for r in payload
+            .get("receipts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let msgs = r.get("receipt_msgs").and_then(Value::as_array);
+            if msgs.is_none_or(|m| m.is_empty()) {
+                continue;
+            }
+            let same = |a: &Value| {
+                a.get("type") == r.get("type")
+                    && a.get("gid") == r.get("gid")
+                    && a.get("appkey") == r.get("appkey")
+                    && a.get("username") == r.get("username")
+            };
+            match merged.iter_mut().find(|a| same(a)) {
+                Some(a) => {
+                    if let Some(list) = a.get_mut("receipt_msgs").and_then(Value::as_array_mut) {
+                        list.extend(msgs.into_iter().flatten().cloned());
+                    }
+                }
+                None => merged.push(r.clone()),
+            }
+        }
+        if !merged.is_empty() {
+            self.emit_later(
+                "onSyncMsgReceipt",
+                Value::Array(merged),
+                self.sdk_wait(1500),
+            );
         }
     }
 
@@ -903,6 +933,11 @@ impl Shared {
         Ok(SdkCall::Callbacks(cb))
     }
 
+    /// Sends the call's argument as it is (the map is taken) and reports the answer.
+    async fn forward(&self, event: &str, o: &mut Map<String, Value>) -> Result<SdkCall, SdkError> {
+        self.plain(event, Value::Object(std::mem::take(o))).await
+    }
+
     async fn plain(&self, event: &str, payload: Value) -> Result<SdkCall, SdkError> {
         self.send(event, payload, Post::Data, |_, _| true).await
     }
@@ -934,490 +969,34 @@ impl Shared {
             return Ok(SdkCall::Thrown("must init first".into()));
         }
         let (me, own_appkey) = self.own();
-        let default_appkey = |o: &mut Map<String, Value>| {
-            if !truthy(o.get("appkey")) {
-                o.insert("appkey".into(), json!(own_appkey));
-            }
+        let cx = CallContext {
+            me,
+            own_appkey,
+            inited,
+            logged_in,
+            connected,
         };
-        match method {
-            m if m.starts_with("on") && m.len() > 2 => {
-                lock(&self.state).listeners.insert(m.to_owned());
-                Ok(SdkCall::Returned(Value::Null))
-            }
-            "isInit" => Ok(SdkCall::Returned(json!(inited))),
-            "isLogin" => Ok(SdkCall::Returned(json!(logged_in))),
-            "isConnect" => Ok(SdkCall::Returned(json!(
-                connected && !self.client().is_closed()
-            ))),
-            "loginOut" => {
-                lock(&self.state).username = None;
-                self.client().disconnect();
-                Ok(SdkCall::Returned(Value::Null))
-            }
-            "init" => {
-                o.insert("fromPlatForm".into(), json!("j"));
-                let appkey = o.get("appkey").map(id_string).unwrap_or_default();
-                let flag = o.get("flag").and_then(Value::as_i64);
-                self.send("c_init", Value::Object(o), Post::Data, move |s, _| {
-                    let mut st = lock(&s.state);
-                    st.appkey = Some(appkey);
-                    if let Some(f @ (0 | 1)) = flag {
-                        st.sync.insert("sync_type".into(), json!(f));
-                    }
-                    true
-                })
-                .await
-            }
-            "register" => {
-                hash_password(&mut o, "password");
-                self.plain("register", Value::Object(o)).await
-            }
-            "login" => {
-                hash_password(&mut o, "password");
-                o.insert("version".into(), json!("2.5.0"));
-                let user = o.get("username").map(id_string).unwrap_or_default();
-                tokio::time::sleep(self.sdk_wait(500)).await;
-                let r = self
-                    .send("login", Value::Object(o), Post::Data, move |s, _| {
-                        let mut st = lock(&s.state);
-                        st.username = Some(user);
-                        let sync_type = st.sync.get("sync_type").cloned().unwrap_or(json!(0));
-                        // The SDK's own key order: sync_key, sync_type, sync_event_key,
-                        // msg_receipt_key (transcripts compare frames as text).
-                        st.sync = Map::new();
-                        st.sync.insert("sync_key".into(), json!(0));
-                        st.sync.insert("sync_type".into(), sync_type);
-                        // The event key the SDK keeps in localStorage (per appkey and user,
-                        // as a string) wins over the 0 of a fresh login.
-                        let stored = st.stored_event_key();
-                        st.sync.insert(
-                            "sync_event_key".into(),
-                            stored.map_or(json!(0), Value::String),
-                        );
-                        st.sync.insert("msg_receipt_key".into(), json!(0));
-                        true
-                    })
-                    .await?;
-                let periodic = self.config.mutant != Some(Mutant::NoPeriodicSyncCheck);
-                if r.success().is_some() {
-                    if self.config.mutant != Some(Mutant::NoLoginSyncCheck) {
-                        self.sync_check().await;
-                    }
-                    let me = self.clone();
-                    let session = self.client();
-                    tokio::spawn(async move {
-                        if !periodic {
-                            return;
-                        }
-                        loop {
-                            tokio::select! {
-                                _ = tokio::time::sleep(sync_interval(&me.config)) => {}
-                                _ = session.closed() => return,
-                            }
-                            if lock(&me.state).username.is_none() {
-                                return;
-                            }
-                            me.sync_check().await;
-                        }
-                    });
-                }
-                Ok(r)
-            }
-            "getUserInfo" => {
-                default_appkey(&mut o);
-                self.send(
-                    "get_across_user_info",
-                    Value::Object(o),
-                    Post::Data,
-                    |_, b| match b.get_mut("user_info").and_then(Value::as_object_mut) {
-                        Some(u) => {
-                            u.shift_remove("uid");
-                            true
-                        }
-                        None => false,
-                    },
-                )
-                .await
-            }
-            "updateSelfInfo" => {
-                if o.get("avatar")
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| !s.is_empty())
-                {
-                    o.shift_remove("avatar");
-                }
-                self.plain("update_user_inf", Value::Object(o)).await
-            }
-            "updateSelfAvatar" => {
-                let file = o.get("avatar").cloned().unwrap_or(Value::Null);
-                let up = match self.upload(&file, "image").await? {
-                    Ok(u) => u,
-                    Err(call) => return Ok(call),
-                };
-                let media = up.get("media_id").cloned().unwrap_or(Value::Null);
-                self.plain("update_user_inf", json!({"avatar": media}))
-                    .await
-            }
-            "updateSelfPwd" => {
-                hash_password(&mut o, "old_pwd");
-                hash_password(&mut o, "new_pwd");
-                self.plain("update_user_pwd", Value::Object(o)).await
-            }
-            "getConversation" => {
-                self.send("get_conversations", json!({}), Post::Data, |s, b| {
-                    let Some(list) = b.get_mut("conversations").and_then(Value::as_array_mut)
-                    else {
-                        return false;
-                    };
-                    let mut st = lock(&s.state);
-                    for c in list.iter_mut().filter_map(Value::as_object_mut) {
-                        let key = c.get("key").cloned().unwrap_or(Value::Null);
-                        let ck = if c.get("type").and_then(Value::as_i64) == Some(4) {
-                            c.insert("gid".into(), key.clone());
-                            conv_key_group(&key)
-                        } else {
-                            if let (Some(uid), Some(ut)) = (
-                                key.as_i64(),
-                                c.shift_remove("utime").and_then(|u| u.as_i64()),
-                            ) {
-                                st.mtimes.insert(uid, ut);
-                            }
-                            conv_key_single(
-                                c.get("appkey").and_then(Value::as_str).unwrap_or(""),
-                                c.get("username").and_then(Value::as_str).unwrap_or(""),
-                            )
-                        };
-                        let extras = st.conv_extras.get(&ck).cloned().unwrap_or(json!({}));
-                        let unread = st.unread.get(&ck).map_or(0, Vec::len);
-                        c.insert("extras".into(), extras);
-                        c.insert("unread_msg_count".into(), json!(unread));
-                    }
-                    true
-                })
-                .await
-            }
-            "updateConversation" => {
-                let ck = self.conv_key(&o, &own_appkey);
-                let extras = o.get("extras").cloned().unwrap_or(json!({}));
-                lock(&self.state).conv_extras.insert(ck, extras);
-                Ok(SdkCall::Returned(Value::Null))
-            }
-            "getUnreadMsgCnt" => {
-                let ck = self.conv_key(&o, &own_appkey);
-                let n = lock(&self.state).unread.get(&ck).map_or(0, Vec::len);
-                Ok(SdkCall::Returned(json!(n)))
-            }
-            "resetUnreadCount" => {
-                let ck = self.conv_key(&o, &own_appkey);
-                lock(&self.state).unread.insert(ck, Vec::new());
-                let (event, payload) = if o.contains_key("gid") {
-                    ("unread_group_count", json!({"gid": o["gid"], "type": 4}))
-                } else {
-                    default_appkey(&mut o);
-                    (
-                        "unread_single_count",
-                        json!({"appkey": o["appkey"], "username": o.get("username").cloned().unwrap_or(Value::Null), "type": 3}),
-                    )
-                };
-                self.plain(event, payload).await?;
-                Ok(SdkCall::Returned(Value::Null))
-            }
-            "msgUnreadList" => self.plain("msg_unread_list", Value::Object(o)).await,
-            "addSingleReceiptReport" | "addGroupReceiptReport" => {
-                let ids: Vec<Value> = {
-                    let mut seen = Vec::new();
-                    for id in o
-                        .get("msg_ids")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter(|v| !v.is_null())
-                    {
-                        if !seen.contains(id) {
-                            seen.push(id.clone());
-                        }
-                    }
-                    seen
-                };
-                if ids.is_empty() {
-                    return Ok(SdkCall::Ignored("msg_ids must be a non-empty array".into()));
-                }
-                if self.config.mutant == Some(Mutant::NeverReportsReceipt) {
-                    return Ok(SdkCall::Callbacks(Callbacks {
-                        success: Some(vec![
-                            json!({"code": 0, "message": "success"}),
-                            Value::Array(ids),
-                        ]),
-                        ack: true,
-                        ..Callbacks::default()
-                    }));
-                }
-                o.insert("msg_ids".into(), Value::Array(ids.clone()));
-                if method == "addSingleReceiptReport" {
-                    default_appkey(&mut o);
-                    o.insert("type".into(), json!(3));
-                } else {
-                    o.insert("type".into(), json!(4));
-                }
-                self.send(
-                    "receipt_report",
-                    json!({"sessions": [Value::Object(o)]}),
-                    Post::WithArg(Value::Array(ids)),
-                    |_, _| true,
-                )
-                .await
-            }
-            "getResource" => self.plain("get_resource", Value::Object(o)).await,
-            "msgRetract" => self.plain("msg_retract", Value::Object(o)).await,
-            "transSingleMsg" => self.plain("trans_msg_single", Value::Object(o)).await,
-            "transGroupMsg" => self.plain("trans_msg_group", Value::Object(o)).await,
-            "transPlatMsg" => self.plain("trans_msg_platform", Value::Object(o)).await,
-            m if m.starts_with("sendSingle")
-                || m.starts_with("sendGroup")
-                || m.starts_with("sendChatroom") =>
-            {
-                self.send_msg(m, o, &me, &own_appkey).await
-            }
-            // ---- groups ----
-            "createGroup" | "updateGroupInfo" => {
-                if let Some(file) = o.shift_remove("avatar") {
-                    let up = match self.upload(&file, "image").await? {
-                        Ok(u) => u,
-                        Err(call) => return Ok(call),
-                    };
-                    o.insert(
-                        "media_id".into(),
-                        up.get("media_id").cloned().unwrap_or(Value::Null),
-                    );
-                }
-                let event = if method == "createGroup" {
-                    "create_group"
-                } else {
-                    "update_group_info"
-                };
-                self.plain(event, Value::Object(o)).await
-            }
-            "exitGroup" => self.plain("exit_group", Value::Object(o)).await,
-            "getGroups" => {
-                self.send("get_groups_list", json!({}), Post::Data, |_, b| {
-                    if !b.contains_key("group_list") {
-                        return false;
-                    }
-                    flag_to_group_type(b.get_mut("group_list"));
-                    true
-                })
-                .await
-            }
-            "getGroupInfo" => {
-                self.send("get_group_info", Value::Object(o), Post::Data, |_, b| {
-                    if !b.contains_key("group_info") {
-                        return false;
-                    }
-                    flag_to_group_type(b.get_mut("group_info"));
-                    true
-                })
-                .await
-            }
-            "getGroupMembers" => {
-                self.send("get_group_members", Value::Object(o), Post::Data, |s, b| {
-                    let Some(list) = b.get_mut("member_list").and_then(Value::as_array_mut) else {
-                        return false;
-                    };
-                    let mut st = lock(&s.state);
-                    for m in list.iter_mut().filter_map(Value::as_object_mut) {
-                        let uid = m.shift_remove("uid").and_then(|u| u.as_i64());
-                        let mt = m.shift_remove("mtime").and_then(|u| u.as_i64());
-                        if let (Some(uid), Some(mt)) = (uid, mt) {
-                            st.mtimes.insert(uid, mt);
-                        }
-                    }
-                    true
-                })
-                .await
-            }
-            "addGroupMembers" => {
-                self.plain("add_across_group_member", Value::Object(o))
-                    .await
-            }
-            "delGroupMembers" => {
-                self.plain("del_across_group_member", Value::Object(o))
-                    .await
-            }
-            "joinGroup" => self.plain("apply_join_group", Value::Object(o)).await,
-            "addGroupMemberResp" => self.plain("admin_add_group_member", Value::Object(o)).await,
-            "addGroupMemSilence" | "delGroupMemSilence" => {
-                o.insert("keep_silence".into(), json!(method == "addGroupMemSilence"));
-                self.plain("group_mem_silence", Value::Object(o)).await
-            }
-            "dissolveGroup" => self.plain("dissolve_group", Value::Object(o)).await,
-            "addGroupKeeper" => self.plain("add_group_keeper", Value::Object(o)).await,
-            "delGroupKeeper" => self.plain("del_group_keeper", Value::Object(o)).await,
-            "changeGroupAdmin" => self.plain("change_group_admin", Value::Object(o)).await,
-            "getAppkeyPublicGroups" => {
-                self.send(
-                    "public_group_list",
-                    Value::Object(o),
-                    Post::Data,
-                    |_, b| match b.get_mut("result").and_then(Value::as_object_mut) {
-                        Some(r) => {
-                            flag_to_group_type(r.get_mut("groups"));
-                            true
-                        }
-                        None => false,
-                    },
-                )
-                .await
-            }
-            // ---- chat rooms ----
-            "getAppkeyChatrooms" => {
-                self.send("room_list", Value::Object(o), Post::Data, |s, b| {
-                    let Some(rooms) = b
-                        .get("result")
-                        .and_then(|r| r.get("rooms"))
-                        .and_then(Value::as_array)
-                    else {
-                        return false;
-                    };
-                    s.cache_rooms(rooms);
-                    true
-                })
-                .await
-            }
-            "getSelfChatrooms" => {
-                self.send("room_list_self", json!({}), Post::Data, |s, b| {
-                    let Some(rooms) = b.get("chat_rooms").and_then(Value::as_array) else {
-                        return false;
-                    };
-                    s.cache_rooms(rooms);
-                    true
-                })
-                .await
-            }
-            "getChatroomInfo" => {
-                let id = o.get("id").map(id_string).unwrap_or_default();
-                let cached = lock(&self.state).rooms.get(&id).cloned();
-                if let Some(info) = cached {
-                    tokio::time::sleep(self.sdk_wait(100)).await;
-                    return Ok(SdkCall::Callbacks(Callbacks {
-                        success: Some(vec![json!({"code": 0, "message": "success", "info": info})]),
-                        ..Callbacks::default()
-                    }));
-                }
-                self.send("room_info", Value::Object(o), Post::Data, |s, b| {
-                    let Some(info) = b.get("info") else {
-                        return false;
-                    };
-                    s.cache_rooms(std::slice::from_ref(info));
-                    true
-                })
-                .await
-            }
-            "enterChatroom" => self.plain("join_room", Value::Object(o)).await,
-            "exitChatroom" => self.plain("exit_room", Value::Object(o)).await,
-            // ---- no-disturb, shield, blacklist ----
-            "getNoDisturb" => {
-                self.send(
-                    "no_disturb",
-                    json!({"version": 0}),
-                    Post::Data,
-                    |_, b| match b.get_mut("no_disturb").and_then(Value::as_object_mut) {
-                        Some(n) if n.contains_key("groups") => {
-                            flag_to_group_type(n.get_mut("groups"));
-                            true
-                        }
-                        _ => false,
-                    },
-                )
-                .await
-            }
-            "addSingleNoDisturb" | "delSingleNoDisturb" | "addGroupNoDisturb"
-            | "delGroupNoDisturb" | "addGlobalNoDisturb" | "delGlobalNoDisturb" => {
-                let event = match method {
-                    "addSingleNoDisturb" => "add_msg_no_disturb_single",
-                    "delSingleNoDisturb" => "delete_msg_no_disturb_single",
-                    "addGroupNoDisturb" => "add_msg_no_disturb_group",
-                    "delGroupNoDisturb" => "delete_msg_no_disturb_group",
-                    "addGlobalNoDisturb" => "add_msg_no_disturb_global",
-                    _ => "delete_msg_no_disturb_global",
-                };
-                o.insert("version".into(), json!(0));
-                self.plain(event, Value::Object(o)).await
-            }
-            "groupShieldList" => {
-                self.send("list_shield_group", json!({}), Post::Data, |_, b| {
-                    if !b.contains_key("groups") {
-                        return false;
-                    }
-                    flag_to_group_type(b.get_mut("groups"));
-                    true
-                })
-                .await
-            }
-            "addGroupShield" => self.plain("add_msg_shield_group", Value::Object(o)).await,
-            "delGroupShield" => self.plain("del_msg_shield_group", Value::Object(o)).await,
-            "getBlacks" => {
-                self.send(
-                    "get_black_list",
-                    json!({"version": 0}),
-                    Post::Data,
-                    |_, b| {
-                        if !b.contains_key("black_list") {
-                            return false;
-                        }
-                        remove_in_list(b.get_mut("black_list"), &["uid"]);
-                        true
-                    },
-                )
-                .await
-            }
-            "addSingleBlacks" => self.plain("add_black_list", Value::Object(o)).await,
-            "delSingleBlacks" => self.plain("del_black_list", Value::Object(o)).await,
-            // ---- friends ----
-            "getFriendList" => {
-                self.send("get_friend_list", json!({}), Post::Data, |s, b| {
-                    let Some(list) = b.get_mut("friend_list").and_then(Value::as_array_mut) else {
-                        return false;
-                    };
-                    let mut st = lock(&s.state);
-                    for f in list.iter_mut().filter_map(Value::as_object_mut) {
-                        let uid = f.shift_remove("uid").and_then(|u| u.as_i64());
-                        let mt = f.get("mtime").and_then(Value::as_i64);
-                        if let (Some(uid), Some(mt)) = (uid, mt) {
-                            st.mtimes.insert(uid, mt * 1000);
-                        }
-                    }
-                    true
-                })
-                .await
-            }
-            "addFriend" => {
-                o.insert("from_type".into(), json!(1));
-                self.plain("add_friend", Value::Object(o)).await
-            }
-            "acceptFriend" | "declineFriend" => {
-                let why = if method == "acceptFriend" {
-                    json!("yes")
-                } else if truthy(o.get("why")) {
-                    o["why"].clone()
-                } else {
-                    json!("no")
-                };
-                let mut p = Map::new();
-                p.insert(
-                    "target_name".into(),
-                    o.get("target_name").cloned().unwrap_or(Value::Null),
-                );
-                if let Some(a) = o.get("appkey") {
-                    p.insert("appkey".into(), a.clone());
-                }
-                p.insert("why".into(), why);
-                p.insert("from_type".into(), json!(2));
-                self.plain("add_friend", Value::Object(p)).await
-            }
-            "delFriend" => self.plain("del_friend", Value::Object(o)).await,
-            "updateFriendMemo" => self.plain("update_friend_memo", Value::Object(o)).await,
-            other => Err(SdkError::UnknownMethod(other.to_owned())),
+        let o = &mut o;
+        // By area, as backend/ is split; the first area that knows the method answers.
+        if let Some(c) = self.call_session(method, o, &cx).await? {
+            return Ok(c);
         }
+        if let Some(c) = self.call_users(method, o, &cx).await? {
+            return Ok(c);
+        }
+        if let Some(c) = self.call_messages(method, o, &cx).await? {
+            return Ok(c);
+        }
+        if let Some(c) = self.call_groups(method, o).await? {
+            return Ok(c);
+        }
+        if let Some(c) = self.call_rooms(method, o).await? {
+            return Ok(c);
+        }
+        if let Some(c) = self.call_social(method, o).await? {
+            return Ok(c);
+        }
+        Err(SdkError::UnknownMethod(method.to_owned()))
     }
 
     fn cache_rooms(&self, rooms: &[Value]) {
@@ -1483,110 +1062,9 @@ impl Shared {
             .trim_start_matches("sendSingle")
             .trim_start_matches("sendGroup")
             .trim_start_matches("sendChatroom");
-        let extras = o.get("extras").cloned();
-        let with_extras = |mut body: Value| {
-            if let (Some(e), Some(m)) = (&extras, body.as_object_mut()) {
-                m.insert("extras".into(), e.clone());
-            }
-            body
-        };
-        let forwarded = o.get("msg_body").filter(|b| b.is_object()).cloned();
-        let (msg_type, msg_body) = match kind {
-            "Msg" => {
-                let body = match forwarded {
-                    Some(b) => b,
-                    None => {
-                        let mut text = o.get("content").cloned().unwrap_or(Value::Null);
-                        if !truthy(Some(&text)) {
-                            if target_type != "single" && o.contains_key("at_list") {
-                                text = json!(" ");
-                            } else {
-                                return Ok(SdkCall::Ignored("text content is empty".into()));
-                            }
-                        }
-                        with_extras(json!({"text": text}))
-                    }
-                };
-                ("text", body)
-            }
-            "Pic" | "File" => {
-                let (field, utype, required): (&str, &str, &[&str]) = if kind == "Pic" {
-                    (
-                        "image",
-                        "image",
-                        &["media_id", "media_crc32", "width", "height"],
-                    )
-                } else {
-                    (
-                        "file",
-                        "file",
-                        &["media_id", "media_crc32", "fsize", "fname"],
-                    )
-                };
-                // The SDK rebuilds the body from a fixed field list, whether it comes from
-                // the upload answer (extras from the call) or from `msg_body` (its own
-                // extras); fields the source lacks are left out.
-                let (source, extras) = match forwarded {
-                    Some(b) => {
-                        let e = b.get("extras").cloned();
-                        (b, e)
-                    }
-                    None => {
-                        let file = o.get(field).cloned().unwrap_or(Value::Null);
-                        match self.upload(&file, utype).await? {
-                            Ok(up) => (up, extras.clone()),
-                            Err(call) => return Ok(call),
-                        }
-                    }
-                };
-                let fields: &[&str] = if kind == "Pic" {
-                    &[
-                        "media_id",
-                        "media_crc32",
-                        "width",
-                        "height",
-                        "format",
-                        "fsize",
-                    ]
-                } else {
-                    &["media_id", "media_crc32", "hash", "fsize", "fname"]
-                };
-                let mut b = super::pick(&source, fields);
-                if let Some(e) = extras.filter(|e| truthy(Some(e))) {
-                    b.insert("extras".into(), e);
-                }
-                let body = Value::Object(b);
-                if let Some(missing) = required.iter().find(|f| !truthy(body.get(**f))) {
-                    return Ok(SdkCall::Ignored(format!("msg_body.{missing} is empty")));
-                }
-                (if kind == "Pic" { "image" } else { "file" }, body)
-            }
-            "Location" => {
-                let body = match forwarded {
-                    Some(b) => b,
-                    None => {
-                        let mut b = Map::new();
-                        for f in ["latitude", "longitude", "scale", "label"] {
-                            b.insert(f.into(), o.get(f).cloned().unwrap_or(Value::Null));
-                        }
-                        with_extras(Value::Object(b))
-                    }
-                };
-                for f in ["latitude", "longitude", "scale", "label"] {
-                    if !truthy(body.get(f)) {
-                        return Ok(SdkCall::Ignored(format!("{f} is empty")));
-                    }
-                }
-                ("location", body)
-            }
-            "Custom" => {
-                let body = match forwarded.or_else(|| o.get("custom").cloned()) {
-                    Some(b @ Value::Object(_)) => with_extras(b),
-                    _ => return Ok(SdkCall::Ignored("custom is not an object".into())),
-                };
-                ("custom", body)
-            }
-            _ => return Err(SdkError::UnknownMethod(method.to_owned())),
+        let (msg_type, msg_body) = match self.msg_body(method, kind, target_type, &o).await? {
+            Ok(built) => built,
+            Err(call) => return Ok(call),
         };
         let target = o.get(target_key).map(id_string).unwrap_or_default();
         let mut target_name = o.get(name_key).cloned().filter(|v| !v.is_null());
@@ -1616,51 +1094,153 @@ impl Shared {
                 content.insert("from_appkey".into(), json!(own_appkey));
             }
         }
-        let mut req = Map::new();
-        req.insert("content".into(), Value::Object(content));
-        let exactly_true = |k: &str| json!(o.get(k) == Some(&Value::Bool(true)));
-        req.insert("no_offline".into(), exactly_true("no_offline"));
-        req.insert("no_notification".into(), exactly_true("no_notification"));
-        if target_type != "chatroom" {
-            if let Some(c) = o.get("custom_notification") {
-                req.insert("custom_notification".into(), c.clone());
-            }
-        }
-        if let Some(n) = &target_name {
-            req.insert("target_name".into(), n.clone());
-        }
-        if target_type != "chatroom" {
-            if let Some(r) = o.get("need_receipt") {
-                req.insert("need_receipt".into(), r.clone());
-            }
-        }
-        match target_type {
-            "single" => {
-                req.insert("target_id".into(), json!(target));
-                req.insert(
-                    "appkey".into(),
-                    app_appkey.unwrap_or_else(|| json!(own_appkey)),
-                );
-            }
-            "group" => {
-                req.insert("target_gid".into(), json!(target));
-                if let Some(at) = o.get("at_list") {
-                    req.insert("users".into(), at.clone());
-                }
-                req.insert("appkey".into(), json!(own_appkey));
-            }
-            _ => {
-                req.insert("target_gid".into(), json!(target));
-                req.insert("appkey".into(), json!(own_appkey));
-            }
-        }
-        let req = Value::Object(req);
+        let req = msg_request(
+            &o,
+            content,
+            target_type,
+            &target,
+            target_name,
+            app_appkey,
+            own_appkey,
+        );
         let post = if target_type == "single" {
             Post::Data
         } else {
             Post::WithMsg(req.clone())
         };
         self.send(event, req, post, |_, _| true).await
+    }
+
+    /// The message type and body a `send*` call builds (`Err`: what the app sees when the
+    /// SDK refuses the call before sending).
+    async fn msg_body(
+        &self,
+        method: &str,
+        kind: &str,
+        target_type: &str,
+        o: &Map<String, Value>,
+    ) -> Result<Result<(&'static str, Value), SdkCall>, SdkError> {
+        let extras = o.get("extras").cloned();
+        let with_extras = |mut body: Value| {
+            if let (Some(e), Some(m)) = (&extras, body.as_object_mut()) {
+                m.insert("extras".into(), e.clone());
+            }
+            body
+        };
+        let forwarded = o.get("msg_body").filter(|b| b.is_object()).cloned();
+        let built = match kind {
+            "Msg" => {
+                let body = match forwarded {
+                    Some(b) => b,
+                    None => {
+                        let mut text = o.get("content").cloned().unwrap_or(Value::Null);
+                        if !truthy(Some(&text)) {
+                            if target_type != "single" && o.contains_key("at_list") {
+                                text = json!(" ");
+                            } else {
+                                return Ok(Err(SdkCall::Ignored("text content is empty".into())));
+                            }
+                        }
+                        with_extras(json!({"text": text}))
+                    }
+                };
+                ("text", body)
+            }
+            "Pic" | "File" => match self.media_body(kind, o, forwarded, extras).await? {
+                Ok(body) => (if kind == "Pic" { "image" } else { "file" }, body),
+                Err(call) => return Ok(Err(call)),
+            },
+            "Location" => {
+                let body = match forwarded {
+                    Some(b) => b,
+                    None => {
+                        let mut b = Map::new();
+                        for f in ["latitude", "longitude", "scale", "label"] {
+                            b.insert(f.into(), o.get(f).cloned().unwrap_or(Value::Null));
+                        }
+                        with_extras(Value::Object(b))
+                    }
+                };
+                for f in ["latitude", "longitude", "scale", "label"] {
+                    if !truthy(body.get(f)) {
+                        return Ok(Err(SdkCall::Ignored(format!("{f} is empty"))));
+                    }
+                }
+                ("location", body)
+            }
+            "Custom" => {
+                let body = match forwarded.or_else(|| o.get("custom").cloned()) {
+                    Some(b @ Value::Object(_)) => with_extras(b),
+                    _ => return Ok(Err(SdkCall::Ignored("custom is not an object".into()))),
+                };
+                ("custom", body)
+            }
+            _ => return Err(SdkError::UnknownMethod(method.to_owned())),
+        };
+        Ok(Ok(built))
+    }
+
+    /// A picture's or file's body: uploaded from the call's file, or rebuilt from the
+    /// forwarded `msg_body`.
+    async fn media_body(
+        &self,
+        kind: &str,
+        o: &Map<String, Value>,
+        forwarded: Option<Value>,
+        extras: Option<Value>,
+    ) -> Result<Result<Value, SdkCall>, SdkError> {
+        let (field, utype, required): (&str, &str, &[&str]) = if kind == "Pic" {
+            (
+                "image",
+                "image",
+                &["media_id", "media_crc32", "width", "height"],
+            )
+        } else {
+            (
+                "file",
+                "file",
+                &["media_id", "media_crc32", "fsize", "fname"],
+            )
+        };
+        // The SDK rebuilds the body from a fixed field list, whether it comes from
+        // the upload answer (extras from the call) or from `msg_body` (its own
+        // extras); fields the source lacks are left out.
+        let (source, extras) = match forwarded {
+            Some(b) => {
+                let e = b.get("extras").cloned();
+                (b, e)
+            }
+            None => {
+                let file = o.get(field).cloned().unwrap_or(Value::Null);
+                match self.upload(&file, utype).await? {
+                    Ok(up) => (up, extras),
+                    Err(call) => return Ok(Err(call)),
+                }
+            }
+        };
+        let fields: &[&str] = if kind == "Pic" {
+            &[
+                "media_id",
+                "media_crc32",
+                "width",
+                "height",
+                "format",
+                "fsize",
+            ]
+        } else {
+            &["media_id", "media_crc32", "hash", "fsize", "fname"]
+        };
+        let mut b = super::pick(&source, fields);
+        if let Some(e) = extras.filter(|e| truthy(Some(e))) {
+            b.insert("extras".into(), e);
+        }
+        let body = Value::Object(b);
+        if let Some(missing) = required.iter().find(|f| !truthy(body.get(**f))) {
+            return Ok(Err(SdkCall::Ignored(format!(
+                "msg_body.{missing} is empty"
+            ))));
+        }
+        Ok(Ok(body))
     }
 
     /// `get_upload_token` then the HTTP upload; `Err(call)` is what the app sees on failure.
@@ -1735,6 +1315,57 @@ impl Shared {
             ..Callbacks::default()
         })))
     }
+}
+
+/// The request of a `send*` call around its `content` (the SDK's key order).
+fn msg_request(
+    o: &Map<String, Value>,
+    content: Map<String, Value>,
+    target_type: &str,
+    target: &str,
+    target_name: Option<Value>,
+    app_appkey: Option<Value>,
+    own_appkey: &str,
+) -> Value {
+    let mut req = Map::new();
+    req.insert("content".into(), Value::Object(content));
+    let exactly_true = |k: &str| json!(o.get(k) == Some(&Value::Bool(true)));
+    req.insert("no_offline".into(), exactly_true("no_offline"));
+    req.insert("no_notification".into(), exactly_true("no_notification"));
+    if target_type != "chatroom" {
+        if let Some(c) = o.get("custom_notification") {
+            req.insert("custom_notification".into(), c.clone());
+        }
+    }
+    if let Some(n) = &target_name {
+        req.insert("target_name".into(), n.clone());
+    }
+    if target_type != "chatroom" {
+        if let Some(r) = o.get("need_receipt") {
+            req.insert("need_receipt".into(), r.clone());
+        }
+    }
+    match target_type {
+        "single" => {
+            req.insert("target_id".into(), json!(target));
+            req.insert(
+                "appkey".into(),
+                app_appkey.unwrap_or_else(|| json!(own_appkey)),
+            );
+        }
+        "group" => {
+            req.insert("target_gid".into(), json!(target));
+            if let Some(at) = o.get("at_list") {
+                req.insert("users".into(), at.clone());
+            }
+            req.insert("appkey".into(), json!(own_appkey));
+        }
+        _ => {
+            req.insert("target_gid".into(), json!(target));
+            req.insert("appkey".into(), json!(own_appkey));
+        }
+    }
+    Value::Object(req)
 }
 
 fn hash_password(o: &mut Map<String, Value>, field: &str) {

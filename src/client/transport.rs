@@ -241,90 +241,116 @@ async fn connect_polling(hostport: &str) -> Result<Connection, TransportError> {
     for p in packets.into_iter().skip(1) {
         let _ = in_tx.send(p);
     }
-    let (outbound, mut out_rx) = mpsc::unbounded_channel::<Outgoing>();
+    let (outbound, out_rx) = mpsc::unbounded_channel::<Outgoing>();
     let closed = CancellationToken::new();
     let path = format!("/socket.io/?EIO=3&transport=polling&sid={}", open.sid);
-    // Reader: one GET at a time.
-    let (hp, p1, c1) = (hostport.to_owned(), path.clone(), closed.clone());
-    tokio::spawn(async move {
-        let mut n = 0u64;
-        loop {
-            n += 1;
-            let url = format!("{p1}&t=g{n}");
-            let get = http(&hp, "GET", &url, None);
-            let result = tokio::select! {
-                r = get => r,
-                _ = c1.cancelled() => break,
-            };
-            let Ok((200, body)) = result else { break };
-            let Ok(packets) = engineio::decode_payload(&body) else {
-                break;
-            };
-            let mut done = false;
-            for p in packets {
-                if p.starts_with('1') {
-                    done = true;
-                }
-                let _ = in_tx.send(p);
-            }
-            if done {
-                break;
-            }
-        }
-        c1.cancel();
-    });
-    // Writer: batches whatever is queued into one POST.
-    let (hp, c2) = (hostport.to_owned(), closed.clone());
-    tokio::spawn(async move {
-        let mut n = 0u64;
-        loop {
-            let first = tokio::select! {
-                item = out_rx.recv() => item,
-                _ = c2.cancelled() => None,
-            };
-            let mut frames = Vec::new();
-            let mut close = None;
-            let mut next = first;
-            loop {
-                match next {
-                    Some(Outgoing::Frame(f)) => frames.push(f),
-                    Some(Outgoing::Close { abrupt }) => {
-                        close = Some(abrupt);
-                        break;
-                    }
-                    None => {
-                        close = Some(true);
-                        break;
-                    }
-                }
-                match out_rx.try_recv() {
-                    Ok(item) => next = Some(item),
-                    Err(_) => break,
-                }
-            }
-            if close == Some(false) {
-                frames.push("1".into());
-            }
-            if !frames.is_empty() {
-                n += 1;
-                let body = engineio::encode_payload(&frames);
-                if http(&hp, "POST", &format!("{path}&t=p{n}"), Some(body))
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-            }
-            if close.is_some() {
-                break;
-            }
-        }
-        c2.cancel();
-    });
+    // Reader: one GET at a time; writer: batches whatever is queued into one POST.
+    tokio::spawn(poll_reader(
+        hostport.to_owned(),
+        path.clone(),
+        in_tx,
+        closed.clone(),
+    ));
+    tokio::spawn(poll_writer(
+        hostport.to_owned(),
+        path,
+        out_rx,
+        closed.clone(),
+    ));
     Ok(Connection {
         open,
         inbound,
         outbound,
         closed,
     })
+}
+
+/// The polling reader: one GET at a time, each packet to `in_tx`, until a close packet,
+/// an error or `closed`.
+async fn poll_reader(
+    hostport: String,
+    path: String,
+    in_tx: mpsc::UnboundedSender<String>,
+    closed: CancellationToken,
+) {
+    let hostport = hostport.as_str();
+    let mut n = 0u64;
+    loop {
+        n += 1;
+        let url = format!("{path}&t=g{n}");
+        let get = http(hostport, "GET", &url, None);
+        let result = tokio::select! {
+            r = get => r,
+            _ = closed.cancelled() => break,
+        };
+        let Ok((200, body)) = result else { break };
+        let Ok(packets) = engineio::decode_payload(&body) else {
+            break;
+        };
+        let mut done = false;
+        for p in packets {
+            if p.starts_with('1') {
+                done = true;
+            }
+            let _ = in_tx.send(p);
+        }
+        if done {
+            break;
+        }
+    }
+    closed.cancel();
+}
+
+/// The polling writer: batches whatever is queued into one POST, until a close or an error.
+async fn poll_writer(
+    hostport: String,
+    path: String,
+    mut out_rx: mpsc::UnboundedReceiver<Outgoing>,
+    closed: CancellationToken,
+) {
+    let hostport = hostport.as_str();
+    let mut n = 0u64;
+    loop {
+        let first = tokio::select! {
+            item = out_rx.recv() => item,
+            _ = closed.cancelled() => None,
+        };
+        let mut frames = Vec::new();
+        let mut close = None;
+        let mut next = first;
+        loop {
+            match next {
+                Some(Outgoing::Frame(f)) => frames.push(f),
+                Some(Outgoing::Close { abrupt }) => {
+                    close = Some(abrupt);
+                    break;
+                }
+                None => {
+                    close = Some(true);
+                    break;
+                }
+            }
+            match out_rx.try_recv() {
+                Ok(item) => next = Some(item),
+                Err(_) => break,
+            }
+        }
+        if close == Some(false) {
+            frames.push("1".into());
+        }
+        if !frames.is_empty() {
+            n += 1;
+            let body = engineio::encode_payload(&frames);
+            if http(hostport, "POST", &format!("{path}&t=p{n}"), Some(body))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        if close.is_some() {
+            break;
+        }
+    }
+    closed.cancel();
 }

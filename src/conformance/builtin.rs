@@ -1,6 +1,7 @@
 //! The builtin driver: scenario steps executed with the Rust reference client.
 
-use super::portable::{resolve_auth, BuiltinApi, Portable};
+use super::portable::{resolve_auth, Portable};
+use super::under_test::{ClientUnderTest, UnderTest};
 use super::{redact, subset, Check};
 use crate::backend::Clock;
 use crate::client::{Client, ClientConfig, Reply, RequestError};
@@ -18,7 +19,8 @@ fn verdict<T: Into<String>>(r: Result<T, String>) -> (bool, String) {
 use std::collections::HashMap;
 use std::time::Duration;
 
-struct Session {
+/// A reference client opened by a `connect` step, and who it logged in as.
+struct WireClient {
     client: Client,
     username: Option<String>,
 }
@@ -69,27 +71,26 @@ fn judge(result: &Result<Reply, RequestError>, expect: &Option<ExpectedReply>) -
 pub async fn run_steps(
     server: &RunningServer,
     sc: &Scenario,
-    mut portable: Option<&mut Portable>,
+    portable: Option<&mut Portable>,
     transcript: &mut Vec<String>,
     red: &mut redact::Redactor,
 ) -> Vec<Check> {
     let scale = sc.time_scale;
-    let mut clients: HashMap<String, Session> = HashMap::new();
     let mut checks = Vec::new();
     let mut auth_n = 0u64;
-    let mut api = BuiltinApi::new(scale);
-    let mut wire = super::settle::WireWatch::for_client(portable.is_some());
-    let secret_of = |appkey: &str| {
-        sc.apps
-            .iter()
-            .find(|a| a.appkey == appkey)
-            .map(|a| a.secret.clone())
-    };
+    let mut under = UnderTest::new(portable, scale);
+    let mut wire = super::settle::WireWatch::for_client(under.is_driver());
     let first_app = sc
         .apps
         .first()
         .map(|a| a.appkey.clone())
         .unwrap_or_default();
+    let mut net = Wire {
+        server,
+        sc,
+        clients: HashMap::new(),
+        first_app,
+    };
     for (i, step) in sc.steps.iter().enumerate() {
         // Faults with a step window are on exactly inside it.
         let n = i as u32 + 1;
@@ -104,297 +105,16 @@ pub async fn run_steps(
             _ => true,
         };
         let (ok, detail) = match step {
-            Step::Connect {
-                client,
-                transport,
-                refused,
-            } => {
-                let mut cfg = client_config(*transport, scale);
-                if *refused {
-                    cfg.connect_timeout = Duration::from_secs(2);
-                }
-                match (Client::connect(&server.http_url(), cfg).await, refused) {
-                    (Ok(c), false) => {
-                        clients.insert(
-                            client.clone(),
-                            Session {
-                                client: c,
-                                username: None,
-                            },
-                        );
-                        (true, String::new())
-                    }
-                    (Err(e), false) => (false, format!("connect failed: {e}")),
-                    (Err(e), true) => (true, format!("refused as expected: {e}")),
-                    (Ok(_), true) => (
-                        false,
-                        "connected, but the handshake should have been refused".into(),
-                    ),
-                }
+            Step::Create { .. }
+            | Step::Call { .. }
+            | Step::Listen { .. }
+            | Step::ExpectListener { .. }
+            | Step::AdvanceTimers(_)
+            | Step::Settle(_) => {
+                let mut out = Out { transcript, red };
+                portable_step(&mut under, server, sc, step, &mut auth_n, &mut out).await
             }
-            Step::Disconnect { client, abrupt } => match clients.get(client) {
-                Some(s) => {
-                    if *abrupt {
-                        s.client.drop_connection();
-                    } else {
-                        s.client.disconnect();
-                    }
-                    (true, String::new())
-                }
-                None => (false, format!("no client {client}")),
-            },
-            Step::ExpectClosed { client, within_ms } => match clients.get(client) {
-                Some(s) => {
-                    match tokio::time::timeout(scaled(*within_ms, scale), s.client.closed()).await {
-                        Ok(()) => (true, String::new()),
-                        Err(_) => (
-                            false,
-                            format!("still connected after {within_ms} ms (scaled)"),
-                        ),
-                    }
-                }
-                None => (false, format!("no client {client}")),
-            },
-            Step::AdvanceClock(ms) => {
-                server.clock.advance_ms(*ms as i64);
-                (true, format!("server time now {}", server.clock.now_ms()))
-            }
-            Step::WaitMs(ms) => {
-                tokio::time::sleep(scaled(*ms, scale)).await;
-                (true, String::new())
-            }
-            Step::FaultOn(id) | Step::FaultOff(id) => {
-                let on = matches!(step, Step::FaultOn(_));
-                match server.faults.set_enabled(id, on) {
-                    Ok(()) => (true, String::new()),
-                    Err(e) => (false, e.to_string()),
-                }
-            }
-            Step::ExpectPush {
-                client,
-                event,
-                within_ms,
-                fields,
-            } => match clients.get(client) {
-                Some(s) => match s
-                    .client
-                    .expect_push(
-                        event,
-                        scaled(*within_ms, scale).max(Duration::from_millis(50)),
-                    )
-                    .await
-                {
-                    Some(p) => match fields {
-                        Some(f) if !subset(f, &p) => {
-                            (false, format!("{event} did not contain {f}: got {p}"))
-                        }
-                        _ => (true, String::new()),
-                    },
-                    None => (false, format!("no {event} within {within_ms} ms (scaled)")),
-                },
-                None => (false, format!("no client {client}")),
-            },
-            Step::NoPush {
-                client,
-                event,
-                within_ms,
-            } => match clients.get(client) {
-                Some(s) => match s
-                    .client
-                    .expect_push(
-                        event,
-                        scaled(*within_ms, scale).max(Duration::from_millis(50)),
-                    )
-                    .await
-                {
-                    Some(p) => (false, format!("unexpected {event}: {p}")),
-                    None => (true, String::new()),
-                },
-                None => (false, format!("no client {client}")),
-            },
-            Step::Init {
-                client,
-                appkey,
-                flag,
-                expect,
-            } => {
-                let appkey = appkey.clone().unwrap_or_else(|| first_app.clone());
-                let secret = secret_of(&appkey).unwrap_or_default();
-                match clients.get(client) {
-                    Some(s) => judge(
-                        &s.client.init(&appkey, &secret, flag.unwrap_or(0)).await,
-                        expect,
-                    ),
-                    None => (false, format!("no client {client}")),
-                }
-            }
-            Step::Register {
-                client,
-                username,
-                password,
-                expect,
-            } => match clients.get(client) {
-                Some(s) => judge(&s.client.register(username, password).await, expect),
-                None => (false, format!("no client {client}")),
-            },
-            Step::Login {
-                client,
-                username,
-                password,
-                expect,
-            } => match clients.get_mut(client) {
-                Some(s) => {
-                    let r = s.client.login(username, password).await;
-                    if r.as_ref().is_ok_and(|r| r.code() == 0) {
-                        s.username = Some(username.clone());
-                    }
-                    judge(&r, expect)
-                }
-                None => (false, format!("no client {client}")),
-            },
-            Step::SendText {
-                client,
-                to,
-                text,
-                expect,
-            } => match clients.get(client) {
-                Some(s) => {
-                    let me = s.username.clone().unwrap_or_default();
-                    judge(&s.client.send_text(&me, to, text).await, expect)
-                }
-                None => (false, format!("no client {client}")),
-            },
-            Step::Create { client } => match portable.as_deref_mut() {
-                Some(p) => match p
-                    .driver
-                    .create(client, &server.ws_url(), &server.upload_url())
-                    .await
-                {
-                    Ok(()) => (true, String::new()),
-                    Err(e) => (false, e.to_string()),
-                },
-                None => verdict(
-                    api.create(client, &server.http_url(), &server.upload_url())
-                        .await
-                        .map(|()| String::new()),
-                ),
-            },
-            Step::Call {
-                client,
-                method,
-                args,
-                expect,
-                within_ms,
-                ..
-            } => {
-                let args = resolve_auth(
-                    sc,
-                    &Value::Array(args.clone()),
-                    server.clock.now_ms(),
-                    &mut auth_n,
-                );
-                let within = scaled(*within_ms, scale).max(Duration::from_millis(200));
-                let r = match portable.as_deref_mut() {
-                    Some(p) => p.call(client, method, args, expect, within).await,
-                    None => api.call(client, method, args, expect, within).await,
-                };
-                if let Ok((name, data)) = &r {
-                    transcript.push(format!(
-                        "call {client}.{method} -> {name} {}",
-                        redact::redact(data, red)
-                    ));
-                }
-                verdict(r.map(|_| String::new()))
-            }
-            Step::Listen { client, listener } => match portable.as_deref_mut() {
-                Some(p) => verdict(p.listen(client, listener).await.map(|()| String::new())),
-                None => verdict(api.listen(client, listener).map(|()| String::new())),
-            },
-            Step::ExpectListener {
-                client,
-                listener,
-                fields,
-                within_ms,
-                count,
-                ..
-            } => {
-                let within = scaled(*within_ms, scale).max(Duration::from_millis(200));
-                let who = (client.as_str(), listener.as_str());
-                let p = portable.as_deref_mut();
-                let r =
-                    super::exactly::expect_listener(p, &mut api, who, fields, within, *count).await;
-                for arg in r.iter().flatten() {
-                    transcript.push(format!(
-                        "listener {client}.{listener} <- {}",
-                        redact::redact(arg, red)
-                    ));
-                }
-                verdict(r.map(|_| String::new()))
-            }
-            Step::AdvanceTimers(ms) => match portable.as_deref_mut() {
-                Some(p) if p.driver.can("fake_timers") => match p.driver.advance(*ms).await {
-                    Ok(()) => (true, String::new()),
-                    Err(e) => (false, e.to_string()),
-                },
-                Some(_) => (false, "the driver has no fake_timers capability".into()),
-                // The builtin client's timers are scaled by time_scale instead.
-                None => {
-                    tokio::time::sleep(scaled(*ms, scale)).await;
-                    (true, "builtin: waited the scaled time".into())
-                }
-            },
-            Step::Settle(st) => settle(portable.as_deref_mut(), st.ms, scale).await,
-            Step::AsDevice {
-                user,
-                appkey,
-                platform,
-                event,
-                payload,
-                expect,
-            } => {
-                let key = crate::backend::UserKey::new(
-                    appkey.clone().unwrap_or_else(|| first_app.clone()),
-                    user.clone(),
-                );
-                let payload = if payload.is_null() {
-                    json!({})
-                } else {
-                    payload.clone()
-                };
-                let response = server.hub.act_as_device(&key, platform, event, payload);
-                let code = response
-                    .as_ref()
-                    .map(|r| r.get("code").and_then(Value::as_i64).unwrap_or(0));
-                transcript.push(format!(
-                    "as_device {user}/{platform} {event} -> {}",
-                    code.map_or("no response".into(), |c| format!("code {c}"))
-                ));
-                let want = expect.clone().unwrap_or(ExpectedReply::Code(0));
-                let got = code.map(ExpectedReply::Code);
-                (
-                    got.as_ref() == Some(&want),
-                    format!(
-                        "expected {want:?}, got {}",
-                        response.map_or("no response".into(), |r| Value::Object(r).to_string())
-                    ),
-                )
-            }
-            Step::Request {
-                client,
-                event,
-                payload,
-                expect,
-            } => match clients.get(client) {
-                Some(s) => {
-                    let payload = if payload.is_null() {
-                        json!({})
-                    } else {
-                        payload.clone()
-                    };
-                    judge(&s.client.request(event, payload).await, expect)
-                }
-                None => (false, format!("no client {client}")),
-            },
+            _ => net.step(step, &mut Out { transcript, red }).await,
         };
         checks.push(Check {
             what,
@@ -411,9 +131,9 @@ pub async fn run_steps(
     }
     // Before the clients close, a longer quiet window, so that fire-and-forget
     // confirmations and late pushes land in the transcript.
-    wire.window = super::settle::final_window(portable.is_some(), sc.time_scale);
+    wire.window = super::settle::final_window(under.is_driver(), sc.time_scale);
     wire.settle(server).await;
-    for s in clients.values() {
+    for s in net.clients.values() {
         s.client.drop_connection();
     }
     checks
@@ -459,21 +179,348 @@ fn step_name(s: &Step) -> String {
     }
 }
 
-/// A `settle` step: every client's background timers run for `ms` of client time.
-async fn settle(portable: Option<&mut Portable>, ms: u64, scale: f64) -> (bool, String) {
-    match portable {
-        Some(p) if p.driver.can("fake_timers") => match p.driver.advance(ms).await {
-            Ok(()) => (true, String::new()),
-            Err(e) => (false, e.to_string()),
-        },
-        // Real timers: the library's clock is the wall clock.
-        Some(_) => {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            (true, String::new())
+/// Where a step's transcript lines go.
+struct Out<'a> {
+    transcript: &'a mut Vec<String>,
+    red: &'a mut redact::Redactor,
+}
+
+/// A portable step (`create`, `call`, `listen`, `expect_listener`, `advance_timers`,
+/// `settle`), run on the client under test whichever it is.
+async fn portable_step(
+    under: &mut UnderTest<'_>,
+    server: &RunningServer,
+    sc: &Scenario,
+    step: &Step,
+    auth_n: &mut u64,
+    out: &mut Out<'_>,
+) -> (bool, String) {
+    let scale = sc.time_scale;
+    match step {
+        Step::Create { client } => {
+            verdict(under.create(client, server).await.map(|()| String::new()))
         }
-        None => {
-            tokio::time::sleep(scaled(ms, scale)).await;
-            (true, String::new())
+        Step::Call {
+            client,
+            method,
+            args,
+            expect,
+            within_ms,
+            ..
+        } => {
+            let args = resolve_auth(
+                sc,
+                &Value::Array(args.clone()),
+                server.clock.now_ms(),
+                auth_n,
+            );
+            let within = scaled(*within_ms, scale).max(Duration::from_millis(200));
+            let r = under.call(client, method, args, expect, within).await;
+            if let Ok((name, data)) = &r {
+                out.transcript.push(format!(
+                    "call {client}.{method} -> {name} {}",
+                    redact::redact(data, out.red)
+                ));
+            }
+            verdict(r.map(|_| String::new()))
+        }
+        Step::Listen { client, listener } => {
+            verdict(under.listen(client, listener).await.map(|()| String::new()))
+        }
+        Step::ExpectListener {
+            client,
+            listener,
+            fields,
+            within_ms,
+            count,
+            ..
+        } => {
+            let within = scaled(*within_ms, scale).max(Duration::from_millis(200));
+            let who = (client.as_str(), listener.as_str());
+            let r = super::exactly::expect_listener(under, who, fields, within, *count).await;
+            for arg in r.iter().flatten() {
+                out.transcript.push(format!(
+                    "listener {client}.{listener} <- {}",
+                    redact::redact(arg, out.red)
+                ));
+            }
+            verdict(r.map(|_| String::new()))
+        }
+        Step::AdvanceTimers(ms) => verdict(under.advance_timers(*ms).await),
+        Step::Settle(st) => verdict(under.settle(st.ms).await),
+        _ => (false, "not a portable step".into()),
+    }
+}
+
+/// The wire-level side of a run: the reference clients of `connect` steps and the server.
+struct Wire<'a> {
+    server: &'a RunningServer,
+    sc: &'a Scenario,
+    clients: HashMap<String, WireClient>,
+    first_app: String,
+}
+
+impl Wire<'_> {
+    fn secret_of(&self, appkey: &str) -> Option<String> {
+        self.sc
+            .apps
+            .iter()
+            .find(|a| a.appkey == appkey)
+            .map(|a| a.secret.clone())
+    }
+
+    /// A wire-level step, by kind.
+    async fn step(&mut self, step: &Step, out: &mut Out<'_>) -> (bool, String) {
+        match step {
+            Step::Connect { .. }
+            | Step::Disconnect { .. }
+            | Step::ExpectClosed { .. }
+            | Step::Init { .. }
+            | Step::Register { .. }
+            | Step::Login { .. } => self.session_step(step).await,
+            Step::ExpectPush { .. } | Step::NoPush { .. } => self.push_step(step).await,
+            _ => self.server_step(step, out).await,
+        }
+    }
+
+    /// Opening, authenticating and closing reference clients.
+    async fn session_step(&mut self, step: &Step) -> (bool, String) {
+        let scale = self.sc.time_scale;
+        match step {
+            Step::Connect {
+                client,
+                transport,
+                refused,
+            } => {
+                let mut cfg = client_config(*transport, scale);
+                if *refused {
+                    cfg.connect_timeout = Duration::from_secs(2);
+                }
+                match (Client::connect(&self.server.http_url(), cfg).await, refused) {
+                    (Ok(c), false) => {
+                        self.clients.insert(
+                            client.clone(),
+                            WireClient {
+                                client: c,
+                                username: None,
+                            },
+                        );
+                        (true, String::new())
+                    }
+                    (Err(e), false) => (false, format!("connect failed: {e}")),
+                    (Err(e), true) => (true, format!("refused as expected: {e}")),
+                    (Ok(_), true) => (
+                        false,
+                        "connected, but the handshake should have been refused".into(),
+                    ),
+                }
+            }
+            Step::Disconnect { client, abrupt } => match self.clients.get(client) {
+                Some(s) => {
+                    if *abrupt {
+                        s.client.drop_connection();
+                    } else {
+                        s.client.disconnect();
+                    }
+                    (true, String::new())
+                }
+                None => (false, format!("no client {client}")),
+            },
+            Step::ExpectClosed { client, within_ms } => match self.clients.get(client) {
+                Some(s) => {
+                    match tokio::time::timeout(scaled(*within_ms, scale), s.client.closed()).await {
+                        Ok(()) => (true, String::new()),
+                        Err(_) => (
+                            false,
+                            format!("still connected after {within_ms} ms (scaled)"),
+                        ),
+                    }
+                }
+                None => (false, format!("no client {client}")),
+            },
+            Step::Init {
+                client,
+                appkey,
+                flag,
+                expect,
+            } => {
+                let appkey = appkey.clone().unwrap_or_else(|| self.first_app.clone());
+                let secret = self.secret_of(&appkey).unwrap_or_default();
+                match self.clients.get(client) {
+                    Some(s) => judge(
+                        &s.client.init(&appkey, &secret, flag.unwrap_or(0)).await,
+                        expect,
+                    ),
+                    None => (false, format!("no client {client}")),
+                }
+            }
+            Step::Register {
+                client,
+                username,
+                password,
+                expect,
+            } => match self.clients.get(client) {
+                Some(s) => judge(&s.client.register(username, password).await, expect),
+                None => (false, format!("no client {client}")),
+            },
+            Step::Login {
+                client,
+                username,
+                password,
+                expect,
+            } => match self.clients.get_mut(client) {
+                Some(s) => {
+                    let r = s.client.login(username, password).await;
+                    if r.as_ref().is_ok_and(|r| r.code() == 0) {
+                        s.username = Some(username.clone());
+                    }
+                    judge(&r, expect)
+                }
+                None => (false, format!("no client {client}")),
+            },
+            _ => (false, "not a session step".into()),
+        }
+    }
+
+    /// Pushes a reference client must (or must not) receive.
+    async fn push_step(&mut self, step: &Step) -> (bool, String) {
+        let scale = self.sc.time_scale;
+        match step {
+            Step::ExpectPush {
+                client,
+                event,
+                within_ms,
+                fields,
+            } => match self.clients.get(client) {
+                Some(s) => match s
+                    .client
+                    .expect_push(
+                        event,
+                        scaled(*within_ms, scale).max(Duration::from_millis(50)),
+                    )
+                    .await
+                {
+                    Some(p) => match fields {
+                        Some(f) if !subset(f, &p) => {
+                            (false, format!("{event} did not contain {f}: got {p}"))
+                        }
+                        _ => (true, String::new()),
+                    },
+                    None => (false, format!("no {event} within {within_ms} ms (scaled)")),
+                },
+                None => (false, format!("no client {client}")),
+            },
+            Step::NoPush {
+                client,
+                event,
+                within_ms,
+            } => match self.clients.get(client) {
+                Some(s) => match s
+                    .client
+                    .expect_push(
+                        event,
+                        scaled(*within_ms, scale).max(Duration::from_millis(50)),
+                    )
+                    .await
+                {
+                    Some(p) => (false, format!("unexpected {event}: {p}")),
+                    None => (true, String::new()),
+                },
+                None => (false, format!("no client {client}")),
+            },
+            _ => (false, "not a push step".into()),
+        }
+    }
+
+    /// Server time, waits, fault switches and requests on behalf of users.
+    async fn server_step(&mut self, step: &Step, out: &mut Out<'_>) -> (bool, String) {
+        let scale = self.sc.time_scale;
+        match step {
+            Step::AdvanceClock(ms) => {
+                self.server.clock.advance_ms(*ms as i64);
+                (
+                    true,
+                    format!("self.server time now {}", self.server.clock.now_ms()),
+                )
+            }
+            Step::WaitMs(ms) => {
+                tokio::time::sleep(scaled(*ms, scale)).await;
+                (true, String::new())
+            }
+            Step::FaultOn(id) | Step::FaultOff(id) => {
+                let on = matches!(step, Step::FaultOn(_));
+                match self.server.faults.set_enabled(id, on) {
+                    Ok(()) => (true, String::new()),
+                    Err(e) => (false, e.to_string()),
+                }
+            }
+            Step::SendText {
+                client,
+                to,
+                text,
+                expect,
+            } => match self.clients.get(client) {
+                Some(s) => {
+                    let me = s.username.clone().unwrap_or_default();
+                    judge(&s.client.send_text(&me, to, text).await, expect)
+                }
+                None => (false, format!("no client {client}")),
+            },
+            Step::AsDevice {
+                user,
+                appkey,
+                platform,
+                event,
+                payload,
+                expect,
+            } => {
+                let key = crate::backend::UserKey::new(
+                    appkey.clone().unwrap_or_else(|| self.first_app.clone()),
+                    user.clone(),
+                );
+                let payload = if payload.is_null() {
+                    json!({})
+                } else {
+                    payload.clone()
+                };
+                let response = self
+                    .server
+                    .hub
+                    .act_as_device(&key, platform, event, payload);
+                let code = response
+                    .as_ref()
+                    .map(|r| r.get("code").and_then(Value::as_i64).unwrap_or(0));
+                out.transcript.push(format!(
+                    "as_device {user}/{platform} {event} -> {}",
+                    code.map_or("no response".into(), |c| format!("code {c}"))
+                ));
+                let want = expect.clone().unwrap_or(ExpectedReply::Code(0));
+                let got = code.map(ExpectedReply::Code);
+                (
+                    got.as_ref() == Some(&want),
+                    format!(
+                        "expected {want:?}, got {}",
+                        response.map_or("no response".into(), |r| Value::Object(r).to_string())
+                    ),
+                )
+            }
+            Step::Request {
+                client,
+                event,
+                payload,
+                expect,
+            } => match self.clients.get(client) {
+                Some(s) => {
+                    let payload = if payload.is_null() {
+                        json!({})
+                    } else {
+                        payload.clone()
+                    };
+                    judge(&s.client.request(event, payload).await, expect)
+                }
+                None => (false, format!("no client {client}")),
+            },
+            _ => (false, "not a server step".into()),
         }
     }
 }

@@ -125,6 +125,72 @@ pub struct SubprocessDriver {
     pub limit: Duration,
 }
 
+/// Keeps the last lines of the driver's stderr (for crash reports).
+async fn keep_stderr_tail(s: Arc<Shared>, stderr: tokio::process::ChildStderr) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut tail = lock(&s.stderr);
+        if tail.len() == STDERR_TAIL {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+}
+
+/// Routes the driver's stdout lines (replies and events) until it closes.
+async fn read_stdout(
+    s: Arc<Shared>,
+    stdout: tokio::process::ChildStdout,
+    ev_tx: mpsc::UnboundedSender<DriverEvent>,
+) {
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        match lines.next_line().await {
+            Ok(Some(line)) if line.trim().is_empty() => continue,
+            Ok(Some(line)) => route(&s, &ev_tx, &line),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    // stdout closed: the process is gone or going.
+    let pending = !lock(&s.pending).is_empty();
+    if pending {
+        s.fail(DriverError::Crashed {
+            status: "stdout closed".into(),
+            stderr: s.stderr_tail(),
+        });
+    } else {
+        let mut f = lock(&s.failure);
+        if f.is_none() {
+            *f = Some(DriverError::Crashed {
+                status: "exited".into(),
+                stderr: String::new(),
+            });
+        }
+    }
+}
+
+/// The driver's identity and capabilities from its `hello` reply.
+fn hello_from(reply: &Value) -> Hello {
+    Hello {
+        driver: reply
+            .get("driver")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_owned(),
+        version: reply
+            .get("version")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        capabilities: strings(reply, "capabilities"),
+        unsupported: strings(reply, "unsupported"),
+        build: reply
+            .get("build")
+            .and_then(Value::as_str)
+            .map(|b| b.chars().take(80).collect()),
+    }
+}
+
 impl SubprocessDriver {
     /// Starts `program args...` and performs the `hello` handshake.
     pub async fn spawn(
@@ -155,44 +221,8 @@ impl SubprocessDriver {
             stderr: Mutex::new(VecDeque::new()),
         });
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        let s = shared.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut tail = lock(&s.stderr);
-                if tail.len() == STDERR_TAIL {
-                    tail.pop_front();
-                }
-                tail.push_back(line);
-            }
-        });
-        let s = shared.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            loop {
-                match lines.next_line().await {
-                    Ok(Some(line)) if line.trim().is_empty() => continue,
-                    Ok(Some(line)) => route(&s, &ev_tx, &line),
-                    Ok(None) | Err(_) => break,
-                }
-            }
-            // stdout closed: the process is gone or going.
-            let pending = !lock(&s.pending).is_empty();
-            if pending {
-                s.fail(DriverError::Crashed {
-                    status: "stdout closed".into(),
-                    stderr: s.stderr_tail(),
-                });
-            } else {
-                let mut f = lock(&s.failure);
-                if f.is_none() {
-                    *f = Some(DriverError::Crashed {
-                        status: "exited".into(),
-                        stderr: String::new(),
-                    });
-                }
-            }
-        });
+        tokio::spawn(keep_stderr_tail(shared.clone(), stderr));
+        tokio::spawn(read_stdout(shared.clone(), stdout, ev_tx));
         let mut driver = Self {
             child,
             stdin,
@@ -230,24 +260,7 @@ impl SubprocessDriver {
         if protocol != PROTOCOL {
             return Err(DriverError::Protocol(protocol));
         }
-        driver.hello = Hello {
-            driver: reply
-                .get("driver")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown")
-                .to_owned(),
-            version: reply
-                .get("version")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned(),
-            capabilities: strings(&reply, "capabilities"),
-            unsupported: strings(&reply, "unsupported"),
-            build: reply
-                .get("build")
-                .and_then(Value::as_str)
-                .map(|b| b.chars().take(80).collect()),
-        };
+        driver.hello = hello_from(&reply);
         Ok(driver)
     }
 

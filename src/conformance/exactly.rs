@@ -6,7 +6,7 @@
 //! twice for one push makes both calls at once, so a short window catches it; a later,
 //! legitimate delivery (a re-sync after a reconnect) is outside what the step claims.
 
-use super::portable::{BuiltinApi, Portable};
+use super::under_test::ClientUnderTest;
 use serde_json::Value;
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -16,8 +16,7 @@ pub const QUIET: Duration = Duration::from_millis(300);
 
 /// One `expect_listener` step: the matching deliveries (one when `count` is absent).
 pub async fn expect_listener(
-    mut portable: Option<&mut Portable>,
-    api: &mut BuiltinApi,
+    under: &mut impl ClientUnderTest,
     (client, listener): (&str, &str),
     fields: &Option<Value>,
     within: Duration,
@@ -26,11 +25,10 @@ pub async fn expect_listener(
     let want = count.map_or(1, NonZeroU32::get);
     let mut got = Vec::new();
     for _ in 0..want {
-        let r = match portable.as_deref_mut() {
-            Some(p) => p.expect_listener(client, listener, fields, within).await,
-            None => api.expect_listener(client, listener, fields, within).await,
-        };
-        match r {
+        match under
+            .expect_listener(client, listener, fields, within)
+            .await
+        {
             Ok(v) => got.push(v),
             Err(e) if got.is_empty() => return Err(e),
             Err(e) => return Err(format!("{e} (delivered {} of {want})", got.len())),
@@ -39,11 +37,7 @@ pub async fn expect_listener(
     if count.is_none() {
         return Ok(got);
     }
-    let extra = match portable {
-        Some(p) => p.expect_listener(client, listener, fields, QUIET).await,
-        None => api.expect_listener(client, listener, fields, QUIET).await,
-    };
-    match extra {
+    match under.expect_listener(client, listener, fields, QUIET).await {
         Err(_) => Ok(got),
         Ok(v) => Err(format!(
             "{listener} delivered {} times, expected {want}; the one too many: {v}",

@@ -7,6 +7,7 @@
 //! `time_scale`, so the SDK's 5 s / 30 s timers run in milliseconds.
 
 pub mod builtin;
+pub mod builtin_api;
 pub mod compare;
 pub mod driver;
 pub mod exactly;
@@ -19,6 +20,7 @@ pub mod redact;
 pub mod settle;
 pub mod shard;
 pub mod snapshot;
+pub mod under_test;
 
 pub use junit::junit;
 
@@ -373,46 +375,19 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
         identity: Identity::default(),
     };
     let scale = scenario.time_scale;
-    let mut portable = match client {
-        ClientSpec::Builtin => None,
-        ClientSpec::Command(words) => {
-            match driver::SubprocessDriver::spawn(&words[0], &words[1..], &[]).await {
-                Ok(d) => {
-                    let mut p = portable::Portable::new(d);
-                    p.time_scale = scale;
-                    Some(p)
-                }
-                Err(e) => {
-                    report.error = Some(format!("driver: {e}"));
-                    report.elapsed = started.elapsed();
-                    return report;
-                }
-            }
+    let mut portable = match open_driver(client, scale).await {
+        Ok(p) => p,
+        Err(e) => {
+            report.error = Some(e);
+            report.elapsed = started.elapsed();
+            return report;
         }
     };
-    // A driver with fake timers already runs its clock 1/time_scale faster while a call
-    // waits, so the heartbeat is not scaled again for it: a scaled ping timeout (1.2 s at
-    // 0.02) would fire inside one 5 s clock jump before the pong could arrive.
     let is_driver = portable.is_some();
     let timers_faked = portable
         .as_ref()
         .is_some_and(|p| p.driver.can("fake_timers"));
-    let heartbeat = match &portable {
-        Some(p) if p.driver.can("fake_timers") => 1.0,
-        _ => scale,
-    };
-    let transport = TransportConfig {
-        ping_interval: Duration::from_secs_f64(25.0 * heartbeat),
-        ping_timeout: Duration::from_secs_f64(60.0 * heartbeat),
-        poll_hold: Duration::from_secs_f64(25.0 * scale),
-        ..TransportConfig::default()
-    };
-    let config = ServerConfig {
-        faults: scenario.faults(),
-        journal_capacity: 100_000,
-        admin: false,
-        ..ServerConfig::new(scenario.backend_config(), transport)
-    };
+    let config = case_server_config(scenario, timers_faked);
     let server = match server::start(config, std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await
     {
         Ok(s) => s,
@@ -439,22 +414,7 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
         Ok(checks) => report.checks = checks,
         Err(_) => report.error = Some(format!("the scenario did not finish within {limit:?}")),
     }
-    report.client = match &portable {
-        Some(p) => format!("{}-{}", p.driver.hello.driver, p.driver.hello.version),
-        None => "builtin".into(),
-    };
-    report.identity = match &portable {
-        Some(p) => Identity {
-            driver: p.driver.hello.driver.clone(),
-            version: p.driver.hello.version.clone(),
-            build: p.driver.hello.build.clone(),
-        },
-        None => Identity {
-            driver: "builtin".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            build: None,
-        },
-    };
+    (report.client, report.identity) = who(portable.as_ref());
     server.faults.finish_observation();
     let journal = server.faults.journal(0);
     report.transcript = transcript_text(scenario, &transcript, &journal, &mut red);
@@ -495,6 +455,67 @@ pub async fn run_with(scenario: &Scenario, client: &ClientSpec) -> Report {
     server.shutdown().await;
     report.elapsed = started.elapsed();
     report
+}
+
+/// The driver of a `--client` command, or `None` for the builtin client.
+async fn open_driver(
+    client: &ClientSpec,
+    scale: f64,
+) -> Result<Option<portable::Portable>, String> {
+    match client {
+        ClientSpec::Builtin => Ok(None),
+        ClientSpec::Command(words) => {
+            let d = driver::SubprocessDriver::spawn(&words[0], &words[1..], &[])
+                .await
+                .map_err(|e| format!("driver: {e}"))?;
+            let mut p = portable::Portable::new(d);
+            p.time_scale = scale;
+            Ok(Some(p))
+        }
+    }
+}
+
+/// The server of one case: the scenario's state and faults, timers at its `time_scale`.
+fn case_server_config(scenario: &Scenario, timers_faked: bool) -> ServerConfig {
+    let scale = scenario.time_scale;
+    // A driver with fake timers already runs its clock 1/time_scale faster while a call
+    // waits, so the heartbeat is not scaled again for it: a scaled ping timeout (1.2 s at
+    // 0.02) would fire inside one 5 s clock jump before the pong could arrive.
+    let heartbeat = if timers_faked { 1.0 } else { scale };
+    let transport = TransportConfig {
+        ping_interval: Duration::from_secs_f64(25.0 * heartbeat),
+        ping_timeout: Duration::from_secs_f64(60.0 * heartbeat),
+        poll_hold: Duration::from_secs_f64(25.0 * scale),
+        ..TransportConfig::default()
+    };
+    ServerConfig {
+        faults: scenario.faults(),
+        journal_capacity: 100_000,
+        admin: false,
+        ..ServerConfig::new(scenario.backend_config(), transport)
+    }
+}
+
+/// The client's name in reports and its identity (from the driver's `hello`).
+fn who(portable: Option<&portable::Portable>) -> (String, Identity) {
+    match portable {
+        Some(p) => (
+            format!("{}-{}", p.driver.hello.driver, p.driver.hello.version),
+            Identity {
+                driver: p.driver.hello.driver.clone(),
+                version: p.driver.hello.version.clone(),
+                build: p.driver.hello.build.clone(),
+            },
+        ),
+        None => (
+            "builtin".into(),
+            Identity {
+                driver: "builtin".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                build: None,
+            },
+        ),
+    }
 }
 
 /// The transcript: the client's view of each portable step, then the application frames

@@ -19,6 +19,42 @@ pub(super) struct Names<'a> {
     pub fault_ids: BTreeSet<String>,
 }
 
+/// The users the fixtures define, to check the names other fixtures use.
+pub(super) struct FixtureUsers<'a> {
+    pub users: BTreeSet<(String, String)>,
+    pub text: &'a str,
+    pub file: &'a str,
+}
+
+impl FixtureUsers<'_> {
+    /// Refuses `name` in `app` unless a fixture defines that user; `what` names the fixture.
+    pub fn check(
+        &self,
+        errors: &mut Vec<Diagnostic>,
+        loc: &serde_saphyr::Location,
+        app: &str,
+        name: &str,
+        what: &str,
+    ) {
+        if self.users.contains(&(app.to_owned(), name.to_owned())) {
+            return;
+        }
+        let known = self
+            .users
+            .iter()
+            .filter(|(a, _)| a == app)
+            .map(|(_, u)| u.as_str());
+        let (line, column) = super::locate(self.text, loc, name);
+        errors.push(Diagnostic {
+            file: self.file.into(),
+            line,
+            column,
+            message: format!("{what} names user {name:?}, which no fixture defines"),
+            hint: suggest(name, known),
+        });
+    }
+}
+
 /// Adds the embedded demo users, groups, rooms and friendships (`demo_data: true`).
 pub(super) fn add_demo_data(fx: &mut Fixtures) {
     let app = fx

@@ -520,6 +520,18 @@ impl Loader {
 
     /// Fills default appkeys and checks every reference between fixtures.
     fn resolve_fixtures(&mut self, text: &str, file: &str, fx: &mut Fixtures) {
+        let users = self.resolve_users(text, file, fx);
+        let fu = check::FixtureUsers { users, text, file };
+        self.check_fixture_users(&fu, fx);
+    }
+
+    /// Fills the default app and every user's app; users are unique and in a known app.
+    fn resolve_users(
+        &mut self,
+        text: &str,
+        file: &str,
+        fx: &mut Fixtures,
+    ) -> BTreeSet<(String, String)> {
         if fx.apps.is_empty() {
             fx.apps.push(AppConfig {
                 appkey: config::DEFAULT_APPKEY.into(),
@@ -560,29 +572,12 @@ impl Loader {
                 );
             }
         }
-        let known = |app: &str| {
-            users
-                .iter()
-                .filter(move |(a, _)| a == app)
-                .map(|(_, u)| u.as_str())
-                .collect::<Vec<_>>()
-        };
-        let check_user = |errors: &mut Vec<Diagnostic>,
-                          loc: &serde_saphyr::Location,
-                          app: &str,
-                          name: &str,
-                          what: &str| {
-            if !users.contains(&(app.to_owned(), name.to_owned())) {
-                let (line, column) = locate(text, loc, name);
-                errors.push(Diagnostic {
-                    file: file.into(),
-                    line,
-                    column,
-                    message: format!("{what} names user {name:?}, which no fixture defines"),
-                    hint: suggest(name, known(app)),
-                });
-            }
-        };
+        users
+    }
+
+    /// Fills each fixture's app (default: the first) and checks the users it names.
+    fn check_fixture_users(&mut self, fu: &check::FixtureUsers, fx: &mut Fixtures) {
+        let first = fx.apps[0].appkey.clone();
         for g in &mut fx.groups {
             if g.value.appkey.is_empty() {
                 g.value.appkey = first.clone();
@@ -593,7 +588,7 @@ impl Loader {
                 .chain(&v.members)
                 .chain(&v.silenced)
             {
-                check_user(
+                fu.check(
                     &mut self.errors,
                     &g.referenced,
                     &v.appkey,
@@ -612,7 +607,7 @@ impl Loader {
                 f.value.appkey = first.clone();
             }
             for n in &f.value.users {
-                check_user(
+                fu.check(
                     &mut self.errors,
                     &f.referenced,
                     &f.value.appkey,
@@ -627,7 +622,7 @@ impl Loader {
             }
             let v = b.value.clone();
             for n in std::iter::once(&v.user).chain(&v.blocks) {
-                check_user(&mut self.errors, &b.referenced, &v.appkey, n, "blacklist");
+                fu.check(&mut self.errors, &b.referenced, &v.appkey, n, "blacklist");
             }
         }
         for m in &mut fx.media {
@@ -635,7 +630,7 @@ impl Loader {
                 m.value.appkey = first.clone();
             }
             let v = m.value.clone();
-            check_user(
+            fu.check(
                 &mut self.errors,
                 &m.referenced,
                 &v.appkey,
@@ -648,7 +643,7 @@ impl Loader {
                 m.value.appkey = first.clone();
             }
             let v = m.value.clone();
-            check_user(
+            fu.check(
                 &mut self.errors,
                 &m.referenced,
                 &v.appkey,
@@ -657,11 +652,11 @@ impl Loader {
             );
             match (&v.to, v.group) {
                 (Some(to), None) => {
-                    check_user(&mut self.errors, &m.referenced, &v.appkey, to, "message")
+                    fu.check(&mut self.errors, &m.referenced, &v.appkey, to, "message")
                 }
                 (None, Some(_)) => {}
                 _ => self.errors.push(diag(
-                    file,
+                    fu.file,
                     &m.referenced,
                     "a message needs exactly one of `to` and `group`",
                     None,
