@@ -15,6 +15,7 @@
 //! [`MAX_USER_ITEMS`] keys and messages, for at most [`MAX_USERS`] users (the oldest
 //! user is forgotten first). Timer rules use the scenario's `time_scale`.
 
+mod echo;
 pub mod rules;
 
 use crate::faults::{Finding, Observer};
@@ -64,6 +65,8 @@ struct Conn {
     msgs: VecDeque<(i64, Instant)>,
     /// Sync pushes not acknowledged yet: (ack event, sync_key, pushed at).
     syncs: VecDeque<(&'static str, i64, Instant)>,
+    /// `event_notification` pushes of type 1 not echoed yet: (event_id, pushed at).
+    echoes: VecDeque<(i64, Instant)>,
     /// A fault dropped an inbound frame: confirmations may come only with the SDK's
     /// resends, so they get the whole resend budget (5 sends, 5 s apart).
     lossy: bool,
@@ -73,6 +76,8 @@ struct Conn {
 struct UserMemory {
     keys: VecDeque<i64>,
     msgs: VecDeque<i64>,
+    /// Event ids pushed as event type 1 (echoes name them).
+    events: VecDeque<i64>,
 }
 
 #[derive(Default)]
@@ -207,7 +212,10 @@ impl Oracle {
             (FrameKind::Response, Some(e)) => (e, tag.rid.as_deref()),
             (
                 FrameKind::Push,
-                Some(e @ ("msg_sync" | "sync_conversation" | "sync_event" | "sync_receipt")),
+                Some(
+                    e @ ("msg_sync" | "sync_conversation" | "sync_event" | "sync_receipt"
+                    | "event_notification"),
+                ),
             ) => (e, None),
             _ => return,
         };
@@ -229,6 +237,10 @@ impl Oracle {
         let mut mem = user_memory(&mut inner.users, user);
         if let (Some(mem), Some(k)) = (mem.as_deref_mut(), keys_given) {
             push_bounded(&mut mem.keys, k, MAX_USER_ITEMS);
+        }
+        if event == "event_notification" {
+            echo::note_push(c, mem, &payload, now);
+            return;
         }
         if event == "msg_sync" {
             let ids: Vec<i64> = payload
@@ -296,6 +308,7 @@ impl Oracle {
                     format!("{ack} with sync_key {k} never sent (push unacknowledged at the end)"),
                 );
             }
+            echo::owed_at_end(c, &mut ctx);
         }
     }
 
@@ -310,6 +323,9 @@ impl Oracle {
                 found,
             };
             overdue_conn(&mut c, &mut ctx, now, window);
+            if !c.lossy {
+                echo::owed_at_close(&mut c, &mut ctx);
+            }
         }
     }
 }
@@ -551,6 +567,7 @@ fn check_confirmation(
                     .retain(|(ack, k, _)| !(*ack == event && Some(*k) == key));
             }
         }
+        "event_notification" => echo::check(c, mem, payload, ctx),
         _ => {}
     }
 }
@@ -580,6 +597,7 @@ fn overdue_conn(c: &mut Conn, ctx: &mut Ctx<'_>, now: Instant, window: Duration)
             ),
         );
     }
+    echo::overdue(c, ctx, late, window.as_millis());
 }
 
 impl Observer for Oracle {

@@ -55,6 +55,8 @@ pub const SYNC_ACK: &str = "JMP-SYNC-003";
 pub const SYNC_KEY: &str = "JMP-SYNC-004";
 pub const SYNC_OWED: &str = "JMP-SYNC-005";
 pub const MSG_CONTENT: &str = "JMP-MSG-001";
+pub const EVENT_ECHO: &str = "JMP-EVENT-001";
+pub const EVENT_ECHO_UNKNOWN: &str = "JMP-EVENT-002";
 
 /// Every rule.
 pub const RULES: &[Rule] = &[
@@ -169,6 +171,20 @@ pub const RULES: &[Rule] = &[
         timer: false,
         official: &[],
     },
+    Rule {
+        id: EVENT_ECHO,
+        severity: Severity::Fail,
+        summary: "an event_notification push of event type 1 is echoed with an event_notification naming its event_id",
+        timer: false,
+        official: &[],
+    },
+    Rule {
+        id: EVENT_ECHO_UNKNOWN,
+        severity: Severity::Fail,
+        summary: "an event_notification echo names an event the server pushed to the user as event type 1",
+        timer: false,
+        official: &[],
+    },
 ];
 
 /// The rule with this id.
@@ -244,7 +260,9 @@ const MSG_SEND: &[Field] = &[
     ("content", Obj, true),
     ("no_offline", Bool, false),
     ("no_notification", Bool, false),
-    ("appkey", Str, false),
+    // Every official message request names the sender's app (all three builds, every
+    // transcript): the SDK fills it in when the app gives none.
+    ("appkey", Str, true),
     ("need_receipt", Bool, false),
     ("custom_notification", Obj, false),
     ("target_id", Str, false),
