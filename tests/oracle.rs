@@ -43,6 +43,7 @@ fn wire_line(line: &str) -> Option<(bool, FrameKind, String)> {
         "request" => FrameKind::Request,
         "response" => FrameKind::Response,
         "push" => FrameKind::Push,
+        "ack" => FrameKind::Ack,
         _ => return None,
     };
     if let Some(i) = head.find("[fault ") {
@@ -745,5 +746,37 @@ async fn a_message_without_its_appkey_is_reported() {
             .contains("s_across_single_text without appkey (a string)"),
         "{}",
         report.transcript
+    );
+}
+
+#[test]
+fn a_resend_long_after_an_unacknowledged_send_is_late() {
+    let oracle = Oracle::new();
+    let t0 = Instant::now();
+    logged_in(&oracle, 1, t0);
+    let req = |rid: u64| frame("get_groups_list", serde_json::json!({"rid": rid}));
+    let mut found = Vec::new();
+    // No ack reached the client: the resend is due at the ack timeout (5 s), not at the
+    // response timer (30 s).
+    oracle.judge_inbound(1, None, &req(7), t0, &mut found);
+    let late = t0 + Duration::from_secs(30);
+    oracle.judge_inbound(1, None, &req(7), late, &mut found);
+    assert_eq!(ids(&found), [rules::TIME_RESEND_SLOW]);
+    assert!(
+        found[0].text.starts_with("get_groups_list rid 7 resent 30000 ms after an unacknowledged send"),
+        "{found:?}"
+    );
+    // Acked, but no response: the response timer's resend 30 s later is on time.
+    let mut found = Vec::new();
+    oracle.judge_inbound(1, None, &req(8), t0, &mut found);
+    let ack = FrameTag::event(FrameKind::Ack, "ack", Some("8"));
+    oracle.note_outbound(1, &frame("ack", serde_json::json!({"rid": 8})), &ack, t0);
+    oracle.judge_inbound(1, None, &req(8), late, &mut found);
+    // And a resend at the ack timeout is on time too.
+    oracle.judge_inbound(1, None, &req(8), late + Duration::from_secs(5), &mut found);
+    assert!(found.is_empty(), "{found:?}");
+    assert_eq!(
+        rules::grade(rules::TIME_RESEND_SLOW, "2.6.0", true),
+        rules::Severity::Info
     );
 }

@@ -41,6 +41,10 @@ pub const MAX_RECENT: usize = 4096;
 pub const MAX_SENDS: u32 = 5;
 /// The SDK's ack timeout, unscaled.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// A resend after an unacknowledged send is late (JMP-TIME-002) beyond this many ack
+/// timeouts: the SDK resends at one; the response timer, which re-sends even when the ack
+/// timer does not, is at six.
+pub const RESEND_SLACK: u32 = 3;
 
 struct RidRecord {
     rid: String,
@@ -49,6 +53,8 @@ struct RidRecord {
     body: String,
     last: Instant,
     sends: u32,
+    /// An ack for this rid reached the client since its last send.
+    acked: bool,
 }
 
 #[derive(Default)]
@@ -208,6 +214,14 @@ impl Oracle {
 
     /// Takes note of an outbound frame the client will receive.
     pub fn note_outbound(&self, conn: u64, frame: &str, tag: &FrameTag, now: Instant) {
+        if let (FrameKind::Ack, Some(rid)) = (tag.kind, tag.rid.as_deref()) {
+            let mut inner = self.lock();
+            let c = inner.conns.entry(conn).or_default();
+            if let Some(r) = c.rids.iter_mut().find(|r| r.rid == rid) {
+                r.acked = true;
+            }
+            return;
+        }
         let (event, rid) = match (tag.kind, tag.event.as_deref()) {
             (FrameKind::Response, Some(e)) => (e, tag.rid.as_deref()),
             (
@@ -396,6 +410,7 @@ fn track_rid(
             body,
             last: now,
             sends: 1,
+            acked: false,
         };
         push_bounded(&mut c.rids, rec, MAX_RIDS);
         return true;
@@ -411,6 +426,7 @@ fn track_rid(
             body,
             last: now,
             sends: 1,
+            acked: false,
         };
         return true;
     }
@@ -442,7 +458,18 @@ fn track_rid(
             ),
         );
     }
+    if !r.acked && !c.lossy && gap > window * RESEND_SLACK {
+        ctx.report(
+            rules::TIME_RESEND_SLOW,
+            format!(
+                "{event} rid {rid} resent {} ms after an unacknowledged send (the SDK resends at the ack timeout, {} ms)",
+                gap.as_millis(),
+                window.as_millis()
+            ),
+        );
+    }
     r.last = now;
+    r.acked = false;
     false
 }
 

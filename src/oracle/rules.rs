@@ -49,6 +49,7 @@ pub const RID_REUSED: &str = "JMP-RID-001";
 pub const RID_CHANGED: &str = "JMP-RID-002";
 pub const RID_TOO_MANY: &str = "JMP-RID-003";
 pub const TIME_RESEND_FAST: &str = "JMP-TIME-001";
+pub const TIME_RESEND_SLOW: &str = "JMP-TIME-002";
 pub const SYNC_MSG_RECV: &str = "JMP-SYNC-001";
 pub const SYNC_MSG_UNKNOWN: &str = "JMP-SYNC-002";
 pub const SYNC_ACK: &str = "JMP-SYNC-003";
@@ -169,6 +170,13 @@ pub const RULES: &[Rule] = &[
         severity: Severity::Fail,
         summary: "a message's content names its sender (from_id = the user logged in on the connection) and its kind (target_type single, group or chatroom, as the event says)",
         timer: false,
+        official: &[],
+    },
+    Rule {
+        id: TIME_RESEND_SLOW,
+        severity: Severity::Fail,
+        summary: "a request whose send got no ack is resent at the ack timeout (5 s, scaled), not later than 3 ack timeouts",
+        timer: true,
         official: &[],
     },
     Rule {
