@@ -687,7 +687,12 @@ async fn kicked_with(mutant: jmessage_mock::client::mutants::Mutant) -> Vec<(Str
         .journal(0)
         .into_iter()
         .filter(|e| e.kind == "violation")
-        .map(|e| (e.event.as_deref().unwrap_or("").to_owned(), e.frame.to_string()))
+        .map(|e| {
+            (
+                e.event.as_deref().unwrap_or("").to_owned(),
+                e.frame.to_string(),
+            )
+        })
         .collect();
     server.shutdown().await;
     found
@@ -763,7 +768,9 @@ fn a_resend_long_after_an_unacknowledged_send_is_late() {
     oracle.judge_inbound(1, None, &req(7), late, &mut found);
     assert_eq!(ids(&found), [rules::TIME_RESEND_SLOW]);
     assert!(
-        found[0].text.starts_with("get_groups_list rid 7 resent 30000 ms after an unacknowledged send"),
+        found[0]
+            .text
+            .starts_with("get_groups_list rid 7 resent 30000 ms after an unacknowledged send"),
         "{found:?}"
     );
     // Acked, but no response: the response timer's resend 30 s later is on time.
