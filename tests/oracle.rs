@@ -43,6 +43,7 @@ fn wire_line(line: &str) -> Option<(bool, FrameKind, String)> {
         "request" => FrameKind::Request,
         "response" => FrameKind::Response,
         "push" => FrameKind::Push,
+        "ack" => FrameKind::Ack,
         _ => return None,
     };
     if let Some(i) = head.find("[fault ") {
@@ -651,5 +652,138 @@ async fn a_message_that_lies_about_its_sender_or_kind_is_reported() {
         report.transcript.contains("content.target_type is"),
         "{}",
         report.transcript
+    );
+}
+
+/// A session of alice on a client with `mutant` is kicked by a second login of alice; the
+/// violations journaled once the exchange is over.
+async fn kicked_with(mutant: jmessage_mock::client::mutants::Mutant) -> Vec<(String, String)> {
+    let server = common::start().await;
+    let ws = jmessage_mock::client::Transport::Websocket;
+    let first = jmessage_mock::client::Client::connect(
+        &server.http_url(),
+        jmessage_mock::client::ClientConfig {
+            mutant: Some(mutant),
+            ..common::fast()
+        },
+    )
+    .await
+    .expect("connects");
+    first
+        .init(common::APPKEY, common::SECRET, 0)
+        .await
+        .expect("init");
+    first.register("alice", "pw").await.expect("register");
+    first.login("alice", "pw").await.expect("login");
+    let _second = common::user(&server, ws, "alice").await;
+    let kick = first
+        .expect_push("event_notification", Duration::from_secs(5))
+        .await
+        .expect("kicked");
+    assert_eq!(kick["event_type"], 1, "{kick}");
+    server.faults.finish_observation();
+    let found = server
+        .faults
+        .journal(0)
+        .into_iter()
+        .filter(|e| e.kind == "violation")
+        .map(|e| {
+            (
+                e.event.as_deref().unwrap_or("").to_owned(),
+                e.frame.to_string(),
+            )
+        })
+        .collect();
+    server.shutdown().await;
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kick_that_is_never_echoed_is_reported() {
+    use jmessage_mock::client::mutants::Mutant;
+    let found = common::bounded(kicked_with(Mutant::NoEventEcho)).await;
+    assert!(
+        found.iter().any(|(rule, text)| rule == rules::EVENT_ECHO
+            && text.starts_with("event_notification echo for event ")
+            && text.ends_with("(type 1) never sent")),
+        "{found:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_echo_naming_another_event_is_reported() {
+    use jmessage_mock::client::mutants::Mutant;
+    let found = common::bounded(kicked_with(Mutant::EventEchoWrongId)).await;
+    let rules_seen: Vec<&str> = found.iter().map(|(r, _)| r.as_str()).collect();
+    // The echo names an event never pushed, and the real one stays unechoed.
+    assert!(
+        rules_seen.contains(&rules::EVENT_ECHO_UNKNOWN) && rules_seen.contains(&rules::EVENT_ECHO),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn an_echoed_kick_settles_the_obligation() {
+    let oracle = Oracle::new();
+    let t0 = Instant::now();
+    logged_in(&oracle, 1, t0);
+    let push = serde_json::json!({"event_id": 41, "event_type": 1, "gid": 0, "extra": 0});
+    let tag = FrameTag::event(FrameKind::Push, "event_notification", None);
+    oracle.note_outbound(1, &frame("event_notification", push), &tag, t0);
+    // Other event types are not echoed by the SDK and owe nothing.
+    let other = serde_json::json!({"event_id": 42, "event_type": 40});
+    oracle.note_outbound(1, &frame("event_notification", other), &tag, t0);
+    let mut found = Vec::new();
+    let echo = serde_json::json!({"event_id": 41, "event_type": 1, "gid": 0, "rid": 9});
+    oracle.judge_inbound(1, None, &frame("event_notification", echo), t0, &mut found);
+    oracle.finish_at(t0, &mut found);
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_without_its_appkey_is_reported() {
+    // Every official build names the app in each message request (the field table).
+    let steps = format!("{LOGGED_IN}  - request: {{client: a, event: s_across_single_text, payload: {{target_id: alice, no_offline: false, no_notification: false, content: {{version: 1, target_type: single, from_platform: web, target_id: alice, from_id: alice, create_time: 1, msg_type: text, msg_body: {{text: hi}}}}}}}}\n");
+    let report = broken_by_wire(rules::FIELD_MISSING, &steps).await;
+    assert!(
+        report
+            .transcript
+            .contains("s_across_single_text without appkey (a string)"),
+        "{}",
+        report.transcript
+    );
+}
+
+#[test]
+fn a_resend_long_after_an_unacknowledged_send_is_late() {
+    let oracle = Oracle::new();
+    let t0 = Instant::now();
+    logged_in(&oracle, 1, t0);
+    let req = |rid: u64| frame("get_groups_list", serde_json::json!({"rid": rid}));
+    let mut found = Vec::new();
+    // No ack reached the client: the resend is due at the ack timeout (5 s), not at the
+    // response timer (30 s).
+    oracle.judge_inbound(1, None, &req(7), t0, &mut found);
+    let late = t0 + Duration::from_secs(30);
+    oracle.judge_inbound(1, None, &req(7), late, &mut found);
+    assert_eq!(ids(&found), [rules::TIME_RESEND_SLOW]);
+    assert!(
+        found[0]
+            .text
+            .starts_with("get_groups_list rid 7 resent 30000 ms after an unacknowledged send"),
+        "{found:?}"
+    );
+    // Acked, but no response: the response timer's resend 30 s later is on time.
+    let mut found = Vec::new();
+    oracle.judge_inbound(1, None, &req(8), t0, &mut found);
+    let ack = FrameTag::event(FrameKind::Ack, "ack", Some("8"));
+    oracle.note_outbound(1, &frame("ack", serde_json::json!({"rid": 8})), &ack, t0);
+    oracle.judge_inbound(1, None, &req(8), late, &mut found);
+    // And a resend at the ack timeout is on time too.
+    oracle.judge_inbound(1, None, &req(8), late + Duration::from_secs(5), &mut found);
+    assert!(found.is_empty(), "{found:?}");
+    assert_eq!(
+        rules::grade(rules::TIME_RESEND_SLOW, "2.6.0", true),
+        rules::Severity::Info
     );
 }

@@ -151,6 +151,8 @@ struct Inner {
     rid_state: AtomicU64,
     /// The rid of the last request (for the `reused-rid` mutant).
     last_rid: AtomicU64,
+    /// The appkey of the last `init`: the SDK names it in every message it sends.
+    appkey: Mutex<Option<String>>,
     config: ClientConfig,
     /// Every frame sent, in order (tests inspect retries).
     sent: Mutex<Vec<String>>,
@@ -329,6 +331,7 @@ impl Client {
             reader_done: CancellationToken::new(),
             rid_state: AtomicU64::new(seed),
             last_rid: AtomicU64::new(0),
+            appkey: Mutex::new(None),
             config: config.clone(),
             sent: Mutex::new(Vec::new()),
             late_timeouts: Mutex::new(Vec::new()),
@@ -632,6 +635,7 @@ impl Client {
             .unwrap_or(0)
             .to_string();
         let rs = format!("{:020}", self.inner.new_rid());
+        *lock(&self.inner.appkey) = Some(appkey.to_owned());
         self.request(
             "c_init",
             json!({"appkey": appkey, "random_str": rs, "timestamp": ts,
@@ -669,11 +673,11 @@ impl Client {
 
     /// `sendSingleMsg` with a text body, shaped as the SDK builds it.
     pub async fn send_text(&self, me: &str, to: &str, text: &str) -> Result<Reply, RequestError> {
-        self.request(
-            "s_across_single_text",
-            single_msg(me, to, "text", json!({"text": text})),
-        )
-        .await
+        let mut body = single_msg(me, to, "text", json!({"text": text}));
+        if let Some(k) = lock(&self.inner.appkey).clone() {
+            body["appkey"] = json!(k);
+        }
+        self.request("s_across_single_text", body).await
     }
 }
 

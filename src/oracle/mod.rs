@@ -15,6 +15,7 @@
 //! [`MAX_USER_ITEMS`] keys and messages, for at most [`MAX_USERS`] users (the oldest
 //! user is forgotten first). Timer rules use the scenario's `time_scale`.
 
+mod echo;
 pub mod rules;
 
 use crate::faults::{Finding, Observer};
@@ -40,6 +41,10 @@ pub const MAX_RECENT: usize = 4096;
 pub const MAX_SENDS: u32 = 5;
 /// The SDK's ack timeout, unscaled.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// A resend after an unacknowledged send is late (JMP-TIME-002) beyond this many ack
+/// timeouts: the SDK resends at one; the response timer, which re-sends even when the ack
+/// timer does not, is at six.
+pub const RESEND_SLACK: u32 = 3;
 
 struct RidRecord {
     rid: String,
@@ -48,6 +53,8 @@ struct RidRecord {
     body: String,
     last: Instant,
     sends: u32,
+    /// An ack for this rid reached the client since its last send.
+    acked: bool,
 }
 
 #[derive(Default)]
@@ -66,6 +73,8 @@ struct Conn {
     msgs: VecDeque<(i64, Instant)>,
     /// Sync pushes not acknowledged yet: (ack event, sync_key, pushed at).
     syncs: VecDeque<(&'static str, i64, Instant)>,
+    /// `event_notification` pushes of type 1 not echoed yet: (event_id, pushed at).
+    echoes: VecDeque<(i64, Instant)>,
     /// A fault dropped an inbound frame: confirmations may come only with the SDK's
     /// resends, so they get the whole resend budget (5 sends, 5 s apart).
     lossy: bool,
@@ -75,6 +84,8 @@ struct Conn {
 struct UserMemory {
     keys: VecDeque<i64>,
     msgs: VecDeque<i64>,
+    /// Event ids pushed as event type 1 (echoes name them).
+    events: VecDeque<i64>,
 }
 
 #[derive(Default)]
@@ -210,11 +221,22 @@ impl Oracle {
 
     /// Takes note of an outbound frame the client will receive.
     pub fn note_outbound(&self, conn: u64, frame: &str, tag: &FrameTag, now: Instant) {
+        if let (FrameKind::Ack, Some(rid)) = (tag.kind, tag.rid.as_deref()) {
+            let mut inner = self.lock();
+            let c = inner.conns.entry(conn).or_default();
+            if let Some(r) = c.rids.iter_mut().find(|r| r.rid == rid) {
+                r.acked = true;
+            }
+            return;
+        }
         let (event, rid) = match (tag.kind, tag.event.as_deref()) {
             (FrameKind::Response, Some(e)) => (e, tag.rid.as_deref()),
             (
                 FrameKind::Push,
-                Some(e @ ("msg_sync" | "sync_conversation" | "sync_event" | "sync_receipt")),
+                Some(
+                    e @ ("msg_sync" | "sync_conversation" | "sync_event" | "sync_receipt"
+                    | "event_notification"),
+                ),
             ) => (e, None),
             _ => return,
         };
@@ -236,6 +258,10 @@ impl Oracle {
         let mut mem = user_memory(&mut inner.users, user);
         if let (Some(mem), Some(k)) = (mem.as_deref_mut(), keys_given) {
             push_bounded(&mut mem.keys, k, MAX_USER_ITEMS);
+        }
+        if event == "event_notification" {
+            echo::note_push(c, mem, &payload, now);
+            return;
         }
         if event == "msg_sync" {
             let ids: Vec<i64> = payload
@@ -303,6 +329,7 @@ impl Oracle {
                     format!("{ack} with sync_key {k} never sent (push unacknowledged at the end)"),
                 );
             }
+            echo::owed_at_end(c, &mut ctx);
         }
     }
 
@@ -317,6 +344,9 @@ impl Oracle {
                 found,
             };
             overdue_conn(&mut c, &mut ctx, now, window);
+            if !c.lossy {
+                echo::owed_at_close(&mut c, &mut ctx);
+            }
         }
     }
 }
@@ -392,6 +422,7 @@ fn track_rid(
             body,
             last: now,
             sends: 1,
+            acked: false,
         };
         c.rid_set.insert(rid.to_owned());
         if let Some(old) = push_bounded(&mut c.rids, rec, MAX_RIDS) {
@@ -410,6 +441,7 @@ fn track_rid(
             body,
             last: now,
             sends: 1,
+            acked: false,
         };
         return true;
     }
@@ -441,7 +473,18 @@ fn track_rid(
             ),
         );
     }
+    if !r.acked && !c.lossy && gap > window * RESEND_SLACK {
+        ctx.report(
+            rules::TIME_RESEND_SLOW,
+            format!(
+                "{event} rid {rid} resent {} ms after an unacknowledged send (the SDK resends at the ack timeout, {} ms)",
+                gap.as_millis(),
+                window.as_millis()
+            ),
+        );
+    }
     r.last = now;
+    r.acked = false;
     false
 }
 
@@ -573,6 +616,7 @@ fn check_confirmation(
                     .retain(|(ack, k, _)| !(*ack == event && Some(*k) == key));
             }
         }
+        "event_notification" => echo::check(c, mem, payload, ctx),
         _ => {}
     }
 }
@@ -602,6 +646,7 @@ fn overdue_conn(c: &mut Conn, ctx: &mut Ctx<'_>, now: Instant, window: Duration)
             ),
         );
     }
+    echo::overdue(c, ctx, late, window.as_millis());
 }
 
 impl Observer for Oracle {

@@ -49,12 +49,15 @@ pub const RID_REUSED: &str = "JMP-RID-001";
 pub const RID_CHANGED: &str = "JMP-RID-002";
 pub const RID_TOO_MANY: &str = "JMP-RID-003";
 pub const TIME_RESEND_FAST: &str = "JMP-TIME-001";
+pub const TIME_RESEND_SLOW: &str = "JMP-TIME-002";
 pub const SYNC_MSG_RECV: &str = "JMP-SYNC-001";
 pub const SYNC_MSG_UNKNOWN: &str = "JMP-SYNC-002";
 pub const SYNC_ACK: &str = "JMP-SYNC-003";
 pub const SYNC_KEY: &str = "JMP-SYNC-004";
 pub const SYNC_OWED: &str = "JMP-SYNC-005";
 pub const MSG_CONTENT: &str = "JMP-MSG-001";
+pub const EVENT_ECHO: &str = "JMP-EVENT-001";
+pub const EVENT_ECHO_UNKNOWN: &str = "JMP-EVENT-002";
 
 /// Every rule.
 pub const RULES: &[Rule] = &[
@@ -169,6 +172,27 @@ pub const RULES: &[Rule] = &[
         timer: false,
         official: &[],
     },
+    Rule {
+        id: TIME_RESEND_SLOW,
+        severity: Severity::Fail,
+        summary: "a request whose send got no ack is resent at the ack timeout (5 s, scaled), not later than 3 ack timeouts",
+        timer: true,
+        official: &[],
+    },
+    Rule {
+        id: EVENT_ECHO,
+        severity: Severity::Fail,
+        summary: "an event_notification push of event type 1 is echoed with an event_notification naming its event_id",
+        timer: false,
+        official: &[],
+    },
+    Rule {
+        id: EVENT_ECHO_UNKNOWN,
+        severity: Severity::Fail,
+        summary: "an event_notification echo names an event the server pushed to the user as event type 1",
+        timer: false,
+        official: &[],
+    },
 ];
 
 /// The rule with this id.
@@ -244,7 +268,9 @@ const MSG_SEND: &[Field] = &[
     ("content", Obj, true),
     ("no_offline", Bool, false),
     ("no_notification", Bool, false),
-    ("appkey", Str, false),
+    // Every official message request names the sender's app (all three builds, every
+    // transcript): the SDK fills it in when the app gives none.
+    ("appkey", Str, true),
     ("need_receipt", Bool, false),
     ("custom_notification", Obj, false),
     ("target_id", Str, false),
