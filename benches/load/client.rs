@@ -56,7 +56,6 @@ enum Waiter {
 pub struct Conn {
     out: mpsc::UnboundedSender<String>,
     pending: Arc<Mutex<HashMap<u64, Waiter>>>,
-    rid: AtomicU64,
     pub name: String,
 }
 
@@ -103,10 +102,20 @@ impl Conn {
                 }
             }
         });
+        // Engine.IO 3: the client pings (the server closes a silent session after
+        // pingInterval + pingTimeout, 85 s by default).
+        let pinger = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                if pinger.send("2".into()).is_err() {
+                    return;
+                }
+            }
+        });
         let conn = Arc::new(Conn {
             out: tx,
             pending: Arc::default(),
-            rid: AtomicU64::new(1),
             name: name.to_owned(),
         });
         let reader = conn.clone();
@@ -159,7 +168,11 @@ impl Conn {
     }
 
     fn frame(&self, event: &str, fields: &str) -> (u64, String) {
-        let rid = self.rid.fetch_add(1, Ordering::Relaxed);
+        // Unique across every connection of the run, as the SDK's random rids are in
+        // practice: the server and its oracle take a rid seen on two connections for a
+        // retry carried over a reconnect.
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let rid = NEXT.fetch_add(1, Ordering::Relaxed) % 2_147_483_647 + 1;
         let sep = if fields.is_empty() { "" } else { "," };
         (
             rid,
