@@ -130,11 +130,14 @@ pub struct Finding {
 pub trait Observer: Send + Sync + 'static {
     /// An inbound frame about to be processed. `Some(frames)` answers it instead
     /// (the service refuses it); what was broken goes into `found`.
+    /// `event` is the frame's Socket.IO event and payload when the layer has parsed it
+    /// already (each inbound frame is parsed once); `None` leaves parsing to the observer.
     fn inbound(
         &self,
         conn: u64,
         user: Option<&Arc<str>>,
         frame: &str,
+        event: Option<(&str, &serde_json::Value)>,
         found: &mut Vec<Finding>,
     ) -> Option<Vec<(Arc<str>, FrameTag)>>;
     /// An outbound frame that will reach the client.
@@ -160,6 +163,8 @@ struct Seen<'a> {
     frame: &'a str,
     /// The outbound frame itself, so the journal shares it instead of copying.
     shared: Option<&'a Arc<str>>,
+    /// An inbound event's payload, parsed once by [`classify_inbound`].
+    payload: Option<&'a serde_json::Value>,
 }
 
 fn kind_matches(spec: KindSpec, kind: FrameKind) -> bool {
@@ -423,7 +428,8 @@ impl FaultLayer {
         let mut action = action;
         match s.dir {
             Direction::In => {
-                let answer = o.inbound(socket.id, s.user.as_ref(), s.frame, &mut found);
+                let event = s.event.as_deref().zip(s.payload);
+                let answer = o.inbound(socket.id, s.user.as_ref(), s.frame, event, &mut found);
                 if let (Some(frames), Action::Pass) = (answer, &action) {
                     action = Action::Respond(frames);
                 }
@@ -532,6 +538,7 @@ impl FaultLayer {
             user: None,
             frame: what,
             shared: None,
+            payload: None,
         };
         self.record(&s, 0, Some((id, name)), None);
     }
@@ -663,15 +670,23 @@ fn corrupt(frame: &str) -> String {
     }
 }
 
-/// Classifies an inbound frame: kind, event, rid.
-fn classify_inbound(frame: &str) -> (FrameKind, Option<Arc<str>>, Option<Arc<str>>) {
+/// What [`classify_inbound`] learns of a frame: kind, event, rid, and the event's payload.
+type Inbound = (
+    FrameKind,
+    Option<Arc<str>>,
+    Option<Arc<str>>,
+    Option<serde_json::Value>,
+);
+
+/// Classifies an inbound frame: kind, event, rid, and the payload it parsed for them.
+fn classify_inbound(frame: &str) -> Inbound {
     match frame.as_bytes() {
-        [b'2', ..] => (FrameKind::Ping, None, None),
-        [b'1', ..] => (FrameKind::Close, None, None),
-        [b'5', ..] => (FrameKind::Upgrade, None, None),
-        [b'6', ..] => (FrameKind::Noop, None, None),
-        [b'4', b'1', ..] => (FrameKind::Disconnect, None, None),
-        [b'4', b'0', ..] => (FrameKind::Connect, None, None),
+        [b'2', ..] => (FrameKind::Ping, None, None, None),
+        [b'1', ..] => (FrameKind::Close, None, None, None),
+        [b'5', ..] => (FrameKind::Upgrade, None, None, None),
+        [b'6', ..] => (FrameKind::Noop, None, None, None),
+        [b'4', b'1', ..] => (FrameKind::Disconnect, None, None, None),
+        [b'4', b'0', ..] => (FrameKind::Connect, None, None, None),
         [b'4', b'2', ..] => {
             let parsed: Option<(String, serde_json::Value)> =
                 serde_json::from_str(&frame[2..]).ok();
@@ -686,12 +701,12 @@ fn classify_inbound(frame: &str) -> (FrameKind, Option<Arc<str>>, Option<Arc<str
                     } else {
                         FrameKind::Other
                     };
-                    (kind, Some(event.into()), rid)
+                    (kind, Some(event.into()), rid, Some(payload))
                 }
-                None => (FrameKind::Other, None, None),
+                None => (FrameKind::Other, None, None, None),
             }
         }
-        _ => (FrameKind::Other, None, None),
+        _ => (FrameKind::Other, None, None, None),
     }
 }
 
@@ -708,6 +723,7 @@ impl Interceptor for FaultLayer {
             user: socket.label(),
             frame,
             shared: Some(frame),
+            payload: None,
         };
         self.decide(socket, &s)
     }
@@ -716,7 +732,7 @@ impl Interceptor for FaultLayer {
         if !self.is_active() {
             return Action::Pass;
         }
-        let (kind, event, rid) = classify_inbound(frame);
+        let (kind, event, rid, payload) = classify_inbound(frame);
         let s = Seen {
             dir: Direction::In,
             kind,
@@ -725,6 +741,7 @@ impl Interceptor for FaultLayer {
             user: socket.label(),
             frame,
             shared: None,
+            payload: payload.as_ref(),
         };
         self.decide(socket, &s)
     }
@@ -878,11 +895,12 @@ mod tests {
 
     #[test]
     fn inbound_classification_and_corruption() {
-        let (k, e, r) = classify_inbound(r#"42["login",{"rid":5}]"#);
+        let (k, e, r, p) = classify_inbound(r#"42["login",{"rid":5}]"#);
         assert_eq!(
             (k, e.as_deref(), r.as_deref()),
             (FrameKind::Request, Some("login"), Some("5"))
         );
+        assert_eq!(p, Some(serde_json::json!({"rid": 5})), "the parsed payload");
         assert_eq!(classify_inbound("2").0, FrameKind::Ping);
         assert_eq!(classify_inbound("41").0, FrameKind::Disconnect);
         assert_eq!(classify_inbound(r#"42["x",null]"#).0, FrameKind::Other);

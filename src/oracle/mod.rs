@@ -168,7 +168,21 @@ impl Oracle {
         let (event, Value::Object(payload)) = parse_event(frame)? else {
             return None;
         };
-        let rid = Rid::from_payload(&payload)?;
+        self.judge_event(conn, user, &event, &payload, now, found)
+    }
+
+    /// [`Oracle::judge_inbound`] on an event already parsed (the fault layer parses each
+    /// inbound frame once and hands the result over).
+    pub fn judge_event(
+        &self,
+        conn: u64,
+        user: Option<&Arc<str>>,
+        event: &str,
+        payload: &Map<String, Value>,
+        now: Instant,
+        found: &mut Vec<Finding>,
+    ) -> Option<Code> {
+        let rid = Rid::from_payload(payload)?;
         let window = self.window();
         let mut inner = self.lock();
         let inner = &mut *inner;
@@ -182,7 +196,7 @@ impl Oracle {
             found,
         };
         overdue_conn(c, &mut ctx, now, window);
-        if !track_rid(c, &event, rid.key(), &payload, now, window, &mut ctx) {
+        if !track_rid(c, event, rid.key(), payload, now, window, &mut ctx) {
             // A resend: judged the first time it came, answered the same way.
             let mut scratch = Vec::new();
             let mut quiet = Ctx {
@@ -190,21 +204,21 @@ impl Oracle {
                 user: None,
                 found: &mut scratch,
             };
-            let refuse = check_fields(&event, &payload, &mut quiet);
-            return refuse.filter(|_| rules::refused_when_malformed(&event));
+            let refuse = check_fields(event, payload, &mut quiet);
+            return refuse.filter(|_| rules::refused_when_malformed(event));
         }
-        let key = (event.clone(), rid.key().to_owned());
+        let key = (event.to_owned(), rid.key().to_owned());
         let carried = inner.recent_set.contains(&key);
         if !carried {
             inner.recent_set.insert(key.clone());
             if let Some(old) = push_bounded(&mut inner.recent, key, MAX_RECENT) {
                 inner.recent_set.remove(&old);
             }
-            check_order(c, &event, &mut ctx);
+            check_order(c, event, &mut ctx);
         }
-        let refuse = check_fields(&event, &payload, &mut ctx);
-        check_content(c.login_name.as_deref(), &event, &payload, &mut ctx);
-        c.awaiting.insert(rid.key().to_owned(), event.clone());
+        let refuse = check_fields(event, payload, &mut ctx);
+        check_content(c.login_name.as_deref(), event, payload, &mut ctx);
+        c.awaiting.insert(rid.key().to_owned(), event.to_owned());
         if c.awaiting.len() > MAX_RIDS {
             c.awaiting.clear();
         }
@@ -215,8 +229,8 @@ impl Oracle {
                 .map(Arc::from);
         }
         let mem = user_memory(&mut inner.users, ctx.user.clone());
-        check_confirmation(c, mem, &event, &payload, &mut ctx);
-        refuse.filter(|_| rules::refused_when_malformed(&event))
+        check_confirmation(c, mem, event, payload, &mut ctx);
+        refuse.filter(|_| rules::refused_when_malformed(event))
     }
 
     /// Takes note of an outbound frame the client will receive.
@@ -655,19 +669,29 @@ impl Observer for Oracle {
         conn: u64,
         user: Option<&Arc<str>>,
         frame: &str,
+        event: Option<(&str, &Value)>,
         found: &mut Vec<Finding>,
     ) -> Option<Vec<(Arc<str>, FrameTag)>> {
-        let code = self.judge_inbound(conn, user, frame, Instant::now(), found)?;
-        let (event, Value::Object(payload)) = parse_event(frame)? else {
-            return None;
+        let parsed;
+        let (event, payload) = match event {
+            Some((e, Value::Object(p))) => (e, p),
+            Some(_) => return None,
+            None => {
+                parsed = parse_event(frame)?;
+                match &parsed {
+                    (e, Value::Object(p)) => (e.as_str(), p),
+                    _ => return None,
+                }
+            }
         };
-        let rid = Rid::from_payload(&payload)?;
-        let ack = FrameTag::event(FrameKind::Ack, &event, Some(rid.key()));
+        let code = self.judge_event(conn, user, event, payload, Instant::now(), found)?;
+        let rid = Rid::from_payload(payload)?;
+        let ack = FrameTag::event(FrameKind::Ack, event, Some(rid.key()));
         let mut frames = vec![(Arc::from(protocol::ack_frame(&rid)), ack)];
         if event != "event_notification" {
             let body = Failure::from(code).to_body();
-            let tag = FrameTag::event(FrameKind::Response, &event, Some(rid.key()));
-            frames.push((protocol::response_frame(&event, &rid, &body).into(), tag));
+            let tag = FrameTag::event(FrameKind::Response, event, Some(rid.key()));
+            frames.push((protocol::response_frame(event, &rid, &body).into(), tag));
         }
         Some(frames)
     }
