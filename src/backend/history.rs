@@ -108,6 +108,10 @@ impl Backend {
     /// duplicate would only make `drop_message` search twice).
     pub(super) fn add_holder(&mut self, id: u64, uid: u64) {
         if let Some(m) = self.messages.get_mut(&id) {
+            // A 1:1 message has two holders: no spare capacity for them.
+            if m.holders.len() < 2 {
+                m.holders.reserve_exact(1);
+            }
             m.holders.push(uid);
         }
     }
