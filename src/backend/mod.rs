@@ -12,6 +12,7 @@ pub mod clock;
 pub mod dedupe;
 mod events;
 pub mod export;
+pub mod footprint;
 mod group_chat;
 mod groups;
 mod history;
