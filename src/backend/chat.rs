@@ -229,8 +229,8 @@ impl Backend {
             );
         }
         if !no_offline {
-            let message =
-                Message::new(msg_id, me.clone(), Target::User(target.clone()), now, &wire);
+            let (from, to) = (self.intern(&me), self.intern(&target));
+            let message = Message::new(msg_id, from, Target::User(to), now, &wire);
             self.store_message(message);
             self.record(
                 &target,

@@ -117,9 +117,10 @@ impl Backend {
             );
         }
         if !no_offline {
+            let from = self.intern(&me);
             self.store_message(Message::new(
                 msg_id,
-                me.clone(),
+                from,
                 Target::Group(gid),
                 now,
                 &wire,

@@ -4,7 +4,8 @@
 //! the sync logs and conversation lists of the users who hold it and its receipt state,
 //! so no sync, roaming or receipt path ever meets a dangling id.
 
-use super::model::{Message, SyncEntry};
+use super::model::{Message, SyncEntry, Target, UserKey};
+use std::sync::Arc;
 use super::Backend;
 
 impl Backend {
@@ -43,10 +44,39 @@ impl Backend {
         self.history = limits.sane();
     }
 
+    /// The shared copy of `key`: stored messages point at one copy per user instead of
+    /// carrying their own strings. Copies no message uses any more are let go when the
+    /// set outgrows the users.
+    pub(super) fn intern(&mut self, key: &UserKey) -> Arc<UserKey> {
+        if let Some(k) = self.keys.get(key) {
+            return k.clone();
+        }
+        if self.keys.len() > 2 * self.users.len() + 64 {
+            self.keys.retain(|k| Arc::strong_count(k) > 1);
+        }
+        let k = Arc::new(key.clone());
+        self.keys.insert(k.clone());
+        k
+    }
+
     /// Rebuilds the per-conversation retention queues from the stored and retracted
-    /// messages (after a restore from a state file).
+    /// messages (after a restore from a state file), sharing their user keys again.
     pub(super) fn rebuild_threads(&mut self) {
         self.threads.clear();
+        let mut keys = std::mem::take(&mut self.keys);
+        let mut share = |k: &mut Arc<UserKey>| match keys.get(&**k) {
+            Some(s) => *k = s.clone(),
+            None => {
+                keys.insert(k.clone());
+            }
+        };
+        for m in self.messages.values_mut().chain(self.retracted.values_mut()) {
+            share(&mut m.from);
+            if let Target::User(t) = &mut m.target {
+                share(t);
+            }
+        }
+        self.keys = keys;
         let mut all: Vec<&Message> = self
             .messages
             .values()
