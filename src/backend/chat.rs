@@ -240,7 +240,13 @@ impl Backend {
                 delivered_live,
             );
             if target != me {
-                self.record(&me, ConvKey::Single(target.clone().into()), msg_id, now, true);
+                self.record(
+                    &me,
+                    ConvKey::Single(target.clone().into()),
+                    msg_id,
+                    now,
+                    true,
+                );
             }
         }
         let mut out = Outcome::ok(

@@ -5,8 +5,8 @@
 //! so no sync, roaming or receipt path ever meets a dangling id.
 
 use super::model::{Message, SyncEntry, Target, UserKey};
-use std::sync::Arc;
 use super::Backend;
+use std::sync::Arc;
 
 impl Backend {
     /// Stores a new message (its holders are added by `record`), then drops the oldest
@@ -70,7 +70,11 @@ impl Backend {
                 keys.insert(k.clone());
             }
         };
-        for m in self.messages.values_mut().chain(self.retracted.values_mut()) {
+        for m in self
+            .messages
+            .values_mut()
+            .chain(self.retracted.values_mut())
+        {
             share(&mut m.from);
             if let Target::User(t) = &mut m.target {
                 share(t);
