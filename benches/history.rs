@@ -14,6 +14,7 @@ use jmessage_mock::backend::{
     md5_hex, signature, AppConfig, Backend, BackendConfig, ManualClock, Outcome,
 };
 use jmessage_mock::protocol::Rid;
+use jmessage_mock::server::persist::{MessageCache, Snapshot};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
@@ -68,6 +69,24 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// How long a state save holds the backend lock: the first save (every message
+/// encoded) and a later one (messages already encoded), then the file image outside it.
+fn save_cost(b: &Backend) {
+    let mut cache = MessageCache::default();
+    let t = Instant::now();
+    drop(Snapshot::take(b, &mut cache, 0));
+    let first = t.elapsed();
+    let t = Instant::now();
+    let snap = Snapshot::take(b, &mut cache, 0).expect("snapshot");
+    let locked = t.elapsed();
+    let t = Instant::now();
+    let bytes = snap.to_bytes().expect("image").len();
+    println!(
+        "history: state save holds the lock {first:?} (first save), {locked:?} (next saves); {bytes} bytes encoded outside it in {:?}",
+        t.elapsed()
+    );
+}
+
 fn main() {
     let n: usize = if support::full_mode() { 100_000 } else { 2_000 };
     let config = BackendConfig {
@@ -110,6 +129,18 @@ fn main() {
         bench.b.message_count(),
         grown * 1024 / n as u64
     );
+    let f = bench.b.footprint();
+    let per = |x: usize| x / n.max(1);
+    println!(
+        "history: estimated heap per message: store {} (wire {}), retention index {}, sync logs {}, conversations {}; dedupe cache {} KB in all (bounded)",
+        per(f.messages),
+        per(f.wire),
+        per(f.threads),
+        per(f.sync_logs),
+        per(f.conversations),
+        f.dedupe / 1024
+    );
+    save_cost(&bench.b);
     bench.login(3, "bobby");
     let t = Instant::now();
     let mut o = bench.req(3, "sync_check", json!({"sync_key": 0}));

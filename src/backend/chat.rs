@@ -229,18 +229,24 @@ impl Backend {
             );
         }
         if !no_offline {
-            let message =
-                Message::new(msg_id, me.clone(), Target::User(target.clone()), now, &wire);
+            let (from, to) = (self.intern(&me), self.intern(&target));
+            let message = Message::new(msg_id, from, Target::User(to), now, &wire);
             self.store_message(message);
             self.record(
                 &target,
-                ConvKey::Single(me.clone()),
+                ConvKey::Single(me.clone().into()),
                 msg_id,
                 now,
                 delivered_live,
             );
             if target != me {
-                self.record(&me, ConvKey::Single(target.clone()), msg_id, now, true);
+                self.record(
+                    &me,
+                    ConvKey::Single(target.clone().into()),
+                    msg_id,
+                    now,
+                    true,
+                );
             }
         }
         let mut out = Outcome::ok(
@@ -267,9 +273,19 @@ impl Backend {
         now: i64,
         delivered: bool,
     ) {
-        let mb = self.mailboxes.entry(user.clone()).or_default();
+        if !self.mailboxes.contains_key(user) {
+            self.mailboxes.insert(user.clone(), Default::default());
+        }
+        let Some(mb) = self.mailboxes.get_mut(user) else {
+            return;
+        };
         mb.head += 1;
         let seq = mb.head;
+        // Share the conversation's own key (one allocation per conversation, not entry).
+        let conv = match mb.conversations.get_key_value(&conv) {
+            Some((k, _)) => k.clone(),
+            None => conv,
+        };
         mb.log.push_back(SyncEntry {
             seq,
             msg_id,

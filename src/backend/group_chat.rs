@@ -117,13 +117,8 @@ impl Backend {
             );
         }
         if !no_offline {
-            self.store_message(Message::new(
-                msg_id,
-                me.clone(),
-                Target::Group(gid),
-                now,
-                &wire,
-            ));
+            let from = self.intern(&me);
+            self.store_message(Message::new(msg_id, from, Target::Group(gid), now, &wire));
             for u in &members {
                 // The sender's copy is delivered; 2.4.0 builds never send msg_recv_v2, so
                 // a live push to one counts as delivered (as for single messages).

@@ -4,8 +4,9 @@
 //! the sync logs and conversation lists of the users who hold it and its receipt state,
 //! so no sync, roaming or receipt path ever meets a dangling id.
 
-use super::model::{Message, SyncEntry};
+use super::model::{Message, SyncEntry, Target, UserKey};
 use super::Backend;
+use std::sync::Arc;
 
 impl Backend {
     /// Stores a new message (its holders are added by `record`), then drops the oldest
@@ -43,10 +44,43 @@ impl Backend {
         self.history = limits.sane();
     }
 
+    /// The shared copy of `key`: stored messages point at one copy per user instead of
+    /// carrying their own strings. Copies no message uses any more are let go when the
+    /// set outgrows the users.
+    pub(super) fn intern(&mut self, key: &UserKey) -> Arc<UserKey> {
+        if let Some(k) = self.keys.get(key) {
+            return k.clone();
+        }
+        if self.keys.len() > 2 * self.users.len() + 64 {
+            self.keys.retain(|k| Arc::strong_count(k) > 1);
+        }
+        let k = Arc::new(key.clone());
+        self.keys.insert(k.clone());
+        k
+    }
+
     /// Rebuilds the per-conversation retention queues from the stored and retracted
-    /// messages (after a restore from a state file).
+    /// messages (after a restore from a state file), sharing their user keys again.
     pub(super) fn rebuild_threads(&mut self) {
         self.threads.clear();
+        let mut keys = std::mem::take(&mut self.keys);
+        let mut share = |k: &mut Arc<UserKey>| match keys.get(&**k) {
+            Some(s) => *k = s.clone(),
+            None => {
+                keys.insert(k.clone());
+            }
+        };
+        for m in self
+            .messages
+            .values_mut()
+            .chain(self.retracted.values_mut())
+        {
+            share(&mut m.from);
+            if let Target::User(t) = &mut m.target {
+                share(t);
+            }
+        }
+        self.keys = keys;
         let mut all: Vec<&Message> = self
             .messages
             .values()
@@ -108,6 +142,10 @@ impl Backend {
     /// duplicate would only make `drop_message` search twice).
     pub(super) fn add_holder(&mut self, id: u64, uid: u64) {
         if let Some(m) = self.messages.get_mut(&id) {
+            // A 1:1 message has two holders: no spare capacity for them.
+            if m.holders.len() < 2 {
+                m.holders.reserve_exact(1);
+            }
             m.holders.push(uid);
         }
     }

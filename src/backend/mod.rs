@@ -12,6 +12,7 @@ pub mod clock;
 pub mod dedupe;
 mod events;
 pub mod export;
+pub mod footprint;
 mod group_chat;
 mod groups;
 mod history;
@@ -214,6 +215,9 @@ pub struct Backend {
     retracted: BTreeMap<u64, Message>,
     /// Each conversation's stored (or retracted) msg_ids, oldest first, for retention.
     threads: HashMap<model::Thread, std::collections::VecDeque<u64>>,
+    /// One shared copy of each user key that stored messages name (see
+    /// [`Backend::intern`]); bounded by the users plus those recently removed.
+    keys: std::collections::HashSet<Arc<UserKey>>,
     history: limits::HistoryLimits,
 }
 
@@ -259,6 +263,7 @@ impl Backend {
             receipt_logs: HashMap::new(),
             retracted: BTreeMap::new(),
             threads: HashMap::new(),
+            keys: Default::default(),
             history: config.history.sane(),
         };
         // Seeds document an empty appkey as "the first app"; resolve it here so every

@@ -128,7 +128,7 @@ pub enum SyncCursor {
 /// Who a message was sent to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Target {
-    User(UserKey),
+    User(std::sync::Arc<UserKey>),
     Group(u64),
 }
 
@@ -136,7 +136,8 @@ pub enum Target {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub msg_id: u64,
-    pub from: UserKey,
+    /// Shared with every other message of the sender ([`super::Backend::intern`]).
+    pub from: std::sync::Arc<UserKey>,
     pub target: Target,
     pub ctime_ms: i64,
     /// The message object exactly as pushed in `msg_sync` (protocol.md 7.2), encoded
@@ -149,7 +150,13 @@ pub struct Message {
 
 impl Message {
     /// A message with no holders yet; `wire` is encoded here.
-    pub fn new(msg_id: u64, from: UserKey, target: Target, ctime_ms: i64, wire: &Value) -> Self {
+    pub fn new(
+        msg_id: u64,
+        from: std::sync::Arc<UserKey>,
+        target: Target,
+        ctime_ms: i64,
+        wire: &Value,
+    ) -> Self {
         Self {
             msg_id,
             from,
@@ -180,14 +187,16 @@ impl Message {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Thread {
     /// The two users, smaller key first.
-    Pair(UserKey, UserKey),
+    Pair(std::sync::Arc<UserKey>, std::sync::Arc<UserKey>),
     Group(u64),
 }
 
-/// A conversation as one user sees it.
+/// A conversation as one user sees it. The peer is shared (`Arc`): every sync log
+/// entry of a conversation points at the key its mailbox holds, so an entry costs no
+/// string copies (and saving the state copies no strings). Serialized as a plain key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ConvKey {
-    Single(UserKey),
+    Single(std::sync::Arc<UserKey>),
     Group(u64),
 }
 

@@ -201,15 +201,15 @@ impl Backend {
                     continue;
                 };
                 let in_session = match (&session, &msg.target) {
-                    (Session::Single(peer), Target::User(t)) => &msg.from == peer && t == &me,
-                    (Session::Group(g), Target::Group(t)) => g == t && msg.from != me,
+                    (Session::Single(peer), Target::User(t)) => *msg.from == *peer && **t == me,
+                    (Session::Group(g), Target::Group(t)) => g == t && *msg.from != me,
                     _ => false,
                 };
                 if !in_session {
                     continue;
                 }
                 read_ids.push(id);
-                let sender = msg.from.clone();
+                let sender = (*msg.from).clone();
                 let Some(state) = self.receipts.get_mut(&id) else {
                     continue;
                 };
@@ -288,7 +288,7 @@ impl Backend {
     pub(super) fn receipt_msgs_of(&self, me: &UserKey, ids: &[u64]) -> Vec<Value> {
         ids.iter()
             .filter_map(|id| {
-                let m = self.messages.get(id).filter(|m| &m.from == me)?;
+                let m = self.messages.get(id).filter(|m| *m.from == *me)?;
                 let st = self.receipts.get(id)?;
                 Some(json!({"msg_id": id, "unread_count": st.unread.len(), "mtime": m.ctime_ms}))
             })
@@ -310,7 +310,7 @@ impl Backend {
             .messages
             .get(&id)
             .ok_or_else(|| invalid("no such message"))?;
-        if msg.from != me {
+        if *msg.from != me {
             return Err(invalid("only the sender may list its readers"));
         }
         let state = self
@@ -444,7 +444,7 @@ pub(crate) mod tests {
         let members: Vec<UserKey> = h.b.groups[&gid].members.keys().cloned().collect();
         h.b.store_message(Message::new(
             msg_id,
-            from.clone(),
+            from.clone().into(),
             Target::Group(gid),
             now,
             &json!({"msg_id": msg_id, "msg_type": 4, "from_gid": gid, "ctime_ms": now,

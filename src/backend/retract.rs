@@ -32,7 +32,7 @@ impl Backend {
             ));
         }
         let msg = self.messages.get(&msg_id).ok_or_else(not_exist)?;
-        if msg.from != me {
+        if *msg.from != me {
             return Err(Failure::new(
                 Code::RetractNotSender,
                 "only the sender may retract a message",
@@ -57,7 +57,7 @@ impl Backend {
                     .map(|u| u.nickname.clone())
                     .unwrap_or_default();
                 (
-                    vec![peer.clone()],
+                    vec![(**peer).clone()],
                     json!({
                         "from_gid": 0,
                         "to_usernames": [{"username": peer.username, "appkey": peer.appkey, "nickname": nickname}],

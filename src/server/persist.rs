@@ -32,7 +32,7 @@
 use super::Hub;
 use crate::backend::saved::{SavedMedia, SavedParts, SavedState};
 use crate::backend::{Backend, BackendConfig, Clock};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -67,10 +67,12 @@ pub enum StateError {
 /// Encoded messages by msg_id. A stored message never changes, so each is encoded once
 /// and the lock is held only for new ones. Void when the backend is replaced (`epoch`:
 /// ids start over).
+/// Kept in msg_id order like the store, so a save walks both side by side instead of
+/// looking each message up.
 #[derive(Default)]
 pub struct MessageCache {
     epoch: u64,
-    encoded: HashMap<u64, Arc<[u8]>>,
+    encoded: BTreeMap<u64, Arc<[u8]>>,
 }
 
 impl MessageCache {
@@ -82,19 +84,23 @@ impl MessageCache {
         }
         let stored = b.stored_messages();
         let mut out = Vec::with_capacity(stored.len());
+        let mut fresh = Vec::new();
+        let mut cached = self.encoded.iter().peekable();
         for (id, m) in stored {
-            let item = match self.encoded.get(id) {
-                Some(e) => e.clone(),
+            while cached.next_if(|(c, _)| *c < id).is_some() {}
+            let item = match cached.next_if(|(c, _)| *c == id) {
+                Some((_, e)) => e.clone(),
                 None => {
                     let mut e = Vec::new();
                     ciborium::into_writer(m, &mut e).map_err(|e| e.to_string())?;
                     let e: Arc<[u8]> = e.into();
-                    self.encoded.insert(*id, e.clone());
+                    fresh.push((*id, e.clone()));
                     e
                 }
             };
             out.push(item);
         }
+        self.encoded.extend(fresh);
         Ok(out)
     }
 
