@@ -16,9 +16,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The marked block of the conformance README that `--update-readme` rewrites.
-pub const BEGIN: &str = "<!-- mutants:begin -->";
-pub const END: &str = "<!-- mutants:end -->";
+/// The marked blocks of the conformance README that `--update-readme` rewrites: the
+/// builtin client's table, and the official SDK's (any driver command).
+pub const BUILTIN_BLOCK: &str = "mutants";
+pub const DRIVER_BLOCK: &str = "mutants-official";
+
+/// The markers `<!-- NAME:begin -->` and `<!-- NAME:end -->` of a README block.
+fn markers(block: &str) -> (String, String) {
+    (
+        format!("<!-- {block}:begin -->"),
+        format!("<!-- {block}:end -->"),
+    )
+}
 
 /// `jmessage-mock mutants`.
 #[derive(clap::Args, Debug)]
@@ -39,12 +48,16 @@ pub struct MutantsArgs {
     /// Write the result table (Markdown) here.
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Rewrite the block between `<!-- mutants:begin -->` and `<!-- mutants:end -->` of
+    /// Rewrite the block between `<!-- BLOCK:begin -->` and `<!-- BLOCK:end -->` of
     /// this README with the result table (default scenarios/conformance/README.md when
     /// given without a value).
     #[arg(long, value_name = "README", num_args = 0..=1,
           default_missing_value = "scenarios/conformance/README.md")]
     pub update_readme: Option<PathBuf>,
+    /// The README block `--update-readme` rewrites: `mutants` for the builtin client and
+    /// `mutants-official` for a driver command unless named here.
+    #[arg(long, value_name = "BLOCK")]
+    pub readme_block: Option<String>,
 }
 
 /// A mutant to run: its name, area and description.
@@ -246,15 +259,16 @@ pub fn markdown(client: &str, outcomes: &[Outcome]) -> String {
 }
 
 /// `text` with the block between the markers replaced by `block`.
-pub fn replace_block(text: &str, block: &str) -> Result<String, String> {
-    let (Some(b), Some(e)) = (text.find(BEGIN), text.find(END)) else {
-        return Err(format!("the README has no `{BEGIN}` … `{END}` block"));
+pub fn replace_block(text: &str, name: &str, block: &str) -> Result<String, String> {
+    let (begin, end) = markers(name);
+    let (Some(b), Some(e)) = (text.find(&begin), text.find(&end)) else {
+        return Err(format!("the README has no `{begin}` … `{end}` block"));
     };
     if e < b {
-        return Err(format!("`{END}` comes before `{BEGIN}`"));
+        return Err(format!("`{end}` comes before `{begin}`"));
     }
     Ok(format!(
-        "{}{BEGIN}\n{}{}",
+        "{}{begin}\n{}{}",
         &text[..b],
         block.trim_end().to_owned() + "\n",
         &text[e..]
@@ -342,16 +356,21 @@ fn write_outputs(a: &MutantsArgs, table: &str) -> Result<(), String> {
         std::fs::write(p, table).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
     }
     if let Some(p) = &a.update_readme {
-        update_readme(p, table)?;
+        let default = match a.client.as_str() {
+            "builtin" => BUILTIN_BLOCK,
+            _ => DRIVER_BLOCK,
+        };
+        update_readme(p, a.readme_block.as_deref().unwrap_or(default), table)?;
     }
     Ok(())
 }
 
-/// Rewrites the marked block of `readme` with `table`.
-pub fn update_readme(readme: &Path, table: &str) -> Result<(), String> {
+/// Rewrites the block `name` of `readme` with `table`.
+pub fn update_readme(readme: &Path, name: &str, table: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(readme)
         .map_err(|e| format!("cannot read {}: {e}", readme.display()))?;
-    let new = replace_block(&text, table).map_err(|e| format!("{}: {e}", readme.display()))?;
+    let new =
+        replace_block(&text, name, table).map_err(|e| format!("{}: {e}", readme.display()))?;
     std::fs::write(readme, new).map_err(|e| format!("cannot write {}: {e}", readme.display()))
 }
 
@@ -361,11 +380,21 @@ mod tests {
 
     #[test]
     fn the_readme_block_is_replaced_and_markers_are_required() {
-        let text = format!("intro\n{BEGIN}\nold\n{END}\ntail\n");
-        let new = replace_block(&text, "new table\n").unwrap_or_default();
-        assert_eq!(new, format!("intro\n{BEGIN}\nnew table\n{END}\ntail\n"));
-        assert!(replace_block("no markers", "x").is_err());
-        assert!(replace_block(&format!("{END}{BEGIN}"), "x").is_err());
+        let (b, e) = markers(BUILTIN_BLOCK);
+        let (ob, oe) = markers(DRIVER_BLOCK);
+        let text = format!("intro\n{b}\nold\n{e}\nmid\n{ob}\nsdk\n{oe}\ntail\n");
+        let new = replace_block(&text, BUILTIN_BLOCK, "new table\n").unwrap_or_default();
+        assert_eq!(
+            new,
+            format!("intro\n{b}\nnew table\n{e}\nmid\n{ob}\nsdk\n{oe}\ntail\n")
+        );
+        let new = replace_block(&text, DRIVER_BLOCK, "sdk table").unwrap_or_default();
+        assert_eq!(
+            new,
+            format!("intro\n{b}\nold\n{e}\nmid\n{ob}\nsdk table\n{oe}\ntail\n")
+        );
+        assert!(replace_block("no markers", BUILTIN_BLOCK, "x").is_err());
+        assert!(replace_block(&format!("{e}{b}"), BUILTIN_BLOCK, "x").is_err());
     }
 
     #[test]
