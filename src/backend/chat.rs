@@ -155,41 +155,11 @@ impl Backend {
     pub(super) fn send_single(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
         let content = a.obj("content")?;
-        let target_name = match a.opt_id("target_id")? {
-            Some(t) => t,
-            None => Args(content)
-                .opt_id("target_id")?
-                .ok_or_else(|| Failure::new(Code::Missing, "target_id is required"))?,
-        };
-        let target_appkey = a
-            .opt_str("appkey")?
-            .or(Args(content).opt_str("target_appkey")?)
-            .filter(|s| !s.is_empty())
-            .unwrap_or(&me.appkey)
-            .to_owned();
+        let target = self.single_target(&me, &a, content)?;
         let custom_notification = a.opt_obj("custom_notification")?.cloned();
         check_content(content, custom_notification.as_ref())?;
         let no_offline = a.opt_bool("no_offline")?.unwrap_or(false);
         let need_receipt = a.opt_bool("need_receipt")?.unwrap_or(false);
-        let target = UserKey::new(target_appkey.clone(), target_name.clone());
-        if !self.users.contains_key(&target) {
-            return Err(Failure::new(
-                Code::TargetUserNotExist,
-                format!("user {target_name} does not exist in {target_appkey}"),
-            ));
-        }
-        if !self.cross_app_allowed(&me.appkey, &target.appkey) {
-            return Err(Failure::new(
-                Code::TargetUserNotExist,
-                format!("app {} may not message app {}", me.appkey, target.appkey),
-            ));
-        }
-        if self.is_blacklisted(&target, &me) {
-            return Err(Failure::new(
-                Code::Blacklisted,
-                format!("{} has blacklisted you", target.username),
-            ));
-        }
         let (from_uid, mut content) =
             self.stamp_content(conn, &me, content, &target.username, "single")?;
         self.grant_media(&me, &content, Audience::User(&target));
@@ -209,14 +179,7 @@ impl Backend {
         if let (Some(cn), Some(m)) = (custom_notification, wire.as_object_mut()) {
             m.insert("custom_notification".into(), Value::Object(cn));
         }
-        // Recipients: every session of the target, and the sender's other sessions.
-        let mut to: Vec<ConnId> = self.conns_of(&target);
-        for c in self.conns_of(&me) {
-            if c != conn && !to.contains(&c) {
-                to.push(c);
-            }
-        }
-        to.retain(|c| *c != conn);
+        let to = self.single_recipients(conn, &me, &target);
         let delivered_live = self.has_legacy_session(&target, Some(conn));
         if need_receipt && target != me {
             self.receipts.insert(
@@ -229,25 +192,7 @@ impl Backend {
             );
         }
         if !no_offline {
-            let (from, to) = (self.intern(&me), self.intern(&target));
-            let message = Message::new(msg_id, from, Target::User(to), now, &wire);
-            self.store_message(message);
-            self.record(
-                &target,
-                ConvKey::Single(me.clone().into()),
-                msg_id,
-                now,
-                delivered_live,
-            );
-            if target != me {
-                self.record(
-                    &me,
-                    ConvKey::Single(target.clone().into()),
-                    msg_id,
-                    now,
-                    true,
-                );
-            }
+            self.keep_single(&me, &target, msg_id, now, &wire, delivered_live);
         }
         let mut out = Outcome::ok(
             json!({
@@ -262,6 +207,93 @@ impl Backend {
         );
         out.push(to, "msg_sync", json!({ "messages": [wire] }));
         Ok(out)
+    }
+
+    /// The receiver of a 1:1 message (`target_id` outside or inside `content`, the app from
+    /// `appkey` or `content.target_appkey`, else the sender's): it must exist, be in an app
+    /// the sender's may message, and not have blacklisted the sender.
+    fn single_target(
+        &self,
+        me: &UserKey,
+        a: &Args<'_>,
+        content: &Map<String, Value>,
+    ) -> Result<UserKey, Failure> {
+        let target_name = match a.opt_id("target_id")? {
+            Some(t) => t,
+            None => Args(content)
+                .opt_id("target_id")?
+                .ok_or_else(|| Failure::new(Code::Missing, "target_id is required"))?,
+        };
+        let target_appkey = a
+            .opt_str("appkey")?
+            .or(Args(content).opt_str("target_appkey")?)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&me.appkey)
+            .to_owned();
+        let target = UserKey::new(target_appkey.clone(), target_name.clone());
+        if !self.users.contains_key(&target) {
+            return Err(Failure::new(
+                Code::TargetUserNotExist,
+                format!("user {target_name} does not exist in {target_appkey}"),
+            ));
+        }
+        if !self.cross_app_allowed(&me.appkey, &target.appkey) {
+            return Err(Failure::new(
+                Code::TargetUserNotExist,
+                format!("app {} may not message app {}", me.appkey, target.appkey),
+            ));
+        }
+        if self.is_blacklisted(&target, me) {
+            return Err(Failure::new(
+                Code::Blacklisted,
+                format!("{} has blacklisted you", target.username),
+            ));
+        }
+        Ok(target)
+    }
+
+    /// Who gets a 1:1 message's `msg_sync`: every session of the target, and the sender's
+    /// other sessions (never the sending connection).
+    fn single_recipients(&self, conn: ConnId, me: &UserKey, target: &UserKey) -> Vec<ConnId> {
+        let mut to: Vec<ConnId> = self.conns_of(target);
+        for c in self.conns_of(me) {
+            if c != conn && !to.contains(&c) {
+                to.push(c);
+            }
+        }
+        to.retain(|c| *c != conn);
+        to
+    }
+
+    /// Stores a 1:1 message and records it in both users' conversations.
+    fn keep_single(
+        &mut self,
+        me: &UserKey,
+        target: &UserKey,
+        msg_id: u64,
+        now: i64,
+        wire: &Value,
+        delivered_live: bool,
+    ) {
+        let (from, to) = (self.intern(me), self.intern(target));
+        let message = Message::new(msg_id, from, Target::User(to), now, wire);
+        self.store_message(message);
+        self.record(
+            target,
+            ConvKey::Single(me.clone().into()),
+            msg_id,
+            now,
+            delivered_live,
+        );
+        if target != me {
+            self.record(
+                me,
+                ConvKey::Single(target.clone().into()),
+                msg_id,
+                now,
+                true,
+            );
+        }
     }
 
     /// Appends a message to a user's sync log and conversation.

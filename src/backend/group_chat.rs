@@ -32,52 +32,33 @@ fn check_at_list(a: &Args<'_>) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The group a message goes to: `target_gid`, or `content.target_id`, as a number.
+fn target_gid(a: &Args<'_>, content: &Map<String, Value>) -> Result<u64, Failure> {
+    let gid_text = match a.opt_id("target_gid")? {
+        Some(t) => t,
+        None => Args(content)
+            .opt_id("target_id")?
+            .ok_or_else(|| Failure::new(Code::Missing, "target_gid is required"))?,
+    };
+    gid_text.trim().parse().map_err(|_| {
+        Failure::new(
+            Code::TargetGroupNotExist,
+            format!("target_gid {gid_text} is not a group id"),
+        )
+    })
+}
+
 impl Backend {
     pub(super) fn send_group_msg(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
         let content = a.obj("content")?;
-        let gid_text = match a.opt_id("target_gid")? {
-            Some(t) => t,
-            None => Args(content)
-                .opt_id("target_id")?
-                .ok_or_else(|| Failure::new(Code::Missing, "target_gid is required"))?,
-        };
-        let gid: u64 = gid_text.trim().parse().map_err(|_| {
-            Failure::new(
-                Code::TargetGroupNotExist,
-                format!("target_gid {gid_text} is not a group id"),
-            )
-        })?;
+        let gid = target_gid(&a, content)?;
         let custom_notification = a.opt_obj("custom_notification")?.cloned();
         check_content(content, custom_notification.as_ref())?;
         check_at_list(&a)?;
         let no_offline = a.opt_bool("no_offline")?.unwrap_or(false);
         let need_receipt = a.opt_bool("need_receipt")?.unwrap_or(false);
-        let g = self.groups.get(&gid).ok_or_else(|| {
-            Failure::new(
-                Code::TargetGroupNotExist,
-                format!("group {gid} does not exist"),
-            )
-        })?;
-        let member = g.members.get(&me).ok_or_else(|| {
-            Failure::new(
-                Code::NotInGroup,
-                format!("{me} is not a member of group {gid}"),
-            )
-        })?;
-        if member.silenced {
-            return Err(Failure::new(
-                Code::Silenced,
-                format!("{me} is silenced in group {gid}"),
-            ));
-        }
-        let group_app = g.appkey.clone();
-        let all: Vec<UserKey> = g.members.keys().cloned().collect();
-        // Members who shield the group get nothing from it, live or synced.
-        let members: Vec<UserKey> = all
-            .into_iter()
-            .filter(|u| *u == me || !self.is_group_shielded(u, gid))
-            .collect();
+        let (group_app, members) = self.group_audience(&me, gid)?;
         let (from_uid, content) =
             self.stamp_content(conn, &me, content, &gid.to_string(), "group")?;
         self.grant_media(&me, &content, super::media_access::Audience::Group(gid));
@@ -117,14 +98,7 @@ impl Backend {
             );
         }
         if !no_offline {
-            let from = self.intern(&me);
-            self.store_message(Message::new(msg_id, from, Target::Group(gid), now, &wire));
-            for u in &members {
-                // The sender's copy is delivered; 2.4.0 builds never send msg_recv_v2, so
-                // a live push to one counts as delivered (as for single messages).
-                let delivered = *u == me || self.has_legacy_session(u, None);
-                self.record(u, ConvKey::Group(gid), msg_id, now, delivered);
-            }
+            self.keep_group(&me, gid, &members, msg_id, now, &wire);
         }
         let unread_count = if need_receipt { others.len() } else { 0 };
         let mut f = Map::new();
@@ -135,6 +109,57 @@ impl Backend {
         let mut out = Outcome::ok(f);
         out.push(to, "msg_sync", json!({ "messages": [wire] }));
         Ok(out)
+    }
+
+    /// The group's app and the members a message of `me` reaches: the group must exist,
+    /// `me` must be an unsilenced member, and members who shield the group get nothing
+    /// from it, live or synced.
+    fn group_audience(&self, me: &UserKey, gid: u64) -> Result<(String, Vec<UserKey>), Failure> {
+        let g = self.groups.get(&gid).ok_or_else(|| {
+            Failure::new(
+                Code::TargetGroupNotExist,
+                format!("group {gid} does not exist"),
+            )
+        })?;
+        let member = g.members.get(me).ok_or_else(|| {
+            Failure::new(
+                Code::NotInGroup,
+                format!("{me} is not a member of group {gid}"),
+            )
+        })?;
+        if member.silenced {
+            return Err(Failure::new(
+                Code::Silenced,
+                format!("{me} is silenced in group {gid}"),
+            ));
+        }
+        let members = g
+            .members
+            .keys()
+            .filter(|u| *u == me || !self.is_group_shielded(u, gid))
+            .cloned()
+            .collect();
+        Ok((g.appkey.clone(), members))
+    }
+
+    /// Stores a group message and records it in every member's conversation.
+    fn keep_group(
+        &mut self,
+        me: &UserKey,
+        gid: u64,
+        members: &[UserKey],
+        msg_id: u64,
+        now: i64,
+        wire: &Value,
+    ) {
+        let from = self.intern(me);
+        self.store_message(Message::new(msg_id, from, Target::Group(gid), now, wire));
+        for u in members {
+            // The sender's copy is delivered; 2.4.0 builds never send msg_recv_v2, so a
+            // live push to one counts as delivered (as for single messages).
+            let delivered = u == me || self.has_legacy_session(u, None);
+            self.record(u, ConvKey::Group(gid), msg_id, now, delivered);
+        }
     }
 }
 
