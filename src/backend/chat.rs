@@ -4,6 +4,7 @@
 use super::media_access::Audience;
 use super::model::{ConvKey, Message, SyncEntry, Target, UserKey};
 use super::{Backend, ConnId, Outcome};
+use crate::protocol::PushEvent;
 use crate::protocol::{Args, Code, Failure};
 use serde_json::{json, Map, Value};
 
@@ -205,7 +206,7 @@ impl Backend {
             .cloned()
             .unwrap_or_default(),
         );
-        out.push(to, "msg_sync", json!({ "messages": [wire] }));
+        out.push(to, PushEvent::MsgSync, json!({ "messages": [wire] }));
         Ok(out)
     }
 

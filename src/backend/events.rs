@@ -8,6 +8,7 @@
 
 use super::model::{EventEntry, UserKey};
 use super::{Backend, ConnId, Outcome};
+use crate::protocol::PushEvent;
 use crate::protocol::{Args, Failure};
 use serde_json::{json, Value};
 
@@ -45,7 +46,7 @@ impl Backend {
             }
             to.extend(live);
         }
-        out.push(to, "event_notification", event);
+        out.push(to, PushEvent::EventNotification, event);
     }
 
     /// A success response that sends `event` to `users` (the common tail of handlers

@@ -7,6 +7,7 @@
 use super::chat::check_content;
 use super::model::{ConvKey, Message, ReceiptState, Target, UserKey};
 use super::{Backend, ConnId, Outcome};
+use crate::protocol::PushEvent;
 use crate::protocol::{Args, Code, Failure};
 use serde_json::{json, Map, Value};
 
@@ -107,7 +108,7 @@ impl Backend {
         f.insert("target_gid".into(), json!(gid));
         f.insert("unread_count".into(), json!(unread_count));
         let mut out = Outcome::ok(f);
-        out.push(to, "msg_sync", json!({ "messages": [wire] }));
+        out.push(to, PushEvent::MsgSync, json!({ "messages": [wire] }));
         Ok(out)
     }
 

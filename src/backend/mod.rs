@@ -39,7 +39,7 @@ pub use model::{AppConfig, ConnId, UserKey};
 pub use seed::{BlacklistSeed, FriendSeed, GroupSeed, MediaSeed, MessageSeed, RoomSeed};
 
 use crate::protocol::Needs;
-use crate::protocol::{success, Args, Code, Event, Failure, Rid};
+use crate::protocol::{success, Args, Code, Event, Failure, PushEvent, Rid};
 use dedupe::{Dedupe, Scope};
 use model::{Conn, Group, Mailbox, Message, ReceiptState, Room, Social, User};
 use serde::{Deserialize, Serialize};
@@ -51,7 +51,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Push {
     pub to: Vec<ConnId>,
-    pub event: &'static str,
+    pub event: PushEvent,
     pub payload: Value,
 }
 
@@ -83,7 +83,7 @@ impl Outcome {
         }
     }
 
-    pub fn push(&mut self, to: Vec<ConnId>, event: &'static str, payload: Value) {
+    pub fn push(&mut self, to: Vec<ConnId>, event: PushEvent, payload: Value) {
         if !to.is_empty() {
             self.pushes.push(Push { to, event, payload });
         }

@@ -10,6 +10,7 @@
 
 use super::model::{Target, UserKey};
 use super::{Backend, ConnId, Outcome};
+use crate::protocol::PushEvent;
 use crate::protocol::{Args, Code, Failure};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, VecDeque};
@@ -234,7 +235,7 @@ impl Backend {
                 };
                 let live = self.conns_of(&sender);
                 self.log_receipt(&sender, receipt.clone(), now, !live.is_empty());
-                out.push(live, "receipt_change", receipt);
+                out.push(live, PushEvent::ReceiptChange, receipt);
             }
             if other_devices && !read_ids.is_empty() {
                 let ev = self.new_event(

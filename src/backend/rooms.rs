@@ -7,6 +7,7 @@
 
 use super::model::UserKey;
 use super::{Backend, ConnId, Outcome};
+use crate::protocol::PushEvent;
 use crate::protocol::{Args, Code, Failure};
 use serde_json::{json, Map, Value};
 
@@ -192,7 +193,7 @@ impl Backend {
             "msg_id": msg_id,
             "ctime_ms": now,
         })));
-        out.push(to, "room_msg_sync", push);
+        out.push(to, PushEvent::RoomMsgSync, push);
         Ok(out)
     }
 

@@ -3,6 +3,7 @@
 use super::limits;
 use super::model::{LoginState, User, UserKey};
 use super::{signature, Backend, ConnId, Outcome};
+use crate::protocol::PushEvent;
 use crate::protocol::{Args, Code, Failure};
 use serde_json::{json, Map, Value};
 
@@ -290,7 +291,7 @@ impl Backend {
                 1,
                 json!({"from_username": "", "from_appkey": "", "gid": 0, "extra": 0}),
             );
-            out.push(vec![*id], "event_notification", ev);
+            out.push(vec![*id], PushEvent::EventNotification, ev);
             if let Some(k) = self.conns.get_mut(id) {
                 k.login = None;
             }

@@ -8,6 +8,7 @@
 
 use super::model::{ConvKey, Mailbox, SyncCursor};
 use super::{Backend, ConnId, Outcome};
+use crate::protocol::PushEvent;
 use crate::protocol::{Args, Failure};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -106,13 +107,13 @@ impl Backend {
         f.insert("msg_receipt_key".into(), json!(receipt_key));
         let mut out = Outcome::ok(f);
         if let Some(p) = page {
-            out.push(vec![conn], "sync_conversation", p);
+            out.push(vec![conn], PushEvent::SyncConversation, p);
         }
         if let Some(ev) = events {
-            out.push(vec![conn], "sync_event", ev);
+            out.push(vec![conn], PushEvent::SyncEvent, ev);
         }
         if let Some(r) = receipts {
-            out.push(vec![conn], "sync_receipt", r);
+            out.push(vec![conn], PushEvent::SyncReceipt, r);
         }
         Ok(out)
     }
@@ -276,7 +277,7 @@ impl Backend {
         let cursor = self.conns.get_mut(&conn).and_then(|c| c.sync_cursor.take());
         if let Some(cursor) = cursor {
             if let Some(p) = self.sync_page(conn, &me, cursor) {
-                out.push(vec![conn], "sync_conversation", p);
+                out.push(vec![conn], PushEvent::SyncConversation, p);
             }
         }
         Ok(out)

@@ -6,6 +6,7 @@
 
 use super::model::UserKey;
 use super::{Backend, ConnId, Outcome};
+use crate::protocol::PushEvent;
 use crate::protocol::{Args, Code, Failure};
 use serde_json::{json, Value};
 
@@ -81,7 +82,7 @@ impl Backend {
         let mut out = Outcome::ok_empty();
         out.push(
             to,
-            "trans_msg_rec",
+            PushEvent::TransMsgRec,
             json!({
                 "type": 3,
                 "from_appkey": me.appkey,
@@ -122,7 +123,7 @@ impl Backend {
         let mut out = Outcome::ok_empty();
         out.push(
             to,
-            "trans_msg_rec",
+            PushEvent::TransMsgRec,
             json!({
                 "type": 4,
                 "gid": gid,
@@ -168,7 +169,7 @@ impl Backend {
         }
         let mut out = Outcome::ok_empty();
         let payload: Value = json!({"type": 5, "platform": platform, "cmd": cmd});
-        out.push(to, "trans_msg_rec", payload);
+        out.push(to, PushEvent::TransMsgRec, payload);
         Ok(out)
     }
 }

@@ -3,6 +3,7 @@
 use super::model::UserKey;
 use super::session::{password_field, ProfilePatch};
 use super::{Backend, ConnId, Outcome};
+use crate::protocol::PushEvent;
 use crate::protocol::{Args, Code, Failure};
 use serde_json::{json, Map};
 
@@ -81,7 +82,7 @@ impl Backend {
                 2,
                 json!({"from_username": me.username, "from_appkey": me.appkey}),
             );
-            out.push(others.clone(), "event_notification", ev);
+            out.push(others.clone(), PushEvent::EventNotification, ev);
             // The SDK logs out on event 2; the server ends those logins too.
             for c in others {
                 if let Some(c) = self.conns.get_mut(&c) {

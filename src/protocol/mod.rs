@@ -4,11 +4,13 @@
 
 pub mod args;
 pub mod codes;
+pub mod pushes;
 pub mod requests;
 pub mod sign;
 
 pub use args::Args;
 pub use codes::{Code, Failure};
+pub use pushes::PushEvent;
 pub use requests::{Event, Needs};
 
 use serde_json::{json, Map, Value};

@@ -104,14 +104,15 @@ impl Hub {
         for push in pushes {
             // Encoded once, shared by every recipient.
             let frame: Arc<str> =
-                crate::transport::socketio::encode_event_frame(push.event, &push.payload).into();
-            let tag = FrameTag::event(FrameKind::Push, push.event, None);
+                crate::transport::socketio::encode_event_frame(push.event.name(), &push.payload)
+                    .into();
+            let tag = FrameTag::event(FrameKind::Push, push.event.name(), None);
             for id in push.to {
                 match self.socket(id) {
                     Some(s) => s.send_tagged(frame.clone(), &tag),
                     None => tracing::debug!(
                         conn = id,
-                        event = push.event,
+                        event = push.event.name(),
                         "push to a closed connection dropped"
                     ),
                 }
