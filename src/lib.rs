@@ -10,7 +10,7 @@
 //! | module | what it is |
 //! |---|---|
 //! | [`transport`] | Engine.IO 3 / Socket.IO 4: packet codecs, websocket and long-polling sessions, the `/socket.io/` endpoint, the ASCII JSON writer. Knows nothing of JMessage. |
-//! | [`protocol`] | The JMessage envelope on Socket.IO events: `rid`, ack, response, request names ([`protocol::Event`]), error codes, signing. |
+//! | [`protocol`] | The JMessage envelope on Socket.IO events: `rid`, ack, response, request names ([`protocol::Event`]) and push names ([`protocol::PushEvent`]), error codes, signing. |
 //! | [`backend`] | The IM service as plain deterministic state: `Backend::handle(conn, event, rid, payload)` returns the response and the pushes. No I/O; its own clock. |
 //! | [`client`] | A reference client with the SDK's retry semantics (ack timeout, resend with the same `rid`), over websocket or polling. |
 //! | [`faults`] | Fault rules that drop, delay, duplicate, corrupt or answer frames, and the journal of every frame. |

@@ -31,7 +31,7 @@ pub mod seed;
 mod session;
 mod social;
 mod sync;
-mod trans;
+mod transparent;
 mod users;
 
 pub use clock::{Clock, Ids, ManualClock, OffsetClock, SystemClock};

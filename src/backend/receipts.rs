@@ -34,18 +34,20 @@ pub struct ReceiptLog {
 
 /// The conversation of one reported session, as the reader sees it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Session {
+enum ReceiptConv {
     /// Messages from this user to the reader.
     Single(UserKey),
     Group(u64),
 }
 
-impl Session {
+impl ReceiptConv {
     /// `description` of event 201 / the echo in the response.
     fn describe(&self) -> Value {
         match self {
-            Session::Single(u) => json!({"type": 3, "appkey": u.appkey, "username": u.username}),
-            Session::Group(gid) => json!({"type": 4, "gid": gid}),
+            ReceiptConv::Single(u) => {
+                json!({"type": 3, "appkey": u.appkey, "username": u.username})
+            }
+            ReceiptConv::Group(gid) => json!({"type": 4, "gid": gid}),
         }
     }
 }
@@ -97,7 +99,11 @@ impl Backend {
     }
 
     /// Parses one `sessions[]` entry into its conversation and message ids.
-    fn receipt_session(&self, me: &UserKey, s: Args<'_>) -> Result<(Session, Vec<u64>), Failure> {
+    fn receipt_session(
+        &self,
+        me: &UserKey,
+        s: Args<'_>,
+    ) -> Result<(ReceiptConv, Vec<u64>), Failure> {
         let ty = s
             .opt_i64("type")?
             .ok_or_else(|| Failure::new(Code::Missing, "sessions[].type is required"))?;
@@ -115,7 +121,7 @@ impl Backend {
                         format!("user {username} does not exist in {appkey}"),
                     ));
                 }
-                Session::Single(peer)
+                ReceiptConv::Single(peer)
             }
             4 => {
                 let gid = gid(s)?;
@@ -125,7 +131,7 @@ impl Backend {
                         format!("group {gid} does not exist"),
                     ));
                 }
-                Session::Group(gid)
+                ReceiptConv::Group(gid)
             }
             other => {
                 return Err(Failure::new(
@@ -187,8 +193,8 @@ impl Backend {
             sessions
                 .first()
                 .map(|(s, _)| match s {
-                    Session::Single(u) => json!({"appkey": u.appkey, "username": u.username}),
-                    Session::Group(gid) => json!({"gid": gid}),
+                    ReceiptConv::Single(u) => json!({"appkey": u.appkey, "username": u.username}),
+                    ReceiptConv::Group(gid) => json!({"gid": gid}),
                 })
                 .unwrap_or_else(|| json!({})),
         ));
@@ -202,8 +208,8 @@ impl Backend {
                     continue;
                 };
                 let in_session = match (&session, &msg.target) {
-                    (Session::Single(peer), Target::User(t)) => *msg.from == *peer && **t == me,
-                    (Session::Group(g), Target::Group(t)) => g == t && *msg.from != me,
+                    (ReceiptConv::Single(peer), Target::User(t)) => *msg.from == *peer && **t == me,
+                    (ReceiptConv::Group(g), Target::Group(t)) => g == t && *msg.from != me,
                     _ => false,
                 };
                 if !in_session {
@@ -225,11 +231,11 @@ impl Backend {
             }
             for (sender, receipt_msgs) in changes {
                 let receipt = match &session {
-                    Session::Single(_) => json!({
+                    ReceiptConv::Single(_) => json!({
                         "type": 3, "appkey": me.appkey, "username": me.username,
                         "receipt_msgs": receipt_msgs,
                     }),
-                    Session::Group(gid) => json!({
+                    ReceiptConv::Group(gid) => json!({
                         "type": 4, "gid": gid, "receipt_msgs": receipt_msgs,
                     }),
                 };
@@ -371,7 +377,7 @@ impl Backend {
                 format!("user {username} does not exist in {appkey}"),
             ));
         }
-        Ok(self.conversation_read(conn, &me, Session::Single(peer).describe()))
+        Ok(self.conversation_read(conn, &me, ReceiptConv::Single(peer).describe()))
     }
 
     pub(super) fn unread_group_count(
@@ -394,7 +400,7 @@ impl Backend {
                 format!("not a member of group {gid}"),
             ));
         }
-        Ok(self.conversation_read(conn, &me, Session::Group(gid).describe()))
+        Ok(self.conversation_read(conn, &me, ReceiptConv::Group(gid).describe()))
     }
 }
 
