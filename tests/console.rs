@@ -381,6 +381,15 @@ async fn serve_record_writes_the_session_on_shutdown() {
         s.shutdown().await;
         let text = std::fs::read_to_string(&path).expect("the recording was written");
         assert!(text.contains("\"s_across_single_text\""), "{text}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path)
+                .expect("metadata")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "it holds secrets: owner only");
+        }
         replays(&path).await;
         let _ = std::fs::remove_file(&path);
     })

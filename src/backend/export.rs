@@ -35,6 +35,15 @@ impl Exported {
 impl Backend {
     /// The state as fixtures: apps, users (password as MD5), groups with roles and
     /// silence, rooms, friendships, blacklists, media and text messages, in order.
+    /// Every user's `(appkey, username, password MD5)`: what a recording needs to put back
+    /// the passwords the journal redacted, without exporting the whole state.
+    pub fn password_md5s(&self) -> Vec<(String, String, String)> {
+        self.users
+            .iter()
+            .map(|(k, u)| (k.appkey.clone(), k.username.clone(), u.password_md5.clone()))
+            .collect()
+    }
+
     pub fn export_fixtures(&self) -> Exported {
         let mut x = Exported {
             apps: self.apps.values().cloned().collect(),

@@ -129,7 +129,7 @@ pub async fn start(config: ProxyConfig, addr: SocketAddr) -> Result<RunningProxy
         .then(|| Arc::new(record::Recorder::new(&upstream.url)));
     let forwarder = forward::Forwarder::new(
         upstream.clone(),
-        &format!("http://{addr}"),
+        &format!("http://{}", reachable(addr)),
         config.connect_timeout,
         recorder.clone(),
     );
@@ -177,6 +177,18 @@ pub async fn start(config: ProxyConfig, addr: SocketAddr) -> Result<RunningProxy
         grace,
         task,
     })
+}
+
+/// Where a client can reach `addr`: an unspecified bind address (`0.0.0.0`, `::`) is
+/// named as loopback, as `serve` does for its own URLs.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => {
+            SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        }
+        ip if ip.is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
+        _ => addr,
+    }
 }
 
 async fn not_found() -> (axum::http::StatusCode, &'static str) {

@@ -202,10 +202,24 @@ impl Recording {
         out
     }
 
-    /// Writes [`Recording::render`] to `path`.
+    /// Writes [`Recording::render`] to `path` ([`write_private`]).
     pub fn write(&self, path: &Path, fixtures: Option<&Value>) -> std::io::Result<()> {
-        std::fs::write(path, self.render(fixtures))
+        write_private(path, &self.render(fixtures))
     }
+}
+
+/// Writes a recording readable by its owner only: it holds password hashes (and, from
+/// `serve`, the apps' secrets).
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path)?;
+    #[cfg(unix)]
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    f.write_all(text.as_bytes())
 }
 
 /// Apps, users and registrations from successful requests.

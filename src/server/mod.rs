@@ -120,7 +120,7 @@ impl RunningServer {
         }
         if let Some(path) = &self.record {
             let text = self.recorder.render(&self.hub, &self.faults);
-            match std::fs::write(path, text) {
+            match crate::scenario::record::write_private(path, &text) {
                 Ok(()) => tracing::info!(path = %path.display(), "recording written"),
                 Err(e) => {
                     tracing::error!(path = %path.display(), error = %e, "--record: cannot write")

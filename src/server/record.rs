@@ -49,16 +49,15 @@ impl Baseline {
 /// The recording of `faults`' journal on top of `baseline`, as scenario YAML.
 pub fn render(hub: &Hub, faults: &FaultLayer, baseline: &Baseline, origin: &str) -> String {
     let rec = Recording::new(origin);
-    let passwords: HashMap<String, String> = hub.with_backend(|b| {
-        b.export_fixtures()
-            .users
+    let passwords: Passwords = hub.with_backend(|b| {
+        b.password_md5s()
             .into_iter()
-            .filter_map(|u| Some((u.username, u.password_md5?)))
+            .map(|(app, user, md5)| ((app, user), md5))
             .collect()
     });
-    let mut started = HashSet::new();
+    let mut conns = Conns::default();
     for e in faults.journal(0) {
-        feed(&rec, &e, &mut started, &passwords);
+        feed(&rec, &e, &mut conns, &passwords);
     }
     rec.render(Some(&baseline.get()))
 }
@@ -71,28 +70,39 @@ fn event_of(frame: &str) -> Option<(String, Value)> {
     }
 }
 
-fn feed(
-    rec: &Recording,
-    e: &Entry,
-    started: &mut HashSet<u64>,
-    passwords: &HashMap<String, String>,
-) {
+/// Stored password MD5s by (appkey, username).
+type Passwords = HashMap<(String, String), String>;
+
+/// The connections whose start is in the journal, and the app each one `init`ed.
+#[derive(Default)]
+struct Conns {
+    started: HashSet<u64>,
+    apps: HashMap<u64, String>,
+}
+
+fn feed(rec: &Recording, e: &Entry, conns: &mut Conns, passwords: &Passwords) {
     if e.conn == 0 {
         return;
     }
     if e.kind == "open" && e.dir == "out" {
-        started.insert(e.conn);
+        conns.started.insert(e.conn);
         rec.connect(e.conn, "websocket");
         return;
     }
-    if !started.contains(&e.conn) {
+    if !conns.started.contains(&e.conn) {
         return;
     }
     match (e.dir, e.kind) {
         ("in", "request") if kept_from_server(e) => {}
         ("in", "request") => {
             if let Some((event, mut payload)) = event_of(&e.frame) {
-                restore_password(&event, &mut payload, passwords);
+                if event == "c_init" {
+                    if let Some(app) = payload.get("appkey").and_then(Value::as_str) {
+                        conns.apps.insert(e.conn, app.to_owned());
+                    }
+                }
+                let app = conns.apps.get(&e.conn).map(String::as_str).unwrap_or("");
+                restore_password(&event, &mut payload, app, passwords);
                 rec.request(e.conn, &event, &payload);
             }
         }
@@ -117,8 +127,9 @@ fn kept_from_server(e: &Entry) -> bool {
     matches!(e.action, Some("error" | "drop" | "corrupt"))
 }
 
-/// A `login`/`register` password the journal redacted, back as the user's stored MD5.
-fn restore_password(event: &str, payload: &mut Value, passwords: &HashMap<String, String>) {
+/// A `login`/`register` password the journal redacted, back as the stored MD5 of that
+/// user of the connection's app.
+fn restore_password(event: &str, payload: &mut Value, app: &str, passwords: &Passwords) {
     if !matches!(event, "login" | "register") {
         return;
     }
@@ -129,7 +140,7 @@ fn restore_password(event: &str, payload: &mut Value, passwords: &HashMap<String
         return;
     }
     let user = m.get("username").and_then(Value::as_str).unwrap_or("");
-    if let Some(md5) = passwords.get(user) {
+    if let Some(md5) = passwords.get(&(app.to_owned(), user.to_owned())) {
         m.insert("password".into(), Value::String(md5.clone()));
     }
 }
