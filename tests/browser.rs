@@ -14,61 +14,13 @@
 
 mod common;
 
+use common::{browser_ready, chromium, root};
 use jmessage_mock::conformance::driver::{DriverError, DriverEvent, SubprocessDriver};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::Command;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn chromium() -> PathBuf {
-    std::env::var_os("JMM_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
-}
-
-/// `Err(reason)` when this machine cannot run the browser tests; panics instead when
-/// the environment requires them.
-fn browser_ready(dirs: &[&Path]) -> Result<(), String> {
-    let node_ok = common::node_installed();
-    let node_problem = if !node_ok {
-        Some("node is not installed".to_owned())
-    } else {
-        dirs.iter()
-            .find(|d| !d.join("node_modules").is_dir())
-            .map(|d| {
-                format!(
-                    "{}/node_modules is missing (run `npm ci --prefix {}`)",
-                    d.display(),
-                    d.display()
-                )
-            })
-    };
-    if let Some(why) = node_problem {
-        if std::env::var("JMM_REQUIRE_NODE").as_deref() == Ok("1")
-            || std::env::var("JMM_REQUIRE_BROWSER").as_deref() == Ok("1")
-        {
-            panic!("the browser tests are required but {why}");
-        }
-        return Err(why);
-    }
-    let c = chromium();
-    if !c.is_file() {
-        let why = format!(
-            "chromium not found at {} (apt-get install chromium, or set JMM_CHROMIUM)",
-            c.display()
-        );
-        if std::env::var("JMM_REQUIRE_BROWSER").as_deref() == Ok("1") {
-            panic!("JMM_REQUIRE_BROWSER=1 but {why}");
-        }
-        return Err(why);
-    }
-    Ok(())
-}
 
 macro_rules! need_browser {
     ($($dir:expr),*) => {

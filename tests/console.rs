@@ -12,7 +12,7 @@ use jmessage_mock::client::Transport;
 use jmessage_mock::server::{self, AdminAccess, RunningServer, ServerConfig};
 use jmessage_mock::transport::TransportConfig;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -72,14 +72,6 @@ async fn start_with_token(token: Option<&str>) -> RunningServer {
     server::start(config, "127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("server starts")
-}
-
-/// A fresh path in the temporary directory.
-fn temp_file(name: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::SeqCst);
-    std::env::temp_dir().join(format!("jmm-console-{}-{n}-{name}", std::process::id()))
 }
 
 const FILES: &[&str] = &[
@@ -249,27 +241,6 @@ fn console_pages_hold_no_inline_code_and_never_parse_html() {
     }
 }
 
-/// `jmessage-mock ARGS...` to completion (bounded): (success, output).
-async fn cli(args: &[&str]) -> (bool, String) {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jmessage-mock"))
-        .args(args)
-        .kill_on_drop(true)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("jmessage-mock starts");
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("jmessage-mock in time")
-        .expect("jmessage-mock runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 /// Traffic worth recording: a registration, logins, a text, a group made by `act`, a
 /// request a fault answered (left out of the recording).
 async fn some_traffic(s: &RunningServer) {
@@ -307,20 +278,6 @@ async fn post_json(s: &RunningServer, path: &str, body: &Value) -> String {
         .expect("answer in time")
         .expect("read");
     String::from_utf8_lossy(&buf).into_owned()
-}
-
-/// `check` accepts the file and `run` replays it against a fresh server.
-async fn replays(path: &Path) {
-    let p = path.to_str().expect("utf-8 path");
-    let (ok, out) = cli(&["check", p]).await;
-    assert!(ok, "check refused the recording:\n{out}");
-    let (ok, out) = cli(&["run", p]).await;
-    assert!(
-        ok,
-        "the recording did not replay:\n{out}\n{}",
-        std::fs::read_to_string(path).unwrap_or_default()
-    );
-    assert!(out.contains("1 passed, 0 failed"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,59 +355,17 @@ async fn serve_record_writes_the_session_on_shutdown() {
 
 // ------------------------------------------------------------ the console in Chromium
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn chromium() -> PathBuf {
-    std::env::var_os("JMM_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
-}
-
-/// `Err(reason)` when this machine cannot run the browser test (as in tests/browser.rs:
-/// `JMM_REQUIRE_BROWSER=1` or, for Node, `JMM_REQUIRE_NODE=1` turn a skip into a failure).
-fn browser_ready() -> Result<(), String> {
-    let dirs = [
-        root().join("adapters/jmessage-web"),
-        root().join("tests/node"),
-    ];
-    let why = if !node_installed() {
-        Some("node is not installed".to_owned())
-    } else if let Some(d) = dirs.iter().find(|d| !d.join("node_modules").is_dir()) {
-        Some(format!(
-            "{}/node_modules is missing (npm ci --prefix {})",
-            d.display(),
-            d.display()
-        ))
-    } else if !chromium().is_file() {
-        Some(format!(
-            "chromium not found at {} (apt-get install chromium, or set JMM_CHROMIUM)",
-            chromium().display()
-        ))
-    } else {
-        None
-    };
-    match why {
-        None => Ok(()),
-        Some(why) => {
-            let required = |v: &str| std::env::var(v).as_deref() == Ok("1");
-            let node_side = !why.starts_with("chromium");
-            if required("JMM_REQUIRE_BROWSER") || (node_side && required("JMM_REQUIRE_NODE")) {
-                panic!("the console browser test is required but {why}");
-            }
-            Err(why)
-        }
-    }
-}
-
 /// Opens the console in headless Chromium with the admin token, logs alice in with
 /// socket.io-client@2, acts as bobby from the People view (alice receives it), switches
 /// a fault from the Network view (alice's send fails with its code, the Wire view marks
 /// the frame), exports the session from the Record view, and replays it with `run`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_end_to_end_in_chromium() {
-    if let Err(why) = browser_ready() {
+    let (web, node) = (
+        root().join("adapters/jmessage-web"),
+        root().join("tests/node"),
+    );
+    if let Err(why) = browser_ready(&[&web, &node]) {
         eprintln!("SKIPPED: {why}");
         return;
     }

@@ -15,7 +15,6 @@ use jmessage_mock::proxy::{self, ProxyConfig, RunningProxy};
 use jmessage_mock::server::{AdminAccess, RunningServer};
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -292,46 +291,6 @@ async fn user_at_proxy(p: &RunningProxy, name: &str) -> jmessage_mock::client::C
     c
 }
 
-/// A fresh path in the temporary directory.
-fn temp_file(name: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::SeqCst);
-    std::env::temp_dir().join(format!("jmm-proxycon-{}-{n}-{name}", std::process::id()))
-}
-
-/// `jmessage-mock ARGS...` to completion (bounded): (success, output).
-async fn cli(args: &[&str]) -> (bool, String) {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jmessage-mock"))
-        .args(args)
-        .kill_on_drop(true)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("jmessage-mock starts");
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("jmessage-mock in time")
-        .expect("jmessage-mock runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-/// `check` accepts the file and `run` replays it against the mock.
-async fn replays(path: &Path) {
-    let p = path.to_str().expect("utf-8 path");
-    let (ok, out) = cli(&["check", p]).await;
-    assert!(ok, "check refused the recording:\n{out}");
-    let (ok, out) = cli(&["run", p]).await;
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    assert!(ok, "the recording did not replay:\n{out}\n{text}");
-    assert!(out.contains("1 passed, 0 failed"), "{out}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_record_route_renders_a_scenario_that_check_accepts_without_record_flag() {
     bounded(async {
@@ -362,44 +321,6 @@ async fn the_proxy_record_route_renders_a_scenario_that_check_accepts_without_re
 
 // ------------------------------------------------------------ the console in Chromium
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn chromium() -> PathBuf {
-    std::env::var_os("JMM_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
-}
-
-/// `Err(reason)` when this machine cannot run the browser test (as tests/console.rs).
-fn browser_ready() -> Result<(), String> {
-    let dirs = [
-        root().join("adapters/jmessage-web"),
-        root().join("tests/node"),
-    ];
-    let why = if !node_installed() {
-        Some("node is not installed".to_owned())
-    } else if let Some(d) = dirs.iter().find(|d| !d.join("node_modules").is_dir()) {
-        let d = d.display();
-        Some(format!("{d}/node_modules is missing (npm ci --prefix {d})"))
-    } else if !chromium().is_file() {
-        Some(format!(
-            "chromium not found at {} (apt-get install chromium, or set JMM_CHROMIUM)",
-            chromium().display()
-        ))
-    } else {
-        None
-    };
-    let Some(why) = why else { return Ok(()) };
-    let required = |v: &str| std::env::var(v).as_deref() == Ok("1");
-    let node_side = !why.starts_with("chromium");
-    if required("JMM_REQUIRE_BROWSER") || (node_side && required("JMM_REQUIRE_NODE")) {
-        panic!("the proxy console browser test is required but {why}");
-    }
-    Err(why)
-}
-
 /// Opens the proxy's console in headless Chromium with the admin token: People and the
 /// clock, reset and scenario controls are hidden; alice's login through the proxy shows in
 /// the Wire view; a fault added in the Network view answers her next send with its code
@@ -407,7 +328,11 @@ fn browser_ready() -> Result<(), String> {
 /// Record view's export replays with `run`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_console_end_to_end_in_chromium() {
-    if let Err(why) = browser_ready() {
+    let (web, node) = (
+        root().join("adapters/jmessage-web"),
+        root().join("tests/node"),
+    );
+    if let Err(why) = browser_ready(&[&web, &node]) {
         eprintln!("SKIPPED: {why}");
         return;
     }
