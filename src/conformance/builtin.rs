@@ -25,7 +25,8 @@ struct WireClient {
     username: Option<String>,
 }
 
-fn scaled(ms: u64, scale: f64) -> Duration {
+/// `ms` of client time in wall time under `time_scale`.
+pub(super) fn scaled(ms: u64, scale: f64) -> Duration {
     Duration::from_secs_f64(ms as f64 * scale / 1000.0)
 }
 

@@ -4,6 +4,7 @@
 //! ([`Portable`], docs/driver-protocol.md) implement it, and [`UnderTest`] is whichever
 //! one a run drives, so the runner (`builtin::run_steps`) has one path for every client.
 
+use super::builtin::scaled;
 use super::builtin_api::BuiltinApi;
 use super::portable::{Portable, Seen};
 use super::subset;
@@ -78,10 +79,6 @@ pub(super) fn no_delivery(listener: &str, fields: &Option<Value>, within: Durati
         .map(|f| format!(" containing {f}"))
         .unwrap_or_default();
     format!("no {listener} delivery{containing} within {within:?}")
-}
-
-fn scaled(ms: u64, scale: f64) -> Duration {
-    Duration::from_secs_f64(ms as f64 * scale / 1000.0)
 }
 
 impl ClientUnderTest for BuiltinApi {
