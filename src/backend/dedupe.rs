@@ -1,7 +1,8 @@
 //! The request dedupe cache (protocol.md 2.6): a retried `rid` is answered from here and
 //! never executed twice.
 //!
-//! Keys are `(scope, event, rid)`, where scope is the logged-in user (so retries that
+//! Keys are `(scope, event, rid)` of known events (an unknown event executes nothing
+//! and is answered with the same error again), where scope is the logged-in user (so retries that
 //! arrive on a new connection after a reconnect still hit) or, before login, the
 //! connection. Entries live `ttl_ms` (default 5 min, longer than the SDK's 150 s retry
 //! window) and the cache is bounded by entries (`max_entries`) and by the bytes of the
@@ -10,44 +11,57 @@
 //! does not keep old answers.
 
 use super::model::{ConnId, UserKey};
+use crate::protocol::Event;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-/// Who a cached answer belongs to.
+/// Every request of every connection looks here and most store an answer, so the
+/// maps hash with foldhash (fast, seeded per process) instead of SipHash.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Who a cached answer belongs to. A user is the backend's shared copy of its key
+/// (`Backend::intern`), so a scope is cloned without copying strings.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
     Conn(ConnId),
-    User(UserKey),
+    User(Arc<UserKey>),
+}
+
+/// A request: its event and rid. The rid is shared by the entries of every scope.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Request {
+    event: Event,
+    rid: Arc<str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     scope: Scope,
-    event: Arc<str>,
-    rid: Arc<str>,
+    request: Request,
 }
 
-/// The serialized size of an answer (measured once per `put`, whatever the scopes).
-fn body_len(answer: &Option<Map<String, Value>>) -> usize {
-    answer
-        .as_ref()
-        .map_or(0, |m| serde_json::to_vec(m).map_or(0, |t| t.len()))
+/// One stored answer: the response body as JSON text (`None`: ack only), shared by
+/// every scope it was stored under, and what it weighs.
+#[derive(Debug)]
+struct Stored {
+    answer: Option<Arc<str>>,
+    weight: usize,
 }
 
-/// What one stored answer costs: its serialized size plus the key and bookkeeping.
-fn weight(key: &Key, body: usize) -> usize {
-    128 + key.event.len() + key.rid.len() + body
+/// What one stored answer costs: its JSON text plus the key and bookkeeping.
+fn weight(rid: &str, body: usize) -> usize {
+    128 + rid.len() + body
 }
 
 /// The bounded, expiring cache.
 #[derive(Debug)]
 pub struct Dedupe {
-    entries: HashMap<Key, (Option<Map<String, Value>>, usize)>,
+    entries: FastMap<Key, Stored>,
     order: VecDeque<(i64, Key)>,
-    /// How many entries exist per `(event, rid)`, whatever the scope: lets the server
+    /// How many entries exist per request, whatever the scope: lets the server
     /// recognise an old retry on a connection that has not logged in yet.
-    seen: HashMap<(Arc<str>, Arc<str>), u32>,
+    seen: FastMap<Request, u32>,
     pub ttl_ms: i64,
     pub max_entries: usize,
     pub max_bytes: usize,
@@ -57,9 +71,9 @@ pub struct Dedupe {
 impl Default for Dedupe {
     fn default() -> Self {
         Self {
-            entries: HashMap::new(),
+            entries: FastMap::default(),
             order: VecDeque::new(),
-            seen: HashMap::new(),
+            seen: FastMap::default(),
             ttl_ms: 5 * 60 * 1000,
             max_entries: 100_000,
             max_bytes: 64 * 1024 * 1024,
@@ -74,23 +88,33 @@ impl Dedupe {
     pub fn get(
         &self,
         scopes: &[Scope],
-        event: &str,
-        rid: &str,
+        event: Event,
+        rid: &Arc<str>,
     ) -> Option<Option<Map<String, Value>>> {
+        let request = Request {
+            event,
+            rid: rid.clone(),
+        };
         scopes.iter().find_map(|s| {
-            self.entries
-                .get(&Key {
-                    scope: s.clone(),
-                    event: event.into(),
-                    rid: rid.into(),
-                })
-                .map(|(answer, _)| answer.clone())
+            let key = Key {
+                scope: s.clone(),
+                request: request.clone(),
+            };
+            let stored = self.entries.get(&key)?;
+            match &stored.answer {
+                None => Some(None),
+                // Parsed back only on a retry; the text was written by `put`.
+                Some(text) => serde_json::from_str(text).ok().map(Some),
+            }
         })
     }
 
     /// Whether any scope has handled `(event, rid)`.
-    pub fn seen_anywhere(&self, event: &str, rid: &str) -> bool {
-        self.seen.contains_key(&(Arc::from(event), Arc::from(rid)))
+    pub fn seen_anywhere(&self, event: Event, rid: &Arc<str>) -> bool {
+        self.seen.contains_key(&Request {
+            event,
+            rid: rid.clone(),
+        })
     }
 
     /// Stores an answer under every given scope.
@@ -98,26 +122,32 @@ impl Dedupe {
         &mut self,
         now_ms: i64,
         scopes: &[Scope],
-        event: &str,
-        rid: &str,
-        answer: Option<Map<String, Value>>,
+        event: Event,
+        rid: &Arc<str>,
+        answer: Option<&Map<String, Value>>,
     ) {
         self.expire(now_ms);
-        let event: Arc<str> = event.into();
-        let rid: Arc<str> = rid.into();
-        let body = body_len(&answer);
+        let answer: Option<Arc<str>> =
+            answer.and_then(|m| serde_json::to_string(m).ok().map(Into::into));
+        let w = weight(rid, answer.as_ref().map_or(0, |t| t.len()));
+        let request = Request {
+            event,
+            rid: rid.clone(),
+        };
         for s in scopes {
             let key = Key {
                 scope: s.clone(),
-                event: event.clone(),
-                rid: rid.clone(),
+                request: request.clone(),
             };
-            let w = weight(&key, body);
             self.bytes += w;
-            match self.entries.insert(key.clone(), (answer.clone(), w)) {
-                Some((_, old)) => self.bytes -= old,
+            let stored = Stored {
+                answer: answer.clone(),
+                weight: w,
+            };
+            match self.entries.insert(key.clone(), stored) {
+                Some(old) => self.bytes -= old.weight,
                 None => {
-                    *self.seen.entry((event.clone(), rid.clone())).or_default() += 1;
+                    *self.seen.entry(request.clone()).or_default() += 1;
                     self.order.push_back((now_ms, key));
                 }
             }
@@ -143,13 +173,12 @@ impl Dedupe {
         let Some((_, key)) = self.order.pop_front() else {
             return false;
         };
-        if let Some((_, w)) = self.entries.remove(&key) {
-            self.bytes -= w;
-            let seen_key = (key.event.clone(), key.rid.clone());
-            if let Some(n) = self.seen.get_mut(&seen_key) {
+        if let Some(stored) = self.entries.remove(&key) {
+            self.bytes -= stored.weight;
+            if let Some(n) = self.seen.get_mut(&key.request) {
                 *n -= 1;
                 if *n == 0 {
-                    self.seen.remove(&seen_key);
+                    self.seen.remove(&key.request);
                 }
             }
         }
@@ -175,8 +204,15 @@ mod tests {
     use super::*;
 
     fn user() -> Scope {
-        Scope::User(UserKey::new("app", "alice"))
+        Scope::User(Arc::new(UserKey::new("app", "alice")))
     }
+
+    fn rid(r: impl ToString) -> Arc<str> {
+        r.to_string().into()
+    }
+
+    const LOGIN: Event = Event::Login;
+    const SYNC: Event = Event::SyncCheck;
 
     #[test]
     fn stores_under_every_scope_and_expires() {
@@ -185,20 +221,20 @@ mod tests {
             ..Default::default()
         };
         let body = Some(Map::new());
-        d.put(0, &[Scope::Conn(1), user()], "login", "7", body.clone());
+        d.put(0, &[Scope::Conn(1), user()], LOGIN, &rid(7), body.as_ref());
         assert_eq!(
-            d.get(&[Scope::Conn(2), user()], "login", "7"),
+            d.get(&[Scope::Conn(2), user()], LOGIN, &rid(7)),
             Some(body.clone())
         );
-        assert_eq!(d.get(&[Scope::Conn(1)], "login", "7"), Some(body));
-        assert_eq!(d.get(&[user()], "login", "8"), None);
-        assert_eq!(d.get(&[user()], "sync_check", "7"), None);
-        assert!(d.seen_anywhere("login", "7"));
+        assert_eq!(d.get(&[Scope::Conn(1)], LOGIN, &rid(7)), Some(body));
+        assert_eq!(d.get(&[user()], LOGIN, &rid(8)), None);
+        assert_eq!(d.get(&[user()], SYNC, &rid(7)), None);
+        assert!(d.seen_anywhere(LOGIN, &rid(7)));
         d.expire(999);
         assert_eq!(d.len(), 2);
         d.expire(1000);
         assert!(d.is_empty());
-        assert!(!d.seen_anywhere("login", "7"));
+        assert!(!d.seen_anywhere(LOGIN, &rid(7)));
     }
 
     #[test]
@@ -208,11 +244,11 @@ mod tests {
             ..Default::default()
         };
         for i in 0..10 {
-            d.put(i, &[Scope::Conn(1)], "e", &i.to_string(), None);
+            d.put(i, &[Scope::Conn(1)], SYNC, &rid(i), None);
         }
         assert_eq!(d.len(), 3);
-        assert_eq!(d.get(&[Scope::Conn(1)], "e", "9"), Some(None));
-        assert_eq!(d.get(&[Scope::Conn(1)], "e", "0"), None);
+        assert_eq!(d.get(&[Scope::Conn(1)], SYNC, &rid(9)), Some(None));
+        assert_eq!(d.get(&[Scope::Conn(1)], SYNC, &rid(0)), None);
     }
 
     #[test]
@@ -224,18 +260,12 @@ mod tests {
         let mut body = Map::new();
         body.insert("x".into(), Value::String("y".repeat(1_000)));
         for i in 0..100 {
-            d.put(
-                i,
-                &[Scope::Conn(1)],
-                "e",
-                &i.to_string(),
-                Some(body.clone()),
-            );
+            d.put(i, &[Scope::Conn(1)], SYNC, &rid(i), Some(&body));
         }
         assert!(d.bytes() <= 10_000, "{}", d.bytes());
         assert!(d.len() >= 5 && d.len() < 20, "{}", d.len());
-        assert!(d.get(&[Scope::Conn(1)], "e", "99").is_some());
-        d.put(100, &[Scope::Conn(1)], "e", "99", None);
+        assert!(d.get(&[Scope::Conn(1)], SYNC, &rid(99)).is_some());
+        d.put(100, &[Scope::Conn(1)], SYNC, &rid(99), None);
         d.expire(100 + d.ttl_ms);
         assert_eq!((d.len(), d.bytes()), (0, 0));
     }

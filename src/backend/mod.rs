@@ -420,10 +420,10 @@ impl Backend {
             .collect()
     }
 
-    fn scopes(&self, conn: ConnId) -> Vec<Scope> {
+    fn scopes(&mut self, conn: ConnId) -> Vec<Scope> {
         let mut s = vec![Scope::Conn(conn)];
-        if let Some(u) = self.conn_user(conn) {
-            s.push(Scope::User(u.clone()));
+        if let Some(u) = self.conn_user(conn).cloned() {
+            s.push(Scope::User(self.intern(&u)));
         }
         s
     }
@@ -444,7 +444,9 @@ impl Backend {
         let known = Event::from_wire(event);
         let ack_only = known.is_some_and(Event::ack_only);
         let before = self.scopes(conn);
-        if let Some(answer) = self.dedupe.get(&before, event, rid.key()) {
+        let rid_key: Arc<str> = rid.key().into();
+        let cached = known.and_then(|e| self.dedupe.get(&before, e, &rid_key));
+        if let Some(answer) = cached {
             tracing::debug!(
                 conn,
                 event,
@@ -458,8 +460,9 @@ impl Backend {
         }
         let logged_in = self.conn_user(conn).is_some();
         if !logged_in
-            && known.is_some_and(|e| e.needs() == Needs::Login)
-            && self.dedupe.seen_anywhere(event, rid.key())
+            && known.is_some_and(|e| {
+                e.needs() == Needs::Login && self.dedupe.seen_anywhere(e, &rid_key)
+            })
         {
             // An old retry replayed on a fresh connection (protocol.md 1.7): ack only, so
             // the original call is neither failed nor executed twice.
@@ -488,14 +491,17 @@ impl Backend {
         if ack_only {
             outcome.response = None;
         }
-        let mut scopes = before;
-        for s in self.scopes(conn) {
-            if !scopes.contains(&s) {
-                scopes.push(s);
+        // An unknown event executed nothing: its retry gets the same error again.
+        if let Some(e) = known {
+            let mut scopes = before;
+            for s in self.scopes(conn) {
+                if !scopes.contains(&s) {
+                    scopes.push(s);
+                }
             }
+            self.dedupe
+                .put(now, &scopes, e, &rid_key, outcome.response.as_ref());
         }
-        self.dedupe
-            .put(now, &scopes, event, rid.key(), outcome.response.clone());
         outcome
     }
 

@@ -38,6 +38,11 @@ pub struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
+    /// Threads that run connections. The backend is one lock, so a second thread
+    /// mostly waits for it: one is the fastest measured (docs/performance.md).
+    #[arg(long, env = "JMM_THREADS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: u16,
     /// Start from a scenario file: its fixtures replace the demo data and its faults are
     /// active (steps and expectations are for `run`).
     #[arg(long, env = "JMM_SCENARIO")]
@@ -131,7 +136,7 @@ pub fn serve(a: ServeArgs) -> ExitCode {
     if let Some(l) = file.as_ref().and_then(|f| f.limits.as_ref()) {
         l.apply(&mut limits, &mut transport);
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime(a.threads) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -362,4 +367,17 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         }
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// The server's runtime: one thread runs everything (blocking file work still goes
+/// to tokio's blocking pool); more threads share the connections.
+fn runtime(threads: u16) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(usize::from(threads));
+        b
+    };
+    builder.enable_all().build()
 }

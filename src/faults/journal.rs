@@ -38,16 +38,94 @@ pub struct Entry {
     pub frame: Arc<str>,
 }
 
-impl Entry {
-    /// Bytes this entry accounts for: its texts plus the entry itself.
+/// An entry as the fault layer hands it over: texts borrowed, copied into the
+/// journal's chunks (no allocation per frame).
+#[derive(Debug, Clone, Copy)]
+pub struct Draft<'a> {
+    pub t_ms: u64,
+    pub conn: u64,
+    pub user: Option<&'a str>,
+    pub dir: &'static str,
+    pub kind: &'static str,
+    pub event: Option<&'a str>,
+    pub rid: Option<&'a str>,
+    pub fault: Option<&'a str>,
+    pub action: Option<&'static str>,
+    pub delay_ms: Option<u64>,
+    pub frame: &'a str,
+}
+
+impl Draft<'_> {
+    /// Its texts in their stored order: user, event, rid, fault, frame.
+    fn texts(&self) -> [Option<&str>; 5] {
+        [
+            self.user,
+            self.event,
+            self.rid,
+            self.fault,
+            Some(self.frame),
+        ]
+    }
+}
+
+/// A stored entry: fixed fields, and where its texts lie in the chunks.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    seq: u64,
+    t_ms: u64,
+    conn: u64,
+    dir: &'static str,
+    kind: &'static str,
+    action: Option<&'static str>,
+    delay_ms: Option<u64>,
+    /// Absolute index of the chunk holding the texts, and their start in it.
+    chunk: u64,
+    start: u32,
+    /// Length of each text ([`Draft::texts`] order); `ABSENT` for none.
+    lens: [u32; 5],
+}
+
+const ABSENT: u32 = u32::MAX;
+
+impl Slot {
+    /// Bytes this entry accounts for: its texts plus the slot itself.
     fn weight(&self) -> usize {
-        let opt = |s: &Option<Arc<str>>| s.as_ref().map_or(0, |s| s.len());
-        std::mem::size_of::<Self>()
-            + self.frame.len()
-            + opt(&self.user)
-            + opt(&self.event)
-            + opt(&self.rid)
-            + opt(&self.fault)
+        let texts: usize = self
+            .lens
+            .iter()
+            .filter(|&&l| l != ABSENT)
+            .map(|&l| l as usize)
+            .sum();
+        std::mem::size_of::<Self>() + texts
+    }
+
+    fn entry(&self, chunk: &[u8]) -> Entry {
+        let mut at = self.start as usize;
+        let mut texts = self.lens.map(|len| {
+            if len == ABSENT {
+                return None;
+            }
+            let bytes = chunk.get(at..at + len as usize).unwrap_or_default();
+            at += len as usize;
+            // Written from `&str`s on character boundaries, so this always succeeds.
+            Some(Arc::<str>::from(
+                std::str::from_utf8(bytes).unwrap_or_default(),
+            ))
+        });
+        Entry {
+            seq: self.seq,
+            t_ms: self.t_ms,
+            conn: self.conn,
+            user: texts[0].take(),
+            dir: self.dir,
+            kind: self.kind,
+            event: texts[1].take(),
+            rid: texts[2].take(),
+            fault: texts[3].take(),
+            action: self.action,
+            delay_ms: self.delay_ms,
+            frame: texts[4].take().unwrap_or_else(|| "".into()),
+        }
     }
 }
 
@@ -55,11 +133,20 @@ impl Entry {
 pub const DEFAULT_MAX_BYTES: usize = 32 * 1024 * 1024;
 /// Default longest frame text kept in one entry.
 pub const DEFAULT_FRAME_MAX: usize = 64 * 1024;
+/// Texts are appended to chunks of this size (a longer entry gets a chunk of its own):
+/// dropping old entries frees whole chunks instead of one allocation per text. At most
+/// two chunks more than the byte bound are held.
+const CHUNK: usize = 256 * 1024;
 
 /// A bounded ring of entries.
 #[derive(Debug)]
 pub struct Journal {
-    entries: VecDeque<Entry>,
+    slots: VecDeque<Slot>,
+    chunks: VecDeque<Vec<u8>>,
+    /// Absolute index of `chunks[0]`.
+    first_chunk: u64,
+    /// A retired chunk kept for reuse.
+    spare: Option<Vec<u8>>,
     next_seq: u64,
     capacity: usize,
     max_bytes: usize,
@@ -73,22 +160,26 @@ pub struct Journal {
 /// Entries a live reader may fall behind before it is dropped.
 pub const LIVE_BUFFER: usize = 1024;
 
-/// `frame` cut to at most `max` bytes (on a character boundary), with a marker.
-fn cut(frame: &Arc<str>, max: usize) -> Arc<str> {
+/// `frame` cut to at most `max` bytes (on a character boundary) and the marker to add.
+fn cut(frame: &str, max: usize) -> (&str, Option<String>) {
     if frame.len() <= max {
-        return frame.clone();
+        return (frame, None);
     }
     let mut end = max;
     while !frame.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…[truncated: {} bytes]", &frame[..end], frame.len()).into()
+    let marker = format!("…[truncated: {} bytes]", frame.len());
+    (&frame[..end], Some(marker))
 }
 
 impl Journal {
     pub fn new(capacity: usize) -> Self {
         Self {
-            entries: VecDeque::new(),
+            slots: VecDeque::new(),
+            chunks: VecDeque::new(),
+            first_chunk: 0,
+            spare: None,
             next_seq: 1,
             capacity,
             max_bytes: DEFAULT_MAX_BYTES,
@@ -105,28 +196,92 @@ impl Journal {
         self.evict();
     }
 
-    pub fn push(&mut self, mut e: Entry) {
+    pub fn push(&mut self, d: &Draft<'_>) {
         if self.capacity == 0 {
             return;
         }
-        e.seq = self.next_seq;
-        self.next_seq += 1;
-        e.frame = cut(&e.frame, self.frame_max);
-        self.bytes += e.weight();
-        if self.live.receiver_count() > 0 {
-            let _ = self.live.send(e.clone());
+        let (frame, marker) = cut(d.frame, self.frame_max);
+        let texts = d.texts();
+        let total: usize = texts.iter().flatten().map(|t| t.len()).sum::<usize>() - d.frame.len()
+            + frame.len()
+            + marker.as_ref().map_or(0, String::len);
+        let (chunk, start) = self.room(total);
+        let mut lens = [ABSENT; 5];
+        let buf = &mut self.chunks[(chunk - self.first_chunk) as usize];
+        for (i, t) in texts.iter().enumerate().take(4) {
+            if let Some(t) = t {
+                buf.extend_from_slice(t.as_bytes());
+                lens[i] = t.len() as u32;
+            }
         }
-        self.entries.push_back(e);
+        buf.extend_from_slice(frame.as_bytes());
+        if let Some(m) = &marker {
+            buf.extend_from_slice(m.as_bytes());
+        }
+        lens[4] = (frame.len() + marker.as_ref().map_or(0, String::len)) as u32;
+        let slot = Slot {
+            seq: self.next_seq,
+            t_ms: d.t_ms,
+            conn: d.conn,
+            dir: d.dir,
+            kind: d.kind,
+            action: d.action,
+            delay_ms: d.delay_ms,
+            chunk,
+            start,
+            lens,
+        };
+        self.next_seq += 1;
+        self.bytes += slot.weight();
+        if self.live.receiver_count() > 0 {
+            let _ = self.live.send(slot.entry(buf));
+        }
+        self.slots.push_back(slot);
         self.evict();
     }
 
-    /// Drops the oldest entries until both bounds hold.
+    /// The chunk (absolute index) and offset where `len` bytes of text go.
+    fn room(&mut self, len: usize) -> (u64, u32) {
+        let fits = self
+            .chunks
+            .back()
+            .is_some_and(|c| c.capacity() - c.len() >= len);
+        if !fits {
+            let mut fresh = match self.spare.take() {
+                Some(c) if c.capacity() >= len => c,
+                _ => Vec::with_capacity(CHUNK.max(len)),
+            };
+            fresh.clear();
+            self.chunks.push_back(fresh);
+        }
+        let index = self.first_chunk + self.chunks.len() as u64 - 1;
+        let start = self.chunks.back().map_or(0, Vec::len);
+        (index, start as u32)
+    }
+
+    /// Drops the oldest entries until both bounds hold, then the chunks no entry uses.
     fn evict(&mut self) {
-        while self.entries.len() > self.capacity || self.bytes > self.max_bytes {
-            match self.entries.pop_front() {
+        while self.slots.len() > self.capacity || self.bytes > self.max_bytes {
+            match self.slots.pop_front() {
                 Some(old) => self.bytes -= old.weight(),
                 None => break,
             }
+        }
+        if self.chunks.is_empty() {
+            return;
+        }
+        // The newest chunk stays: the next entry is appended to it.
+        let oldest_used = self
+            .slots
+            .front()
+            .map_or(self.first_chunk + self.chunks.len() as u64 - 1, |s| s.chunk);
+        while self.first_chunk < oldest_used && self.chunks.len() > 1 {
+            if let Some(c) = self.chunks.pop_front() {
+                if c.capacity() >= CHUNK {
+                    self.spare = Some(c);
+                }
+            }
+            self.first_chunk += 1;
         }
     }
 
@@ -137,10 +292,14 @@ impl Journal {
 
     /// Entries with `seq > since`.
     pub fn since(&self, since: u64) -> Vec<Entry> {
-        self.entries
+        let skip = self.slots.partition_point(|s| s.seq <= since);
+        self.slots
             .iter()
-            .filter(|e| e.seq > since)
-            .cloned()
+            .skip(skip)
+            .filter_map(|s| {
+                let chunk = self.chunks.get((s.chunk - self.first_chunk) as usize)?;
+                Some(s.entry(chunk))
+            })
             .collect()
     }
 
@@ -156,16 +315,18 @@ impl Journal {
     }
 
     pub fn clear(&mut self) {
-        self.entries.clear();
+        self.slots.clear();
+        self.first_chunk += self.chunks.len() as u64;
+        self.chunks.clear();
         self.bytes = 0;
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.slots.is_empty()
     }
 }
 
@@ -173,9 +334,8 @@ impl Journal {
 mod tests {
     use super::*;
 
-    fn entry(frame: &str) -> Entry {
-        Entry {
-            seq: 0,
+    fn entry(frame: &str) -> Draft<'_> {
+        Draft {
             t_ms: 0,
             conn: 1,
             user: None,
@@ -186,7 +346,7 @@ mod tests {
             fault: None,
             action: None,
             delay_ms: None,
-            frame: frame.into(),
+            frame,
         }
     }
 
@@ -196,7 +356,7 @@ mod tests {
         j.set_bounds(10_000, 1_000);
         let big = "é".repeat(2_000);
         for _ in 0..100 {
-            j.push(entry(&big));
+            j.push(&entry(&big));
         }
         assert!(j.bytes() <= 10_000, "{}", j.bytes());
         assert!(j.len() >= 5 && j.len() < 100, "{}", j.len());
@@ -216,9 +376,38 @@ mod tests {
     fn bounded_by_entries() {
         let mut j = Journal::new(3);
         for _ in 0..10 {
-            j.push(entry("42[]"));
+            j.push(&entry("42[]"));
         }
         assert_eq!(j.len(), 3);
         assert_eq!(j.since(0)[0].seq, 8);
+    }
+
+    #[test]
+    fn texts_survive_chunk_turnover_and_old_chunks_are_freed() {
+        let mut j = Journal::new(1_000_000);
+        j.set_bounds(3 * CHUNK, 1_000);
+        let frames: Vec<String> = (0..20_000)
+            .map(|i| format!("42[\"e\",{{\"i\":{i}}}]"))
+            .collect();
+        for (i, f) in frames.iter().enumerate() {
+            let rid = i.to_string();
+            j.push(&Draft {
+                rid: Some(&rid),
+                user: i.is_multiple_of(2).then_some("alice"),
+                ..entry(f)
+            });
+        }
+        assert!(j.chunks.len() <= 5, "{} chunks", j.chunks.len());
+        let kept = j.since(0);
+        assert!(kept.len() > 1_000 && kept.len() < 20_000, "{}", kept.len());
+        for e in &kept {
+            let i = (e.seq - 1) as usize;
+            assert_eq!(&*e.frame, frames[i]);
+            assert_eq!(e.rid.as_deref(), Some(i.to_string().as_str()));
+            assert_eq!(e.user.as_deref(), i.is_multiple_of(2).then_some("alice"));
+        }
+        let tail = j.since(19_990);
+        assert_eq!(tail.len(), 10);
+        assert_eq!(tail[0].seq, 19_991);
     }
 }

@@ -161,8 +161,6 @@ struct Seen<'a> {
     rid: Option<Arc<str>>,
     user: Option<Arc<str>>,
     frame: &'a str,
-    /// The outbound frame itself, so the journal shares it instead of copying.
-    shared: Option<&'a Arc<str>>,
     /// An inbound event's payload, parsed once by [`classify_inbound`].
     payload: Option<&'a serde_json::Value>,
 }
@@ -377,19 +375,18 @@ impl FaultLayer {
                 continue;
             }
             let t_ms = self.started.elapsed().as_millis() as u64;
-            lock(&self.journal).push(Entry {
-                seq: 0,
+            lock(&self.journal).push(&journal::Draft {
                 t_ms,
                 conn: f.conn,
-                user: f.user,
+                user: f.user.as_deref(),
                 dir: "in",
                 kind: "violation",
-                event: Some(f.rule.into()),
+                event: Some(f.rule),
                 rid: None,
                 fault: None,
                 action: None,
                 delay_ms: None,
-                frame: f.text.into(),
+                frame: &f.text,
             });
         }
     }
@@ -492,27 +489,23 @@ impl FaultLayer {
         delay: Option<Duration>,
     ) {
         // Secrets are never stored (redacted outside the lock).
-        let frame = match redact::frame(s.frame, s.event.as_deref()) {
-            Some(r) => r.into(),
-            None => s.shared.cloned().unwrap_or_else(|| s.frame.into()),
-        };
-        let mut j = lock(&self.journal);
-        j.push(Entry {
-            seq: 0,
-            t_ms: self.started.elapsed().as_millis() as u64,
+        let redacted = redact::frame(s.frame, s.event.as_deref());
+        let t_ms = self.started.elapsed().as_millis() as u64;
+        lock(&self.journal).push(&journal::Draft {
+            t_ms,
             conn,
-            user: s.user.clone(),
+            user: s.user.as_deref(),
             dir: match s.dir {
                 Direction::In => "in",
                 Direction::Out => "out",
             },
             kind: s.kind.name(),
-            event: s.event.clone(),
-            rid: s.rid.clone(),
-            fault: fault.map(|f| f.0.clone()),
+            event: s.event.as_deref(),
+            rid: s.rid.as_deref(),
+            fault: fault.map(|f| &**f.0),
             action: fault.map(|f| f.1),
             delay_ms: delay.map(|d| d.as_millis() as u64),
-            frame,
+            frame: redacted.as_deref().unwrap_or(s.frame),
         });
     }
 
@@ -537,7 +530,6 @@ impl FaultLayer {
             rid: None,
             user: None,
             frame: what,
-            shared: None,
             payload: None,
         };
         self.record(&s, 0, Some((id, name)), None);
@@ -722,7 +714,6 @@ impl Interceptor for FaultLayer {
             rid: tag.rid.clone(),
             user: socket.label(),
             frame,
-            shared: Some(frame),
             payload: None,
         };
         self.decide(socket, &s)
@@ -740,7 +731,6 @@ impl Interceptor for FaultLayer {
             rid,
             user: socket.label(),
             frame,
-            shared: None,
             payload: payload.as_ref(),
         };
         self.decide(socket, &s)

@@ -47,10 +47,9 @@ pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 pub const RESEND_SLACK: u32 = 3;
 
 struct RidRecord {
-    rid: String,
-    event: String,
-    /// The request without its rid, as sent the first time.
-    body: String,
+    event: EventName,
+    /// The request without its rid, as sent the first time ([`fingerprint`]).
+    body: u64,
     last: Instant,
     sends: u32,
     /// An ack for this rid reached the client since its last send.
@@ -63,12 +62,12 @@ struct Conn {
     init_ok: bool,
     logged_in: bool,
     /// rid -> event of requests whose response has not gone out yet.
-    awaiting: HashMap<String, String>,
+    awaiting: FastMap<Arc<str>, EventName>,
     /// The username of the last login request.
     login_name: Option<Arc<str>>,
-    rids: VecDeque<RidRecord>,
-    /// The rids in `rids`, for a lookup without a scan (each appears there once).
-    rid_set: HashSet<String>,
+    /// The recent rids, oldest first (what is forgotten first), and their records.
+    rids: VecDeque<Arc<str>>,
+    rid_records: FastMap<Arc<str>, RidRecord>,
     /// Messages pushed in msg_sync and not confirmed yet: (msg_id, pushed at).
     msgs: VecDeque<(i64, Instant)>,
     /// Sync pushes not acknowledged yet: (ack event, sync_key, pushed at).
@@ -100,15 +99,66 @@ struct Inner {
     users: Users,
     /// Recent (event, rid) on any connection: a request seen again on a new connection
     /// is a retry carried over a reconnect, which the SDK sends before c_init.
-    recent: VecDeque<(String, String)>,
+    recent: VecDeque<(EventName, Arc<str>)>,
     /// The pairs in `recent` (each appears there once), for a lookup without a scan.
-    recent_set: HashSet<(String, String)>,
+    recent_set: HashSet<(EventName, Arc<str>), foldhash::fast::RandomState>,
 }
 
 /// The oracle (see the module docs).
 pub struct Oracle {
     inner: Mutex<Inner>,
     scale: Mutex<f64>,
+}
+
+/// Every request is looked up in these maps, so they hash with foldhash (fast,
+/// seeded per process) instead of SipHash.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// An event name: the static wire name of a known event, a copy of another.
+type EventName = std::borrow::Cow<'static, str>;
+
+fn event_name(event: &str) -> EventName {
+    match protocol::Event::from_wire(event) {
+        Some(e) => EventName::Borrowed(e.wire()),
+        None => EventName::Owned(event.to_owned()),
+    }
+}
+
+/// A request's fingerprint without its rid: a resend must carry the same request. Key
+/// order counts, as it does on the wire.
+fn fingerprint(payload: &Map<String, Value>) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = foldhash::fast::FixedState::default().build_hasher();
+    for (k, v) in payload.iter().filter(|(k, _)| k.as_str() != "rid") {
+        k.hash(&mut h);
+        hash_value(v, &mut h);
+    }
+    h.finish()
+}
+
+fn hash_value(v: &Value, h: &mut impl std::hash::Hasher) {
+    use std::hash::Hash;
+    match v {
+        Value::Null => 0u8.hash(h),
+        Value::Bool(b) => (1u8, b).hash(h),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => (2u8, i).hash(h),
+            (None, Some(u)) => (3u8, u).hash(h),
+            _ => (4u8, n.as_f64().map(f64::to_bits)).hash(h),
+        },
+        Value::String(s) => (5u8, s).hash(h),
+        Value::Array(a) => {
+            (6u8, a.len()).hash(h);
+            a.iter().for_each(|v| hash_value(v, h));
+        }
+        Value::Object(m) => {
+            (7u8, m.len()).hash(h);
+            for (k, v) in m {
+                k.hash(h);
+                hash_value(v, h);
+            }
+        }
+    }
 }
 
 /// Appends `item`, first dropping (and returning) the oldest when `q` holds `max`.
@@ -196,7 +246,9 @@ impl Oracle {
             found,
         };
         overdue_conn(c, &mut ctx, now, window);
-        if !track_rid(c, event, rid.key(), payload, now, window, &mut ctx) {
+        let rid: Arc<str> = rid.key().into();
+        let name = event_name(event);
+        if !track_rid(c, &name, &rid, payload, now, window, &mut ctx) {
             // A resend: judged the first time it came, answered the same way.
             let mut scratch = Vec::new();
             let mut quiet = Ctx {
@@ -207,7 +259,7 @@ impl Oracle {
             let refuse = check_fields(event, payload, &mut quiet);
             return refuse.filter(|_| rules::refused_when_malformed(event));
         }
-        let key = (event.to_owned(), rid.key().to_owned());
+        let key = (name.clone(), rid.clone());
         let carried = inner.recent_set.contains(&key);
         if !carried {
             inner.recent_set.insert(key.clone());
@@ -218,7 +270,7 @@ impl Oracle {
         }
         let refuse = check_fields(event, payload, &mut ctx);
         check_content(c.login_name.as_deref(), event, payload, &mut ctx);
-        c.awaiting.insert(rid.key().to_owned(), event.to_owned());
+        c.awaiting.insert(rid, name);
         if c.awaiting.len() > MAX_RIDS {
             c.awaiting.clear();
         }
@@ -238,7 +290,7 @@ impl Oracle {
         if let (FrameKind::Ack, Some(rid)) = (tag.kind, tag.rid.as_deref()) {
             let mut inner = self.lock();
             let c = inner.conns.entry(conn).or_default();
-            if let Some(r) = c.rids.iter_mut().find(|r| r.rid == rid) {
+            if let Some(r) = c.rid_records.get_mut(rid) {
                 r.acked = true;
             }
             return;
@@ -414,49 +466,34 @@ fn note_response(c: &mut Conn, event: &str, rid: &str, ok: bool) {
 /// Records the rid; false when the frame is a resend of a request already judged.
 fn track_rid(
     c: &mut Conn,
-    event: &str,
-    rid: &str,
+    event: &EventName,
+    rid: &Arc<str>,
     payload: &Map<String, Value>,
     now: Instant,
     window: Duration,
     ctx: &mut Ctx<'_>,
 ) -> bool {
-    let mut body = payload.clone();
-    body.remove("rid");
-    let body = Value::Object(body).to_string();
-    let found = if c.rid_set.contains(rid) {
-        c.rids.iter_mut().rev().find(|r| r.rid == rid)
-    } else {
-        None
+    let body = fingerprint(payload);
+    let fresh = RidRecord {
+        event: event.clone(),
+        body,
+        last: now,
+        sends: 1,
+        acked: false,
     };
-    let Some(r) = found else {
-        let rec = RidRecord {
-            rid: rid.to_owned(),
-            event: event.to_owned(),
-            body,
-            last: now,
-            sends: 1,
-            acked: false,
-        };
-        c.rid_set.insert(rid.to_owned());
-        if let Some(old) = push_bounded(&mut c.rids, rec, MAX_RIDS) {
-            c.rid_set.remove(&old.rid);
+    let Some(r) = c.rid_records.get_mut(rid) else {
+        c.rid_records.insert(rid.clone(), fresh);
+        if let Some(old) = push_bounded(&mut c.rids, rid.clone(), MAX_RIDS) {
+            c.rid_records.remove(&old);
         }
         return true;
     };
-    if r.event != event {
+    if r.event != *event {
         ctx.report(
             rules::RID_REUSED,
             format!("{event} reused rid {rid} of a recent {} request", r.event),
         );
-        *r = RidRecord {
-            rid: rid.to_owned(),
-            event: event.to_owned(),
-            body,
-            last: now,
-            sends: 1,
-            acked: false,
-        };
+        *r = fresh;
         return true;
     }
     r.sends += 1;

@@ -212,21 +212,27 @@ mod tests {
     use super::*;
     use crate::faults::Journal;
 
-    fn entry(user: &str) -> Entry {
-        Entry {
-            seq: 0,
+    fn entry(user: &str) -> crate::faults::journal::Draft<'_> {
+        crate::faults::journal::Draft {
             t_ms: 0,
             conn: 1,
-            user: Some(user.into()),
+            user: Some(user),
             dir: "out",
             kind: "push",
-            event: Some("msg_sync".into()),
+            event: Some("msg_sync"),
             rid: None,
             fault: None,
             action: None,
             delay_ms: None,
-            frame: "42[]".into(),
+            frame: "42[]",
         }
+    }
+
+    /// `entry(user)` as the journal gives it back.
+    fn owned(user: &str) -> Entry {
+        let mut j = Journal::new(1);
+        j.push(&entry(user));
+        j.since(0).remove(0)
     }
 
     #[tokio::test]
@@ -242,11 +248,11 @@ mod tests {
             done: false,
             opened: false,
         };
-        j.push(entry("alice"));
+        j.push(&entry("alice"));
         assert!(st.next().await.is_some(), "opening comment");
         assert!(st.next().await.is_some(), "first entry");
         for _ in 0..crate::faults::journal::LIVE_BUFFER + 5 {
-            j.push(entry("alice"));
+            j.push(&entry("alice"));
         }
         // The lagged notice, then the end of the stream.
         assert!(st.next().await.is_some());
@@ -269,8 +275,8 @@ mod tests {
     #[test]
     fn filters_and_resume_points() {
         let f = Filter([("user".to_owned(), "alice".to_owned())].into());
-        assert!(f.keeps(&entry("alice")));
-        assert!(!f.keeps(&entry("bobby")));
+        assert!(f.keeps(&owned("alice")));
+        assert!(!f.keeps(&owned("bobby")));
         let mut h = HeaderMap::new();
         let q: HashMap<String, String> = [("since".to_owned(), "7".to_owned())].into();
         assert_eq!(resume_point(&h, &q), Ok(Some(7)));
