@@ -187,7 +187,7 @@ async fn handle_get(
 }
 
 /// Read buffer of a websocket connection.
-const WS_READ_BUFFER: usize = 16 * 1024;
+const WS_READ_BUFFER: usize = 4 * 1024;
 
 /// How long a polling GET waits for an earlier GET to give the queue back.
 const OVERLAP_GRACE: Duration = Duration::from_millis(500);
