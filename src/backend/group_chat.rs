@@ -180,16 +180,8 @@ mod tests {
         }
         let gid =
             h.b.seed_group(GroupSeed {
-                appkey: APP.into(),
-                gid: None,
                 name: "team".into(),
-                desc: String::new(),
-                owner: "alice".into(),
-                admins: vec![],
-                members: vec!["bobby".into(), "carol".into()],
-                silenced: vec![],
-                public: false,
-                max_members: 500,
+                ..test_group("alice", &["bobby", "carol"])
             })
             .expect("seed");
         (h, gid)

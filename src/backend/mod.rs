@@ -752,6 +752,23 @@ pub(crate) mod test_support {
     pub fn resp(o: &Outcome) -> &Map<String, Value> {
         o.response.as_ref().expect("a response")
     }
+
+    /// A private group "g" in APP owned by `owner` with plain `members`; tests change
+    /// the rest with struct update syntax.
+    pub fn test_group(owner: &str, members: &[&str]) -> GroupSeed {
+        GroupSeed {
+            appkey: APP.into(),
+            gid: None,
+            name: "g".into(),
+            desc: String::new(),
+            owner: owner.into(),
+            admins: vec![],
+            members: members.iter().map(|m| m.to_string()).collect(),
+            silenced: vec![],
+            public: false,
+            max_members: 500,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -316,30 +316,15 @@ mod tests {
         h.user(3, "carol");
         let g =
             h.b.seed_group(GroupSeed {
-                appkey: APP.into(),
-                gid: None,
-                name: "g".into(),
                 desc: "d".into(),
-                owner: "alice".into(),
-                admins: vec![],
-                members: vec!["bobby".into()],
-                silenced: vec![],
-                public: false,
-                max_members: 500,
+                ..test_group("alice", &["bobby"])
             })
             .unwrap();
         let hg =
             h.b.seed_group(GroupSeed {
-                appkey: APP.into(),
-                gid: None,
                 name: "h".into(),
-                desc: String::new(),
-                owner: "carol".into(),
-                admins: vec![],
-                members: vec![],
-                silenced: vec![],
                 public: true,
-                max_members: 500,
+                ..test_group("carol", &[])
             })
             .unwrap();
         (h, g, hg)

@@ -409,7 +409,6 @@ pub(crate) mod tests {
     use super::super::md5_hex;
     use super::super::model::{Message, ReceiptState};
     use super::super::test_support::*;
-    use super::super::GroupSeed;
     use super::*;
     use rstest::rstest;
 
@@ -426,20 +425,7 @@ pub(crate) mod tests {
     /// A group and a need-receipt message from `from` in it, built directly (group sends
     /// belong to another area).
     pub fn group_msg(h: &mut Harness, owner: &str, members: &[&str], from: &str) -> (u64, u64) {
-        let gid =
-            h.b.seed_group(GroupSeed {
-                appkey: APP.into(),
-                gid: None,
-                name: "g".into(),
-                desc: String::new(),
-                owner: owner.into(),
-                admins: vec![],
-                members: members.iter().map(|m| m.to_string()).collect(),
-                silenced: vec![],
-                public: false,
-                max_members: 500,
-            })
-            .expect("group");
+        let gid = h.b.seed_group(test_group(owner, members)).expect("group");
         let msg_id = group_message(h, gid, from);
         (gid, msg_id)
     }

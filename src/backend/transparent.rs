@@ -178,7 +178,6 @@ impl Backend {
 mod tests {
     use super::super::md5_hex;
     use super::super::test_support::*;
-    use super::super::GroupSeed;
     use super::*;
     use rstest::rstest;
 
@@ -205,19 +204,8 @@ mod tests {
         h.user(4, "david");
         h.b.disconnect(4);
         let g =
-            h.b.seed_group(GroupSeed {
-                appkey: APP.into(),
-                gid: None,
-                name: "g".into(),
-                desc: String::new(),
-                owner: "alice".into(),
-                admins: vec![],
-                members: vec!["bobby".into(), "carol".into(), "david".into()],
-                silenced: vec![],
-                public: false,
-                max_members: 500,
-            })
-            .unwrap();
+            h.b.seed_group(test_group("alice", &["bobby", "carol", "david"]))
+                .unwrap();
         (h, g)
     }
 
