@@ -147,10 +147,13 @@ impl UserSeed {
     }
 }
 
-/// The initial state of a backend.
+/// The seed lists: apps, users and the state between them. One type for the backend's
+/// start ([`BackendConfig`]), a loaded scenario and an exported fixtures file; the
+/// scenario file itself keeps its own copy of the lists (`scenario::model::Fixtures`)
+/// because it wraps each entry in a source span for error positions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct BackendConfig {
+pub struct Seeds {
     #[serde(default)]
     pub apps: Vec<AppConfig>,
     #[serde(default)]
@@ -161,15 +164,23 @@ pub struct BackendConfig {
     pub rooms: Vec<RoomSeed>,
     #[serde(default)]
     pub friends: Vec<FriendSeed>,
-    /// History sent through the real send path at start.
-    #[serde(default)]
-    pub messages: Vec<MessageSeed>,
-    /// Media files stored at start.
-    #[serde(default)]
-    pub media: Vec<MediaSeed>,
     /// Blacklists at start.
     #[serde(default)]
     pub blacklists: Vec<BlacklistSeed>,
+    /// Media files stored at start.
+    #[serde(default)]
+    pub media: Vec<MediaSeed>,
+    /// History sent through the real send path at start.
+    #[serde(default)]
+    pub messages: Vec<MessageSeed>,
+}
+
+/// The initial state of a backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct BackendConfig {
+    /// Apps, users, groups, rooms, friends, blacklists, media and messages.
+    #[serde(flatten)]
+    pub seeds: Seeds,
     /// How long a `c_init` signature stays valid (default 10 minutes, the guide's rule).
     #[serde(default = "default_signature_ttl")]
     pub signature_ttl_ms: i64,
@@ -269,16 +280,17 @@ impl Backend {
         // Seeds document an empty appkey as "the first app"; resolve it here so every
         // way of building a backend (config file, scenario, tests) agrees.
         let first = config
+            .seeds
             .apps
             .first()
             .map(|a| a.appkey.clone())
             .unwrap_or_default();
         let or_first = |k: String| if k.is_empty() { first.clone() } else { k };
-        for app in config.apps {
+        for app in config.seeds.apps {
             b.apps.insert(app.appkey.clone(), app);
         }
         let mut errors = Vec::new();
-        for mut u in config.users {
+        for mut u in config.seeds.users {
             u.appkey = or_first(u.appkey);
             if let Some(bad) = u.password_md5.as_ref().filter(|h| !is_md5_hex(h)) {
                 errors.push(format!(
@@ -289,37 +301,37 @@ impl Backend {
             }
             b.seed_user(u);
         }
-        for mut g in config.groups {
+        for mut g in config.seeds.groups {
             g.appkey = or_first(g.appkey);
             if let Err(e) = b.seed_group(g) {
                 errors.push(e);
             }
         }
-        for mut r in config.rooms {
+        for mut r in config.seeds.rooms {
             r.appkey = or_first(r.appkey);
             if let Err(e) = b.seed_room(r) {
                 errors.push(e);
             }
         }
-        for mut f in config.friends {
+        for mut f in config.seeds.friends {
             f.appkey = or_first(f.appkey);
             if let Err(e) = b.seed_friends(f) {
                 errors.push(e);
             }
         }
-        for mut x in config.blacklists {
+        for mut x in config.seeds.blacklists {
             x.appkey = or_first(x.appkey);
             if let Err(e) = b.seed_blacklist(x) {
                 errors.push(e);
             }
         }
-        for mut m in config.media {
+        for mut m in config.seeds.media {
             m.appkey = or_first(m.appkey);
             if let Err(e) = b.seed_media(&m) {
                 errors.push(e);
             }
         }
-        for mut m in config.messages {
+        for mut m in config.seeds.messages {
             m.appkey = or_first(m.appkey);
             if let Err(e) = b.seed_message(&m) {
                 errors.push(e);
@@ -669,7 +681,7 @@ pub(crate) mod test_support {
 
         /// The two test apps (APP first), no users or seeds.
         pub fn config() -> BackendConfig {
-            BackendConfig {
+            let seeds = Seeds {
                 apps: vec![
                     AppConfig {
                         appkey: APP.into(),
@@ -686,13 +698,10 @@ pub(crate) mod test_support {
                         max_users: Some(1),
                     },
                 ],
-                users: vec![],
-                groups: vec![],
-                rooms: vec![],
-                friends: vec![],
-                messages: vec![],
-                media: vec![],
-                blacklists: vec![],
+                ..Seeds::default()
+            };
+            BackendConfig {
+                seeds,
                 signature_ttl_ms: default_signature_ttl(),
                 history: Default::default(),
             }
@@ -795,15 +804,15 @@ mod tests {
     #[test]
     fn seeds_with_an_empty_appkey_belong_to_the_first_app() {
         let mut cfg = Harness::config();
-        cfg.users = vec![seed_user("sam"), seed_user("tina")];
-        cfg.rooms = vec![RoomSeed {
+        cfg.seeds.users = vec![seed_user("sam"), seed_user("tina")];
+        cfg.seeds.rooms = vec![RoomSeed {
             appkey: String::new(),
             id: Some(30_000_001),
             name: "seeded room".into(),
             description: String::new(),
             max_member_count: 10,
         }];
-        cfg.groups = vec![GroupSeed {
+        cfg.seeds.groups = vec![GroupSeed {
             appkey: String::new(),
             gid: None,
             name: "seeded group".into(),
@@ -815,11 +824,11 @@ mod tests {
             public: false,
             max_members: 10,
         }];
-        cfg.friends = vec![FriendSeed {
+        cfg.seeds.friends = vec![FriendSeed {
             appkey: String::new(),
             users: ["sam".into(), "tina".into()],
         }];
-        cfg.messages = vec![MessageSeed {
+        cfg.seeds.messages = vec![MessageSeed {
             appkey: String::new(),
             from: "sam".into(),
             to: Some("tina".into()),

@@ -82,6 +82,7 @@ pub async fn run_steps(
     let mut under = UnderTest::new(portable, scale);
     let mut wire = super::settle::WireWatch::for_client(under.is_driver());
     let first_app = sc
+        .seeds
         .apps
         .first()
         .map(|a| a.appkey.clone())
@@ -264,6 +265,7 @@ struct Wire<'a> {
 impl Wire<'_> {
     fn secret_of(&self, appkey: &str) -> Option<String> {
         self.sc
+            .seeds
             .apps
             .iter()
             .find(|a| a.appkey == appkey)

@@ -233,9 +233,10 @@ pub fn resolve_auth(sc: &Scenario, v: &Value, now_ms: i64, n: &mut u64) -> Value
                 .get("appkey")
                 .and_then(Value::as_str)
                 .map(str::to_owned)
-                .or_else(|| sc.apps.first().map(|a| a.appkey.clone()))
+                .or_else(|| sc.seeds.apps.first().map(|a| a.appkey.clone()))
                 .unwrap_or_default();
             let secret = sc
+                .seeds
                 .apps
                 .iter()
                 .find(|a| a.appkey == appkey)

@@ -14,10 +14,7 @@ pub use files::FileAccess;
 
 pub use model::{Expectation, ExpectedReply, FrameFilter, ScenarioFile, Step, TransportSpec};
 
-use crate::backend::MediaSeed;
-use crate::backend::{
-    AppConfig, BackendConfig, FriendSeed, GroupSeed, MessageSeed, RoomSeed, UserSeed,
-};
+use crate::backend::{AppConfig, BackendConfig, Seeds};
 use crate::config;
 use crate::faults::{self, FaultSpec};
 use crate::protocol::Event;
@@ -59,14 +56,8 @@ pub struct Scenario {
     pub description: String,
     pub spec: Option<String>,
     pub file: String,
-    pub apps: Vec<AppConfig>,
-    pub users: Vec<UserSeed>,
-    pub groups: Vec<GroupSeed>,
-    pub rooms: Vec<RoomSeed>,
-    pub friends: Vec<FriendSeed>,
-    pub messages: Vec<MessageSeed>,
-    pub media: Vec<MediaSeed>,
-    pub blacklists: Vec<crate::backend::BlacklistSeed>,
+    /// The state the server starts from.
+    pub seeds: Seeds,
     pub fault_specs: Vec<FaultSpec>,
     pub time_scale: f64,
     /// Protocol rules the clients break on purpose (see the file field).
@@ -81,14 +72,7 @@ impl Scenario {
     /// The server state the scenario starts from.
     pub fn backend_config(&self) -> BackendConfig {
         BackendConfig {
-            apps: self.apps.clone(),
-            users: self.users.clone(),
-            groups: self.groups.clone(),
-            rooms: self.rooms.clone(),
-            friends: self.friends.clone(),
-            messages: self.messages.clone(),
-            media: self.media.clone(),
-            blacklists: self.blacklists.clone(),
+            seeds: self.seeds.clone(),
             signature_ttl_ms: crate::protocol::sign::SIGNATURE_TTL_MS,
             history: Default::default(),
         }
@@ -705,14 +689,16 @@ impl Loader {
             description: sf.description,
             spec: sf.spec,
             file: file.to_owned(),
-            apps: fx.apps,
-            users: fx.users.into_iter().map(|u| u.value).collect(),
-            groups: fx.groups.into_iter().map(|g| g.value).collect(),
-            rooms: fx.rooms,
-            friends: fx.friends.into_iter().map(|f| f.value).collect(),
-            messages: fx.messages.into_iter().map(|m| m.value).collect(),
-            media: fx.media.into_iter().map(|m| m.value).collect(),
-            blacklists: fx.blacklists.into_iter().map(|b| b.value).collect(),
+            seeds: Seeds {
+                apps: fx.apps,
+                users: fx.users.into_iter().map(|u| u.value).collect(),
+                groups: fx.groups.into_iter().map(|g| g.value).collect(),
+                rooms: fx.rooms,
+                friends: fx.friends.into_iter().map(|f| f.value).collect(),
+                blacklists: fx.blacklists.into_iter().map(|b| b.value).collect(),
+                media: fx.media.into_iter().map(|m| m.value).collect(),
+                messages: fx.messages.into_iter().map(|m| m.value).collect(),
+            },
             fault_specs: sf.faults.into_iter().map(|f| f.value).collect(),
             time_scale: sf.time_scale.unwrap_or(1.0),
             breaks: sf.breaks,
@@ -784,8 +770,8 @@ mod tests {
             "t.yaml",
         )
         .expect("valid");
-        assert_eq!(sc.users.len(), 2);
-        assert_eq!(sc.users[0].appkey, config::DEFAULT_APPKEY);
+        assert_eq!(sc.seeds.users.len(), 2);
+        assert_eq!(sc.seeds.users[0].appkey, config::DEFAULT_APPKEY);
         assert_eq!(sc.fault_specs.len(), 1);
         assert_eq!(sc.steps.len(), 6);
         assert_eq!(sc.expect.len(), 2);
@@ -868,8 +854,8 @@ mod more_tests {
         )
         .unwrap();
         let sc = load(&dir.join("case.yaml")).expect("loads");
-        assert_eq!(sc.users.len(), 1);
-        assert_eq!(sc.media[0].base64.as_deref(), Some("aGk="));
+        assert_eq!(sc.seeds.users.len(), 1);
+        assert_eq!(sc.seeds.media[0].base64.as_deref(), Some("aGk="));
         std::fs::write(
             dir.join("bad.yaml"),
             "name: m\nfixtures:\n  users: [{username: alice, password: pw}]\n  media:\n    - {owner: alice, file: nope.txt}\n",
