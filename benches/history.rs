@@ -106,7 +106,6 @@ fn main() {
             ..HistoryLimits::default()
         },
         signature_ttl_ms: 600_000,
-        ..BackendConfig::default()
     };
     let clock = ManualClock::new(1_800_000_000_000);
     let mut bench = Bench {
