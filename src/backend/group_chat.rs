@@ -116,12 +116,7 @@ impl Backend {
     /// `me` must be an unsilenced member, and members who shield the group get nothing
     /// from it, live or synced.
     fn group_audience(&self, me: &UserKey, gid: u64) -> Result<(String, Vec<UserKey>), Failure> {
-        let g = self.groups.get(&gid).ok_or_else(|| {
-            Failure::new(
-                Code::TargetGroupNotExist,
-                format!("group {gid} does not exist"),
-            )
-        })?;
+        let g = self.target_group(gid)?;
         let member = g.members.get(me).ok_or_else(|| {
             Failure::new(
                 Code::NotInGroup,

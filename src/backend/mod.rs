@@ -635,6 +635,34 @@ impl Backend {
         out
     }
 
+    /// The user a request names by `username` and `appkey` (empty or absent: `me`'s
+    /// app); `missing` when there is no such user.
+    fn user_arg(&self, me: &UserKey, a: Args<'_>, missing: Code) -> Result<UserKey, Failure> {
+        let username = a.str("username")?;
+        let appkey = a
+            .opt_str("appkey")?
+            .filter(|k| !k.is_empty())
+            .unwrap_or(&me.appkey);
+        let key = UserKey::new(appkey, username);
+        if !self.users.contains_key(&key) {
+            return Err(Failure::new(
+                missing,
+                format!("user {username} does not exist in {appkey}"),
+            ));
+        }
+        Ok(key)
+    }
+
+    /// The group `gid` as a message target (`TargetGroupNotExist` when there is none).
+    fn target_group(&self, gid: u64) -> Result<&Group, Failure> {
+        self.groups.get(&gid).ok_or_else(|| {
+            Failure::new(
+                Code::TargetGroupNotExist,
+                format!("group {gid} does not exist"),
+            )
+        })
+    }
+
     /// The logged-in user of `conn` (handlers run only after `check_needs`).
     fn me(&self, conn: ConnId) -> Result<UserKey, Failure> {
         self.conn_user(conn)

@@ -108,29 +108,10 @@ impl Backend {
             .opt_i64("type")?
             .ok_or_else(|| Failure::new(Code::Missing, "sessions[].type is required"))?;
         let session = match ty {
-            3 => {
-                let username = s.str("username")?;
-                let appkey = s
-                    .opt_str("appkey")?
-                    .filter(|k| !k.is_empty())
-                    .unwrap_or(&me.appkey);
-                let peer = UserKey::new(appkey, username);
-                if !self.users.contains_key(&peer) {
-                    return Err(Failure::new(
-                        Code::TargetUserNotExist,
-                        format!("user {username} does not exist in {appkey}"),
-                    ));
-                }
-                ReceiptConv::Single(peer)
-            }
+            3 => ReceiptConv::Single(self.user_arg(me, s, Code::TargetUserNotExist)?),
             4 => {
                 let gid = gid(s)?;
-                if !self.groups.contains_key(&gid) {
-                    return Err(Failure::new(
-                        Code::TargetGroupNotExist,
-                        format!("group {gid} does not exist"),
-                    ));
-                }
+                self.target_group(gid)?;
                 ReceiptConv::Group(gid)
             }
             other => {
@@ -365,18 +346,7 @@ impl Backend {
     ) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
         Self::check_type(a, 3)?;
-        let username = a.str("username")?;
-        let appkey = a
-            .opt_str("appkey")?
-            .filter(|k| !k.is_empty())
-            .unwrap_or(&me.appkey);
-        let peer = UserKey::new(appkey, username);
-        if !self.users.contains_key(&peer) {
-            return Err(Failure::new(
-                Code::TargetUserNotExist,
-                format!("user {username} does not exist in {appkey}"),
-            ));
-        }
+        let peer = self.user_arg(&me, a, Code::TargetUserNotExist)?;
         Ok(self.conversation_read(conn, &me, ReceiptConv::Single(peer).describe()))
     }
 
@@ -388,12 +358,7 @@ impl Backend {
         let me = self.me(conn)?;
         Self::check_type(a, 4)?;
         let gid = gid(a)?;
-        let group = self.groups.get(&gid).ok_or_else(|| {
-            Failure::new(
-                Code::TargetGroupNotExist,
-                format!("group {gid} does not exist"),
-            )
-        })?;
+        let group = self.target_group(gid)?;
         if !group.members.contains_key(&me) {
             return Err(Failure::new(
                 Code::NotInGroup,

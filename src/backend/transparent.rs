@@ -101,12 +101,7 @@ impl Backend {
         let me = self.me(conn)?;
         let gid = Self::gid_arg(a, Code::TargetGroupNotExist)?;
         let cmd = cmd_arg(a)?;
-        let group = self.groups.get(&gid).ok_or_else(|| {
-            Failure::new(
-                Code::TargetGroupNotExist,
-                format!("group {gid} does not exist"),
-            )
-        })?;
+        let group = self.target_group(gid)?;
         if !group.members.contains_key(&me) {
             return Err(Failure::new(
                 Code::NotInGroup,

@@ -1,6 +1,5 @@
 //! `get_across_user_info`, `update_user_inf`, `update_user_pwd` (protocol.md 4.1).
 
-use super::model::UserKey;
 use super::session::{password_field, ProfilePatch};
 use super::{Backend, ConnId, Outcome};
 use crate::protocol::PushEvent;
@@ -10,18 +9,8 @@ use serde_json::{json, Map};
 impl Backend {
     pub(super) fn get_user_info(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
-        let username = a.str("username")?;
-        let appkey = a
-            .opt_str("appkey")?
-            .filter(|s| !s.is_empty())
-            .unwrap_or(&me.appkey);
-        let key = UserKey::new(appkey, username);
-        let user = self.users.get(&key).ok_or_else(|| {
-            Failure::new(
-                Code::NoSuchUser,
-                format!("user {username} does not exist in {appkey}"),
-            )
-        })?;
+        let key = self.user_arg(&me, a, Code::NoSuchUser)?;
+        let user = self.users.get(&key).ok_or(Code::NoSuchUser)?;
         let mut f = Map::new();
         f.insert("user_info".into(), user.info());
         // The guide reads `data.extras`; keep it at the top level too (protocol.md 4.1).
@@ -205,7 +194,7 @@ mod tests {
         assert_eq!(p.payload["ctime_ms"], json!(T0 + 5_000));
         assert!(p.payload["event_id"].as_u64().is_some());
         let mtime =
-            h.b.user(&super::UserKey::new(APP, "alice"))
+            h.b.user(&crate::backend::UserKey::new(APP, "alice"))
                 .map(|u| u.mtime_s)
                 .expect("alice");
         assert_eq!(p.payload["mtime"], json!(mtime));
