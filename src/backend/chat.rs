@@ -513,12 +513,7 @@ mod tests {
     fn sender_other_sessions_get_a_copy_and_no_offline_is_not_stored() {
         let mut h = Harness::new();
         h.user(1, "alice");
-        h.init(3, APP, SECRET);
-        h.req(
-            3,
-            "login",
-            json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}),
-        );
+        h.login_on(3, "alice", "pc");
         h.user(2, "bobby");
         let o = send(
             &mut h,

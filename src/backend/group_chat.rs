@@ -207,12 +207,7 @@ mod tests {
     fn group_message_reaches_every_member_session_but_the_sending_one() {
         let (mut h, gid) = setup();
         // alice's second session.
-        h.init(5, APP, SECRET);
-        h.req(
-            5,
-            "login",
-            json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}),
-        );
+        h.login_on(5, "alice", "pc");
         let o = send(
             &mut h,
             1,

@@ -768,6 +768,18 @@ pub(crate) mod test_support {
             )
         }
 
+        /// init + login as the registered `name` on `conn` from `platform` (a second
+        /// session beside the web one).
+        pub fn login_on(&mut self, conn: ConnId, name: &str, platform: &str) {
+            self.init(conn, APP, SECRET);
+            let l = self.req(
+                conn,
+                "login",
+                json!({"username": name, "password": md5_hex("pw"), "platform": platform}),
+            );
+            assert_eq!(l.code(), Some(0), "{l:?}");
+        }
+
         /// init + register + login as `name` on `conn` (app APP).
         pub fn user(&mut self, conn: ConnId, name: &str) {
             assert_eq!(self.init(conn, APP, SECRET).code(), Some(0));

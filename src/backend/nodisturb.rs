@@ -306,12 +306,7 @@ mod tests {
     fn setup() -> (Harness, u64, u64) {
         let mut h = Harness::new();
         h.user(1, "alice");
-        h.init(11, APP, SECRET);
-        h.req(
-            11,
-            "login",
-            json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}),
-        );
+        h.login_on(11, "alice", "pc");
         h.user(2, "bobby");
         h.user(3, "carol");
         let g =

@@ -371,7 +371,6 @@ impl Backend {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::super::md5_hex;
     use super::super::model::{Message, ReceiptState};
     use super::super::test_support::*;
     use super::*;
@@ -430,13 +429,7 @@ pub(crate) mod tests {
     }
 
     fn second_session(h: &mut Harness, conn: u64, name: &str) {
-        h.init(conn, APP, SECRET);
-        let l = h.req(
-            conn,
-            "login",
-            json!({"username": name, "password": md5_hex("pw"), "platform": "pc"}),
-        );
-        assert_eq!(l.code(), Some(0));
+        h.login_on(conn, name, "pc");
     }
 
     #[test]

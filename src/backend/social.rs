@@ -504,13 +504,7 @@ mod tests {
     fn setup() -> Harness {
         let mut h = Harness::new();
         h.user(1, "alice");
-        h.init(11, APP, SECRET);
-        let l = h.req(
-            11,
-            "login",
-            json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}),
-        );
-        assert_eq!(l.code(), Some(0));
+        h.login_on(11, "alice", "pc");
         h.user(2, "bobby");
         h.user(3, "carol");
         h

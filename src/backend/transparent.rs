@@ -171,19 +171,12 @@ impl Backend {
 
 #[cfg(test)]
 mod tests {
-    use super::super::md5_hex;
     use super::super::test_support::*;
     use super::*;
     use rstest::rstest;
 
     fn login_on(h: &mut Harness, conn: u64, name: &str, platform: &str) {
-        h.init(conn, APP, SECRET);
-        let l = h.req(
-            conn,
-            "login",
-            json!({"username": name, "password": md5_hex("pw"), "platform": platform}),
-        );
-        assert_eq!(l.code(), Some(0), "{l:?}");
+        h.login_on(conn, name, platform);
     }
 
     /// alice: 1 (web), 11 (pc), 12 (Android); bobby: 2 (web), 21 (ios); carol: 3;

@@ -126,12 +126,7 @@ mod tests {
     fn password_change_notifies_other_sessions_with_event_2() {
         let mut h = Harness::new();
         h.user(1, "alice");
-        h.init(2, APP, SECRET);
-        h.req(
-            2,
-            "login",
-            json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}),
-        );
+        h.login_on(2, "alice", "pc");
         let bad = h.req(
             1,
             "update_user_pwd",
@@ -174,13 +169,7 @@ mod tests {
         let mut h = Harness::new();
         h.user(1, "alice");
         h.user(3, "carol");
-        h.init(2, APP, SECRET);
-        let l = h.req(
-            2,
-            "login",
-            json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}),
-        );
-        assert_eq!(l.code(), Some(0));
+        h.login_on(2, "alice", "pc");
         h.clock.advance_ms(5_000);
         let o = h.req(1, "update_user_inf", json!({"nickname": "Al"}));
         assert_eq!(o.code(), Some(0));
