@@ -79,8 +79,7 @@ impl Backend {
     }
 
     pub(super) fn sync_event_ack(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        let key = a.opt_i64("sync_key")?.unwrap_or(0);
+        let (me, key) = self.me_and_sync_key(conn, a)?;
         if let Some(mb) = self.mailboxes.get_mut(&me) {
             for e in mb.events.iter_mut().filter(|e| e.seq <= key) {
                 e.delivered = true;

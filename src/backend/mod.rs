@@ -780,6 +780,17 @@ pub(crate) mod test_support {
             assert_eq!(l.code(), Some(0), "{l:?}");
         }
 
+        /// init + login as the registered `name` on `conn` with no platform (web).
+        pub fn login_web(&mut self, conn: ConnId, name: &str) {
+            self.init(conn, APP, SECRET);
+            let l = self.req(
+                conn,
+                "login",
+                json!({"username": name, "password": md5_hex("pw")}),
+            );
+            assert_eq!(l.code(), Some(0), "{l:?}");
+        }
+
         /// init + register + login as `name` on `conn` (app APP).
         pub fn user(&mut self, conn: ConnId, name: &str) {
             assert_eq!(self.init(conn, APP, SECRET).code(), Some(0));

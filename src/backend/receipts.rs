@@ -240,8 +240,7 @@ impl Backend {
         conn: ConnId,
         a: Args<'_>,
     ) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        let key = a.opt_i64("sync_key")?.unwrap_or(0);
+        let (me, key) = self.me_and_sync_key(conn, a)?;
         if let Some(log) = self.receipt_logs.get_mut(&me) {
             for e in log.entries.iter_mut().filter(|e| e.seq <= key) {
                 e.delivered = true;
