@@ -111,12 +111,7 @@ mod tests {
             sent.push(ev);
         }
         assert_eq!(h.b.mailboxes[&bobby[0]].events.len(), 3);
-        h.init(3, APP, SECRET);
-        h.req(
-            3,
-            "login",
-            json!({"username": "bobby", "password": crate::backend::md5_hex("pw")}),
-        );
+        h.login_web(3, "bobby");
         let o = h.req(3, "sync_check", json!({"sync_key": 0, "sync_event_key": 0}));
         let p = o
             .pushes
@@ -144,12 +139,7 @@ mod tests {
         assert_eq!(out.pushes.len(), 1);
         assert_eq!(out.pushes[0].to, vec![1], "only alice is online");
         // bobby logs in and checks.
-        h.init(3, APP, SECRET);
-        h.req(
-            3,
-            "login",
-            json!({"username": "bobby", "password": crate::backend::md5_hex("pw")}),
-        );
+        h.login_web(3, "bobby");
         let o = h.req(3, "sync_check", json!({"sync_key": 0, "sync_event_key": 0}));
         assert_eq!(resp(&o)["sync_event_key"], json!(0));
         let p = o
@@ -178,12 +168,7 @@ mod tests {
         let ev = h.b.new_event(6, json!({"from_username": "alice"}));
         h.b.notify(&mut out, &[UserKey::new(APP, "bobby")], ev.clone(), None);
         assert!(out.pushes.is_empty(), "bobby is offline");
-        h.init(2, APP, SECRET);
-        h.req(
-            2,
-            "login",
-            json!({"username": "bobby", "password": crate::backend::md5_hex("pw")}),
-        );
+        h.login_web(2, "bobby");
         let check = |h: &mut Harness| {
             h.req(2, "sync_check", json!({"sync_key": 0, "sync_event_key": 0}))
                 .pushes

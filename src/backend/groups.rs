@@ -105,6 +105,22 @@ fn no_permission(detail: impl Into<String>) -> Failure {
 }
 
 impl Backend {
+    /// Event 56 (a join to decide) about `users` to the group's `managers`, with the
+    /// request filed under the event's id for the answer.
+    fn ask_managers(
+        &mut self,
+        gref: &GroupRef,
+        managers: &[UserKey],
+        users: &[UserKey],
+        request: JoinRequest,
+        extra: Value,
+    ) -> Outcome {
+        let ev = self.group_event(56, gref, Some(&request.from), users, extra);
+        let event_id = ev["event_id"].as_u64().unwrap_or_default();
+        self.join_requests.insert(event_id, request);
+        self.ok_notifying(managers, ev)
+    }
+
     /// The caller and the `gid` argument, in that order of checks (login first).
     fn me_and_gid(&self, conn: ConnId, a: &Args<'_>) -> Result<(UserKey, u64), Failure> {
         Ok((self.me(conn)?, gid_arg(a, "gid")?))
@@ -471,25 +487,14 @@ impl Backend {
         if g.is_public() && role == Role::Member {
             // An ordinary member of a public group invites: the owner and admins decide.
             let managers = Self::managers_of(g);
-            let ev = self.group_event(
-                56,
-                &gref,
-                Some(&me),
-                &users,
-                json!({"extra": 10, "description": ""}),
-            );
-            let event_id = ev["event_id"].as_u64().unwrap_or_default();
-            self.join_requests.insert(
-                event_id,
-                JoinRequest {
-                    gid,
-                    from: me.clone(),
-                    targets: users.iter().cloned().collect(),
-                    by_self: false,
-                },
-            );
-            self.notify(&mut out, &managers, ev, None);
-            return Ok(out);
+            let request = JoinRequest {
+                gid,
+                from: me.clone(),
+                targets: users.iter().cloned().collect(),
+                by_self: false,
+            };
+            let extra = json!({"extra": 10, "description": ""});
+            return Ok(self.ask_managers(&gref, &managers, &users, request, extra));
         }
         self.add_members(gid, &users);
         let all = Self::members_of(self.group_by_id(gid)?);
@@ -829,24 +834,14 @@ impl Backend {
         self.check_joinable(g, std::slice::from_ref(&me))?;
         let gref = GroupRef::of(g);
         let managers = Self::managers_of(g);
-        let ev = self.group_event(
-            56,
-            &gref,
-            Some(&me),
-            std::slice::from_ref(&me),
-            json!({"extra": 59, "description": reason}),
-        );
-        let event_id = ev["event_id"].as_u64().unwrap_or_default();
-        self.join_requests.insert(
-            event_id,
-            JoinRequest {
-                gid,
-                from: me.clone(),
-                targets: [me].into_iter().collect(),
-                by_self: true,
-            },
-        );
-        Ok(self.ok_notifying(&managers, ev))
+        let request = JoinRequest {
+            gid,
+            from: me.clone(),
+            targets: [me.clone()].into_iter().collect(),
+            by_self: true,
+        };
+        let extra = json!({"extra": 59, "description": reason});
+        Ok(self.ask_managers(&gref, &managers, &[me], request, extra))
     }
 
     pub(super) fn admin_add_group_member(

@@ -791,6 +791,17 @@ pub(crate) mod test_support {
             assert_eq!(l.code(), Some(0), "{l:?}");
         }
 
+        /// init + register `name` (password "pw") on `conn`, not logged in.
+        pub fn register(&mut self, conn: ConnId, name: &str) {
+            self.init(conn, APP, SECRET);
+            let r = self.req(
+                conn,
+                "register",
+                json!({"username": name, "password": md5_hex("pw")}),
+            );
+            assert_eq!(r.code(), Some(0), "{r:?}");
+        }
+
         /// init + register + login as `name` on `conn` (app APP).
         pub fn user(&mut self, conn: ConnId, name: &str) {
             assert_eq!(self.init(conn, APP, SECRET).code(), Some(0));
@@ -807,6 +818,15 @@ pub(crate) mod test_support {
             );
             assert_eq!(l.code(), Some(0), "{l:?}");
         }
+    }
+
+    /// The event_notification pushes of an outcome: (recipients, payload).
+    pub fn events(o: &Outcome) -> Vec<(Vec<u64>, Value)> {
+        o.pushes
+            .iter()
+            .filter(|p| p.event == "event_notification")
+            .map(|p| (p.to.clone(), p.payload.clone()))
+            .collect()
     }
 
     pub fn resp(o: &Outcome) -> &Map<String, Value> {
@@ -979,12 +999,7 @@ mod tests {
     #[test]
     fn login_retry_on_same_connection_is_not_already_logged_in() {
         let mut h = Harness::new();
-        h.init(1, APP, SECRET);
-        h.req(
-            1,
-            "register",
-            json!({"username": "alice", "password": md5_hex("pw")}),
-        );
+        h.register(1, "alice");
         let l1 = h.req_rid(
             1,
             "login",

@@ -325,14 +325,6 @@ mod tests {
         (h, g, hg)
     }
 
-    fn events(o: &Outcome) -> Vec<(Vec<u64>, Value)> {
-        o.pushes
-            .iter()
-            .filter(|p| p.event == "event_notification")
-            .map(|p| (p.to.clone(), p.payload.clone()))
-            .collect()
-    }
-
     /// The pair (37|39, 10x) to alice's other session only; returns the 10x event.
     fn own_pair(o: &Outcome, legacy: i64, multi: i64) -> Value {
         assert_eq!(o.code(), Some(0), "{o:?}");

@@ -415,12 +415,7 @@ mod tests {
     #[test]
     fn login_errors() {
         let mut h = Harness::new();
-        h.init(1, APP, SECRET);
-        h.req(
-            1,
-            "register",
-            json!({"username": "alice", "password": md5_hex("pw")}),
-        );
+        h.register(1, "alice");
         assert_eq!(
             h.req(
                 1,

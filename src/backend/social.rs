@@ -532,14 +532,6 @@ mod tests {
         )
     }
 
-    fn events(o: &Outcome) -> Vec<(Vec<u64>, Value)> {
-        o.pushes
-            .iter()
-            .filter(|p| p.event == "event_notification")
-            .map(|p| (p.to.clone(), p.payload.clone()))
-            .collect()
-    }
-
     fn names(list: &Value) -> Vec<String> {
         list.as_array()
             .unwrap()
