@@ -38,6 +38,8 @@ pub const DEMO_USERS: &[(&str, &str)] = &[
 ///   per_conversation: 10000
 ///   total: 200000
 /// ```
+// Deliberately repeated (the first five lists of `backend::Seeds`): the config file
+// takes only these, and serde's flatten cannot be combined with deny_unknown_fields.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {

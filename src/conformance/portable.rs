@@ -184,6 +184,8 @@ impl Portable {
     }
 
     /// Waits for a listener delivery whose first argument contains `fields`.
+    // Deliberately repeated (signature and polling loop, as in `BuiltinApi`): the two
+    // clients buffer deliveries in different shapes (raw argument lists here).
     pub async fn expect_listener(
         &mut self,
         client: &str,

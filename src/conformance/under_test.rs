@@ -81,6 +81,8 @@ pub(super) fn no_delivery(listener: &str, fields: &Option<Value>, within: Durati
     format!("no {listener} delivery{containing} within {within:?}")
 }
 
+// Deliberately repeated: the three impls below spell out the trait's signatures and
+// forward; the trait has async fns (not object safe), so `UnderTest` dispatches by hand.
 impl ClientUnderTest for BuiltinApi {
     async fn create(&mut self, client: &str, server: &RunningServer) -> Result<(), String> {
         BuiltinApi::create(self, client, &server.http_url(), &server.upload_url()).await

@@ -563,9 +563,7 @@ impl Loader {
     fn check_fixture_users(&mut self, fu: &check::FixtureUsers, fx: &mut Fixtures) {
         let first = fx.apps[0].appkey.clone();
         for g in &mut fx.groups {
-            if g.value.appkey.is_empty() {
-                g.value.appkey = first.clone();
-            }
+            fill_app(&mut g.value.appkey, &first);
             let v = &g.value;
             for n in std::iter::once(&v.owner)
                 .chain(&v.admins)
@@ -587,9 +585,7 @@ impl Loader {
             }
         }
         for f in &mut fx.friends {
-            if f.value.appkey.is_empty() {
-                f.value.appkey = first.clone();
-            }
+            fill_app(&mut f.value.appkey, &first);
             for n in &f.value.users {
                 fu.check(
                     &mut self.errors,
@@ -601,18 +597,14 @@ impl Loader {
             }
         }
         for b in &mut fx.blacklists {
-            if b.value.appkey.is_empty() {
-                b.value.appkey = first.clone();
-            }
+            fill_app(&mut b.value.appkey, &first);
             let v = b.value.clone();
             for n in std::iter::once(&v.user).chain(&v.blocks) {
                 fu.check(&mut self.errors, &b.referenced, &v.appkey, n, "blacklist");
             }
         }
         for m in &mut fx.media {
-            if m.value.appkey.is_empty() {
-                m.value.appkey = first.clone();
-            }
+            fill_app(&mut m.value.appkey, &first);
             let v = m.value.clone();
             fu.check(
                 &mut self.errors,
@@ -623,9 +615,7 @@ impl Loader {
             );
         }
         for m in &mut fx.messages {
-            if m.value.appkey.is_empty() {
-                m.value.appkey = first.clone();
-            }
+            fill_app(&mut m.value.appkey, &first);
             let v = m.value.clone();
             fu.check(
                 &mut self.errors,
@@ -753,6 +743,13 @@ pub fn is_known_differences_file(path: &Path) -> bool {
 /// Whether a file is a fixture file (it lives in a `fixtures` directory).
 pub fn is_fixture_file(path: &Path) -> bool {
     path.components().any(|c| c.as_os_str() == "fixtures")
+}
+
+/// An empty fixture appkey means the first app's.
+fn fill_app(appkey: &mut String, first: &str) {
+    if appkey.is_empty() {
+        *appkey = first.to_owned();
+    }
 }
 
 #[cfg(test)]
