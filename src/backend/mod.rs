@@ -6,13 +6,13 @@
 //! (dedupe of retried rids, session preconditions, unknown events) before the handler
 //! of the event runs. Handlers live in one file per area.
 
-pub mod adopt;
+pub(crate) mod adopt;
 mod chat;
-pub mod clock;
+pub(crate) mod clock;
 pub mod dedupe;
 mod events;
-pub mod export;
-pub mod footprint;
+pub(crate) mod export;
+pub(crate) mod footprint;
 mod group_chat;
 mod groups;
 mod history;
@@ -20,14 +20,14 @@ mod inspect;
 pub mod limits;
 pub mod media;
 pub mod media_access;
-pub mod model;
+pub(crate) mod model;
 mod nodisturb;
-pub mod reach;
+pub(crate) mod reach;
 mod receipts;
 mod retract;
 mod rooms;
-pub mod saved;
-pub mod seed;
+pub(crate) mod saved;
+pub(crate) mod seed;
 mod session;
 mod social;
 mod sync;

@@ -2,13 +2,13 @@
 //! diagnostics, and turn into server state and fault rules. Nothing in a bad file is
 //! half-applied: [`load`] returns either a whole [`Scenario`] or every error.
 
-pub mod api;
+pub(crate) mod api;
 mod check;
-pub mod files;
+pub(crate) mod files;
 pub mod model;
-pub mod record;
+pub(crate) mod record;
 pub mod schema;
-pub mod shape;
+pub(crate) mod shape;
 
 pub use files::FileAccess;
 
