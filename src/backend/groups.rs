@@ -1247,17 +1247,7 @@ mod tests {
     #[test]
     fn cross_app_members_follow_the_app_cross_app_list() {
         let mut h = four();
-        h.init(5, APP2, "s2");
-        h.req(
-            5,
-            "register",
-            json!({"username": "zed1", "password": md5_hex("pw")}),
-        );
-        h.req(
-            5,
-            "login",
-            json!({"username": "zed1", "password": md5_hex("pw")}),
-        );
+        h.user_in(5, APP2, "s2", "zed1");
         let gid = seed(&mut h, "alice", &[], &[], false);
         let o = h.req(
             1,

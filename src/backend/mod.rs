@@ -804,7 +804,12 @@ pub(crate) mod test_support {
 
         /// init + register + login as `name` on `conn` (app APP).
         pub fn user(&mut self, conn: ConnId, name: &str) {
-            assert_eq!(self.init(conn, APP, SECRET).code(), Some(0));
+            self.user_in(conn, APP, SECRET, name);
+        }
+
+        /// init + register + login as `name` on `conn` in the app `appkey`.
+        pub fn user_in(&mut self, conn: ConnId, appkey: &str, secret: &str, name: &str) {
+            assert_eq!(self.init(conn, appkey, secret).code(), Some(0));
             let r = self.req(
                 conn,
                 "register",
