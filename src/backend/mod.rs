@@ -42,6 +42,7 @@ use crate::protocol::Needs;
 use crate::protocol::{success, Args, Code, Event, Failure, PushEvent, Rid};
 use dedupe::{Dedupe, Scope};
 use model::{Conn, Group, Mailbox, Message, ReceiptState, Room, Social, User};
+use nodisturb::Op;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -579,15 +580,15 @@ impl Backend {
             Event::AddBlackList => self.add_black_list(conn, a),
             Event::DelBlackList => self.del_black_list(conn, a),
             Event::NoDisturb => self.no_disturb(conn, a),
-            Event::AddMsgNoDisturbSingle => self.add_nodisturb_single(conn, a),
-            Event::DeleteMsgNoDisturbSingle => self.del_nodisturb_single(conn, a),
-            Event::AddMsgNoDisturbGroup => self.add_nodisturb_group(conn, a),
-            Event::DeleteMsgNoDisturbGroup => self.del_nodisturb_group(conn, a),
-            Event::AddMsgNoDisturbGlobal => self.add_nodisturb_global(conn, a),
-            Event::DeleteMsgNoDisturbGlobal => self.del_nodisturb_global(conn, a),
+            Event::AddMsgNoDisturbSingle => self.nodisturb_single(conn, a, Op::Add),
+            Event::DeleteMsgNoDisturbSingle => self.nodisturb_single(conn, a, Op::Del),
+            Event::AddMsgNoDisturbGroup => self.nodisturb_group(conn, a, Op::Add),
+            Event::DeleteMsgNoDisturbGroup => self.nodisturb_group(conn, a, Op::Del),
+            Event::AddMsgNoDisturbGlobal => self.nodisturb_global(conn, a, Op::Add),
+            Event::DeleteMsgNoDisturbGlobal => self.nodisturb_global(conn, a, Op::Del),
             Event::ListShieldGroup => self.list_shield_group(conn),
-            Event::AddMsgShieldGroup => self.add_shield_group(conn, a),
-            Event::DelMsgShieldGroup => self.del_shield_group(conn, a),
+            Event::AddMsgShieldGroup => self.shield(conn, a, Op::Add),
+            Event::DelMsgShieldGroup => self.shield(conn, a, Op::Del),
             Event::TransMsgSingle => self.trans_msg_single(conn, a),
             Event::TransMsgGroup => self.trans_msg_group(conn, a),
             Event::TransMsgPlatform => self.trans_msg_platform(conn, a),

@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 /// Which no-disturb list a call changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
+pub(super) enum Op {
     Add,
     Del,
 }
@@ -96,7 +96,12 @@ impl Backend {
         Ok(Outcome::ok(f))
     }
 
-    fn nodisturb_single(&mut self, conn: ConnId, a: Args<'_>, op: Op) -> Result<Outcome, Failure> {
+    pub(super) fn nodisturb_single(
+        &mut self,
+        conn: ConnId,
+        a: Args<'_>,
+        op: Op,
+    ) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
         a.opt_i64("version")?;
         let target = Self::named_user(&me, a, "target_name", "appkey")?;
@@ -126,29 +131,16 @@ impl Backend {
             _ => {}
         }
         let extra = if op == Op::Add { 31 } else { 32 };
-        let mut out = Outcome::ok_empty();
         let fields = json!({"extra": extra, "to_usernames": [self.user_ref(&target)]});
-        self.own_change(&mut out, conn, &me, Some(37), 102, fields);
-        Ok(out)
+        Ok(self.own_change_ok(conn, &me, Some(37), 102, fields))
     }
 
-    pub(super) fn add_nodisturb_single(
+    pub(super) fn nodisturb_group(
         &mut self,
         conn: ConnId,
         a: Args<'_>,
+        op: Op,
     ) -> Result<Outcome, Failure> {
-        self.nodisturb_single(conn, a, Op::Add)
-    }
-
-    pub(super) fn del_nodisturb_single(
-        &mut self,
-        conn: ConnId,
-        a: Args<'_>,
-    ) -> Result<Outcome, Failure> {
-        self.nodisturb_single(conn, a, Op::Del)
-    }
-
-    fn nodisturb_group(&mut self, conn: ConnId, a: Args<'_>, op: Op) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
         a.opt_i64("version")?;
         let gid = self.member_group(
@@ -174,29 +166,16 @@ impl Backend {
             _ => {}
         }
         let extra = if op == Op::Add { 33 } else { 34 };
-        let mut out = Outcome::ok_empty();
         let fields = json!({"extra": extra, "to_groups": [self.group_ref(gid)]});
-        self.own_change(&mut out, conn, &me, Some(37), 102, fields);
-        Ok(out)
+        Ok(self.own_change_ok(conn, &me, Some(37), 102, fields))
     }
 
-    pub(super) fn add_nodisturb_group(
+    pub(super) fn nodisturb_global(
         &mut self,
         conn: ConnId,
         a: Args<'_>,
+        op: Op,
     ) -> Result<Outcome, Failure> {
-        self.nodisturb_group(conn, a, Op::Add)
-    }
-
-    pub(super) fn del_nodisturb_group(
-        &mut self,
-        conn: ConnId,
-        a: Args<'_>,
-    ) -> Result<Outcome, Failure> {
-        self.nodisturb_group(conn, a, Op::Del)
-    }
-
-    fn nodisturb_global(&mut self, conn: ConnId, a: Args<'_>, op: Op) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
         a.opt_i64("version")?;
         let s = self.social_mut(&me);
@@ -212,26 +191,8 @@ impl Backend {
             });
         }
         s.nodisturb_global = on;
-        let mut out = Outcome::ok_empty();
         let fields = json!({"extra": if on { 35 } else { 36 }});
-        self.own_change(&mut out, conn, &me, Some(37), 102, fields);
-        Ok(out)
-    }
-
-    pub(super) fn add_nodisturb_global(
-        &mut self,
-        conn: ConnId,
-        a: Args<'_>,
-    ) -> Result<Outcome, Failure> {
-        self.nodisturb_global(conn, a, Op::Add)
-    }
-
-    pub(super) fn del_nodisturb_global(
-        &mut self,
-        conn: ConnId,
-        a: Args<'_>,
-    ) -> Result<Outcome, Failure> {
-        self.nodisturb_global(conn, a, Op::Del)
+        Ok(self.own_change_ok(conn, &me, Some(37), 102, fields))
     }
 
     // ----- shield --------------------------------------------------------------------
@@ -250,7 +211,7 @@ impl Backend {
         Ok(Outcome::ok(f))
     }
 
-    fn shield(&mut self, conn: ConnId, a: Args<'_>, op: Op) -> Result<Outcome, Failure> {
+    pub(super) fn shield(&mut self, conn: ConnId, a: Args<'_>, op: Op) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
         let gid = self.member_group(&me, a, Code::ShieldGroupNotExist, Code::ShieldNotInGroup)?;
         let s = self.social_mut(&me);
@@ -270,26 +231,8 @@ impl Backend {
             _ => {}
         }
         let extra = if op == Op::Add { 1 } else { 2 };
-        let mut out = Outcome::ok_empty();
         let fields = json!({"extra": extra, "to_groups": [self.group_ref(gid)]});
-        self.own_change(&mut out, conn, &me, Some(39), 103, fields);
-        Ok(out)
-    }
-
-    pub(super) fn add_shield_group(
-        &mut self,
-        conn: ConnId,
-        a: Args<'_>,
-    ) -> Result<Outcome, Failure> {
-        self.shield(conn, a, Op::Add)
-    }
-
-    pub(super) fn del_shield_group(
-        &mut self,
-        conn: ConnId,
-        a: Args<'_>,
-    ) -> Result<Outcome, Failure> {
-        self.shield(conn, a, Op::Del)
+        Ok(self.own_change_ok(conn, &me, Some(39), 103, fields))
     }
 }
 

@@ -97,6 +97,20 @@ impl Backend {
         self.notify(out, users, ev, Some(conn));
     }
 
+    /// [`Self::own_change`] as the whole answer to a successful request.
+    pub(super) fn own_change_ok(
+        &mut self,
+        conn: ConnId,
+        me: &UserKey,
+        legacy: Option<i64>,
+        multi: i64,
+        fields: Value,
+    ) -> Outcome {
+        let mut out = Outcome::ok_empty();
+        self.own_change(&mut out, conn, me, legacy, multi, fields);
+        out
+    }
+
     // ----- friends -------------------------------------------------------------------
 
     pub(super) fn get_friend_list(&mut self, conn: ConnId) -> Result<Outcome, Failure> {
@@ -460,17 +474,9 @@ impl Backend {
         list: &[UserKey],
         extra: u8,
     ) -> Outcome {
-        let mut out = Outcome::ok_empty();
         let to: Vec<Value> = list.iter().map(|k| self.user_ref(k)).collect();
-        self.own_change(
-            &mut out,
-            conn,
-            me,
-            Some(38),
-            101,
-            json!({"extra": extra, "to_usernames": to}),
-        );
-        out
+        let fields = json!({"extra": extra, "to_usernames": to});
+        self.own_change_ok(conn, me, Some(38), 101, fields)
     }
 
     pub(super) fn del_black_list(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
