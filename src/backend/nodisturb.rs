@@ -7,10 +7,11 @@
 //! mutes notifications on devices); a shielded group's messages are not delivered to the
 //! user, which the group send path applies through [`Backend::is_group_shielded`].
 
-use super::model::UserKey;
+use super::model::{Social, UserKey};
 use super::{Backend, ConnId, Outcome};
 use crate::protocol::{Args, Code, Failure};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
 
 /// Which no-disturb list a call changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,25 +150,40 @@ impl Backend {
             Code::NoDisturbGroupNotExist,
             Code::NoDisturbNotInGroup,
         )?;
-        let s = self.social_mut(&me);
-        match op {
-            Op::Add if !s.nodisturb_groups.insert(gid) => {
-                return Err(Failure::new(
-                    Code::NoDisturbGroupAlready,
-                    format!("group {gid} is already in no-disturb"),
-                ))
-            }
-            Op::Del if !s.nodisturb_groups.remove(&gid) => {
-                return Err(Failure::new(
-                    Code::NoDisturbGroupNot,
-                    format!("group {gid} is not in no-disturb"),
-                ))
-            }
-            _ => {}
-        }
+        self.toggle_group(
+            &me,
+            gid,
+            op,
+            |s| &mut s.nodisturb_groups,
+            (Code::NoDisturbGroupAlready, "is already in no-disturb"),
+            (Code::NoDisturbGroupNot, "is not in no-disturb"),
+        )?;
         let extra = if op == Op::Add { 33 } else { 34 };
         let fields = json!({"extra": extra, "to_groups": [self.group_ref(gid)]});
         Ok(self.own_change_ok(conn, &me, Some(37), 102, fields))
+    }
+
+    /// Adds `gid` to (or removes it from) one of `me`'s group lists; `already` and `not`
+    /// are the failure (code, wording) when there is nothing to change.
+    fn toggle_group(
+        &mut self,
+        me: &UserKey,
+        gid: u64,
+        op: Op,
+        list: fn(&mut Social) -> &mut BTreeSet<u64>,
+        already: (Code, &str),
+        not: (Code, &str),
+    ) -> Result<(), Failure> {
+        let set = list(self.social_mut(me));
+        let (changed, (code, what)) = match op {
+            Op::Add => (set.insert(gid), already),
+            Op::Del => (set.remove(&gid), not),
+        };
+        if changed {
+            Ok(())
+        } else {
+            Err(Failure::new(code, format!("group {gid} {what}")))
+        }
     }
 
     pub(super) fn nodisturb_global(
@@ -214,22 +230,14 @@ impl Backend {
     pub(super) fn shield(&mut self, conn: ConnId, a: Args<'_>, op: Op) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
         let gid = self.member_group(&me, a, Code::ShieldGroupNotExist, Code::ShieldNotInGroup)?;
-        let s = self.social_mut(&me);
-        match op {
-            Op::Add if !s.shield_groups.insert(gid) => {
-                return Err(Failure::new(
-                    Code::ShieldAlready,
-                    format!("group {gid} is already shielded"),
-                ))
-            }
-            Op::Del if !s.shield_groups.remove(&gid) => {
-                return Err(Failure::new(
-                    Code::ShieldNot,
-                    format!("group {gid} is not shielded"),
-                ))
-            }
-            _ => {}
-        }
+        self.toggle_group(
+            &me,
+            gid,
+            op,
+            |s| &mut s.shield_groups,
+            (Code::ShieldAlready, "is already shielded"),
+            (Code::ShieldNot, "is not shielded"),
+        )?;
         let extra = if op == Op::Add { 1 } else { 2 };
         let fields = json!({"extra": extra, "to_groups": [self.group_ref(gid)]});
         Ok(self.own_change_ok(conn, &me, Some(39), 103, fields))

@@ -603,6 +603,8 @@ impl Loader {
                 fu.check(&mut self.errors, &b.referenced, &v.appkey, n, "blacklist");
             }
         }
+        // Deliberately alike (media and messages): each kind names its users in its own
+        // fields, and a message names up to two more below.
         for m in &mut fx.media {
             fill_app(&mut m.value.appkey, &first);
             let v = m.value.clone();
