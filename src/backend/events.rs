@@ -12,6 +12,22 @@ use crate::protocol::PushEvent;
 use crate::protocol::{Args, Failure};
 use serde_json::{json, Value};
 
+/// What a sync check answers for one log: nothing new means no push and the response
+/// key moves to the log's head; otherwise a push `{sync_key: head, <field>: items}` and
+/// the caller's key stays until it acks.
+pub(super) fn pending_page(
+    head: i64,
+    key: i64,
+    field: &str,
+    items: Vec<Value>,
+) -> (Option<Value>, i64) {
+    if items.is_empty() {
+        (None, head.max(key))
+    } else {
+        (Some(json!({"sync_key": head, field: items})), key)
+    }
+}
+
 impl Backend {
     /// Sends `event` to `users` (each once), skipping the connection `skip` (the sender's
     /// own session for multi-end events).
@@ -68,14 +84,7 @@ impl Backend {
             .filter(|e| e.seq > key && !e.delivered)
             .map(|e| e.event.clone())
             .collect();
-        if events.is_empty() {
-            (None, mb.event_head.max(key))
-        } else {
-            (
-                Some(json!({"sync_key": mb.event_head, "events": events})),
-                key,
-            )
-        }
+        pending_page(mb.event_head, key, "events", events)
     }
 
     pub(super) fn sync_event_ack(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {

@@ -260,14 +260,7 @@ impl Backend {
             .filter(|e| e.seq > key && !e.delivered)
             .map(|e| e.receipt.clone())
             .collect();
-        if receipts.is_empty() {
-            (None, log.head.max(key))
-        } else {
-            (
-                Some(json!({"sync_key": log.head, "receipts": receipts})),
-                key,
-            )
-        }
+        super::events::pending_page(log.head, key, "receipts", receipts)
     }
 
     /// `receipt_msgs` of a `sync_conversation` entry: the user's own need-receipt
