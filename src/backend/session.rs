@@ -89,30 +89,14 @@ impl ProfilePatch {
             address,
             extras,
         } = self;
-        if let Some(v) = nickname {
-            u.nickname = v;
-        }
-        if let Some(v) = avatar {
-            u.avatar = v;
-        }
-        if let Some(v) = birthday {
-            u.birthday = v;
-        }
-        if let Some(v) = gender {
-            u.gender = v;
-        }
-        if let Some(v) = signature {
-            u.signature = v;
-        }
-        if let Some(v) = region {
-            u.region = v;
-        }
-        if let Some(v) = address {
-            u.address = v;
-        }
-        if let Some(v) = extras {
-            u.extras = v;
-        }
+        set(&mut u.nickname, nickname);
+        set(&mut u.avatar, avatar);
+        set(&mut u.birthday, birthday);
+        set(&mut u.gender, gender);
+        set(&mut u.signature, signature);
+        set(&mut u.region, region);
+        set(&mut u.address, address);
+        set(&mut u.extras, extras);
     }
 }
 
@@ -308,6 +292,13 @@ impl Backend {
         fields.insert("online_list".into(), Value::Array(online));
         out.response = Some(crate::protocol::success(fields));
         Ok(out)
+    }
+}
+
+/// Overwrites `slot` when the patch has a value for it.
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
     }
 }
 
