@@ -20,6 +20,38 @@ pub(super) enum Op {
     Del,
 }
 
+/// One of a user's group lists (no-disturb, shield): where it lives, the failures when
+/// there is nothing to change, and the events a change sends.
+struct GroupList {
+    list: fn(&mut Social) -> &mut BTreeSet<u64>,
+    /// (code, wording) when adding a group already listed.
+    already: (Code, &'static str),
+    /// (code, wording) when removing a group not listed.
+    not: (Code, &'static str),
+    legacy: i64,
+    multi: i64,
+    /// The multi-end event's `extra` for (add, remove).
+    extra: (i64, i64),
+}
+
+const NODISTURB_GROUPS: GroupList = GroupList {
+    list: |s| &mut s.nodisturb_groups,
+    already: (Code::NoDisturbGroupAlready, "is already in no-disturb"),
+    not: (Code::NoDisturbGroupNot, "is not in no-disturb"),
+    legacy: 37,
+    multi: 102,
+    extra: (33, 34),
+};
+
+const SHIELD_GROUPS: GroupList = GroupList {
+    list: |s| &mut s.shield_groups,
+    already: (Code::ShieldAlready, "is already shielded"),
+    not: (Code::ShieldNot, "is not shielded"),
+    legacy: 39,
+    multi: 103,
+    extra: (1, 2),
+};
+
 impl Backend {
     /// Whether `user` has shielded group `gid`: the group send path must not push that
     /// group's messages (nor group transparent messages) to the user.
@@ -150,40 +182,29 @@ impl Backend {
             Code::NoDisturbGroupNotExist,
             Code::NoDisturbNotInGroup,
         )?;
-        self.toggle_group(
-            &me,
-            gid,
-            op,
-            |s| &mut s.nodisturb_groups,
-            (Code::NoDisturbGroupAlready, "is already in no-disturb"),
-            (Code::NoDisturbGroupNot, "is not in no-disturb"),
-        )?;
-        let extra = if op == Op::Add { 33 } else { 34 };
-        let fields = json!({"extra": extra, "to_groups": [self.group_ref(gid)]});
-        Ok(self.own_change_ok(conn, &me, Some(37), 102, fields))
+        self.change_group_list(conn, &me, gid, op, &NODISTURB_GROUPS)
     }
 
-    /// Adds `gid` to (or removes it from) one of `me`'s group lists; `already` and `not`
-    /// are the failure (code, wording) when there is nothing to change.
-    fn toggle_group(
+    /// Adds `gid` to (or removes it from) the caller's group list `l` and tells the
+    /// caller's other sessions (events `l.legacy` and `l.multi`).
+    fn change_group_list(
         &mut self,
+        conn: ConnId,
         me: &UserKey,
         gid: u64,
         op: Op,
-        list: fn(&mut Social) -> &mut BTreeSet<u64>,
-        already: (Code, &str),
-        not: (Code, &str),
-    ) -> Result<(), Failure> {
-        let set = list(self.social_mut(me));
-        let (changed, (code, what)) = match op {
-            Op::Add => (set.insert(gid), already),
-            Op::Del => (set.remove(&gid), not),
+        l: &GroupList,
+    ) -> Result<Outcome, Failure> {
+        let set = (l.list)(self.social_mut(me));
+        let (changed, (code, what), extra) = match op {
+            Op::Add => (set.insert(gid), l.already, l.extra.0),
+            Op::Del => (set.remove(&gid), l.not, l.extra.1),
         };
-        if changed {
-            Ok(())
-        } else {
-            Err(Failure::new(code, format!("group {gid} {what}")))
+        if !changed {
+            return Err(Failure::new(code, format!("group {gid} {what}")));
         }
+        let fields = json!({"extra": extra, "to_groups": [self.group_ref(gid)]});
+        Ok(self.own_change_ok(conn, me, Some(l.legacy), l.multi, fields))
     }
 
     pub(super) fn nodisturb_global(
@@ -230,17 +251,7 @@ impl Backend {
     pub(super) fn shield(&mut self, conn: ConnId, a: Args<'_>, op: Op) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
         let gid = self.member_group(&me, a, Code::ShieldGroupNotExist, Code::ShieldNotInGroup)?;
-        self.toggle_group(
-            &me,
-            gid,
-            op,
-            |s| &mut s.shield_groups,
-            (Code::ShieldAlready, "is already shielded"),
-            (Code::ShieldNot, "is not shielded"),
-        )?;
-        let extra = if op == Op::Add { 1 } else { 2 };
-        let fields = json!({"extra": extra, "to_groups": [self.group_ref(gid)]});
-        Ok(self.own_change_ok(conn, &me, Some(39), 103, fields))
+        self.change_group_list(conn, &me, gid, op, &SHIELD_GROUPS)
     }
 }
 
