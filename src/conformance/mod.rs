@@ -23,6 +23,7 @@ pub mod snapshot;
 pub(crate) mod under_test;
 
 pub use junit::junit;
+pub use under_test::ClientUnderTest;
 
 use crate::faults::{Direction, Entry, KindSpec};
 use crate::scenario::{Expectation, FrameFilter, Scenario};
