@@ -102,8 +102,7 @@ impl Backend {
     // ----- no-disturb ----------------------------------------------------------------
 
     pub(super) fn no_disturb(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        a.opt_i64("version")?;
+        let me = self.me_versioned(conn, a)?;
         let (global, users, groups) = match self.social.get(&me) {
             None => (false, Vec::new(), Vec::new()),
             Some(s) => (
@@ -129,14 +128,20 @@ impl Backend {
         Ok(Outcome::ok(f))
     }
 
+    /// The caller of a no-disturb change, after checking the optional `version`.
+    fn me_versioned(&self, conn: ConnId, a: Args<'_>) -> Result<UserKey, Failure> {
+        let me = self.me(conn)?;
+        a.opt_i64("version")?;
+        Ok(me)
+    }
+
     pub(super) fn nodisturb_single(
         &mut self,
         conn: ConnId,
         a: Args<'_>,
         op: Op,
     ) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        a.opt_i64("version")?;
+        let me = self.me_versioned(conn, a)?;
         let target = Self::named_user(&me, a, "target_name", "appkey")?;
         if !self.users.contains_key(&target) {
             return Err(Failure::new(
@@ -174,8 +179,7 @@ impl Backend {
         a: Args<'_>,
         op: Op,
     ) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        a.opt_i64("version")?;
+        let me = self.me_versioned(conn, a)?;
         let gid = self.member_group(
             &me,
             a,
@@ -213,8 +217,7 @@ impl Backend {
         a: Args<'_>,
         op: Op,
     ) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        a.opt_i64("version")?;
+        let me = self.me_versioned(conn, a)?;
         let s = self.social_mut(&me);
         let on = op == Op::Add;
         if s.nodisturb_global == on {

@@ -44,6 +44,7 @@ impl BuiltinApi {
     }
 }
 
+// Deliberately repeated: the signatures are the trait's (`under_test.rs`).
 impl ClientUnderTest for BuiltinApi {
     async fn create(&mut self, client: &str, server: &RunningServer) -> Result<(), String> {
         let (base, upload) = (server.http_url(), server.upload_url());

@@ -87,6 +87,7 @@ impl Portable {
     }
 }
 
+// Deliberately repeated: the signatures are the trait's (`under_test.rs`).
 impl ClientUnderTest for Portable {
     async fn create(&mut self, client: &str, server: &RunningServer) -> Result<(), String> {
         self.driver
