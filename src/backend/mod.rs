@@ -772,35 +772,27 @@ pub(crate) mod test_support {
         /// init + login as the registered `name` on `conn` from `platform` (a second
         /// session beside the web one).
         pub fn login_on(&mut self, conn: ConnId, name: &str, platform: &str) {
-            self.init(conn, APP, SECRET);
-            let l = self.req(
-                conn,
-                "login",
-                json!({"username": name, "password": md5_hex("pw"), "platform": platform}),
-            );
-            assert_eq!(l.code(), Some(0), "{l:?}");
+            let body = json!({"username": name, "password": md5_hex("pw"), "platform": platform});
+            self.init_then(conn, "login", body);
         }
 
         /// init + login as the registered `name` on `conn` with no platform (web).
         pub fn login_web(&mut self, conn: ConnId, name: &str) {
-            self.init(conn, APP, SECRET);
-            let l = self.req(
-                conn,
-                "login",
-                json!({"username": name, "password": md5_hex("pw")}),
-            );
-            assert_eq!(l.code(), Some(0), "{l:?}");
+            let body = json!({"username": name, "password": md5_hex("pw")});
+            self.init_then(conn, "login", body);
         }
 
         /// init + register `name` (password "pw") on `conn`, not logged in.
         pub fn register(&mut self, conn: ConnId, name: &str) {
+            let body = json!({"username": name, "password": md5_hex("pw")});
+            self.init_then(conn, "register", body);
+        }
+
+        /// init in APP, then `event` with `body`, which must succeed.
+        fn init_then(&mut self, conn: ConnId, event: &str, body: Value) {
             self.init(conn, APP, SECRET);
-            let r = self.req(
-                conn,
-                "register",
-                json!({"username": name, "password": md5_hex("pw")}),
-            );
-            assert_eq!(r.code(), Some(0), "{r:?}");
+            let o = self.req(conn, event, body);
+            assert_eq!(o.code(), Some(0), "{o:?}");
         }
 
         /// init + register + login as `name` on `conn` (app APP).

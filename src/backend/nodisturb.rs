@@ -34,6 +34,7 @@ struct GroupList {
     extra: (i64, i64),
 }
 
+// Deliberately alike: the two rows of the `GroupList` table.
 const NODISTURB_GROUPS: GroupList = GroupList {
     list: |s| &mut s.nodisturb_groups,
     already: (Code::NoDisturbGroupAlready, "is already in no-disturb"),
