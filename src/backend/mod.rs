@@ -304,39 +304,27 @@ impl Backend {
         }
         for mut g in config.seeds.groups {
             g.appkey = or_first(g.appkey);
-            if let Err(e) = b.seed_group(g) {
-                errors.push(e);
-            }
+            errors.extend(b.seed_group(g).err());
         }
         for mut r in config.seeds.rooms {
             r.appkey = or_first(r.appkey);
-            if let Err(e) = b.seed_room(r) {
-                errors.push(e);
-            }
+            errors.extend(b.seed_room(r).err());
         }
         for mut f in config.seeds.friends {
             f.appkey = or_first(f.appkey);
-            if let Err(e) = b.seed_friends(f) {
-                errors.push(e);
-            }
+            errors.extend(b.seed_friends(f).err());
         }
         for mut x in config.seeds.blacklists {
             x.appkey = or_first(x.appkey);
-            if let Err(e) = b.seed_blacklist(x) {
-                errors.push(e);
-            }
+            errors.extend(b.seed_blacklist(x).err());
         }
         for mut m in config.seeds.media {
             m.appkey = or_first(m.appkey);
-            if let Err(e) = b.seed_media(&m) {
-                errors.push(e);
-            }
+            errors.extend(b.seed_media(&m).err());
         }
         for mut m in config.seeds.messages {
             m.appkey = or_first(m.appkey);
-            if let Err(e) = b.seed_message(&m) {
-                errors.push(e);
-            }
+            errors.extend(b.seed_message(&m).err());
         }
         (b, errors)
     }
