@@ -11,7 +11,7 @@ mod support;
 
 use jmessage_mock::backend::limits::HistoryLimits;
 use jmessage_mock::backend::{
-    md5_hex, signature, AppConfig, Backend, BackendConfig, ManualClock, Outcome,
+    md5_hex, signature, AppConfig, Backend, BackendConfig, ManualClock, Outcome, Seeds,
 };
 use jmessage_mock::protocol::Rid;
 use jmessage_mock::server::persist::{MessageCache, Snapshot};
@@ -90,20 +90,22 @@ fn save_cost(b: &Backend) {
 fn main() {
     let n: usize = if support::full_mode() { 100_000 } else { 2_000 };
     let config = BackendConfig {
-        apps: vec![AppConfig {
-            appkey: APP.into(),
-            secret: SECRET.into(),
-            name: "bench".into(),
-            cross_app: None,
-            max_users: None,
-        }],
+        seeds: Seeds {
+            apps: vec![AppConfig {
+                appkey: APP.into(),
+                secret: SECRET.into(),
+                name: "bench".into(),
+                cross_app: None,
+                max_users: None,
+            }],
+            ..Seeds::default()
+        },
         history: HistoryLimits {
             per_conversation: n,
             total: n,
             ..HistoryLimits::default()
         },
         signature_ttl_ms: 600_000,
-        ..BackendConfig::default()
     };
     let clock = ManualClock::new(1_800_000_000_000);
     let mut bench = Bench {

@@ -71,9 +71,9 @@ fn seed(name: &str) -> UserSeed {
 
 async fn start(users: &[String], group: bool, journal: usize) -> RunningServer {
     let mut backend = common::backend_config();
-    backend.users.extend(users.iter().map(|u| seed(u)));
+    backend.seeds.users.extend(users.iter().map(|u| seed(u)));
     if group {
-        backend.groups.push(GroupSeed {
+        backend.seeds.groups.push(GroupSeed {
             appkey: String::new(),
             gid: Some(GID),
             name: "bench".into(),

@@ -1,7 +1,7 @@
 //! Server configuration: the embedded default app and demo users, and the optional
 //! YAML config file (`--config`).
 
-use crate::backend::{AppConfig, BackendConfig, FriendSeed, GroupSeed, RoomSeed, UserSeed};
+use crate::backend::{AppConfig, BackendConfig, FriendSeed, GroupSeed, RoomSeed, Seeds, UserSeed};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -38,6 +38,8 @@ pub const DEMO_USERS: &[(&str, &str)] = &[
 ///   per_conversation: 10000
 ///   total: 200000
 /// ```
+// Deliberately repeated (the first five lists of `backend::Seeds`): the config file
+// takes only these, and serde's flatten cannot be combined with deny_unknown_fields.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
@@ -182,17 +184,17 @@ pub fn backend_config(
         }
     }
     BackendConfig {
-        apps,
-        users,
-        groups,
-        rooms,
-        friends,
-        messages: Vec::new(),
-        media: Vec::new(),
-        blacklists: Vec::new(),
+        seeds: Seeds {
+            apps,
+            users,
+            groups,
+            rooms,
+            friends,
+            ..Seeds::default()
+        },
         signature_ttl_ms: file
             .and_then(|f| f.signature_ttl_ms)
-            .unwrap_or(10 * 60 * 1000),
+            .unwrap_or(crate::protocol::sign::SIGNATURE_TTL_MS),
         history: file.and_then(|f| f.history).unwrap_or_default(),
     }
 }
@@ -226,11 +228,11 @@ mod tests {
     #[test]
     fn defaults_have_an_app_and_demo_users() {
         let c = backend_config(None, None, None);
-        assert_eq!(c.apps[0].appkey, DEFAULT_APPKEY);
-        assert_eq!(c.users.len(), DEMO_USERS.len());
+        assert_eq!(c.seeds.apps[0].appkey, DEFAULT_APPKEY);
+        assert_eq!(c.seeds.users.len(), DEMO_USERS.len());
         let c = backend_config(None, Some("k"), Some("s"));
-        assert_eq!(c.apps[0].appkey, "k");
-        assert_eq!(c.users[0].appkey, "k");
+        assert_eq!(c.seeds.apps[0].appkey, "k");
+        assert_eq!(c.seeds.users[0].appkey, "k");
     }
 
     #[test]
@@ -264,7 +266,7 @@ mod tests {
         )
         .unwrap();
         let c = backend_config(Some(&f), None, None);
-        assert_eq!(c.users.len(), 1);
-        assert_eq!(c.apps[0].secret, "b");
+        assert_eq!(c.seeds.users.len(), 1);
+        assert_eq!(c.seeds.apps[0].secret, "b");
     }
 }

@@ -36,9 +36,11 @@
 //! What an embedding test needs is re-exported at the root: [`start`], [`ServerConfig`]
 //! and [`RunningServer`] for a mock server, [`Client`] and [`ClientConfig`] for a client,
 //! [`FaultSpec`] for scripting faults, and [`run_scenario`] with [`load_scenario`] for the
-//! runner. Those, and the modules' items they name, are the stable API. The modules stay
-//! public because the integration tests, benches and fuzz targets reach inside them;
-//! anything not reached through the re-exports is internal and may change.
+//! runner. Those, and the modules' items they name, are the stable API. The top-level
+//! modules stay public because the binary, the integration tests, benches and fuzz
+//! targets reach inside them; submodules nothing outside reaches are `pub(crate)`
+//! (`docs/architecture.md` lists which). Anything not reached through the re-exports is
+//! internal and may change.
 //!
 //! # A mock server in a test
 //!

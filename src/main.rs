@@ -266,7 +266,7 @@ fn sign(a: SignArgs) -> ExitCode {
         }
     };
     let cfg = config::backend_config(file.as_ref(), a.appkey.as_deref(), a.secret.as_deref());
-    let app = &cfg.apps[0];
+    let app = &cfg.seeds.apps[0];
     let ts = a
         .timestamp
         .unwrap_or_else(|| {

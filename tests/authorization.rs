@@ -13,7 +13,7 @@
 use jmessage_mock::backend::media::MediaKind;
 use jmessage_mock::backend::{
     md5_hex, signature, AppConfig, Backend, BackendConfig, GroupSeed, ManualClock, Outcome,
-    RoomSeed, UserKey, UserSeed,
+    RoomSeed, Seeds, UserKey, UserSeed,
 };
 use jmessage_mock::protocol::Rid;
 use serde_json::{json, Value};
@@ -80,7 +80,7 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        let cfg = BackendConfig {
+        let seeds = Seeds {
             apps: vec![
                 app(CLOSED, Some(vec![])),
                 app(OPENER, Some(vec![CLOSED, OPEN])),
@@ -97,6 +97,10 @@ impl World {
                 group(OPEN, G_OPEN, "cara", &[], true),
             ],
             rooms: vec![room(CLOSED, R_CLOSED), room(OPENER, R_OPENER)],
+            ..Default::default()
+        };
+        let cfg = BackendConfig {
+            seeds,
             signature_ttl_ms: 600_000,
             ..Default::default()
         };

@@ -4,6 +4,7 @@
 mod common;
 
 use jmessage_mock::conformance::driver::{DriverError, DriverEvent, SubprocessDriver};
+use jmessage_mock::conformance::ClientUnderTest;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

@@ -39,11 +39,13 @@ async fn collect_pages(
 async fn a_backlog_larger_than_a_page_arrives_complete_across_pages() {
     bounded(async {
         let mut cfg = backend_config();
-        cfg.users
+        cfg.seeds
+            .users
             .push(UserSeed::new(APPKEY, "sender", "pw", "Sender"));
-        cfg.users
+        cfg.seeds
+            .users
             .push(UserSeed::new(APPKEY, "reader", "pw", "Reader"));
-        cfg.messages = (0..BACKLOG)
+        cfg.seeds.messages = (0..BACKLOG)
             .map(|i| MessageSeed {
                 appkey: APPKEY.into(),
                 from: "sender".into(),

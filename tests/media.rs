@@ -487,8 +487,8 @@ async fn room_messages_receipts_and_retract_over_sockets() {
 async fn a_closed_app_cannot_enter_another_apps_room() {
     bounded(async {
         let mut backend = backend_config();
-        backend.apps[1].cross_app = Some(vec![]);
-        backend.rooms.push(RoomSeed {
+        backend.seeds.apps[1].cross_app = Some(vec![]);
+        backend.seeds.rooms.push(RoomSeed {
             appkey: APPKEY.into(),
             id: Some(7_000_002),
             name: "lobby".into(),

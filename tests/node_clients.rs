@@ -144,7 +144,7 @@ async fn official_sdk_full_scenario() {
     }
     // The common fixtures plus one chat room for the room steps.
     let mut backend = common::backend_config();
-    backend.rooms.push(RoomSeed {
+    backend.seeds.rooms.push(RoomSeed {
         appkey: String::new(),
         id: Some(30_000_001),
         name: "Full scenario room".into(),

@@ -550,7 +550,7 @@ async fn friend_invitation_reaches_on_event_notification() {
 
 async fn start_with_room() -> RunningServer {
     let mut cfg = common::backend_config();
-    cfg.rooms.push(RoomSeed {
+    cfg.seeds.rooms.push(RoomSeed {
         appkey: APPKEY.into(),
         id: Some(4242),
         name: "lobby".into(),

@@ -89,9 +89,9 @@ mod tests {
     fn replacement(users: &[&str], with_app: bool) -> Backend {
         let mut cfg = Harness::config();
         if !with_app {
-            cfg.apps.retain(|a| a.appkey != APP);
+            cfg.seeds.apps.retain(|a| a.appkey != APP);
         }
-        cfg.users = users
+        cfg.seeds.users = users
             .iter()
             .map(|u| UserSeed::new(APP, u, "pw", u))
             .collect();

@@ -407,7 +407,6 @@ impl Backend {
 
 #[cfg(test)]
 mod tests {
-    use super::super::md5_hex;
     use super::super::test_support::*;
     use super::*;
     use rstest::rstest;
@@ -487,17 +486,7 @@ mod tests {
         let mut h = Harness::new();
         h.user(1, "alice");
         // A user in APP2 (which may message nobody else).
-        h.init(2, APP2, "s2");
-        h.req(
-            2,
-            "register",
-            json!({"username": "zed1", "password": md5_hex("pw")}),
-        );
-        h.req(
-            2,
-            "login",
-            json!({"username": "zed1", "password": md5_hex("pw")}),
-        );
+        h.user_in(2, APP2, "s2", "zed1");
         let o = h.req(1, "s_across_single_text", json!({"target_id": "zed1", "appkey": APP2, "content": {"msg_type": "text", "msg_body": {"text": "x"}, "target_appkey": APP2, "from_appkey": APP}}));
         assert_eq!(o.code(), Some(0));
         assert_eq!(resp(&o)["appkey"], json!(APP2));
@@ -513,12 +502,7 @@ mod tests {
     fn sender_other_sessions_get_a_copy_and_no_offline_is_not_stored() {
         let mut h = Harness::new();
         h.user(1, "alice");
-        h.init(3, APP, SECRET);
-        h.req(
-            3,
-            "login",
-            json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}),
-        );
+        h.login_on(3, "alice", "pc");
         h.user(2, "bobby");
         let o = send(
             &mut h,

@@ -12,6 +12,22 @@ use crate::protocol::PushEvent;
 use crate::protocol::{Args, Failure};
 use serde_json::{json, Value};
 
+/// What a sync check answers for one log: nothing new means no push and the response
+/// key moves to the log's head; otherwise a push `{sync_key: head, <field>: items}` and
+/// the caller's key stays until it acks.
+pub(super) fn pending_page(
+    head: i64,
+    key: i64,
+    field: &str,
+    items: Vec<Value>,
+) -> (Option<Value>, i64) {
+    if items.is_empty() {
+        (None, head.max(key))
+    } else {
+        (Some(json!({"sync_key": head, field: items})), key)
+    }
+}
+
 impl Backend {
     /// Sends `event` to `users` (each once), skipping the connection `skip` (the sender's
     /// own session for multi-end events).
@@ -68,19 +84,11 @@ impl Backend {
             .filter(|e| e.seq > key && !e.delivered)
             .map(|e| e.event.clone())
             .collect();
-        if events.is_empty() {
-            (None, mb.event_head.max(key))
-        } else {
-            (
-                Some(json!({"sync_key": mb.event_head, "events": events})),
-                key,
-            )
-        }
+        pending_page(mb.event_head, key, "events", events)
     }
 
     pub(super) fn sync_event_ack(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        let key = a.opt_i64("sync_key")?.unwrap_or(0);
+        let (me, key) = self.me_and_sync_key(conn, a)?;
         if let Some(mb) = self.mailboxes.get_mut(&me) {
             for e in mb.events.iter_mut().filter(|e| e.seq <= key) {
                 e.delivered = true;
@@ -112,12 +120,7 @@ mod tests {
             sent.push(ev);
         }
         assert_eq!(h.b.mailboxes[&bobby[0]].events.len(), 3);
-        h.init(3, APP, SECRET);
-        h.req(
-            3,
-            "login",
-            json!({"username": "bobby", "password": crate::backend::md5_hex("pw")}),
-        );
+        h.login_web(3, "bobby");
         let o = h.req(3, "sync_check", json!({"sync_key": 0, "sync_event_key": 0}));
         let p = o
             .pushes
@@ -145,12 +148,7 @@ mod tests {
         assert_eq!(out.pushes.len(), 1);
         assert_eq!(out.pushes[0].to, vec![1], "only alice is online");
         // bobby logs in and checks.
-        h.init(3, APP, SECRET);
-        h.req(
-            3,
-            "login",
-            json!({"username": "bobby", "password": crate::backend::md5_hex("pw")}),
-        );
+        h.login_web(3, "bobby");
         let o = h.req(3, "sync_check", json!({"sync_key": 0, "sync_event_key": 0}));
         assert_eq!(resp(&o)["sync_event_key"], json!(0));
         let p = o
@@ -179,12 +177,7 @@ mod tests {
         let ev = h.b.new_event(6, json!({"from_username": "alice"}));
         h.b.notify(&mut out, &[UserKey::new(APP, "bobby")], ev.clone(), None);
         assert!(out.pushes.is_empty(), "bobby is offline");
-        h.init(2, APP, SECRET);
-        h.req(
-            2,
-            "login",
-            json!({"username": "bobby", "password": crate::backend::md5_hex("pw")}),
-        );
+        h.login_web(2, "bobby");
         let check = |h: &mut Harness| {
             h.req(2, "sync_check", json!({"sync_key": 0, "sync_event_key": 0}))
                 .pushes

@@ -5,7 +5,7 @@
 
 use super::model::{Group, Message, Role, Target};
 use super::seed::{BlacklistSeed, FriendSeed, GroupSeed, MediaSeed, MessageSeed, RoomSeed};
-use super::{AppConfig, Backend, UserSeed};
+use super::{Backend, Seeds, UserSeed};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -13,14 +13,10 @@ use std::collections::BTreeMap;
 /// A fixtures document (the shape of docs/fixtures.schema.json).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Exported {
-    pub apps: Vec<AppConfig>,
-    pub users: Vec<UserSeed>,
-    pub groups: Vec<GroupSeed>,
-    pub rooms: Vec<RoomSeed>,
-    pub friends: Vec<FriendSeed>,
-    pub blacklists: Vec<BlacklistSeed>,
-    pub media: Vec<MediaSeed>,
-    pub messages: Vec<MessageSeed>,
+    /// The lists, in the file's order (apps, users, groups, rooms, friends, blacklists,
+    /// media, messages).
+    #[serde(flatten)]
+    pub seeds: Seeds,
     /// What the fixture format cannot hold, by kind, with counts (not part of the file).
     #[serde(skip)]
     pub skipped: BTreeMap<&'static str, usize>,
@@ -46,13 +42,16 @@ impl Backend {
 
     pub fn export_fixtures(&self) -> Exported {
         let mut x = Exported {
-            apps: self.apps.values().cloned().collect(),
+            seeds: Seeds {
+                apps: self.apps.values().cloned().collect(),
+                ..Seeds::default()
+            },
             ..Exported::default()
         };
         let mut users: Vec<_> = self.users.values().collect();
         users.sort_by_key(|u| u.uid);
         for u in users {
-            x.users.push(UserSeed {
+            x.seeds.users.push(UserSeed {
                 appkey: u.key.appkey.clone(),
                 username: u.key.username.clone(),
                 password: String::new(),
@@ -68,11 +67,11 @@ impl Backend {
         }
         for g in self.groups.values() {
             match group_seed(g) {
-                Some(s) => x.groups.push(s),
+                Some(s) => x.seeds.groups.push(s),
                 None => x.skip("groups without an owner"),
             }
         }
-        x.rooms = self
+        x.seeds.rooms = self
             .rooms
             .values()
             .map(|r| RoomSeed {
@@ -97,7 +96,7 @@ impl Backend {
                 if f.appkey != me.appkey {
                     x.skip("cross-app friendships");
                 } else if me.username < f.username {
-                    x.friends.push(FriendSeed {
+                    x.seeds.friends.push(FriendSeed {
                         appkey: me.appkey.clone(),
                         users: [me.username.clone(), f.username.clone()],
                     });
@@ -113,7 +112,7 @@ impl Backend {
                 x.skip("cross-app blacklist entries");
             }
             if !blocks.is_empty() {
-                x.blacklists.push(BlacklistSeed {
+                x.seeds.blacklists.push(BlacklistSeed {
                     appkey: me.appkey.clone(),
                     user: me.username.clone(),
                     blocks,
@@ -133,7 +132,7 @@ impl Backend {
         use base64::Engine as _;
         for m in self.saved_media() {
             let image = m.content_type.starts_with("image/");
-            x.media.push(MediaSeed {
+            x.seeds.media.push(MediaSeed {
                 appkey: m.owner.appkey.clone(),
                 owner: m.owner.username.clone(),
                 kind: if image { "image" } else { "file" }.into(),
@@ -151,7 +150,7 @@ impl Backend {
         all.sort_by_key(|m| m.msg_id);
         for m in all {
             match self.message_seed(m) {
-                Ok(s) => x.messages.push(s),
+                Ok(s) => x.seeds.messages.push(s),
                 Err(why) => x.skip(why),
             }
         }
@@ -258,10 +257,10 @@ mod tests {
             json!({"target_id": "bobby", "content": {"msg_type": "text", "msg_body": {"text": "hi"}}}),
         );
         let x = h.b.export_fixtures();
-        assert_eq!(x.messages.len(), 1);
+        assert_eq!(x.seeds.messages.len(), 1);
         let mut cfg = Harness::config();
-        cfg.users = x.users.clone();
-        cfg.messages = x.messages.clone();
+        cfg.seeds.users = x.seeds.users.clone();
+        cfg.seeds.messages = x.seeds.messages.clone();
         let clock = Arc::new(ManualClock::new(T0));
         assert!(Backend::try_new(cfg.clone(), clock.clone()).is_ok());
         let mut again = Harness::with_config(cfg.clone());
@@ -272,7 +271,7 @@ mod tests {
             json!({"username": "alice", "password": super::super::md5_hex("pw")}),
         );
         assert_eq!(l.code(), Some(0), "{l:?}");
-        cfg.users[0].password_md5 = Some("not-a-hash".into());
+        cfg.seeds.users[0].password_md5 = Some("not-a-hash".into());
         let e = Backend::try_new(cfg, clock).expect_err("refused");
         assert!(e[0].contains("password_md5"), "{e:?}");
     }

@@ -116,12 +116,7 @@ impl Backend {
     /// `me` must be an unsilenced member, and members who shield the group get nothing
     /// from it, live or synced.
     fn group_audience(&self, me: &UserKey, gid: u64) -> Result<(String, Vec<UserKey>), Failure> {
-        let g = self.groups.get(&gid).ok_or_else(|| {
-            Failure::new(
-                Code::TargetGroupNotExist,
-                format!("group {gid} does not exist"),
-            )
-        })?;
+        let g = self.target_group(gid)?;
         let member = g.members.get(me).ok_or_else(|| {
             Failure::new(
                 Code::NotInGroup,
@@ -180,16 +175,8 @@ mod tests {
         }
         let gid =
             h.b.seed_group(GroupSeed {
-                appkey: APP.into(),
-                gid: None,
                 name: "team".into(),
-                desc: String::new(),
-                owner: "alice".into(),
-                admins: vec![],
-                members: vec!["bobby".into(), "carol".into()],
-                silenced: vec![],
-                public: false,
-                max_members: 500,
+                ..test_group("alice", &["bobby", "carol"])
             })
             .expect("seed");
         (h, gid)
@@ -220,12 +207,7 @@ mod tests {
     fn group_message_reaches_every_member_session_but_the_sending_one() {
         let (mut h, gid) = setup();
         // alice's second session.
-        h.init(5, APP, SECRET);
-        h.req(
-            5,
-            "login",
-            json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}),
-        );
+        h.login_on(5, "alice", "pc");
         let o = send(
             &mut h,
             1,

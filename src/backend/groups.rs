@@ -105,6 +105,53 @@ fn no_permission(detail: impl Into<String>) -> Failure {
 }
 
 impl Backend {
+    /// Event 56 (a join to decide) about `users` to the group's `managers`, with the
+    /// request filed under the event's id for the answer.
+    fn ask_managers(
+        &mut self,
+        gref: &GroupRef,
+        managers: &[UserKey],
+        users: &[UserKey],
+        request: JoinRequest,
+        extra: Value,
+    ) -> Outcome {
+        let ev = self.group_event(56, gref, Some(&request.from), users, extra);
+        let event_id = ev["event_id"].as_u64().unwrap_or_default();
+        self.join_requests.insert(event_id, request);
+        self.ok_notifying(managers, ev)
+    }
+
+    /// The caller and the `gid` argument, in that order of checks (login first).
+    fn me_and_gid(&self, conn: ConnId, a: &Args<'_>) -> Result<(UserKey, u64), Failure> {
+        Ok((self.me(conn)?, gid_arg(a, "gid")?))
+    }
+
+    /// [`Self::me_and_gid`] and a non-empty `member_usernames` (`empty` when it is empty).
+    fn me_gid_members(
+        &self,
+        conn: ConnId,
+        a: &Args<'_>,
+        empty: Code,
+    ) -> Result<(UserKey, u64, Vec<UserKey>), Failure> {
+        let (me, gid) = self.me_and_gid(conn, a)?;
+        let users = Self::member_usernames(a, &me)?;
+        if users.is_empty() {
+            return Err(Failure::new(empty, "member_usernames is empty"));
+        }
+        Ok((me, gid, users))
+    }
+
+    /// [`Self::me_and_gid`] and the `target_username` / `target_appkey` user.
+    fn me_gid_target(
+        &self,
+        conn: ConnId,
+        a: &Args<'_>,
+    ) -> Result<(UserKey, u64, UserKey), Failure> {
+        let (me, gid) = self.me_and_gid(conn, a)?;
+        let target = Self::target_arg(a, &me, "target_username", "target_appkey")?;
+        Ok((me, gid, target))
+    }
+
     /// A user's key from `<username>` / `<appkey>` fields (appkey defaults to `me`'s).
     fn target_arg(
         a: &Args<'_>,
@@ -383,8 +430,7 @@ impl Backend {
     }
 
     pub(super) fn exit_group(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        let gid = gid_arg(&a, "gid")?;
+        let (me, gid) = self.me_and_gid(conn, &a)?;
         let g = self.group_by_id(gid)?;
         let role = Self::role_in(g, &me, Code::ExitNotInGroup)?;
         let before = Self::members_of(g);
@@ -432,15 +478,7 @@ impl Backend {
         conn: ConnId,
         a: Args<'_>,
     ) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        let gid = gid_arg(&a, "gid")?;
-        let users = Self::member_usernames(&a, &me)?;
-        if users.is_empty() {
-            return Err(Failure::new(
-                Code::AddMemberEmpty,
-                "member_usernames is empty",
-            ));
-        }
+        let (me, gid, users) = self.me_gid_members(conn, &a, Code::AddMemberEmpty)?;
         let g = self.group_by_id(gid)?;
         let role = Self::role_in(g, &me, Code::AddMemberNotInGroup)?;
         self.check_joinable(g, &users)?;
@@ -449,25 +487,14 @@ impl Backend {
         if g.is_public() && role == Role::Member {
             // An ordinary member of a public group invites: the owner and admins decide.
             let managers = Self::managers_of(g);
-            let ev = self.group_event(
-                56,
-                &gref,
-                Some(&me),
-                &users,
-                json!({"extra": 10, "description": ""}),
-            );
-            let event_id = ev["event_id"].as_u64().unwrap_or_default();
-            self.join_requests.insert(
-                event_id,
-                JoinRequest {
-                    gid,
-                    from: me.clone(),
-                    targets: users.iter().cloned().collect(),
-                    by_self: false,
-                },
-            );
-            self.notify(&mut out, &managers, ev, None);
-            return Ok(out);
+            let request = JoinRequest {
+                gid,
+                from: me.clone(),
+                targets: users.iter().cloned().collect(),
+                by_self: false,
+            };
+            let extra = json!({"extra": 10, "description": ""});
+            return Ok(self.ask_managers(&gref, &managers, &users, request, extra));
         }
         self.add_members(gid, &users);
         let all = Self::members_of(self.group_by_id(gid)?);
@@ -481,12 +508,7 @@ impl Backend {
         conn: ConnId,
         a: Args<'_>,
     ) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        let gid = gid_arg(&a, "gid")?;
-        let users = Self::member_usernames(&a, &me)?;
-        if users.is_empty() {
-            return Err(Failure::new(Code::Missing, "member_usernames is empty"));
-        }
+        let (me, gid, users) = self.me_gid_members(conn, &a, Code::Missing)?;
         let g = self.group_by_id(gid)?;
         let role = Self::role_in(g, &me, Code::DelMemberNotInGroup)?;
         if role == Role::Member {
@@ -551,8 +573,7 @@ impl Backend {
         conn: ConnId,
         a: Args<'_>,
     ) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        let gid = gid_arg(&a, "gid")?;
+        let (me, gid) = self.me_and_gid(conn, &a)?;
         let name = a.opt_str("group_name")?;
         let desc = a.opt_str("group_description")?;
         let media = a.opt_str("media_id")?.filter(|s| !s.is_empty());
@@ -611,8 +632,7 @@ impl Backend {
         conn: ConnId,
         a: Args<'_>,
     ) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        let gid = gid_arg(&a, "gid")?;
+        let (me, gid) = self.me_and_gid(conn, &a)?;
         let g = self.group_by_id(gid)?;
         if !g.members.contains_key(&me) && !g.is_public() {
             return Err(Failure::new(
@@ -654,9 +674,7 @@ impl Backend {
         conn: ConnId,
         a: Args<'_>,
     ) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        let gid = gid_arg(&a, "gid")?;
-        let target = Self::target_arg(&a, &me, "target_username", "target_appkey")?;
+        let (me, gid, target) = self.me_gid_target(conn, &a)?;
         let keep = a
             .opt_bool("keep_silence")?
             .ok_or_else(|| Failure::new(Code::Missing, "keep_silence is required"))?;
@@ -705,12 +723,7 @@ impl Backend {
         a: Args<'_>,
         add: bool,
     ) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        let gid = gid_arg(&a, "gid")?;
-        let users = Self::member_usernames(&a, &me)?;
-        if users.is_empty() {
-            return Err(Failure::new(Code::Missing, "member_usernames is empty"));
-        }
+        let (me, gid, users) = self.me_gid_members(conn, &a, Code::Missing)?;
         let g = self.group_by_id(gid)?;
         if Self::role_in(g, &me, Code::NotInGroup)? != Role::Owner {
             return Err(no_permission("only the owner may change admins"));
@@ -762,9 +775,7 @@ impl Backend {
         conn: ConnId,
         a: Args<'_>,
     ) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        let gid = gid_arg(&a, "gid")?;
-        let target = Self::target_arg(&a, &me, "target_username", "target_appkey")?;
+        let (me, gid, target) = self.me_gid_target(conn, &a)?;
         let g = self.group_by_id(gid)?;
         if Self::role_in(g, &me, Code::NotInGroup)? != Role::Owner {
             return Err(no_permission("only the owner may transfer the group"));
@@ -795,8 +806,7 @@ impl Backend {
     }
 
     pub(super) fn dissolve_group(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        let gid = gid_arg(&a, "gid")?;
+        let (me, gid) = self.me_and_gid(conn, &a)?;
         let g = self.group_by_id(gid)?;
         if Self::role_in(g, &me, Code::NotInGroup)? != Role::Owner {
             return Err(no_permission("only the owner may dissolve the group"));
@@ -813,8 +823,7 @@ impl Backend {
         conn: ConnId,
         a: Args<'_>,
     ) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        let gid = gid_arg(&a, "gid")?;
+        let (me, gid) = self.me_and_gid(conn, &a)?;
         let reason = a.opt_str("reason")?.unwrap_or("").to_owned();
         let g = self.group_by_id(gid)?;
         if !g.is_public() {
@@ -825,24 +834,14 @@ impl Backend {
         self.check_joinable(g, std::slice::from_ref(&me))?;
         let gref = GroupRef::of(g);
         let managers = Self::managers_of(g);
-        let ev = self.group_event(
-            56,
-            &gref,
-            Some(&me),
-            std::slice::from_ref(&me),
-            json!({"extra": 59, "description": reason}),
-        );
-        let event_id = ev["event_id"].as_u64().unwrap_or_default();
-        self.join_requests.insert(
-            event_id,
-            JoinRequest {
-                gid,
-                from: me.clone(),
-                targets: [me].into_iter().collect(),
-                by_self: true,
-            },
-        );
-        Ok(self.ok_notifying(&managers, ev))
+        let request = JoinRequest {
+            gid,
+            from: me.clone(),
+            targets: [me.clone()].into_iter().collect(),
+            by_self: true,
+        };
+        let extra = json!({"extra": 59, "description": reason});
+        Ok(self.ask_managers(&gref, &managers, &[me], request, extra))
     }
 
     pub(super) fn admin_add_group_member(
@@ -850,8 +849,7 @@ impl Backend {
         conn: ConnId,
         a: Args<'_>,
     ) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        let gid = gid_arg(&a, "gid")?;
+        let (me, gid) = self.me_and_gid(conn, &a)?;
         let event_id = a
             .opt_i64("event_id")?
             .ok_or_else(|| Failure::new(Code::Missing, "event_id is required"))?;
@@ -988,16 +986,9 @@ mod tests {
 
     fn seed(h: &mut Harness, owner: &str, admins: &[&str], members: &[&str], public: bool) -> u64 {
         h.b.seed_group(GroupSeed {
-            appkey: APP.into(),
-            gid: None,
-            name: "g".into(),
-            desc: String::new(),
-            owner: owner.into(),
             admins: admins.iter().map(|s| s.to_string()).collect(),
-            members: members.iter().map(|s| s.to_string()).collect(),
-            silenced: vec![],
             public,
-            max_members: 500,
+            ..test_group(owner, members)
         })
         .expect("seed")
     }
@@ -1239,16 +1230,8 @@ mod tests {
         let mut h = four();
         let gid =
             h.b.seed_group(GroupSeed {
-                appkey: APP.into(),
-                gid: None,
-                name: "g".into(),
-                desc: String::new(),
-                owner: "alice".into(),
-                admins: vec![],
-                members: vec!["bobby".into()],
-                silenced: vec![],
-                public: false,
                 max_members: 3,
+                ..test_group("alice", &["bobby"])
             })
             .unwrap();
         let o = h.req(
@@ -1264,17 +1247,7 @@ mod tests {
     #[test]
     fn cross_app_members_follow_the_app_cross_app_list() {
         let mut h = four();
-        h.init(5, APP2, "s2");
-        h.req(
-            5,
-            "register",
-            json!({"username": "zed1", "password": md5_hex("pw")}),
-        );
-        h.req(
-            5,
-            "login",
-            json!({"username": "zed1", "password": md5_hex("pw")}),
-        );
+        h.user_in(5, APP2, "s2", "zed1");
         let gid = seed(&mut h, "alice", &[], &[], false);
         let o = h.req(
             1,
@@ -1385,16 +1358,9 @@ mod tests {
         h.req(3, "update_user_inf", json!({"nickname": "Caz"}));
         let gid =
             h.b.seed_group(GroupSeed {
-                appkey: APP.into(),
-                gid: None,
-                name: "g".into(),
-                desc: String::new(),
-                owner: "alice".into(),
                 admins: vec!["bobby".into()],
-                members: vec!["carol".into()],
                 silenced: vec!["carol".into()],
-                public: false,
-                max_members: 500,
+                ..test_group("alice", &["carol"])
             })
             .unwrap();
         let o = h.req(3, "get_group_members", json!({"gid": gid}));

@@ -561,6 +561,8 @@ pub(crate) mod tests {
         assert_eq!(r["format"], json!(fmt));
         assert_eq!(r["fsize"], json!(bytes.len()));
         assert_eq!(r["media_crc32"], json!(crc32fast::hash(&bytes)));
+        // Deliberately repeated (the SDK facade lists the same fields): the test states
+        // the wire format on its own rather than trust the client's list.
         for k in [
             "media_id",
             "media_crc32",

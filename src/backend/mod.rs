@@ -6,13 +6,13 @@
 //! (dedupe of retried rids, session preconditions, unknown events) before the handler
 //! of the event runs. Handlers live in one file per area.
 
-pub mod adopt;
+pub(crate) mod adopt;
 mod chat;
-pub mod clock;
+pub(crate) mod clock;
 pub mod dedupe;
 mod events;
-pub mod export;
-pub mod footprint;
+pub(crate) mod export;
+pub(crate) mod footprint;
 mod group_chat;
 mod groups;
 mod history;
@@ -20,14 +20,14 @@ mod inspect;
 pub mod limits;
 pub mod media;
 pub mod media_access;
-pub mod model;
+pub(crate) mod model;
 mod nodisturb;
-pub mod reach;
+pub(crate) mod reach;
 mod receipts;
 mod retract;
 mod rooms;
-pub mod saved;
-pub mod seed;
+pub(crate) mod saved;
+pub(crate) mod seed;
 mod session;
 mod social;
 mod sync;
@@ -42,6 +42,7 @@ use crate::protocol::Needs;
 use crate::protocol::{success, Args, Code, Event, Failure, PushEvent, Rid};
 use dedupe::{Dedupe, Scope};
 use model::{Conn, Group, Mailbox, Message, ReceiptState, Room, Social, User};
+use nodisturb::Op;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -147,10 +148,13 @@ impl UserSeed {
     }
 }
 
-/// The initial state of a backend.
+/// The seed lists: apps, users and the state between them. One type for the backend's
+/// start ([`BackendConfig`]), a loaded scenario and an exported fixtures file; the
+/// scenario file itself keeps its own copy of the lists (`scenario::model::Fixtures`)
+/// because it wraps each entry in a source span for error positions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct BackendConfig {
+pub struct Seeds {
     #[serde(default)]
     pub apps: Vec<AppConfig>,
     #[serde(default)]
@@ -161,15 +165,23 @@ pub struct BackendConfig {
     pub rooms: Vec<RoomSeed>,
     #[serde(default)]
     pub friends: Vec<FriendSeed>,
-    /// History sent through the real send path at start.
-    #[serde(default)]
-    pub messages: Vec<MessageSeed>,
-    /// Media files stored at start.
-    #[serde(default)]
-    pub media: Vec<MediaSeed>,
     /// Blacklists at start.
     #[serde(default)]
     pub blacklists: Vec<BlacklistSeed>,
+    /// Media files stored at start.
+    #[serde(default)]
+    pub media: Vec<MediaSeed>,
+    /// History sent through the real send path at start.
+    #[serde(default)]
+    pub messages: Vec<MessageSeed>,
+}
+
+/// The initial state of a backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct BackendConfig {
+    /// Apps, users, groups, rooms, friends, blacklists, media and messages.
+    #[serde(flatten)]
+    pub seeds: Seeds,
     /// How long a `c_init` signature stays valid (default 10 minutes, the guide's rule).
     #[serde(default = "default_signature_ttl")]
     pub signature_ttl_ms: i64,
@@ -269,16 +281,17 @@ impl Backend {
         // Seeds document an empty appkey as "the first app"; resolve it here so every
         // way of building a backend (config file, scenario, tests) agrees.
         let first = config
+            .seeds
             .apps
             .first()
             .map(|a| a.appkey.clone())
             .unwrap_or_default();
         let or_first = |k: String| if k.is_empty() { first.clone() } else { k };
-        for app in config.apps {
+        for app in config.seeds.apps {
             b.apps.insert(app.appkey.clone(), app);
         }
         let mut errors = Vec::new();
-        for mut u in config.users {
+        for mut u in config.seeds.users {
             u.appkey = or_first(u.appkey);
             if let Some(bad) = u.password_md5.as_ref().filter(|h| !is_md5_hex(h)) {
                 errors.push(format!(
@@ -289,41 +302,29 @@ impl Backend {
             }
             b.seed_user(u);
         }
-        for mut g in config.groups {
+        for mut g in config.seeds.groups {
             g.appkey = or_first(g.appkey);
-            if let Err(e) = b.seed_group(g) {
-                errors.push(e);
-            }
+            errors.extend(b.seed_group(g).err());
         }
-        for mut r in config.rooms {
+        for mut r in config.seeds.rooms {
             r.appkey = or_first(r.appkey);
-            if let Err(e) = b.seed_room(r) {
-                errors.push(e);
-            }
+            errors.extend(b.seed_room(r).err());
         }
-        for mut f in config.friends {
+        for mut f in config.seeds.friends {
             f.appkey = or_first(f.appkey);
-            if let Err(e) = b.seed_friends(f) {
-                errors.push(e);
-            }
+            errors.extend(b.seed_friends(f).err());
         }
-        for mut x in config.blacklists {
+        for mut x in config.seeds.blacklists {
             x.appkey = or_first(x.appkey);
-            if let Err(e) = b.seed_blacklist(x) {
-                errors.push(e);
-            }
+            errors.extend(b.seed_blacklist(x).err());
         }
-        for mut m in config.media {
+        for mut m in config.seeds.media {
             m.appkey = or_first(m.appkey);
-            if let Err(e) = b.seed_media(&m) {
-                errors.push(e);
-            }
+            errors.extend(b.seed_media(&m).err());
         }
-        for mut m in config.messages {
+        for mut m in config.seeds.messages {
             m.appkey = or_first(m.appkey);
-            if let Err(e) = b.seed_message(&m) {
-                errors.push(e);
-            }
+            errors.extend(b.seed_message(&m).err());
         }
         (b, errors)
     }
@@ -573,15 +574,15 @@ impl Backend {
             Event::AddBlackList => self.add_black_list(conn, a),
             Event::DelBlackList => self.del_black_list(conn, a),
             Event::NoDisturb => self.no_disturb(conn, a),
-            Event::AddMsgNoDisturbSingle => self.add_nodisturb_single(conn, a),
-            Event::DeleteMsgNoDisturbSingle => self.del_nodisturb_single(conn, a),
-            Event::AddMsgNoDisturbGroup => self.add_nodisturb_group(conn, a),
-            Event::DeleteMsgNoDisturbGroup => self.del_nodisturb_group(conn, a),
-            Event::AddMsgNoDisturbGlobal => self.add_nodisturb_global(conn, a),
-            Event::DeleteMsgNoDisturbGlobal => self.del_nodisturb_global(conn, a),
+            Event::AddMsgNoDisturbSingle => self.nodisturb_single(conn, a, Op::Add),
+            Event::DeleteMsgNoDisturbSingle => self.nodisturb_single(conn, a, Op::Del),
+            Event::AddMsgNoDisturbGroup => self.nodisturb_group(conn, a, Op::Add),
+            Event::DeleteMsgNoDisturbGroup => self.nodisturb_group(conn, a, Op::Del),
+            Event::AddMsgNoDisturbGlobal => self.nodisturb_global(conn, a, Op::Add),
+            Event::DeleteMsgNoDisturbGlobal => self.nodisturb_global(conn, a, Op::Del),
             Event::ListShieldGroup => self.list_shield_group(conn),
-            Event::AddMsgShieldGroup => self.add_shield_group(conn, a),
-            Event::DelMsgShieldGroup => self.del_shield_group(conn, a),
+            Event::AddMsgShieldGroup => self.shield(conn, a, Op::Add),
+            Event::DelMsgShieldGroup => self.shield(conn, a, Op::Del),
             Event::TransMsgSingle => self.trans_msg_single(conn, a),
             Event::TransMsgGroup => self.trans_msg_group(conn, a),
             Event::TransMsgPlatform => self.trans_msg_platform(conn, a),
@@ -627,6 +628,34 @@ impl Backend {
         };
         self.conns.remove(&conn);
         out
+    }
+
+    /// The user a request names by `username` and `appkey` (empty or absent: `me`'s
+    /// app); `missing` when there is no such user.
+    fn user_arg(&self, me: &UserKey, a: Args<'_>, missing: Code) -> Result<UserKey, Failure> {
+        let username = a.str("username")?;
+        let appkey = a
+            .opt_str("appkey")?
+            .filter(|k| !k.is_empty())
+            .unwrap_or(&me.appkey);
+        let key = UserKey::new(appkey, username);
+        if !self.users.contains_key(&key) {
+            return Err(Failure::new(
+                missing,
+                format!("user {username} does not exist in {appkey}"),
+            ));
+        }
+        Ok(key)
+    }
+
+    /// The group `gid` as a message target (`TargetGroupNotExist` when there is none).
+    fn target_group(&self, gid: u64) -> Result<&Group, Failure> {
+        self.groups.get(&gid).ok_or_else(|| {
+            Failure::new(
+                Code::TargetGroupNotExist,
+                format!("group {gid} does not exist"),
+            )
+        })
     }
 
     /// The logged-in user of `conn` (handlers run only after `check_needs`).
@@ -675,7 +704,7 @@ pub(crate) mod test_support {
 
         /// The two test apps (APP first), no users or seeds.
         pub fn config() -> BackendConfig {
-            BackendConfig {
+            let seeds = Seeds {
                 apps: vec![
                     AppConfig {
                         appkey: APP.into(),
@@ -692,13 +721,10 @@ pub(crate) mod test_support {
                         max_users: Some(1),
                     },
                 ],
-                users: vec![],
-                groups: vec![],
-                rooms: vec![],
-                friends: vec![],
-                messages: vec![],
-                media: vec![],
-                blacklists: vec![],
+                ..Seeds::default()
+            };
+            BackendConfig {
+                seeds,
                 signature_ttl_ms: default_signature_ttl(),
                 history: Default::default(),
             }
@@ -737,9 +763,40 @@ pub(crate) mod test_support {
             )
         }
 
+        /// init + login as the registered `name` on `conn` from `platform` (a second
+        /// session beside the web one).
+        pub fn login_on(&mut self, conn: ConnId, name: &str, platform: &str) {
+            let body = json!({"username": name, "password": md5_hex("pw"), "platform": platform});
+            self.init_then(conn, "login", body);
+        }
+
+        /// init + login as the registered `name` on `conn` with no platform (web).
+        pub fn login_web(&mut self, conn: ConnId, name: &str) {
+            let body = json!({"username": name, "password": md5_hex("pw")});
+            self.init_then(conn, "login", body);
+        }
+
+        /// init + register `name` (password "pw") on `conn`, not logged in.
+        pub fn register(&mut self, conn: ConnId, name: &str) {
+            let body = json!({"username": name, "password": md5_hex("pw")});
+            self.init_then(conn, "register", body);
+        }
+
+        /// init in APP, then `event` with `body`, which must succeed.
+        fn init_then(&mut self, conn: ConnId, event: &str, body: Value) {
+            self.init(conn, APP, SECRET);
+            let o = self.req(conn, event, body);
+            assert_eq!(o.code(), Some(0), "{o:?}");
+        }
+
         /// init + register + login as `name` on `conn` (app APP).
         pub fn user(&mut self, conn: ConnId, name: &str) {
-            assert_eq!(self.init(conn, APP, SECRET).code(), Some(0));
+            self.user_in(conn, APP, SECRET, name);
+        }
+
+        /// init + register + login as `name` on `conn` in the app `appkey`.
+        pub fn user_in(&mut self, conn: ConnId, appkey: &str, secret: &str, name: &str) {
+            assert_eq!(self.init(conn, appkey, secret).code(), Some(0));
             let r = self.req(
                 conn,
                 "register",
@@ -755,8 +812,34 @@ pub(crate) mod test_support {
         }
     }
 
+    /// The event_notification pushes of an outcome: (recipients, payload).
+    pub fn events(o: &Outcome) -> Vec<(Vec<u64>, Value)> {
+        o.pushes
+            .iter()
+            .filter(|p| p.event == "event_notification")
+            .map(|p| (p.to.clone(), p.payload.clone()))
+            .collect()
+    }
+
     pub fn resp(o: &Outcome) -> &Map<String, Value> {
         o.response.as_ref().expect("a response")
+    }
+
+    /// A private group "g" in APP owned by `owner` with plain `members`; tests change
+    /// the rest with struct update syntax.
+    pub fn test_group(owner: &str, members: &[&str]) -> GroupSeed {
+        GroupSeed {
+            appkey: APP.into(),
+            gid: None,
+            name: "g".into(),
+            desc: String::new(),
+            owner: owner.into(),
+            admins: vec![],
+            members: members.iter().map(|m| m.to_string()).collect(),
+            silenced: vec![],
+            public: false,
+            max_members: 500,
+        }
     }
 }
 
@@ -784,15 +867,15 @@ mod tests {
     #[test]
     fn seeds_with_an_empty_appkey_belong_to_the_first_app() {
         let mut cfg = Harness::config();
-        cfg.users = vec![seed_user("sam"), seed_user("tina")];
-        cfg.rooms = vec![RoomSeed {
+        cfg.seeds.users = vec![seed_user("sam"), seed_user("tina")];
+        cfg.seeds.rooms = vec![RoomSeed {
             appkey: String::new(),
             id: Some(30_000_001),
             name: "seeded room".into(),
             description: String::new(),
             max_member_count: 10,
         }];
-        cfg.groups = vec![GroupSeed {
+        cfg.seeds.groups = vec![GroupSeed {
             appkey: String::new(),
             gid: None,
             name: "seeded group".into(),
@@ -804,11 +887,11 @@ mod tests {
             public: false,
             max_members: 10,
         }];
-        cfg.friends = vec![FriendSeed {
+        cfg.seeds.friends = vec![FriendSeed {
             appkey: String::new(),
             users: ["sam".into(), "tina".into()],
         }];
-        cfg.messages = vec![MessageSeed {
+        cfg.seeds.messages = vec![MessageSeed {
             appkey: String::new(),
             from: "sam".into(),
             to: Some("tina".into()),
@@ -908,12 +991,7 @@ mod tests {
     #[test]
     fn login_retry_on_same_connection_is_not_already_logged_in() {
         let mut h = Harness::new();
-        h.init(1, APP, SECRET);
-        h.req(
-            1,
-            "register",
-            json!({"username": "alice", "password": md5_hex("pw")}),
-        );
+        h.register(1, "alice");
         let l1 = h.req_rid(
             1,
             "login",

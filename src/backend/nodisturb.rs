@@ -7,17 +7,51 @@
 //! mutes notifications on devices); a shielded group's messages are not delivered to the
 //! user, which the group send path applies through [`Backend::is_group_shielded`].
 
-use super::model::UserKey;
+use super::model::{Social, UserKey};
 use super::{Backend, ConnId, Outcome};
 use crate::protocol::{Args, Code, Failure};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
 
 /// Which no-disturb list a call changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
+pub(super) enum Op {
     Add,
     Del,
 }
+
+/// One of a user's group lists (no-disturb, shield): where it lives, the failures when
+/// there is nothing to change, and the events a change sends.
+struct GroupList {
+    list: fn(&mut Social) -> &mut BTreeSet<u64>,
+    /// (code, wording) when adding a group already listed.
+    already: (Code, &'static str),
+    /// (code, wording) when removing a group not listed.
+    not: (Code, &'static str),
+    legacy: i64,
+    multi: i64,
+    /// The multi-end event's `extra` for (add, remove).
+    extra: (i64, i64),
+}
+
+// Deliberately alike: the two rows of the `GroupList` table.
+const NODISTURB_GROUPS: GroupList = GroupList {
+    list: |s| &mut s.nodisturb_groups,
+    already: (Code::NoDisturbGroupAlready, "is already in no-disturb"),
+    not: (Code::NoDisturbGroupNot, "is not in no-disturb"),
+    legacy: 37,
+    multi: 102,
+    extra: (33, 34),
+};
+
+const SHIELD_GROUPS: GroupList = GroupList {
+    list: |s| &mut s.shield_groups,
+    already: (Code::ShieldAlready, "is already shielded"),
+    not: (Code::ShieldNot, "is not shielded"),
+    legacy: 39,
+    multi: 103,
+    extra: (1, 2),
+};
 
 impl Backend {
     /// Whether `user` has shielded group `gid`: the group send path must not push that
@@ -69,8 +103,7 @@ impl Backend {
     // ----- no-disturb ----------------------------------------------------------------
 
     pub(super) fn no_disturb(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        a.opt_i64("version")?;
+        let me = self.me_versioned(conn, a)?;
         let (global, users, groups) = match self.social.get(&me) {
             None => (false, Vec::new(), Vec::new()),
             Some(s) => (
@@ -96,9 +129,20 @@ impl Backend {
         Ok(Outcome::ok(f))
     }
 
-    fn nodisturb_single(&mut self, conn: ConnId, a: Args<'_>, op: Op) -> Result<Outcome, Failure> {
+    /// The caller of a no-disturb change, after checking the optional `version`.
+    fn me_versioned(&self, conn: ConnId, a: Args<'_>) -> Result<UserKey, Failure> {
         let me = self.me(conn)?;
         a.opt_i64("version")?;
+        Ok(me)
+    }
+
+    pub(super) fn nodisturb_single(
+        &mut self,
+        conn: ConnId,
+        a: Args<'_>,
+        op: Op,
+    ) -> Result<Outcome, Failure> {
+        let me = self.me_versioned(conn, a)?;
         let target = Self::named_user(&me, a, "target_name", "appkey")?;
         if !self.users.contains_key(&target) {
             return Err(Failure::new(
@@ -126,79 +170,55 @@ impl Backend {
             _ => {}
         }
         let extra = if op == Op::Add { 31 } else { 32 };
-        let mut out = Outcome::ok_empty();
         let fields = json!({"extra": extra, "to_usernames": [self.user_ref(&target)]});
-        self.own_change(&mut out, conn, &me, Some(37), 102, fields);
-        Ok(out)
+        Ok(self.own_change_ok(conn, &me, Some(37), 102, fields))
     }
 
-    pub(super) fn add_nodisturb_single(
+    pub(super) fn nodisturb_group(
         &mut self,
         conn: ConnId,
         a: Args<'_>,
+        op: Op,
     ) -> Result<Outcome, Failure> {
-        self.nodisturb_single(conn, a, Op::Add)
-    }
-
-    pub(super) fn del_nodisturb_single(
-        &mut self,
-        conn: ConnId,
-        a: Args<'_>,
-    ) -> Result<Outcome, Failure> {
-        self.nodisturb_single(conn, a, Op::Del)
-    }
-
-    fn nodisturb_group(&mut self, conn: ConnId, a: Args<'_>, op: Op) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        a.opt_i64("version")?;
+        let me = self.me_versioned(conn, a)?;
         let gid = self.member_group(
             &me,
             a,
             Code::NoDisturbGroupNotExist,
             Code::NoDisturbNotInGroup,
         )?;
-        let s = self.social_mut(&me);
-        match op {
-            Op::Add if !s.nodisturb_groups.insert(gid) => {
-                return Err(Failure::new(
-                    Code::NoDisturbGroupAlready,
-                    format!("group {gid} is already in no-disturb"),
-                ))
-            }
-            Op::Del if !s.nodisturb_groups.remove(&gid) => {
-                return Err(Failure::new(
-                    Code::NoDisturbGroupNot,
-                    format!("group {gid} is not in no-disturb"),
-                ))
-            }
-            _ => {}
+        self.change_group_list(conn, &me, gid, op, &NODISTURB_GROUPS)
+    }
+
+    /// Adds `gid` to (or removes it from) the caller's group list `l` and tells the
+    /// caller's other sessions (events `l.legacy` and `l.multi`).
+    fn change_group_list(
+        &mut self,
+        conn: ConnId,
+        me: &UserKey,
+        gid: u64,
+        op: Op,
+        l: &GroupList,
+    ) -> Result<Outcome, Failure> {
+        let set = (l.list)(self.social_mut(me));
+        let (changed, (code, what), extra) = match op {
+            Op::Add => (set.insert(gid), l.already, l.extra.0),
+            Op::Del => (set.remove(&gid), l.not, l.extra.1),
+        };
+        if !changed {
+            return Err(Failure::new(code, format!("group {gid} {what}")));
         }
-        let extra = if op == Op::Add { 33 } else { 34 };
-        let mut out = Outcome::ok_empty();
         let fields = json!({"extra": extra, "to_groups": [self.group_ref(gid)]});
-        self.own_change(&mut out, conn, &me, Some(37), 102, fields);
-        Ok(out)
+        Ok(self.own_change_ok(conn, me, Some(l.legacy), l.multi, fields))
     }
 
-    pub(super) fn add_nodisturb_group(
+    pub(super) fn nodisturb_global(
         &mut self,
         conn: ConnId,
         a: Args<'_>,
+        op: Op,
     ) -> Result<Outcome, Failure> {
-        self.nodisturb_group(conn, a, Op::Add)
-    }
-
-    pub(super) fn del_nodisturb_group(
-        &mut self,
-        conn: ConnId,
-        a: Args<'_>,
-    ) -> Result<Outcome, Failure> {
-        self.nodisturb_group(conn, a, Op::Del)
-    }
-
-    fn nodisturb_global(&mut self, conn: ConnId, a: Args<'_>, op: Op) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        a.opt_i64("version")?;
+        let me = self.me_versioned(conn, a)?;
         let s = self.social_mut(&me);
         let on = op == Op::Add;
         if s.nodisturb_global == on {
@@ -212,26 +232,8 @@ impl Backend {
             });
         }
         s.nodisturb_global = on;
-        let mut out = Outcome::ok_empty();
         let fields = json!({"extra": if on { 35 } else { 36 }});
-        self.own_change(&mut out, conn, &me, Some(37), 102, fields);
-        Ok(out)
-    }
-
-    pub(super) fn add_nodisturb_global(
-        &mut self,
-        conn: ConnId,
-        a: Args<'_>,
-    ) -> Result<Outcome, Failure> {
-        self.nodisturb_global(conn, a, Op::Add)
-    }
-
-    pub(super) fn del_nodisturb_global(
-        &mut self,
-        conn: ConnId,
-        a: Args<'_>,
-    ) -> Result<Outcome, Failure> {
-        self.nodisturb_global(conn, a, Op::Del)
+        Ok(self.own_change_ok(conn, &me, Some(37), 102, fields))
     }
 
     // ----- shield --------------------------------------------------------------------
@@ -250,46 +252,10 @@ impl Backend {
         Ok(Outcome::ok(f))
     }
 
-    fn shield(&mut self, conn: ConnId, a: Args<'_>, op: Op) -> Result<Outcome, Failure> {
+    pub(super) fn shield(&mut self, conn: ConnId, a: Args<'_>, op: Op) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
         let gid = self.member_group(&me, a, Code::ShieldGroupNotExist, Code::ShieldNotInGroup)?;
-        let s = self.social_mut(&me);
-        match op {
-            Op::Add if !s.shield_groups.insert(gid) => {
-                return Err(Failure::new(
-                    Code::ShieldAlready,
-                    format!("group {gid} is already shielded"),
-                ))
-            }
-            Op::Del if !s.shield_groups.remove(&gid) => {
-                return Err(Failure::new(
-                    Code::ShieldNot,
-                    format!("group {gid} is not shielded"),
-                ))
-            }
-            _ => {}
-        }
-        let extra = if op == Op::Add { 1 } else { 2 };
-        let mut out = Outcome::ok_empty();
-        let fields = json!({"extra": extra, "to_groups": [self.group_ref(gid)]});
-        self.own_change(&mut out, conn, &me, Some(39), 103, fields);
-        Ok(out)
-    }
-
-    pub(super) fn add_shield_group(
-        &mut self,
-        conn: ConnId,
-        a: Args<'_>,
-    ) -> Result<Outcome, Failure> {
-        self.shield(conn, a, Op::Add)
-    }
-
-    pub(super) fn del_shield_group(
-        &mut self,
-        conn: ConnId,
-        a: Args<'_>,
-    ) -> Result<Outcome, Failure> {
-        self.shield(conn, a, Op::Del)
+        self.change_group_list(conn, &me, gid, op, &SHIELD_GROUPS)
     }
 }
 
@@ -306,51 +272,23 @@ mod tests {
     fn setup() -> (Harness, u64, u64) {
         let mut h = Harness::new();
         h.user(1, "alice");
-        h.init(11, APP, SECRET);
-        h.req(
-            11,
-            "login",
-            json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}),
-        );
+        h.login_on(11, "alice", "pc");
         h.user(2, "bobby");
         h.user(3, "carol");
         let g =
             h.b.seed_group(GroupSeed {
-                appkey: APP.into(),
-                gid: None,
-                name: "g".into(),
                 desc: "d".into(),
-                owner: "alice".into(),
-                admins: vec![],
-                members: vec!["bobby".into()],
-                silenced: vec![],
-                public: false,
-                max_members: 500,
+                ..test_group("alice", &["bobby"])
             })
             .unwrap();
         let hg =
             h.b.seed_group(GroupSeed {
-                appkey: APP.into(),
-                gid: None,
                 name: "h".into(),
-                desc: String::new(),
-                owner: "carol".into(),
-                admins: vec![],
-                members: vec![],
-                silenced: vec![],
                 public: true,
-                max_members: 500,
+                ..test_group("carol", &[])
             })
             .unwrap();
         (h, g, hg)
-    }
-
-    fn events(o: &Outcome) -> Vec<(Vec<u64>, Value)> {
-        o.pushes
-            .iter()
-            .filter(|p| p.event == "event_notification")
-            .map(|p| (p.to.clone(), p.payload.clone()))
-            .collect()
     }
 
     /// The pair (37|39, 10x) to alice's other session only; returns the 10x event.

@@ -108,29 +108,10 @@ impl Backend {
             .opt_i64("type")?
             .ok_or_else(|| Failure::new(Code::Missing, "sessions[].type is required"))?;
         let session = match ty {
-            3 => {
-                let username = s.str("username")?;
-                let appkey = s
-                    .opt_str("appkey")?
-                    .filter(|k| !k.is_empty())
-                    .unwrap_or(&me.appkey);
-                let peer = UserKey::new(appkey, username);
-                if !self.users.contains_key(&peer) {
-                    return Err(Failure::new(
-                        Code::TargetUserNotExist,
-                        format!("user {username} does not exist in {appkey}"),
-                    ));
-                }
-                ReceiptConv::Single(peer)
-            }
+            3 => ReceiptConv::Single(self.user_arg(me, s, Code::TargetUserNotExist)?),
             4 => {
                 let gid = gid(s)?;
-                if !self.groups.contains_key(&gid) {
-                    return Err(Failure::new(
-                        Code::TargetGroupNotExist,
-                        format!("group {gid} does not exist"),
-                    ));
-                }
+                self.target_group(gid)?;
                 ReceiptConv::Group(gid)
             }
             other => {
@@ -259,8 +240,7 @@ impl Backend {
         conn: ConnId,
         a: Args<'_>,
     ) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        let key = a.opt_i64("sync_key")?.unwrap_or(0);
+        let (me, key) = self.me_and_sync_key(conn, a)?;
         if let Some(log) = self.receipt_logs.get_mut(&me) {
             for e in log.entries.iter_mut().filter(|e| e.seq <= key) {
                 e.delivered = true;
@@ -280,14 +260,7 @@ impl Backend {
             .filter(|e| e.seq > key && !e.delivered)
             .map(|e| e.receipt.clone())
             .collect();
-        if receipts.is_empty() {
-            (None, log.head.max(key))
-        } else {
-            (
-                Some(json!({"sync_key": log.head, "receipts": receipts})),
-                key,
-            )
-        }
+        super::events::pending_page(log.head, key, "receipts", receipts)
     }
 
     /// `receipt_msgs` of a `sync_conversation` entry: the user's own need-receipt
@@ -365,18 +338,7 @@ impl Backend {
     ) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
         Self::check_type(a, 3)?;
-        let username = a.str("username")?;
-        let appkey = a
-            .opt_str("appkey")?
-            .filter(|k| !k.is_empty())
-            .unwrap_or(&me.appkey);
-        let peer = UserKey::new(appkey, username);
-        if !self.users.contains_key(&peer) {
-            return Err(Failure::new(
-                Code::TargetUserNotExist,
-                format!("user {username} does not exist in {appkey}"),
-            ));
-        }
+        let peer = self.user_arg(&me, a, Code::TargetUserNotExist)?;
         Ok(self.conversation_read(conn, &me, ReceiptConv::Single(peer).describe()))
     }
 
@@ -388,12 +350,7 @@ impl Backend {
         let me = self.me(conn)?;
         Self::check_type(a, 4)?;
         let gid = gid(a)?;
-        let group = self.groups.get(&gid).ok_or_else(|| {
-            Failure::new(
-                Code::TargetGroupNotExist,
-                format!("group {gid} does not exist"),
-            )
-        })?;
+        let group = self.target_group(gid)?;
         if !group.members.contains_key(&me) {
             return Err(Failure::new(
                 Code::NotInGroup,
@@ -406,10 +363,8 @@ impl Backend {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::super::md5_hex;
     use super::super::model::{Message, ReceiptState};
     use super::super::test_support::*;
-    use super::super::GroupSeed;
     use super::*;
     use rstest::rstest;
 
@@ -426,20 +381,7 @@ pub(crate) mod tests {
     /// A group and a need-receipt message from `from` in it, built directly (group sends
     /// belong to another area).
     pub fn group_msg(h: &mut Harness, owner: &str, members: &[&str], from: &str) -> (u64, u64) {
-        let gid =
-            h.b.seed_group(GroupSeed {
-                appkey: APP.into(),
-                gid: None,
-                name: "g".into(),
-                desc: String::new(),
-                owner: owner.into(),
-                admins: vec![],
-                members: members.iter().map(|m| m.to_string()).collect(),
-                silenced: vec![],
-                public: false,
-                max_members: 500,
-            })
-            .expect("group");
+        let gid = h.b.seed_group(test_group(owner, members)).expect("group");
         let msg_id = group_message(h, gid, from);
         (gid, msg_id)
     }
@@ -479,13 +421,7 @@ pub(crate) mod tests {
     }
 
     fn second_session(h: &mut Harness, conn: u64, name: &str) {
-        h.init(conn, APP, SECRET);
-        let l = h.req(
-            conn,
-            "login",
-            json!({"username": name, "password": md5_hex("pw"), "platform": "pc"}),
-        );
-        assert_eq!(l.code(), Some(0));
+        h.login_on(conn, name, "pc");
     }
 
     #[test]

@@ -96,7 +96,6 @@ impl Backend {
 
 #[cfg(test)]
 mod tests {
-    use super::super::md5_hex;
     use super::super::receipts::tests::group_msg;
     use super::super::test_support::*;
     use super::*;
@@ -117,12 +116,7 @@ mod tests {
         let mut h = Harness::new();
         h.user(1, "alice");
         h.user(2, "bobby");
-        h.init(3, APP, SECRET);
-        h.req(
-            3,
-            "login",
-            json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}),
-        );
+        h.login_on(3, "alice", "pc");
         let m = text(&mut h, 1, "bobby");
         h.clock.advance_ms(RETRACT_LIMIT_MS);
         let o = h.req(1, "msg_retract", json!({"msg_id": m}));

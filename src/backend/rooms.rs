@@ -211,7 +211,7 @@ impl Backend {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
-    use super::super::{md5_hex, RoomSeed};
+    use super::super::RoomSeed;
     use super::*;
     use rstest::rstest;
 
@@ -322,12 +322,7 @@ mod tests {
         h.user(2, "bobby");
         h.user(3, "carol");
         // alice's second session.
-        h.init(4, APP, SECRET);
-        h.req(
-            4,
-            "login",
-            json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}),
-        );
+        h.login_on(4, "alice", "pc");
         let r = room(&mut h, APP, "lobby", 10);
         h.req(1, "join_room", json!({"id": r}));
         h.req(2, "join_room", json!({"id": r}));
@@ -386,12 +381,7 @@ mod tests {
     fn membership_ends_when_the_last_session_closes() {
         let mut h = Harness::new();
         h.user(1, "alice");
-        h.init(2, APP, SECRET);
-        h.req(
-            2,
-            "login",
-            json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}),
-        );
+        h.login_on(2, "alice", "pc");
         let r = room(&mut h, APP, "lobby", 10);
         h.req(1, "join_room", json!({"id": r}));
         h.b.disconnect(1);

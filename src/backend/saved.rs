@@ -33,6 +33,8 @@ pub struct SavedParts {
 /// backend lock and encoded outside it. Messages never change once stored, so the saver
 /// encodes each once (see [`Backend::stored_messages`]); media bytes are shared (see
 /// [`Backend::saved_media`]).
+// Deliberately repeated (most of `Backend`'s fields): this is the state file's shape,
+// kept apart so that a new runtime-only field of `Backend` does not change the file.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SavedState {
     ids: Ids,

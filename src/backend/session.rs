@@ -89,30 +89,14 @@ impl ProfilePatch {
             address,
             extras,
         } = self;
-        if let Some(v) = nickname {
-            u.nickname = v;
-        }
-        if let Some(v) = avatar {
-            u.avatar = v;
-        }
-        if let Some(v) = birthday {
-            u.birthday = v;
-        }
-        if let Some(v) = gender {
-            u.gender = v;
-        }
-        if let Some(v) = signature {
-            u.signature = v;
-        }
-        if let Some(v) = region {
-            u.region = v;
-        }
-        if let Some(v) = address {
-            u.address = v;
-        }
-        if let Some(v) = extras {
-            u.extras = v;
-        }
+        set(&mut u.nickname, nickname);
+        set(&mut u.avatar, avatar);
+        set(&mut u.birthday, birthday);
+        set(&mut u.gender, gender);
+        set(&mut u.signature, signature);
+        set(&mut u.region, region);
+        set(&mut u.address, address);
+        set(&mut u.extras, extras);
     }
 }
 
@@ -311,6 +295,13 @@ impl Backend {
     }
 }
 
+/// Overwrites `slot` when the patch has a value for it.
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
@@ -415,12 +406,7 @@ mod tests {
     #[test]
     fn login_errors() {
         let mut h = Harness::new();
-        h.init(1, APP, SECRET);
-        h.req(
-            1,
-            "register",
-            json!({"username": "alice", "password": md5_hex("pw")}),
-        );
+        h.register(1, "alice");
         assert_eq!(
             h.req(
                 1,

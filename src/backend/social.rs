@@ -97,6 +97,20 @@ impl Backend {
         self.notify(out, users, ev, Some(conn));
     }
 
+    /// [`Self::own_change`] as the whole answer to a successful request.
+    pub(super) fn own_change_ok(
+        &mut self,
+        conn: ConnId,
+        me: &UserKey,
+        legacy: Option<i64>,
+        multi: i64,
+        fields: Value,
+    ) -> Outcome {
+        let mut out = Outcome::ok_empty();
+        self.own_change(&mut out, conn, me, legacy, multi, fields);
+        out
+    }
+
     // ----- friends -------------------------------------------------------------------
 
     pub(super) fn get_friend_list(&mut self, conn: ConnId) -> Result<Outcome, Failure> {
@@ -448,17 +462,21 @@ impl Backend {
             }
         }
         self.social_mut(&me).blacklist.extend(list.iter().cloned());
-        let mut out = Outcome::ok_empty();
+        Ok(self.blacklist_changed(conn, &me, &list, 1))
+    }
+
+    /// The answer to a blacklist change: event 101 (`extra` 1 added, 2 removed) to the
+    /// caller's own sessions.
+    fn blacklist_changed(
+        &mut self,
+        conn: ConnId,
+        me: &UserKey,
+        list: &[UserKey],
+        extra: u8,
+    ) -> Outcome {
         let to: Vec<Value> = list.iter().map(|k| self.user_ref(k)).collect();
-        self.own_change(
-            &mut out,
-            conn,
-            &me,
-            Some(38),
-            101,
-            json!({"extra": 1, "to_usernames": to}),
-        );
-        Ok(out)
+        let fields = json!({"extra": extra, "to_usernames": to});
+        self.own_change_ok(conn, me, Some(38), 101, fields)
     }
 
     pub(super) fn del_black_list(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
@@ -476,17 +494,7 @@ impl Backend {
         for k in &list {
             s.blacklist.remove(k);
         }
-        let mut out = Outcome::ok_empty();
-        let to: Vec<Value> = list.iter().map(|k| self.user_ref(k)).collect();
-        self.own_change(
-            &mut out,
-            conn,
-            &me,
-            Some(38),
-            101,
-            json!({"extra": 2, "to_usernames": to}),
-        );
-        Ok(out)
+        Ok(self.blacklist_changed(conn, &me, &list, 2))
     }
 }
 
@@ -502,13 +510,7 @@ mod tests {
     fn setup() -> Harness {
         let mut h = Harness::new();
         h.user(1, "alice");
-        h.init(11, APP, SECRET);
-        let l = h.req(
-            11,
-            "login",
-            json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}),
-        );
-        assert_eq!(l.code(), Some(0));
+        h.login_on(11, "alice", "pc");
         h.user(2, "bobby");
         h.user(3, "carol");
         h
@@ -522,12 +524,18 @@ mod tests {
         .unwrap();
     }
 
-    fn events(o: &Outcome) -> Vec<(Vec<u64>, Value)> {
-        o.pushes
-            .iter()
-            .filter(|p| p.event == "event_notification")
-            .map(|p| (p.to.clone(), p.payload.clone()))
-            .collect()
+    /// bobby (2) invites alice; alice (1) answers with `why`: the answer's outcome.
+    fn invited_then_answered(h: &mut Harness, why: &str) -> Outcome {
+        h.req(
+            2,
+            "add_friend",
+            json!({"target_name": "alice", "why": "hello", "from_type": 1}),
+        );
+        h.req(
+            1,
+            "add_friend",
+            json!({"target_name": "bobby", "why": why, "from_type": 2}),
+        )
     }
 
     fn names(list: &Value) -> Vec<String> {
@@ -566,16 +574,7 @@ mod tests {
     fn accepting_makes_both_friends_and_notifies_inviter_and_own_devices() {
         let mut h = setup();
         // bobby invites alice; alice accepts on conn 1; her pc session (11) gets event 100.
-        h.req(
-            2,
-            "add_friend",
-            json!({"target_name": "alice", "why": "hello", "from_type": 1}),
-        );
-        let o = h.req(
-            1,
-            "add_friend",
-            json!({"target_name": "bobby", "why": "yes", "from_type": 2}),
-        );
+        let o = invited_then_answered(&mut h, "yes");
         assert_eq!(o.code(), Some(0));
         let ev = events(&o);
         assert_eq!(ev.len(), 2);
@@ -649,16 +648,7 @@ mod tests {
     #[test]
     fn declining_tells_the_inviter_with_a_reason() {
         let mut h = setup();
-        h.req(
-            2,
-            "add_friend",
-            json!({"target_name": "alice", "why": "hello", "from_type": 1}),
-        );
-        let o = h.req(
-            1,
-            "add_friend",
-            json!({"target_name": "bobby", "why": "no thanks", "from_type": 2}),
-        );
+        let o = invited_then_answered(&mut h, "no thanks");
         assert_eq!(o.code(), Some(0));
         let ev = events(&o);
         assert_eq!(ev.len(), 1, "no multi-end event for a decline");

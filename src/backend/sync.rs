@@ -6,7 +6,7 @@
 //! pushes what the device is missing; with roaming (`flag: 1` at init) and a zero key,
 //! the whole history of every conversation is replayed.
 
-use super::model::{ConvKey, Mailbox, SyncCursor};
+use super::model::{ConvKey, Mailbox, SyncCursor, UserKey};
 use super::{Backend, ConnId, Outcome};
 use crate::protocol::PushEvent;
 use crate::protocol::{Args, Failure};
@@ -74,6 +74,15 @@ fn undelivered(mb: &Mailbox, id: u64, ck: &ConvKey) -> bool {
 }
 
 impl Backend {
+    /// The caller and the `sync_key` an ack confirms (0 when absent).
+    pub(super) fn me_and_sync_key(
+        &self,
+        conn: ConnId,
+        a: Args<'_>,
+    ) -> Result<(UserKey, i64), Failure> {
+        Ok((self.me(conn)?, a.opt_i64("sync_key")?.unwrap_or(0)))
+    }
+
     pub(super) fn sync_check(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
         let key = a.opt_i64("sync_key")?.unwrap_or(0);
@@ -265,8 +274,7 @@ impl Backend {
         conn: ConnId,
         a: Args<'_>,
     ) -> Result<Outcome, Failure> {
-        let me = self.me(conn)?;
-        let key = a.opt_i64("sync_key")?.unwrap_or(0);
+        let (me, key) = self.me_and_sync_key(conn, a)?;
         if let Some(mb) = self.mailboxes.get_mut(&me) {
             for e in mb.log.iter_mut().take_while(|e| e.seq <= key) {
                 e.delivered = true;
@@ -302,9 +310,9 @@ impl Backend {
 
 #[cfg(test)]
 mod tests {
-    use super::super::md5_hex;
     use super::super::test_support::*;
     use serde_json::json;
+    use serde_json::Value;
 
     fn text(h: &mut Harness, conn: u64, to: &str, t: &str) -> u64 {
         let o = h.req(
@@ -313,6 +321,16 @@ mod tests {
             json!({"target_id": to, "content": {"msg_type": "text", "msg_body": {"text": t}}}),
         );
         resp(&o)["msg_id"].as_u64().expect("msg_id")
+    }
+
+    /// The msg_ids of a synced conversation, in order.
+    fn msg_ids(conv: &Value) -> Vec<u64> {
+        conv["msgs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["msg_id"].as_u64().unwrap())
+            .collect()
     }
 
     fn check(h: &mut Harness, conn: u64, key: i64, sync_type: i64) -> crate::backend::Outcome {
@@ -327,12 +345,7 @@ mod tests {
         h.b.disconnect(2);
         let m1 = text(&mut h, 1, "bobby", "one");
         let m2 = text(&mut h, 1, "bobby", "two");
-        h.init(3, APP, SECRET);
-        h.req(
-            3,
-            "login",
-            json!({"username": "bobby", "password": md5_hex("pw")}),
-        );
+        h.login_web(3, "bobby");
         let o = check(&mut h, 3, 0, 0);
         let r = resp(&o);
         assert_eq!(r["sync_key"], json!(0));
@@ -345,12 +358,7 @@ mod tests {
         assert_eq!(conv["from_username"], json!("alice"));
         assert_eq!(conv["from_appkey"], json!(APP));
         assert_eq!(conv["unsync_count"], json!(2));
-        let ids: Vec<_> = conv["msgs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["msg_id"].as_u64().unwrap())
-            .collect();
+        let ids = msg_ids(conv);
         assert_eq!(ids, vec![m1, m2]);
         let key = p.payload["sync_key"].as_i64().unwrap();
         // Not acked yet: a re-check sends them again.
@@ -387,20 +395,10 @@ mod tests {
         h.req(2, "msg_recv_v2", json!({"msg_id": a}));
         // bobby on a new device with roaming on.
         h.b.disconnect(2);
-        h.init(4, APP, SECRET);
-        h.req(
-            4,
-            "login",
-            json!({"username": "bobby", "password": md5_hex("pw")}),
-        );
+        h.login_web(4, "bobby");
         let o = check(&mut h, 4, 0, 1);
         let conv = &o.pushes[0].payload["messages"][0];
-        let ids: Vec<_> = conv["msgs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["msg_id"].as_u64().unwrap())
-            .collect();
+        let ids = msg_ids(conv);
         assert_eq!(ids, vec![a, b]);
         assert_eq!(conv["unsync_count"], json!(0));
         assert_eq!(resp(&o)["sync_type"], json!(1));
@@ -485,12 +483,7 @@ mod tests {
         let sent: Vec<u64> = (0..100_000)
             .map(|i| text(&mut h, 1, "bobby", &format!("{i:064}")))
             .collect();
-        h.init(3, APP, SECRET);
-        h.req(
-            3,
-            "login",
-            json!({"username": "bobby", "password": md5_hex("pw")}),
-        );
+        h.login_web(3, "bobby");
         let first = check(&mut h, 3, 0, 0);
         // The response keeps the requested key until the pages are confirmed.
         assert_eq!(resp(&first)["sync_key"], json!(0));
@@ -537,12 +530,7 @@ mod tests {
             e.delivered = true;
         }
         h.b.disconnect(1);
-        h.init(2, APP, SECRET);
-        h.req(
-            2,
-            "login",
-            json!({"username": "bobby", "password": md5_hex("pw")}),
-        );
+        h.login_web(2, "bobby");
         let o = check(&mut h, 2, 0, 1);
         let (ids, unsync, sizes) = follow_pages(&mut h, 2, o);
         assert_eq!(sizes.len(), 3, "15 messages in pages of 7");
@@ -570,12 +558,7 @@ mod tests {
         let sent: Vec<u64> = (0..3)
             .map(|i| text(&mut h, 1, "bobby", &i.to_string()))
             .collect();
-        h.init(3, APP, SECRET);
-        h.req(
-            3,
-            "login",
-            json!({"username": "bobby", "password": md5_hex("pw")}),
-        );
+        h.login_web(3, "bobby");
         let o = check(&mut h, 3, 0, 0);
         let key = o.pushes[0].payload["sync_key"].clone();
         let next = h.req_rid(3, "sync_conversation_ack", 900, json!({"sync_key": key}));

@@ -101,12 +101,7 @@ impl Backend {
         let me = self.me(conn)?;
         let gid = Self::gid_arg(a, Code::TargetGroupNotExist)?;
         let cmd = cmd_arg(a)?;
-        let group = self.groups.get(&gid).ok_or_else(|| {
-            Failure::new(
-                Code::TargetGroupNotExist,
-                format!("group {gid} does not exist"),
-            )
-        })?;
+        let group = self.target_group(gid)?;
         if !group.members.contains_key(&me) {
             return Err(Failure::new(
                 Code::NotInGroup,
@@ -176,20 +171,12 @@ impl Backend {
 
 #[cfg(test)]
 mod tests {
-    use super::super::md5_hex;
     use super::super::test_support::*;
-    use super::super::GroupSeed;
     use super::*;
     use rstest::rstest;
 
     fn login_on(h: &mut Harness, conn: u64, name: &str, platform: &str) {
-        h.init(conn, APP, SECRET);
-        let l = h.req(
-            conn,
-            "login",
-            json!({"username": name, "password": md5_hex("pw"), "platform": platform}),
-        );
-        assert_eq!(l.code(), Some(0), "{l:?}");
+        h.login_on(conn, name, platform);
     }
 
     /// alice: 1 (web), 11 (pc), 12 (Android); bobby: 2 (web), 21 (ios); carol: 3;
@@ -205,19 +192,8 @@ mod tests {
         h.user(4, "david");
         h.b.disconnect(4);
         let g =
-            h.b.seed_group(GroupSeed {
-                appkey: APP.into(),
-                gid: None,
-                name: "g".into(),
-                desc: String::new(),
-                owner: "alice".into(),
-                admins: vec![],
-                members: vec!["bobby".into(), "carol".into(), "david".into()],
-                silenced: vec![],
-                public: false,
-                max_members: 500,
-            })
-            .unwrap();
+            h.b.seed_group(test_group("alice", &["bobby", "carol", "david"]))
+                .unwrap();
         (h, g)
     }
 

@@ -1,6 +1,5 @@
 //! `get_across_user_info`, `update_user_inf`, `update_user_pwd` (protocol.md 4.1).
 
-use super::model::UserKey;
 use super::session::{password_field, ProfilePatch};
 use super::{Backend, ConnId, Outcome};
 use crate::protocol::PushEvent;
@@ -10,18 +9,8 @@ use serde_json::{json, Map};
 impl Backend {
     pub(super) fn get_user_info(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
-        let username = a.str("username")?;
-        let appkey = a
-            .opt_str("appkey")?
-            .filter(|s| !s.is_empty())
-            .unwrap_or(&me.appkey);
-        let key = UserKey::new(appkey, username);
-        let user = self.users.get(&key).ok_or_else(|| {
-            Failure::new(
-                Code::NoSuchUser,
-                format!("user {username} does not exist in {appkey}"),
-            )
-        })?;
+        let key = self.user_arg(&me, a, Code::NoSuchUser)?;
+        let user = self.users.get(&key).ok_or(Code::NoSuchUser)?;
         let mut f = Map::new();
         f.insert("user_info".into(), user.info());
         // The guide reads `data.extras`; keep it at the top level too (protocol.md 4.1).
@@ -137,12 +126,7 @@ mod tests {
     fn password_change_notifies_other_sessions_with_event_2() {
         let mut h = Harness::new();
         h.user(1, "alice");
-        h.init(2, APP, SECRET);
-        h.req(
-            2,
-            "login",
-            json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}),
-        );
+        h.login_on(2, "alice", "pc");
         let bad = h.req(
             1,
             "update_user_pwd",
@@ -185,13 +169,7 @@ mod tests {
         let mut h = Harness::new();
         h.user(1, "alice");
         h.user(3, "carol");
-        h.init(2, APP, SECRET);
-        let l = h.req(
-            2,
-            "login",
-            json!({"username": "alice", "password": md5_hex("pw"), "platform": "pc"}),
-        );
-        assert_eq!(l.code(), Some(0));
+        h.login_on(2, "alice", "pc");
         h.clock.advance_ms(5_000);
         let o = h.req(1, "update_user_inf", json!({"nickname": "Al"}));
         assert_eq!(o.code(), Some(0));
@@ -205,7 +183,7 @@ mod tests {
         assert_eq!(p.payload["ctime_ms"], json!(T0 + 5_000));
         assert!(p.payload["event_id"].as_u64().is_some());
         let mtime =
-            h.b.user(&super::UserKey::new(APP, "alice"))
+            h.b.user(&crate::backend::UserKey::new(APP, "alice"))
                 .map(|u| u.mtime_s)
                 .expect("alice");
         assert_eq!(p.payload["mtime"], json!(mtime));

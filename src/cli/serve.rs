@@ -145,8 +145,13 @@ pub fn serve(a: ServeArgs) -> ExitCode {
     };
     runtime.block_on(async move {
         let stop_signal = shutdown_signal();
-        let apps = backend.apps.clone();
-        let demo: Vec<String> = backend.users.iter().map(|u| u.username.clone()).collect();
+        let apps = backend.seeds.apps.clone();
+        let demo: Vec<String> = backend
+            .seeds
+            .users
+            .iter()
+            .map(|u| u.username.clone())
+            .collect();
         let token_required = admin_access.token.is_some();
         let config = ServerConfig {
             faults,

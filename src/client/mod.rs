@@ -575,23 +575,13 @@ impl Client {
 
     /// The next push, whatever its event, within `limit`.
     pub async fn next_push(&self, limit: Duration) -> Option<Push> {
-        let mut rx = self.pushes.lock().await;
-        tokio::time::timeout(limit, rx.recv()).await.ok().flatten()
+        first_within(&self.pushes, limit, |_| true).await
     }
 
     /// The next push named `event` within `limit`; other pushes before it are dropped.
     pub async fn expect_push(&self, event: &str, limit: Duration) -> Option<Value> {
-        let deadline = tokio::time::Instant::now() + limit;
-        let mut rx = self.pushes.lock().await;
-        loop {
-            let p = tokio::time::timeout_at(deadline, rx.recv())
-                .await
-                .ok()
-                .flatten()?;
-            if p.event == event {
-                return Some(p.payload);
-            }
-        }
+        let p = first_within(&self.pushes, limit, |p: &Push| p.event == event).await?;
+        Some(p.payload)
     }
 
     /// Pushes already received, without waiting.
@@ -702,5 +692,23 @@ pub fn single_msg(me: &str, to: &str, msg_type: &str, msg_body: Value) -> Value 
 impl Drop for Client {
     fn drop(&mut self) {
         self.inner.closed.cancel();
+    }
+}
+/// The first item of `rx` that is `wanted` within `limit`; items before it are dropped.
+pub(crate) async fn first_within<T>(
+    rx: &tokio::sync::Mutex<mpsc::UnboundedReceiver<T>>,
+    limit: Duration,
+    wanted: impl Fn(&T) -> bool,
+) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut rx = rx.lock().await;
+    loop {
+        let item = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .ok()
+            .flatten()?;
+        if wanted(&item) {
+            return Some(item);
+        }
     }
 }

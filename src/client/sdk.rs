@@ -411,23 +411,14 @@ impl SdkInstance {
 
     /// The next listener invocation within `limit`.
     pub async fn next_delivery(&self, limit: Duration) -> Option<Delivery> {
-        let mut rx = self.deliveries.lock().await;
-        tokio::time::timeout(limit, rx.recv()).await.ok().flatten()
+        super::first_within(&self.deliveries, limit, |_| true).await
     }
 
     /// The next invocation of `listener` within `limit`; other deliveries before it are dropped.
     pub async fn expect_delivery(&self, listener: &str, limit: Duration) -> Option<Value> {
-        let deadline = tokio::time::Instant::now() + limit;
-        let mut rx = self.deliveries.lock().await;
-        loop {
-            let d = tokio::time::timeout_at(deadline, rx.recv())
-                .await
-                .ok()
-                .flatten()?;
-            if d.listener == listener {
-                return Some(d.arg);
-            }
-        }
+        let wanted = |d: &Delivery| d.listener == listener;
+        let d = super::first_within(&self.deliveries, limit, wanted).await?;
+        Some(d.arg)
     }
 
     /// Whether a user is logged in on the current, open connection.

@@ -82,6 +82,7 @@ pub async fn run_steps(
     let mut under = UnderTest::new(portable, scale);
     let mut wire = super::settle::WireWatch::for_client(under.is_driver());
     let first_app = sc
+        .seeds
         .apps
         .first()
         .map(|a| a.appkey.clone())
@@ -264,6 +265,7 @@ struct Wire<'a> {
 impl Wire<'_> {
     fn secret_of(&self, appkey: &str) -> Option<String> {
         self.sc
+            .seeds
             .apps
             .iter()
             .find(|a| a.appkey == appkey)
@@ -385,52 +387,48 @@ impl Wire<'_> {
 
     /// Pushes a reference client must (or must not) receive.
     async fn push_step(&mut self, step: &Step) -> (bool, String) {
-        let scale = self.sc.time_scale;
         match step {
             Step::ExpectPush {
                 client,
                 event,
                 within_ms,
                 fields,
-            } => match self.clients.get(client) {
-                Some(s) => match s
-                    .client
-                    .expect_push(
-                        event,
-                        scaled(*within_ms, scale).max(Duration::from_millis(50)),
-                    )
-                    .await
-                {
-                    Some(p) => match fields {
-                        Some(f) if !subset(f, &p) => {
-                            (false, format!("{event} did not contain {f}: got {p}"))
-                        }
-                        _ => (true, String::new()),
-                    },
-                    None => (false, format!("no {event} within {within_ms} ms (scaled)")),
+            } => match self.wait_push(client, event, *within_ms).await {
+                Err(e) => (false, e),
+                Ok(Some(p)) => match fields {
+                    Some(f) if !subset(f, &p) => {
+                        (false, format!("{event} did not contain {f}: got {p}"))
+                    }
+                    _ => (true, String::new()),
                 },
-                None => (false, format!("no client {client}")),
+                Ok(None) => (false, format!("no {event} within {within_ms} ms (scaled)")),
             },
             Step::NoPush {
                 client,
                 event,
                 within_ms,
-            } => match self.clients.get(client) {
-                Some(s) => match s
-                    .client
-                    .expect_push(
-                        event,
-                        scaled(*within_ms, scale).max(Duration::from_millis(50)),
-                    )
-                    .await
-                {
-                    Some(p) => (false, format!("unexpected {event}: {p}")),
-                    None => (true, String::new()),
-                },
-                None => (false, format!("no client {client}")),
+            } => match self.wait_push(client, event, *within_ms).await {
+                Err(e) => (false, e),
+                Ok(Some(p)) => (false, format!("unexpected {event}: {p}")),
+                Ok(None) => (true, String::new()),
             },
             _ => (false, "not a push step".into()),
         }
+    }
+
+    /// The next `event` push of `client` within the scaled `within_ms` (at least 50 ms).
+    async fn wait_push(
+        &self,
+        client: &str,
+        event: &str,
+        within_ms: u64,
+    ) -> Result<Option<Value>, String> {
+        let s = self
+            .clients
+            .get(client)
+            .ok_or_else(|| format!("no client {client}"))?;
+        let within = scaled(within_ms, self.sc.time_scale).max(Duration::from_millis(50));
+        Ok(s.client.expect_push(event, within).await)
     }
 
     /// Server time, waits, fault switches and requests on behalf of users.

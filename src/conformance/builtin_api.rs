@@ -4,10 +4,12 @@
 //! [`Portable`](super::portable::Portable); both implement
 //! [`ClientUnderTest`](super::under_test::ClientUnderTest).
 
+use super::builtin::scaled;
 use super::portable::Seen;
 use super::subset;
-use super::under_test::{first_match, no_delivery};
+use super::under_test::{first_match, no_delivery, ClientUnderTest};
 use crate::scenario::model::CallExpect;
+use crate::server::RunningServer;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -40,8 +42,12 @@ impl BuiltinApi {
             .get(client)
             .ok_or_else(|| format!("no instance {client}"))
     }
+}
 
-    pub async fn create(&mut self, client: &str, base: &str, upload: &str) -> Result<(), String> {
+// Deliberately repeated: the signatures are the trait's (`under_test.rs`).
+impl ClientUnderTest for BuiltinApi {
+    async fn create(&mut self, client: &str, server: &RunningServer) -> Result<(), String> {
+        let (base, upload) = (server.http_url(), server.upload_url());
         let config = crate::client::ClientConfig {
             ack_timeout: Duration::from_secs_f64(5.0 * self.scale),
             response_timeout: Some(Duration::from_secs_f64(30.0 * self.scale)),
@@ -50,14 +56,14 @@ impl BuiltinApi {
             sdk_waits: Self::SDK_WAITS * self.scale.min(1.0),
             ..crate::client::ClientConfig::default()
         };
-        let i = crate::client::sdk::SdkInstance::connect(base, upload, config)
+        let i = crate::client::sdk::SdkInstance::connect(&base, &upload, config)
             .await
             .map_err(|e| e.to_string())?;
         self.instances.insert(client.to_owned(), i);
         Ok(())
     }
 
-    pub async fn call(
+    async fn call(
         &mut self,
         client: &str,
         method: &str,
@@ -120,12 +126,12 @@ impl BuiltinApi {
         }
     }
 
-    pub fn listen(&mut self, client: &str, listener: &str) -> Result<(), String> {
+    async fn listen(&mut self, client: &str, listener: &str) -> Result<(), String> {
         self.get(client)?.listen(listener);
         Ok(())
     }
 
-    pub async fn expect_listener(
+    async fn expect_listener(
         &mut self,
         client: &str,
         listener: &str,
@@ -153,5 +159,20 @@ impl BuiltinApi {
                 None => return Err(no_delivery(listener, fields, within)),
             }
         }
+    }
+
+    async fn advance_timers(&mut self, ms: u64) -> Result<String, String> {
+        // The builtin client's timers are scaled by time_scale instead.
+        tokio::time::sleep(scaled(ms, self.scale)).await;
+        Ok("builtin: waited the scaled time".into())
+    }
+
+    async fn settle(&mut self, ms: u64) -> Result<String, String> {
+        tokio::time::sleep(scaled(ms, self.scale)).await;
+        Ok(String::new())
+    }
+
+    fn is_driver(&self) -> bool {
+        false
     }
 }

@@ -6,23 +6,24 @@
 //! wait is bounded; client timers and waits are multiplied by the scenario's
 //! `time_scale`, so the SDK's 5 s / 30 s timers run in milliseconds.
 
-pub mod builtin;
-pub mod builtin_api;
+pub(crate) mod builtin;
+pub(crate) mod builtin_api;
 pub mod compare;
 pub mod driver;
-pub mod exactly;
+pub(crate) mod exactly;
 pub mod html;
 pub mod junit;
 pub mod matrix;
 pub mod mutants;
 pub mod portable;
-pub mod redact;
-pub mod settle;
+pub(crate) mod redact;
+pub(crate) mod settle;
 pub mod shard;
 pub mod snapshot;
-pub mod under_test;
+pub(crate) mod under_test;
 
 pub use junit::junit;
+pub use under_test::ClientUnderTest;
 
 use crate::faults::{Direction, Entry, KindSpec};
 use crate::scenario::{Expectation, FrameFilter, Scenario};

@@ -3,9 +3,10 @@
 
 use super::driver::{DriverEvent, SubprocessDriver};
 use super::subset;
-use super::under_test::{first_match, no_delivery};
+use super::under_test::{first_match, no_delivery, ClientUnderTest};
 use crate::protocol::sign::signature;
 use crate::scenario::{model::CallExpect, Scenario};
+use crate::server::RunningServer;
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -84,9 +85,19 @@ impl Portable {
             None => false,
         }
     }
+}
+
+// Deliberately repeated: the signatures are the trait's (`under_test.rs`).
+impl ClientUnderTest for Portable {
+    async fn create(&mut self, client: &str, server: &RunningServer) -> Result<(), String> {
+        self.driver
+            .create(client, &server.ws_url(), &server.upload_url())
+            .await
+            .map_err(|e| e.to_string())
+    }
 
     /// Runs a `call` step; `Ok(detail)` when the expectation holds.
-    pub async fn call(
+    async fn call(
         &mut self,
         client: &str,
         method: &str,
@@ -173,7 +184,7 @@ impl Portable {
     }
 
     /// Registers a listener, unless the client declared it lacks it.
-    pub async fn listen(&mut self, client: &str, listener: &str) -> Result<(), String> {
+    async fn listen(&mut self, client: &str, listener: &str) -> Result<(), String> {
         if self.driver.lacks(listener) {
             return Err(lacks(listener));
         }
@@ -184,7 +195,9 @@ impl Portable {
     }
 
     /// Waits for a listener delivery whose first argument contains `fields`.
-    pub async fn expect_listener(
+    // Deliberately repeated (the polling loop, as in `BuiltinApi`): the two clients
+    // buffer deliveries in different shapes (raw argument lists here).
+    async fn expect_listener(
         &mut self,
         client: &str,
         listener: &str,
@@ -203,6 +216,28 @@ impl Portable {
                 return Err(no_delivery(listener, fields, within));
             }
         }
+    }
+
+    async fn advance_timers(&mut self, ms: u64) -> Result<String, String> {
+        if !self.driver.can("fake_timers") {
+            return Err("the driver has no fake_timers capability".into());
+        }
+        self.driver.advance(ms).await.map_err(|e| e.to_string())?;
+        Ok(String::new())
+    }
+
+    async fn settle(&mut self, ms: u64) -> Result<String, String> {
+        if self.driver.can("fake_timers") {
+            self.driver.advance(ms).await.map_err(|e| e.to_string())?;
+        } else {
+            // Real timers: the library's clock is the wall clock.
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        Ok(String::new())
+    }
+
+    fn is_driver(&self) -> bool {
+        true
     }
 }
 
@@ -233,9 +268,10 @@ pub fn resolve_auth(sc: &Scenario, v: &Value, now_ms: i64, n: &mut u64) -> Value
                 .get("appkey")
                 .and_then(Value::as_str)
                 .map(str::to_owned)
-                .or_else(|| sc.apps.first().map(|a| a.appkey.clone()))
+                .or_else(|| sc.seeds.apps.first().map(|a| a.appkey.clone()))
                 .unwrap_or_default();
             let secret = sc
+                .seeds
                 .apps
                 .iter()
                 .find(|a| a.appkey == appkey)

@@ -4,7 +4,6 @@
 //! ([`Portable`], docs/driver-protocol.md) implement it, and [`UnderTest`] is whichever
 //! one a run drives, so the runner (`builtin::run_steps`) has one path for every client.
 
-use super::builtin::scaled;
 use super::builtin_api::BuiltinApi;
 use super::portable::{Portable, Seen};
 use super::subset;
@@ -81,108 +80,9 @@ pub(super) fn no_delivery(listener: &str, fields: &Option<Value>, within: Durati
     format!("no {listener} delivery{containing} within {within:?}")
 }
 
-impl ClientUnderTest for BuiltinApi {
-    async fn create(&mut self, client: &str, server: &RunningServer) -> Result<(), String> {
-        BuiltinApi::create(self, client, &server.http_url(), &server.upload_url()).await
-    }
-
-    async fn call(
-        &mut self,
-        client: &str,
-        method: &str,
-        args: Value,
-        expect: &Option<CallExpect>,
-        within: Duration,
-    ) -> Result<Seen, String> {
-        BuiltinApi::call(self, client, method, args, expect, within).await
-    }
-
-    async fn listen(&mut self, client: &str, listener: &str) -> Result<(), String> {
-        BuiltinApi::listen(self, client, listener)
-    }
-
-    async fn expect_listener(
-        &mut self,
-        client: &str,
-        listener: &str,
-        fields: &Option<Value>,
-        within: Duration,
-    ) -> Result<Value, String> {
-        BuiltinApi::expect_listener(self, client, listener, fields, within).await
-    }
-
-    async fn advance_timers(&mut self, ms: u64) -> Result<String, String> {
-        // The builtin client's timers are scaled by time_scale instead.
-        tokio::time::sleep(scaled(ms, self.scale)).await;
-        Ok("builtin: waited the scaled time".into())
-    }
-
-    async fn settle(&mut self, ms: u64) -> Result<String, String> {
-        tokio::time::sleep(scaled(ms, self.scale)).await;
-        Ok(String::new())
-    }
-
-    fn is_driver(&self) -> bool {
-        false
-    }
-}
-
-impl ClientUnderTest for Portable {
-    async fn create(&mut self, client: &str, server: &RunningServer) -> Result<(), String> {
-        self.driver
-            .create(client, &server.ws_url(), &server.upload_url())
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    async fn call(
-        &mut self,
-        client: &str,
-        method: &str,
-        args: Value,
-        expect: &Option<CallExpect>,
-        within: Duration,
-    ) -> Result<Seen, String> {
-        Portable::call(self, client, method, args, expect, within).await
-    }
-
-    async fn listen(&mut self, client: &str, listener: &str) -> Result<(), String> {
-        Portable::listen(self, client, listener).await
-    }
-
-    async fn expect_listener(
-        &mut self,
-        client: &str,
-        listener: &str,
-        fields: &Option<Value>,
-        within: Duration,
-    ) -> Result<Value, String> {
-        Portable::expect_listener(self, client, listener, fields, within).await
-    }
-
-    async fn advance_timers(&mut self, ms: u64) -> Result<String, String> {
-        if !self.driver.can("fake_timers") {
-            return Err("the driver has no fake_timers capability".into());
-        }
-        self.driver.advance(ms).await.map_err(|e| e.to_string())?;
-        Ok(String::new())
-    }
-
-    async fn settle(&mut self, ms: u64) -> Result<String, String> {
-        if self.driver.can("fake_timers") {
-            self.driver.advance(ms).await.map_err(|e| e.to_string())?;
-        } else {
-            // Real timers: the library's clock is the wall clock.
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
-        Ok(String::new())
-    }
-
-    fn is_driver(&self) -> bool {
-        true
-    }
-}
-
+// Deliberately repeated: `UnderTest` spells out the trait's signatures and forwards to
+// the client it holds; the trait has async fns (not object safe), so it dispatches by
+// hand. `BuiltinApi` implements the trait in builtin_api.rs, `Portable` in portable.rs.
 /// The client a run drives: the builtin one, or a driver the caller owns.
 pub enum UnderTest<'a> {
     Builtin(BuiltinApi),
@@ -223,7 +123,7 @@ impl ClientUnderTest for UnderTest<'_> {
 
     async fn listen(&mut self, client: &str, listener: &str) -> Result<(), String> {
         match self {
-            UnderTest::Builtin(b) => b.listen(client, listener),
+            UnderTest::Builtin(b) => b.listen(client, listener).await,
             UnderTest::Driver(d) => d.listen(client, listener).await,
         }
     }

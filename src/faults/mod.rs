@@ -6,9 +6,9 @@
 //! are timers, never a blocked worker. Random choices use a per-rule seeded generator, so
 //! a scenario run repeats.
 
-pub mod journal;
-pub mod redact;
-pub mod spec;
+pub(crate) mod journal;
+pub(crate) mod redact;
+pub(crate) mod spec;
 
 pub use journal::{Entry, Journal};
 pub use spec::{

@@ -2,10 +2,10 @@
 //! `rid`; the server answers `ack {rid}` first and then an event of the same name with
 //! the same `rid`, `code` and `message`. Pushes never carry a `rid`.
 
-pub mod args;
-pub mod codes;
-pub mod pushes;
-pub mod requests;
+pub(crate) mod args;
+pub(crate) mod codes;
+pub(crate) mod pushes;
+pub(crate) mod requests;
 pub mod sign;
 
 pub use args::Args;

@@ -101,6 +101,8 @@ pub fn run(a: ProxyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Deliberately repeated (as in the binary's `serve`): the binary and the library
+    // each report a runtime that cannot start in their own words and exit code.
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

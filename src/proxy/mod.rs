@@ -13,7 +13,7 @@
 
 mod admin;
 pub mod cli;
-pub mod forward;
+pub(crate) mod forward;
 mod media;
 pub mod record;
 pub mod upstream;

@@ -64,14 +64,14 @@ pub(super) fn add_demo_data(fx: &mut Fixtures) {
         .unwrap_or_else(|| config::DEFAULT_APPKEY.to_owned());
     let demo = config::backend_config(None, Some(&app), fx.apps.first().map(|a| a.secret.as_str()));
     let loc = serde_saphyr::Location::UNKNOWN;
-    for u in demo.users {
+    for u in demo.seeds.users {
         fx.users.push(Spanned::new(u, loc, loc));
     }
-    for g in demo.groups {
+    for g in demo.seeds.groups {
         fx.groups.push(Spanned::new(g, loc, loc));
     }
-    fx.rooms.extend(demo.rooms);
-    for f in demo.friends {
+    fx.rooms.extend(demo.seeds.rooms);
+    for f in demo.seeds.friends {
         fx.friends.push(Spanned::new(f, loc, loc));
     }
 }

@@ -2,22 +2,19 @@
 //! diagnostics, and turn into server state and fault rules. Nothing in a bad file is
 //! half-applied: [`load`] returns either a whole [`Scenario`] or every error.
 
-pub mod api;
+pub(crate) mod api;
 mod check;
-pub mod files;
+pub(crate) mod files;
 pub mod model;
-pub mod record;
+pub(crate) mod record;
 pub mod schema;
-pub mod shape;
+pub(crate) mod shape;
 
 pub use files::FileAccess;
 
 pub use model::{Expectation, ExpectedReply, FrameFilter, ScenarioFile, Step, TransportSpec};
 
-use crate::backend::MediaSeed;
-use crate::backend::{
-    AppConfig, BackendConfig, FriendSeed, GroupSeed, MessageSeed, RoomSeed, UserSeed,
-};
+use crate::backend::{AppConfig, BackendConfig, Seeds};
 use crate::config;
 use crate::faults::{self, FaultSpec};
 use crate::protocol::Event;
@@ -59,14 +56,8 @@ pub struct Scenario {
     pub description: String,
     pub spec: Option<String>,
     pub file: String,
-    pub apps: Vec<AppConfig>,
-    pub users: Vec<UserSeed>,
-    pub groups: Vec<GroupSeed>,
-    pub rooms: Vec<RoomSeed>,
-    pub friends: Vec<FriendSeed>,
-    pub messages: Vec<MessageSeed>,
-    pub media: Vec<MediaSeed>,
-    pub blacklists: Vec<crate::backend::BlacklistSeed>,
+    /// The state the server starts from.
+    pub seeds: Seeds,
     pub fault_specs: Vec<FaultSpec>,
     pub time_scale: f64,
     /// Protocol rules the clients break on purpose (see the file field).
@@ -81,14 +72,7 @@ impl Scenario {
     /// The server state the scenario starts from.
     pub fn backend_config(&self) -> BackendConfig {
         BackendConfig {
-            apps: self.apps.clone(),
-            users: self.users.clone(),
-            groups: self.groups.clone(),
-            rooms: self.rooms.clone(),
-            friends: self.friends.clone(),
-            messages: self.messages.clone(),
-            media: self.media.clone(),
-            blacklists: self.blacklists.clone(),
+            seeds: self.seeds.clone(),
             signature_ttl_ms: crate::protocol::sign::SIGNATURE_TTL_MS,
             history: Default::default(),
         }
@@ -579,9 +563,7 @@ impl Loader {
     fn check_fixture_users(&mut self, fu: &check::FixtureUsers, fx: &mut Fixtures) {
         let first = fx.apps[0].appkey.clone();
         for g in &mut fx.groups {
-            if g.value.appkey.is_empty() {
-                g.value.appkey = first.clone();
-            }
+            fill_app(&mut g.value.appkey, &first);
             let v = &g.value;
             for n in std::iter::once(&v.owner)
                 .chain(&v.admins)
@@ -603,9 +585,7 @@ impl Loader {
             }
         }
         for f in &mut fx.friends {
-            if f.value.appkey.is_empty() {
-                f.value.appkey = first.clone();
-            }
+            fill_app(&mut f.value.appkey, &first);
             for n in &f.value.users {
                 fu.check(
                     &mut self.errors,
@@ -617,18 +597,16 @@ impl Loader {
             }
         }
         for b in &mut fx.blacklists {
-            if b.value.appkey.is_empty() {
-                b.value.appkey = first.clone();
-            }
+            fill_app(&mut b.value.appkey, &first);
             let v = b.value.clone();
             for n in std::iter::once(&v.user).chain(&v.blocks) {
                 fu.check(&mut self.errors, &b.referenced, &v.appkey, n, "blacklist");
             }
         }
+        // Deliberately alike (media and messages): each kind names its users in its own
+        // fields, and a message names up to two more below.
         for m in &mut fx.media {
-            if m.value.appkey.is_empty() {
-                m.value.appkey = first.clone();
-            }
+            fill_app(&mut m.value.appkey, &first);
             let v = m.value.clone();
             fu.check(
                 &mut self.errors,
@@ -639,9 +617,7 @@ impl Loader {
             );
         }
         for m in &mut fx.messages {
-            if m.value.appkey.is_empty() {
-                m.value.appkey = first.clone();
-            }
+            fill_app(&mut m.value.appkey, &first);
             let v = m.value.clone();
             fu.check(
                 &mut self.errors,
@@ -705,14 +681,16 @@ impl Loader {
             description: sf.description,
             spec: sf.spec,
             file: file.to_owned(),
-            apps: fx.apps,
-            users: fx.users.into_iter().map(|u| u.value).collect(),
-            groups: fx.groups.into_iter().map(|g| g.value).collect(),
-            rooms: fx.rooms,
-            friends: fx.friends.into_iter().map(|f| f.value).collect(),
-            messages: fx.messages.into_iter().map(|m| m.value).collect(),
-            media: fx.media.into_iter().map(|m| m.value).collect(),
-            blacklists: fx.blacklists.into_iter().map(|b| b.value).collect(),
+            seeds: Seeds {
+                apps: fx.apps,
+                users: fx.users.into_iter().map(|u| u.value).collect(),
+                groups: fx.groups.into_iter().map(|g| g.value).collect(),
+                rooms: fx.rooms,
+                friends: fx.friends.into_iter().map(|f| f.value).collect(),
+                blacklists: fx.blacklists.into_iter().map(|b| b.value).collect(),
+                media: fx.media.into_iter().map(|m| m.value).collect(),
+                messages: fx.messages.into_iter().map(|m| m.value).collect(),
+            },
             fault_specs: sf.faults.into_iter().map(|f| f.value).collect(),
             time_scale: sf.time_scale.unwrap_or(1.0),
             breaks: sf.breaks,
@@ -769,6 +747,13 @@ pub fn is_fixture_file(path: &Path) -> bool {
     path.components().any(|c| c.as_os_str() == "fixtures")
 }
 
+/// An empty fixture appkey means the first app's.
+fn fill_app(appkey: &mut String, first: &str) {
+    if appkey.is_empty() {
+        *appkey = first.to_owned();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -784,8 +769,8 @@ mod tests {
             "t.yaml",
         )
         .expect("valid");
-        assert_eq!(sc.users.len(), 2);
-        assert_eq!(sc.users[0].appkey, config::DEFAULT_APPKEY);
+        assert_eq!(sc.seeds.users.len(), 2);
+        assert_eq!(sc.seeds.users[0].appkey, config::DEFAULT_APPKEY);
         assert_eq!(sc.fault_specs.len(), 1);
         assert_eq!(sc.steps.len(), 6);
         assert_eq!(sc.expect.len(), 2);
@@ -868,8 +853,8 @@ mod more_tests {
         )
         .unwrap();
         let sc = load(&dir.join("case.yaml")).expect("loads");
-        assert_eq!(sc.users.len(), 1);
-        assert_eq!(sc.media[0].base64.as_deref(), Some("aGk="));
+        assert_eq!(sc.seeds.users.len(), 1);
+        assert_eq!(sc.seeds.media[0].base64.as_deref(), Some("aGk="));
         std::fs::write(
             dir.join("bad.yaml"),
             "name: m\nfixtures:\n  users: [{username: alice, password: pw}]\n  media:\n    - {owner: alice, file: nope.txt}\n",

@@ -11,6 +11,8 @@ use serde_json::Value;
 use serde_saphyr::Spanned;
 
 /// Reusable state: apps, users, groups, rooms, friendships, messages.
+// Deliberately repeated (the lists of `backend::Seeds`): each entry is wrapped in a
+// source span for error positions, which `Seeds` has no place for.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Fixtures {
@@ -275,6 +277,9 @@ fn default_quiet() -> u64 {
 /// A check on the journal at the end of a run.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+// Deliberately repeated: `count` and `frame` list the frame-filter keys themselves
+// rather than flatten `FrameFilter`, because serde's flatten does not work with
+// deny_unknown_fields (a typo in a scenario must stay an error at its line).
 pub enum Expectation {
     /// How many frames match (the filter keys of [`FrameFilter`], plus `equals`).
     Count {

@@ -208,7 +208,13 @@ fn bad(message: impl Into<String>) -> Response {
 
 /// The configuration's first app when it still exists, else the first app of the state.
 pub(crate) fn default_appkey(s: &AdminState) -> Option<String> {
-    let configured = s.initial.backend.apps.first().map(|a| a.appkey.clone());
+    let configured = s
+        .initial
+        .backend
+        .seeds
+        .apps
+        .first()
+        .map(|a| a.appkey.clone());
     s.hub.with_backend(|b| {
         let mut apps = b.apps().map(|a| a.appkey.clone());
         match configured {

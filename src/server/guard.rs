@@ -366,18 +366,7 @@ async fn enforce(State(guard): State<Guard>, req: Request, next: Next) -> Respon
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
         if preflight {
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("Authorization"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_MAX_AGE,
-                HeaderValue::from_static("600"),
-            );
+            preflight_headers(h, "GET", "Authorization", "600");
         }
     }
     h.insert(
@@ -389,6 +378,28 @@ async fn enforce(State(guard): State<Guard>, req: Request, next: Next) -> Respon
 }
 
 /// The middleware of [`Guard::protect_pages`].
+/// A CORS preflight answer's headers: the allowed methods and request headers, and how
+/// many seconds a browser may keep the answer.
+pub(crate) fn preflight_headers(
+    h: &mut HeaderMap,
+    methods: &'static str,
+    headers: &'static str,
+    max_age_s: &'static str,
+) {
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(methods),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(headers),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static(max_age_s),
+    );
+}
+
 async fn enforce_page(State(guard): State<Guard>, req: Request, next: Next) -> Response {
     if let Err(r) = guard.check_page(req.method(), req.headers()) {
         tracing::warn!(path = req.uri().path(), status = r.status.as_u16(), reason = %r.reason, "console request refused");

@@ -63,18 +63,11 @@ fn error_response(e: &UploadError) -> Response {
 
 async fn preflight() -> Response {
     let mut resp = with_cors(StatusCode::NO_CONTENT.into_response());
-    let h = resp.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, GET, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("X-App-Key, jm-channel, Authorization, Content-Type"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
+    super::guard::preflight_headers(
+        resp.headers_mut(),
+        "POST, GET, OPTIONS",
+        "X-App-Key, jm-channel, Authorization, Content-Type",
+        "86400",
     );
     resp
 }

@@ -10,14 +10,14 @@ mod admin;
 pub(crate) mod admin_faults;
 pub(crate) mod console;
 pub(crate) mod events;
-pub mod guard;
+pub(crate) mod guard;
 mod hub;
 mod limits;
 pub(crate) mod listen;
 mod media;
 pub mod network;
 pub mod persist;
-pub mod record;
+pub(crate) mod record;
 mod sign;
 
 pub use guard::AdminAccess;

@@ -300,6 +300,7 @@ pub fn open(
         })?;
         let saved: Vec<&str> = backend.apps().map(|a| a.appkey.as_str()).collect();
         for app in config
+            .seeds
             .apps
             .iter()
             .filter(|a| !saved.contains(&a.appkey.as_str()))
@@ -451,7 +452,7 @@ pub fn export(path: &Path) -> Result<(String, Vec<(String, usize)>), StateError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{AppConfig, ManualClock, MessageSeed, UserSeed};
+    use crate::backend::{AppConfig, ManualClock, MessageSeed, Seeds, UserSeed};
 
     const APP: &str = "persistappkey00000000001";
 
@@ -460,7 +461,7 @@ mod tests {
             .iter()
             .map(|n| UserSeed::new(APP, n, "pw", n))
             .collect();
-        BackendConfig {
+        let seeds = Seeds {
             apps: vec![AppConfig {
                 appkey: APP.into(),
                 secret: "s".into(),
@@ -478,6 +479,10 @@ mod tests {
                     text: format!("message {i}"),
                 })
                 .collect(),
+            ..Seeds::default()
+        };
+        BackendConfig {
+            seeds,
             signature_ttl_ms: 1000,
             ..BackendConfig::default()
         }
@@ -528,6 +533,7 @@ mod tests {
         let texts = |b: &Backend| -> Vec<String> {
             let mut t: Vec<String> = b
                 .export_fixtures()
+                .seeds
                 .messages
                 .into_iter()
                 .map(|m| m.text)
@@ -540,7 +546,7 @@ mod tests {
         Snapshot::take(&first, &mut cache, 0).expect("take");
         // Same msg_ids, other content: what an admin reset or scenario load produces.
         let mut cfg = config(2);
-        for m in &mut cfg.messages {
+        for m in &mut cfg.seeds.messages {
             m.text = format!("after reset: {}", m.text);
         }
         let second =

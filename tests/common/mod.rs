@@ -2,7 +2,7 @@
 //! and reference clients connected to it.
 #![allow(dead_code)]
 
-use jmessage_mock::backend::{AppConfig, BackendConfig, UserSeed};
+use jmessage_mock::backend::{AppConfig, BackendConfig, Seeds, UserSeed};
 use jmessage_mock::client::{Client, ClientConfig, Transport};
 use jmessage_mock::server::{self, RunningServer, ServerConfig};
 use jmessage_mock::transport::TransportConfig;
@@ -15,7 +15,7 @@ pub const SECRET2: &str = "itest-secret-2";
 pub const WAIT: Duration = Duration::from_secs(5);
 
 pub fn backend_config() -> BackendConfig {
-    BackendConfig {
+    let seeds = Seeds {
         apps: vec![
             AppConfig {
                 appkey: APPKEY.into(),
@@ -33,12 +33,10 @@ pub fn backend_config() -> BackendConfig {
             },
         ],
         users: vec![UserSeed::new(APPKEY, "seeded", "123456", "Seeded")],
-        groups: vec![],
-        rooms: vec![],
-        friends: vec![],
-        messages: vec![],
-        media: vec![],
-        blacklists: vec![],
+        ..Seeds::default()
+    };
+    BackendConfig {
+        seeds,
         signature_ttl_ms: 600_000,
         history: Default::default(),
     }

@@ -4,6 +4,8 @@
 
 use super::*;
 
+// Deliberately repeated: every area's `call_*` has the same signature, as `Shared::call`
+// tries them in turn.
 impl Shared {
     /// The calls of this area; `None` when `method` is not one of them.
     pub(super) async fn call_messages(
