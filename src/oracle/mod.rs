@@ -352,6 +352,16 @@ impl Oracle {
 
     /// Confirmations overdue at `now` on every connection.
     pub fn overdue_at(&self, now: Instant, found: &mut Vec<Finding>) {
+        self.each_conn_overdue(now, found, |_, _| {});
+    }
+
+    /// Runs the overdue check on every connection, then `then` with the same context.
+    fn each_conn_overdue(
+        &self,
+        now: Instant,
+        found: &mut Vec<Finding>,
+        mut then: impl FnMut(&mut Conn, &mut Ctx<'_>),
+    ) {
         let window = self.window();
         let mut inner = self.lock();
         for (conn, c) in inner.conns.iter_mut() {
@@ -361,6 +371,7 @@ impl Oracle {
                 found,
             };
             overdue_conn(c, &mut ctx, now, window);
+            then(c, &mut ctx);
         }
     }
 
@@ -369,17 +380,9 @@ impl Oracle {
     /// only a connection that lost inbound frames to a fault (its confirmation may wait for
     /// a resend) or had frames held back by a delay or throttle keeps the timed window.
     pub fn finish_at(&self, now: Instant, found: &mut Vec<Finding>) {
-        let window = self.window();
-        let mut inner = self.lock();
-        for (conn, c) in inner.conns.iter_mut() {
-            let mut ctx = Ctx {
-                conn: *conn,
-                user: c.user.clone(),
-                found,
-            };
-            overdue_conn(c, &mut ctx, now, window);
+        self.each_conn_overdue(now, found, |c, ctx| {
             if c.lossy {
-                continue;
+                return;
             }
             for (id, _) in c.msgs.drain(..) {
                 ctx.report(
@@ -395,8 +398,8 @@ impl Oracle {
                     format!("{ack} with sync_key {k} never sent (push unacknowledged at the end)"),
                 );
             }
-            echo::owed_at_end(c, &mut ctx);
-        }
+            echo::owed_at_end(c, ctx);
+        });
     }
 
     /// Forgets a closed connection, reporting what was overdue on it.

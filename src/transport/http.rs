@@ -344,13 +344,24 @@ async fn run_websocket(engine: Arc<Engine>, ws: WebSocket, remote: SocketAddr) {
     let Some(rx) = socket.take_rx() else {
         return;
     };
+    serve_websocket(&engine, &socket, sink, stream, rx).await;
+}
+
+/// Runs a session's websocket: its writer task, and the reader here until it closes.
+async fn serve_websocket(
+    engine: &Arc<Engine>,
+    socket: &Arc<Socket>,
+    sink: WsSink,
+    stream: futures_util::stream::SplitStream<WebSocket>,
+    rx: OutboundRx,
+) {
     tokio::spawn(write_loop(
         socket.clone(),
         sink,
         rx,
         engine.config.write_timeout,
     ));
-    read_loop(&engine, &socket, stream).await;
+    read_loop(engine, socket, stream).await;
 }
 
 /// A websocket that upgrades an existing polling session (`2probe`/`3probe`/`5`).
@@ -393,13 +404,7 @@ async fn run_upgrade(engine: Arc<Engine>, socket: Arc<Socket>, ws: WebSocket) {
         );
         return;
     };
-    tokio::spawn(write_loop(
-        socket.clone(),
-        sink,
-        rx,
-        engine.config.write_timeout,
-    ));
-    read_loop(&engine, &socket, stream).await;
+    serve_websocket(&engine, &socket, sink, stream, rx).await;
 }
 
 type WsSink = futures_util::stream::SplitSink<WebSocket, Message>;
