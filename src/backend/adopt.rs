@@ -74,7 +74,7 @@ impl Backend {
             }
         }
         conn_state.sync_cursor = None;
-        self.conns.insert(conn, conn_state);
+        self.insert_conn(conn, conn_state);
         Adoption::Kept
     }
 }

@@ -208,6 +208,10 @@ pub struct Backend {
     users: HashMap<UserKey, User>,
     uids: HashMap<u64, UserKey>,
     conns: BTreeMap<ConnId, Conn>,
+    /// The connections logged in as each user, ascending (the order pushes go out in).
+    /// Kept beside `conns` by `insert_conn`, `remove_conn` and `set_login` only, so
+    /// finding a user's sessions does not scan every connection.
+    online: HashMap<UserKey, Vec<ConnId>>,
     /// Stored messages by msg_id (oldest first), bounded by `history`.
     messages: BTreeMap<u64, Message>,
     mailboxes: HashMap<UserKey, Mailbox>,
@@ -263,6 +267,7 @@ impl Backend {
             users: HashMap::new(),
             uids: HashMap::new(),
             conns: BTreeMap::new(),
+            online: HashMap::new(),
             messages: BTreeMap::new(),
             mailboxes: HashMap::new(),
             groups: BTreeMap::new(),
@@ -400,13 +405,12 @@ impl Backend {
 
     /// A transport connection opened.
     pub fn connect(&mut self, conn: ConnId) {
-        self.conns.insert(conn, Conn::default());
+        self.insert_conn(conn, Conn::default());
     }
 
     /// A transport connection closed: its login ends.
     pub fn disconnect(&mut self, conn: ConnId) {
-        let user = self.conn_user(conn).cloned();
-        self.conns.remove(&conn);
+        let user = self.remove_conn(conn).and_then(|c| c.login).map(|l| l.user);
         if let Some(u) = user {
             self.leave_rooms_if_offline(&u);
         }
@@ -414,11 +418,67 @@ impl Backend {
 
     /// Live connections logged in as `user`.
     fn conns_of(&self, user: &UserKey) -> Vec<ConnId> {
-        self.conns
-            .iter()
-            .filter(|(_, c)| c.login.as_ref().is_some_and(|l| &l.user == user))
-            .map(|(id, _)| *id)
-            .collect()
+        self.online.get(user).cloned().unwrap_or_default()
+    }
+
+    /// Adds (or replaces) a connection's state, indexing its login.
+    fn insert_conn(&mut self, conn: ConnId, state: Conn) {
+        self.remove_conn(conn);
+        if let Some(l) = &state.login {
+            self.index_login(l.user.clone(), conn);
+        }
+        self.conns.insert(conn, state);
+    }
+
+    /// Removes a connection's state and its login from the index.
+    fn remove_conn(&mut self, conn: ConnId) -> Option<Conn> {
+        let state = self.conns.remove(&conn)?;
+        if let Some(l) = &state.login {
+            self.unindex_login(&l.user, conn);
+        }
+        Some(state)
+    }
+
+    /// Sets (or ends, with `None`) the login of a live connection.
+    fn set_login(&mut self, conn: ConnId, login: Option<model::LoginState>) {
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let new_user = login.as_ref().map(|l| l.user.clone());
+        if let Some(old) = std::mem::replace(&mut state.login, login) {
+            self.unindex_login(&old.user, conn);
+        }
+        if let Some(user) = new_user {
+            self.index_login(user, conn);
+        }
+    }
+
+    fn index_login(&mut self, user: UserKey, conn: ConnId) {
+        let conns = self.online.entry(user).or_default();
+        if let Err(at) = conns.binary_search(&conn) {
+            conns.insert(at, conn);
+        }
+    }
+
+    fn unindex_login(&mut self, user: &UserKey, conn: ConnId) {
+        if let Some(conns) = self.online.get_mut(user) {
+            conns.retain(|c| *c != conn);
+            if conns.is_empty() {
+                self.online.remove(user);
+            }
+        }
+    }
+
+    /// Whether the login index says what a scan of every connection says (tests).
+    #[cfg(test)]
+    pub(crate) fn online_index_holds(&self) -> bool {
+        let mut scanned: HashMap<UserKey, Vec<ConnId>> = HashMap::new();
+        for (id, c) in &self.conns {
+            if let Some(l) = &c.login {
+                scanned.entry(l.user.clone()).or_default().push(*id);
+            }
+        }
+        scanned == self.online
     }
 
     fn scopes(&mut self, conn: ConnId) -> Vec<Scope> {
@@ -606,7 +666,7 @@ impl Backend {
     ) -> Outcome {
         let conn = u64::MAX - self.ids.next_event();
         let now = self.now_ms();
-        self.conns.insert(
+        self.insert_conn(
             conn,
             Conn {
                 appkey: Some(user.appkey.clone()),
@@ -626,7 +686,7 @@ impl Backend {
             Some(rid) => self.handle(conn, event, &rid, &m),
             None => Outcome::fail(&Failure::from(Code::Internal)),
         };
-        self.conns.remove(&conn);
+        self.remove_conn(conn);
         out
     }
 
@@ -749,7 +809,9 @@ pub(crate) mod test_support {
             let mut m = payload.as_object().cloned().unwrap_or_default();
             m.insert("rid".into(), json!(rid));
             let rid = Rid::from_payload(&m).expect("rid");
-            self.b.handle(conn, event, &rid, &m)
+            let out = self.b.handle(conn, event, &rid, &m);
+            assert!(self.b.online_index_holds(), "login index after {event}");
+            out
         }
 
         pub fn init(&mut self, conn: ConnId, appkey: &str, secret: &str) -> Outcome {

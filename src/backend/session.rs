@@ -258,13 +258,15 @@ impl Backend {
         let mut out = Outcome::default();
         let mut online = Vec::new();
         let mut kicked = Vec::new();
-        for (id, other) in &self.conns {
-            let Some(l) = &other.login else { continue };
-            if l.user != key || *id == conn {
+        for id in self.conns_of(&key) {
+            let Some(l) = self.conns.get(&id).and_then(|c| c.login.as_ref()) else {
+                continue;
+            };
+            if id == conn {
                 continue;
             }
             if l.platform == platform {
-                kicked.push((*id, l.clone()));
+                kicked.push((id, l.clone()));
             } else {
                 online.push(json!({"platform": l.platform, "mtime": l.since_ms, "isOnline": true, "isLogin": true, "flag": false}));
             }
@@ -276,18 +278,17 @@ impl Backend {
                 json!({"from_username": "", "from_appkey": "", "gid": 0, "extra": 0}),
             );
             out.push(vec![*id], PushEvent::EventNotification, ev);
-            if let Some(k) = self.conns.get_mut(id) {
-                k.login = None;
-            }
+            self.set_login(*id, None);
         }
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.login = Some(LoginState {
+        self.set_login(
+            conn,
+            Some(LoginState {
                 user: key,
                 platform: platform.to_owned(),
                 version,
                 since_ms: now,
-            });
-        }
+            }),
+        );
         let mut fields = Map::new();
         fields.insert("online_list".into(), Value::Array(online));
         out.response = Some(crate::protocol::success(fields));

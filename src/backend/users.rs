@@ -74,9 +74,7 @@ impl Backend {
             out.push(others.clone(), PushEvent::EventNotification, ev);
             // The SDK logs out on event 2; the server ends those logins too.
             for c in others {
-                if let Some(c) = self.conns.get_mut(&c) {
-                    c.login = None;
-                }
+                self.set_login(c, None);
             }
         }
         Ok(out)
