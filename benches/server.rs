@@ -453,6 +453,23 @@ fn chrono_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// How long `server::start` takes in process (bind, backend, tasks) until it listens:
+/// what a Rust test pays per mock server. Median and worst of 20 starts.
+async fn startup() {
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let s = start(&[], false, 10_000).await;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        s.shutdown().await;
+    }
+    let worst = times.iter().copied().fold(0.0, f64::max);
+    println!(
+        "  in-process server start: median {:.2} ms, worst {worst:.2} ms (20 starts)",
+        support::median(&mut times)
+    );
+}
+
 async fn bench(full: bool) {
     let p = plan(full);
     println!(
@@ -480,6 +497,7 @@ async fn bench(full: bool) {
         );
     }
     fanout(&p).await;
+    startup().await;
     // Journal cost, alternating on/off.
     let n = if full { 10 } else { 2 };
     let (mut on, mut off) = (Vec::new(), Vec::new());
