@@ -9,7 +9,7 @@
 pub(crate) mod adopt;
 mod chat;
 pub(crate) mod clock;
-pub mod dedupe;
+pub(crate) mod dedupe;
 mod events;
 pub(crate) mod export;
 pub(crate) mod footprint;

@@ -23,7 +23,6 @@ pub enum EioHttpError {
     UnknownSid = 1,
     BadHandshakeMethod = 2,
     BadRequest = 3,
-    Forbidden = 4,
     UnsupportedProtocolVersion = 5,
 }
 
@@ -34,7 +33,6 @@ impl EioHttpError {
             Self::UnknownSid => "Session ID unknown",
             Self::BadHandshakeMethod => "Bad handshake method",
             Self::BadRequest => "Bad request",
-            Self::Forbidden => "Forbidden",
             Self::UnsupportedProtocolVersion => "Unsupported protocol version",
         }
     }

@@ -55,17 +55,16 @@ pub fn write_ascii(out: &mut String, value: &Value) {
     }
 }
 
-/// `value` as compact, ASCII-only JSON.
-pub fn to_ascii_string(value: &Value) -> String {
-    let mut s = String::new();
-    write_ascii(&mut s, value);
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn to_ascii_string(value: &Value) -> String {
+        let mut s = String::new();
+        write_ascii(&mut s, value);
+        s
+    }
 
     #[test]
     fn escapes_non_ascii_and_round_trips() {

@@ -7,9 +7,9 @@
 //! points where faults are applied later.
 
 pub mod engineio;
-pub mod http;
-pub mod intercept;
-pub mod json;
+pub(crate) mod http;
+pub(crate) mod intercept;
+pub(crate) mod json;
 mod session;
 pub mod socketio;
 
