@@ -323,6 +323,43 @@ async fn a_recorded_session_replays_with_run_and_a_changed_answer_fails() {
     .await
 }
 
+/// A recording is the journal on top of a baseline state: clearing the journal retakes
+/// the baseline, so what is recorded afterwards replays (a user registered and a group
+/// made before the clear are in the fixtures, not in the steps).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_after_the_journal_is_cleared_still_replays() {
+    bounded(async {
+        let s = start_with_token(None).await;
+        some_traffic(&s).await;
+        let host = s.addr.to_string();
+        let headers = [("Host", host.as_str()), ("Sec-Fetch-Site", "same-origin")];
+        let cleared = send(&s, "DELETE", "/__admin/journal", &headers).await;
+        assert_eq!(cleared.status, 204, "{}", cleared.body);
+        let alice = user(&s, Transport::Websocket, "alice").await;
+        let r = alice
+            .send_text("alice", "bobby", "after the clear")
+            .await
+            .expect("send");
+        assert_eq!(r.code(), 0, "{:?}", r.body);
+        let body = get(&s, "/__admin/record", &[]).await.body;
+        let (fixtures, steps) = body.split_once("\nsteps:").expect("a steps section");
+        assert!(
+            fixtures.contains("\"name\":\"team\"") && fixtures.contains("hello bob"),
+            "what came before the clear is state: {body}"
+        );
+        assert!(
+            steps.contains("after the clear") && !steps.contains("hello bob"),
+            "{body}"
+        );
+        let path = temp_file("after-clear.yaml");
+        std::fs::write(&path, &body).expect("write");
+        replays(&path).await;
+        let _ = std::fs::remove_file(&path);
+        s.shutdown().await;
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_record_writes_the_session_on_shutdown() {
     bounded(async {

@@ -253,6 +253,8 @@ pub struct FaultLayer {
     rules: Mutex<Vec<RuleState>>,
     journal: Mutex<Journal>,
     observer: OnceLock<Arc<dyn Observer>>,
+    /// Runs after every journal clear (the server retakes its recording baseline).
+    on_clear: OnceLock<Box<dyn Fn() + Send + Sync>>,
     links: Mutex<Links>,
     started: Instant,
     /// While a `restart` rule keeps the server down: until when, and the rule's id.
@@ -269,6 +271,7 @@ impl FaultLayer {
             rules: Mutex::new(Vec::new()),
             journal: Mutex::new(Journal::new(journal_capacity)),
             observer: OnceLock::new(),
+            on_clear: OnceLock::new(),
             links: Mutex::new(HashMap::new()),
             started: Instant::now(),
             down_until: Mutex::new(None),
@@ -477,8 +480,17 @@ impl FaultLayer {
         lock(&self.journal).subscribe(since)
     }
 
+    /// Empties the journal, then runs the [`FaultLayer::on_journal_clear`] hook.
     pub fn clear_journal(&self) {
         lock(&self.journal).clear();
+        if let Some(f) = self.on_clear.get() {
+            f();
+        }
+    }
+
+    /// Sets what runs after every journal clear (once; later calls are ignored).
+    pub fn on_journal_clear(&self, f: impl Fn() + Send + Sync + 'static) {
+        let _ = self.on_clear.set(Box::new(f));
     }
 
     fn record(

@@ -128,13 +128,13 @@ async fn reset(State(s): State<AdminState>) -> Response {
 }
 
 /// Puts a freshly built backend in place with the server's settings, and starts a new
-/// journal.
+/// journal (and with it a new recording baseline).
 fn install(s: &AdminState, mut backend: Backend) {
     backend.set_public_url(&s.public_url);
     backend.set_media_quota(s.initial.media_quota_bytes);
     s.hub.replace_backend(backend);
+    // Also retakes the recording baseline (the hook set in `server::start`).
     s.faults.clear_journal();
-    s.recorder.baseline.capture(&s.hub);
 }
 
 /// [`install`] for a scenario load: live sessions are kept where the new state allows
@@ -143,8 +143,8 @@ fn install_keeping(s: &AdminState, mut backend: Backend) -> Value {
     backend.set_public_url(&s.public_url);
     backend.set_media_quota(s.initial.media_quota_bytes);
     let report = s.hub.replace_backend_keeping(backend);
+    // Also retakes the recording baseline (the hook set in `server::start`).
     s.faults.clear_journal();
-    s.recorder.baseline.capture(&s.hub);
     let (closed, kept): (Vec<_>, Vec<_>) = report.into_iter().partition(|r| r.reason.is_some());
     json!({"kept": kept, "closed": closed})
 }

@@ -188,8 +188,16 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
     faults.attach(&engine);
     let recorder = record::Recorder::new(public);
     if config.admin || config.record.is_some() {
-        // Only a recording reads it (GET /__admin/record, --record).
+        // Only a recording reads it (GET /__admin/record, --record). A recording is the
+        // journal on top of this state, so a new journal (DELETE /__admin/journal, reset,
+        // scenario load) retakes it. Weak: the fault layer must not keep the hub alive.
         recorder.baseline.capture(&hub);
+        let (weak_hub, baseline) = (Arc::downgrade(&hub), recorder.baseline.clone());
+        faults.on_journal_clear(move || {
+            if let Some(hub) = weak_hub.upgrade() {
+                baseline.capture(&hub);
+            }
+        });
     }
     let mut app = eio_http::router(engine.clone()).merge(media::router(hub.clone()));
     if config.admin {
