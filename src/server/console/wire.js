@@ -4,6 +4,7 @@ import { stream, el, pretty, status } from "./util.js";
 const MAX_ROWS = 2000; // rows kept on the page (older ones are removed)
 const MAX_PAUSED = 5000; // frames held while paused (older ones are dropped)
 const MAX_OPEN = 5000; // requests waiting for their ack/response timing
+const MAX_CONNS = 500; // connections offered in the filter (the oldest are dropped)
 
 const rows = document.getElementById("wire-rows");
 const filter = document.getElementById("wire-filter");
@@ -57,6 +58,13 @@ function noteConn(conn) {
   if (conns.has(conn)) return;
   conns.add(conn);
   connSel.append(el("option", { value: String(conn) }, "conn " + conn));
+  if (conns.size > MAX_CONNS) {
+    const oldest = conns.values().next().value;
+    conns.delete(oldest);
+    // Option 0 is "all"; the selected connection stays even when it is the oldest.
+    const option = [...connSel.options].find((o) => o.value === String(oldest));
+    if (option && !option.selected) option.remove();
+  }
 }
 
 function toggleDetail(tr, e) {
