@@ -134,8 +134,9 @@ pub const DEFAULT_MAX_BYTES: usize = 32 * 1024 * 1024;
 /// Default longest frame text kept in one entry.
 pub const DEFAULT_FRAME_MAX: usize = 64 * 1024;
 /// Texts are appended to chunks of this size (a longer entry gets a chunk of its own):
-/// dropping old entries frees whole chunks instead of one allocation per text. At most
-/// two chunks more than the byte bound are held.
+/// dropping old entries frees whole chunks instead of one allocation per text. Beyond the
+/// byte bound, at most three chunks are held: the oldest one still partly in use, the
+/// unused tail of the newest, and one spare kept for reuse.
 const CHUNK: usize = 256 * 1024;
 
 /// A bounded ring of entries.
