@@ -49,6 +49,17 @@ struct Stored {
     weight: usize,
 }
 
+/// A stored answer read back (only on a retry). The text was written by `put` from a
+/// response that may nest a request's JSON a few levels deeper than serde_json's parse
+/// limit of 128, so the limit is lifted here: the depth is what `put` wrote, never
+/// more than a parsed request plus the response's own levels.
+fn parse_answer(text: &str) -> Option<Map<String, Value>> {
+    use serde::Deserialize;
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    Map::deserialize(&mut de).ok()
+}
+
 /// What one stored answer costs: its JSON text plus the key and bookkeeping.
 fn weight(rid: &str, body: usize) -> usize {
     128 + rid.len() + body
@@ -103,8 +114,7 @@ impl Dedupe {
             let stored = self.entries.get(&key)?;
             match &stored.answer {
                 None => Some(None),
-                // Parsed back only on a retry; the text was written by `put`.
-                Some(text) => serde_json::from_str(text).ok().map(Some),
+                Some(text) => parse_answer(text).map(Some),
             }
         })
     }
@@ -264,5 +274,18 @@ mod tests {
         d.put(100, &[Scope::Conn(1)], SYNC, &rid(99), None);
         d.expire(100 + d.ttl_ms);
         assert_eq!((d.len(), d.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn a_deep_answer_comes_back_from_the_cache() {
+        let mut d = Dedupe::default();
+        let mut nested = Value::Null;
+        for _ in 0..200 {
+            nested = Value::Array(vec![nested]);
+        }
+        let mut body = Map::new();
+        body.insert("deep".into(), nested);
+        d.put(0, &[Scope::Conn(1)], SYNC, &rid(1), Some(&body));
+        assert_eq!(d.get(&[Scope::Conn(1)], SYNC, &rid(1)), Some(Some(body)));
     }
 }

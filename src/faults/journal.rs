@@ -134,16 +134,22 @@ pub const DEFAULT_MAX_BYTES: usize = 32 * 1024 * 1024;
 /// Default longest frame text kept in one entry.
 pub const DEFAULT_FRAME_MAX: usize = 64 * 1024;
 /// Texts are appended to chunks of this size (a longer entry gets a chunk of its own):
-/// dropping old entries frees whole chunks instead of one allocation per text. Beyond the
-/// byte bound, at most three chunks are held: the oldest one still partly in use, the
-/// unused tail of the newest, and one spare kept for reuse.
+/// dropping old entries frees whole chunks instead of one allocation per text. The tail a
+/// chunk is left with when the next entry does not fit counts against the byte bound
+/// until the chunk is freed. Beyond the bound are at most three chunks: the dropped
+/// entries at the head of the oldest, the newest one's unused tail, and a spare.
 const CHUNK: usize = 256 * 1024;
+/// Longest user, event, rid or rule id kept in an entry (the frame has `frame_max`).
+const LABEL_MAX: usize = 1024;
+/// Highest `frame_max` taken, so every text length fits the slots' `u32`.
+const FRAME_MAX_CAP: usize = 1 << 30;
 
 /// A bounded ring of entries.
 #[derive(Debug)]
 pub struct Journal {
     slots: VecDeque<Slot>,
-    chunks: VecDeque<Vec<u8>>,
+    /// Each chunk with the unused tail it was left with (counted in `bytes`).
+    chunks: VecDeque<(Vec<u8>, usize)>,
     /// Absolute index of `chunks[0]`.
     first_chunk: u64,
     /// A retired chunk kept for reuse.
@@ -160,6 +166,11 @@ pub struct Journal {
 
 /// Entries a live reader may fall behind before it is dropped.
 pub const LIVE_BUFFER: usize = 1024;
+
+/// A user, event, rid or rule id, cut to [`LABEL_MAX`] (no marker).
+fn label(t: Option<&str>) -> Option<&str> {
+    t.map(|t| cut(t, LABEL_MAX).0)
+}
 
 /// `frame` cut to at most `max` bytes (on a character boundary) and the marker to add.
 fn cut(frame: &str, max: usize) -> (&str, Option<String>) {
@@ -193,7 +204,7 @@ impl Journal {
     /// Sets the byte bound and the longest frame kept; applies to what is stored now.
     pub fn set_bounds(&mut self, max_bytes: usize, frame_max: usize) {
         self.max_bytes = max_bytes;
-        self.frame_max = frame_max;
+        self.frame_max = frame_max.min(FRAME_MAX_CAP);
         self.evict();
     }
 
@@ -202,13 +213,20 @@ impl Journal {
             return;
         }
         let (frame, marker) = cut(d.frame, self.frame_max);
+        let d = &Draft {
+            user: label(d.user),
+            event: label(d.event),
+            rid: label(d.rid),
+            fault: label(d.fault),
+            ..*d
+        };
         let texts = d.texts();
         let total: usize = texts.iter().flatten().map(|t| t.len()).sum::<usize>() - d.frame.len()
             + frame.len()
             + marker.as_ref().map_or(0, String::len);
         let (chunk, start) = self.room(total);
         let mut lens = [ABSENT; 5];
-        let buf = &mut self.chunks[(chunk - self.first_chunk) as usize];
+        let buf = &mut self.chunks[(chunk - self.first_chunk) as usize].0;
         for (i, t) in texts.iter().enumerate().take(4) {
             if let Some(t) = t {
                 buf.extend_from_slice(t.as_bytes());
@@ -246,38 +264,46 @@ impl Journal {
         let fits = self
             .chunks
             .back()
-            .is_some_and(|c| c.capacity() - c.len() >= len);
+            .is_some_and(|(c, _)| c.capacity() - c.len() >= len);
         if !fits {
+            if let Some((c, tail)) = self.chunks.back_mut() {
+                *tail = c.capacity() - c.len();
+                self.bytes += *tail;
+            }
             let mut fresh = match self.spare.take() {
                 Some(c) if c.capacity() >= len => c,
                 _ => Vec::with_capacity(CHUNK.max(len)),
             };
             fresh.clear();
-            self.chunks.push_back(fresh);
+            self.chunks.push_back((fresh, 0));
         }
         let index = self.first_chunk + self.chunks.len() as u64 - 1;
-        let start = self.chunks.back().map_or(0, Vec::len);
+        let start = self.chunks.back().map_or(0, |(c, _)| c.len());
         (index, start as u32)
     }
 
-    /// Drops the oldest entries until both bounds hold, then the chunks no entry uses.
+    /// Drops the oldest entries until both bounds hold, and the chunks no entry uses.
     fn evict(&mut self) {
         while self.slots.len() > self.capacity || self.bytes > self.max_bytes {
             match self.slots.pop_front() {
                 Some(old) => self.bytes -= old.weight(),
                 None => break,
             }
+            self.free_chunks();
         }
-        if self.chunks.is_empty() {
+        self.free_chunks();
+    }
+
+    /// Frees the chunks older than the oldest entry's; the newest one always stays (the
+    /// next entry is appended to it).
+    fn free_chunks(&mut self) {
+        let Some(newest) = (self.first_chunk + self.chunks.len() as u64).checked_sub(1) else {
             return;
-        }
-        // The newest chunk stays: the next entry is appended to it.
-        let oldest_used = self
-            .slots
-            .front()
-            .map_or(self.first_chunk + self.chunks.len() as u64 - 1, |s| s.chunk);
-        while self.first_chunk < oldest_used && self.chunks.len() > 1 {
-            if let Some(c) = self.chunks.pop_front() {
+        };
+        let oldest_used = self.slots.front().map_or(newest, |s| s.chunk);
+        while self.first_chunk < oldest_used {
+            if let Some((c, tail)) = self.chunks.pop_front() {
+                self.bytes -= tail;
                 if c.capacity() >= CHUNK {
                     self.spare = Some(c);
                 }
@@ -298,7 +324,7 @@ impl Journal {
             .iter()
             .skip(skip)
             .filter_map(|s| {
-                let chunk = self.chunks.get((s.chunk - self.first_chunk) as usize)?;
+                let (chunk, _) = self.chunks.get((s.chunk - self.first_chunk) as usize)?;
                 Some(s.entry(chunk))
             })
             .collect()
@@ -410,5 +436,28 @@ mod tests {
         let tail = j.since(19_990);
         assert_eq!(tail.len(), 10);
         assert_eq!(tail[0].seq, 19_991);
+    }
+
+    #[test]
+    fn long_labels_are_cut_and_chunk_tails_count_against_the_bound() {
+        let mut j = Journal::new(1_000_000);
+        j.set_bounds(8 * CHUNK, 64 * 1024);
+        let event = "e".repeat(70_000);
+        let frame = "f".repeat(100_000);
+        for _ in 0..200 {
+            j.push(&Draft {
+                event: Some(&event),
+                ..entry(&frame)
+            });
+        }
+        let held: usize = j.chunks.iter().map(|(c, _)| c.capacity()).sum();
+        assert!(j.bytes() <= 8 * CHUNK, "{}", j.bytes());
+        assert!(
+            held <= 11 * CHUNK,
+            "{held} bytes held in {} chunks",
+            j.chunks.len()
+        );
+        let last = j.since(0).pop().expect("an entry");
+        assert_eq!(last.event.as_deref().map(str::len), Some(LABEL_MAX));
     }
 }

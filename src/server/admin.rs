@@ -163,7 +163,17 @@ async fn load_scenario(State(s): State<AdminState>, body: String) -> Response {
         Ok(a) => a,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
-    let scenario = match crate::scenario::parse_with(&body, "<request body>", &access) {
+    // Parsing may read files under the files root: off the runtime thread, which `serve`
+    // shares with every connection.
+    let parsed = tokio::task::spawn_blocking(move || {
+        crate::scenario::parse_with(&body, "<request body>", &access)
+    })
+    .await;
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let scenario = match parsed {
         Ok(sc) => sc,
         Err(errors) => {
             let list: Vec<String> = errors.iter().map(ToString::to_string).collect();

@@ -143,6 +143,19 @@ pub enum StartError {
     State(#[from] persist::StateError),
 }
 
+/// Takes the recording baseline now and again on every new journal (`DELETE
+/// /__admin/journal`, reset, scenario load): a recording is the journal on top of the
+/// state it started from. Weak: the fault layer must not keep the hub alive.
+fn follow_journal(recorder: &record::Recorder, hub: &Arc<Hub>, faults: &FaultLayer) {
+    recorder.baseline.capture(hub);
+    let (weak_hub, baseline) = (Arc::downgrade(hub), recorder.baseline.clone());
+    faults.on_journal_clear(move || {
+        if let Some(hub) = weak_hub.upgrade() {
+            baseline.capture(&hub);
+        }
+    });
+}
+
 /// Binds `addr` and serves until shutdown. Time is the system clock plus an offset that
 /// the admin API and scenarios can advance.
 pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServer, StartError> {
@@ -188,16 +201,8 @@ pub async fn start(config: ServerConfig, addr: SocketAddr) -> Result<RunningServ
     faults.attach(&engine);
     let recorder = record::Recorder::new(public);
     if config.admin || config.record.is_some() {
-        // Only a recording reads it (GET /__admin/record, --record). A recording is the
-        // journal on top of this state, so a new journal (DELETE /__admin/journal, reset,
-        // scenario load) retakes it. Weak: the fault layer must not keep the hub alive.
-        recorder.baseline.capture(&hub);
-        let (weak_hub, baseline) = (Arc::downgrade(&hub), recorder.baseline.clone());
-        faults.on_journal_clear(move || {
-            if let Some(hub) = weak_hub.upgrade() {
-                baseline.capture(&hub);
-            }
-        });
+        // Only a recording reads the baseline (GET /__admin/record, --record).
+        follow_journal(&recorder, &hub, &faults);
     }
     let mut app = eio_http::router(engine.clone()).merge(media::router(hub.clone()));
     if config.admin {

@@ -158,7 +158,7 @@ async fn handle_get(
                 None => None,
             };
             let max = engine.config.max_payload;
-            // A 16 KiB read buffer instead of tungstenite's 128 KiB: an idle websocket
+            // A 4 KiB read buffer instead of tungstenite's 128 KiB: an idle websocket
             // costs a fraction of the memory, and larger messages still arrive (the
             // buffer is read in chunks, up to max_message_size).
             ws.max_message_size(max)

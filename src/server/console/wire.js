@@ -54,16 +54,23 @@ function matches(e) {
   return words.every((w) => hay.includes(w));
 }
 
+// The filter offers the MAX_CONNS connections with the latest frames (and always the
+// selected one).
 function noteConn(conn) {
-  if (conns.has(conn)) return;
+  if (conns.has(conn)) {
+    conns.delete(conn); // to the newest end
+    conns.add(conn);
+    return;
+  }
   conns.add(conn);
   connSel.append(el("option", { value: String(conn) }, "conn " + conn));
-  if (conns.size > MAX_CONNS) {
-    const oldest = conns.values().next().value;
-    conns.delete(oldest);
-    // Option 0 is "all"; the selected connection stays even when it is the oldest.
-    const option = [...connSel.options].find((o) => o.value === String(oldest));
-    if (option && !option.selected) option.remove();
+  if (conns.size <= MAX_CONNS) return;
+  for (const old of conns) {
+    if (String(old) === connSel.value) continue;
+    conns.delete(old);
+    const option = [...connSel.options].find((o) => o.value === String(old));
+    if (option) option.remove();
+    break;
   }
 }
 
