@@ -462,7 +462,9 @@ impl Backend {
 
     fn unindex_login(&mut self, user: &UserKey, conn: ConnId) {
         if let Some(conns) = self.online.get_mut(user) {
-            conns.retain(|c| *c != conn);
+            if let Ok(at) = conns.binary_search(&conn) {
+                conns.remove(at);
+            }
             if conns.is_empty() {
                 self.online.remove(user);
             }
