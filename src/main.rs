@@ -9,6 +9,11 @@ use jmessage_mock::server;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc instead of the system allocator: a server of small, short-lived JSON trees
+/// and frames spends a fifth of its CPU in glibc malloc and free (docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "jmessage-mock",

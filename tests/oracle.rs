@@ -87,7 +87,8 @@ fn replay_with(text: &str, end_gap: Duration) -> Vec<Finding> {
             let event = event[0].as_str().unwrap().to_owned();
             let rid = payload.get("rid").map(|r| r.to_string());
             let tag = FrameTag::event(kind, &event, rid.as_deref());
-            oracle.note_outbound(conn, &frame, &tag, now);
+            // As the server does: the payload object it encoded the frame from.
+            oracle.note_outbound(conn, &frame, &tag, payload.as_object(), now);
         }
     }
     oracle.finish_at(now + end_gap, &mut found);
@@ -331,7 +332,7 @@ fn logged_in(oracle: &Oracle, conn: u64, t: Instant) {
         oracle.judge_inbound(conn, None, &frame(event, body), t, &mut sink);
         let resp = frame(event, serde_json::json!({"code":0,"rid":rid}));
         let tag = FrameTag::event(FrameKind::Response, event, Some(&rid.to_string()));
-        oracle.note_outbound(conn, &resp, &tag, t);
+        oracle.note_outbound(conn, &resp, &tag, None, t);
     }
     assert!(sink.is_empty(), "{sink:?}");
 }
@@ -421,7 +422,7 @@ fn unconfirmed_pushes_are_reported_after_the_window() {
     logged_in(&oracle, 1, t0);
     let push = |event: &str, body: Value| {
         let tag = FrameTag::event(FrameKind::Push, event, None);
-        oracle.note_outbound(1, &frame(event, body), &tag, t0);
+        oracle.note_outbound(1, &frame(event, body), &tag, None, t0);
     };
     push(
         "msg_sync",
@@ -501,6 +502,7 @@ fn a_connection_that_lost_frames_gets_the_whole_resend_budget() {
         1,
         &frame("msg_sync", serde_json::json!({"messages":[{"msg_id": 77}]})),
         &tag,
+        None,
         t0,
     );
     let mut found = Vec::new();
@@ -565,6 +567,7 @@ fn what_is_still_owed_when_the_case_ends_is_reported_without_measuring_time() {
             serde_json::json!({"sync_key": 3, "receipts": []}),
         ),
         &tag,
+        None,
         t0,
     );
     let mut found = Vec::new();
@@ -729,10 +732,10 @@ fn an_echoed_kick_settles_the_obligation() {
     logged_in(&oracle, 1, t0);
     let push = serde_json::json!({"event_id": 41, "event_type": 1, "gid": 0, "extra": 0});
     let tag = FrameTag::event(FrameKind::Push, "event_notification", None);
-    oracle.note_outbound(1, &frame("event_notification", push), &tag, t0);
+    oracle.note_outbound(1, &frame("event_notification", push), &tag, None, t0);
     // Other event types are not echoed by the SDK and owe nothing.
     let other = serde_json::json!({"event_id": 42, "event_type": 40});
-    oracle.note_outbound(1, &frame("event_notification", other), &tag, t0);
+    oracle.note_outbound(1, &frame("event_notification", other), &tag, None, t0);
     let mut found = Vec::new();
     let echo = serde_json::json!({"event_id": 41, "event_type": 1, "gid": 0, "rid": 9});
     oracle.judge_inbound(1, None, &frame("event_notification", echo), t0, &mut found);
@@ -777,7 +780,13 @@ fn a_resend_long_after_an_unacknowledged_send_is_late() {
     let mut found = Vec::new();
     oracle.judge_inbound(1, None, &req(8), t0, &mut found);
     let ack = FrameTag::event(FrameKind::Ack, "ack", Some("8"));
-    oracle.note_outbound(1, &frame("ack", serde_json::json!({"rid": 8})), &ack, t0);
+    oracle.note_outbound(
+        1,
+        &frame("ack", serde_json::json!({"rid": 8})),
+        &ack,
+        None,
+        t0,
+    );
     oracle.judge_inbound(1, None, &req(8), late, &mut found);
     // And a resend at the ack timeout is on time too.
     oracle.judge_inbound(1, None, &req(8), late + Duration::from_secs(5), &mut found);

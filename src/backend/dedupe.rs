@@ -10,7 +10,7 @@
 //! request and from the server's periodic sweep (`Backend::expire`), so an idle server
 //! does not keep old answers.
 
-use super::model::{ConnId, UserKey};
+use super::model::ConnId;
 use crate::protocol::Event;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, VecDeque};
@@ -20,19 +20,44 @@ use std::sync::Arc;
 /// maps hash with foldhash (fast, seeded per process) instead of SipHash.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// Who a cached answer belongs to. A user is the backend's shared copy of its key
-/// (`Backend::intern`), so a scope is cloned without copying strings.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Who a cached answer belongs to: a connection, or a user by uid (unique on the
+/// server; a user deleted and registered again under the same name is someone else).
+/// Both are plain numbers, so a key is compared without following a pointer: at its
+/// bound the cache drops an old entry for every new one, and those old keys are cold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     Conn(ConnId),
-    User(Arc<UserKey>),
+    User(u64),
 }
 
-/// A request: its event and rid. The rid is shared by the entries of every scope.
+/// A rid as a key: the SDK's rids are integers (kept inline); any other text is shared
+/// by the entries of every scope.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum RidKey {
+    Num(u64),
+    Text(Arc<str>),
+}
+
+impl RidKey {
+    /// `key` is the rid's canonical text (`Rid::key`): a number and its decimal string
+    /// are one rid, and only a canonical decimal becomes `Num` (no leading zeros).
+    fn new(key: &str) -> Self {
+        let canonical = !key.is_empty()
+            && key.len() <= 19
+            && key.bytes().all(|b| b.is_ascii_digit())
+            && (key == "0" || !key.starts_with('0'));
+        match key.parse() {
+            Ok(n) if canonical => Self::Num(n),
+            _ => Self::Text(key.into()),
+        }
+    }
+}
+
+/// A request: its event and rid.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Request {
     event: Event,
-    rid: Arc<str>,
+    rid: RidKey,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -100,15 +125,15 @@ impl Dedupe {
         &self,
         scopes: &[Scope],
         event: Event,
-        rid: &Arc<str>,
+        rid: &str,
     ) -> Option<Option<Map<String, Value>>> {
         let request = Request {
             event,
-            rid: rid.clone(),
+            rid: RidKey::new(rid),
         };
         scopes.iter().find_map(|s| {
             let key = Key {
-                scope: s.clone(),
+                scope: *s,
                 request: request.clone(),
             };
             let stored = self.entries.get(&key)?;
@@ -120,10 +145,10 @@ impl Dedupe {
     }
 
     /// Whether any scope has handled `(event, rid)`.
-    pub fn seen_anywhere(&self, event: Event, rid: &Arc<str>) -> bool {
+    pub fn seen_anywhere(&self, event: Event, rid: &str) -> bool {
         self.seen.contains_key(&Request {
             event,
-            rid: rid.clone(),
+            rid: RidKey::new(rid),
         })
     }
 
@@ -133,7 +158,7 @@ impl Dedupe {
         now_ms: i64,
         scopes: &[Scope],
         event: Event,
-        rid: &Arc<str>,
+        rid: &str,
         answer: Option<&Map<String, Value>>,
     ) {
         self.expire(now_ms);
@@ -142,11 +167,11 @@ impl Dedupe {
         let w = weight(rid, answer.as_ref().map_or(0, |t| t.len()));
         let request = Request {
             event,
-            rid: rid.clone(),
+            rid: RidKey::new(rid),
         };
         for s in scopes {
             let key = Key {
-                scope: s.clone(),
+                scope: *s,
                 request: request.clone(),
             };
             self.bytes += w;
@@ -210,11 +235,11 @@ mod tests {
     use super::*;
 
     fn user() -> Scope {
-        Scope::User(Arc::new(UserKey::new("app", "alice")))
+        Scope::User(10_001)
     }
 
-    fn rid(r: impl ToString) -> Arc<str> {
-        r.to_string().into()
+    fn rid(r: impl ToString) -> String {
+        r.to_string()
     }
 
     const LOGIN: Event = Event::Login;

@@ -485,8 +485,8 @@ impl Backend {
 
     fn scopes(&mut self, conn: ConnId) -> Vec<Scope> {
         let mut s = vec![Scope::Conn(conn)];
-        if let Some(u) = self.conn_user(conn).cloned() {
-            s.push(Scope::User(self.intern(&u)));
+        if let Some(l) = self.conns.get(&conn).and_then(|c| c.login.as_ref()) {
+            s.push(Scope::User(l.uid));
         }
         s
     }
@@ -507,8 +507,8 @@ impl Backend {
         let known = Event::from_wire(event);
         let ack_only = known.is_some_and(Event::ack_only);
         let before = self.scopes(conn);
-        let rid_key: Arc<str> = rid.key().into();
-        let cached = known.and_then(|e| self.dedupe.get(&before, e, &rid_key));
+        let rid_key = rid.key();
+        let cached = known.and_then(|e| self.dedupe.get(&before, e, rid_key));
         if let Some(answer) = cached {
             tracing::debug!(
                 conn,
@@ -523,9 +523,8 @@ impl Backend {
         }
         let logged_in = self.conn_user(conn).is_some();
         if !logged_in
-            && known.is_some_and(|e| {
-                e.needs() == Needs::Login && self.dedupe.seen_anywhere(e, &rid_key)
-            })
+            && known
+                .is_some_and(|e| e.needs() == Needs::Login && self.dedupe.seen_anywhere(e, rid_key))
         {
             // An old retry replayed on a fresh connection (protocol.md 1.7): ack only, so
             // the original call is neither failed nor executed twice.
@@ -563,7 +562,7 @@ impl Backend {
                 }
             }
             self.dedupe
-                .put(now, &scopes, e, &rid_key, outcome.response.as_ref());
+                .put(now, &scopes, e, rid_key, outcome.response.as_ref());
         }
         outcome
     }
@@ -674,6 +673,9 @@ impl Backend {
                 appkey: Some(user.appkey.clone()),
                 sync_type: 0,
                 login: Some(model::LoginState {
+                    // A user not on the server acts under uid 0 (its session is
+                    // temporary; nothing else logs in as uid 0).
+                    uid: self.user(user).map_or(0, |u| u.uid),
                     user: user.clone(),
                     platform: platform.to_owned(),
                     version: String::new(),

@@ -90,6 +90,8 @@ impl User {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoginState {
     pub user: UserKey,
+    /// The user's uid (the dedupe cache's user scope).
+    pub uid: u64,
     /// `web` for the SDK; reference clients may declare `pc`, `Android`, `ios`.
     pub platform: String,
     /// `login.version` as sent (2.4.0 builds send no `msg_recv_v2`).
@@ -162,7 +164,10 @@ impl Message {
             from,
             target,
             ctime_ms,
-            wire: wire.to_string().into_boxed_str(),
+            // `to_string` (not `Display`, which writes through `fmt` piece by piece).
+            wire: serde_json::to_string(wire)
+                .unwrap_or_default()
+                .into_boxed_str(),
             holders: Vec::new(),
         }
     }

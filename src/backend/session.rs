@@ -254,6 +254,7 @@ impl Backend {
         if user.password_md5 != password {
             return Err(Code::InvalidPassword.into());
         }
+        let uid = user.uid;
         let now = self.now_ms();
         let mut out = Outcome::default();
         let mut online = Vec::new();
@@ -284,6 +285,7 @@ impl Backend {
             conn,
             Some(LoginState {
                 user: key,
+                uid,
                 platform: platform.to_owned(),
                 version,
                 since_ms: now,

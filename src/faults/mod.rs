@@ -17,7 +17,9 @@ pub use spec::{
 
 use crate::lock::lock;
 use crate::protocol::{self, Code, Failure, Rid};
-use crate::transport::{Action, Engine, FrameKind, FrameTag, Interceptor, Socket, TransportKind};
+use crate::transport::{
+    Action, Engine, FrameKind, FrameTag, InboundFrame, Interceptor, Object, Socket, TransportKind,
+};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -141,7 +143,16 @@ pub trait Observer: Send + Sync + 'static {
         found: &mut Vec<Finding>,
     ) -> Option<Vec<(Arc<str>, FrameTag)>>;
     /// An outbound frame that will reach the client.
-    fn outbound(&self, conn: u64, frame: &str, tag: &FrameTag, found: &mut Vec<Finding>);
+    /// `payload`: the event's payload object when the sender had it (otherwise the
+    /// observer parses `frame` if it needs to look inside).
+    fn outbound(
+        &self,
+        conn: u64,
+        frame: &str,
+        tag: &FrameTag,
+        payload: Option<&serde_json::Map<String, serde_json::Value>>,
+        found: &mut Vec<Finding>,
+    );
     /// A fault kept an inbound frame of this connection from the server (the client
     /// will have to resend it), or held a frame back either way (a delay or throttle: the
     /// exchange it belongs to may finish late).
@@ -163,6 +174,8 @@ struct Seen<'a> {
     frame: &'a str,
     /// An inbound event's payload, parsed once by [`classify_inbound`].
     payload: Option<&'a serde_json::Value>,
+    /// An outbound event's payload object, when its sender gave it.
+    object: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 fn kind_matches(spec: KindSpec, kind: FrameKind) -> bool {
@@ -435,9 +448,12 @@ impl FaultLayer {
                 }
             }
             Direction::Out => {
-                let tag =
-                    FrameTag::event(s.kind, s.event.as_deref().unwrap_or(""), s.rid.as_deref());
-                o.outbound(socket.id, s.frame, &tag, &mut found);
+                let tag = FrameTag {
+                    kind: s.kind,
+                    event: s.event.clone(),
+                    rid: s.rid.clone(),
+                };
+                o.outbound(socket.id, s.frame, &tag, s.object, &mut found);
             }
         }
         self.record_findings(found);
@@ -543,6 +559,7 @@ impl FaultLayer {
             user: None,
             frame: what,
             payload: None,
+            object: None,
         };
         self.record(&s, 0, Some((id, name)), None);
     }
@@ -674,48 +691,55 @@ fn corrupt(frame: &str) -> String {
     }
 }
 
-/// What [`classify_inbound`] learns of a frame: kind, event, rid, and the event's payload.
-type Inbound = (
+/// What [`classify_inbound`] learns of a frame: kind, event, rid, and the event's payload
+/// (borrowed from the frame's one decode, which the engine reuses).
+type Inbound<'a> = (
     FrameKind,
     Option<Arc<str>>,
     Option<Arc<str>>,
-    Option<serde_json::Value>,
+    Option<&'a serde_json::Value>,
 );
 
 /// Classifies an inbound frame: kind, event, rid, and the payload it parsed for them.
-fn classify_inbound(frame: &str) -> Inbound {
-    match frame.as_bytes() {
-        [b'2', ..] => (FrameKind::Ping, None, None, None),
-        [b'1', ..] => (FrameKind::Close, None, None, None),
-        [b'5', ..] => (FrameKind::Upgrade, None, None, None),
-        [b'6', ..] => (FrameKind::Noop, None, None, None),
-        [b'4', b'1', ..] => (FrameKind::Disconnect, None, None, None),
-        [b'4', b'0', ..] => (FrameKind::Connect, None, None, None),
-        [b'4', b'2', ..] => {
-            let parsed: Option<(String, serde_json::Value)> =
-                serde_json::from_str(&frame[2..]).ok();
-            match parsed {
-                Some((event, payload)) => {
-                    let rid = payload
-                        .as_object()
-                        .and_then(Rid::from_payload)
-                        .map(|r| Arc::from(r.key()));
-                    let kind = if rid.is_some() {
-                        FrameKind::Request
-                    } else {
-                        FrameKind::Other
-                    };
-                    (kind, Some(event.into()), rid, Some(payload))
-                }
-                None => (FrameKind::Other, None, None, None),
-            }
-        }
-        _ => (FrameKind::Other, None, None, None),
-    }
+fn classify_inbound<'a>(frame: &'a InboundFrame<'_>) -> Inbound<'a> {
+    let kind = match frame.text().as_bytes() {
+        [b'2', ..] => FrameKind::Ping,
+        [b'1', ..] => FrameKind::Close,
+        [b'5', ..] => FrameKind::Upgrade,
+        [b'6', ..] => FrameKind::Noop,
+        [b'4', b'1', ..] => FrameKind::Disconnect,
+        [b'4', b'0', ..] => FrameKind::Connect,
+        [b'4', b'2', ..] => return classify_event(frame),
+        _ => FrameKind::Other,
+    };
+    (kind, None, None, None)
+}
+
+/// An event is a request when its payload carries a valid rid.
+fn classify_event<'a>(frame: &'a InboundFrame<'_>) -> Inbound<'a> {
+    let Some((event, payload)) = frame.event() else {
+        return (FrameKind::Other, None, None, None);
+    };
+    let rid = payload
+        .as_object()
+        .and_then(Rid::from_payload)
+        .map(|r| Arc::from(r.key()));
+    let kind = if rid.is_some() {
+        FrameKind::Request
+    } else {
+        FrameKind::Other
+    };
+    (kind, Some(event.into()), rid, Some(payload))
 }
 
 impl Interceptor for FaultLayer {
-    fn outbound(&self, socket: &Socket, frame: &Arc<str>, tag: &FrameTag) -> Action {
+    fn outbound(
+        &self,
+        socket: &Socket,
+        frame: &Arc<str>,
+        tag: &FrameTag,
+        payload: Option<&Object>,
+    ) -> Action {
         if !self.is_active() {
             return Action::Pass;
         }
@@ -727,11 +751,12 @@ impl Interceptor for FaultLayer {
             user: socket.label(),
             frame,
             payload: None,
+            object: payload,
         };
         self.decide(socket, &s)
     }
 
-    fn inbound(&self, socket: &Socket, frame: &str) -> Action {
+    fn inbound(&self, socket: &Socket, frame: &InboundFrame<'_>) -> Action {
         if !self.is_active() {
             return Action::Pass;
         }
@@ -742,8 +767,9 @@ impl Interceptor for FaultLayer {
             event,
             rid,
             user: socket.label(),
-            frame,
-            payload: payload.as_ref(),
+            frame: frame.text(),
+            payload,
+            object: None,
         };
         self.decide(socket, &s)
     }
@@ -897,15 +923,28 @@ mod tests {
 
     #[test]
     fn inbound_classification_and_corruption() {
-        let (k, e, r, p) = classify_inbound(r#"42["login",{"rid":5}]"#);
+        let kind = |text: &str| classify_inbound(&InboundFrame::new(text)).0;
+        let login = InboundFrame::new(r#"42["login",{"rid":5}]"#);
+        let (k, e, r, p) = classify_inbound(&login);
         assert_eq!(
             (k, e.as_deref(), r.as_deref()),
             (FrameKind::Request, Some("login"), Some("5"))
         );
-        assert_eq!(p, Some(serde_json::json!({"rid": 5})), "the parsed payload");
-        assert_eq!(classify_inbound("2").0, FrameKind::Ping);
-        assert_eq!(classify_inbound("41").0, FrameKind::Disconnect);
-        assert_eq!(classify_inbound(r#"42["x",null]"#).0, FrameKind::Other);
+        assert_eq!(
+            p,
+            Some(&serde_json::json!({"rid": 5})),
+            "the parsed payload"
+        );
+        assert_eq!(kind("2"), FrameKind::Ping);
+        assert_eq!(kind("41"), FrameKind::Disconnect);
+        assert_eq!(kind(r#"42["x",null]"#), FrameKind::Other);
+        assert_eq!(kind(r#"42["x"]"#), FrameKind::Other, "no payload: no rid");
+        assert_eq!(
+            kind(r#"42/chat,["x",{"rid":1}]"#),
+            FrameKind::Other,
+            "not the root namespace"
+        );
+        assert_eq!(kind(r#"42["x",{"rid":1}"#), FrameKind::Other, "broken JSON");
         let c = corrupt(r#"42["msg_sync",{"messages":[]}]"#);
         assert!(serde_json::from_str::<serde_json::Value>(&c[2..]).is_err());
         assert_eq!(corrupt("3"), "93");

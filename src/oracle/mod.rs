@@ -286,7 +286,16 @@ impl Oracle {
     }
 
     /// Takes note of an outbound frame the client will receive.
-    pub fn note_outbound(&self, conn: u64, frame: &str, tag: &FrameTag, now: Instant) {
+    /// `given`: the frame's payload object when its sender had it (else the frame is
+    /// parsed, only for the events whose contents matter).
+    pub fn note_outbound(
+        &self,
+        conn: u64,
+        frame: &str,
+        tag: &FrameTag,
+        given: Option<&Map<String, Value>>,
+        now: Instant,
+    ) {
         if let (FrameKind::Ack, Some(rid)) = (tag.kind, tag.rid.as_deref()) {
             let mut inner = self.lock();
             let c = inner.conns.entry(conn).or_default();
@@ -308,9 +317,20 @@ impl Oracle {
         };
         // Only these answers matter beyond their rid: parse nothing else.
         let read = rid.is_none() || matches!(event, "c_init" | "login" | "sync_check");
-        let payload = match read.then(|| parse_event(frame)).flatten() {
-            Some((_, Value::Object(p))) => p,
-            _ => Map::new(),
+        let (empty, parsed);
+        let payload = match (read, given) {
+            (false, _) => {
+                empty = Map::new();
+                &empty
+            }
+            (true, Some(p)) => p,
+            (true, None) => {
+                parsed = match parse_event(frame) {
+                    Some((_, Value::Object(p))) => p,
+                    _ => Map::new(),
+                };
+                &parsed
+            }
         };
         let mut inner = self.lock();
         let inner = &mut *inner;
@@ -326,7 +346,7 @@ impl Oracle {
             push_bounded(&mut mem.keys, k, MAX_USER_ITEMS);
         }
         if event == "event_notification" {
-            echo::note_push(c, mem, &payload, now);
+            echo::note_push(c, mem, payload, now);
             return;
         }
         if event == "msg_sync" {
@@ -736,8 +756,15 @@ impl Observer for Oracle {
         Some(frames)
     }
 
-    fn outbound(&self, conn: u64, frame: &str, tag: &FrameTag, _found: &mut Vec<Finding>) {
-        self.note_outbound(conn, frame, tag, Instant::now());
+    fn outbound(
+        &self,
+        conn: u64,
+        frame: &str,
+        tag: &FrameTag,
+        payload: Option<&Map<String, Value>>,
+        _found: &mut Vec<Finding>,
+    ) {
+        self.note_outbound(conn, frame, tag, payload, Instant::now());
     }
 
     fn lost(&self, conn: u64) {

@@ -52,7 +52,7 @@ impl Rid {
 
 /// The `ack` frame for a request: `42["ack",{"rid":<rid>}]`.
 pub fn ack_frame(rid: &Rid) -> String {
-    crate::transport::socketio::encode_event_frame("ack", &json!({ "rid": rid.raw() }))
+    crate::transport::socketio::encode_event_frame_with("ack", &Map::new(), "rid", rid.raw())
 }
 
 /// A success body `{code:0, message:"success", ...fields}` (rid is added when sent).
@@ -66,9 +66,7 @@ pub fn success(fields: Map<String, Value>) -> Map<String, Value> {
 
 /// The response frame: `body` plus `rid`, under the request's event name.
 pub fn response_frame(event: &str, rid: &Rid, body: &Map<String, Value>) -> String {
-    let mut m = body.clone();
-    m.insert("rid".into(), rid.raw().clone());
-    crate::transport::socketio::encode_event_frame(event, &Value::Object(m))
+    crate::transport::socketio::encode_event_frame_with(event, body, "rid", rid.raw())
 }
 
 #[cfg(test)]

@@ -78,7 +78,11 @@ impl Hub {
     fn deliver(&self, socket: &Arc<Socket>, event: &str, rid: &Rid, outcome: Outcome) {
         if let Some(body) = &outcome.response {
             let tag = FrameTag::event(FrameKind::Response, event, Some(rid.key()));
-            socket.send_tagged(protocol::response_frame(event, rid, body).into(), &tag);
+            socket.send_event(
+                protocol::response_frame(event, rid, body).into(),
+                &tag,
+                body,
+            );
         }
         self.deliver_pushes(outcome.pushes);
     }
@@ -107,9 +111,13 @@ impl Hub {
                 crate::transport::socketio::encode_event_frame(push.event.name(), &push.payload)
                     .into();
             let tag = FrameTag::event(FrameKind::Push, push.event.name(), None);
+            let object = push.payload.as_object();
             for id in push.to {
                 match self.socket(id) {
-                    Some(s) => s.send_tagged(frame.clone(), &tag),
+                    Some(s) => match object {
+                        Some(o) => s.send_event(frame.clone(), &tag, o),
+                        None => s.send_tagged(frame.clone(), &tag),
+                    },
                     None => tracing::debug!(
                         conn = id,
                         event = push.event.name(),

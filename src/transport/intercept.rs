@@ -3,6 +3,9 @@
 //! The transport only executes the decision; it never knows why.
 
 use super::session::{Socket, TransportKind};
+use super::socketio::{self, SioError, SioPacket};
+use serde_json::Value;
+use std::cell::OnceCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,6 +76,9 @@ impl FrameTag {
     }
 }
 
+/// A JSON object: an event's payload.
+pub type Object = serde_json::Map<String, Value>;
+
 /// The fate of one frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -101,13 +107,71 @@ pub enum Action {
 pub trait Interceptor: Send + Sync + 'static {
     /// A frame the server is about to send (shared: a push is one `Arc` for all its
     /// recipients, so keeping it costs no copy).
-    fn outbound(&self, socket: &Socket, frame: &Arc<str>, tag: &FrameTag) -> Action;
+    /// `payload`: the event's payload object, when the sender encoded the frame from one
+    /// ([`Socket::send_event`]).
+    fn outbound(
+        &self,
+        socket: &Socket,
+        frame: &Arc<str>,
+        tag: &FrameTag,
+        payload: Option<&Object>,
+    ) -> Action;
     /// A frame the server received, before it is processed.
-    fn inbound(&self, socket: &Socket, frame: &str) -> Action;
+    fn inbound(&self, socket: &Socket, frame: &InboundFrame<'_>) -> Action;
     /// Whether to accept a new session (`upgrade`: a polling session's websocket).
     fn accept(&self, _transport: TransportKind, _upgrade: bool) -> bool {
         true
     }
     /// A session ended.
     fn closed(&self, _socket: &Socket) {}
+}
+
+/// An inbound Engine.IO frame, its Socket.IO packet decoded at most once: when the
+/// interceptor looks into an event, the engine hands that same decoded event to the
+/// handler instead of parsing the text again.
+pub struct InboundFrame<'a> {
+    text: &'a str,
+    /// The Socket.IO packet of a `message` frame (`4...`), once someone asked for it.
+    packet: OnceCell<Option<Result<SioPacket, SioError>>>,
+}
+
+impl<'a> InboundFrame<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            packet: OnceCell::new(),
+        }
+    }
+
+    /// The frame as received.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    fn packet(&self) -> Option<&Result<SioPacket, SioError>> {
+        self.packet
+            .get_or_init(|| self.text.strip_prefix('4').map(socketio::decode))
+            .as_ref()
+    }
+
+    /// A root-namespace Socket.IO EVENT's name and first argument (`Null` when it has
+    /// none); `None` for every other frame.
+    pub fn event(&self) -> Option<(&str, &Value)> {
+        const NONE: &Value = &Value::Null;
+        match self.packet()? {
+            Ok(SioPacket::Event { nsp, data, .. }) if nsp == "/" => {
+                let items = data.as_array()?;
+                Some((items.first()?.as_str()?, items.get(1).unwrap_or(NONE)))
+            }
+            _ => None,
+        }
+    }
+
+    /// The decoded Socket.IO packet of a `message` frame (decoding it now if nobody did).
+    pub(crate) fn into_packet(self) -> Option<Result<SioPacket, SioError>> {
+        let text = self.text;
+        self.packet
+            .into_inner()
+            .unwrap_or_else(|| text.strip_prefix('4').map(socketio::decode))
+    }
 }

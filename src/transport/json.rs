@@ -46,13 +46,21 @@ impl Formatter for AsciiFormatter {
 
 /// Appends `value` to `out` as compact, ASCII-only JSON.
 pub fn write_ascii(out: &mut String, value: &Value) {
-    let mut buf = Vec::with_capacity(128);
-    let mut ser = Serializer::with_formatter(&mut buf, AsciiFormatter);
-    // Serializing a `Value` into a Vec cannot fail.
-    if serde::Serialize::serialize(value, &mut ser).is_ok() {
-        // The formatter only ever emits ASCII.
-        out.push_str(&String::from_utf8_lossy(&buf));
-    }
+    let mut buf = std::mem::take(out).into_bytes();
+    write_ascii_bytes(&mut buf, value);
+    *out = into_string(buf);
+}
+
+/// Appends `value` to `out` as compact, ASCII-only JSON, with no copy in between.
+pub fn write_ascii_bytes<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    let mut ser = Serializer::with_formatter(out, AsciiFormatter);
+    // Serializing JSON values into a Vec cannot fail.
+    let _ = value.serialize(&mut ser);
+}
+
+/// The text of a buffer this module wrote (ASCII: the conversion never copies).
+pub fn into_string(buf: Vec<u8>) -> String {
+    String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 #[cfg(test)]

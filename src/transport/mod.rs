@@ -13,7 +13,7 @@ pub(crate) mod json;
 mod session;
 pub mod socketio;
 
-pub use intercept::{Action, FrameKind, FrameTag, Interceptor};
+pub use intercept::{Action, FrameKind, FrameTag, InboundFrame, Interceptor, Object};
 pub use session::{CloseReason, Engine, Socket, TransportKind};
 
 use serde_json::Value;

@@ -9,7 +9,7 @@
 //! across an `.await`.
 
 use super::engineio::{self, Handshake, PacketType};
-use super::intercept::{Action, FrameKind, FrameTag, Interceptor};
+use super::intercept::{Action, FrameKind, FrameTag, InboundFrame, Interceptor, Object};
 use super::socketio::{self, SioPacket};
 use super::{SocketHandler, TransportConfig};
 use crate::lock::lock;
@@ -233,9 +233,20 @@ impl Socket {
 
     /// Sends a whole Engine.IO frame (`42[...]`) with its tag, through the interceptor.
     pub fn send_tagged(self: &Arc<Self>, frame: Arc<str>, tag: &FrameTag) {
+        self.send_with(frame, tag, None);
+    }
+
+    /// Sends an event frame the caller encoded from `payload` (for a response: its body
+    /// without the rid); the interceptor gets the payload as it is and never parses the
+    /// frame's text back.
+    pub fn send_event(self: &Arc<Self>, frame: Arc<str>, tag: &FrameTag, payload: &Object) {
+        self.send_with(frame, tag, Some(payload));
+    }
+
+    fn send_with(self: &Arc<Self>, frame: Arc<str>, tag: &FrameTag, payload: Option<&Object>) {
         let action = match &self.interceptor {
             None => Action::Pass,
-            Some(i) => i.outbound(self, &frame, tag),
+            Some(i) => i.outbound(self, &frame, tag, payload),
         };
         match action {
             Action::Pass => self.enqueue(frame),
@@ -796,16 +807,17 @@ impl Engine {
         let now = self.epoch.elapsed().as_millis() as u64;
         self.last_inbound_ms.fetch_max(now, Ordering::AcqRel);
         socket.heard.store(true, Ordering::Release);
+        let inbound = InboundFrame::new(frame);
         let action = match &self.interceptor {
             None => Action::Pass,
-            Some(i) => i.inbound(socket, frame),
+            Some(i) => i.inbound(socket, &inbound),
         };
         if action == Action::Hold {
             self.hold_inbound(socket, frame);
             return;
         }
         match action {
-            Action::Pass | Action::Hold => self.process(socket, frame),
+            Action::Pass | Action::Hold => self.process_frame(socket, inbound),
             Action::Drop => {}
             Action::Replace(text) => self.process(socket, &text),
             Action::Duplicate(n) => {
@@ -870,6 +882,12 @@ impl Engine {
 
     /// Processes one inbound frame (after interception).
     fn process(&self, socket: &Arc<Socket>, frame: &str) {
+        self.process_frame(socket, InboundFrame::new(frame));
+    }
+
+    /// Processes one inbound frame, using what the interceptor already decoded of it.
+    fn process_frame(&self, socket: &Arc<Socket>, inbound: InboundFrame<'_>) {
+        let frame = inbound.text();
         let packet = match engineio::decode_packet(frame) {
             Ok(p) => p,
             Err(e) => {
@@ -883,19 +901,21 @@ impl Engine {
                 socket.touch_ping();
                 socket.send_frame(engineio::encode_packet(PacketType::Pong, packet.data).into());
             }
-            PacketType::Message => self.on_message(socket, packet.data),
+            PacketType::Message => self.on_message(socket, inbound),
             PacketType::Close => self.close(socket, CloseReason::ClientDisconnect, false),
             PacketType::Open | PacketType::Pong | PacketType::Upgrade | PacketType::Noop => {}
         }
     }
 
-    fn on_message(&self, socket: &Arc<Socket>, data: &str) {
+    fn on_message(&self, socket: &Arc<Socket>, inbound: InboundFrame<'_>) {
+        let data = &inbound.text()[1..];
         if self.handler.on_raw_message(socket, data) {
             return;
         }
-        let packet = match socketio::decode(data) {
-            Ok(p) => p,
-            Err(e) => {
+        let packet = match inbound.into_packet() {
+            Some(Ok(p)) => p,
+            None => return,
+            Some(Err(e)) => {
                 // A socket.io decode error carries no rid to answer; drop the frame and
                 // keep the session (one bad frame must not cost the client its login).
                 tracing::warn!(conn = socket.id, error = %e, frame = %truncate(data), "bad socket.io packet ignored");

@@ -4,7 +4,8 @@
 //! Binary events (types 5 and 6) are recognised but not supported: no peer of this server
 //! sends binary data (protocol.md 1.5). Pure code, no I/O.
 
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 /// A decoded Socket.IO packet.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,13 +114,60 @@ pub fn event_parts(data: Value) -> Option<(String, Value)> {
 /// Encodes `["<event>",<payload>]` as the full Engine.IO frame `42[...]`, with every
 /// non-ASCII character escaped (see [`super::json`]).
 pub fn encode_event_frame(event: &str, payload: &Value) -> String {
-    let mut out = String::with_capacity(64);
-    out.push_str("42[");
-    super::json::write_ascii(&mut out, &Value::String(event.to_owned()));
-    out.push(',');
-    super::json::write_ascii(&mut out, payload);
-    out.push(']');
-    out
+    encode_frame(event, payload)
+}
+
+/// [`encode_event_frame`] for a payload object with one more field set (as `insert`
+/// would: replaced where it is, or appended), without copying the object first.
+pub fn encode_event_frame_with(
+    event: &str,
+    payload: &Map<String, Value>,
+    key: &str,
+    value: &Value,
+) -> String {
+    encode_frame(
+        event,
+        &WithField {
+            payload,
+            key,
+            value,
+        },
+    )
+}
+
+fn encode_frame<T: Serialize + ?Sized>(event: &str, payload: &T) -> String {
+    use super::json::write_ascii_bytes;
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(b"42[");
+    write_ascii_bytes(&mut out, event);
+    out.push(b',');
+    write_ascii_bytes(&mut out, payload);
+    out.push(b']');
+    super::json::into_string(out)
+}
+
+/// An object with one field set, serialized in the order `Map::insert` would leave it.
+struct WithField<'a> {
+    payload: &'a Map<String, Value>,
+    key: &'a str,
+    value: &'a Value,
+}
+
+impl Serialize for WithField<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let present = self.payload.contains_key(self.key);
+        let len = self.payload.len() + usize::from(!present);
+        let mut m = s.serialize_map(Some(len))?;
+        for (k, v) in self.payload {
+            let v = if k == self.key { self.value } else { v };
+            m.serialize_entry(k, v)?;
+        }
+        if !present {
+            m.serialize_entry(self.key, self.value)?;
+        }
+        m.end()
+    }
 }
 
 /// The Engine.IO frame for a root-namespace CONNECT (`40`) sent by the server.
@@ -225,6 +273,26 @@ mod tests {
             panic!("not an event")
         };
         assert_eq!(data, json!(["msg_sync", {"text": "你好😀"}]));
+    }
+
+    #[test]
+    fn a_field_is_set_as_insert_would() {
+        let obj = |v: Value| v.as_object().cloned().unwrap_or_default();
+        for (body, key, value) in [
+            (json!({"code": 0, "é": "你"}), "rid", json!(7)),
+            (json!({"rid": 1, "code": 0}), "rid", json!("x")),
+            (json!({}), "rid", json!(null)),
+        ] {
+            let body = obj(body);
+            let mut inserted = body.clone();
+            inserted.insert(key.into(), value.clone());
+            assert_eq!(
+                encode_event_frame_with("e", &body, key, &value),
+                encode_event_frame("e", &Value::Object(inserted)),
+            );
+        }
+        let f = encode_event_frame_with("e", &obj(json!({"rid": 1, "a": 2})), "rid", &json!(3));
+        assert_eq!(f, r#"42["e",{"rid":3,"a":2}]"#, "replaced where it was");
     }
 
     #[test]
