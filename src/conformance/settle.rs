@@ -9,12 +9,16 @@
 //! Waiting is cheap when nothing happened: a step that sent nothing (`create`, `listen`,
 //! an already delivered `expect_listener`) returns at once when the window since the last
 //! frame has already passed.
+//!
+//! The watch follows the journal's live feed (`FaultLayer::subscribe_journal`) while it
+//! settles: it wakes on each new entry and at the moment the window runs out, so a settle
+//! lasts the window after the last frame and no longer (no polling interval on top).
 
+use crate::faults::Entry;
 use crate::server::RunningServer;
-use std::time::{Duration, Instant};
-
-/// How often the journal is looked at.
-const POLL: Duration = Duration::from_millis(5);
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
 
 /// The quiet window before a case's clients close, so that fire-and-forget confirmations,
 /// late pushes and the re-sends of scaled timers land in the transcript: a driver's SDK
@@ -28,7 +32,7 @@ pub fn final_window(driver: bool, time_scale: f64) -> Duration {
 /// Watches the journal of one run for application frames.
 #[derive(Debug)]
 pub struct WireWatch {
-    /// The last journal sequence number looked at.
+    /// The last journal sequence number taken.
     seq: u64,
     /// When an application frame was last seen (or the watch started).
     last_frame: Instant,
@@ -56,12 +60,14 @@ impl WireWatch {
         Self::new(Duration::from_millis(window), Duration::from_secs(2))
     }
 
-    /// Takes the journal entries since the last look; `true` when one was an
-    /// application frame.
-    fn look(&mut self, server: &RunningServer) -> bool {
+    /// Takes entries seen on the wire; `true` when one was an application frame.
+    fn take(&mut self, entries: impl IntoIterator<Item = Entry>) -> bool {
         let mut moved = false;
-        for e in server.faults.journal(self.seq) {
-            self.seq = self.seq.max(e.seq);
+        for e in entries {
+            if e.seq <= self.seq {
+                continue;
+            }
+            self.seq = e.seq;
             moved |= matches!(e.kind, "request" | "ack" | "response" | "push");
         }
         if moved {
@@ -73,16 +79,34 @@ impl WireWatch {
     /// Waits until no application frame has crossed the wire for `window` (at most
     /// `limit`). Returns whether the wire went quiet.
     pub async fn settle(&mut self, server: &RunningServer) -> bool {
-        let started = Instant::now();
+        let deadline = Instant::now() + self.limit;
+        let (backlog, mut live) = server.faults.subscribe_journal(self.seq);
+        self.take(backlog);
         loop {
-            self.look(server);
-            if self.last_frame.elapsed() >= self.window {
+            let quiet_at = self.last_frame + self.window;
+            let now = Instant::now();
+            if now >= quiet_at {
                 return true;
             }
-            if started.elapsed() >= self.limit {
+            if now >= deadline {
                 return false;
             }
-            tokio::time::sleep(POLL).await;
+            match tokio::time::timeout_at(quiet_at.min(deadline), live.recv()).await {
+                Ok(Ok(e)) => {
+                    self.take([e]);
+                }
+                // Fell behind the live feed: read what was missed from the journal.
+                Ok(Err(RecvError::Lagged(_))) => {
+                    self.take(server.faults.journal(self.seq));
+                }
+                // No live feed (never while the server runs): look at the journal when
+                // the window would end.
+                Ok(Err(RecvError::Closed)) => {
+                    tokio::time::sleep_until(quiet_at.min(deadline)).await;
+                    self.take(server.faults.journal(self.seq));
+                }
+                Err(_elapsed) => {}
+            }
         }
     }
 }
