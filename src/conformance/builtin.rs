@@ -133,7 +133,8 @@ pub async fn run_steps(
     }
     // Before the clients close, a longer quiet window, so that fire-and-forget
     // confirmations and late pushes land in the transcript.
-    wire.window = super::settle::final_window(under.is_driver(), sc.time_scale);
+    let faults = !sc.fault_specs.is_empty();
+    wire.window = super::settle::final_window(under.is_driver(), sc.time_scale, faults, wire.window);
     wire.settle(server).await;
     for s in net.clients.values() {
         s.client.drop_connection();

@@ -22,11 +22,19 @@ use tokio::time::Instant;
 
 /// The quiet window before a case's clients close, so that fire-and-forget confirmations,
 /// late pushes and the re-sends of scaled timers land in the transcript: a driver's SDK
-/// may confirm a push on its next timer turn, and under `time_scale` the builtin client's
-/// re-sends come every scaled ack timeout (100 ms at 0.02); otherwise the builtin client
-/// answers within microseconds.
-pub fn final_window(driver: bool, time_scale: f64) -> Duration {
-    Duration::from_millis(if driver || time_scale < 1.0 { 150 } else { 50 })
+/// may confirm a push on its next timer turn, under `time_scale` the builtin client's
+/// re-sends come every scaled ack timeout (100 ms at 0.02), and a fault rule may hold a
+/// frame back. Otherwise (the builtin client at full time, no fault rules) nothing comes
+/// late: the client answers within microseconds and has no timer due within seconds, so
+/// the step window (`step`) is enough, and the last step's settle has already waited it.
+pub fn final_window(driver: bool, time_scale: f64, faults: bool, step: Duration) -> Duration {
+    if driver || time_scale < 1.0 {
+        Duration::from_millis(150)
+    } else if faults {
+        Duration::from_millis(50)
+    } else {
+        step
+    }
 }
 
 /// Watches the journal of one run for application frames.
@@ -34,7 +42,8 @@ pub fn final_window(driver: bool, time_scale: f64) -> Duration {
 pub struct WireWatch {
     /// The last journal sequence number taken.
     seq: u64,
-    /// When an application frame was last seen (or the watch started).
+    /// When an application frame was last seen (a window before the watch started when
+    /// none was).
     last_frame: Instant,
     /// How long the wire must be quiet.
     pub window: Duration,
@@ -43,10 +52,13 @@ pub struct WireWatch {
 }
 
 impl WireWatch {
+    /// A watch that has seen no frame yet: a settle before the first application frame
+    /// (after `create`, whose handshake is no application frame) returns at once.
     pub fn new(window: Duration, limit: Duration) -> Self {
+        let now = Instant::now();
         Self {
             seq: 0,
-            last_frame: Instant::now(),
+            last_frame: now.checked_sub(window).unwrap_or(now),
             window,
             limit,
         }
