@@ -37,6 +37,14 @@ impl BuiltinApi {
         }
     }
 
+    /// Requests of every instance still waiting for their response.
+    pub fn awaiting_responses(&self) -> usize {
+        self.instances
+            .values()
+            .map(|i| i.awaiting_responses())
+            .sum()
+    }
+
     fn get(&self, client: &str) -> Result<&crate::client::sdk::SdkInstance, String> {
         self.instances
             .get(client)
