@@ -169,6 +169,22 @@ pub(crate) fn pick(src: &Value, fields: &[&str]) -> Map<String, Value> {
         .collect()
 }
 
+/// Removes a finished request's rid from the pending ones (unless its ack tail still
+/// runs, which removes it itself).
+struct Forget<'a> {
+    inner: &'a Inner,
+    rid: u64,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        let mut pending = lock(&self.inner.pending);
+        if !pending.get(&self.rid).is_some_and(|p| p.tail) {
+            pending.remove(&self.rid);
+        }
+    }
+}
+
 /// A connected reference client.
 pub struct Client {
     inner: Arc<Inner>,
@@ -427,13 +443,10 @@ impl Client {
                 resp: Some(tx),
             },
         );
-        let result = self.run(rid, &frame, &acked, &mut rx, cfg).await;
-        let mut pending = lock(&inner.pending);
-        if !pending.get(&rid).is_some_and(|p| p.tail) {
-            pending.remove(&rid);
-        }
-        drop(pending);
-        result
+        // Forgets the rid when the request ends, also when the caller stops waiting
+        // (a dropped future), so no request looks outstanding forever.
+        let _forget = Forget { inner, rid };
+        self.run(rid, &frame, &acked, &mut rx, cfg).await
     }
 
     async fn run(
@@ -596,6 +609,15 @@ impl Client {
 
     pub fn is_closed(&self) -> bool {
         self.inner.closed.is_cancelled()
+    }
+
+    /// Requests sent and still waiting for their response (not those whose response
+    /// came and only the ack timer still runs, see `ack_tail`).
+    pub fn awaiting_responses(&self) -> usize {
+        lock(&self.inner.pending)
+            .values()
+            .filter(|p| p.resp.is_some())
+            .count()
     }
 
     /// Resolves when the connection is gone.

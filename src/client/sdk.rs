@@ -421,6 +421,12 @@ impl SdkInstance {
         Some(d.arg)
     }
 
+    /// Requests of the current connection still waiting for their response (the app's
+    /// calls and the facade's own, e.g. `sync_check`).
+    pub fn awaiting_responses(&self) -> usize {
+        self.shared.client().awaiting_responses()
+    }
+
     /// Whether a user is logged in on the current, open connection.
     pub fn is_logged_in(&self) -> bool {
         let st = lock(&self.shared.state);

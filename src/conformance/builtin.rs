@@ -129,16 +129,28 @@ pub async fn run_steps(
             break;
         }
         // What the step set off lands before the next step starts (see `settle`).
-        wire.settle(server).await;
+        wire.settle(server, || busy(&under, &net)).await;
     }
     // Before the clients close, a longer quiet window, so that fire-and-forget
     // confirmations and late pushes land in the transcript.
-    wire.window = super::settle::final_window(under.is_driver(), sc.time_scale);
-    wire.settle(server).await;
+    let faults = !sc.fault_specs.is_empty();
+    wire.window =
+        super::settle::final_window(under.is_driver(), sc.time_scale, faults, wire.window);
+    wire.settle(server, || busy(&under, &net)).await;
     for s in net.clients.values() {
         s.client.drop_connection();
     }
     checks
+}
+
+/// Whether an in-process client (the builtin client under test, a reference client of
+/// a `connect` step) still waits for a response: a settle does not end then.
+fn busy(under: &UnderTest<'_>, net: &Wire<'_>) -> bool {
+    under.awaiting_responses() > 0
+        || net
+            .clients
+            .values()
+            .any(|c| c.client.awaiting_responses() > 0)
 }
 
 fn step_name(s: &Step) -> String {

@@ -25,16 +25,24 @@ pub struct BuiltinApi {
 
 impl BuiltinApi {
     /// The builtin SDK facade's own waits (login's 500 ms, the delayed offline-sync
-    /// listeners) run 20 times faster than the SDK's under the runner, on top of
+    /// listeners) run 100 times faster than the SDK's under the runner, on top of
     /// `time_scale`: they order nothing against the wire that a settle point does not
     /// already order, and at full length they were most of a catalogue run's time.
-    pub const SDK_WAITS: f64 = 0.05;
+    pub const SDK_WAITS: f64 = 0.01;
 
     pub fn new(scale: f64) -> Self {
         Self {
             scale,
             ..Self::default()
         }
+    }
+
+    /// Requests of every instance still waiting for their response.
+    pub fn awaiting_responses(&self) -> usize {
+        self.instances
+            .values()
+            .map(|i| i.awaiting_responses())
+            .sum()
     }
 
     fn get(&self, client: &str) -> Result<&crate::client::sdk::SdkInstance, String> {

@@ -159,9 +159,16 @@ fn excluded(client: &str, sc: &Scenario, reason: String) -> Cell {
     }
 }
 
-/// Runs every scenario for every client, `jobs` at a time (each with its own server);
-/// `progress` is called as each cell finishes, with (cell, done, total). Cells come back
-/// in (client, scenario) order.
+/// A cell to run: its slot in the result and what it runs.
+struct Job {
+    slot: usize,
+    sc: Scenario,
+    client: ClientEntry,
+}
+
+/// Runs every scenario for every client, `jobs` at a time (each with its own server),
+/// the longest cases first ([`schedule`](super::schedule)); `progress` is called as each
+/// cell finishes, with (cell, done, total). Cells come back in (client, scenario) order.
 pub async fn run_all(
     scenarios: &[Scenario],
     clients: &[ClientEntry],
@@ -170,10 +177,9 @@ pub async fn run_all(
     mut progress: impl FnMut(&Cell, usize, usize),
 ) -> Vec<Cell> {
     let total = scenarios.len() * clients.len();
-    let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
-    let mut set = tokio::task::JoinSet::new();
     let mut cells: Vec<Option<Cell>> = vec![None; total];
     let mut done = 0;
+    let mut jobs = Vec::new();
     for (ci, client) in clients.iter().enumerate() {
         for (si, sc) in scenarios.iter().enumerate() {
             let slot = ci * scenarios.len() + si;
@@ -184,39 +190,77 @@ pub async fn run_all(
                 cells[slot] = Some(cell);
                 continue;
             }
-            let (sem, sc, client, opts) = (sem.clone(), sc.clone(), client.clone(), opts.clone());
-            set.spawn(async move {
-                let _permit = sem.acquire_owned().await;
-                let mut report = run_with(&sc, &client.spec).await;
-                if client.named {
-                    report.client = client.name.clone();
-                }
-                if (opts.snapshots || opts.accept || opts.accept_new) && report.error.is_none() {
-                    snapshot_check(&mut report, &opts);
-                }
-                if let (Some(r), None) = (&opts.reference, &report.error) {
-                    reference_check(&mut report, r);
-                }
-                let verdict = report.verdict(sc.informational);
-                (
-                    slot,
-                    Cell {
-                        client: client.name.clone(),
-                        report,
-                        verdict,
-                    },
-                )
+            jobs.push(Job {
+                slot,
+                sc: sc.clone(),
+                client: client.clone(),
             });
         }
     }
-    while let Some(joined) = set.join_next().await {
-        if let Ok((slot, cell)) = joined {
-            done += 1;
-            progress(&cell, done, total);
-            cells[slot] = Some(cell);
-        }
+    let costs: Vec<u64> = jobs
+        .iter()
+        .map(|j| super::schedule::estimated_ms(&j.sc))
+        .collect();
+    let mut jobs: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
+    let queue: std::collections::VecDeque<Job> = super::schedule::longest_first(&costs)
+        .into_iter()
+        .filter_map(|i| jobs[i].take())
+        .collect();
+    let mut finished = start_workers(queue, opts);
+    while let Some((slot, cell)) = finished.recv().await {
+        done += 1;
+        progress(&cell, done, total);
+        cells[slot] = Some(cell);
     }
     cells.into_iter().flatten().collect()
+}
+
+/// `opts.jobs` workers taking cells from `queue` in order; each finished cell comes out
+/// of the receiver (the channel closes when the queue is done). A case that panics is
+/// left out, as its own task ends; the worker goes on with the next.
+fn start_workers(
+    queue: std::collections::VecDeque<Job>,
+    opts: &Options,
+) -> tokio::sync::mpsc::UnboundedReceiver<(usize, Cell)> {
+    let queue = Arc::new(std::sync::Mutex::new(queue));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..opts.jobs.max(1) {
+        let (queue, tx, opts) = (queue.clone(), tx.clone(), opts.clone());
+        tokio::spawn(async move {
+            loop {
+                let Some(job) = crate::lock::lock(&queue).pop_front() else {
+                    break;
+                };
+                let opts = opts.clone();
+                let slot = job.slot;
+                if let Ok(cell) = tokio::spawn(run_cell(job, opts)).await {
+                    let _ = tx.send((slot, cell));
+                }
+            }
+        });
+    }
+    rx
+}
+
+/// Runs one cell and grades it (snapshot and reference checks included).
+async fn run_cell(job: Job, opts: Options) -> Cell {
+    let Job { sc, client, .. } = job;
+    let mut report = run_with(&sc, &client.spec).await;
+    if client.named {
+        report.client = client.name.clone();
+    }
+    if (opts.snapshots || opts.accept || opts.accept_new) && report.error.is_none() {
+        snapshot_check(&mut report, &opts);
+    }
+    if let (Some(r), None) = (&opts.reference, &report.error) {
+        reference_check(&mut report, r);
+    }
+    let verdict = report.verdict(sc.informational);
+    Cell {
+        client: client.name.clone(),
+        report,
+        verdict,
+    }
 }
 
 /// A Markdown matrix: scenarios × clients, then the details of every non-pass.

@@ -17,6 +17,7 @@ pub mod matrix;
 pub mod mutants;
 pub mod portable;
 pub(crate) mod redact;
+pub mod schedule;
 pub(crate) mod settle;
 pub mod shard;
 pub mod snapshot;
@@ -493,9 +494,19 @@ fn case_server_config(scenario: &Scenario, timers_faked: bool) -> ServerConfig {
         faults: scenario.faults(),
         journal_capacity: 100_000,
         admin: false,
+        limits: crate::server::Limits {
+            shutdown_grace: CASE_SHUTDOWN_GRACE,
+            ..crate::server::Limits::default()
+        },
         ..ServerConfig::new(scenario.backend_config(), transport)
     }
 }
+
+/// A case's server is shut down after its journal was read and its checks ran, so
+/// nothing it still answers or closes can change the verdict or the transcript: it
+/// closes its sessions at once instead of waiting for the wire to go quiet (100 ms of a
+/// clean shutdown's drain, most of a short case's time).
+const CASE_SHUTDOWN_GRACE: Duration = Duration::ZERO;
 
 /// The client's name in reports and its identity (from the driver's `hello`).
 fn who(portable: Option<&portable::Portable>) -> (String, Identity) {

@@ -99,6 +99,18 @@ impl<'a> UnderTest<'a> {
     }
 }
 
+impl UnderTest<'_> {
+    /// Requests the client under test still waits a response for, when the runner can
+    /// see them: the builtin client's (in process); 0 for a driver, whose requests are in
+    /// another process (its settles rely on the quiet window alone).
+    pub fn awaiting_responses(&self) -> usize {
+        match self {
+            UnderTest::Builtin(b) => b.awaiting_responses(),
+            UnderTest::Driver(_) => 0,
+        }
+    }
+}
+
 impl ClientUnderTest for UnderTest<'_> {
     async fn create(&mut self, client: &str, server: &RunningServer) -> Result<(), String> {
         match self {
