@@ -181,7 +181,10 @@ impl Lean {
     /// Sends a websocket close (1000) and reads until the server closes the
     /// connection (bounded).
     pub async fn close(mut self) {
-        let _ = self.tcp.write_all(&client_frame(8, &1000u16.to_be_bytes())).await;
+        let _ = self
+            .tcp
+            .write_all(&client_frame(8, &1000u16.to_be_bytes()))
+            .await;
         let mut sink = [0u8; 512];
         let _ = tokio::time::timeout(STEP, async {
             while matches!(self.tcp.read(&mut sink).await, Ok(n) if n > 0) {}

@@ -160,7 +160,11 @@ fn main() {
         // `--hold-idle PORT N SECS`: log in users i00000.. to an already running server
         // with the lean client and hold them (for profiling a server by hand).
         let num = |i: usize| args.get(at + i).and_then(|v| v.parse::<u64>().ok());
-        let (port, n, secs) = (num(1).unwrap_or(0), num(2).unwrap_or(1), num(3).unwrap_or(10));
+        let (port, n, secs) = (
+            num(1).unwrap_or(0),
+            num(2).unwrap_or(1),
+            num(3).unwrap_or(10),
+        );
         hold_idle(port as u16, n as usize, secs);
         return;
     }

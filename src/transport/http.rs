@@ -168,7 +168,9 @@ async fn handle_get(
                 .on_upgrade(move |socket| async move {
                     match upgrade_of {
                         None => run_websocket(engine, socket, remote).await,
-                        Some(s) => run_upgrade(engine, s, socket).await,
+                        // Boxed: the probe exchange's state (its timers and the
+                        // handshake) would otherwise size every websocket's task.
+                        Some(s) => Box::pin(run_upgrade(engine, s, socket)).await,
                     }
                 })
         }
