@@ -110,6 +110,55 @@ async fn websocket_handshake_sends_open_then_40_and_answers_pings() {
     .await
 }
 
+/// Sends `get_conversations` with `rid` (and `pad` bytes of padding) and checks its ack
+/// and response come back in order.
+async fn round_trip(c: &mut Ws, rid: u64, pad: usize) {
+    let frame = format!(
+        r#"42["get_conversations",{{"pad":"{}","rid":{rid}}}]"#,
+        "p".repeat(pad)
+    );
+    c.send(Message::Text(frame.into())).await.expect("send");
+    let ack = format!(r#"42["ack",{{"rid":{rid}}}]"#);
+    assert_eq!(next_text(c).await, Some(ack));
+    let resp = next_text(c).await.expect("response");
+    assert!(resp.ends_with(&format!(r#""rid":{rid}}}]"#)), "{resp}");
+}
+
+/// The server reads each websocket through a small buffer and keeps an idle session's
+/// outbound queue empty (docs/limits.md): messages far larger than the buffer still
+/// arrive whole, and a burst of queued frames is delivered in order and the session
+/// keeps working after the queue gave its memory back.
+#[tokio::test]
+async fn large_messages_and_bursts_pass_the_small_buffers() {
+    bounded(async {
+        let s = start().await;
+        let mut c = ws(&s.addr.to_string(), "").await;
+        next_text(&mut c).await.expect("open");
+        assert_eq!(next_text(&mut c).await.as_deref(), Some("40"));
+        round_trip(&mut c, 1, 20).await;
+        round_trip(&mut c, 2, 200_000).await;
+        // A burst: 100 requests in one write, 200 frames queued back.
+        for rid in 100..200u64 {
+            let f = format!(r#"42["get_conversations",{{"rid":{rid}}}]"#);
+            c.feed(Message::Text(f.into())).await.expect("feed");
+        }
+        c.flush().await.expect("flush");
+        for rid in 100..200u64 {
+            let ack = format!(r#"42["ack",{{"rid":{rid}}}]"#);
+            assert_eq!(next_text(&mut c).await, Some(ack));
+            let resp = next_text(&mut c).await.expect("response");
+            assert!(resp.ends_with(&format!(r#""rid":{rid}}}]"#)), "{resp}");
+        }
+        // Small, then large again after the burst and after the large one.
+        round_trip(&mut c, 3, 0).await;
+        round_trip(&mut c, 4, 500_000).await;
+        c.send(Message::Text("2".into())).await.expect("send");
+        assert_eq!(next_text(&mut c).await.as_deref(), Some("3"));
+        s.shutdown().await;
+    })
+    .await
+}
+
 #[tokio::test]
 async fn malformed_frames_never_kill_the_server_or_the_session() {
     bounded(async {

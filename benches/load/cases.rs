@@ -1,6 +1,7 @@
 //! The load cases, the alternation of servers round by round, and the Markdown table.
 
 use super::client::{self, Conn, Recorder};
+use super::lean;
 use super::servers::{self, Kind, Server, World};
 use super::Opts;
 use std::sync::atomic::Ordering;
@@ -222,17 +223,34 @@ async fn fanout(s: &Server, o: &Opts, room: bool) -> Result<Sample, String> {
     Ok(out)
 }
 
-/// Login storm: `logins` users, `login_concurrency` at a time: connect, c_init, login,
-/// sync_check, close.
+/// Login storm: `logins` users, `login_concurrency` in flight at a time (a new login
+/// starts as soon as one finishes): connect, c_init, login, sync_check, close, with the
+/// lean client ([`super::lean`]).
 async fn logins(s: &Server, o: &Opts) -> Result<Sample, String> {
     let rec = Arc::new(Recorder::default());
     let w = world("login", o);
+    let window = Arc::new(Semaphore::new(o.login_concurrency.max(1)));
     let (cpu0, t0) = (s.cpu_s(), Instant::now());
+    let mut tasks = Vec::with_capacity(w.users.len());
+    for name in w.users {
+        let Ok(permit) = window.clone().acquire_owned().await else {
+            break;
+        };
+        let port = s.port;
+        tasks.push(tokio::spawn(async move {
+            let c = lean::login(port, &name).await;
+            drop(permit);
+            // Closing is not part of the window (as with the previous client).
+            c.map(|c| tokio::spawn(c.close()))
+        }));
+    }
     let mut done = 0;
-    for chunk in w.users.chunks(o.login_concurrency.max(1)) {
-        let conns = login_all(s, chunk, &rec, chunk.len()).await?;
-        done += conns.len() as u64;
-        close_all(&conns);
+    for t in tasks {
+        match t.await {
+            Ok(Ok(_)) => done += 1,
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(e.to_string()),
+        }
     }
     let t1 = Instant::now();
     let mut out = finish(s, &rec, 0, t0, t1, cpu0);

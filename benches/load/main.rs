@@ -23,6 +23,7 @@ mod cases;
 mod client;
 mod echo;
 mod history;
+mod lean;
 mod servers;
 mod table;
 
@@ -99,6 +100,9 @@ fn opts(args: &[String]) -> Opts {
             "--group" => o.group = val().parse().unwrap_or(o.group),
             "--room" => o.room = val().parse().unwrap_or(o.room),
             "--logins" => o.logins = val().parse().unwrap_or(o.logins),
+            "--login-concurrency" => {
+                o.login_concurrency = val().parse().unwrap_or(o.login_concurrency)
+            }
             "--idle" => o.idle = val().parse().unwrap_or(o.idle),
             "--history-msgs" => o.history_msgs = val().parse().unwrap_or(o.history_msgs),
             "--servers" => {
@@ -127,6 +131,24 @@ fn opts(args: &[String]) -> Opts {
     o
 }
 
+fn hold_idle(port: u16, n: usize, secs: u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut held = Vec::with_capacity(n);
+        for i in 0..n {
+            match lean::login(port, &format!("i{i:05}")).await {
+                Ok(c) => held.push(c),
+                Err(e) => eprintln!("login {i}: {e}"),
+            }
+        }
+        println!("holding {} connections for {secs} s", held.len());
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+    });
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--serve-echo") {
@@ -134,6 +156,18 @@ fn main() {
         return;
     }
     let o = opts(&args);
+    if let Some(at) = args.iter().position(|a| a == "--hold-idle") {
+        // `--hold-idle PORT N SECS`: log in users i00000.. to an already running server
+        // with the lean client and hold them (for profiling a server by hand).
+        let num = |i: usize| args.get(at + i).and_then(|v| v.parse::<u64>().ok());
+        let (port, n, secs) = (
+            num(1).unwrap_or(0),
+            num(2).unwrap_or(1),
+            num(3).unwrap_or(10),
+        );
+        hold_idle(port as u16, n as usize, secs);
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

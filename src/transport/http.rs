@@ -158,16 +158,19 @@ async fn handle_get(
                 None => None,
             };
             let max = engine.config.max_payload;
-            // A 4 KiB read buffer instead of tungstenite's 128 KiB: an idle websocket
+            // A 1 KiB read buffer instead of tungstenite's 128 KiB: an idle websocket
             // costs a fraction of the memory, and larger messages still arrive (the
-            // buffer is read in chunks, up to max_message_size).
+            // buffer grows to hold one, up to max_message_size; reads take at most
+            // 1 KiB, about two SDK requests, per call).
             ws.max_message_size(max)
                 .max_frame_size(max)
                 .read_buffer_size(WS_READ_BUFFER)
                 .on_upgrade(move |socket| async move {
                     match upgrade_of {
                         None => run_websocket(engine, socket, remote).await,
-                        Some(s) => run_upgrade(engine, s, socket).await,
+                        // Boxed: the probe exchange's state (its timers and the
+                        // handshake) would otherwise size every websocket's task.
+                        Some(s) => Box::pin(run_upgrade(engine, s, socket)).await,
                     }
                 })
         }
@@ -185,7 +188,7 @@ async fn handle_get(
 }
 
 /// Read buffer of a websocket connection.
-const WS_READ_BUFFER: usize = 4 * 1024;
+const WS_READ_BUFFER: usize = 1024;
 
 /// How long a polling GET waits for an earlier GET to give the queue back.
 const OVERLAP_GRACE: Duration = Duration::from_millis(500);
@@ -434,10 +437,12 @@ async fn write_loop(socket: Arc<Socket>, mut sink: WsSink, mut rx: OutboundRx, l
             }
         }
         // Send first: frames queued before an abrupt close still go out when the
-        // client reads; an abort only interrupts a write that is stuck.
+        // client reads; an abort only interrupts a write that is stuck. Boxed: the
+        // write and its timer live only while a batch is written, not in the idle
+        // writer task (hundreds of bytes per connection).
         let sent = tokio::select! {
             biased;
-            r = tokio::time::timeout(limit, write_batch(&mut sink, batch)) => r,
+            r = Box::pin(tokio::time::timeout(limit, write_batch(&mut sink, batch))) => r,
             _ = socket.abort_token().cancelled() => break,
         };
         match sent {

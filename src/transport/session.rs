@@ -91,37 +91,72 @@ impl Outbound {
     }
 }
 
-/// What a session's outbound queue holds now.
+/// A session's outbound queue: the items, what they weigh, and the consumer's wakeup.
+/// A plain deque behind a mutex (held only to push or pop one item) instead of a tokio
+/// channel: an idle session's queue allocates nothing, where a channel keeps a block of
+/// 32 slots and its shared state (~1.3 KiB) for the session's whole life.
 #[derive(Debug, Default)]
-struct QueueLoad {
+struct OutboundQueue {
     frames: std::sync::atomic::AtomicUsize,
     bytes: std::sync::atomic::AtomicUsize,
+    items: Mutex<std::collections::VecDeque<Outbound>>,
+    /// Woken (with a stored permit when nobody waits) after every push.
+    ready: Notify,
+    /// The consumer ([`OutboundRx`]) was dropped: nothing is queued any more.
+    receiver_gone: AtomicBool,
+    /// The session was dropped: the consumer gets `None` once the queue is empty.
+    sender_gone: AtomicBool,
 }
+
+/// A queue that held more than this many items gives its memory back once it is empty.
+const QUEUE_KEEP: usize = 32;
 
 /// The receiving end of a session's outbound queue; keeps the queue's load up to date.
 pub(crate) struct OutboundRx {
-    rx: mpsc::UnboundedReceiver<Outbound>,
-    load: Arc<QueueLoad>,
+    queue: Arc<OutboundQueue>,
 }
 
 impl OutboundRx {
-    fn took(&self, item: &Outbound) {
-        self.load.frames.fetch_sub(1, Ordering::AcqRel);
-        self.load.bytes.fetch_sub(item.bytes(), Ordering::AcqRel);
-    }
-
-    /// The next item; `None` once every sender is gone.
+    /// The next item; `None` once the session is gone and the queue is empty.
+    /// Cancel-safe: an item is only taken by a call that returns it.
     pub(crate) async fn recv(&mut self) -> Option<Outbound> {
-        let item = self.rx.recv().await?;
-        self.took(&item);
-        Some(item)
+        loop {
+            if let Some(item) = self.try_recv() {
+                return Some(item);
+            }
+            if self.queue.sender_gone.load(Ordering::Acquire) {
+                return self.try_recv();
+            }
+            // A push between the check above and this wait left a permit: no lost wakeup.
+            self.queue.ready.notified().await;
+        }
     }
 
     /// The next item if one is queued now.
     pub(crate) fn try_recv(&mut self) -> Option<Outbound> {
-        let item = self.rx.try_recv().ok()?;
-        self.took(&item);
+        let item = {
+            let mut items = lock(&self.queue.items);
+            let item = items.pop_front()?;
+            if items.is_empty() && items.capacity() > QUEUE_KEEP {
+                *items = std::collections::VecDeque::new();
+            }
+            item
+        };
+        self.queue.frames.fetch_sub(1, Ordering::AcqRel);
+        self.queue.bytes.fetch_sub(item.bytes(), Ordering::AcqRel);
         Some(item)
+    }
+}
+
+impl Drop for OutboundRx {
+    /// Like a dropped channel receiver: what is queued is dropped, later pushes too.
+    fn drop(&mut self) {
+        let mut items = lock(&self.queue.items);
+        self.queue.receiver_gone.store(true, Ordering::Release);
+        items.clear();
+        *items = std::collections::VecDeque::new();
+        self.queue.frames.store(0, Ordering::Release);
+        self.queue.bytes.store(0, Ordering::Release);
     }
 }
 
@@ -139,10 +174,9 @@ pub struct Socket {
     pub sid: Arc<str>,
     /// Peer address, when known.
     pub remote: Option<SocketAddr>,
-    tx: mpsc::UnboundedSender<Outbound>,
     rx: Mutex<Option<OutboundRx>>,
     rx_returned: Notify,
-    load: Arc<QueueLoad>,
+    queue: Arc<OutboundQueue>,
     /// Set by the first queue overflow.
     overflowed: AtomicBool,
     /// Set by the first inbound frame.
@@ -382,8 +416,8 @@ impl Socket {
 
     fn enqueue_raw(&self, frame: Arc<str>) {
         let bytes = frame.len();
-        let frames = self.load.frames.load(Ordering::Acquire);
-        let queued = self.load.bytes.load(Ordering::Acquire);
+        let frames = self.queue.frames.load(Ordering::Acquire);
+        let queued = self.queue.bytes.load(Ordering::Acquire);
         let Some(engine) = self.engine.upgrade() else {
             return;
         };
@@ -432,14 +466,18 @@ impl Socket {
 
     /// Queues an item, counting it in the queue's load.
     fn push(&self, item: Outbound) {
-        let bytes = item.bytes();
-        self.load.frames.fetch_add(1, Ordering::AcqRel);
-        self.load.bytes.fetch_add(bytes, Ordering::AcqRel);
-        if self.tx.send(item).is_err() {
-            // The receiver is gone (the transport ended): nothing is queued.
-            self.load.frames.fetch_sub(1, Ordering::AcqRel);
-            self.load.bytes.fetch_sub(bytes, Ordering::AcqRel);
+        let q = &self.queue;
+        {
+            let mut items = lock(&q.items);
+            if q.receiver_gone.load(Ordering::Acquire) {
+                // The transport ended: nothing is queued.
+                return;
+            }
+            q.frames.fetch_add(1, Ordering::AcqRel);
+            q.bytes.fetch_add(item.bytes(), Ordering::AcqRel);
+            items.push_back(item);
         }
+        q.ready.notify_one();
     }
 
     /// True once a close has begun (reported or not).
@@ -578,6 +616,14 @@ impl Socket {
     }
 }
 
+impl Drop for Socket {
+    /// Like dropping a channel's last sender: the consumer drains the queue, then ends.
+    fn drop(&mut self) {
+        self.queue.sender_gone.store(true, Ordering::Release);
+        self.queue.ready.notify_one();
+    }
+}
+
 /// All live sessions plus the handler they report to.
 pub struct Engine {
     pub config: TransportConfig,
@@ -652,20 +698,17 @@ impl Engine {
     ) -> Arc<Socket> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let sid = self.make_sid(id);
-        let (tx, rx) = mpsc::unbounded_channel();
-        let load = Arc::new(QueueLoad::default());
+        let queue = Arc::new(OutboundQueue::default());
         let rx = OutboundRx {
-            rx,
-            load: load.clone(),
+            queue: queue.clone(),
         };
         let socket = Arc::new(Socket {
             id,
             sid: sid.clone(),
             remote,
-            tx,
             rx: Mutex::new(Some(rx)),
             rx_returned: Notify::new(),
-            load,
+            queue,
             overflowed: AtomicBool::new(false),
             heard: AtomicBool::new(false),
             aborted: CancellationToken::new(),
