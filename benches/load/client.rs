@@ -215,19 +215,7 @@ impl Conn {
 
     /// c_init with a fresh signature, login, sync_check: what the SDK does.
     pub async fn login(&self) -> Result<(), String> {
-        let ts = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
-        let random = format!("{:032x}", now_us() as u128 * 2_654_435_761);
-        let sig = md5_hex(&format!(
-            "appkey={APPKEY}&timestamp={ts}&random_str={random}&key={SECRET}"
-        ));
-        self.call(
-            "c_init",
-            &format!("\"appkey\":\"{APPKEY}\",\"random_str\":\"{random}\",\"timestamp\":{ts},\"signature\":\"{sig}\",\"flag\":0,\"fromPlatForm\":\"j\""),
-        )
-        .await?;
+        self.call("c_init", &c_init_fields()).await?;
         self.call(
             "login",
             &format!(
@@ -267,4 +255,17 @@ pub fn content(target_type: &str, target: &str, from: &str) -> String {
         "\"content\":{{\"version\":1,\"target_type\":\"{target_type}\",\"from_platform\":\"web\",\"target_id\":\"{target}\",\"from_id\":\"{from}\",\"create_time\":{ts},\"msg_type\":\"text\",\"msg_body\":{{\"text\":\"{}\"}}}},\"no_offline\":false,\"no_notification\":false",
         stamped_text()
     )
+}
+
+/// The fields of a `c_init` request with a fresh signature (every client of the bench).
+pub fn c_init_fields() -> String {
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let random = format!("{:032x}", now_us() as u128 * 2_654_435_761);
+    let sig = md5_hex(&format!(
+        "appkey={APPKEY}&timestamp={ts}&random_str={random}&key={SECRET}"
+    ));
+    format!("\"appkey\":\"{APPKEY}\",\"random_str\":\"{random}\",\"timestamp\":{ts},\"signature\":\"{sig}\",\"flag\":0,\"fromPlatForm\":\"j\"")
 }

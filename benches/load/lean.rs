@@ -9,7 +9,7 @@
 //! its response (acks are skipped), then a websocket close. Client frames are masked as
 //! RFC 6455 requires (with a zero key: the payload bytes are unchanged).
 
-use super::client::{md5_hex, now_us, scan_num, APPKEY, PASSWORD, SECRET};
+use super::client::{c_init_fields, md5_hex, scan_num, PASSWORD};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -198,19 +198,7 @@ impl Lean {
 pub async fn login(port: u16, name: &str) -> Result<Lean, String> {
     let mut c = Lean::connect(port).await?;
     c.opened().await?;
-    let ts = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    let random = format!("{:032x}", now_us() as u128 * 2_654_435_761);
-    let sig = md5_hex(&format!(
-        "appkey={APPKEY}&timestamp={ts}&random_str={random}&key={SECRET}"
-    ));
-    c.call(
-        "c_init",
-        &format!("\"appkey\":\"{APPKEY}\",\"random_str\":\"{random}\",\"timestamp\":{ts},\"signature\":\"{sig}\",\"flag\":0,\"fromPlatForm\":\"j\""),
-    )
-    .await?;
+    c.call("c_init", &c_init_fields()).await?;
     c.call(
         "login",
         &format!(
