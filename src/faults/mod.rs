@@ -702,17 +702,10 @@ type Inbound<'a> = (
 
 /// Classifies an inbound frame: kind, event, rid, and the payload it parsed for them.
 fn classify_inbound<'a>(frame: &'a InboundFrame<'_>) -> Inbound<'a> {
-    let kind = match frame.text().as_bytes() {
-        [b'2', ..] => FrameKind::Ping,
-        [b'1', ..] => FrameKind::Close,
-        [b'5', ..] => FrameKind::Upgrade,
-        [b'6', ..] => FrameKind::Noop,
-        [b'4', b'1', ..] => FrameKind::Disconnect,
-        [b'4', b'0', ..] => FrameKind::Connect,
-        [b'4', b'2', ..] => return classify_event(frame),
-        _ => FrameKind::Other,
-    };
-    (kind, None, None, None)
+    if frame.text().starts_with("42") {
+        return classify_event(frame);
+    }
+    (FrameKind::of_frame(frame.text()), None, None, None)
 }
 
 /// An event is a request when its payload carries a valid rid.
@@ -937,6 +930,12 @@ mod tests {
         );
         assert_eq!(kind("2"), FrameKind::Ping);
         assert_eq!(kind("41"), FrameKind::Disconnect);
+        assert_eq!(kind("5"), FrameKind::Upgrade);
+        assert_eq!(
+            kind("3"),
+            FrameKind::Pong,
+            "the digit's meaning, either way"
+        );
         assert_eq!(kind(r#"42["x",null]"#), FrameKind::Other);
         assert_eq!(kind(r#"42["x"]"#), FrameKind::Other, "no payload: no rid");
         assert_eq!(

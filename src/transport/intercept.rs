@@ -31,6 +31,23 @@ pub enum FrameKind {
 }
 
 impl FrameKind {
+    /// The kind an Engine.IO frame's leading digits say, either way (`2` ping, `3` pong,
+    /// `40` connect, ...); a `42` event is `Other` here: only the layer that reads its
+    /// payload knows whether it is a request, a response or a push.
+    pub fn of_frame(frame: &str) -> Self {
+        match frame.as_bytes() {
+            [b'0', ..] => Self::Open,
+            [b'1', ..] => Self::Close,
+            [b'2', ..] => Self::Ping,
+            [b'3', ..] => Self::Pong,
+            [b'5', ..] => Self::Upgrade,
+            [b'6', ..] => Self::Noop,
+            [b'4', b'0', ..] => Self::Connect,
+            [b'4', b'1', ..] => Self::Disconnect,
+            _ => Self::Other,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Open => "open",
@@ -149,9 +166,7 @@ impl<'a> InboundFrame<'a> {
     }
 
     fn packet(&self) -> Option<&Result<SioPacket, SioError>> {
-        self.packet
-            .get_or_init(|| self.text.strip_prefix('4').map(socketio::decode))
-            .as_ref()
+        self.packet.get_or_init(|| decode(self.text)).as_ref()
     }
 
     /// A root-namespace Socket.IO EVENT's name and first argument (`Null` when it has
@@ -170,8 +185,11 @@ impl<'a> InboundFrame<'a> {
     /// The decoded Socket.IO packet of a `message` frame (decoding it now if nobody did).
     pub(crate) fn into_packet(self) -> Option<Result<SioPacket, SioError>> {
         let text = self.text;
-        self.packet
-            .into_inner()
-            .unwrap_or_else(|| text.strip_prefix('4').map(socketio::decode))
+        self.packet.into_inner().unwrap_or_else(|| decode(text))
     }
+}
+
+/// The Socket.IO packet of an Engine.IO `message` frame; `None` for other frames.
+fn decode(text: &str) -> Option<Result<SioPacket, SioError>> {
+    text.strip_prefix('4').map(socketio::decode)
 }

@@ -244,24 +244,10 @@ struct Link {
     draining: bool,
 }
 
-/// The tag of a frame the engine itself sends.
-fn transport_tag(frame: &str) -> FrameTag {
-    let kind = match frame.as_bytes() {
-        [b'0', ..] => FrameKind::Open,
-        [b'3', ..] => FrameKind::Pong,
-        [b'6', ..] => FrameKind::Noop,
-        [b'1', ..] => FrameKind::Close,
-        [b'4', b'0', ..] => FrameKind::Connect,
-        [b'4', b'1', ..] => FrameKind::Disconnect,
-        _ => FrameKind::Other,
-    };
-    FrameTag::of(kind)
-}
-
 impl Socket {
     /// Sends a transport-level frame (`3`, `40`, `6`, ...), tagged by its type.
     pub fn send_frame(self: &Arc<Self>, frame: Arc<str>) {
-        let tag = transport_tag(&frame);
+        let tag = FrameTag::of(FrameKind::of_frame(&frame));
         self.send_tagged(frame, &tag);
     }
 
