@@ -89,27 +89,29 @@ impl Backend {
             .users
             .get(me)
             .ok_or_else(|| Failure::from(Code::UserNotExist))?;
+        // Values built directly: `json!(x)` goes through serde's serializer (a hot path).
+        let text = |s: &str| Value::String(s.to_owned());
         let mut content = content.clone();
-        content.insert("from_id".into(), json!(me.username));
-        content.insert("from_appkey".into(), json!(me.appkey));
-        content.insert("target_id".into(), json!(target_id));
-        content.insert("target_type".into(), json!(target_type));
-        content.insert("sui_mtime".into(), json!(sender.mtime_s));
+        content.insert("from_id".into(), text(&me.username));
+        content.insert("from_appkey".into(), text(&me.appkey));
+        content.insert("target_id".into(), text(target_id));
+        content.insert("target_type".into(), text(target_type));
+        content.insert("sui_mtime".into(), Value::from(sender.mtime_s));
         if content.contains_key("from_name") {
             let name = if sender.nickname.is_empty() {
                 &me.username
             } else {
                 &sender.nickname
             };
-            content.insert("from_name".into(), json!(name));
+            content.insert("from_name".into(), text(name));
         }
         if content.contains_key("from_type") {
             // Only the server's admin API may send as `admin`.
-            content.insert("from_type".into(), json!("user"));
+            content.insert("from_type".into(), text("user"));
         }
         if let Some(p) = self.session_platform(conn) {
             if content.contains_key("from_platform") {
-                content.insert("from_platform".into(), json!(p));
+                content.insert("from_platform".into(), Value::String(p));
             }
         }
         Ok((sender.uid, content))
@@ -164,22 +166,29 @@ impl Backend {
         let (from_uid, mut content) =
             self.stamp_content(conn, &me, content, &target.username, "single")?;
         self.grant_media(&me, &content, Audience::User(&target));
-        content.insert("target_appkey".into(), json!(target.appkey));
+        content.insert("target_appkey".into(), Value::String(target.appkey.clone()));
         let now = self.now_ms();
         let msg_id = self.ids.next_msg();
-        let mut wire = json!({
-            "msg_id": msg_id,
-            "msg_type": 3,
-            "from_uid": from_uid,
-            "from_gid": 0,
-            "ctime_ms": now,
-            "msg_level": if me.appkey == target.appkey { 0 } else { 1 },
-            "need_receipt": need_receipt,
-            "content": content,
-        });
-        if let (Some(cn), Some(m)) = (custom_notification, wire.as_object_mut()) {
-            m.insert("custom_notification".into(), Value::Object(cn));
+        let mut wire = Map::with_capacity(9);
+        for (k, v) in [
+            ("msg_id", Value::from(msg_id)),
+            ("msg_type", Value::from(3)),
+            ("from_uid", Value::from(from_uid)),
+            ("from_gid", Value::from(0)),
+            ("ctime_ms", Value::from(now)),
+            (
+                "msg_level",
+                Value::from(u8::from(me.appkey != target.appkey)),
+            ),
+            ("need_receipt", Value::Bool(need_receipt)),
+            ("content", Value::Object(content)),
+        ] {
+            wire.insert(k.into(), v);
         }
+        if let Some(cn) = custom_notification {
+            wire.insert("custom_notification".into(), Value::Object(cn));
+        }
+        let wire = Value::Object(wire);
         let to = self.single_recipients(conn, &me, &target);
         let delivered_live = self.has_legacy_session(&target, Some(conn));
         if need_receipt && target != me {
@@ -195,18 +204,15 @@ impl Backend {
         if !no_offline {
             self.keep_single(&me, &target, msg_id, now, &wire, delivered_live);
         }
-        let mut out = Outcome::ok(
-            json!({
-                "msg_id": msg_id,
-                "ctime_ms": now,
-                "target_username": target.username,
-                "appkey": target.appkey,
-            })
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
-        );
-        out.push(to, PushEvent::MsgSync, json!({ "messages": [wire] }));
+        let mut answer = Map::with_capacity(4);
+        answer.insert("msg_id".into(), Value::from(msg_id));
+        answer.insert("ctime_ms".into(), Value::from(now));
+        answer.insert("target_username".into(), Value::String(target.username));
+        answer.insert("appkey".into(), Value::String(target.appkey));
+        let mut out = Outcome::ok(answer);
+        let mut payload = Map::with_capacity(1);
+        payload.insert("messages".into(), Value::Array(vec![wire]));
+        out.push(to, PushEvent::MsgSync, Value::Object(payload));
         Ok(out)
     }
 

@@ -157,8 +157,13 @@ impl Backend {
 }
 
 /// The index of `id` in an ascending sequence of `len` ids read by `at` (every list
-/// here is in msg_id order: ids are issued in increasing order and appended).
+/// here is in msg_id order: ids are issued in increasing order and appended). Retention
+/// drops the oldest message, which is almost always the first: that one is checked
+/// before searching (a search reads cold memory at every step).
 fn find_sorted(len: usize, id: u64, at: impl Fn(usize) -> u64) -> Option<usize> {
+    if len > 0 && at(0) == id {
+        return Some(0);
+    }
     let (mut lo, mut hi) = (0, len);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
@@ -177,6 +182,18 @@ pub(crate) mod tests {
     use super::super::test_support::*;
     use super::super::{Backend, UserKey};
     use serde_json::{json, Value};
+
+    #[test]
+    fn find_sorted_finds_first_middle_last_and_nothing_else() {
+        let ids = [3u64, 5, 8, 13, 21];
+        let find = |id| super::find_sorted(ids.len(), id, |i| ids[i]);
+        let found: Vec<_> = ids.iter().map(|id| find(*id)).collect();
+        assert_eq!(found, (0..5).map(Some).collect::<Vec<_>>());
+        for absent in [0, 4, 9, 22] {
+            assert_eq!(find(absent), None);
+        }
+        assert_eq!(super::find_sorted(0, 3, |_| unreachable!()), None);
+    }
 
     /// Every id a mailbox, conversation, thread or receipt refers to is stored (or
     /// retracted), and every stored message is listed by each of its holders.

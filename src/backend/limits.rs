@@ -28,9 +28,24 @@ pub fn json_len(v: &Value) -> usize {
     serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX)
 }
 
-/// The encoded length of a JSON object.
+/// The encoded length of a JSON object, counted as it is written (nothing is kept).
 pub fn map_len(m: &Map<String, Value>) -> usize {
-    serde_json::to_vec(m).map(|b| b.len()).unwrap_or(usize::MAX)
+    /// A writer that only counts (std has `io::sink`, which does not count).
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    match serde_json::to_writer(&mut n, m) {
+        Ok(()) => n.0,
+        Err(_) => usize::MAX,
+    }
 }
 
 /// 880003 for a string field over `max` bytes.

@@ -483,6 +483,8 @@ impl Backend {
         scanned == self.online
     }
 
+    /// The scopes a request's answer is looked up under: its connection, and its user
+    /// once logged in.
     fn scopes(&mut self, conn: ConnId) -> Vec<Scope> {
         let mut s = vec![Scope::Conn(conn)];
         if let Some(l) = self.conns.get(&conn).and_then(|c| c.login.as_ref()) {
@@ -555,12 +557,7 @@ impl Backend {
         }
         // An unknown event executed nothing: its retry gets the same error again.
         if let Some(e) = known {
-            let mut scopes = before;
-            for s in self.scopes(conn) {
-                if !scopes.contains(&s) {
-                    scopes.push(s);
-                }
-            }
+            let scopes = store_scopes(before, self.scopes(conn));
             self.dedupe
                 .put(now, &scopes, e, rid_key, outcome.response.as_ref());
         }
@@ -743,6 +740,28 @@ impl Backend {
         }
         ev
     }
+}
+
+/// Where an answer is stored. A request that neither logged in nor out is stored under
+/// its user alone: every later lookup from this connection while so logged in asks the
+/// user scope too, and a retry after the login is gone is caught by
+/// `Dedupe::seen_anywhere`. One entry instead of two halves the cache's inserts and
+/// evictions (at its bound, every request evicts). Otherwise (login, register before
+/// login, any request before login) every scope before and after.
+fn store_scopes(before: Vec<Scope>, after: Vec<Scope>) -> Vec<Scope> {
+    if before == after {
+        if let Some(user) = after.iter().find(|s| matches!(s, Scope::User(_))) {
+            return vec![*user];
+        }
+        return after;
+    }
+    let mut scopes = before;
+    for s in after {
+        if !scopes.contains(&s) {
+            scopes.push(s);
+        }
+    }
+    scopes
 }
 
 #[cfg(test)]
@@ -1090,7 +1109,26 @@ mod tests {
         let o2 = h.req_rid(1, "get_conversations", 9, json!({}));
         assert_eq!(o1.code(), Some(0));
         assert_eq!(o2.code(), Some(0));
-        assert_eq!(h.b.dedupe.len(), 2); // re-executed and re-stored (conn + user scopes)
+        assert_eq!(h.b.dedupe.len(), 1); // re-executed and re-stored (under the user)
+    }
+
+    #[test]
+    fn a_logged_in_request_is_stored_once_and_a_kicked_retry_is_ack_only() {
+        let mut h = Harness::new();
+        h.user(1, "alice");
+        let before = h.b.dedupe.len();
+        let o = h.req_rid(1, "get_conversations", 9, json!({}));
+        assert_eq!(o.code(), Some(0));
+        assert_eq!(h.b.dedupe.len(), before + 1);
+        // The same connection, then a new one of the same user, both hit.
+        assert_eq!(h.req_rid(1, "get_conversations", 9, json!({})), o);
+        h.login_web(2, "alice");
+        assert_eq!(h.req_rid(2, "get_conversations", 9, json!({})), o);
+        // Connection 1 was kicked by the second web login: its retry is acked, neither
+        // failed nor executed.
+        assert!(h.b.conn_user(1).is_none());
+        let kicked = h.req_rid(1, "get_conversations", 9, json!({}));
+        assert_eq!(kicked, Outcome::default());
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub use codes::{Code, Failure};
 pub use pushes::PushEvent;
 pub use requests::{Event, Needs};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// A request id as the client sent it. Echoed back verbatim; compared by its canonical
@@ -58,8 +58,8 @@ pub fn ack_frame(rid: &Rid) -> String {
 /// A success body `{code:0, message:"success", ...fields}` (rid is added when sent).
 pub fn success(fields: Map<String, Value>) -> Map<String, Value> {
     let mut m = Map::with_capacity(fields.len() + 2);
-    m.insert("code".into(), json!(0));
-    m.insert("message".into(), json!("success"));
+    m.insert("code".into(), Value::from(0));
+    m.insert("message".into(), Value::String("success".to_owned()));
     m.extend(fields);
     m
 }
@@ -72,6 +72,7 @@ pub fn response_frame(event: &str, rid: &Rid, body: &Map<String, Value>) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn map(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap_or_default()

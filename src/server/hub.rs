@@ -161,11 +161,11 @@ impl SocketHandler for Hub {
         let outcome = backend.handle(socket.id, &event, &rid, &payload);
         tracing::debug!(conn = socket.id, event, rid = rid.key(), code = ?outcome.code(), pushes = outcome.pushes.len(), "request handled");
         self.deliver(socket, &event, &rid, outcome);
-        let user = backend.conn_user(socket.id).map(|u| u.username.clone());
-        drop(backend);
-        if user.as_deref() != socket.label().as_deref() {
-            socket.set_label(user.as_deref());
+        let user = backend.conn_user(socket.id).map(|u| u.username.as_str());
+        if !socket.label_is(user) {
+            socket.set_label(user);
         }
+        drop(backend);
     }
 
     fn on_close(&self, socket: &Arc<Socket>, reason: CloseReason) {

@@ -493,6 +493,11 @@ impl Socket {
         lock(&self.label).clone()
     }
 
+    /// Whether the session's label is `label` (compared in place: no copy).
+    pub fn label_is(&self, label: Option<&str>) -> bool {
+        lock(&self.label).as_deref() == label
+    }
+
     /// The transport carrying the session now.
     pub fn transport(&self) -> TransportKind {
         lock(&self.state).transport
