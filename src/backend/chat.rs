@@ -262,8 +262,8 @@ impl Backend {
     /// Who gets a 1:1 message's `msg_sync`: every session of the target, and the sender's
     /// other sessions (never the sending connection).
     fn single_recipients(&self, conn: ConnId, me: &UserKey, target: &UserKey) -> Vec<ConnId> {
-        let mut to: Vec<ConnId> = self.conns_of(target);
-        for c in self.conns_of(me) {
+        let mut to: Vec<ConnId> = self.conns_of(target).to_vec();
+        for &c in self.conns_of(me) {
             if c != conn && !to.contains(&c) {
                 to.push(c);
             }

@@ -11,14 +11,11 @@
 //! does not keep old answers.
 
 use super::model::ConnId;
+use super::FastMap;
 use crate::protocol::Event;
 use serde_json::{Map, Value};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
-
-/// Every request of every connection looks here and most store an answer, so the
-/// maps hash with foldhash (fast, seeded per process) instead of SipHash.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Who a cached answer belongs to: a connection, or a user by uid (unique on the
 /// server; a user deleted and registered again under the same name is someone else).

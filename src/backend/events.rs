@@ -46,7 +46,8 @@ impl Backend {
             }
             let live: Vec<ConnId> = self
                 .conns_of(u)
-                .into_iter()
+                .iter()
+                .copied()
                 .filter(|c| Some(*c) != skip)
                 .collect();
             let mb = self.mailboxes.entry(u.clone()).or_default();

@@ -78,30 +78,31 @@ impl Backend {
         if let (Some(cn), Some(m)) = (custom_notification, wire.as_object_mut()) {
             m.insert("custom_notification".into(), Value::Object(cn));
         }
-        // Every live session of every member (the sender's other sessions included).
+        // Every live session of every member (the sender's other sessions included). A
+        // connection is logged in as one user, so no connection comes up twice.
         let mut to: Vec<ConnId> = Vec::new();
         for u in &members {
-            for c in self.conns_of(u) {
-                if c != conn && !to.contains(&c) {
-                    to.push(c);
-                }
-            }
+            to.extend(self.conns_of(u).iter().filter(|c| **c != conn));
         }
-        let others: Vec<UserKey> = members.iter().filter(|u| **u != me).cloned().collect();
-        if need_receipt && !others.is_empty() {
-            self.receipts.insert(
-                msg_id,
-                ReceiptState {
-                    sender: Some(me.clone()),
-                    unread: others.iter().cloned().collect(),
-                    read: Default::default(),
-                },
-            );
+        let mut unread_count = 0;
+        if need_receipt {
+            let others: std::collections::BTreeSet<UserKey> =
+                members.iter().filter(|u| **u != me).cloned().collect();
+            unread_count = others.len();
+            if !others.is_empty() {
+                self.receipts.insert(
+                    msg_id,
+                    ReceiptState {
+                        sender: Some(me.clone()),
+                        unread: others,
+                        read: Default::default(),
+                    },
+                );
+            }
         }
         if !no_offline {
             self.keep_group(&me, gid, &members, msg_id, now, &wire);
         }
-        let unread_count = if need_receipt { others.len() } else { 0 };
         let mut f = Map::new();
         f.insert("msg_id".into(), json!(msg_id));
         f.insert("ctime_ms".into(), json!(now));

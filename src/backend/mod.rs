@@ -198,6 +198,11 @@ fn default_signature_ttl() -> i64 {
 /// callers that took it from the backend before.
 pub use crate::protocol::sign::{is_md5_hex, md5_hex, signature};
 
+/// The maps every request reads: foldhash (fast, seeded per process) instead of
+/// SipHash, which hashed user keys several times per delivered message.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
+
 /// The service state.
 #[derive(Debug)]
 pub struct Backend {
@@ -205,35 +210,35 @@ pub struct Backend {
     ids: Ids,
     signature_ttl_ms: i64,
     apps: BTreeMap<String, AppConfig>,
-    users: HashMap<UserKey, User>,
-    uids: HashMap<u64, UserKey>,
+    users: FastMap<UserKey, User>,
+    uids: FastMap<u64, UserKey>,
     conns: BTreeMap<ConnId, Conn>,
     /// The connections logged in as each user, ascending (the order pushes go out in).
     /// Kept beside `conns` by `insert_conn`, `remove_conn` and `set_login` only, so
     /// finding a user's sessions does not scan every connection.
-    online: HashMap<UserKey, Vec<ConnId>>,
+    online: FastMap<UserKey, Vec<ConnId>>,
     /// Stored messages by msg_id (oldest first), bounded by `history`.
     messages: BTreeMap<u64, Message>,
-    mailboxes: HashMap<UserKey, Mailbox>,
+    mailboxes: FastMap<UserKey, Mailbox>,
     groups: BTreeMap<u64, Group>,
     rooms: BTreeMap<u64, Room>,
-    social: HashMap<UserKey, Social>,
+    social: FastMap<UserKey, Social>,
     /// Messages sent with `need_receipt`, by msg_id.
-    receipts: HashMap<u64, ReceiptState>,
+    receipts: FastMap<u64, ReceiptState>,
     /// Pending group join requests (event 56), by event id.
     join_requests: BTreeMap<u64, groups::JoinRequest>,
     dedupe: Dedupe,
     /// Upload tokens and stored media.
     media: media::MediaState,
     /// Receipt changes per sender, for `sync_receipt`.
-    receipt_logs: HashMap<UserKey, receipts::ReceiptLog>,
+    receipt_logs: FastMap<UserKey, receipts::ReceiptLog>,
     /// Retracted messages, out of `messages`, by msg_id (counted by retention too).
     retracted: BTreeMap<u64, Message>,
     /// Each conversation's stored (or retracted) msg_ids, oldest first, for retention.
-    threads: HashMap<model::Thread, std::collections::VecDeque<u64>>,
+    threads: FastMap<model::Thread, std::collections::VecDeque<u64>>,
     /// One shared copy of each user key that stored messages name (see
     /// [`Backend::intern`]); bounded by the users plus those recently removed.
-    keys: std::collections::HashSet<Arc<UserKey>>,
+    keys: FastSet<Arc<UserKey>>,
     history: limits::HistoryLimits,
 }
 
@@ -264,22 +269,22 @@ impl Backend {
             ids: Ids::default(),
             signature_ttl_ms: config.signature_ttl_ms,
             apps: BTreeMap::new(),
-            users: HashMap::new(),
-            uids: HashMap::new(),
+            users: FastMap::default(),
+            uids: FastMap::default(),
             conns: BTreeMap::new(),
-            online: HashMap::new(),
+            online: FastMap::default(),
             messages: BTreeMap::new(),
-            mailboxes: HashMap::new(),
+            mailboxes: FastMap::default(),
             groups: BTreeMap::new(),
             rooms: BTreeMap::new(),
-            social: HashMap::new(),
-            receipts: HashMap::new(),
+            social: FastMap::default(),
+            receipts: FastMap::default(),
             join_requests: BTreeMap::new(),
             dedupe: Dedupe::default(),
             media: media::MediaState::default(),
-            receipt_logs: HashMap::new(),
+            receipt_logs: FastMap::default(),
             retracted: BTreeMap::new(),
-            threads: HashMap::new(),
+            threads: FastMap::default(),
             keys: Default::default(),
             history: config.history.sane(),
         };
@@ -416,9 +421,9 @@ impl Backend {
         }
     }
 
-    /// Live connections logged in as `user`.
-    fn conns_of(&self, user: &UserKey) -> Vec<ConnId> {
-        self.online.get(user).cloned().unwrap_or_default()
+    /// Live connections logged in as `user`, ascending.
+    fn conns_of(&self, user: &UserKey) -> &[ConnId] {
+        self.online.get(user).map_or(&[], Vec::as_slice)
     }
 
     /// Adds (or replaces) a connection's state, indexing its login.
@@ -474,7 +479,7 @@ impl Backend {
     /// Whether the login index says what a scan of every connection says (tests).
     #[cfg(test)]
     pub(crate) fn online_index_holds(&self) -> bool {
-        let mut scanned: HashMap<UserKey, Vec<ConnId>> = HashMap::new();
+        let mut scanned: FastMap<UserKey, Vec<ConnId>> = FastMap::default();
         for (id, c) in &self.conns {
             if let Some(l) = &c.login {
                 scanned.entry(l.user.clone()).or_default().push(*id);

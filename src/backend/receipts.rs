@@ -95,7 +95,7 @@ impl Backend {
     /// with none, recording them would echo them back to the acting device at its next
     /// `sync_check`).
     pub(super) fn has_other_sessions(&self, me: &UserKey, conn: ConnId) -> bool {
-        self.conns_of(me).into_iter().any(|c| c != conn)
+        self.conns_of(me).iter().any(|c| *c != conn)
     }
 
     /// Parses one `sessions[]` entry into its conversation and message ids.
@@ -220,7 +220,7 @@ impl Backend {
                         "type": 4, "gid": gid, "receipt_msgs": receipt_msgs,
                     }),
                 };
-                let live = self.conns_of(&sender);
+                let live = self.conns_of(&sender).to_vec();
                 self.log_receipt(&sender, receipt.clone(), now, !live.is_empty());
                 out.push(live, PushEvent::ReceiptChange, receipt);
             }

@@ -186,7 +186,7 @@ impl Backend {
         });
         let mut to: Vec<ConnId> = Vec::new();
         for m in &members {
-            to.extend(self.conns_of(m).into_iter().filter(|c| *c != conn));
+            to.extend(self.conns_of(m).iter().filter(|c| **c != conn));
         }
         let mut out = Outcome::ok(fields(json!({
             "room_id": id,

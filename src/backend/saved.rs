@@ -16,9 +16,10 @@ use super::groups::JoinRequest;
 use super::media::StoredMedia;
 use super::model::{Group, Mailbox, Message, ReceiptState, Room, Social, User};
 use super::receipts::ReceiptLog;
+use super::FastMap;
 use super::{AppConfig, Backend, BackendConfig, Clock, UserKey};
 use serde::{Deserialize, Serialize, Serializer};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The parts of a saved state, as read back.
@@ -40,14 +41,14 @@ pub struct SavedState {
     ids: Ids,
     signature_ttl_ms: i64,
     apps: BTreeMap<String, AppConfig>,
-    users: HashMap<UserKey, User>,
-    mailboxes: HashMap<UserKey, Mailbox>,
+    users: FastMap<UserKey, User>,
+    mailboxes: FastMap<UserKey, Mailbox>,
     groups: BTreeMap<u64, Group>,
     rooms: BTreeMap<u64, Room>,
-    social: HashMap<UserKey, Social>,
-    receipts: HashMap<u64, ReceiptState>,
+    social: FastMap<UserKey, Social>,
+    receipts: FastMap<u64, ReceiptState>,
     join_requests: BTreeMap<u64, JoinRequest>,
-    receipt_logs: HashMap<UserKey, ReceiptLog>,
+    receipt_logs: FastMap<UserKey, ReceiptLog>,
     retracted: BTreeMap<u64, Message>,
 }
 

@@ -259,7 +259,7 @@ impl Backend {
         let mut out = Outcome::default();
         let mut online = Vec::new();
         let mut kicked = Vec::new();
-        for id in self.conns_of(&key) {
+        for id in self.conns_of(&key).to_vec() {
             let Some(l) = self.conns.get(&id).and_then(|c| c.login.as_ref()) else {
                 continue;
             };

@@ -32,7 +32,8 @@ impl Backend {
     /// Live sessions of `user` other than `skip`.
     fn live_except(&self, user: &UserKey, skip: ConnId) -> Vec<ConnId> {
         self.conns_of(user)
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|c| *c != skip)
             .collect()
     }

@@ -62,7 +62,8 @@ impl Backend {
         user.password_md5 = new;
         let others: Vec<ConnId> = self
             .conns_of(&me)
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|c| *c != conn)
             .collect();
         let mut out = Outcome::ok_empty();
