@@ -68,24 +68,52 @@ impl Draft<'_> {
     }
 }
 
-/// A stored entry: fixed fields, and where its texts lie in the chunks.
+/// A stored entry: fixed fields, and where its texts lie in the chunks. One cache line
+/// (64 bytes; a test checks): the ring is written at a new place for every frame, and a
+/// slot of two lines made that write the journal's largest cost.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     seq: u64,
     t_ms: u64,
     conn: u64,
-    dir: &'static str,
-    kind: &'static str,
-    action: Option<&'static str>,
-    delay_ms: Option<u64>,
     /// Absolute index of the chunk holding the texts, and their start in it.
     chunk: u64,
     start: u32,
     /// Length of each text ([`Draft::texts`] order); `ABSENT` for none.
     lens: [u32; 5],
+    /// `ABSENT` for none; a longer delay (49 days) is kept as the longest that fits.
+    delay_ms: u32,
+    /// Indexes into [`Names`]: direction, kind, action (`NO_NAME` for none).
+    dir: u8,
+    kind: u8,
+    action: u8,
 }
 
 const ABSENT: u32 = u32::MAX;
+const NO_NAME: u8 = u8::MAX;
+
+/// The few static names entries carry (directions, kinds, actions), each stored once:
+/// a slot keeps a one-byte index. They come from the code, so there are a few dozen
+/// at most; past 254 (never) a name is kept as `other`.
+#[derive(Debug, Default)]
+struct Names(Vec<&'static str>);
+
+impl Names {
+    fn index(&mut self, name: &'static str) -> u8 {
+        if let Some(i) = self.0.iter().position(|n| *n == name) {
+            return i as u8;
+        }
+        if self.0.len() >= usize::from(NO_NAME) - 1 {
+            return self.index("other");
+        }
+        self.0.push(name);
+        (self.0.len() - 1) as u8
+    }
+
+    fn get(&self, i: u8) -> Option<&'static str> {
+        self.0.get(usize::from(i)).copied()
+    }
+}
 
 impl Slot {
     /// Bytes this entry accounts for: its texts plus the slot itself.
@@ -99,7 +127,7 @@ impl Slot {
         std::mem::size_of::<Self>() + texts
     }
 
-    fn entry(&self, chunk: &[u8]) -> Entry {
+    fn entry(&self, chunk: &[u8], names: &Names) -> Entry {
         let mut at = self.start as usize;
         let mut texts = self.lens.map(|len| {
             if len == ABSENT {
@@ -117,13 +145,13 @@ impl Slot {
             t_ms: self.t_ms,
             conn: self.conn,
             user: texts[0].take(),
-            dir: self.dir,
-            kind: self.kind,
+            dir: names.get(self.dir).unwrap_or("other"),
+            kind: names.get(self.kind).unwrap_or("other"),
             event: texts[1].take(),
             rid: texts[2].take(),
             fault: texts[3].take(),
-            action: self.action,
-            delay_ms: self.delay_ms,
+            action: names.get(self.action),
+            delay_ms: (self.delay_ms != ABSENT).then_some(u64::from(self.delay_ms)),
             frame: texts[4].take().unwrap_or_else(|| "".into()),
         }
     }
@@ -167,6 +195,7 @@ pub struct Journal {
     /// instruction right after copying a frame waits for those stores (3 % of the
     /// server's CPU under load, most of the journal's cost).
     listening: bool,
+    names: Names,
 }
 
 /// Entries a live reader may fall behind before it is dropped.
@@ -204,6 +233,7 @@ impl Journal {
             bytes: 0,
             live: tokio::sync::broadcast::channel(LIVE_BUFFER).0,
             listening: false,
+            names: Names::default(),
         }
     }
 
@@ -248,17 +278,19 @@ impl Journal {
             seq: self.next_seq,
             t_ms: d.t_ms,
             conn: d.conn,
-            dir: d.dir,
-            kind: d.kind,
-            action: d.action,
-            delay_ms: d.delay_ms,
+            dir: self.names.index(d.dir),
+            kind: self.names.index(d.kind),
+            action: d.action.map_or(NO_NAME, |a| self.names.index(a)),
+            delay_ms: d
+                .delay_ms
+                .map_or(ABSENT, |ms| ms.min(u64::from(ABSENT - 1)) as u32),
             chunk,
             start,
             lens,
         };
         self.next_seq += 1;
         self.bytes += slot.weight();
-        if self.listening && self.live.send(slot.entry(buf)).is_err() {
+        if self.listening && self.live.send(slot.entry(buf, &self.names)).is_err() {
             self.listening = false;
         }
         self.slots.push_back(slot);
@@ -331,7 +363,7 @@ impl Journal {
             .skip(skip)
             .filter_map(|s| {
                 let (chunk, _) = self.chunks.get((s.chunk - self.first_chunk) as usize)?;
-                Some(s.entry(chunk))
+                Some(s.entry(chunk, &self.names))
             })
             .collect()
     }
@@ -424,6 +456,34 @@ mod tests {
         assert!(past.is_empty());
         j.push(&entry("42[\"b\"]"));
         assert_eq!(rx.try_recv().map(|e| e.seq).ok(), Some(4));
+    }
+
+    #[test]
+    fn a_slot_is_one_cache_line_and_keeps_names_and_delays() {
+        assert!(std::mem::size_of::<Slot>() <= 64);
+        let mut j = Journal::new(10);
+        let mut d = entry("42[]");
+        j.push(&d);
+        d.dir = "out";
+        d.kind = "push";
+        d.action = Some("delay");
+        d.delay_ms = Some(1500);
+        j.push(&d);
+        d.delay_ms = Some(u64::MAX);
+        j.push(&d);
+        let e = j.since(0);
+        let got: Vec<_> = e
+            .iter()
+            .map(|e| (e.dir, e.kind, e.action, e.delay_ms))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("in", "request", None, None),
+                ("out", "push", Some("delay"), Some(1500)),
+                ("out", "push", Some("delay"), Some(u64::from(u32::MAX - 1))),
+            ]
+        );
     }
 
     #[test]
