@@ -201,8 +201,11 @@ impl Backend {
                 },
             );
         }
+        // Encoded once: the stored text, and the push frame made from it.
+        let text = Message::encode(&wire);
+        let push_json = Message::sync_payload_json(&text);
         if !no_offline {
-            self.keep_single(&me, &target, msg_id, now, &wire, delivered_live);
+            self.keep_single(&me, &target, msg_id, now, text, delivered_live);
         }
         let mut answer = Map::with_capacity(4);
         answer.insert("msg_id".into(), Value::from(msg_id));
@@ -212,7 +215,12 @@ impl Backend {
         let mut out = Outcome::ok(answer);
         let mut payload = Map::with_capacity(1);
         payload.insert("messages".into(), Value::Array(vec![wire]));
-        out.push(to, PushEvent::MsgSync, Value::Object(payload));
+        out.push_encoded(
+            to,
+            PushEvent::MsgSync,
+            Value::Object(payload),
+            Some(push_json),
+        );
         Ok(out)
     }
 
@@ -279,7 +287,7 @@ impl Backend {
         target: &UserKey,
         msg_id: u64,
         now: i64,
-        wire: &Value,
+        wire: Box<str>,
         delivered_live: bool,
     ) {
         let (from, to) = (self.intern(me), self.intern(target));
@@ -446,6 +454,11 @@ mod tests {
         assert_eq!(msg["content"]["from_appkey"], json!(APP));
         assert_eq!(msg["content"]["from_id"], json!("alice"));
         assert_eq!(msg["content"]["msg_body"], content["msg_body"]);
+        // The push's text is its payload, key order included, and the stored message.
+        let text = o.pushes[0].json.as_deref().unwrap_or_default();
+        assert_eq!(text, serde_json::to_string(&o.pushes[0].payload).unwrap());
+        let id = msg["msg_id"].as_u64().unwrap_or_default();
+        assert_eq!(h.b.messages[&id].wire_value(), *msg);
     }
 
     #[test]

@@ -100,8 +100,11 @@ impl Backend {
                 );
             }
         }
+        // Encoded once: the stored text, and the push frame made from it.
+        let text = Message::encode(&wire);
+        let push_json = Message::sync_payload_json(&text);
         if !no_offline {
-            self.keep_group(&me, gid, &members, msg_id, now, &wire);
+            self.keep_group(&me, gid, &members, msg_id, now, text);
         }
         let mut f = Map::new();
         f.insert("msg_id".into(), json!(msg_id));
@@ -109,7 +112,12 @@ impl Backend {
         f.insert("target_gid".into(), json!(gid));
         f.insert("unread_count".into(), json!(unread_count));
         let mut out = Outcome::ok(f);
-        out.push(to, PushEvent::MsgSync, json!({ "messages": [wire] }));
+        out.push_encoded(
+            to,
+            PushEvent::MsgSync,
+            json!({ "messages": [wire] }),
+            Some(push_json),
+        );
         Ok(out)
     }
 
@@ -147,7 +155,7 @@ impl Backend {
         members: &[UserKey],
         msg_id: u64,
         now: i64,
-        wire: &Value,
+        wire: Box<str>,
     ) {
         let from = self.intern(me);
         self.store_message(Message::new(msg_id, from, Target::Group(gid), now, wire));
@@ -243,6 +251,8 @@ mod tests {
         assert_eq!(c["from_appkey"], json!(APP));
         assert_eq!(c["msg_body"]["text"], json!("hello"));
         assert!(c.get("at_list").is_none());
+        let text = p.json.as_deref().unwrap_or_default();
+        assert_eq!(text, serde_json::to_string(&p.payload).unwrap());
         // Stored in every member's log, not in outsiders'.
         for n in ["alice", "bobby", "carol"] {
             let hist = h.b.history(&UserKey::new(APP, n));

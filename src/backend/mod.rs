@@ -54,6 +54,9 @@ pub struct Push {
     pub to: Vec<ConnId>,
     pub event: PushEvent,
     pub payload: Value,
+    /// `payload` already encoded as JSON (serde_json's compact text) when the backend
+    /// wrote it anyway (a new message is stored as text): the frame is made from it.
+    pub json: Option<String>,
 }
 
 /// What handling one request produced.
@@ -85,8 +88,24 @@ impl Outcome {
     }
 
     pub fn push(&mut self, to: Vec<ConnId>, event: PushEvent, payload: Value) {
+        self.push_encoded(to, event, payload, None);
+    }
+
+    /// [`Outcome::push`] with the payload's JSON text (see [`Push::json`]).
+    pub fn push_encoded(
+        &mut self,
+        to: Vec<ConnId>,
+        event: PushEvent,
+        payload: Value,
+        json: Option<String>,
+    ) {
         if !to.is_empty() {
-            self.pushes.push(Push { to, event, payload });
+            self.pushes.push(Push {
+                to,
+                event,
+                payload,
+                json,
+            });
         }
     }
 

@@ -151,25 +151,39 @@ pub struct Message {
 }
 
 impl Message {
-    /// A message with no holders yet; `wire` is encoded here.
+    /// A message with no holders yet; `wire` is its [`Message::encode`]d object.
     pub fn new(
         msg_id: u64,
         from: std::sync::Arc<UserKey>,
         target: Target,
         ctime_ms: i64,
-        wire: &Value,
+        wire: Box<str>,
     ) -> Self {
         Self {
             msg_id,
             from,
             target,
             ctime_ms,
-            // `to_string` (not `Display`, which writes through `fmt` piece by piece).
-            wire: serde_json::to_string(wire)
-                .unwrap_or_default()
-                .into_boxed_str(),
+            wire,
             holders: Vec::new(),
         }
+    }
+
+    /// A message object as stored. `to_string` (not `Display`, which writes through
+    /// `fmt` piece by piece).
+    pub fn encode(wire: &Value) -> Box<str> {
+        serde_json::to_string(wire)
+            .unwrap_or_default()
+            .into_boxed_str()
+    }
+
+    /// The `msg_sync` payload of one new message, as JSON, from its stored text.
+    pub fn sync_payload_json(wire: &str) -> String {
+        let mut json = String::with_capacity(wire.len() + 16);
+        json.push_str(r#"{"messages":["#);
+        json.push_str(wire);
+        json.push_str("]}");
+        json
     }
 
     /// The message object as pushed (decoded from the stored JSON).

@@ -396,9 +396,11 @@ pub(crate) mod tests {
             from.clone().into(),
             Target::Group(gid),
             now,
-            &json!({"msg_id": msg_id, "msg_type": 4, "from_gid": gid, "ctime_ms": now,
-                    "content": {"from_id": from.username, "from_appkey": APP,
-                                "msg_type": "text", "msg_body": {"text": "g"}}}),
+            Message::encode(
+                &json!({"msg_id": msg_id, "msg_type": 4, "from_gid": gid, "ctime_ms": now,
+                        "content": {"from_id": from.username, "from_appkey": APP,
+                                    "msg_type": "text", "msg_body": {"text": "g"}}}),
+            ),
         ));
         h.b.receipts.insert(
             msg_id,

@@ -2,7 +2,7 @@
 
 use crate::backend::{Backend, ConnId, Outcome};
 use crate::protocol::{self, Code, Failure, Rid};
-use crate::transport::{CloseReason, Engine, FrameKind, FrameTag, Socket, SocketHandler};
+use crate::transport::{socketio, CloseReason, Engine, FrameKind, FrameTag, Socket, SocketHandler};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -107,9 +107,12 @@ impl Hub {
     fn deliver_pushes(&self, pushes: Vec<crate::backend::Push>) {
         for push in pushes {
             // Encoded once, shared by every recipient.
-            let frame: Arc<str> =
-                crate::transport::socketio::encode_event_frame(push.event.name(), &push.payload)
-                    .into();
+            let name = push.event.name();
+            let frame: Arc<str> = match &push.json {
+                Some(json) => socketio::event_frame_from_json(name, json),
+                None => socketio::encode_event_frame(name, &push.payload),
+            }
+            .into();
             let tag = FrameTag::event(FrameKind::Push, push.event.name(), None);
             let object = push.payload.as_object();
             for id in push.to {

@@ -58,6 +58,29 @@ pub fn write_ascii_bytes<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value:
     let _ = value.serialize(&mut ser);
 }
 
+/// Appends JSON text (compact, as serde_json writes it, any UTF-8) to `out` as
+/// [`write_ascii_bytes`] would have written the value: outside strings JSON is ASCII,
+/// and inside one an escape stands for the same character.
+pub fn ascii_from_json(out: &mut Vec<u8>, json: &str) {
+    if json.is_ascii() {
+        return out.extend_from_slice(json.as_bytes());
+    }
+    let mut start = 0;
+    for (i, c) in json.char_indices() {
+        if c.is_ascii() {
+            continue;
+        }
+        out.extend_from_slice(&json.as_bytes()[start..i]);
+        let mut units = [0u16; 2];
+        for u in c.encode_utf16(&mut units) {
+            // Writing into a Vec cannot fail.
+            let _ = io::Write::write_fmt(out, format_args!("\\u{:04x}", u));
+        }
+        start = i + c.len_utf8();
+    }
+    out.extend_from_slice(&json.as_bytes()[start..]);
+}
+
 /// The text of a buffer this module wrote (ASCII: the conversion never copies).
 pub fn into_string(buf: Vec<u8>) -> String {
     String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
@@ -83,5 +106,16 @@ mod tests {
         assert!(s.contains(r#"a\"b\\c\n"#));
         let back: Value = serde_json::from_str(&s).unwrap();
         assert_eq!(back, v);
+    }
+
+    #[test]
+    fn json_text_becomes_what_the_value_would_have() {
+        let v =
+            json!({"k": "a\"b\\c\n\u{1} é 你 😀 \u{2028}", "n": -1.5e300, "é": [true, null, ""]});
+        let mut from_text = Vec::new();
+        ascii_from_json(&mut from_text, &serde_json::to_string(&v).unwrap());
+        let mut from_value = Vec::new();
+        write_ascii_bytes(&mut from_value, &v);
+        assert_eq!(into_string(from_text), into_string(from_value));
     }
 }

@@ -117,6 +117,19 @@ pub fn encode_event_frame(event: &str, payload: &Value) -> String {
     encode_frame(event, payload)
 }
 
+/// [`encode_event_frame`] for a payload its sender had already encoded as JSON (compact,
+/// as serde_json writes it): the same bytes, without serializing again.
+pub fn event_frame_from_json(event: &str, payload_json: &str) -> String {
+    use super::json::{ascii_from_json, write_ascii_bytes};
+    let mut out = Vec::with_capacity(payload_json.len() + event.len() + 8);
+    out.extend_from_slice(b"42[");
+    write_ascii_bytes(&mut out, event);
+    out.push(b',');
+    ascii_from_json(&mut out, payload_json);
+    out.push(b']');
+    super::json::into_string(out)
+}
+
 /// [`encode_event_frame`] for a payload object with one more field set (as `insert`
 /// would: replaced where it is, or appended), without copying the object first.
 pub fn encode_event_frame_with(
