@@ -269,13 +269,16 @@ impl Oracle {
         if let Some(u) = user.filter(|u| c.user.as_ref().is_none_or(|c| !Arc::ptr_eq(c, u))) {
             c.user = Some(u.clone());
         }
+        // The user is named once judged (see name_user).
+        let start = found.len();
         let mut ctx = Ctx {
             conn,
-            user: c.user.clone(),
+            user: None,
             found,
         };
         overdue_conn(c, &mut ctx, now, window);
         if !track_rid(c, &ev, &rid, payload, now, window, &mut ctx) {
+            name_user(&mut ctx.found[start..], c.user.as_ref());
             // A resend: judged the first time it came, answered the same way.
             let mut scratch = Vec::new();
             let mut quiet = Ctx {
@@ -302,8 +305,9 @@ impl Oracle {
                 .and_then(Value::as_str)
                 .map(Arc::from);
         }
-        let mem = users.get(ctx.user.as_ref());
+        let mem = users.get(c.user.as_ref());
         check_confirmation(c, mem, event, payload, &mut ctx);
+        name_user(&mut ctx.found[start..], c.user.as_ref());
         refuse.filter(|_| rules::refused_when_malformed(event))
     }
 
@@ -450,6 +454,14 @@ impl Ctx<'_> {
             rule,
             text,
         });
+    }
+}
+
+/// Names the connection's user in findings reported without it: a request's findings
+/// get it after the request is judged, so the user is copied only when a rule broke.
+fn name_user(found: &mut [Finding], user: Option<&Arc<str>>) {
+    for f in found {
+        f.user = user.cloned();
     }
 }
 
