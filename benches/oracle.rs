@@ -5,16 +5,16 @@
 //! responses; then every sender sends `s_across_single_text` texts and the oracle sees
 //! what the server would send and receive for each: the request, its ack and response,
 //! the `msg_sync` push to the recipient, and the recipient's `msg_recv_v2` with its ack
-//! and response. Frames are built (and parsed, as the fault layer parses them) before
-//! the clock starts, in batches of 40 texts; only the oracle's calls are timed (with two
-//! clock reads per batch, ~1 % of it), in CPU time of the
-//! thread (the machine is shared: wall time would count the time others ran). Allocations
-//! are counted with a wrapper around mimalloc (the server's allocator).
+//! and response. Frames are built (and parsed, as the fault layer parses them) before the
+//! clock starts, in batches of 40 texts; only the oracle's calls are timed (two clock
+//! reads per batch), in CPU time of the thread: the machine is shared, and wall time would
+//! count the time others ran. Allocations are counted with a wrapper around mimalloc (the
+//! server's allocator).
 //!
 //! `cargo bench --bench oracle` runs for about 5 s of oracle CPU time (`--secs N` to
-//! change); without
-//! `--bench` (as `cargo test --all-targets` runs it) a few hundred texts. Nothing here
-//! asserts on time; a finding on this clean stream is a bug and stops the bench.
+//! change); without `--bench` (as `cargo test --all-targets` runs it) a few hundred
+//! texts. Nothing here asserts on time; a finding on this clean stream is a bug and stops
+//! the bench.
 
 mod support;
 
