@@ -17,7 +17,7 @@
 //! pushed to it). Timer rules use the scenario's `time_scale`.
 //!
 //! Every request is judged under one lock with a few lookups: rids and events are small
-//! keys ([`book`]), each recent rid of a connection has one record (what was sent, when,
+//! keys (`book.rs`), each recent rid of a connection has one record (what was sent, when,
 //! whether it was acknowledged), and responses other than to `c_init`, `login` and
 //! `sync_check` are not looked at (they change nothing the rules read).
 
@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Recent rids remembered per connection (stored: at most 7/4 of it, see [`book`]).
+/// Recent rids remembered per connection (stored: at most 7/4 of it, see `book.rs`).
 pub const MAX_RIDS: usize = 256;
 /// Pending confirmations (messages, sync pushes) per connection.
 pub const MAX_PENDING: usize = 1024;
@@ -45,7 +45,7 @@ pub const MAX_USER_ITEMS: usize = 1024;
 /// Users remembered.
 pub const MAX_USERS: usize = 4096;
 /// Recent requests remembered across connections (retries carried over a reconnect;
-/// stored: at most 7/4 of it, see [`book`]).
+/// stored: at most 7/4 of it, see `book.rs`).
 pub const MAX_RECENT: usize = 4096;
 /// Most transmissions of one request (the SDK's RETRY_TIMES).
 pub const MAX_SENDS: u32 = 5;
