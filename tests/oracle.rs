@@ -414,6 +414,82 @@ fn rid_rules_reuse_change_count_and_cadence() {
     );
 }
 
+/// A rid is one rid whatever its JSON type: the number 7 and the string "7" (or " 7 ")
+/// name the same request, "007" and "-7" other ones; an ack tagged with the text reaches
+/// the numeric rid's record.
+#[test]
+fn a_rid_is_its_canonical_text_whether_number_or_string() {
+    let oracle = Oracle::new();
+    let t0 = Instant::now();
+    logged_in(&oracle, 1, t0);
+    let get = |rid: Value| {
+        frame(
+            "get_across_user_info",
+            serde_json::json!({"username": "bobby", "rid": rid}),
+        )
+    };
+    let mut found = Vec::new();
+    oracle.judge_inbound(1, None, &get(7.into()), t0, &mut found);
+    let fast = t0 + Duration::from_millis(100);
+    for other in ["007", "-7", "07 "] {
+        oracle.judge_inbound(1, None, &get(other.into()), fast, &mut found);
+    }
+    oracle.judge_inbound(1, None, &get((-7).into()), fast, &mut found);
+    assert_eq!(ids(&found), [rules::TIME_RESEND_FAST], "{found:?}");
+    assert!(found[0].text.contains("rid -7 resent"), "{}", found[0].text);
+    found.clear();
+    oracle.judge_inbound(1, None, &get(" 7 ".into()), fast, &mut found);
+    assert_eq!(ids(&found), [rules::TIME_RESEND_FAST], "{found:?}");
+    assert!(found[0].text.contains("rid 7 resent"), "{}", found[0].text);
+    found.clear();
+    // Acknowledged under its text, then resent 20 s later: not a late resend of an
+    // unacknowledged request.
+    let ack = FrameTag::event(FrameKind::Ack, "get_across_user_info", Some("7"));
+    oracle.note_outbound(1, "42[\"ack\",{\"rid\":7}]", &ack, None, fast);
+    let late = t0 + Duration::from_secs(20);
+    oracle.judge_inbound(1, None, &get("7".into()), late, &mut found);
+    assert!(found.is_empty(), "{found:?}");
+    // Without the ack it would be.
+    oracle.judge_inbound(
+        1,
+        None,
+        &get("007".into()),
+        t0 + Duration::from_secs(40),
+        &mut found,
+    );
+    assert_eq!(ids(&found), [rules::TIME_RESEND_SLOW], "{found:?}");
+}
+
+/// A connection remembers its last MAX_RIDS rids: a rid used `MAX_RIDS - 1` requests
+/// ago is still known (another event on it is a reuse), one used `MAX_RIDS` requests ago
+/// is forgotten (a fresh request, not a reuse).
+#[test]
+fn a_connection_forgets_a_rid_after_max_rids_newer_ones() {
+    use jmessage_mock::oracle::MAX_RIDS;
+    let get = |rid: u64| {
+        frame(
+            "get_across_user_info",
+            serde_json::json!({"username": "bobby", "rid": rid}),
+        )
+    };
+    let reuse = frame("get_groups_list", serde_json::json!({"rid": 100}));
+    for (newer, reported) in [(MAX_RIDS - 1, true), (MAX_RIDS, false)] {
+        let oracle = Oracle::new();
+        let t0 = Instant::now();
+        logged_in(&oracle, 1, t0);
+        let mut found = Vec::new();
+        oracle.judge_inbound(1, None, &get(100), t0, &mut found);
+        // (The rids of c_init and login came before: they are not among the newer ones.)
+        for rid in 0..newer as u64 {
+            oracle.judge_inbound(1, None, &get(1_000 + rid), t0, &mut found);
+        }
+        assert!(found.is_empty(), "{found:?}");
+        oracle.judge_inbound(1, None, &reuse, t0 + Duration::from_secs(5), &mut found);
+        let want: &[&str] = if reported { &[rules::RID_REUSED] } else { &[] };
+        assert_eq!(ids(&found), want, "{newer} newer rids: {found:?}");
+    }
+}
+
 #[test]
 fn unconfirmed_pushes_are_reported_after_the_window() {
     let oracle = Oracle::new();

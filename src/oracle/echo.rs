@@ -9,7 +9,7 @@
 //! event ids per user (at most [`super::MAX_USER_ITEMS`]), so an echo sent on another
 //! connection of the user is not taken for a made-up id.
 
-use super::{int, push_bounded, rules, Conn, Ctx, UserMemory, MAX_PENDING, MAX_USER_ITEMS};
+use super::{int_field, push_bounded, rules, Conn, Ctx, UserMemory, MAX_PENDING, MAX_USER_ITEMS};
 use serde_json::{Map, Value};
 use std::time::Instant;
 
@@ -23,10 +23,10 @@ pub fn note_push(
     payload: &Map<String, Value>,
     now: Instant,
 ) {
-    if int(payload.get("event_type")) != Some(ECHOED_TYPE) {
+    if int_field(payload, "event_type") != Some(ECHOED_TYPE) {
         return;
     }
-    let Some(id) = int(payload.get("event_id")) else {
+    let Some(id) = int_field(payload, "event_id") else {
         return;
     };
     push_bounded(&mut c.echoes, (id, now), MAX_PENDING);
@@ -39,11 +39,11 @@ pub fn note_push(
 /// `event_id`, and must name an event of type 1 the server pushed to the user.
 pub fn check(
     c: &mut Conn,
-    mem: Option<&mut UserMemory>,
+    mem: Option<&UserMemory>,
     payload: &Map<String, Value>,
     ctx: &mut Ctx<'_>,
 ) {
-    let Some(id) = int(payload.get("event_id")) else {
+    let Some(id) = int_field(payload, "event_id") else {
         return;
     };
     let before = c.echoes.len();

@@ -13,21 +13,30 @@
 //! Memory is bounded: per connection at most [`MAX_RIDS`] rids, [`MAX_PENDING`] pending
 //! confirmations; per user (for keys and messages that outlive a reconnect) at most
 //! [`MAX_USER_ITEMS`] keys and messages, for at most [`MAX_USERS`] users (the oldest
-//! user is forgotten first). Timer rules use the scenario's `time_scale`.
+//! user is forgotten first; a user is remembered from the first key, message or event
+//! pushed to it). Timer rules use the scenario's `time_scale`.
+//!
+//! Every request is judged under one lock with a few lookups: rids and events are small
+//! keys (`book.rs`), each recent rid of a connection has one record (what was sent, when,
+//! whether it was acknowledged), and responses other than to `c_init`, `login` and
+//! `sync_check` are not looked at (they change nothing the rules read).
 
+mod book;
 mod echo;
 pub mod rules;
 
 use crate::faults::{Finding, Observer};
-use crate::protocol::{self, Code, Failure, Rid};
+use crate::protocol::{self, Code, Event, Failure, Needs, Rid};
 use crate::transport::{FrameKind, FrameTag};
+use book::{Ev, Recent, RidKey, Rids, Sent};
 use rules::Ty;
 use serde_json::{Map, Value};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Recent rids remembered per connection.
+/// Recent rids remembered per connection (stored: at most 7/4 of it, see `book.rs`).
 pub const MAX_RIDS: usize = 256;
 /// Pending confirmations (messages, sync pushes) per connection.
 pub const MAX_PENDING: usize = 1024;
@@ -35,7 +44,8 @@ pub const MAX_PENDING: usize = 1024;
 pub const MAX_USER_ITEMS: usize = 1024;
 /// Users remembered.
 pub const MAX_USERS: usize = 4096;
-/// Recent requests remembered across connections (retries carried over a reconnect).
+/// Recent requests remembered across connections (retries carried over a reconnect;
+/// stored: at most 7/4 of it, see `book.rs`).
 pub const MAX_RECENT: usize = 4096;
 /// Most transmissions of one request (the SDK's RETRY_TIMES).
 pub const MAX_SENDS: u32 = 5;
@@ -46,28 +56,18 @@ pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// timer does not, is at six.
 pub const RESEND_SLACK: u32 = 3;
 
-struct RidRecord {
-    event: EventName,
-    /// The request without its rid, as sent the first time ([`fingerprint`]).
-    body: u64,
-    last: Instant,
-    sends: u32,
-    /// An ack for this rid reached the client since its last send.
-    acked: bool,
-}
-
 #[derive(Default)]
 struct Conn {
     user: Option<Arc<str>>,
     init_ok: bool,
     logged_in: bool,
-    /// rid -> event of requests whose response has not gone out yet.
-    awaiting: FastMap<Arc<str>, EventName>,
+    /// Rids of `c_init` and `login` requests whose response has not gone out yet (at
+    /// most [`MAX_RIDS`]: beyond, all are forgotten).
+    awaiting: Vec<RidKey>,
     /// The username of the last login request.
     login_name: Option<Arc<str>>,
-    /// The recent rids, oldest first (what is forgotten first), and their records.
-    rids: VecDeque<Arc<str>>,
-    rid_records: FastMap<Arc<str>, RidRecord>,
+    /// The recent rids and what was sent under each.
+    rids: Rids,
     /// Messages pushed in msg_sync and not confirmed yet: (msg_id, pushed at).
     msgs: VecDeque<(i64, Instant)>,
     /// Sync pushes not acknowledged yet: (ack event, sync_key, pushed at).
@@ -89,39 +89,57 @@ struct UserMemory {
 
 #[derive(Default)]
 struct Users {
-    map: HashMap<Arc<str>, UserMemory>,
+    map: FastMap<Arc<str>, UserMemory>,
     order: VecDeque<Arc<str>>,
+}
+
+impl Users {
+    /// What is remembered of `user`, if anything.
+    fn get(&self, user: Option<&Arc<str>>) -> Option<&UserMemory> {
+        self.map.get(user?)
+    }
+
+    /// The memory of `user`, created (and the oldest user forgotten) as needed.
+    fn memory(&mut self, user: &Arc<str>) -> &mut UserMemory {
+        if !self.map.contains_key(user) {
+            if self.order.len() >= MAX_USERS {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+            self.order.push_back(user.clone());
+        }
+        self.map.entry(user.clone()).or_default()
+    }
 }
 
 #[derive(Default)]
 struct Inner {
-    conns: HashMap<u64, Conn>,
+    conns: FastMap<u64, Conn>,
     users: Users,
     /// Recent (event, rid) on any connection: a request seen again on a new connection
     /// is a retry carried over a reconnect, which the SDK sends before c_init.
-    recent: VecDeque<(EventName, Arc<str>)>,
-    /// The pairs in `recent` (each appears there once), for a lookup without a scan.
-    recent_set: HashSet<(EventName, Arc<str>), foldhash::fast::RandomState>,
+    recent: Recent,
 }
 
 /// The oracle (see the module docs).
 pub struct Oracle {
     inner: Mutex<Inner>,
-    scale: Mutex<f64>,
+    /// The scenario's `time_scale`, as the bits of an f64 (read on every request).
+    scale: AtomicU64,
 }
 
 /// Every request is looked up in these maps, so they hash with foldhash (fast,
 /// seeded per process) instead of SipHash.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// An event name: the static wire name of a known event, a copy of another.
-type EventName = std::borrow::Cow<'static, str>;
-
-fn event_name(event: &str) -> EventName {
-    match protocol::Event::from_wire(event) {
-        Some(e) => EventName::Borrowed(e.wire()),
-        None => EventName::Owned(event.to_owned()),
+/// A payload's field: a scan for the small objects requests are (serde_json's map
+/// hashes every key with SipHash), a lookup for larger ones.
+fn field<'a>(m: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    if m.len() > 16 {
+        return m.get(name);
     }
+    m.iter().find(|(k, _)| k.as_str() == name).map(|(_, v)| v)
 }
 
 /// A request's fingerprint without its rid: a resend must carry the same request. Key
@@ -178,6 +196,11 @@ fn int(v: Option<&Value>) -> Option<i64> {
     v.and_then(|v| v.as_i64())
 }
 
+/// An integer field of a payload.
+fn int_field(m: &Map<String, Value>, name: &str) -> Option<i64> {
+    int(field(m, name))
+}
+
 impl Default for Oracle {
     fn default() -> Self {
         Self::new()
@@ -188,18 +211,19 @@ impl Oracle {
     pub fn new() -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
-            scale: Mutex::new(1.0),
+            scale: AtomicU64::new(1.0f64.to_bits()),
         }
     }
 
     /// Scales the SDK's timers as the scenario's `time_scale` scales the client's.
     pub fn set_time_scale(&self, scale: f64) {
-        *crate::lock::lock(&self.scale) = scale;
+        self.scale.store(scale.to_bits(), Ordering::Relaxed);
     }
 
     fn window(&self) -> Duration {
-        let scale = *crate::lock::lock(&self.scale);
-        ACK_TIMEOUT.mul_f64(scale.clamp(0.0001, 1000.0))
+        let scale = f64::from_bits(self.scale.load(Ordering::Relaxed));
+        // clamp keeps a NaN; max and min do not.
+        ACK_TIMEOUT.mul_f64(scale.max(0.0001).min(1000.0))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -232,23 +256,29 @@ impl Oracle {
         now: Instant,
         found: &mut Vec<Finding>,
     ) -> Option<Code> {
-        let rid = Rid::from_payload(payload)?;
+        let rid = RidKey::of_payload(payload)?;
         let window = self.window();
+        let ev = Ev::of(event);
         let mut inner = self.lock();
-        let inner = &mut *inner;
-        let c = inner.conns.entry(conn).or_default();
-        if let Some(u) = user {
+        let Inner {
+            conns,
+            users,
+            recent,
+        } = &mut *inner;
+        let c = conns.entry(conn).or_default();
+        if let Some(u) = user.filter(|u| c.user.as_ref().is_none_or(|c| !Arc::ptr_eq(c, u))) {
             c.user = Some(u.clone());
         }
+        // The user is named once judged (see name_user).
+        let start = found.len();
         let mut ctx = Ctx {
             conn,
-            user: c.user.clone(),
+            user: None,
             found,
         };
         overdue_conn(c, &mut ctx, now, window);
-        let rid: Arc<str> = rid.key().into();
-        let name = event_name(event);
-        if !track_rid(c, &name, &rid, payload, now, window, &mut ctx) {
+        if !track_rid(c, &ev, &rid, payload, now, window, &mut ctx) {
+            name_user(&mut ctx.found[start..], c.user.as_ref());
             // A resend: judged the first time it came, answered the same way.
             let mut scratch = Vec::new();
             let mut quiet = Ctx {
@@ -256,32 +286,28 @@ impl Oracle {
                 user: None,
                 found: &mut scratch,
             };
-            let refuse = check_fields(event, payload, &mut quiet);
+            let refuse = check_fields(&ev, payload, &mut quiet);
             return refuse.filter(|_| rules::refused_when_malformed(event));
         }
-        let key = (name.clone(), rid.clone());
-        let carried = inner.recent_set.contains(&key);
-        if !carried {
-            inner.recent_set.insert(key.clone());
-            if let Some(old) = push_bounded(&mut inner.recent, key, MAX_RECENT) {
-                inner.recent_set.remove(&old);
+        if !recent.seen(&ev, &rid) {
+            check_order(c, &ev, &mut ctx);
+        }
+        let refuse = check_fields(&ev, payload, &mut ctx);
+        check_content(c.login_name.as_deref(), &ev, payload, &mut ctx);
+        if matches!(ev, Ev::Known(Event::CInit | Event::Login)) {
+            if c.awaiting.len() >= MAX_RIDS {
+                c.awaiting.clear();
             }
-            check_order(c, event, &mut ctx);
+            c.awaiting.push(rid);
         }
-        let refuse = check_fields(event, payload, &mut ctx);
-        check_content(c.login_name.as_deref(), event, payload, &mut ctx);
-        c.awaiting.insert(rid, name);
-        if c.awaiting.len() > MAX_RIDS {
-            c.awaiting.clear();
-        }
-        if event == "login" {
-            c.login_name = payload
-                .get("username")
+        if ev == Ev::Known(Event::Login) {
+            c.login_name = field(payload, "username")
                 .and_then(Value::as_str)
                 .map(Arc::from);
         }
-        let mem = user_memory(&mut inner.users, ctx.user.clone());
+        let mem = users.get(c.user.as_ref());
         check_confirmation(c, mem, event, payload, &mut ctx);
+        name_user(&mut ctx.found[start..], c.user.as_ref());
         refuse.filter(|_| rules::refused_when_malformed(event))
     }
 
@@ -297,15 +323,23 @@ impl Oracle {
         now: Instant,
     ) {
         if let (FrameKind::Ack, Some(rid)) = (tag.kind, tag.rid.as_deref()) {
+            let rid = RidKey::of_key(rid);
             let mut inner = self.lock();
-            let c = inner.conns.entry(conn).or_default();
-            if let Some(r) = c.rid_records.get_mut(rid) {
+            if let Some(r) = inner
+                .conns
+                .get_mut(&conn)
+                .and_then(|c| c.rids.get_mut(&rid))
+            {
                 r.acked = true;
             }
             return;
         }
         let (event, rid) = match (tag.kind, tag.event.as_deref()) {
-            (FrameKind::Response, Some(e)) => (e, tag.rid.as_deref()),
+            // Other answers to a request change nothing the rules read.
+            (FrameKind::Response, Some(e)) if tag.rid.is_none() || is_session(e) => {
+                (e, tag.rid.as_deref())
+            }
+            (FrameKind::Response, Some("sync_check")) => ("sync_check", None),
             (
                 FrameKind::Push,
                 Some(
@@ -315,16 +349,10 @@ impl Oracle {
             ) => (e, None),
             _ => return,
         };
-        // Only these answers matter beyond their rid: parse nothing else.
-        let read = rid.is_none() || matches!(event, "c_init" | "login" | "sync_check");
-        let (empty, parsed);
-        let payload = match (read, given) {
-            (false, _) => {
-                empty = Map::new();
-                &empty
-            }
-            (true, Some(p)) => p,
-            (true, None) => {
+        let parsed;
+        let payload = match given {
+            Some(p) => p,
+            None => {
                 parsed = match parse_event(frame) {
                     Some((_, Value::Object(p))) => p,
                     _ => Map::new(),
@@ -333,43 +361,14 @@ impl Oracle {
             }
         };
         let mut inner = self.lock();
-        let inner = &mut *inner;
-        let c = inner.conns.entry(conn).or_default();
-        let ok = payload.get("code").is_none_or(|c| c.as_i64() == Some(0));
+        let Inner { conns, users, .. } = &mut *inner;
+        let c = conns.entry(conn).or_default();
         if let Some(rid) = rid {
-            note_response(c, event, rid, ok);
+            let ok = field(payload, "code").is_none_or(|c| c.as_i64() == Some(0));
+            note_response(c, event, &RidKey::of_key(rid), ok);
         }
-        let user = c.user.clone().or_else(|| c.login_name.clone());
-        let keys_given = payload.get("sync_key").and_then(Value::as_i64);
-        let mut mem = user_memory(&mut inner.users, user);
-        if let (Some(mem), Some(k)) = (mem.as_deref_mut(), keys_given) {
-            push_bounded(&mut mem.keys, k, MAX_USER_ITEMS);
-        }
-        if event == "event_notification" {
-            echo::note_push(c, mem, payload, now);
-            return;
-        }
-        if event == "msg_sync" {
-            let ids: Vec<i64> = payload
-                .get("messages")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|m| int(m.get("msg_id")))
-                .collect();
-            for id in ids {
-                push_bounded(&mut c.msgs, (id, now), MAX_PENDING);
-                if let Some(mem) = mem.as_deref_mut() {
-                    push_bounded(&mut mem.msgs, id, MAX_USER_ITEMS);
-                }
-            }
-            return;
-        }
-        if let (Some(ack), Some(k)) = (rules::sync_ack_of(event), keys_given) {
-            push_bounded(&mut c.syncs, (ack, k, now), MAX_PENDING);
-        }
+        note_pushed(c, users, event, payload, now);
     }
-
     /// Confirmations overdue at `now` on every connection.
     pub fn overdue_at(&self, now: Instant, found: &mut Vec<Finding>) {
         self.each_conn_overdue(now, found, |_, _| {});
@@ -458,23 +457,26 @@ impl Ctx<'_> {
     }
 }
 
-/// The memory of `user`, created (and the oldest user forgotten) as needed.
-fn user_memory(users: &mut Users, user: Option<Arc<str>>) -> Option<&mut UserMemory> {
-    let user = user?;
-    if !users.map.contains_key(&user) {
-        if users.order.len() >= MAX_USERS {
-            if let Some(old) = users.order.pop_front() {
-                users.map.remove(&old);
-            }
-        }
-        users.order.push_back(user.clone());
+/// Names the connection's user in findings reported without it: a request's findings
+/// get it after the request is judged, so the user is copied only when a rule broke.
+fn name_user(found: &mut [Finding], user: Option<&Arc<str>>) {
+    for f in found {
+        f.user = user.cloned();
     }
-    Some(users.map.entry(user).or_default())
 }
 
-fn note_response(c: &mut Conn, event: &str, rid: &str, ok: bool) {
-    if c.awaiting.remove(rid).is_none() {
+fn is_session(event: &str) -> bool {
+    matches!(event, "c_init" | "login")
+}
+
+/// A `c_init` or `login` response: the connection is initialised or logged in.
+fn note_response(c: &mut Conn, event: &str, rid: &RidKey, ok: bool) {
+    let Some(i) = c.awaiting.iter().position(|r| r == rid) else {
         return;
+    };
+    c.awaiting.swap_remove(i);
+    if c.awaiting.is_empty() {
+        c.awaiting = Vec::new();
     }
     match (event, ok) {
         ("c_init", true) => c.init_ok = true,
@@ -486,29 +488,64 @@ fn note_response(c: &mut Conn, event: &str, rid: &str, ok: bool) {
     }
 }
 
+/// What an outbound frame gives (sync keys) and what the client owes for it
+/// (confirmations of messages and sync pushes, echoes).
+fn note_pushed(
+    c: &mut Conn,
+    users: &mut Users,
+    event: &str,
+    payload: &Map<String, Value>,
+    now: Instant,
+) {
+    let keys_given = int_field(payload, "sync_key");
+    let wanted = keys_given.is_some() || matches!(event, "event_notification" | "msg_sync");
+    let user = c.user.as_ref().or(c.login_name.as_ref());
+    let mut mem = user.filter(|_| wanted).map(|u| users.memory(u));
+    if let (Some(mem), Some(k)) = (mem.as_deref_mut(), keys_given) {
+        push_bounded(&mut mem.keys, k, MAX_USER_ITEMS);
+    }
+    if event == "event_notification" {
+        echo::note_push(c, mem, payload, now);
+        return;
+    }
+    if event == "msg_sync" {
+        let messages = field(payload, "messages").and_then(Value::as_array);
+        let ids = messages
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.as_object().and_then(|m| int_field(m, "msg_id")));
+        for id in ids {
+            push_bounded(&mut c.msgs, (id, now), MAX_PENDING);
+            if let Some(mem) = mem.as_deref_mut() {
+                push_bounded(&mut mem.msgs, id, MAX_USER_ITEMS);
+            }
+        }
+        return;
+    }
+    if let (Some(ack), Some(k)) = (rules::sync_ack_of(event), keys_given) {
+        push_bounded(&mut c.syncs, (ack, k, now), MAX_PENDING);
+    }
+}
+
 /// Records the rid; false when the frame is a resend of a request already judged.
 fn track_rid(
     c: &mut Conn,
-    event: &EventName,
-    rid: &Arc<str>,
+    event: &Ev,
+    rid: &RidKey,
     payload: &Map<String, Value>,
     now: Instant,
     window: Duration,
     ctx: &mut Ctx<'_>,
 ) -> bool {
     let body = fingerprint(payload);
-    let fresh = RidRecord {
+    let fresh = || Sent {
         event: event.clone(),
         body,
         last: now,
         sends: 1,
         acked: false,
     };
-    let Some(r) = c.rid_records.get_mut(rid) else {
-        c.rid_records.insert(rid.clone(), fresh);
-        if let Some(old) = push_bounded(&mut c.rids, rid.clone(), MAX_RIDS) {
-            c.rid_records.remove(&old);
-        }
+    let Some(r) = c.rids.get_or_insert(rid.clone(), fresh) else {
         return true;
     };
     if r.event != *event {
@@ -516,7 +553,7 @@ fn track_rid(
             rules::RID_REUSED,
             format!("{event} reused rid {rid} of a recent {} request", r.event),
         );
-        *r = fresh;
+        *r = fresh();
         return true;
     }
     r.sends += 1;
@@ -562,13 +599,14 @@ fn track_rid(
     false
 }
 
-fn check_order(c: &Conn, event: &str, ctx: &mut Ctx<'_>) {
-    if !c.init_ok && !rules::before_init(event) {
+fn check_order(c: &Conn, event: &Ev, ctx: &mut Ctx<'_>) {
+    let needs = event.needs();
+    if !c.init_ok && needs != Needs::Nothing {
         ctx.report(
             rules::ORDER_INIT,
             format!("{event} sent before c_init succeeded on this connection"),
         );
-    } else if c.init_ok && !c.logged_in && !rules::before_login(event) {
+    } else if c.init_ok && !c.logged_in && needs == Needs::Login {
         ctx.report(
             rules::ORDER_LOGIN,
             format!("{event} sent before login succeeded on this connection"),
@@ -576,12 +614,30 @@ fn check_order(c: &Conn, event: &str, ctx: &mut Ctx<'_>) {
     }
 }
 
-/// Field rules; `Some(code)` when the request is malformed.
-fn check_fields(event: &str, payload: &Map<String, Value>, ctx: &mut Ctx<'_>) -> Option<Code> {
-    let table = rules::fields(event)?;
+/// Field rules; `Some(code)` when the request is malformed. One pass over the payload
+/// finds every field of the event's table (a payload is small; its map would hash
+/// each name looked up).
+fn check_fields(event: &Ev, payload: &Map<String, Value>, ctx: &mut Ctx<'_>) -> Option<Code> {
+    let Ev::Known(known) = event else {
+        return None;
+    };
+    let table = rules::fields_of(*known);
+    let mut given: [Option<&Value>; rules::MAX_FIELDS] = [None; rules::MAX_FIELDS];
+    let mut unknown = false;
+    for (key, v) in payload.iter().filter(|(k, _)| k.as_str() != "rid") {
+        match table.iter().position(|(n, _, _)| n == key) {
+            Some(i) if i < rules::MAX_FIELDS => given[i] = Some(v),
+            Some(_) => {}
+            None => unknown = true,
+        }
+    }
     let mut code = None;
-    for (name, ty, required) in table {
-        match payload.get(*name) {
+    for (i, (name, ty, required)) in table.iter().enumerate() {
+        let v = match given.get(i) {
+            Some(v) => *v,
+            None => payload.get(*name),
+        };
+        match v {
             None if *required => {
                 ctx.report(
                     rules::FIELD_MISSING,
@@ -599,7 +655,7 @@ fn check_fields(event: &str, payload: &Map<String, Value>, ctx: &mut Ctx<'_>) ->
             _ => {}
         }
     }
-    for key in payload.keys() {
+    for key in payload.keys().filter(|_| unknown) {
         if key != "rid" && !table.iter().any(|(n, _, _)| n == key) {
             ctx.report(
                 rules::FIELD_UNKNOWN,
@@ -613,22 +669,17 @@ fn check_fields(event: &str, payload: &Map<String, Value>, ctx: &mut Ctx<'_>) ->
 /// The message content rule: the sender and the kind a client writes into a message
 /// must be the truth (the server overwrites both; a client that gets them wrong has a
 /// bug its own UI will show).
-fn check_content(
-    login: Option<&str>,
-    event: &str,
-    payload: &Map<String, Value>,
-    ctx: &mut Ctx<'_>,
-) {
+fn check_content(login: Option<&str>, event: &Ev, payload: &Map<String, Value>, ctx: &mut Ctx<'_>) {
     let want = match event {
-        "s_across_single_text" => "single",
-        "send_group_msg" => "group",
-        "send_room_msg" => "chatroom",
+        Ev::Known(Event::SAcrossSingleText) => "single",
+        Ev::Known(Event::SendGroupMsg) => "group",
+        Ev::Known(Event::SendRoomMsg) => "chatroom",
         _ => return,
     };
-    let Some(Value::Object(content)) = payload.get("content") else {
+    let Some(Value::Object(content)) = field(payload, "content") else {
         return;
     };
-    if let Some(t) = content.get("target_type").and_then(Value::as_str) {
+    if let Some(t) = field(content, "target_type").and_then(Value::as_str) {
         if t != want {
             ctx.report(
                 rules::MSG_CONTENT,
@@ -636,7 +687,8 @@ fn check_content(
             );
         }
     }
-    if let (Some(from), Some(login)) = (content.get("from_id").and_then(Value::as_str), login) {
+    let from = field(content, "from_id").and_then(Value::as_str);
+    if let (Some(from), Some(login)) = (from, login) {
         if from != login {
             ctx.report(
                 rules::MSG_CONTENT,
@@ -649,15 +701,14 @@ fn check_content(
 /// Confirmation rules: msg_recv_v2 and the sync acks settle what the client owes.
 fn check_confirmation(
     c: &mut Conn,
-    mem: Option<&mut UserMemory>,
+    mem: Option<&UserMemory>,
     event: &str,
     payload: &Map<String, Value>,
     ctx: &mut Ctx<'_>,
 ) {
-    let key = int(payload.get("sync_key"));
     match event {
         "msg_recv_v2" => {
-            let Some(id) = int(payload.get("msg_id")) else {
+            let Some(id) = int_field(payload, "msg_id") else {
                 return;
             };
             // Usually the oldest entries: find the first, then any duplicate after it
@@ -678,6 +729,7 @@ fn check_confirmation(
             }
         }
         "sync_check" | "sync_conversation_ack" | "sync_event_ack" | "sync_receipt_ack" => {
+            let key = int_field(payload, "sync_key");
             let given = |k: i64| k == 0 || mem.as_ref().is_some_and(|m| m.keys.contains(&k));
             if let Some(k) = key.filter(|k| !given(*k)) {
                 ctx.report(

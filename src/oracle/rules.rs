@@ -535,6 +535,21 @@ pub fn fields(event: &str) -> Option<&'static [Field]> {
     FIELDS.iter().find(|(e, _)| *e == event).map(|(_, f)| *f)
 }
 
+/// Most fields an event's table has (the oracle keeps one slot per row as it checks).
+pub const MAX_FIELDS: usize = 16;
+
+/// The field table of a known event, looked up by the event instead of its name.
+pub fn fields_of(event: Event) -> &'static [Field] {
+    static TABLE: std::sync::OnceLock<Vec<&'static [Field]>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        Event::ALL
+            .iter()
+            .map(|e| fields(e.wire()).unwrap_or(&[]))
+            .collect()
+    });
+    table.get(event as usize).copied().unwrap_or(&[])
+}
+
 /// Events whose malformed request the service refuses itself (the backend would take
 /// them as they come): the fire-and-forget confirmations. `event_notification` is
 /// answered by an ack only (a response of that name would look like a new event).
@@ -588,6 +603,11 @@ mod tests {
         for (n, _) in FIELDS {
             assert!(Event::from_wire(n).is_some(), "{n}");
         }
+        for (i, e) in Event::ALL.iter().enumerate() {
+            assert_eq!(*e as usize, i, "Event::ALL is in declaration order");
+            assert_eq!(fields_of(*e), fields(e.wire()).unwrap_or(&[]));
+        }
+        assert!(FIELDS.iter().all(|(_, f)| f.len() <= MAX_FIELDS));
         assert!(before_init("c_init") && !before_init("login"));
         assert!(before_login("register") && !before_login("get_groups_list"));
     }
