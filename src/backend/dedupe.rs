@@ -12,7 +12,7 @@
 
 use super::model::ConnId;
 use super::FastMap;
-use crate::protocol::Event;
+use crate::protocol::{Event, RidKey};
 use serde_json::{Map, Value};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -25,29 +25,6 @@ use std::sync::Arc;
 pub enum Scope {
     Conn(ConnId),
     User(u64),
-}
-
-/// A rid as a key: the SDK's rids are integers (kept inline); any other text is shared
-/// by the entries of every scope.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum RidKey {
-    Num(u64),
-    Text(Arc<str>),
-}
-
-impl RidKey {
-    /// `key` is the rid's canonical text (`Rid::key`): a number and its decimal string
-    /// are one rid, and only a canonical decimal becomes `Num` (no leading zeros).
-    fn new(key: &str) -> Self {
-        let canonical = !key.is_empty()
-            && key.len() <= 19
-            && key.bytes().all(|b| b.is_ascii_digit())
-            && (key == "0" || !key.starts_with('0'));
-        match key.parse() {
-            Ok(n) if canonical => Self::Num(n),
-            _ => Self::Text(key.into()),
-        }
-    }
 }
 
 /// A request: its event and rid.
@@ -126,7 +103,7 @@ impl Dedupe {
     ) -> Option<Option<Map<String, Value>>> {
         let request = Request {
             event,
-            rid: RidKey::new(rid),
+            rid: RidKey::of_key(rid),
         };
         scopes.iter().find_map(|s| {
             let key = Key {
@@ -145,7 +122,7 @@ impl Dedupe {
     pub fn seen_anywhere(&self, event: Event, rid: &str) -> bool {
         self.seen.contains_key(&Request {
             event,
-            rid: RidKey::new(rid),
+            rid: RidKey::of_key(rid),
         })
     }
 
@@ -164,7 +141,7 @@ impl Dedupe {
         let w = weight(rid, answer.as_ref().map_or(0, |t| t.len()));
         let request = Request {
             event,
-            rid: RidKey::new(rid),
+            rid: RidKey::of_key(rid),
         };
         for s in scopes {
             let key = Key {

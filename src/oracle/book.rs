@@ -17,16 +17,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// A rid as the oracle keys it. Two rids are one when their canonical text
-/// ([`crate::protocol::Rid::key`]) is: the number 7, the string "7" and " 7 " are one
-/// rid; "007" and "-7" are text, distinct from 7.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum RidKey {
-    /// A canonical decimal (no sign, no leading zero) that fits in a u64.
-    Num(u64),
-    /// Any other rid text.
-    Text(Arc<str>),
-}
+pub use crate::protocol::RidKey;
 
 impl RidKey {
     /// The payload's rid, under the rules of [`crate::protocol::Rid::from_payload`]: an
@@ -40,26 +31,6 @@ impl RidKey {
             },
             Value::String(s) if !s.is_empty() && s.len() <= 64 => Some(Self::of_key(s.trim())),
             _ => None,
-        }
-    }
-
-    /// The rid of a canonical key text (a frame tag's rid).
-    pub fn of_key(key: &str) -> Self {
-        let canonical = !key.is_empty()
-            && key.bytes().all(|b| b.is_ascii_digit())
-            && (key == "0" || !key.starts_with('0'));
-        match key.parse() {
-            Ok(n) if canonical => Self::Num(n),
-            _ => Self::Text(key.into()),
-        }
-    }
-}
-
-impl fmt::Display for RidKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RidKey::Num(n) => write!(f, "{n}"),
-            RidKey::Text(t) => f.write_str(t),
         }
     }
 }

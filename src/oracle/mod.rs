@@ -222,8 +222,9 @@ impl Oracle {
 
     fn window(&self) -> Duration {
         let scale = f64::from_bits(self.scale.load(Ordering::Relaxed));
-        // clamp keeps a NaN; max and min do not.
-        ACK_TIMEOUT.mul_f64(scale.max(0.0001).min(1000.0))
+        // A NaN (never set by a checked scenario) counts as no scaling.
+        let scale = if scale.is_nan() { 1.0 } else { scale };
+        ACK_TIMEOUT.mul_f64(scale.clamp(0.0001, 1000.0))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

@@ -50,6 +50,39 @@ impl Rid {
     }
 }
 
+/// A rid as a small key (dedupe, oracle): two rids are one when their canonical text
+/// ([`Rid::key`]) is. The SDK's rids are integers, kept inline; "007" and "-7" are text,
+/// distinct from 7.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RidKey {
+    /// A canonical decimal (no sign, no leading zero) that fits in a u64.
+    Num(u64),
+    /// Any other rid text.
+    Text(Arc<str>),
+}
+
+impl RidKey {
+    /// The key of a canonical rid text ([`Rid::key`], a frame tag's rid).
+    pub fn of_key(key: &str) -> Self {
+        let canonical = !key.is_empty()
+            && key.bytes().all(|b| b.is_ascii_digit())
+            && (key == "0" || !key.starts_with('0'));
+        match key.parse() {
+            Ok(n) if canonical => Self::Num(n),
+            _ => Self::Text(key.into()),
+        }
+    }
+}
+
+impl std::fmt::Display for RidKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RidKey::Num(n) => write!(f, "{n}"),
+            RidKey::Text(t) => f.write_str(t),
+        }
+    }
+}
+
 /// The `ack` frame for a request: `42["ack",{"rid":<rid>}]`.
 pub fn ack_frame(rid: &Rid) -> String {
     crate::transport::socketio::encode_event_frame_with("ack", &Map::new(), "rid", rid.raw())
