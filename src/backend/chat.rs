@@ -353,8 +353,7 @@ impl Backend {
             .opt_i64("msg_id")?
             .ok_or_else(|| Failure::new(Code::Missing, "msg_id is required"))?;
         if let Some(mb) = self.mailboxes.get_mut(&me) {
-            // The log is in msg_id order: find the entry without scanning the whole log.
-            let at = mb.log.partition_point(|e| (e.msg_id as i64) < msg_id);
+            let at = first_at_or_after(&mb.log, msg_id);
             for e in mb
                 .log
                 .range_mut(at..)
@@ -419,6 +418,19 @@ impl Backend {
     }
 }
 
+/// Where the entries with `msg_id` start in a sync log (in msg_id order). A confirmation
+/// is nearly always for one of the newest entries: those are looked at first, before a
+/// binary search whose every step reads cold memory.
+fn first_at_or_after(log: &std::collections::VecDeque<SyncEntry>, msg_id: i64) -> usize {
+    let n = log.len();
+    for i in (n.saturating_sub(8)..n).rev() {
+        if (log[i].msg_id as i64) < msg_id {
+            return i + 1;
+        }
+    }
+    log.partition_point(|e| (e.msg_id as i64) < msg_id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
@@ -459,6 +471,24 @@ mod tests {
         assert_eq!(text, serde_json::to_string(&o.pushes[0].payload).unwrap());
         let id = msg["msg_id"].as_u64().unwrap_or_default();
         assert_eq!(h.b.messages[&id].wire_value(), *msg);
+    }
+
+    #[test]
+    fn a_log_position_is_found_near_the_end_and_far_from_it() {
+        let log: std::collections::VecDeque<SyncEntry> = (1..=40u64)
+            .flat_map(|id| [id * 2, id * 2])
+            .map(|msg_id| SyncEntry {
+                seq: 0,
+                msg_id,
+                conv: ConvKey::Group(1),
+                delivered: false,
+            })
+            .collect();
+        for id in 0..=82 {
+            let want = log.partition_point(|e| (e.msg_id as i64) < id);
+            assert_eq!(first_at_or_after(&log, id), want, "{id}");
+        }
+        assert_eq!(first_at_or_after(&Default::default(), 5), 0);
     }
 
     #[test]
