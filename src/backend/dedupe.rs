@@ -14,13 +14,11 @@ use super::model::ConnId;
 use super::FastMap;
 use crate::protocol::{Event, RidKey};
 use serde_json::{Map, Value};
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// Who a cached answer belongs to: a connection, or a user by uid (unique on the
 /// server; a user deleted and registered again under the same name is someone else).
-/// Both are plain numbers, so a key is compared without following a pointer: at its
-/// bound the cache drops an old entry for every new one, and those old keys are cold.
+/// Both are plain numbers, so a key is compared without following a pointer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     Conn(ConnId),
@@ -41,11 +39,12 @@ struct Key {
 }
 
 /// One stored answer: the response body as JSON text (`None`: ack only), shared by
-/// every scope it was stored under, and what it weighs.
+/// every scope it was stored under, what it weighs and when it was stored.
 #[derive(Debug)]
 struct Stored {
     answer: Option<Arc<str>>,
     weight: usize,
+    at: i64,
 }
 
 /// A stored answer read back (only on a retry). The text was written by `put` from a
@@ -64,39 +63,58 @@ fn weight(rid: &str, body: usize) -> usize {
     128 + rid.len() + body
 }
 
-/// The bounded, expiring cache.
+/// The entries stored since the last turnover (see [`Dedupe`]).
+#[derive(Debug, Default)]
+struct Generation {
+    entries: FastMap<Key, Stored>,
+    /// When each request was last stored here, whatever the scope: lets the server
+    /// recognise an old retry on a connection that has not logged in yet.
+    seen: FastMap<Request, i64>,
+    bytes: usize,
+    newest_at: i64,
+}
+
+impl Generation {
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.seen.is_empty()
+    }
+}
+
+/// The bounded, expiring cache, in two generations: new entries go into `young`; when
+/// the next would take it past half the entry or byte bound, `old` is dropped whole and
+/// `young` becomes `old`. So the cache holds between half its bound and all of it, and it
+/// frees a generation at once instead of looking up and removing one cold entry (and
+/// its request count) for every new one, which was most of its cost under load.
+/// Lookups ask `young` first and skip entries older than the ttl; a generation whose
+/// newest entry is past the ttl is dropped whole.
 #[derive(Debug)]
 pub struct Dedupe {
-    entries: FastMap<Key, Stored>,
-    order: VecDeque<(i64, Key)>,
-    /// How many entries exist per request, whatever the scope: lets the server
-    /// recognise an old retry on a connection that has not logged in yet.
-    seen: FastMap<Request, u32>,
+    young: Generation,
+    old: Generation,
     pub ttl_ms: i64,
     pub max_entries: usize,
     pub max_bytes: usize,
-    bytes: usize,
 }
 
 impl Default for Dedupe {
     fn default() -> Self {
         Self {
-            entries: FastMap::default(),
-            order: VecDeque::new(),
-            seen: FastMap::default(),
+            young: Generation::default(),
+            old: Generation::default(),
             ttl_ms: 5 * 60 * 1000,
             max_entries: 100_000,
             max_bytes: 64 * 1024 * 1024,
-            bytes: 0,
         }
     }
 }
 
 impl Dedupe {
-    /// The stored answer for the first scope that has one. `Some(None)` means the
-    /// request was handled and has no response (ack-only events).
+    /// The stored answer for the first scope that has one, stored less than the ttl
+    /// before `now_ms`. `Some(None)` means the request was handled and has no response
+    /// (ack-only events).
     pub fn get(
         &self,
+        now_ms: i64,
         scopes: &[Scope],
         event: Event,
         rid: &str,
@@ -105,12 +123,15 @@ impl Dedupe {
             event,
             rid: RidKey::of_key(rid),
         };
+        let live = |s: &&Stored| now_ms - s.at < self.ttl_ms;
         scopes.iter().find_map(|s| {
             let key = Key {
                 scope: *s,
                 request: request.clone(),
             };
-            let stored = self.entries.get(&key)?;
+            let stored = [&self.young, &self.old]
+                .into_iter()
+                .find_map(|g| g.entries.get(&key).filter(live))?;
             match &stored.answer {
                 None => Some(None),
                 Some(text) => parse_answer(text).map(Some),
@@ -118,11 +139,16 @@ impl Dedupe {
         })
     }
 
-    /// Whether any scope has handled `(event, rid)`.
-    pub fn seen_anywhere(&self, event: Event, rid: &str) -> bool {
-        self.seen.contains_key(&Request {
+    /// Whether any scope has handled `(event, rid)` less than the ttl before `now_ms`.
+    pub fn seen_anywhere(&self, now_ms: i64, event: Event, rid: &str) -> bool {
+        let request = Request {
             event,
             rid: RidKey::of_key(rid),
+        };
+        [&self.young, &self.old].into_iter().any(|g| {
+            g.seen
+                .get(&request)
+                .is_some_and(|at| now_ms - at < self.ttl_ms)
         })
     }
 
@@ -143,64 +169,64 @@ impl Dedupe {
             event,
             rid: RidKey::of_key(rid),
         };
+        // Room in `young` for this request first, then the hard bound after it.
+        let (n, bytes) = (scopes.len(), w * scopes.len());
+        let young = &self.young;
+        if young.entries.len() + n > self.max_entries / 2
+            || young.bytes + bytes > self.max_bytes / 2
+        {
+            self.old = std::mem::take(&mut self.young);
+        }
+        let g = &mut self.young;
         for s in scopes {
             let key = Key {
                 scope: *s,
                 request: request.clone(),
             };
-            self.bytes += w;
             let stored = Stored {
                 answer: answer.clone(),
                 weight: w,
+                at: now_ms,
             };
-            match self.entries.insert(key.clone(), stored) {
-                Some(old) => self.bytes -= old.weight,
-                None => {
-                    *self.seen.entry(request.clone()).or_default() += 1;
-                    self.order.push_back((now_ms, key));
-                }
+            g.bytes += w;
+            if let Some(old) = g.entries.insert(key, stored) {
+                g.bytes -= old.weight;
             }
         }
-        while self.entries.len() > self.max_entries || self.bytes > self.max_bytes {
-            if !self.pop_oldest() {
-                break;
-            }
+        g.seen.insert(request, now_ms);
+        g.newest_at = now_ms;
+        // Only a request above half the bound gets here over it: keep the newest that
+        // fits (a bound below one request's entries keeps nothing).
+        if self.over_bound() {
+            self.old = Generation::default();
+        }
+        if self.over_bound() {
+            self.young = Generation::default();
         }
     }
 
-    /// Drops entries older than the ttl.
+    fn over_bound(&self) -> bool {
+        self.len() > self.max_entries || self.bytes() > self.max_bytes
+    }
+
+    /// Drops the generations whose newest entry is older than the ttl (the older
+    /// entries of a live generation are skipped by lookups and go with it).
     pub fn expire(&mut self, now_ms: i64) {
-        while let Some((at, _)) = self.order.front() {
-            if now_ms - *at < self.ttl_ms {
-                break;
+        for g in [&mut self.old, &mut self.young] {
+            if !g.is_empty() && now_ms - g.newest_at >= self.ttl_ms {
+                *g = Generation::default();
             }
-            self.pop_oldest();
         }
     }
 
-    fn pop_oldest(&mut self) -> bool {
-        let Some((_, key)) = self.order.pop_front() else {
-            return false;
-        };
-        if let Some(stored) = self.entries.remove(&key) {
-            self.bytes -= stored.weight;
-            if let Some(n) = self.seen.get_mut(&key.request) {
-                *n -= 1;
-                if *n == 0 {
-                    self.seen.remove(&key.request);
-                }
-            }
-        }
-        true
-    }
-
+    /// Entries held (some may be past the ttl until their generation goes).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.young.entries.len() + self.old.entries.len()
     }
 
     /// Bytes the stored answers account for now.
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.young.bytes + self.old.bytes
     }
 }
 
@@ -228,32 +254,59 @@ mod tests {
         let body = Some(Map::new());
         d.put(0, &[Scope::Conn(1), user()], LOGIN, &rid(7), body.as_ref());
         assert_eq!(
-            d.get(&[Scope::Conn(2), user()], LOGIN, &rid(7)),
+            d.get(0, &[Scope::Conn(2), user()], LOGIN, &rid(7)),
             Some(body.clone())
         );
-        assert_eq!(d.get(&[Scope::Conn(1)], LOGIN, &rid(7)), Some(body));
-        assert_eq!(d.get(&[user()], LOGIN, &rid(8)), None);
-        assert_eq!(d.get(&[user()], SYNC, &rid(7)), None);
-        assert!(d.seen_anywhere(LOGIN, &rid(7)));
+        assert_eq!(d.get(999, &[Scope::Conn(1)], LOGIN, &rid(7)), Some(body));
+        assert_eq!(d.get(0, &[user()], LOGIN, &rid(8)), None);
+        assert_eq!(d.get(0, &[user()], SYNC, &rid(7)), None);
+        assert!(d.seen_anywhere(999, LOGIN, &rid(7)));
+        // Past the ttl an entry is neither answered nor seen, then goes.
+        assert_eq!(d.get(1000, &[user()], LOGIN, &rid(7)), None);
+        assert!(!d.seen_anywhere(1000, LOGIN, &rid(7)));
         d.expire(999);
         assert_eq!(d.len(), 2);
         d.expire(1000);
         assert_eq!(d.len(), 0);
-        assert!(!d.seen_anywhere(LOGIN, &rid(7)));
     }
 
     #[test]
-    fn bounded() {
+    fn an_old_entry_in_a_live_generation_is_not_answered() {
         let mut d = Dedupe {
-            max_entries: 3,
+            ttl_ms: 1000,
             ..Default::default()
         };
-        for i in 0..10 {
-            d.put(i, &[Scope::Conn(1)], SYNC, &rid(i), None);
+        d.put(0, &[user()], SYNC, &rid(1), None);
+        d.put(900, &[user()], SYNC, &rid(2), None);
+        d.expire(1500);
+        assert_eq!(
+            d.len(),
+            2,
+            "the generation lives while its newest entry does"
+        );
+        assert_eq!(d.get(1500, &[user()], SYNC, &rid(1)), None);
+        assert!(!d.seen_anywhere(1500, SYNC, &rid(1)));
+        assert_eq!(d.get(1500, &[user()], SYNC, &rid(2)), Some(None));
+    }
+
+    #[test]
+    fn bounded_keeping_at_least_half_and_the_newest() {
+        for max in [0, 1, 2, 3, 10] {
+            let mut d = Dedupe {
+                max_entries: max,
+                ..Default::default()
+            };
+            for i in 0..50 {
+                d.put(i, &[Scope::Conn(1)], SYNC, &rid(i), None);
+                assert!(d.len() <= max, "{} > {max}", d.len());
+                let least = (max / 2).min(i as usize + 1);
+                assert!(d.len() >= least, "{} < {least}", d.len());
+            }
+            let newest = d.get(49, &[Scope::Conn(1)], SYNC, &rid(49));
+            assert_eq!(newest, (max > 0).then_some(None), "max {max}");
+            assert_eq!(d.get(49, &[Scope::Conn(1)], SYNC, &rid(0)), None);
+            assert!(!d.seen_anywhere(49, SYNC, &rid(0)));
         }
-        assert_eq!(d.len(), 3);
-        assert_eq!(d.get(&[Scope::Conn(1)], SYNC, &rid(9)), Some(None));
-        assert_eq!(d.get(&[Scope::Conn(1)], SYNC, &rid(0)), None);
     }
 
     #[test]
@@ -266,10 +319,10 @@ mod tests {
         body.insert("x".into(), Value::String("y".repeat(1_000)));
         for i in 0..100 {
             d.put(i, &[Scope::Conn(1)], SYNC, &rid(i), Some(&body));
+            assert!(d.bytes() <= 10_000, "{}", d.bytes());
         }
-        assert!(d.bytes() <= 10_000, "{}", d.bytes());
-        assert!(d.len() >= 5 && d.len() < 20, "{}", d.len());
-        assert!(d.get(&[Scope::Conn(1)], SYNC, &rid(99)).is_some());
+        assert!(d.len() >= 4 && d.len() < 10, "{}", d.len());
+        assert!(d.get(99, &[Scope::Conn(1)], SYNC, &rid(99)).is_some());
         d.put(100, &[Scope::Conn(1)], SYNC, &rid(99), None);
         d.expire(100 + d.ttl_ms);
         assert_eq!((d.len(), d.bytes()), (0, 0));
@@ -285,6 +338,6 @@ mod tests {
         let mut body = Map::new();
         body.insert("deep".into(), nested);
         d.put(0, &[Scope::Conn(1)], SYNC, &rid(1), Some(&body));
-        assert_eq!(d.get(&[Scope::Conn(1)], SYNC, &rid(1)), Some(Some(body)));
+        assert_eq!(d.get(0, &[Scope::Conn(1)], SYNC, &rid(1)), Some(Some(body)));
     }
 }

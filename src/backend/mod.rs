@@ -534,7 +534,7 @@ impl Backend {
         let ack_only = known.is_some_and(Event::ack_only);
         let before = self.scopes(conn);
         let rid_key = rid.key();
-        let cached = known.and_then(|e| self.dedupe.get(&before, e, rid_key));
+        let cached = known.and_then(|e| self.dedupe.get(now, &before, e, rid_key));
         if let Some(answer) = cached {
             tracing::debug!(
                 conn,
@@ -549,8 +549,9 @@ impl Backend {
         }
         let logged_in = self.conn_user(conn).is_some();
         if !logged_in
-            && known
-                .is_some_and(|e| e.needs() == Needs::Login && self.dedupe.seen_anywhere(e, rid_key))
+            && known.is_some_and(|e| {
+                e.needs() == Needs::Login && self.dedupe.seen_anywhere(now, e, rid_key)
+            })
         {
             // An old retry replayed on a fresh connection (protocol.md 1.7): ack only, so
             // the original call is neither failed nor executed twice.
