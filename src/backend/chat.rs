@@ -311,7 +311,8 @@ impl Backend {
         }
     }
 
-    /// Appends a message to a user's sync log and conversation.
+    /// Appends a message to a user's sync log and conversation, and names the user
+    /// among the message's holders.
     pub(super) fn record(
         &mut self,
         user: &UserKey,
@@ -320,12 +321,25 @@ impl Backend {
         now: i64,
         delivered: bool,
     ) {
+        if let Some(uid) = self.append_to_mailbox(user, conv, msg_id, now, delivered) {
+            self.add_holders(msg_id, [uid]);
+        }
+    }
+
+    /// [`Backend::record`] without the holder: returns the uid to add (a group message
+    /// adds all its holders at once).
+    pub(super) fn append_to_mailbox(
+        &mut self,
+        user: &UserKey,
+        conv: ConvKey,
+        msg_id: u64,
+        now: i64,
+        delivered: bool,
+    ) -> Option<u64> {
         if !self.mailboxes.contains_key(user) {
             self.mailboxes.insert(user.clone(), Default::default());
         }
-        let Some(mb) = self.mailboxes.get_mut(user) else {
-            return;
-        };
+        let mb = self.mailboxes.get_mut(user)?;
         mb.head += 1;
         let seq = mb.head;
         // Share the conversation's own key (one allocation per conversation, not entry).
@@ -342,9 +356,7 @@ impl Backend {
         let c = mb.conversations.entry(conv).or_default();
         c.mtime_ms = now;
         c.msg_ids.push_back(msg_id);
-        if let Some(uid) = self.users.get(user).map(|u| u.uid) {
-            self.add_holder(msg_id, uid);
-        }
+        self.users.get(user).map(|u| u.uid)
     }
 
     pub(super) fn msg_recv(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {

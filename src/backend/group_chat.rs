@@ -159,12 +159,14 @@ impl Backend {
     ) {
         let from = self.intern(me);
         self.store_message(Message::new(msg_id, from, Target::Group(gid), now, wire));
+        let mut holders = Vec::with_capacity(members.len());
         for u in members {
             // The sender's copy is delivered; 2.4.0 builds never send msg_recv_v2, so a
             // live push to one counts as delivered (as for single messages).
             let delivered = u == me || self.has_legacy_session(u, None);
-            self.record(u, ConvKey::Group(gid), msg_id, now, delivered);
+            holders.extend(self.append_to_mailbox(u, ConvKey::Group(gid), msg_id, now, delivered));
         }
+        self.add_holders(msg_id, holders);
     }
 }
 

@@ -137,16 +137,15 @@ impl Backend {
         }
     }
 
-    /// Records that `uid`'s mailbox lists message `id` (see [`Message::holders`]).
-    /// `record` runs once per user and message, so no duplicate check is needed (and a
-    /// duplicate would only make `drop_message` search twice).
-    pub(super) fn add_holder(&mut self, id: u64, uid: u64) {
+    /// Records that the `uids`' mailboxes list message `id` (see [`Message::holders`]).
+    /// A mailbox gets a message once, so no duplicate check is needed (and a duplicate
+    /// would only make `drop_message` search twice).
+    pub(super) fn add_holders(&mut self, id: u64, uids: impl IntoIterator<Item = u64>) {
         if let Some(m) = self.messages.get_mut(&id) {
-            // A 1:1 message has two holders: no spare capacity for them.
-            if m.holders.len() < 2 {
-                m.holders.reserve_exact(1);
-            }
-            m.holders.push(uid);
+            let uids = uids.into_iter();
+            // A 1:1 message has two holders, added one by one: no spare capacity.
+            m.holders.reserve_exact(uids.size_hint().0);
+            m.holders.extend(uids);
         }
     }
 
