@@ -178,13 +178,21 @@ impl Dedupe {
             self.old = std::mem::take(&mut self.young);
         }
         let g = &mut self.young;
-        for s in scopes {
+        let mut answer = Some(answer);
+        for (i, s) in scopes.iter().enumerate() {
             let key = Key {
                 scope: *s,
                 request: request.clone(),
             };
+            // The last scope takes the text itself: dropping a spare reference is an
+            // atomic write, which waits for every store before it.
+            let text = if i + 1 == n {
+                answer.take().flatten()
+            } else {
+                answer.clone().flatten()
+            };
             let stored = Stored {
-                answer: answer.clone(),
+                answer: text,
                 weight: w,
                 at: now_ms,
             };
