@@ -94,17 +94,23 @@ const NO_NAME: u8 = u8::MAX;
 
 /// The few static names entries carry (directions, kinds, actions), each stored once:
 /// a slot keeps a one-byte index. They come from the code, so there are a few dozen
-/// at most; past 254 (never) a name is kept as `other`.
-#[derive(Debug, Default)]
+/// at most; past 254 (never) a name is kept as `other`, which is always index 0.
+#[derive(Debug)]
 struct Names(Vec<&'static str>);
+
+impl Default for Names {
+    fn default() -> Self {
+        Self(vec!["other"])
+    }
+}
 
 impl Names {
     fn index(&mut self, name: &'static str) -> u8 {
         if let Some(i) = self.0.iter().position(|n| *n == name) {
             return i as u8;
         }
-        if self.0.len() >= usize::from(NO_NAME) - 1 {
-            return self.index("other");
+        if self.0.len() >= usize::from(NO_NAME) {
+            return 0;
         }
         self.0.push(name);
         (self.0.len() - 1) as u8
@@ -192,8 +198,8 @@ pub struct Journal {
     live: tokio::sync::broadcast::Sender<Entry>,
     /// Whether `live` may have a reader: set by `subscribe`, cleared when a send finds
     /// none. A plain flag because asking the channel takes its lock, and a locked
-    /// instruction right after copying a frame waits for those stores (3 % of the
-    /// server's CPU under load, most of the journal's cost).
+    /// instruction right after copying a frame waits for those stores (about 3 % of
+    /// the server's CPU under load).
     listening: bool,
     names: Names,
 }
@@ -476,6 +482,17 @@ mod tests {
             .iter()
             .map(|e| (e.dir, e.kind, e.action, e.delay_ms))
             .collect();
+        let mut names = Names::default();
+        for i in 0..300 {
+            // Names are static in the code; leaked here to get 300 of them.
+            let n: &'static str = Box::leak(format!("n{i}").into_boxed_str());
+            assert!(names.index(n) < NO_NAME);
+        }
+        let (late, early) = (names.index("n299"), names.index("n0"));
+        assert_eq!(
+            (names.get(late), names.get(early)),
+            (Some("other"), Some("n0"))
+        );
         assert_eq!(
             got,
             [
