@@ -33,7 +33,7 @@ impl Bench {
         let mut m = payload.as_object().cloned().unwrap_or_default();
         m.insert("rid".into(), json!(self.rid));
         let rid = Rid::from_payload(&m).expect("rid");
-        self.b.handle(conn, event, &rid, &m)
+        self.b.handle(conn, event, &rid, &mut m)
     }
 
     fn login(&mut self, conn: u64, name: &str) {

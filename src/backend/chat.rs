@@ -81,7 +81,7 @@ impl Backend {
         &self,
         conn: ConnId,
         me: &UserKey,
-        content: &Map<String, Value>,
+        mut content: Map<String, Value>,
         target_id: &str,
         target_type: &str,
     ) -> Result<(u64, Map<String, Value>), Failure> {
@@ -91,7 +91,6 @@ impl Backend {
             .ok_or_else(|| Failure::from(Code::UserNotExist))?;
         // Values built directly: `json!(x)` goes through serde's serializer (a hot path).
         let text = |s: &str| Value::String(s.to_owned());
-        let mut content = content.clone();
         content.insert("from_id".into(), text(&me.username));
         content.insert("from_appkey".into(), text(&me.appkey));
         content.insert("target_id".into(), text(target_id));
@@ -155,14 +154,20 @@ impl Backend {
             })
     }
 
-    pub(super) fn send_single(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
+    pub(super) fn send_single(
+        &mut self,
+        conn: ConnId,
+        payload: &mut Map<String, Value>,
+    ) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
+        let a = Args(payload);
         let content = a.obj("content")?;
         let target = self.single_target(&me, &a, content)?;
-        let custom_notification = a.opt_obj("custom_notification")?.cloned();
-        check_content(content, custom_notification.as_ref())?;
+        check_content(content, a.opt_obj("custom_notification")?)?;
         let no_offline = a.opt_bool("no_offline")?.unwrap_or(false);
         let need_receipt = a.opt_bool("need_receipt")?.unwrap_or(false);
+        let custom_notification = take_object(payload, "custom_notification");
+        let content = take_object(payload, "content").unwrap_or_default();
         let (from_uid, mut content) =
             self.stamp_content(conn, &me, content, &target.username, "single")?;
         self.grant_media(&me, &content, Audience::User(&target));
@@ -427,6 +432,18 @@ impl Backend {
             Value::Array(list.into_iter().map(|(_, v)| v).collect()),
         );
         Ok(Outcome::ok(f))
+    }
+}
+
+/// The object under `key`, taken out of a request (checked before: a message send takes
+/// its content instead of copying it).
+pub(super) fn take_object(
+    payload: &mut Map<String, Value>,
+    key: &str,
+) -> Option<Map<String, Value>> {
+    match payload.get_mut(key)? {
+        Value::Object(m) => Some(std::mem::take(m)),
+        _ => None,
     }
 }
 

@@ -50,16 +50,22 @@ fn target_gid(a: &Args<'_>, content: &Map<String, Value>) -> Result<u64, Failure
 }
 
 impl Backend {
-    pub(super) fn send_group_msg(&mut self, conn: ConnId, a: Args<'_>) -> Result<Outcome, Failure> {
+    pub(super) fn send_group_msg(
+        &mut self,
+        conn: ConnId,
+        payload: &mut Map<String, Value>,
+    ) -> Result<Outcome, Failure> {
         let me = self.me(conn)?;
+        let a = Args(payload);
         let content = a.obj("content")?;
         let gid = target_gid(&a, content)?;
-        let custom_notification = a.opt_obj("custom_notification")?.cloned();
-        check_content(content, custom_notification.as_ref())?;
+        check_content(content, a.opt_obj("custom_notification")?)?;
         check_at_list(&a)?;
         let no_offline = a.opt_bool("no_offline")?.unwrap_or(false);
         let need_receipt = a.opt_bool("need_receipt")?.unwrap_or(false);
         let (group_app, members) = self.group_audience(&me, gid)?;
+        let custom_notification = super::chat::take_object(payload, "custom_notification");
+        let content = super::chat::take_object(payload, "content").unwrap_or_default();
         let (from_uid, content) =
             self.stamp_content(conn, &me, content, &gid.to_string(), "group")?;
         self.grant_media(&me, &content, super::media_access::Audience::Group(gid));

@@ -517,13 +517,14 @@ impl Backend {
         s
     }
 
-    /// Handles one request. `payload` is the request object (its `rid` is ignored here).
+    /// Handles one request. `payload` is the request object (its `rid` is ignored here);
+    /// a message send takes its content out of it instead of copying it.
     pub fn handle(
         &mut self,
         conn: ConnId,
         event: &str,
         rid: &Rid,
-        payload: &Map<String, Value>,
+        payload: &mut Map<String, Value>,
     ) -> Outcome {
         let now = self.now_ms();
         self.dedupe.expire(now);
@@ -571,7 +572,7 @@ impl Backend {
             Some(e) => self
                 .check_needs(conn, e)
                 .and_then(|()| self.check_reach(conn, e, payload))
-                .and_then(|()| self.dispatch(conn, e, Args(payload))),
+                .and_then(|()| self.dispatch(conn, e, payload)),
         };
         let mut outcome = match result {
             Ok(o) => o,
@@ -603,7 +604,13 @@ impl Backend {
         }
     }
 
-    fn dispatch(&mut self, conn: ConnId, e: Event, a: Args<'_>) -> Result<Outcome, Failure> {
+    fn dispatch(
+        &mut self,
+        conn: ConnId,
+        e: Event,
+        payload: &mut Map<String, Value>,
+    ) -> Result<Outcome, Failure> {
+        let a = Args(payload);
         match e {
             Event::CInit => self.c_init(conn, a),
             Event::Register => self.register(conn, a),
@@ -611,7 +618,7 @@ impl Backend {
             Event::GetAcrossUserInfo => self.get_user_info(conn, a),
             Event::UpdateUserInf => self.update_user_info(conn, a),
             Event::UpdateUserPwd => self.update_user_pwd(conn, a),
-            Event::SAcrossSingleText => self.send_single(conn, a),
+            Event::SAcrossSingleText => self.send_single(conn, payload),
             Event::MsgRecvV2 => self.msg_recv(conn, a),
             Event::GetConversations => self.get_conversations(conn),
             Event::SyncCheck => self.sync_check(conn, a),
@@ -632,7 +639,7 @@ impl Backend {
             Event::UnreadGroupCount => self.unread_group_count(conn, a),
             Event::MsgRetract => self.msg_retract(conn, a),
             Event::EventNotification => Ok(Outcome::default()),
-            Event::SendGroupMsg => self.send_group_msg(conn, a),
+            Event::SendGroupMsg => self.send_group_msg(conn, payload),
             Event::CreateGroup => self.create_group(conn, a),
             Event::ExitGroup => self.exit_group(conn, a),
             Event::GetGroupsList => self.get_groups_list(conn),
@@ -709,7 +716,7 @@ impl Backend {
         let mut m = payload.as_object().cloned().unwrap_or_default();
         m.insert("rid".into(), json!(conn));
         let out = match Rid::from_payload(&m) {
-            Some(rid) => self.handle(conn, event, &rid, &m),
+            Some(rid) => self.handle(conn, event, &rid, &mut m),
             None => Outcome::fail(&Failure::from(Code::Internal)),
         };
         self.remove_conn(conn);
@@ -857,7 +864,7 @@ pub(crate) mod test_support {
             let mut m = payload.as_object().cloned().unwrap_or_default();
             m.insert("rid".into(), json!(rid));
             let rid = Rid::from_payload(&m).expect("rid");
-            let out = self.b.handle(conn, event, &rid, &m);
+            let out = self.b.handle(conn, event, &rid, &mut m);
             assert!(self.b.online_index_holds(), "login index after {event}");
             out
         }

@@ -170,7 +170,8 @@ impl Backend {
                 f
             }
         })?;
-        let (_, content) = self.stamp_content(conn, &me, content, &id.to_string(), "chatroom")?;
+        let (_, content) =
+            self.stamp_content(conn, &me, content.clone(), &id.to_string(), "chatroom")?;
         self.grant_media(
             &me,
             &content,

@@ -139,7 +139,7 @@ impl SocketHandler for Hub {
     }
 
     fn on_event(&self, socket: &Arc<Socket>, event: String, payload: Value) {
-        let Value::Object(payload) = payload else {
+        let Value::Object(mut payload) = payload else {
             // protocol.md 5.5: the SDK may emit `null` before an upload finishes.
             tracing::debug!(conn = socket.id, event, "non-object payload ignored");
             return;
@@ -161,7 +161,7 @@ impl SocketHandler for Hub {
         // so a push can never overtake the login response it depends on. Sending into a
         // queue never waits.
         let mut backend = self.lock();
-        let outcome = backend.handle(socket.id, &event, &rid, &payload);
+        let outcome = backend.handle(socket.id, &event, &rid, &mut payload);
         tracing::debug!(conn = socket.id, event, rid = rid.key(), code = ?outcome.code(), pushes = outcome.pushes.len(), "request handled");
         self.deliver(socket, &event, &rid, outcome);
         let user = backend.conn_user(socket.id).map(|u| u.username.as_str());
