@@ -80,6 +80,7 @@ async fn login_all(
 
 /// Sends `event` from `c` with `inflight` requests in flight until `until` or `max`
 /// sends; returns how many were sent.
+/// `rate`: sends per second (paced; missed ticks are caught up), 0 = unpaced.
 pub async fn pump(
     c: Arc<Conn>,
     event: &'static str,
@@ -87,10 +88,15 @@ pub async fn pump(
     inflight: usize,
     until: Instant,
     max: u64,
+    rate: f64,
 ) -> u64 {
     let window = Arc::new(Semaphore::new(inflight.max(1)));
+    let mut pace = (rate > 0.0).then(|| tokio::time::interval(Duration::from_secs_f64(1.0 / rate)));
     let mut sent = 0;
     while sent < max && Instant::now() < until {
+        if let Some(p) = pace.as_mut() {
+            p.tick().await;
+        }
         let Ok(Ok(permit)) =
             tokio::time::timeout(Duration::from_secs(30), window.clone().acquire_owned()).await
         else {
@@ -169,6 +175,7 @@ async fn pairs(s: &Server, o: &Opts) -> Result<Sample, String> {
             o.inflight,
             until,
             max,
+            o.rate / o.pairs.max(1) as f64,
         )));
     }
     let mut sent = 0;
@@ -214,6 +221,7 @@ async fn fanout(s: &Server, o: &Opts, room: bool) -> Result<Sample, String> {
         o.inflight.min(4),
         until,
         max,
+        0.0,
     )
     .await;
     let want = sent * (w.users.len() as u64 - 1);

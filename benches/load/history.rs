@@ -44,6 +44,7 @@ pub async fn run(s: &Server, o: &Opts) -> Result<Sample, String> {
             o.inflight,
             until,
             per,
+            0.0,
         )));
     }
     // Tenths: time and RSS when the deliveries cross each tenth.

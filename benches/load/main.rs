@@ -9,7 +9,9 @@
 //! JMM_BEFORE_BIN=/tmp/jmm-old cargo bench --bench load -- --servers before,ours,node,echo
 //! ```
 //!
-//! Cases: `pairs` (N sender/receiver pairs, K requests in flight per sender, 1:1 text),
+//! Cases: `pairs` (N sender/receiver pairs, K requests in flight per sender, 1:1 text;
+//! `--rate R` offers R texts/s in all instead of saturating, to compare latency at equal
+//! offered load),
 //! `group` (fan-out to G online members), `room` (chat room of R members), `login`
 //! (login storm: connect, c_init, login, sync_check, close), `idle` (I logged-in idle
 //! connections: resident memory each), `history` (one long pairs run: throughput and
@@ -45,6 +47,9 @@ pub struct Opts {
     pub login_concurrency: usize,
     pub idle: usize,
     pub history_msgs: u64,
+    /// `pairs`: texts per second offered in all (paced per sender, still capped by the
+    /// window); 0 = as fast as the window allows (saturation).
+    pub rate: f64,
     pub servers: Vec<Kind>,
 }
 
@@ -66,6 +71,7 @@ fn opts(args: &[String]) -> Opts {
             login_concurrency: 50,
             idle: 2000,
             history_msgs: 1_000_000,
+            rate: 0.0,
             servers: vec![Kind::Node, Kind::Ours, Kind::Echo],
         }
     } else {
@@ -84,6 +90,7 @@ fn opts(args: &[String]) -> Opts {
             login_concurrency: 2,
             idle: 4,
             history_msgs: 50,
+            rate: 0.0,
             servers: vec![Kind::Ours, Kind::Echo],
         }
     };
@@ -105,6 +112,7 @@ fn opts(args: &[String]) -> Opts {
             }
             "--idle" => o.idle = val().parse().unwrap_or(o.idle),
             "--history-msgs" => o.history_msgs = val().parse().unwrap_or(o.history_msgs),
+            "--rate" => o.rate = val().parse().unwrap_or(o.rate),
             "--servers" => {
                 o.servers = val()
                     .split(',')

@@ -105,6 +105,10 @@ pub fn print(case: &str, o: &Opts, samples: &[(Kind, Vec<Sample>)]) {
 
 fn describe(case: &str, o: &Opts) -> String {
     match case {
+        "pairs" if o.rate > 0.0 => format!(
+            "{} pairs, {} texts/s offered, at most {} in flight per sender, {} s",
+            o.pairs, o.rate, o.inflight, o.secs
+        ),
         "pairs" => format!(
             "{} pairs, {} in flight per sender, {} s",
             o.pairs, o.inflight, o.secs
