@@ -2,7 +2,7 @@
 //! the websocket upgrade (fresh or from polling), CORS, and Engine.IO's HTTP errors.
 
 use super::engineio::{self, PacketType};
-use super::session::{CloseReason, Engine, Outbound, OutboundRx, Socket, TransportKind};
+use super::session::{CloseReason, Engine, Outbound, OutboundRx, Socket, TransportKind, Watch};
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
@@ -338,23 +338,26 @@ async fn handle_post(
     resp
 }
 
-/// A session that starts on a websocket.
+/// A session that starts on a websocket. Its reader watches the heartbeat: the
+/// session needs no heartbeat task.
 async fn run_websocket(engine: Arc<Engine>, ws: WebSocket, remote: SocketAddr) {
-    let socket = engine.open(TransportKind::Websocket, Some(remote));
+    let socket = engine.open_watched(TransportKind::Websocket, Some(remote), Watch::Reader);
     let (sink, stream) = ws.split();
     let Some(rx) = socket.take_rx() else {
         return;
     };
-    serve_websocket(&engine, &socket, sink, stream, rx).await;
+    serve_websocket(&engine, &socket, sink, stream, rx, Watch::Reader).await;
 }
 
-/// Runs a session's websocket: its writer task, and the reader here until it closes.
+/// Runs a session's websocket: its writer task, and the reader here until it closes
+/// (watching the heartbeat too when `watch` is [`Watch::Reader`]).
 async fn serve_websocket(
     engine: &Arc<Engine>,
     socket: &Arc<Socket>,
     sink: WsSink,
     stream: futures_util::stream::SplitStream<WebSocket>,
     rx: OutboundRx,
+    watch: Watch,
 ) {
     tokio::spawn(write_loop(
         socket.clone(),
@@ -362,7 +365,7 @@ async fn serve_websocket(
         rx,
         engine.config.write_timeout,
     ));
-    read_loop(engine, socket, stream).await;
+    read_loop(engine, socket, stream, watch == Watch::Reader).await;
 }
 
 /// A websocket that upgrades an existing polling session (`2probe`/`3probe`/`5`).
@@ -405,7 +408,8 @@ async fn run_upgrade(engine: Arc<Engine>, socket: Arc<Socket>, ws: WebSocket) {
         );
         return;
     };
-    serve_websocket(&engine, &socket, sink, stream, rx).await;
+    // The session began on polling: its heartbeat task goes on watching it.
+    serve_websocket(&engine, &socket, sink, stream, rx, Watch::Task).await;
 }
 
 type WsSink = futures_util::stream::SplitSink<WebSocket, Message>;
@@ -500,11 +504,22 @@ fn close_code(e: axum::Error) -> Option<(u16, &'static str)> {
     }
 }
 
-async fn read_loop(engine: &Arc<Engine>, socket: &Arc<Socket>, mut stream: WsStream) {
+/// Reads a websocket's frames until the session ends; with `watch`, also drops the
+/// session when its heartbeat stops ([`Engine::check_heartbeat`]).
+async fn read_loop(engine: &Arc<Engine>, socket: &Arc<Socket>, mut stream: WsStream, watch: bool) {
+    let beat = tokio::time::sleep_until(engine.ping_deadline(socket));
+    tokio::pin!(beat);
     loop {
         let msg = tokio::select! {
             msg = stream.next() => msg,
             _ = socket.cancel_token().cancelled() => return,
+            _ = beat.as_mut(), if watch => {
+                match engine.check_heartbeat(socket) {
+                    Some(next) => beat.as_mut().reset(next),
+                    None => return,
+                }
+                continue;
+            }
         };
         match msg {
             Some(Ok(Message::Text(t))) => engine.on_frame(socket, t.as_str()),

@@ -11,6 +11,7 @@ pub(crate) mod http;
 pub(crate) mod intercept;
 pub(crate) mod json;
 mod session;
+mod signal;
 pub mod socketio;
 
 pub use intercept::{Action, FrameKind, FrameTag, InboundFrame, Interceptor, Object};
