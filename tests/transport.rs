@@ -250,7 +250,11 @@ async fn pings_keep_a_websocket_session_and_silence_after_them_ends_it() {
         let mut pings = 0;
         while t0.elapsed() < Duration::from_millis(2500) || pings < 20 {
             c.send(Message::Text("2".into())).await.expect("ping");
-            assert_eq!(next_text(&mut c).await.as_deref(), Some("3"), "pong {pings}");
+            assert_eq!(
+                next_text(&mut c).await.as_deref(),
+                Some("3"),
+                "pong {pings}"
+            );
             pings += 1;
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -3,16 +3,18 @@
 
 use super::engineio::{self, PacketType};
 use super::session::{CloseReason, Engine, Outbound, OutboundRx, Socket, TransportKind, Watch};
-use super::websocket::serve_websocket;
+use super::websocket::{serve_websocket, WsSink, WsStream};
 use axum::body::{Body, Bytes};
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use futures_util::future::Either;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -166,12 +168,16 @@ async fn handle_get(
             ws.max_message_size(max)
                 .max_frame_size(max)
                 .read_buffer_size(WS_READ_BUFFER)
-                .on_upgrade(move |socket| async move {
+                .on_upgrade(move |ws| {
+                    // Split before any future of ours exists: a future keeps what it
+                    // was given for its whole life, and the websocket itself (~400
+                    // bytes) lives on in the halves' shared state.
+                    let (sink, stream) = ws.split();
                     match upgrade_of {
-                        None => run_websocket(engine, socket, remote).await,
+                        None => Either::Left(run_websocket(engine, sink, stream, remote)),
                         // Boxed: the probe exchange's state (its timers and the
                         // handshake) would otherwise size every websocket's task.
-                        Some(s) => Box::pin(run_upgrade(engine, s, socket)).await,
+                        Some(s) => Either::Right(Box::pin(run_upgrade(engine, s, sink, stream))),
                     }
                 })
         }
@@ -341,21 +347,28 @@ async fn handle_post(
 
 /// A session that starts on a websocket. Its reader watches the heartbeat: the
 /// session needs no heartbeat task.
-async fn run_websocket(engine: Arc<Engine>, ws: WebSocket, remote: SocketAddr) {
+/// Opens it now; the future returned serves it.
+fn run_websocket(
+    engine: Arc<Engine>,
+    sink: WsSink,
+    stream: WsStream,
+    remote: SocketAddr,
+) -> impl Future<Output = ()> + Send {
     let socket = engine.open_watched(TransportKind::Websocket, Some(remote), Watch::Reader);
-    let (sink, stream) = ws.split();
-    let Some(rx) = socket.take_rx() else {
-        return;
-    };
-    serve_websocket(&engine, &socket, sink, stream, rx, Watch::Reader).await;
+    let rx = socket.take_rx();
+    serve_websocket(engine, socket, sink, stream, rx, Watch::Reader)
 }
 
 /// A websocket that upgrades an existing polling session (`2probe`/`3probe`/`5`).
-async fn run_upgrade(engine: Arc<Engine>, socket: Arc<Socket>, ws: WebSocket) {
+async fn run_upgrade(
+    engine: Arc<Engine>,
+    socket: Arc<Socket>,
+    mut sink: WsSink,
+    mut stream: WsStream,
+) {
     if !socket.begin_upgrade() {
         return;
     }
-    let (mut sink, mut stream) = ws.split();
     // The whole probe exchange is bounded: a client that never finishes it is dropped.
     let probe = async {
         loop {
@@ -391,5 +404,5 @@ async fn run_upgrade(engine: Arc<Engine>, socket: Arc<Socket>, ws: WebSocket) {
         return;
     };
     // The session began on polling: its heartbeat task goes on watching it.
-    serve_websocket(&engine, &socket, sink, stream, rx, Watch::Task).await;
+    serve_websocket(engine, socket, sink, stream, Some(rx), Watch::Task).await;
 }

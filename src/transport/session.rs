@@ -10,6 +10,7 @@
 
 use super::engineio::{self, Handshake, PacketType};
 use super::intercept::{Action, FrameKind, FrameTag, InboundFrame, Interceptor, Object};
+use super::signal::Signal;
 use super::socketio::{self, SioPacket};
 use super::{SocketHandler, TransportConfig};
 use crate::lock::lock;
@@ -20,7 +21,6 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
-use super::signal::Signal;
 
 /// Websocket or long-polling (a client on polling is never upgraded): which transport
 /// carries a session. The one name for this choice: the server's sessions, the reference
@@ -127,8 +127,18 @@ impl OutboundRx {
             if self.queue.sender_gone.load(Ordering::Acquire) {
                 return self.try_recv();
             }
+            self.release_if_empty();
             // A push between the check above and this wait left a permit: no lost wakeup.
             self.queue.ready.notified().await;
+        }
+    }
+
+    /// Gives the queue's memory back while it is empty: the consumer is about to wait,
+    /// and an idle session keeps no buffer (one allocation per burst instead).
+    fn release_if_empty(&self) {
+        let mut items = lock(&self.queue.items);
+        if items.is_empty() && items.capacity() > 0 {
+            *items = std::collections::VecDeque::new();
         }
     }
 

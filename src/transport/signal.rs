@@ -80,7 +80,10 @@ mod tests {
         let signal = Signal::default();
         let wait = signal.cancelled();
         tokio::pin!(wait);
-        assert!((&mut wait).now_or_never().is_none(), "pending before cancel");
+        assert!(
+            (&mut wait).now_or_never().is_none(),
+            "pending before cancel"
+        );
         signal.cancel();
         tokio::time::timeout(Duration::from_secs(5), wait)
             .await

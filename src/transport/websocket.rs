@@ -91,16 +91,22 @@ impl Writer {
     }
 }
 
-/// Runs a session's websocket until both directions end. With [`Watch::Reader`] the
-/// session's heartbeat is watched here ([`Engine::check_heartbeat`]).
+/// Runs a session's websocket until both directions end (at once without its queue,
+/// `rx`). With [`Watch::Reader`] the session's heartbeat is watched here
+/// ([`Engine::check_heartbeat`]). Everything is passed by value: this future is most of
+/// an idle connection's task.
 pub(super) async fn serve_websocket(
-    engine: &Arc<Engine>,
-    socket: &Arc<Socket>,
+    engine: Arc<Engine>,
+    socket: Arc<Socket>,
     sink: WsSink,
     mut stream: WsStream,
-    mut rx: OutboundRx,
+    rx: Option<OutboundRx>,
     watch: Watch,
 ) {
+    let Some(mut rx) = rx else {
+        return;
+    };
+    let (engine, socket) = (&engine, &socket);
     let limit = engine.config.write_timeout;
     let watch = watch == Watch::Reader;
     let beat = tokio::time::sleep_until(engine.ping_deadline(socket));
