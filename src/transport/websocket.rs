@@ -1,20 +1,20 @@
-//! A websocket session's I/O, on one task: it reads inbound frames, writes the outbound
-//! queue in batches, and (for a session that began on the websocket) watches the
-//! heartbeat.
+//! A websocket session's I/O: a writer task that writes the outbound queue in batches,
+//! and the reader (the connection's own task), which also watches the heartbeat of a
+//! session that began on the websocket.
 //!
-//! One task instead of a reader, a writer and a heartbeat task: every task is a
-//! separate allocation of a few hundred bytes that an idle connection keeps for its whole
-//! life. The two directions still go on independently: the task waits on whichever is
-//! ready (picked at random when both are, so neither starves the other), a write in
-//! progress is a boxed future kept across waits, and the write side ends on its own
-//! terms (a close written, a failed or stuck write, an abort), as before.
+//! What an idle connection keeps is mostly these two tasks, so they are kept small:
+//! the heartbeat is a timer in the reader instead of a third task; the websocket is split
+//! before any of these futures exists and everything is passed by value (a future keeps
+//! what it was given for its whole life: a websocket passed whole would stay in the
+//! reader as a dead copy of ~400 bytes); a write in progress is boxed, so the idle
+//! writer does not carry it. Reading and writing stay two tasks: each gets the
+//! scheduler's fair share, so a client that floods requests cannot hold up its own
+//! responses, and one that reads slowly cannot hold up its requests.
 
 use super::session::{CloseReason, Engine, Outbound, OutboundRx, Socket, Watch};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,41 +24,63 @@ pub(super) type WsStream = SplitStream<WebSocket>;
 /// Most frames written between two flushes of a websocket.
 const WRITE_BATCH: usize = 64;
 
-/// The write side of a websocket session.
-enum Writer {
-    /// Waiting for queued frames.
-    Idle(WsSink),
-    /// Writing a batch. Boxed: the write and its timer exist only while a batch is
-    /// written, not in every idle session.
-    Writing(Pin<Box<dyn Future<Output = Written> + Send>>),
-    /// Nothing more is written: the close went out, a write failed or took too long,
-    /// the session was aborted, or it ended with nothing queued.
-    Done,
+/// Runs a session's websocket: starts its writer task and reads here until the session
+/// ends (at once without its queue, `rx`). With [`Watch::Reader`] the session's
+/// heartbeat is watched here too ([`Engine::check_heartbeat`]).
+pub(super) async fn serve_websocket(
+    engine: Arc<Engine>,
+    socket: Arc<Socket>,
+    sink: WsSink,
+    stream: WsStream,
+    rx: Option<OutboundRx>,
+    watch: Watch,
+) {
+    let Some(rx) = rx else {
+        return;
+    };
+    let limit = engine.config.write_timeout;
+    tokio::spawn(write_loop(socket.clone(), sink, rx, limit));
+    read_loop(&engine, &socket, stream, watch == Watch::Reader).await;
 }
 
-/// How a batch write ended.
-enum Written {
-    /// Written and flushed; the session goes on.
-    More(WsSink),
-    /// The batch ended the session, a write failed, or an abort interrupted it.
-    End,
-    /// The batch took longer than the write timeout.
-    TimedOut,
-}
-
-impl Writer {
-    /// Starts writing `first` and what is queued behind it (up to [`WRITE_BATCH`]);
-    /// `None` (the queue is gone or empty at the close) ends the write side.
-    fn start(
-        self,
-        socket: &Arc<Socket>,
-        first: Option<Outbound>,
-        rx: &mut OutboundRx,
-        limit: Duration,
-    ) -> Writer {
-        let (Writer::Idle(mut sink), Some(first)) = (self, first) else {
-            return Writer::Done;
+/// Reads a websocket's frames until the session ends; with `watch`, also drops the
+/// session when its heartbeat stops.
+async fn read_loop(engine: &Arc<Engine>, socket: &Arc<Socket>, mut stream: WsStream, watch: bool) {
+    let beat = tokio::time::sleep_until(engine.ping_deadline(socket));
+    tokio::pin!(beat);
+    loop {
+        let msg = tokio::select! {
+            msg = stream.next() => msg,
+            _ = socket.cancel_token().cancelled() => return,
+            _ = beat.as_mut(), if watch => {
+                match engine.check_heartbeat(socket) {
+                    Some(next) => beat.as_mut().reset(next),
+                    None => return,
+                }
+                continue;
+            }
         };
+        if !on_read(engine, socket, msg) {
+            return;
+        }
+    }
+}
+
+/// The one writer task of a websocket session: it writes every frame queued at its
+/// wakeup (up to [`WRITE_BATCH`]) and flushes once. Each batch is bounded by
+/// `write_timeout`: a client that stops reading cannot hold the writer (and its queue)
+/// forever.
+async fn write_loop(socket: Arc<Socket>, mut sink: WsSink, mut rx: OutboundRx, limit: Duration) {
+    loop {
+        // Queued frames first: a close always follows its `Close` item in the queue, so
+        // the frames queued before it (e.g. a response closed `after`) are delivered
+        // even when the close is abrupt.
+        let item = tokio::select! {
+            biased;
+            item = rx.recv() => item,
+            _ = socket.cancel_token().cancelled() => None,
+        };
+        let Some(first) = item else { break };
         let mut batch = vec![first];
         while batch.len() < WRITE_BATCH && !is_end(&batch[batch.len() - 1]) {
             match rx.try_recv() {
@@ -66,89 +88,25 @@ impl Writer {
                 None => break,
             }
         }
-        let socket = socket.clone();
-        Writer::Writing(Box::pin(async move {
-            // Send first: frames queued before an abrupt close still go out when the
-            // client reads; an abort only interrupts a write that is stuck.
-            tokio::select! {
-                biased;
-                r = tokio::time::timeout(limit, write_batch(&mut sink, batch)) => match r {
-                    Ok(Ok(true)) => Written::More(sink),
-                    Ok(_) => Written::End,
-                    Err(_) => Written::TimedOut,
-                },
-                _ = socket.abort_token().cancelled() => Written::End,
-            }
-        }))
-    }
-
-    /// Resolves when the batch in progress is written (never, when none is).
-    async fn written(&mut self) -> Written {
-        match self {
-            Writer::Writing(w) => w.as_mut().await,
-            _ => std::future::pending().await,
-        }
-    }
-}
-
-/// Runs a session's websocket until both directions end (at once without its queue,
-/// `rx`). With [`Watch::Reader`] the session's heartbeat is watched here
-/// ([`Engine::check_heartbeat`]). Everything is passed by value: this future is most of
-/// an idle connection's task.
-pub(super) async fn serve_websocket(
-    engine: Arc<Engine>,
-    socket: Arc<Socket>,
-    sink: WsSink,
-    mut stream: WsStream,
-    rx: Option<OutboundRx>,
-    watch: Watch,
-) {
-    let Some(mut rx) = rx else {
-        return;
-    };
-    let (engine, socket) = (&engine, &socket);
-    let limit = engine.config.write_timeout;
-    let watch = watch == Watch::Reader;
-    let beat = tokio::time::sleep_until(engine.ping_deadline(socket));
-    tokio::pin!(beat);
-    let mut writer = Writer::Idle(sink);
-    let mut reading = true;
-    while reading || !matches!(writer, Writer::Done) {
-        let idle = matches!(writer, Writer::Idle(_));
-        let writing = matches!(writer, Writer::Writing(_));
-        tokio::select! {
-            msg = stream.next(), if reading => reading = on_read(engine, socket, msg),
-            _ = beat.as_mut(), if reading && watch => match engine.check_heartbeat(socket) {
-                Some(next) => beat.as_mut().reset(next),
-                None => reading = false,
-            },
-            item = rx.recv(), if idle => {
-                writer = std::mem::replace(&mut writer, Writer::Done).start(socket, item, &mut rx, limit);
-            }
-            done = writer.written(), if writing => {
-                writer = match done {
-                    Written::More(sink) => Writer::Idle(sink),
-                    Written::End => Writer::Done,
-                    Written::TimedOut => {
-                        socket.slow_consumer(format!("write timeout {} ms", limit.as_millis()));
-                        Writer::Done
-                    }
-                };
-            }
-            _ = socket.cancel_token().cancelled(), if reading || idle => {
-                reading = false;
-                if idle {
-                    // Queued frames first: a close always follows its `Close` item in the
-                    // queue, so the frames queued before it (e.g. a response closed
-                    // `after`) are delivered even when the close is abrupt.
-                    let next = rx.try_recv();
-                    writer = std::mem::replace(&mut writer, Writer::Done).start(socket, next, &mut rx, limit);
-                }
+        // Send first: frames queued before an abrupt close still go out when the
+        // client reads; an abort only interrupts a write that is stuck. Boxed: the
+        // write and its timer live only while a batch is written, not in the idle
+        // writer task (hundreds of bytes per connection).
+        let sent = tokio::select! {
+            biased;
+            r = Box::pin(tokio::time::timeout(limit, write_batch(&mut sink, batch))) => r,
+            _ = socket.abort_token().cancelled() => break,
+        };
+        match sent {
+            Ok(Ok(true)) => {}
+            Ok(_) => break,
+            Err(_) => {
+                socket.slow_consumer(format!("write timeout {} ms", limit.as_millis()));
+                break;
             }
         }
     }
-    // Dropping the websocket here (abrupt) closes the TCP connection without a close
-    // frame.
+    // Dropping the sink here (abrupt) closes the TCP connection without a close frame.
 }
 
 /// Handles what the websocket read; `false` once reading is over (the session ended).
