@@ -231,6 +231,77 @@ async fn a_silent_client_is_dropped_after_ping_interval_plus_timeout() {
     .await
 }
 
+/// A websocket session's heartbeat is watched by its reader (no task of its own): pings
+/// keep pushing the deadline back, silence ends the session. The grace (1 s) is far
+/// longer than the gap between pings (50 ms), and the pings go on for well over it.
+#[tokio::test]
+async fn pings_keep_a_websocket_session_and_silence_after_them_ends_it() {
+    bounded(async {
+        let s = start_with(TransportConfig {
+            ping_interval: Duration::from_millis(500),
+            ping_timeout: Duration::from_millis(500),
+            ..TransportConfig::default()
+        })
+        .await;
+        let mut c = ws(&s.addr.to_string(), "").await;
+        next_text(&mut c).await.expect("open");
+        next_text(&mut c).await.expect("40");
+        let t0 = std::time::Instant::now();
+        let mut pings = 0;
+        while t0.elapsed() < Duration::from_millis(2500) || pings < 20 {
+            c.send(Message::Text("2".into())).await.expect("ping");
+            assert_eq!(
+                next_text(&mut c).await.as_deref(),
+                Some("3"),
+                "pong {pings}"
+            );
+            pings += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(s.engine.session_count(), 1, "kept while it pings");
+        // Now silent: the server closes it (a ping timeout).
+        assert_eq!(next_text(&mut c).await, None);
+        assert_eq!(s.engine.session_count(), 0);
+        s.shutdown().await;
+    })
+    .await
+}
+
+/// A polling session keeps its heartbeat task: one that never polls again after its
+/// handshake is dropped.
+#[tokio::test]
+async fn a_polling_session_that_goes_quiet_is_dropped() {
+    bounded(async {
+        let s = start_with(TransportConfig {
+            ping_interval: Duration::from_millis(150),
+            ping_timeout: Duration::from_millis(150),
+            ..TransportConfig::default()
+        })
+        .await;
+        let addr = s.addr.to_string();
+        let path = "/socket.io/?EIO=3&transport=polling&t=a";
+        let (st, _, body) = http(&addr, "GET", path, &[], "").await;
+        assert_eq!(st, 200);
+        let packets = jmessage_mock::transport::engineio::decode_payload(&body).expect("payload");
+        let open: Value = serde_json::from_str(&packets[0][1..]).expect("open json");
+        let sid = open["sid"].as_str().expect("sid").to_owned();
+        assert_eq!(s.engine.session_count(), 1);
+        let gone = tokio::time::timeout(WAIT, async {
+            while s.engine.session_count() > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(gone.is_ok(), "quiet polling session kept");
+        let path = format!("/socket.io/?EIO=3&transport=polling&sid={sid}");
+        let (st, _, body) = http(&addr, "GET", &path, &[], "").await;
+        assert_eq!(st, 400, "{body}");
+        assert!(body.contains("Session ID unknown"), "{body}");
+        s.shutdown().await;
+    })
+    .await
+}
+
 #[tokio::test]
 async fn oversized_websocket_message_closes_the_session() {
     bounded(async {

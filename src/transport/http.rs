@@ -2,16 +2,19 @@
 //! the websocket upgrade (fresh or from polling), CORS, and Engine.IO's HTTP errors.
 
 use super::engineio::{self, PacketType};
-use super::session::{CloseReason, Engine, Outbound, OutboundRx, Socket, TransportKind};
+use super::session::{CloseReason, Engine, Outbound, OutboundRx, Socket, TransportKind, Watch};
+use super::websocket::{serve_websocket, WsSink, WsStream};
 use axum::body::{Body, Bytes};
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use futures_util::future::Either;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,19 +161,24 @@ async fn handle_get(
                 None => None,
             };
             let max = engine.config.max_payload;
-            // A 1 KiB read buffer instead of tungstenite's 128 KiB: an idle websocket
+            // A 512-byte read buffer instead of tungstenite's 128 KiB: an idle websocket
             // costs a fraction of the memory, and larger messages still arrive (the
             // buffer grows to hold one, up to max_message_size; reads take at most
-            // 1 KiB, about two SDK requests, per call).
+            // 512 bytes, about one SDK request, per call: 1 KiB cost 0.4 KiB more per
+            // idle connection for no measurable CPU per text, docs/performance.md).
             ws.max_message_size(max)
                 .max_frame_size(max)
                 .read_buffer_size(WS_READ_BUFFER)
-                .on_upgrade(move |socket| async move {
+                .on_upgrade(move |ws| {
+                    // Split before any future of ours exists: a future keeps what it
+                    // was given for its whole life, and the websocket itself (~400
+                    // bytes) lives on in the halves' shared state.
+                    let (sink, stream) = ws.split();
                     match upgrade_of {
-                        None => run_websocket(engine, socket, remote).await,
+                        None => Either::Left(run_websocket(engine, sink, stream, remote)),
                         // Boxed: the probe exchange's state (its timers and the
                         // handshake) would otherwise size every websocket's task.
-                        Some(s) => Box::pin(run_upgrade(engine, s, socket)).await,
+                        Some(s) => Either::Right(Box::pin(run_upgrade(engine, s, sink, stream))),
                     }
                 })
         }
@@ -188,7 +196,7 @@ async fn handle_get(
 }
 
 /// Read buffer of a websocket connection.
-const WS_READ_BUFFER: usize = 1024;
+const WS_READ_BUFFER: usize = 512;
 
 /// How long a polling GET waits for an earlier GET to give the queue back.
 const OVERLAP_GRACE: Duration = Duration::from_millis(500);
@@ -338,39 +346,30 @@ async fn handle_post(
     resp
 }
 
-/// A session that starts on a websocket.
-async fn run_websocket(engine: Arc<Engine>, ws: WebSocket, remote: SocketAddr) {
-    let socket = engine.open(TransportKind::Websocket, Some(remote));
-    let (sink, stream) = ws.split();
-    let Some(rx) = socket.take_rx() else {
-        return;
-    };
-    serve_websocket(&engine, &socket, sink, stream, rx).await;
-}
-
-/// Runs a session's websocket: its writer task, and the reader here until it closes.
-async fn serve_websocket(
-    engine: &Arc<Engine>,
-    socket: &Arc<Socket>,
+/// A session that starts on a websocket. Its reader watches the heartbeat: the
+/// session needs no heartbeat task.
+/// Opens it now; the future returned serves it.
+fn run_websocket(
+    engine: Arc<Engine>,
     sink: WsSink,
-    stream: futures_util::stream::SplitStream<WebSocket>,
-    rx: OutboundRx,
-) {
-    tokio::spawn(write_loop(
-        socket.clone(),
-        sink,
-        rx,
-        engine.config.write_timeout,
-    ));
-    read_loop(engine, socket, stream).await;
+    stream: WsStream,
+    remote: SocketAddr,
+) -> impl Future<Output = ()> + Send {
+    let socket = engine.open_watched(TransportKind::Websocket, Some(remote), Watch::Reader);
+    let rx = socket.take_rx();
+    serve_websocket(engine, socket, sink, stream, rx, Watch::Reader)
 }
 
 /// A websocket that upgrades an existing polling session (`2probe`/`3probe`/`5`).
-async fn run_upgrade(engine: Arc<Engine>, socket: Arc<Socket>, ws: WebSocket) {
+async fn run_upgrade(
+    engine: Arc<Engine>,
+    socket: Arc<Socket>,
+    mut sink: WsSink,
+    mut stream: WsStream,
+) {
     if !socket.begin_upgrade() {
         return;
     }
-    let (mut sink, mut stream) = ws.split();
     // The whole probe exchange is bounded: a client that never finishes it is dropped.
     let probe = async {
         loop {
@@ -405,132 +404,6 @@ async fn run_upgrade(engine: Arc<Engine>, socket: Arc<Socket>, ws: WebSocket) {
         );
         return;
     };
-    serve_websocket(&engine, &socket, sink, stream, rx).await;
-}
-
-type WsSink = futures_util::stream::SplitSink<WebSocket, Message>;
-type WsStream = futures_util::stream::SplitStream<WebSocket>;
-
-/// Most frames written between two flushes of a websocket.
-const WRITE_BATCH: usize = 64;
-
-/// The one writer task of a websocket session: it writes every frame queued at its
-/// wakeup (up to [`WRITE_BATCH`]) and flushes once. Each batch is bounded by
-/// `write_timeout`: a client that stops reading cannot hold the writer (and its queue)
-/// forever.
-async fn write_loop(socket: Arc<Socket>, mut sink: WsSink, mut rx: OutboundRx, limit: Duration) {
-    loop {
-        // Queued frames first: a close always follows its `Close` item in the queue, so
-        // the frames queued before it (e.g. a response closed `after`) are delivered
-        // even when the close is abrupt.
-        let item = tokio::select! {
-            biased;
-            item = rx.recv() => item,
-            _ = socket.cancel_token().cancelled() => None,
-        };
-        let Some(first) = item else { break };
-        let mut batch = vec![first];
-        while batch.len() < WRITE_BATCH && !is_end(&batch[batch.len() - 1]) {
-            match rx.try_recv() {
-                Some(more) => batch.push(more),
-                None => break,
-            }
-        }
-        // Send first: frames queued before an abrupt close still go out when the
-        // client reads; an abort only interrupts a write that is stuck. Boxed: the
-        // write and its timer live only while a batch is written, not in the idle
-        // writer task (hundreds of bytes per connection).
-        let sent = tokio::select! {
-            biased;
-            r = Box::pin(tokio::time::timeout(limit, write_batch(&mut sink, batch))) => r,
-            _ = socket.abort_token().cancelled() => break,
-        };
-        match sent {
-            Ok(Ok(true)) => {}
-            Ok(_) => break,
-            Err(_) => {
-                socket.slow_consumer(format!("write timeout {} ms", limit.as_millis()));
-                break;
-            }
-        }
-    }
-    // Dropping the sink here (abrupt) closes the TCP connection without a close frame.
-}
-
-/// True for an item after which nothing more is written.
-fn is_end(item: &Outbound) -> bool {
-    !matches!(item, Outbound::Frame(_))
-}
-
-/// Writes a batch and flushes once; `Ok(false)` when the batch ended the session.
-async fn write_batch(sink: &mut WsSink, batch: Vec<Outbound>) -> Result<bool, axum::Error> {
-    for item in batch {
-        let msg = match item {
-            Outbound::Frame(f) => Message::Text((&*f).into()),
-            Outbound::Close { abrupt: false } => Message::Close(None),
-            Outbound::CloseCode(code, reason) => Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            })),
-            Outbound::Close { abrupt: true } => {
-                sink.flush().await?;
-                return Ok(false);
-            }
-        };
-        let last = matches!(msg, Message::Close(_));
-        sink.feed(msg).await?;
-        if last {
-            sink.flush().await?;
-            return Ok(false);
-        }
-    }
-    sink.flush().await?;
-    Ok(true)
-}
-
-/// The RFC 6455 close code for a websocket read error, when one applies: 1009 for a
-/// message over the size limit, 1007 for a text message that is not UTF-8.
-fn close_code(e: axum::Error) -> Option<(u16, &'static str)> {
-    use tokio_tungstenite::tungstenite::Error as WsError;
-    let inner = e.into_inner();
-    match inner.downcast_ref::<WsError>()? {
-        WsError::Capacity(_) => Some((1009, "message too big")),
-        WsError::Utf8(_) => Some((1007, "invalid UTF-8")),
-        _ => None,
-    }
-}
-
-async fn read_loop(engine: &Arc<Engine>, socket: &Arc<Socket>, mut stream: WsStream) {
-    loop {
-        let msg = tokio::select! {
-            msg = stream.next() => msg,
-            _ = socket.cancel_token().cancelled() => return,
-        };
-        match msg {
-            Some(Ok(Message::Text(t))) => engine.on_frame(socket, t.as_str()),
-            Some(Ok(Message::Binary(_))) => {
-                tracing::debug!(conn = socket.id, "binary websocket frame ignored");
-            }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            Some(Ok(Message::Close(_))) | None => {
-                engine.close(socket, CloseReason::TransportClose, true);
-                return;
-            }
-            Some(Err(e)) => {
-                let text = e.to_string();
-                match close_code(e) {
-                    Some((code, reason)) => {
-                        tracing::warn!(conn = socket.id, code, error = %text, "websocket message refused");
-                        socket.close_with_code(code, reason);
-                    }
-                    None => engine.close(
-                        socket,
-                        CloseReason::ProtocolError(format!("websocket: {text}")),
-                        true,
-                    ),
-                }
-                return;
-            }
-        }
-    }
+    // The session began on polling: its heartbeat task goes on watching it.
+    serve_websocket(engine, socket, sink, stream, Some(rx), Watch::Task).await;
 }

@@ -11,7 +11,9 @@ pub(crate) mod http;
 pub(crate) mod intercept;
 pub(crate) mod json;
 mod session;
+mod signal;
 pub mod socketio;
+mod websocket;
 
 pub use intercept::{Action, FrameKind, FrameTag, InboundFrame, Interceptor, Object};
 pub use session::{CloseReason, Engine, Socket, TransportKind};

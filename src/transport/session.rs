@@ -10,6 +10,7 @@
 
 use super::engineio::{self, Handshake, PacketType};
 use super::intercept::{Action, FrameKind, FrameTag, InboundFrame, Interceptor, Object};
+use super::signal::Signal;
 use super::socketio::{self, SioPacket};
 use super::{SocketHandler, TransportConfig};
 use crate::lock::lock;
@@ -20,7 +21,6 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 /// Websocket or long-polling (a client on polling is never upgraded): which transport
 /// carries a session. The one name for this choice: the server's sessions, the reference
@@ -127,8 +127,18 @@ impl OutboundRx {
             if self.queue.sender_gone.load(Ordering::Acquire) {
                 return self.try_recv();
             }
+            self.release_if_empty();
             // A push between the check above and this wait left a permit: no lost wakeup.
             self.queue.ready.notified().await;
+        }
+    }
+
+    /// Gives the queue's memory back while it is empty: the consumer is about to wait,
+    /// and an idle session keeps no buffer (one allocation per burst instead).
+    fn release_if_empty(&self) {
+        let mut items = lock(&self.queue.items);
+        if items.is_empty() && items.capacity() > 0 {
+            *items = std::collections::VecDeque::new();
         }
     }
 
@@ -160,6 +170,16 @@ impl Drop for OutboundRx {
     }
 }
 
+/// Who watches a session's heartbeat ([`Engine::ping_deadline`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Watch {
+    /// A task of its own, for the session's life (polling, whose requests come and go).
+    Task,
+    /// The transport's reader, which lives as long as the session (a websocket): one
+    /// task less per connection.
+    Reader,
+}
+
 struct State {
     transport: TransportKind,
     last_ping: Instant,
@@ -183,14 +203,21 @@ pub struct Socket {
     heard: AtomicBool,
     /// Cancelled at once by an abrupt close: the writer stops even in the middle of a
     /// write (`closed` follows a clean close only after the close frame had its chance).
-    aborted: CancellationToken,
+    aborted: Signal,
     state: Mutex<State>,
-    closed: CancellationToken,
+    closed: Signal,
     close_once: AtomicBool,
     engine: Weak<Engine>,
     interceptor: Option<Arc<dyn Interceptor>>,
     /// Set by the layer above (the logged-in username), for matching and journals.
     label: Mutex<Option<Arc<str>>>,
+    /// What delay and reorder faults keep, made by the first such fault.
+    faulted: OnceLock<Box<Faulted>>,
+}
+
+/// What delay and reorder faults keep for a session. Allocated by the first fault that
+/// needs it: a session without one carries a pointer instead (most sessions).
+struct Faulted {
     /// Outbound frames held back by delay faults, with their release times.
     link: Mutex<Link>,
     /// A frame held back by a reorder fault.
@@ -201,6 +228,18 @@ pub struct Socket {
     delayed_in: OnceLock<DelayLine<String>>,
     /// An inbound frame held back by a reorder fault.
     held_in: Mutex<Option<String>>,
+}
+
+impl Faulted {
+    fn new() -> Self {
+        Self {
+            link: Mutex::new(Link::default()),
+            held: Mutex::new(None),
+            in_delay_until: Mutex::new(Instant::now()),
+            delayed_in: OnceLock::new(),
+            held_in: Mutex::new(None),
+        }
+    }
 }
 
 /// The sending side of a per-session delay line: frames with their release times, which
@@ -217,7 +256,7 @@ fn next_slot(until: &Mutex<Instant>, d: Duration) -> Instant {
 
 /// Starts the task behind a delay line; it ends with the session.
 fn spawn_delay_line<T: Send + 'static>(
-    closed: CancellationToken,
+    socket: Arc<Socket>,
     mut deliver: impl FnMut(T) + Send + 'static,
 ) -> DelayLine<T> {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, T)>();
@@ -225,12 +264,12 @@ fn spawn_delay_line<T: Send + 'static>(
         loop {
             let item = tokio::select! {
                 item = rx.recv() => item,
-                _ = closed.cancelled() => None,
+                _ = socket.closed.cancelled() => None,
             };
             let Some((at, frame)) = item else { return };
             tokio::select! {
                 _ = tokio::time::sleep_until(at) => deliver(frame),
-                _ = closed.cancelled() => return,
+                _ = socket.closed.cancelled() => return,
             }
         }
     });
@@ -279,7 +318,7 @@ impl Socket {
             }
             Action::Delay(d) => self.delay(frame, d),
             Action::Hold => {
-                let previous = lock(&self.held).replace(frame);
+                let previous = lock(&self.faults().held).replace(frame);
                 if let Some(p) = previous {
                     self.enqueue_raw(p);
                 }
@@ -287,7 +326,7 @@ impl Socket {
                 let me = self.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    let held = lock(&me.held).take();
+                    let held = lock(&me.faults().held).take();
                     if let Some(h) = held {
                         me.enqueue_raw(h);
                     }
@@ -323,8 +362,8 @@ impl Socket {
     /// delayed frame delays everything after it, like a slow link (only `reorder`
     /// changes the order).
     fn enqueue(self: &Arc<Self>, frame: Arc<str>) {
-        {
-            let mut link = lock(&self.link);
+        if let Some(faulted) = self.faulted.get() {
+            let mut link = lock(&faulted.link);
             if !link.queue.is_empty() {
                 let at = link
                     .queue
@@ -340,16 +379,24 @@ impl Socket {
 
     fn enqueue_now(&self, frame: Arc<str>) {
         self.enqueue_raw(frame);
-        let held = lock(&self.held).take();
+        let Some(faulted) = self.faulted.get() else {
+            return;
+        };
+        let held = lock(&faulted.held).take();
         if let Some(h) = held {
             self.enqueue_raw(h);
         }
     }
 
+    /// The session's fault state, made on first use.
+    fn faults(&self) -> &Faulted {
+        self.faulted.get_or_init(|| Box::new(Faulted::new()))
+    }
+
     /// Holds a frame back for `d` (and everything queued after it).
     fn delay(self: &Arc<Self>, frame: Arc<str>, d: Duration) {
         let start = {
-            let mut link = lock(&self.link);
+            let mut link = lock(&self.faults().link);
             let at = (Instant::now() + d).max(
                 link.queue
                     .back()
@@ -374,7 +421,7 @@ impl Socket {
         }
         loop {
             let next = {
-                let mut link = lock(&self.link);
+                let mut link = lock(&self.faults().link);
                 match link.queue.front().map(|(t, _)| *t) {
                     None => {
                         link.draining = false;
@@ -542,7 +589,7 @@ impl Socket {
         }
     }
 
-    pub(crate) fn cancel_token(&self) -> &CancellationToken {
+    pub(crate) fn cancel_token(&self) -> &Signal {
         &self.closed
     }
 
@@ -564,7 +611,7 @@ impl Socket {
     }
 
     /// Cancelled by an abrupt close (or a slow consumer): writers stop at once.
-    pub(crate) fn abort_token(&self) -> &CancellationToken {
+    pub(crate) fn abort_token(&self) -> &Signal {
         &self.aborted
     }
 
@@ -681,11 +728,22 @@ impl Engine {
         format!("{z:016x}{id:04x}").into()
     }
 
-    /// Creates a session, queues its open packet and `40`, and reports it.
+    /// Creates a session, queues its open packet and `40`, and reports it. Its
+    /// heartbeat is watched by a task of its own.
     pub(crate) fn open(
         self: &Arc<Self>,
         transport: TransportKind,
         remote: Option<SocketAddr>,
+    ) -> Arc<Socket> {
+        self.open_watched(transport, remote, Watch::Task)
+    }
+
+    /// [`Engine::open`], with the heartbeat watched as `watch` says.
+    pub(crate) fn open_watched(
+        self: &Arc<Self>,
+        transport: TransportKind,
+        remote: Option<SocketAddr>,
+        watch: Watch,
     ) -> Arc<Socket> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let sid = self.make_sid(id);
@@ -702,22 +760,18 @@ impl Engine {
             queue,
             overflowed: AtomicBool::new(false),
             heard: AtomicBool::new(false),
-            aborted: CancellationToken::new(),
+            aborted: Signal::default(),
             state: Mutex::new(State {
                 transport,
                 last_ping: Instant::now(),
                 upgrading: false,
             }),
-            closed: CancellationToken::new(),
+            closed: Signal::default(),
             close_once: AtomicBool::new(false),
             engine: Arc::downgrade(self),
             interceptor: self.interceptor.clone(),
             label: Mutex::new(None),
-            link: Mutex::new(Link::default()),
-            held: Mutex::new(None),
-            in_delay_until: Mutex::new(Instant::now()),
-            delayed_in: OnceLock::new(),
-            held_in: Mutex::new(None),
+            faulted: OnceLock::new(),
         });
         let upgrades: &[&str] = if transport == TransportKind::Polling && self.config.allow_upgrades
         {
@@ -737,38 +791,55 @@ impl Engine {
         lock(&self.sessions).insert(sid, socket.clone());
         tracing::debug!(conn = id, transport = transport.name(), "session opened");
         self.handler.on_connect(&socket);
-        self.spawn_heartbeat(socket.clone());
+        if watch == Watch::Task {
+            self.spawn_heartbeat(socket.clone());
+        }
         socket
     }
 
-    /// Closes the session when the client goes quiet: no ping within `ping_interval +
-    /// ping_timeout`, or, for a session that has sent nothing at all yet, within
-    /// `ping_interval + min(handshake_timeout, ping_timeout)` (a compliant client pings
-    /// by `ping_interval` at the latest, so a silent new session is dropped sooner).
+    /// When the session is dropped for silence, unless a ping comes first: no ping
+    /// within `ping_interval + ping_timeout`, or, for a session that has sent nothing at
+    /// all yet, within `ping_interval + min(handshake_timeout, ping_timeout)` (a
+    /// compliant client pings by `ping_interval` at the latest, so a silent new session
+    /// is dropped sooner).
+    pub(crate) fn ping_deadline(&self, socket: &Socket) -> Instant {
+        let c = &self.config;
+        let wait = if socket.heard.load(Ordering::Acquire) {
+            c.ping_interval + c.ping_timeout
+        } else {
+            c.ping_interval + c.handshake_timeout.min(c.ping_timeout)
+        };
+        socket.last_ping() + wait
+    }
+
+    /// Checks the heartbeat when its timer fires: closes the session
+    /// ([`CloseReason::PingTimeout`]) and returns `None` when the deadline has passed,
+    /// else returns the deadline to wait for next (a ping moved it).
+    pub(crate) fn check_heartbeat(&self, socket: &Arc<Socket>) -> Option<Instant> {
+        let due = self.ping_deadline(socket);
+        if Instant::now() < due {
+            return Some(due);
+        }
+        self.close(socket, CloseReason::PingTimeout, true);
+        None
+    }
+
+    /// Watches a session's heartbeat ([`Engine::ping_deadline`]) on a task of its own.
     fn spawn_heartbeat(self: &Arc<Self>, socket: Arc<Socket>) {
         let engine = Arc::downgrade(self);
-        let c = &self.config;
-        let grace = c.ping_interval + c.ping_timeout;
-        let first = c.ping_interval + c.handshake_timeout.min(c.ping_timeout);
+        let mut due = self.ping_deadline(&socket);
         tokio::spawn(async move {
-            let due = |s: &Socket| {
-                let g = if s.heard.load(Ordering::Acquire) {
-                    grace
-                } else {
-                    first
-                };
-                s.last_ping() + g
-            };
             loop {
                 tokio::select! {
                     _ = socket.closed.cancelled() => return,
-                    _ = tokio::time::sleep_until(due(&socket)) => {}
+                    _ = tokio::time::sleep_until(due) => {}
                 }
-                if Instant::now() >= due(&socket) {
-                    if let Some(engine) = engine.upgrade() {
-                        engine.close(&socket, CloseReason::PingTimeout, true);
-                    }
+                let Some(engine) = engine.upgrade() else {
                     return;
+                };
+                match engine.check_heartbeat(&socket) {
+                    Some(next) => due = next,
+                    None => return,
                 }
             }
         });
@@ -787,14 +858,14 @@ impl Engine {
         }
         self.handler.on_close(socket, reason);
         // Give a writer the chance to flush the close before tasks stop.
-        let token = socket.closed.clone();
         if abrupt {
             socket.aborted.cancel();
-            token.cancel();
+            socket.closed.cancel();
         } else {
+            let socket = socket.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                token.cancel();
+                socket.closed.cancel();
             });
         }
     }
@@ -860,10 +931,11 @@ impl Engine {
                 }
             }
             Action::Delay(d) => {
-                let at = next_slot(&socket.in_delay_until, d);
-                let tx = socket.delayed_in.get_or_init(|| {
+                let faulted = socket.faults();
+                let at = next_slot(&faulted.in_delay_until, d);
+                let tx = faulted.delayed_in.get_or_init(|| {
                     let (engine, me) = (Arc::downgrade(self), socket.clone());
-                    spawn_delay_line(socket.closed.clone(), move |f: String| {
+                    spawn_delay_line(socket.clone(), move |f: String| {
                         if let Some(engine) = engine.upgrade() {
                             engine.process(&me, &f);
                         }
@@ -888,7 +960,7 @@ impl Engine {
             }
         }
         // A frame held by a reorder fault goes right after the one that followed it.
-        let held = lock(&socket.held_in).take();
+        let held = socket.faulted.get().and_then(|f| lock(&f.held_in).take());
         if let Some(h) = held {
             self.process(socket, &h);
         }
@@ -897,7 +969,7 @@ impl Engine {
     /// Holds an inbound frame until the next one has been handled (reordering); a held
     /// frame with nothing after it is processed after a short while anyway.
     fn hold_inbound(self: &Arc<Self>, socket: &Arc<Socket>, frame: &str) {
-        let previous = lock(&socket.held_in).replace(frame.to_owned());
+        let previous = lock(&socket.faults().held_in).replace(frame.to_owned());
         if let Some(p) = previous {
             self.process(socket, &p);
         }
@@ -907,7 +979,7 @@ impl Engine {
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 _ = socket.closed.cancelled() => return,
             }
-            let held = lock(&socket.held_in).take();
+            let held = lock(&socket.faults().held_in).take();
             if let (Some(h), Some(engine)) = (held, engine.upgrade()) {
                 engine.process(&socket, &h);
             }
