@@ -18,22 +18,7 @@ impl Formatter for AsciiFormatter {
     where
         W: ?Sized + io::Write,
     {
-        if fragment.is_ascii() {
-            return writer.write_all(fragment.as_bytes());
-        }
-        let mut start = 0;
-        for (i, c) in fragment.char_indices() {
-            if c.is_ascii() {
-                continue;
-            }
-            writer.write_all(&fragment.as_bytes()[start..i])?;
-            let mut units = [0u16; 2];
-            for u in c.encode_utf16(&mut units) {
-                write!(writer, "\\u{:04x}", u)?;
-            }
-            start = i + c.len_utf8();
-        }
-        writer.write_all(&fragment.as_bytes()[start..])
+        escape_non_ascii(writer, fragment)
     }
 
     fn write_char_escape<W>(&mut self, writer: &mut W, escape: CharEscape) -> io::Result<()>
@@ -62,23 +47,28 @@ pub fn write_ascii_bytes<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value:
 /// [`write_ascii_bytes`] would have written the value: outside strings JSON is ASCII,
 /// and inside one an escape stands for the same character.
 pub fn ascii_from_json(out: &mut Vec<u8>, json: &str) {
-    if json.is_ascii() {
-        return out.extend_from_slice(json.as_bytes());
+    // Writing into a Vec cannot fail.
+    let _ = escape_non_ascii(out, json);
+}
+
+/// Writes `text` with every non-ASCII character as a `\uXXXX` escape (UTF-16 units).
+fn escape_non_ascii<W: ?Sized + io::Write>(writer: &mut W, text: &str) -> io::Result<()> {
+    if text.is_ascii() {
+        return writer.write_all(text.as_bytes());
     }
     let mut start = 0;
-    for (i, c) in json.char_indices() {
+    for (i, c) in text.char_indices() {
         if c.is_ascii() {
             continue;
         }
-        out.extend_from_slice(&json.as_bytes()[start..i]);
+        writer.write_all(&text.as_bytes()[start..i])?;
         let mut units = [0u16; 2];
         for u in c.encode_utf16(&mut units) {
-            // Writing into a Vec cannot fail.
-            let _ = io::Write::write_fmt(out, format_args!("\\u{:04x}", u));
+            write!(writer, "\\u{:04x}", u)?;
         }
         start = i + c.len_utf8();
     }
-    out.extend_from_slice(&json.as_bytes()[start..]);
+    writer.write_all(&text.as_bytes()[start..])
 }
 
 /// The text of a buffer this module wrote (ASCII: the conversion never copies).

@@ -120,14 +120,10 @@ pub fn encode_event_frame(event: &str, payload: &Value) -> String {
 /// [`encode_event_frame`] for a payload its sender had already encoded as JSON (compact,
 /// as serde_json writes it): the same bytes, without serializing again.
 pub fn event_frame_from_json(event: &str, payload_json: &str) -> String {
-    use super::json::{ascii_from_json, write_ascii_bytes};
-    let mut out = Vec::with_capacity(payload_json.len() + event.len() + 8);
-    out.extend_from_slice(b"42[");
-    write_ascii_bytes(&mut out, event);
-    out.push(b',');
-    ascii_from_json(&mut out, payload_json);
-    out.push(b']');
-    super::json::into_string(out)
+    let capacity = payload_json.len() + event.len() + 8;
+    frame_of(event, capacity, |out| {
+        super::json::ascii_from_json(out, payload_json)
+    })
 }
 
 /// [`encode_event_frame`] for a payload object with one more field set (as `insert`
@@ -149,12 +145,18 @@ pub fn encode_event_frame_with(
 }
 
 fn encode_frame<T: Serialize + ?Sized>(event: &str, payload: &T) -> String {
-    use super::json::write_ascii_bytes;
-    let mut out = Vec::with_capacity(64);
+    frame_of(event, 64, |out| {
+        super::json::write_ascii_bytes(out, payload)
+    })
+}
+
+/// `42["<event>",<payload>]`, the payload written by `write_payload`.
+fn frame_of(event: &str, capacity: usize, write_payload: impl FnOnce(&mut Vec<u8>)) -> String {
+    let mut out = Vec::with_capacity(capacity);
     out.extend_from_slice(b"42[");
-    write_ascii_bytes(&mut out, event);
+    super::json::write_ascii_bytes(&mut out, event);
     out.push(b',');
-    write_ascii_bytes(&mut out, payload);
+    write_payload(&mut out);
     out.push(b']');
     super::json::into_string(out)
 }
