@@ -178,7 +178,7 @@ impl Dedupe {
             self.old = std::mem::take(&mut self.young);
         }
         let g = &mut self.young;
-        let mut answer = Some(answer);
+        let mut answer = answer;
         for (i, s) in scopes.iter().enumerate() {
             let key = Key {
                 scope: *s,
@@ -187,9 +187,9 @@ impl Dedupe {
             // The last scope takes the text itself: dropping a spare reference is an
             // atomic write, which waits for every store before it.
             let text = if i + 1 == n {
-                answer.take().flatten()
+                answer.take()
             } else {
-                answer.clone().flatten()
+                answer.clone()
             };
             let stored = Stored {
                 answer: text,
