@@ -97,9 +97,7 @@ impl<'a> UnderTest<'a> {
             None => UnderTest::Builtin(BuiltinApi::new(time_scale)),
         }
     }
-}
 
-impl UnderTest<'_> {
     /// Requests the client under test still waits a response for, when the runner can
     /// see them: the builtin client's (in process); 0 for a driver, whose requests are in
     /// another process (its settles rely on the quiet window alone).

@@ -167,9 +167,9 @@ pub trait Observer: Send + Sync + 'static {
 /// What the layer knows about a frame.
 struct Seen<'a> {
     dir: Direction,
-    kind: FrameKind,
-    event: Option<Arc<str>>,
-    rid: Option<Arc<str>>,
+    /// Kind, event and rid: the sender's tag for an outbound frame (borrowed, so the
+    /// observer gets it as is), the classification of an inbound one.
+    tag: &'a FrameTag,
     user: Option<Arc<str>>,
     frame: &'a str,
     /// An inbound event's payload, parsed once by [`classify_inbound`].
@@ -208,9 +208,10 @@ impl RuleState {
             _ => (w.direction, w.kind),
         };
         dir.is_none_or(|d| d == s.dir)
-            && kind.is_none_or(|k| kind_matches(k, s.kind))
+            && kind.is_none_or(|k| kind_matches(k, s.tag.kind))
             && (w.event.is_empty()
-                || s.event
+                || s.tag
+                    .event
                     .as_deref()
                     .is_some_and(|e| w.event.iter().any(|x| x == e)))
             && w.user
@@ -441,20 +442,13 @@ impl FaultLayer {
         let mut action = action;
         match s.dir {
             Direction::In => {
-                let event = s.event.as_deref().zip(s.payload);
+                let event = s.tag.event.as_deref().zip(s.payload);
                 let answer = o.inbound(socket.id, s.user.as_ref(), s.frame, event, &mut found);
                 if let (Some(frames), Action::Pass) = (answer, &action) {
                     action = Action::Respond(frames);
                 }
             }
-            Direction::Out => {
-                let tag = FrameTag {
-                    kind: s.kind,
-                    event: s.event.clone(),
-                    rid: s.rid.clone(),
-                };
-                o.outbound(socket.id, s.frame, &tag, s.object, &mut found);
-            }
+            Direction::Out => o.outbound(socket.id, s.frame, s.tag, s.object, &mut found),
         }
         self.record_findings(found);
         action
@@ -517,7 +511,7 @@ impl FaultLayer {
         delay: Option<Duration>,
     ) {
         // Secrets are never stored (redacted outside the lock).
-        let redacted = redact::frame(s.frame, s.event.as_deref());
+        let redacted = redact::frame(s.frame, s.tag.event.as_deref());
         let t_ms = self.started.elapsed().as_millis() as u64;
         lock(&self.journal).push(&journal::Draft {
             t_ms,
@@ -527,9 +521,9 @@ impl FaultLayer {
                 Direction::In => "in",
                 Direction::Out => "out",
             },
-            kind: s.kind.name(),
-            event: s.event.as_deref(),
-            rid: s.rid.as_deref(),
+            kind: s.tag.kind.name(),
+            event: s.tag.event.as_deref(),
+            rid: s.tag.rid.as_deref(),
             fault: fault.map(|f| &**f.0),
             action: fault.map(|f| f.1),
             delay_ms: delay.map(|d| d.as_millis() as u64),
@@ -553,9 +547,7 @@ impl FaultLayer {
         };
         let s = Seen {
             dir: Direction::In,
-            kind: FrameKind::Open,
-            event: None,
-            rid: None,
+            tag: &FrameTag::of(FrameKind::Open),
             user: None,
             frame: what,
             payload: None,
@@ -621,7 +613,7 @@ impl FaultLayer {
                 links.insert(socket.id, done);
                 Action::Delay(done - now)
             }
-            ActionSpec::Error(code) => match (&s.event, &s.rid) {
+            ActionSpec::Error(code) => match (&s.tag.event, &s.tag.rid) {
                 (Some(event), Some(rid)) if s.dir == Direction::In => {
                     let failure = match Code::from_number(code) {
                         Some(c) => Failure::from(c),
@@ -691,27 +683,22 @@ fn corrupt(frame: &str) -> String {
     }
 }
 
-/// What [`classify_inbound`] learns of a frame: kind, event, rid, and the event's payload
-/// (borrowed from the frame's one decode, which the engine reuses).
-type Inbound<'a> = (
-    FrameKind,
-    Option<Arc<str>>,
-    Option<Arc<str>>,
-    Option<&'a serde_json::Value>,
-);
+/// What [`classify_inbound`] learns of a frame: its tag (kind, event, rid) and the
+/// event's payload (borrowed from the frame's one decode, which the engine reuses).
+type Inbound<'a> = (FrameTag, Option<&'a serde_json::Value>);
 
 /// Classifies an inbound frame: kind, event, rid, and the payload it parsed for them.
 fn classify_inbound<'a>(frame: &'a InboundFrame<'_>) -> Inbound<'a> {
     if frame.text().starts_with("42") {
         return classify_event(frame);
     }
-    (FrameKind::of_frame(frame.text()), None, None, None)
+    (FrameTag::of(FrameKind::of_frame(frame.text())), None)
 }
 
 /// An event is a request when its payload carries a valid rid.
 fn classify_event<'a>(frame: &'a InboundFrame<'_>) -> Inbound<'a> {
     let Some((event, payload)) = frame.event() else {
-        return (FrameKind::Other, None, None, None);
+        return (FrameTag::of(FrameKind::Other), None);
     };
     let rid = payload
         .as_object()
@@ -722,7 +709,12 @@ fn classify_event<'a>(frame: &'a InboundFrame<'_>) -> Inbound<'a> {
     } else {
         FrameKind::Other
     };
-    (kind, Some(event.into()), rid, Some(payload))
+    let tag = FrameTag {
+        kind,
+        event: Some(event.into()),
+        rid,
+    };
+    (tag, Some(payload))
 }
 
 impl Interceptor for FaultLayer {
@@ -738,9 +730,7 @@ impl Interceptor for FaultLayer {
         }
         let s = Seen {
             dir: Direction::Out,
-            kind: tag.kind,
-            event: tag.event.clone(),
-            rid: tag.rid.clone(),
+            tag,
             user: socket.label(),
             frame,
             payload: None,
@@ -753,12 +743,10 @@ impl Interceptor for FaultLayer {
         if !self.is_active() {
             return Action::Pass;
         }
-        let (kind, event, rid, payload) = classify_inbound(frame);
+        let (tag, payload) = classify_inbound(frame);
         let s = Seen {
             dir: Direction::In,
-            kind,
-            event,
-            rid,
+            tag: &tag,
             user: socket.label(),
             frame: frame.text(),
             payload,
@@ -916,11 +904,11 @@ mod tests {
 
     #[test]
     fn inbound_classification_and_corruption() {
-        let kind = |text: &str| classify_inbound(&InboundFrame::new(text)).0;
+        let kind = |text: &str| classify_inbound(&InboundFrame::new(text)).0.kind;
         let login = InboundFrame::new(r#"42["login",{"rid":5}]"#);
-        let (k, e, r, p) = classify_inbound(&login);
+        let (tag, p) = classify_inbound(&login);
         assert_eq!(
-            (k, e.as_deref(), r.as_deref()),
+            (tag.kind, tag.event.as_deref(), tag.rid.as_deref()),
             (FrameKind::Request, Some("login"), Some("5"))
         );
         assert_eq!(

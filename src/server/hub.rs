@@ -113,7 +113,7 @@ impl Hub {
                 None => socketio::encode_event_frame(name, &push.payload),
             }
             .into();
-            let tag = FrameTag::event(FrameKind::Push, push.event.name(), None);
+            let tag = FrameTag::event(FrameKind::Push, name, None);
             let object = push.payload.as_object();
             for id in push.to {
                 match self.socket(id) {
@@ -123,7 +123,7 @@ impl Hub {
                     },
                     None => tracing::debug!(
                         conn = id,
-                        event = push.event.name(),
+                        event = name,
                         "push to a closed connection dropped"
                     ),
                 }

@@ -108,9 +108,6 @@ struct OutboundQueue {
     sender_gone: AtomicBool,
 }
 
-/// A queue that held more than this many items gives its memory back once it is empty.
-const QUEUE_KEEP: usize = 32;
-
 /// The receiving end of a session's outbound queue; keeps the queue's load up to date.
 pub(crate) struct OutboundRx {
     queue: Arc<OutboundQueue>,
@@ -144,14 +141,8 @@ impl OutboundRx {
 
     /// The next item if one is queued now.
     pub(crate) fn try_recv(&mut self) -> Option<Outbound> {
-        let item = {
-            let mut items = lock(&self.queue.items);
-            let item = items.pop_front()?;
-            if items.is_empty() && items.capacity() > QUEUE_KEEP {
-                *items = std::collections::VecDeque::new();
-            }
-            item
-        };
+        // An emptied queue gives its memory back in `recv`, before the consumer waits.
+        let item = lock(&self.queue.items).pop_front()?;
         self.queue.frames.fetch_sub(1, Ordering::AcqRel);
         self.queue.bytes.fetch_sub(item.bytes(), Ordering::AcqRel);
         Some(item)
