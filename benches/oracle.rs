@@ -24,7 +24,7 @@ use jmessage_mock::transport::{FrameKind, FrameTag};
 use serde_json::{json, Map, Value};
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Counts allocations (and reallocations) on top of mimalloc.
 struct Counting;
@@ -164,11 +164,18 @@ fn feed(o: &Oracle, frames: &[Frame]) -> usize {
                 event,
                 payload,
             } => {
-                let answer = o.inbound(*conn, None, "", Some((event, payload)), &mut found);
+                let answer = o.inbound(
+                    *conn,
+                    None,
+                    "",
+                    Some((event, payload)),
+                    Instant::now(),
+                    &mut found,
+                );
                 assert!(answer.is_none(), "the oracle refused {event}");
             }
             Frame::Out { conn, tag, payload } => {
-                o.outbound(*conn, "", tag, payload.as_ref(), &mut found);
+                o.outbound(*conn, "", tag, payload.as_ref(), Instant::now(), &mut found);
             }
         }
     }

@@ -18,6 +18,10 @@
 //! memory per tenth). Server CPU is utime+stime from /proc/<pid>/stat over the measured
 //! phase; memory is VmRSS. Every run is bounded in count and time.
 //!
+//! `JMM_BENCH_EXTRA_YAML`: lines added to our server's generated config, inside its
+//! `limits:` block (indent them two spaces) or, unindented, as more top-level keys; e.g.
+//! `history:` limits that keep every message, to see the history case without retention.
+//!
 //! Without `--bench` (as `cargo test --all-targets` runs bench targets) it runs a tiny
 //! smoke round. `--serve-echo` makes this binary the echo server (used as a child).
 

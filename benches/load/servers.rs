@@ -66,9 +66,10 @@ pub fn node_available() -> bool {
 
 fn yaml_config(w: &World) -> String {
     let mut s = format!(
-        "apps:\n  - appkey: {}\n    secret: {}\ndemo_users: false\nlimits:\n  max_connections: 15000\nusers:\n",
+        "apps:\n  - appkey: {}\n    secret: {}\ndemo_users: false\nlimits:\n  max_connections: 15000\n{}users:\n",
         super::client::APPKEY,
-        super::client::SECRET
+        super::client::SECRET,
+        std::env::var("JMM_BENCH_EXTRA_YAML").unwrap_or_default()
     );
     for u in &w.users {
         s.push_str(&format!(
@@ -195,18 +196,7 @@ impl Server {
 
     /// utime + stime of the process, in seconds.
     pub fn cpu_s(&self) -> f64 {
-        let Some(pid) = self.pid() else { return 0.0 };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return 0.0;
-        };
-        // Fields after the command name (which ends with the last ')').
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        // utime and stime are fields 14 and 15 of stat: 12 and 13 after the name.
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        (ticks(11) + ticks(12)) / hz
+        self.pid().map_or(0.0, cpu_of)
     }
 
     /// Resident set size in bytes.
@@ -227,4 +217,19 @@ impl Server {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// utime + stime of process `pid`, in seconds (0 when it cannot be read).
+pub fn cpu_of(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which ends with the last ')').
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat: 12 and 13 after the name.
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) / hz
 }

@@ -499,7 +499,7 @@ mod tests {
         let text = o.pushes[0].json.as_deref().unwrap_or_default();
         assert_eq!(text, serde_json::to_string(&o.pushes[0].payload).unwrap());
         let id = msg["msg_id"].as_u64().unwrap_or_default();
-        assert_eq!(h.b.messages[&id].wire_value(), *msg);
+        assert_eq!(h.b.messages.get(&id).unwrap().wire_value(), *msg);
     }
 
     #[test]

@@ -123,6 +123,11 @@ impl Dedupe {
             event,
             rid: RidKey::of_key(rid),
         };
+        // A request never seen under any scope (all but retries) costs two lookups, not
+        // one per scope and generation: every stored entry has its request in `seen`.
+        if !self.seen_request(now_ms, &request) {
+            return None;
+        }
         let live = |s: &&Stored| now_ms - s.at < self.ttl_ms;
         scopes.iter().find_map(|s| {
             let key = Key {
@@ -145,9 +150,13 @@ impl Dedupe {
             event,
             rid: RidKey::of_key(rid),
         };
+        self.seen_request(now_ms, &request)
+    }
+
+    fn seen_request(&self, now_ms: i64, request: &Request) -> bool {
         [&self.young, &self.old].into_iter().any(|g| {
             g.seen
-                .get(&request)
+                .get(request)
                 .is_some_and(|at| now_ms - at < self.ttl_ms)
         })
     }

@@ -47,7 +47,7 @@ fn message_bytes(m: &Message) -> usize {
         + m.wire.len()
         + key_heap(&m.from)
         + target
-        + m.holders.capacity() * size_of::<u64>()
+        + usize::from(m.holders.spilled()) * m.holders.capacity() * size_of::<u64>()
 }
 
 impl Backend {

@@ -17,20 +17,19 @@ impl Backend {
         self.messages.insert(id, m);
         let q = self.threads.entry(thread.clone()).or_default();
         q.push_back(id);
-        let mut excess: Vec<u64> = Vec::new();
-        while q.len() > self.history.per_conversation {
-            match q.pop_front() {
-                Some(old) => excess.push(old),
-                None => break,
+        let over = q.len().saturating_sub(self.history.per_conversation);
+        let excess: smallvec::SmallVec<[u64; 2]> = q.drain(..over).collect();
+        for old in excess {
+            // Already off its conversation's queue: searching the queue for it again
+            // would be a binary search that finds nothing.
+            if let Some(m) = self.take_message(old) {
+                self.unlist(old, &m);
             }
         }
-        for old in excess {
-            self.drop_message(old);
-        }
         while self.messages.len() + self.retracted.len() > self.history.total {
-            let oldest = match (self.messages.keys().next(), self.retracted.keys().next()) {
-                (Some(a), Some(b)) => *a.min(b),
-                (Some(a), None) => *a,
+            let oldest = match (self.messages.first_id(), self.retracted.keys().next()) {
+                (Some(a), Some(b)) => a.min(*b),
+                (Some(a), None) => a,
                 (None, Some(b)) => *b,
                 (None, None) => break,
             };
@@ -97,11 +96,7 @@ impl Backend {
 
     /// Removes a stored or retracted message and every reference to it.
     fn drop_message(&mut self, id: u64) {
-        let Some(m) = self
-            .messages
-            .remove(&id)
-            .or_else(|| self.retracted.remove(&id))
-        else {
+        let Some(m) = self.take_message(id) else {
             return;
         };
         let thread = m.thread();
@@ -113,6 +108,19 @@ impl Backend {
                 self.threads.remove(&thread);
             }
         }
+        self.unlist(id, &m);
+    }
+
+    /// Takes a stored or retracted message out of the store.
+    fn take_message(&mut self, id: u64) -> Option<Message> {
+        self.messages
+            .remove(&id)
+            .or_else(|| self.retracted.remove(&id))
+    }
+
+    /// Removes every reference to message `m` but its conversation's retention queue:
+    /// its receipt state and its entries in the holders' mailboxes.
+    fn unlist(&mut self, id: u64, m: &Message) {
         self.receipts.remove(&id);
         for uid in &m.holders {
             let Some(user) = self.uids.get(uid) else {
@@ -143,7 +151,7 @@ impl Backend {
     pub(super) fn add_holders(&mut self, id: u64, uids: impl IntoIterator<Item = u64>) {
         if let Some(m) = self.messages.get_mut(&id) {
             let uids = uids.into_iter();
-            // A 1:1 message has two holders, added one by one: no spare capacity.
+            // A group message's holders come at once: no spare capacity.
             m.holders.reserve_exact(uids.size_hint().0);
             m.holders.extend(uids);
         }

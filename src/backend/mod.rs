@@ -20,6 +20,7 @@ mod inspect;
 pub mod limits;
 pub mod media;
 pub mod media_access;
+pub mod messages;
 pub(crate) mod model;
 mod nodisturb;
 pub(crate) mod reach;
@@ -237,7 +238,7 @@ pub struct Backend {
     /// finding a user's sessions does not scan every connection.
     online: FastMap<UserKey, Vec<ConnId>>,
     /// Stored messages by msg_id (oldest first), bounded by `history`.
-    messages: BTreeMap<u64, Message>,
+    messages: messages::Messages,
     mailboxes: FastMap<UserKey, Mailbox>,
     groups: BTreeMap<u64, Group>,
     rooms: BTreeMap<u64, Room>,
@@ -292,7 +293,7 @@ impl Backend {
             uids: FastMap::default(),
             conns: BTreeMap::new(),
             online: FastMap::default(),
-            messages: BTreeMap::new(),
+            messages: messages::Messages::default(),
             mailboxes: FastMap::default(),
             groups: BTreeMap::new(),
             rooms: BTreeMap::new(),
@@ -509,8 +510,9 @@ impl Backend {
 
     /// The scopes a request's answer is looked up under: its connection, and its user
     /// once logged in.
-    fn scopes(&mut self, conn: ConnId) -> Vec<Scope> {
-        let mut s = vec![Scope::Conn(conn)];
+    fn scopes(&mut self, conn: ConnId) -> Scopes {
+        let mut s = Scopes::new();
+        s.push(Scope::Conn(conn));
         if let Some(l) = self.conns.get(&conn).and_then(|c| c.login.as_ref()) {
             s.push(Scope::User(l.uid));
         }
@@ -780,10 +782,13 @@ impl Backend {
 /// `Dedupe::seen_anywhere`. One entry instead of two halves the cache's inserts and
 /// evictions (at its bound, every request evicts). Otherwise (login, register before
 /// login, any request before login) every scope before and after.
-fn store_scopes(before: Vec<Scope>, after: Vec<Scope>) -> Vec<Scope> {
+/// A request's dedupe scopes: its connection and, once logged in, its user (inline).
+type Scopes = smallvec::SmallVec<[Scope; 2]>;
+
+fn store_scopes(before: Scopes, after: Scopes) -> Scopes {
     if before == after {
         if let Some(user) = after.iter().find(|s| matches!(s, Scope::User(_))) {
-            return vec![*user];
+            return smallvec::smallvec![*user];
         }
         return after;
     }

@@ -146,8 +146,9 @@ pub struct Message {
     /// once: a few hundred bytes instead of a tree of maps and strings.
     pub wire: Box<str>,
     /// uids of the users whose mailbox (sync log, conversation) lists this message, so
-    /// dropping it by retention can remove every reference.
-    pub holders: Vec<u64>,
+    /// dropping it by retention can remove every reference. The two of a 1:1 message
+    /// are kept inline: no allocation of its own to free, cold, when it is dropped.
+    pub holders: smallvec::SmallVec<[u64; 2]>,
 }
 
 impl Message {
@@ -165,7 +166,7 @@ impl Message {
             target,
             ctime_ms,
             wire,
-            holders: Vec::new(),
+            holders: smallvec::SmallVec::new(),
         }
     }
 

@@ -106,7 +106,7 @@ impl Backend {
 
     /// The stored messages (not retracted) by msg_id. A stored message never changes;
     /// it is only removed (retraction, retention).
-    pub fn stored_messages(&self) -> &BTreeMap<u64, Message> {
+    pub fn stored_messages(&self) -> &super::messages::Messages {
         &self.messages
     }
 

@@ -21,6 +21,7 @@ use crate::transport::{
     Action, Engine, FrameKind, FrameTag, InboundFrame, Interceptor, Object, Socket, TransportKind,
 };
 use serde::Serialize;
+use smol_str::SmolStr;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -140,6 +141,7 @@ pub trait Observer: Send + Sync + 'static {
         user: Option<&Arc<str>>,
         frame: &str,
         event: Option<(&str, &serde_json::Value)>,
+        at: Instant,
         found: &mut Vec<Finding>,
     ) -> Option<Vec<(Arc<str>, FrameTag)>>;
     /// An outbound frame that will reach the client.
@@ -151,6 +153,7 @@ pub trait Observer: Send + Sync + 'static {
         frame: &str,
         tag: &FrameTag,
         payload: Option<&serde_json::Map<String, serde_json::Value>>,
+        at: Instant,
         found: &mut Vec<Finding>,
     );
     /// A fault kept an inbound frame of this connection from the server (the client
@@ -166,6 +169,8 @@ pub trait Observer: Send + Sync + 'static {
 
 /// What the layer knows about a frame.
 struct Seen<'a> {
+    /// When the layer saw it: one clock read for the journal and the observer.
+    at: Instant,
     dir: Direction,
     /// Kind, event and rid: the sender's tag for an outbound frame (borrowed, so the
     /// observer gets it as is), the classification of an inbound one.
@@ -443,12 +448,13 @@ impl FaultLayer {
         match s.dir {
             Direction::In => {
                 let event = s.tag.event.as_deref().zip(s.payload);
-                let answer = o.inbound(socket.id, s.user.as_ref(), s.frame, event, &mut found);
+                let answer =
+                    o.inbound(socket.id, s.user.as_ref(), s.frame, event, s.at, &mut found);
                 if let (Some(frames), Action::Pass) = (answer, &action) {
                     action = Action::Respond(frames);
                 }
             }
-            Direction::Out => o.outbound(socket.id, s.frame, s.tag, s.object, &mut found),
+            Direction::Out => o.outbound(socket.id, s.frame, s.tag, s.object, s.at, &mut found),
         }
         self.record_findings(found);
         action
@@ -512,7 +518,7 @@ impl FaultLayer {
     ) {
         // Secrets are never stored (redacted outside the lock).
         let redacted = redact::frame(s.frame, s.tag.event.as_deref());
-        let t_ms = self.started.elapsed().as_millis() as u64;
+        let t_ms = s.at.saturating_duration_since(self.started).as_millis() as u64;
         lock(&self.journal).push(&journal::Draft {
             t_ms,
             conn,
@@ -546,6 +552,7 @@ impl FaultLayer {
             (TransportKind::Polling, true) => "polling request",
         };
         let s = Seen {
+            at: Instant::now(),
             dir: Direction::In,
             tag: &FrameTag::of(FrameKind::Open),
             user: None,
@@ -703,7 +710,7 @@ fn classify_event<'a>(frame: &'a InboundFrame<'_>) -> Inbound<'a> {
     let rid = payload
         .as_object()
         .and_then(Rid::from_payload)
-        .map(|r| Arc::from(r.key()));
+        .map(|r| SmolStr::new(r.key()));
     let kind = if rid.is_some() {
         FrameKind::Request
     } else {
@@ -711,7 +718,7 @@ fn classify_event<'a>(frame: &'a InboundFrame<'_>) -> Inbound<'a> {
     };
     let tag = FrameTag {
         kind,
-        event: Some(event.into()),
+        event: Some(SmolStr::new(event)),
         rid,
     };
     (tag, Some(payload))
@@ -729,6 +736,7 @@ impl Interceptor for FaultLayer {
             return Action::Pass;
         }
         let s = Seen {
+            at: Instant::now(),
             dir: Direction::Out,
             tag,
             user: socket.label(),
@@ -745,6 +753,7 @@ impl Interceptor for FaultLayer {
         }
         let (tag, payload) = classify_inbound(frame);
         let s = Seen {
+            at: Instant::now(),
             dir: Direction::In,
             tag: &tag,
             user: socket.label(),

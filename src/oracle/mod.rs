@@ -786,6 +786,7 @@ impl Observer for Oracle {
         user: Option<&Arc<str>>,
         frame: &str,
         event: Option<(&str, &Value)>,
+        at: Instant,
         found: &mut Vec<Finding>,
     ) -> Option<Vec<(Arc<str>, FrameTag)>> {
         let parsed;
@@ -800,7 +801,7 @@ impl Observer for Oracle {
                 }
             }
         };
-        let code = self.judge_event(conn, user, event, payload, Instant::now(), found)?;
+        let code = self.judge_event(conn, user, event, payload, at, found)?;
         let rid = Rid::from_payload(payload)?;
         let ack = FrameTag::event(FrameKind::Ack, event, Some(rid.key()));
         let mut frames = vec![(Arc::from(protocol::ack_frame(&rid)), ack)];
@@ -818,9 +819,10 @@ impl Observer for Oracle {
         frame: &str,
         tag: &FrameTag,
         payload: Option<&Map<String, Value>>,
+        at: Instant,
         _found: &mut Vec<Finding>,
     ) {
-        self.note_outbound(conn, frame, tag, payload, Instant::now());
+        self.note_outbound(conn, frame, tag, payload, at);
     }
 
     fn lost(&self, conn: u64) {

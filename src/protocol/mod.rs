@@ -14,6 +14,7 @@ pub use pushes::PushEvent;
 pub use requests::{Event, Needs};
 
 use serde_json::{Map, Value};
+use smol_str::SmolStr;
 use std::sync::Arc;
 
 /// A request id as the client sent it. Echoed back verbatim; compared by its canonical
@@ -21,16 +22,17 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rid {
     raw: Value,
-    key: Arc<str>,
+    /// Inline up to 23 bytes (every integer rid): reading a rid allocates nothing.
+    key: SmolStr,
 }
 
 impl Rid {
     /// Reads `rid` from a payload: an integer or a non-empty string of at most 64 chars.
     pub fn from_payload(payload: &Map<String, Value>) -> Option<Rid> {
         let raw = payload.get("rid")?;
-        let key: Arc<str> = match raw {
-            Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string().into(),
-            Value::String(s) if !s.is_empty() && s.len() <= 64 => s.trim().into(),
+        let key = match raw {
+            Value::Number(n) if n.is_i64() || n.is_u64() => smol_str::format_smolstr!("{n}"),
+            Value::String(s) if !s.is_empty() && s.len() <= 64 => SmolStr::new(s.trim()),
             _ => return None,
         };
         Some(Rid {

@@ -86,7 +86,7 @@ impl MessageCache {
         let mut out = Vec::with_capacity(stored.len());
         let mut fresh = Vec::new();
         let mut cached = self.encoded.iter().peekable();
-        for (id, m) in stored {
+        for (id, m) in stored.iter() {
             while cached.next_if(|(c, _)| *c < id).is_some() {}
             let item = match cached.next_if(|(c, _)| *c == id) {
                 Some((_, e)) => e.clone(),

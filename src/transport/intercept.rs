@@ -5,6 +5,7 @@
 use super::session::{Socket, TransportKind};
 use super::socketio::{self, SioError, SioPacket};
 use serde_json::Value;
+use smol_str::SmolStr;
 use std::cell::OnceCell;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,11 +69,13 @@ impl FrameKind {
 }
 
 /// A frame's label: kind, event name (for an ack: the acked request's event) and rid.
+/// Names and rids are [`SmolStr`]s: up to 23 bytes (a rid, most event names) are kept
+/// inline, so tagging a frame allocates nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameTag {
     pub kind: FrameKind,
-    pub event: Option<Arc<str>>,
-    pub rid: Option<Arc<str>>,
+    pub event: Option<SmolStr>,
+    pub rid: Option<SmolStr>,
 }
 
 impl FrameTag {
@@ -87,8 +90,8 @@ impl FrameTag {
     pub fn event(kind: FrameKind, event: &str, rid: Option<&str>) -> Self {
         Self {
             kind,
-            event: Some(event.into()),
-            rid: rid.map(Into::into),
+            event: Some(SmolStr::new(event)),
+            rid: rid.map(SmolStr::new),
         }
     }
 }
