@@ -776,15 +776,15 @@ impl Backend {
     }
 }
 
+/// A request's dedupe scopes: its connection and, once logged in, its user (inline).
+type Scopes = smallvec::SmallVec<[Scope; 2]>;
+
 /// Where an answer is stored. A request that neither logged in nor out is stored under
 /// its user alone: every later lookup from this connection while so logged in asks the
 /// user scope too, and a retry after the login is gone is caught by
 /// `Dedupe::seen_anywhere`. One entry instead of two halves the cache's inserts and
 /// evictions (at its bound, every request evicts). Otherwise (login, register before
 /// login, any request before login) every scope before and after.
-/// A request's dedupe scopes: its connection and, once logged in, its user (inline).
-type Scopes = smallvec::SmallVec<[Scope; 2]>;
-
 fn store_scopes(before: Scopes, after: Scopes) -> Scopes {
     if before == after {
         if let Some(user) = after.iter().find(|s| matches!(s, Scope::User(_))) {

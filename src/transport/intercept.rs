@@ -69,8 +69,8 @@ impl FrameKind {
 }
 
 /// A frame's label: kind, event name (for an ack: the acked request's event) and rid.
-/// Names and rids are [`SmolStr`]s: up to 23 bytes (a rid, most event names) are kept
-/// inline, so tagging a frame allocates nothing.
+/// Names and rids are [`SmolStr`]s, inline up to 23 bytes (every integer rid, most event
+/// names and all the frequent ones): tagging those frames allocates nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameTag {
     pub kind: FrameKind,
