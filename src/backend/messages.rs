@@ -5,7 +5,7 @@
 //! back and drops one at the front in constant time, and a lookup probes the slot its id
 //! would have if no id were missing before searching. A `BTreeMap` shifted a leaf's
 //! hundred-byte entries on every drop from the front and scattered its nodes over the
-//! heap (docs/performance.md, "History").
+//! heap (docs/performance.md, run 6).
 //!
 //! A message removed from the middle (a retraction, retention of a quiet conversation)
 //! leaves an empty slot; empty slots at either end are let go at once, and once they
