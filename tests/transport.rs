@@ -205,15 +205,19 @@ async fn client_disconnect_ends_the_session() {
     .await
 }
 
+/// A transport whose ping interval and ping timeout are both `ms` milliseconds.
+fn heartbeat(ms: u64) -> TransportConfig {
+    TransportConfig {
+        ping_interval: Duration::from_millis(ms),
+        ping_timeout: Duration::from_millis(ms),
+        ..TransportConfig::default()
+    }
+}
+
 #[tokio::test]
 async fn a_silent_client_is_dropped_after_ping_interval_plus_timeout() {
     bounded(async {
-        let s = start_with(TransportConfig {
-            ping_interval: Duration::from_millis(150),
-            ping_timeout: Duration::from_millis(150),
-            ..TransportConfig::default()
-        })
-        .await;
+        let s = start_with(heartbeat(150)).await;
         let mut c = ws(&s.addr.to_string(), "").await;
         let open = next_text(&mut c).await.expect("open");
         assert!(open.contains(r#""pingInterval":150"#));
@@ -237,12 +241,7 @@ async fn a_silent_client_is_dropped_after_ping_interval_plus_timeout() {
 #[tokio::test]
 async fn pings_keep_a_websocket_session_and_silence_after_them_ends_it() {
     bounded(async {
-        let s = start_with(TransportConfig {
-            ping_interval: Duration::from_millis(500),
-            ping_timeout: Duration::from_millis(500),
-            ..TransportConfig::default()
-        })
-        .await;
+        let s = start_with(heartbeat(500)).await;
         let mut c = ws(&s.addr.to_string(), "").await;
         next_text(&mut c).await.expect("open");
         next_text(&mut c).await.expect("40");
@@ -272,12 +271,7 @@ async fn pings_keep_a_websocket_session_and_silence_after_them_ends_it() {
 #[tokio::test]
 async fn a_polling_session_that_goes_quiet_is_dropped() {
     bounded(async {
-        let s = start_with(TransportConfig {
-            ping_interval: Duration::from_millis(150),
-            ping_timeout: Duration::from_millis(150),
-            ..TransportConfig::default()
-        })
-        .await;
+        let s = start_with(heartbeat(150)).await;
         let addr = s.addr.to_string();
         let path = "/socket.io/?EIO=3&transport=polling&t=a";
         let (st, _, body) = http(&addr, "GET", path, &[], "").await;

@@ -208,7 +208,7 @@ impl Backend {
         }
         // Encoded once: the stored text, and the push frame made from it.
         let text = Message::encode(&wire);
-        let push_json = Message::sync_payload_json(&text);
+        let (push, push_json) = Message::sync_payload(wire, &text);
         if !no_offline {
             self.keep_single(&me, &target, msg_id, now, text, delivered_live);
         }
@@ -218,14 +218,7 @@ impl Backend {
         answer.insert("target_username".into(), Value::String(target.username));
         answer.insert("appkey".into(), Value::String(target.appkey));
         let mut out = Outcome::ok(answer);
-        let mut payload = Map::with_capacity(1);
-        payload.insert("messages".into(), Value::Array(vec![wire]));
-        out.push_encoded(
-            to,
-            PushEvent::MsgSync,
-            Value::Object(payload),
-            Some(push_json),
-        );
+        out.push_encoded(to, PushEvent::MsgSync, push, Some(push_json));
         Ok(out)
     }
 

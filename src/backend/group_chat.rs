@@ -108,7 +108,7 @@ impl Backend {
         }
         // Encoded once: the stored text, and the push frame made from it.
         let text = Message::encode(&wire);
-        let push_json = Message::sync_payload_json(&text);
+        let (push, push_json) = Message::sync_payload(wire, &text);
         if !no_offline {
             self.keep_group(&me, gid, &members, msg_id, now, text);
         }
@@ -118,12 +118,7 @@ impl Backend {
         f.insert("target_gid".into(), json!(gid));
         f.insert("unread_count".into(), json!(unread_count));
         let mut out = Outcome::ok(f);
-        out.push_encoded(
-            to,
-            PushEvent::MsgSync,
-            json!({ "messages": [wire] }),
-            Some(push_json),
-        );
+        out.push_encoded(to, PushEvent::MsgSync, push, Some(push_json));
         Ok(out)
     }
 

@@ -178,13 +178,16 @@ impl Message {
             .into_boxed_str()
     }
 
-    /// The `msg_sync` payload of one new message, as JSON, from its stored text.
-    pub fn sync_payload_json(wire: &str) -> String {
-        let mut json = String::with_capacity(wire.len() + 16);
+    /// The `msg_sync` payload of one new message `wire`, and the same payload as JSON
+    /// made from the message's stored text (`Message::encode(&wire)`), not encoded again.
+    pub fn sync_payload(wire: Value, text: &str) -> (Value, String) {
+        let mut json = String::with_capacity(text.len() + 16);
         json.push_str(r#"{"messages":["#);
-        json.push_str(wire);
+        json.push_str(text);
         json.push_str("]}");
-        json
+        let mut payload = serde_json::Map::with_capacity(1);
+        payload.insert("messages".into(), Value::Array(vec![wire]));
+        (Value::Object(payload), json)
     }
 
     /// The message object as pushed (decoded from the stored JSON).
