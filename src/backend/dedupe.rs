@@ -51,7 +51,7 @@ struct Stored {
 /// response that may nest a request's JSON a few levels deeper than serde_json's parse
 /// limit of 128, so the limit is lifted here: the depth is what `put` wrote, never
 /// more than a parsed request plus the response's own levels.
-fn parse_answer(text: &str) -> Option<Map<String, Value>> {
+pub(super) fn parse_answer(text: &str) -> Option<Map<String, Value>> {
     use serde::Deserialize;
     let mut de = serde_json::Deserializer::from_str(text);
     de.disable_recursion_limit();
@@ -77,6 +77,14 @@ struct Generation {
 impl Generation {
     fn is_empty(&self) -> bool {
         self.entries.is_empty() && self.seen.is_empty()
+    }
+
+    /// Empties the generation, keeping its tables' capacity.
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.seen.clear();
+        self.bytes = 0;
+        self.newest_at = 0;
     }
 }
 
@@ -118,7 +126,7 @@ impl Dedupe {
         scopes: &[Scope],
         event: Event,
         rid: &str,
-    ) -> Option<Option<Map<String, Value>>> {
+    ) -> Option<Option<Arc<str>>> {
         let request = Request {
             event,
             rid: RidKey::of_key(rid),
@@ -137,10 +145,7 @@ impl Dedupe {
             let stored = [&self.young, &self.old]
                 .into_iter()
                 .find_map(|g| g.entries.get(&key).filter(live))?;
-            match &stored.answer {
-                None => Some(None),
-                Some(text) => parse_answer(text).map(Some),
-            }
+            Some(stored.answer.clone())
         })
     }
 
@@ -168,11 +173,9 @@ impl Dedupe {
         scopes: &[Scope],
         event: Event,
         rid: &str,
-        answer: Option<&Map<String, Value>>,
+        answer: Option<Arc<str>>,
     ) {
         self.expire(now_ms);
-        let answer: Option<Arc<str>> =
-            answer.and_then(|m| serde_json::to_string(m).ok().map(Into::into));
         let w = weight(rid, answer.as_ref().map_or(0, |t| t.len()));
         let request = Request {
             event,
@@ -184,7 +187,12 @@ impl Dedupe {
         if young.entries.len() + n > self.max_entries / 2
             || young.bytes + bytes > self.max_bytes / 2
         {
-            self.old = std::mem::take(&mut self.young);
+            // The dropped generation's tables are emptied and become the new `young`:
+            // they keep their capacity, so a busy cache neither grows (rehashing) nor
+            // frees and allocates its tables at every turn.
+            let mut spare = std::mem::take(&mut self.old);
+            spare.clear();
+            self.old = std::mem::replace(&mut self.young, spare);
         }
         let g = &mut self.young;
         let mut answer = answer;
@@ -268,8 +276,8 @@ mod tests {
             ttl_ms: 1000,
             ..Default::default()
         };
-        let body = Some(Map::new());
-        d.put(0, &[Scope::Conn(1), user()], LOGIN, &rid(7), body.as_ref());
+        let body: Option<Arc<str>> = Some("{}".into());
+        d.put(0, &[Scope::Conn(1), user()], LOGIN, &rid(7), body.clone());
         assert_eq!(
             d.get(0, &[Scope::Conn(2), user()], LOGIN, &rid(7)),
             Some(body.clone())
@@ -332,10 +340,9 @@ mod tests {
             max_bytes: 10_000,
             ..Default::default()
         };
-        let mut body = Map::new();
-        body.insert("x".into(), Value::String("y".repeat(1_000)));
+        let body: Arc<str> = format!(r#"{{"x":"{}"}}"#, "y".repeat(1_000)).into();
         for i in 0..100 {
-            d.put(i, &[Scope::Conn(1)], SYNC, &rid(i), Some(&body));
+            d.put(i, &[Scope::Conn(1)], SYNC, &rid(i), Some(body.clone()));
             assert!(d.bytes() <= 10_000, "{}", d.bytes());
         }
         assert!(d.len() >= 4 && d.len() < 10, "{}", d.len());
@@ -354,7 +361,9 @@ mod tests {
         }
         let mut body = Map::new();
         body.insert("deep".into(), nested);
-        d.put(0, &[Scope::Conn(1)], SYNC, &rid(1), Some(&body));
-        assert_eq!(d.get(0, &[Scope::Conn(1)], SYNC, &rid(1)), Some(Some(body)));
+        let text = crate::protocol::body_json(&body);
+        d.put(0, &[Scope::Conn(1)], SYNC, &rid(1), Some(text));
+        let back = d.get(0, &[Scope::Conn(1)], SYNC, &rid(1)).flatten();
+        assert_eq!(back.as_deref().and_then(parse_answer), Some(body));
     }
 }

@@ -65,6 +65,9 @@ pub struct Push {
 pub struct Outcome {
     /// The response body without `rid`; `None` = ack only.
     pub response: Option<Map<String, Value>>,
+    /// The response's [`crate::protocol::body_json`], when [`Backend::handle`] encoded it (once,
+    /// for its dedupe cache and the frame).
+    pub response_json: Option<Arc<str>>,
     /// Pushes, sent after the response, in order.
     pub pushes: Vec<Push>,
 }
@@ -73,6 +76,7 @@ impl Outcome {
     pub fn ok(fields: Map<String, Value>) -> Self {
         Self {
             response: Some(success(fields)),
+            response_json: None,
             pushes: Vec::new(),
         }
     }
@@ -84,6 +88,7 @@ impl Outcome {
     pub fn fail(f: &Failure) -> Self {
         Self {
             response: Some(f.to_body()),
+            response_json: None,
             pushes: Vec::new(),
         }
     }
@@ -545,8 +550,10 @@ impl Backend {
                 rid = rid.key(),
                 "retried rid answered from cache"
             );
+            let json = answer.filter(|_| !ack_only);
             return Outcome {
-                response: if ack_only { None } else { answer },
+                response: json.as_deref().and_then(dedupe::parse_answer),
+                response_json: json,
                 pushes: Vec::new(),
             };
         }
@@ -583,11 +590,12 @@ impl Backend {
         if ack_only {
             outcome.response = None;
         }
+        outcome.response_json = outcome.response.as_ref().map(crate::protocol::body_json);
         // An unknown event executed nothing: its retry gets the same error again.
         if let Some(e) = known {
             let scopes = store_scopes(before, self.scopes(conn));
             self.dedupe
-                .put(now, &scopes, e, rid_key, outcome.response.as_ref());
+                .put(now, &scopes, e, rid_key, outcome.response_json.clone());
         }
         outcome
     }

@@ -269,6 +269,9 @@ pub struct FaultLayer {
     /// False while there are no rules and no journal: frames pass untouched, unparsed.
     active: std::sync::atomic::AtomicBool,
     journal_on: bool,
+    /// Whether `rules` holds any rule (set under its lock by `refresh`): a frame with no
+    /// rule to match does not take the lock.
+    has_rules: std::sync::atomic::AtomicBool,
     rules: Mutex<Vec<RuleState>>,
     journal: Mutex<Journal>,
     observer: OnceLock<Arc<dyn Observer>>,
@@ -287,6 +290,7 @@ impl FaultLayer {
         Arc::new(Self {
             active: std::sync::atomic::AtomicBool::new(journal_capacity > 0),
             journal_on: journal_capacity > 0,
+            has_rules: std::sync::atomic::AtomicBool::new(false),
             rules: Mutex::new(Vec::new()),
             journal: Mutex::new(Journal::new(journal_capacity)),
             observer: OnceLock::new(),
@@ -461,6 +465,8 @@ impl FaultLayer {
     }
 
     fn refresh(&self, rules: &[RuleState]) {
+        self.has_rules
+            .store(!rules.is_empty(), std::sync::atomic::Ordering::Release);
         self.active.store(
             self.journal_on || !rules.is_empty() || self.observer.get().is_some(),
             std::sync::atomic::Ordering::Relaxed,
@@ -565,9 +571,12 @@ impl FaultLayer {
 
     /// The first enabled, firing rule's decision for a frame.
     fn decide(&self, socket: &Socket, s: &Seen<'_>) -> Action {
-        let mut rules = lock(&self.rules);
         let mut chosen = None;
-        for r in rules.iter_mut() {
+        let mut rules = self
+            .has_rules
+            .load(std::sync::atomic::Ordering::Acquire)
+            .then(|| lock(&self.rules));
+        for r in rules.iter_mut().flat_map(|r| r.iter_mut()) {
             if !r.spec.enabled || r.spec.action.is_handshake_refusal() || !r.matches(s) {
                 continue;
             }
@@ -710,7 +719,7 @@ fn classify_event<'a>(frame: &'a InboundFrame<'_>) -> Inbound<'a> {
     let rid = payload
         .as_object()
         .and_then(Rid::from_payload)
-        .map(|r| SmolStr::new(r.key()));
+        .map(|r| r.tag_key());
     let kind = if rid.is_some() {
         FrameKind::Request
     } else {

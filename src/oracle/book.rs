@@ -3,16 +3,18 @@
 //!
 //! Every request the oracle judges is looked up here, so the keys are small and
 //! compared without allocating: an SDK rid (an integer) is kept inline as
-//! [`RidKey::Num`], a known event as its [`Event`]. Both tables forget by generation
+//! [`RidKey::Num`], a known event as its [`Event`]. A connection's rids are a ring in
+//! arrival order ([`Rids`]). The recent requests of all connections forget by generation
 //! instead of keeping a queue of their keys: each entry carries the sequence number of
 //! its insertion, an entry more than the table's bound insertions old counts as gone,
 //! and the gone entries are swept out in one pass when the table reaches 7/4 of its bound
-//! (so a table holds at most that many entries, its bound of them live).
+//! (so it holds at most that many entries, its bound of them live).
 
 use super::FastMap;
 use crate::protocol::{Event, Needs};
 use serde_json::{Map, Value};
 use std::collections::hash_map::Entry;
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -101,6 +103,7 @@ impl<K: std::hash::Hash + Eq, V> Generations<K, V> {
         }
     }
 
+    #[cfg(test)]
     fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         let next = self.next;
         let bound = self.bound as u64;
@@ -141,20 +144,64 @@ impl<K: std::hash::Hash + Eq, V> Generations<K, V> {
     }
 }
 
-/// The recent rids of one connection (at most [`super::MAX_RIDS`]) and what was sent
-/// under each.
-pub struct Rids(Generations<RidKey, Sent>);
+/// The recent rids of one connection (its last [`super::MAX_RIDS`] new ones) and what
+/// was sent under each, in the order they came.
+///
+/// Not a hash table: a connection's table is cold whenever the server serves many
+/// connections, and every request inserts into it and every ack looks it up. The SDK
+/// counts its rids up, so the ring is nearly always in increasing order: a new rid is
+/// then known to be new by comparing it with the last one, an ack finds its rid at the
+/// back, and a resend is found by binary search. A client whose rids are not increasing
+/// integers gets a scan from the newest (at most `MAX_RIDS` entries).
+pub struct Rids {
+    ring: VecDeque<(RidKey, Sent)>,
+    /// Neighbours in `ring` that are not two integers in increasing order: zero when the
+    /// ring is sorted.
+    unsorted: usize,
+    bound: usize,
+}
 
 impl Default for Rids {
     fn default() -> Self {
-        Self(Generations::new(super::MAX_RIDS))
+        Self::with_bound(super::MAX_RIDS)
     }
 }
 
+/// Whether `a` then `b` keeps a ring sorted.
+fn ascending(a: &RidKey, b: &RidKey) -> bool {
+    matches!((a, b), (RidKey::Num(x), RidKey::Num(y)) if x < y)
+}
+
 impl Rids {
+    fn with_bound(bound: usize) -> Self {
+        Self {
+            ring: VecDeque::new(),
+            unsorted: 0,
+            bound,
+        }
+    }
+
+    fn position(&self, rid: &RidKey) -> Option<usize> {
+        let last = self.ring.len().checked_sub(1)?;
+        if self.ring[last].0 == *rid {
+            return Some(last);
+        }
+        match rid {
+            RidKey::Num(n) if self.unsorted == 0 => {
+                let at = self.ring.partition_point(|(k, _)| match k {
+                    RidKey::Num(m) => m < n,
+                    RidKey::Text(_) => true,
+                });
+                (self.ring.get(at).is_some_and(|(k, _)| k == rid)).then_some(at)
+            }
+            _ => self.ring.iter().rposition(|(k, _)| k == rid),
+        }
+    }
+
     /// The request last sent under `rid`, if it is recent.
     pub fn get_mut(&mut self, rid: &RidKey) -> Option<&mut Sent> {
-        self.0.get_mut(rid)
+        let at = self.position(rid)?;
+        self.ring.get_mut(at).map(|(_, s)| s)
     }
 
     /// The recent request under `rid`; `None` when there was none and `fresh()` is now
@@ -165,7 +212,21 @@ impl Rids {
         rid: RidKey,
         fresh: impl FnOnce() -> Sent,
     ) -> Option<&mut Sent> {
-        self.0.get_or_insert(rid, fresh)
+        let newer = self.ring.back().is_none_or(|(k, _)| ascending(k, &rid));
+        if !newer {
+            if let Some(at) = self.position(&rid) {
+                return self.ring.get_mut(at).map(|(_, s)| s);
+            }
+            self.unsorted += usize::from(!self.ring.is_empty());
+        }
+        self.ring.push_back((rid, fresh()));
+        while self.ring.len() > self.bound {
+            if let Some((gone, _)) = self.ring.pop_front() {
+                let next = self.ring.front().map(|(k, _)| k);
+                self.unsorted -= usize::from(next.is_some_and(|n| !ascending(&gone, n)));
+            }
+        }
+        None
     }
 }
 
@@ -269,6 +330,52 @@ mod tests {
             assert_eq!(live, 8);
         }
         assert!((992..1000).all(|j| g.get_mut(&j).is_some()));
+    }
+
+    fn sent(body: u64) -> Sent {
+        Sent {
+            event: Ev::of("login"),
+            body,
+            last: Instant::now(),
+            sends: 1,
+            acked: false,
+        }
+    }
+
+    /// Follows a model (the list of the last `bound` new rids) through increasing,
+    /// repeated, older and text rids.
+    #[test]
+    fn a_rid_ring_remembers_exactly_the_last_new_rids() {
+        let bound = 16;
+        let mut r = Rids::with_bound(bound);
+        let mut model: Vec<(RidKey, u64)> = Vec::new();
+        let mut x: u64 = 7;
+        for i in 0..5_000u64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let rid = match (x >> 33) % 10 {
+                0 => RidKey::Text(format!("t{}", (x >> 40) % 24).into()),
+                1 | 2 => RidKey::Num((x >> 40) % (i + 1)),
+                _ => RidKey::Num(1_000 + i),
+            };
+            let hit = r.get_or_insert(rid.clone(), || sent(i)).map(|s| s.body);
+            let known = model.iter().find(|(k, _)| *k == rid).map(|(_, b)| *b);
+            assert_eq!(hit, known, "step {i}: {rid}");
+            if known.is_none() {
+                model.push((rid, i));
+                if model.len() > bound {
+                    model.remove(0);
+                }
+            }
+            for (k, b) in &model {
+                assert_eq!(r.get_mut(k).map(|s| s.body), Some(*b), "step {i}: {k}");
+            }
+            assert!(r.get_mut(&RidKey::Num(u64::MAX)).is_none());
+            assert!(r.get_mut(&RidKey::Text("absent".into())).is_none());
+            let sorted = model.windows(2).all(|w| ascending(&w[0].0, &w[1].0));
+            assert_eq!(r.unsorted == 0, sorted, "step {i}");
+        }
     }
 
     #[test]

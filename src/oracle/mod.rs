@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Recent rids remembered per connection (stored: at most 7/4 of it, see `book.rs`).
+/// Recent rids remembered per connection (the last this many new ones, see `book.rs`).
 pub const MAX_RIDS: usize = 256;
 /// Pending confirmations (messages, sync pushes) per connection.
 pub const MAX_PENDING: usize = 1024;

@@ -31,7 +31,12 @@ impl Rid {
     pub fn from_payload(payload: &Map<String, Value>) -> Option<Rid> {
         let raw = payload.get("rid")?;
         let key = match raw {
-            Value::Number(n) if n.is_i64() || n.is_u64() => smol_str::format_smolstr!("{n}"),
+            // itoa: the formatter machinery costs more than the rest of reading a rid.
+            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => SmolStr::new(itoa::Buffer::new().format(u)),
+                (None, Some(i)) => SmolStr::new(itoa::Buffer::new().format(i)),
+                _ => return None,
+            },
             Value::String(s) if !s.is_empty() && s.len() <= 64 => SmolStr::new(s.trim()),
             _ => return None,
         };
@@ -49,6 +54,11 @@ impl Rid {
     /// The canonical text, used for dedupe keys.
     pub fn key(&self) -> &str {
         &self.key
+    }
+
+    /// [`Rid::key`] as a frame tag holds it (a copy, inline for integer rids).
+    pub fn tag_key(&self) -> SmolStr {
+        self.key.clone()
     }
 }
 
@@ -87,7 +97,7 @@ impl std::fmt::Display for RidKey {
 
 /// The `ack` frame for a request: `42["ack",{"rid":<rid>}]`.
 pub fn ack_frame(rid: &Rid) -> String {
-    crate::transport::socketio::encode_event_frame_with("ack", &Map::new(), "rid", rid.raw())
+    crate::transport::socketio::event_frame_from_json_with("ack", "{}", "rid", rid.raw())
 }
 
 /// A success body `{code:0, message:"success", ...fields}` (rid is added when sent).
@@ -102,6 +112,21 @@ pub fn success(fields: Map<String, Value>) -> Map<String, Value> {
 /// The response frame: `body` plus `rid`, under the request's event name.
 pub fn response_frame(event: &str, rid: &Rid, body: &Map<String, Value>) -> String {
     crate::transport::socketio::encode_event_frame_with(event, body, "rid", rid.raw())
+}
+
+/// A response body as the wire carries it (compact, ASCII-only JSON, without `rid`):
+/// encoded once, kept by the dedupe cache and made into the frame by
+/// [`response_frame_from_json`].
+pub fn body_json(body: &Map<String, Value>) -> Arc<str> {
+    let mut out = Vec::with_capacity(64);
+    crate::transport::json::write_ascii_bytes(&mut out, body);
+    crate::transport::json::into_string(out).into()
+}
+
+/// [`response_frame`] from the body's [`body_json`]: the same bytes, when the body has
+/// no `rid` of its own (which [`response_frame`] would replace in place).
+pub fn response_frame_from_json(event: &str, rid: &Rid, body_json: &str) -> String {
+    crate::transport::socketio::event_frame_from_json_with(event, body_json, "rid", rid.raw())
 }
 
 #[cfg(test)]
@@ -120,6 +145,11 @@ mod tests {
         let s = Rid::from_payload(&map(json!({"rid": "2147483647"}))).unwrap();
         assert_eq!(s.key(), r.key());
         assert_eq!(s.raw(), &json!("2147483647"));
+        for (n, key) in [(json!(-5), "-5"), (json!(u64::MAX), "18446744073709551615")] {
+            let r = Rid::from_payload(&map(json!({ "rid": n }))).unwrap();
+            assert_eq!(r.key(), key);
+            assert_eq!(r.tag_key(), key);
+        }
         for bad in [
             json!({}),
             json!({"rid": null}),
@@ -140,5 +170,11 @@ mod tests {
             response_frame("login", &rid, &body),
             r#"42["login",{"code":0,"message":"success","msg_id":9,"rid":42}]"#
         );
+        assert_eq!(
+            response_frame_from_json("login", &rid, &body_json(&body)),
+            response_frame("login", &rid, &body)
+        );
+        let text = Rid::from_payload(&map(json!({"rid": "r\u{e9}7"}))).unwrap();
+        assert_eq!(ack_frame(&text), r#"42["ack",{"rid":"r\u00e97"}]"#);
     }
 }

@@ -74,15 +74,28 @@ impl Hub {
         crate::lock::read(&self.sockets).get(&id).cloned()
     }
 
-    /// Sends an outcome: the response (if any) on `socket`, then every push.
-    fn deliver(&self, socket: &Arc<Socket>, event: &str, rid: &Rid, outcome: Outcome) {
+    /// Sends an outcome: the response (if any) on `socket`, then every push. `tag`: the
+    /// request's ack tag, which the response's tag copies.
+    fn deliver(
+        &self,
+        socket: &Arc<Socket>,
+        event: &str,
+        rid: &Rid,
+        tag: FrameTag,
+        outcome: Outcome,
+    ) {
         if let Some(body) = &outcome.response {
-            let tag = FrameTag::event(FrameKind::Response, event, Some(rid.key()));
-            socket.send_event(
-                protocol::response_frame(event, rid, body).into(),
-                &tag,
-                body,
-            );
+            let tag = FrameTag {
+                kind: FrameKind::Response,
+                ..tag
+            };
+            let frame = match &outcome.response_json {
+                Some(json) if !body.contains_key("rid") => {
+                    protocol::response_frame_from_json(event, rid, json)
+                }
+                _ => protocol::response_frame(event, rid, body),
+            };
+            socket.send_event(frame.into(), &tag, body);
         }
         self.deliver_pushes(outcome.pushes);
     }
@@ -115,8 +128,11 @@ impl Hub {
             .into();
             let tag = FrameTag::event(FrameKind::Push, name, None);
             let object = push.payload.as_object();
+            // One read of the socket table for all the recipients. Sending never closes
+            // a session on the spot (`Socket::send_with`), so no write waits on it here.
+            let sockets = crate::lock::read(&self.sockets);
             for id in push.to {
-                match self.socket(id) {
+                match sockets.get(&id) {
                     Some(s) => match object {
                         Some(o) => s.send_event(frame.clone(), &tag, o),
                         None => s.send_tagged(frame.clone(), &tag),
@@ -155,7 +171,11 @@ impl SocketHandler for Hub {
             socket.emit_tagged(&event, &Value::Object(body), &tag);
             return;
         };
-        let tag = FrameTag::event(FrameKind::Ack, &event, Some(rid.key()));
+        let tag = FrameTag {
+            kind: FrameKind::Ack,
+            event: Some(event.as_str().into()),
+            rid: Some(rid.tag_key()),
+        };
         socket.send_tagged(protocol::ack_frame(&rid).into(), &tag);
         // Deliver while the backend is locked: queues are filled in the backend's order,
         // so a push can never overtake the login response it depends on. Sending into a
@@ -163,7 +183,7 @@ impl SocketHandler for Hub {
         let mut backend = self.lock();
         let outcome = backend.handle(socket.id, &event, &rid, &mut payload);
         tracing::debug!(conn = socket.id, event, rid = rid.key(), code = ?outcome.code(), pushes = outcome.pushes.len(), "request handled");
-        self.deliver(socket, &event, &rid, outcome);
+        self.deliver(socket, &event, &rid, tag, outcome);
         let user = backend.conn_user(socket.id).map(|u| u.username.as_str());
         if !socket.label_is(user) {
             socket.set_label(user);

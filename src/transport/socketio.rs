@@ -144,6 +144,38 @@ pub fn encode_event_frame_with(
     )
 }
 
+/// [`encode_event_frame_with`] for an object its sender had already encoded
+/// (`object_json`: compact ASCII JSON of an object without `key`, as
+/// [`super::json::write_ascii_bytes`] writes it): `key` is appended, as `insert` would,
+/// and nothing is serialized again but `value`.
+pub fn event_frame_from_json_with(
+    event: &str,
+    object_json: &str,
+    key: &str,
+    value: &Value,
+) -> String {
+    let capacity = object_json.len() + event.len() + key.len() + 32;
+    frame_of(event, capacity, |out| {
+        match object_json.strip_suffix('}') {
+            Some(open) => {
+                out.extend_from_slice(open.as_bytes());
+                if open.len() > 1 {
+                    out.push(b',');
+                }
+            }
+            // Not an object: never the case for a well-behaved sender; keep it whole.
+            None => {
+                out.extend_from_slice(object_json.as_bytes());
+                return;
+            }
+        }
+        super::json::write_ascii_bytes(out, key);
+        out.push(b':');
+        super::json::write_ascii_bytes(out, value);
+        out.push(b'}');
+    })
+}
+
 fn encode_frame<T: Serialize + ?Sized>(event: &str, payload: &T) -> String {
     frame_of(event, 64, |out| {
         super::json::write_ascii_bytes(out, payload)
@@ -203,6 +235,29 @@ pub fn namespace_error_frame(nsp: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_field_appended_to_encoded_json_is_the_field_inserted_before_encoding() {
+        let rids = [json!(7), json!("r-\u{e9}"), json!(u64::MAX)];
+        let bodies = [
+            json!({}),
+            json!({"code": 0, "message": "success"}),
+            json!({"text": "\u{4f60}\u{597d} \u{1f600}", "n": [1, {"a": null}]}),
+        ];
+        for body in &bodies {
+            let m = body.as_object().expect("object");
+            let mut text = Vec::new();
+            super::super::json::write_ascii_bytes(&mut text, m);
+            let text = String::from_utf8(text).expect("utf-8");
+            for rid in &rids {
+                assert_eq!(
+                    event_frame_from_json_with("msg_\u{e9}", &text, "rid", rid),
+                    encode_event_frame_with("msg_\u{e9}", m, "rid", rid),
+                    "{body} {rid}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn decodes_every_packet_type() {
