@@ -168,11 +168,14 @@ impl Conn {
     }
 
     fn frame(&self, event: &str, fields: &str) -> (u64, String) {
-        // Unique across every connection of the run, as the SDK's random rids are in
-        // practice: the server and its oracle take a rid seen on two connections for a
-        // retry carried over a reconnect.
+        // Random-looking in [1, 2^31 - 1] like the SDK's (protocol.md 2.1), so nothing on
+        // the server gains from rids that count up; and unique across every connection of
+        // the run, as the SDK's random rids are in practice (the server and its oracle
+        // take a rid seen on two connections for a retry carried over a reconnect): a
+        // counter times an odd number is a permutation modulo 2^31.
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        let rid = NEXT.fetch_add(1, Ordering::Relaxed) % 2_147_483_647 + 1;
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let rid = (n.wrapping_mul(0x9E37_79B9) & 0x7FFF_FFFF).max(1);
         let sep = if fields.is_empty() { "" } else { "," };
         (
             rid,
