@@ -644,18 +644,10 @@ impl FaultLayer {
                         .unwrap_or_else(|_| serde_json::json!(rid.to_string()));
                     let mut m = serde_json::Map::new();
                     m.insert("rid".into(), rid_value);
-                    let rid_parsed = Rid::from_payload(&m);
-                    match rid_parsed {
-                        Some(rp) => Action::Respond(vec![
-                            (
-                                protocol::ack_frame(&rp).into(),
-                                FrameTag::event(FrameKind::Ack, event, Some(rid)),
-                            ),
-                            (
-                                protocol::response_frame(event, &rp, &body).into(),
-                                FrameTag::event(FrameKind::Response, event, Some(rid)),
-                            ),
-                        ]),
+                    match Rid::from_payload(&m) {
+                        Some(rp) => {
+                            Action::Respond(protocol::answer_frames(event, &rp, Some(&body)))
+                        }
                         None => Action::Pass,
                     }
                 }

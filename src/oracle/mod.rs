@@ -803,14 +803,8 @@ impl Observer for Oracle {
         };
         let code = self.judge_event(conn, user, event, payload, at, found)?;
         let rid = Rid::from_payload(payload)?;
-        let ack = FrameTag::event(FrameKind::Ack, event, Some(rid.key()));
-        let mut frames = vec![(Arc::from(protocol::ack_frame(&rid)), ack)];
-        if event != "event_notification" {
-            let body = Failure::from(code).to_body();
-            let tag = FrameTag::event(FrameKind::Response, event, Some(rid.key()));
-            frames.push((protocol::response_frame(event, &rid, &body).into(), tag));
-        }
-        Some(frames)
+        let body = (event != "event_notification").then(|| Failure::from(code).to_body());
+        Some(protocol::answer_frames(event, &rid, body.as_ref()))
     }
 
     fn outbound(

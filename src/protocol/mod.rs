@@ -13,6 +13,7 @@ pub use codes::{Code, Failure};
 pub use pushes::PushEvent;
 pub use requests::{Event, Needs};
 
+use crate::transport::{FrameKind, FrameTag};
 use serde_json::{Map, Value};
 use smol_str::SmolStr;
 use std::sync::Arc;
@@ -112,6 +113,26 @@ pub fn success(fields: Map<String, Value>) -> Map<String, Value> {
 /// The response frame: `body` plus `rid`, under the request's event name.
 pub fn response_frame(event: &str, rid: &Rid, body: &Map<String, Value>) -> String {
     crate::transport::socketio::encode_event_frame_with(event, body, "rid", rid.raw())
+}
+
+/// The frames that answer a request in the service's stead (an injected error, the
+/// oracle's refusal): its ack and, when `body` is given, its response, each tagged.
+pub fn answer_frames(
+    event: &str,
+    rid: &Rid,
+    body: Option<&Map<String, Value>>,
+) -> Vec<(Arc<str>, FrameTag)> {
+    let tag = |kind| FrameTag {
+        kind,
+        event: Some(event.into()),
+        rid: Some(rid.tag_key()),
+    };
+    let mut frames = vec![(ack_frame(rid).into(), tag(FrameKind::Ack))];
+    if let Some(body) = body {
+        let frame = response_frame(event, rid, body);
+        frames.push((frame.into(), tag(FrameKind::Response)));
+    }
+    frames
 }
 
 /// A response body as the wire carries it (compact, ASCII-only JSON, without `rid`):
